@@ -1,0 +1,126 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Auth is the authentication class of a route.
+type Auth int
+
+const (
+	// AuthPublic routes need no credential (login).
+	AuthPublic Auth = iota
+	// AuthAdmin routes need an admin session cookie; state-changing ones
+	// also need the session's CSRF token.
+	AuthAdmin
+	// AuthClient routes are signed by a VPN client (approval envelope).
+	AuthClient
+	// AuthLinkHost routes are signed by a link host agent.
+	AuthLinkHost
+)
+
+func (a Auth) String() string {
+	switch a {
+	case AuthPublic:
+		return "public"
+	case AuthAdmin:
+		return "admin"
+	case AuthClient:
+		return "client"
+	case AuthLinkHost:
+		return "link-host"
+	}
+	return "unknown"
+}
+
+// Default limits. A route may lower or raise its own.
+const (
+	DefaultBodyLimit     = 16 << 10
+	DefaultResponseLimit = 1 << 20
+)
+
+// Route is one entry of the static route table.
+type Route struct {
+	// Name identifies the route; the core registers its handler under it.
+	Name string
+	// Method is the HTTP method, Pattern the chi path pattern. Every
+	// {param} in Pattern has a format in ParamFormats.
+	Method  string
+	Pattern string
+	Auth    Auth
+	// NewRequest returns a pointer to a fresh request body, or is nil for a
+	// route without a body.
+	NewRequest func() any
+	// NewResponse returns a pointer to a fresh response body.
+	NewResponse func() any
+	// BodyLimit bounds the request body in bytes (0: DefaultBodyLimit).
+	BodyLimit int64
+	// ResponseLimit bounds the core's answer in bytes (0: DefaultResponseLimit).
+	ResponseLimit int64
+	// SetsSession marks the routes whose answer may set or clear the
+	// session cookie; only their Set-Cookie header is passed back.
+	SetsSession bool
+}
+
+// StateChanging reports whether the route changes state (and so needs the
+// CSRF token when it is an admin route).
+func (r *Route) StateChanging() bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	return true
+}
+
+// Limit returns the effective body limit.
+func (r *Route) Limit() int64 {
+	if r.BodyLimit > 0 {
+		return r.BodyLimit
+	}
+	return DefaultBodyLimit
+}
+
+// RespLimit returns the effective response limit.
+func (r *Route) RespLimit() int64 {
+	if r.ResponseLimit > 0 {
+		return r.ResponseLimit
+	}
+	return DefaultResponseLimit
+}
+
+// Params lists the names of the path parameters in Pattern, in order.
+func (r *Route) Params() []string {
+	var out []string
+	for _, seg := range strings.Split(r.Pattern, "/") {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			out = append(out, seg[1:len(seg)-1])
+		}
+	}
+	return out
+}
+
+// BuildPath rebuilds the path from validated parameter values. It is the only
+// way the front builds the path it sends to the core: the client's raw path
+// is never forwarded.
+func (r *Route) BuildPath(values map[string]string) string {
+	segs := strings.Split(r.Pattern, "/")
+	for i, seg := range segs {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			segs[i] = values[seg[1:len(seg)-1]]
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+func body[T any]() func() any { return func() any { return new(T) } }
+
+// Lookup returns the route with the given name, or nil.
+func Lookup(name string) *Route {
+	for i := range Routes {
+		if Routes[i].Name == name {
+			return &Routes[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+package api
+
+import "net/http"
+
+// Routes is the static route table: every request the front accepts is one
+// of these, and the core implements exactly these (a test checks both).
+var Routes = []Route{
+	// Sessions.
+	{Name: "session.login", Method: http.MethodPost, Pattern: "/auth/session", Auth: AuthPublic,
+		NewRequest: body[LoginRequest](), NewResponse: body[SessionResponse](), BodyLimit: 2 << 10, SetsSession: true},
+	{Name: "session.logout", Method: http.MethodDelete, Pattern: "/auth/session", Auth: AuthAdmin,
+		NewResponse: body[OKResponse](), SetsSession: true},
+	{Name: "status", Method: http.MethodGet, Pattern: "/status", Auth: AuthAdmin,
+		NewResponse: body[StatusResponse]()},
+
+	// Organizations.
+	{Name: "org.list", Method: http.MethodGet, Pattern: "/organization", Auth: AuthAdmin,
+		NewResponse: body[OrganizationList]()},
+	{Name: "org.create", Method: http.MethodPost, Pattern: "/organization", Auth: AuthAdmin,
+		NewRequest: body[OrganizationCreate](), NewResponse: body[Organization](), BodyLimit: 4 << 10},
+	{Name: "org.get", Method: http.MethodGet, Pattern: "/organization/{org_id}", Auth: AuthAdmin,
+		NewResponse: body[Organization]()},
+	{Name: "org.update", Method: http.MethodPut, Pattern: "/organization/{org_id}", Auth: AuthAdmin,
+		NewRequest: body[OrganizationUpdate](), NewResponse: body[Organization](), BodyLimit: 4 << 10},
+	{Name: "org.delete", Method: http.MethodDelete, Pattern: "/organization/{org_id}", Auth: AuthAdmin,
+		NewResponse: body[OKResponse]()},
+
+	// Users.
+	{Name: "user.list", Method: http.MethodGet, Pattern: "/organization/{org_id}/user", Auth: AuthAdmin,
+		NewResponse: body[UserList](), ResponseLimit: 8 << 20},
+	{Name: "user.create", Method: http.MethodPost, Pattern: "/organization/{org_id}/user", Auth: AuthAdmin,
+		NewRequest: body[UserCreate](), NewResponse: body[User](), BodyLimit: 4 << 10},
+	{Name: "user.get", Method: http.MethodGet, Pattern: "/organization/{org_id}/user/{user_id}", Auth: AuthAdmin,
+		NewResponse: body[User]()},
+	{Name: "user.update", Method: http.MethodPut, Pattern: "/organization/{org_id}/user/{user_id}", Auth: AuthAdmin,
+		NewRequest: body[UserUpdate](), NewResponse: body[User](), BodyLimit: 4 << 10},
+	{Name: "user.delete", Method: http.MethodDelete, Pattern: "/organization/{org_id}/user/{user_id}", Auth: AuthAdmin,
+		NewResponse: body[OKResponse]()},
+	{Name: "user.profile", Method: http.MethodPost, Pattern: "/organization/{org_id}/user/{user_id}/profile/{server_id}",
+		Auth: AuthAdmin, NewResponse: body[Profile]()},
+
+	// Servers.
+	{Name: "server.list", Method: http.MethodGet, Pattern: "/server", Auth: AuthAdmin,
+		NewResponse: body[ServerList]()},
+	{Name: "server.create", Method: http.MethodPost, Pattern: "/server", Auth: AuthAdmin,
+		NewRequest: body[ServerCreate](), NewResponse: body[Server](), BodyLimit: 8 << 10},
+	{Name: "server.get", Method: http.MethodGet, Pattern: "/server/{server_id}", Auth: AuthAdmin,
+		NewResponse: body[Server]()},
+	{Name: "server.update", Method: http.MethodPut, Pattern: "/server/{server_id}", Auth: AuthAdmin,
+		NewRequest: body[ServerUpdate](), NewResponse: body[Server](), BodyLimit: 8 << 10},
+	{Name: "server.delete", Method: http.MethodDelete, Pattern: "/server/{server_id}", Auth: AuthAdmin,
+		NewResponse: body[OKResponse]()},
+}

@@ -1,0 +1,135 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/go-playground/validator/v10"
+)
+
+var (
+	safeNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._@+-]{0,63}$`)
+	userNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,31}$`)
+	dnsLabelRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+)
+
+var (
+	validateOnce sync.Once
+	validate     *validator.Validate
+)
+
+func validatorInstance() *validator.Validate {
+	validateOnce.Do(func() {
+		v := validator.New(validator.WithRequiredStructEnabled())
+		v.RegisterTagNameFunc(func(f reflect.StructField) string {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				return ""
+			}
+			return name
+		})
+		must := func(tag string, fn func(string) bool) {
+			if err := v.RegisterValidation(tag, func(fl validator.FieldLevel) bool {
+				return fn(fl.Field().String())
+			}); err != nil {
+				panic(err)
+			}
+		}
+		must("objectid", IsObjectID)
+		must("safename", func(s string) bool { return safeNameRe.MatchString(s) && !strings.HasSuffix(s, " ") })
+		must("username", userNameRe.MatchString)
+		must("hostaddr", IsHostAddr)
+		validate = v
+	})
+	return validate
+}
+
+// IsHostAddr reports whether s is an IP address without zone, or a DNS name
+// of letter-digit-hyphen labels.
+func IsHostAddr(s string) bool {
+	if len(s) == 0 || len(s) > 253 {
+		return false
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Zone() == ""
+	}
+	labels := strings.Split(s, ".")
+	if len(labels) < 1 {
+		return false
+	}
+	for _, l := range labels {
+		if !dnsLabelRe.MatchString(l) {
+			return false
+		}
+	}
+	// A name made of digits only would be a malformed IPv4 address.
+	last := labels[len(labels)-1]
+	return strings.Trim(last, "0123456789") != ""
+}
+
+var ruleText = map[string]string{
+	"required":    "is required",
+	"objectid":    "must be 24 lowercase hex characters",
+	"safename":    "must be 1-64 letters, digits, spaces or . _ @ + - starting with a letter or digit",
+	"username":    "must be 1-32 lowercase letters, digits or . _ - starting with a letter or digit",
+	"hostaddr":    "must be an IP address or a DNS name",
+	"email":       "must be an email address",
+	"cidrv4":      "must be an IPv4 network in CIDR notation",
+	"hexadecimal": "must be hexadecimal",
+	"unique":      "must not repeat a value",
+}
+
+// Validate checks v's validate tags and returns a *FieldError naming the
+// first field that fails, in its JSON spelling.
+func Validate(v any) error {
+	err := validatorInstance().Struct(v)
+	if err == nil {
+		return nil
+	}
+	var verrs validator.ValidationErrors
+	if !errors.As(err, &verrs) || len(verrs) == 0 {
+		return &FieldError{Reason: err.Error()}
+	}
+	fe := verrs[0]
+	ns := fe.Namespace()
+	if i := strings.IndexByte(ns, '.'); i >= 0 {
+		ns = ns[i+1:]
+	}
+	msg, ok := ruleText[fe.Tag()]
+	if !ok {
+		switch fe.Tag() {
+		case "min", "max", "len":
+			switch fe.Kind() {
+			case reflect.String:
+				msg = fmt.Sprintf("length must be %s %s", map[string]string{"min": "at least", "max": "at most", "len": "exactly"}[fe.Tag()], fe.Param())
+			case reflect.Slice, reflect.Map:
+				msg = fmt.Sprintf("must have %s %s items", map[string]string{"min": "at least", "max": "at most", "len": "exactly"}[fe.Tag()], fe.Param())
+			default:
+				msg = fmt.Sprintf("must be %s %s", map[string]string{"min": "at least", "max": "at most", "len": "exactly"}[fe.Tag()], fe.Param())
+			}
+		case "oneof":
+			msg = "must be one of: " + fe.Param()
+		default:
+			msg = "fails rule " + fe.Tag()
+		}
+	}
+	return &FieldError{Field: ns, Reason: msg}
+}
+
+// FieldError says which field of a request is wrong and why.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return fmt.Sprintf("field %q %s", e.Field, e.Reason)
+}

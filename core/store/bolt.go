@@ -1,0 +1,183 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ErrLocked is returned by OpenBolt when another process holds the file.
+var ErrLocked = errors.New("store is in use by another process (is the core running?)")
+
+// Bolt is the embedded bbolt backend.
+type Bolt struct {
+	db      *bolt.DB
+	version int
+}
+
+// OpenBolt opens (creating if needed) the store file at path with mode
+// 0600, creates the schema's buckets and runs pending migrations. If another
+// process holds the file it waits up to lockWait, then returns ErrLocked.
+func OpenBolt(path string, lockWait time.Duration) (*Bolt, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create store directory: %w", err)
+	}
+	if lockWait <= 0 {
+		lockWait = time.Second
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	b := &Bolt{db: db}
+	if err := b.migrate(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// SchemaVersion implements Store.
+func (b *Bolt) SchemaVersion() int { return b.version }
+
+// Close implements Store.
+func (b *Bolt) Close() error { return b.db.Close() }
+
+// Path returns the file the store lives in.
+func (b *Bolt) Path() string { return b.db.Path() }
+
+// Check runs bbolt's consistency check over the whole file.
+func (b *Bolt) Check() error {
+	return b.db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// View implements Store.
+func (b *Bolt) View(ctx context.Context, fn func(Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+}
+
+// Update implements Store.
+func (b *Bolt) Update(ctx context.Context, fn func(Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+}
+
+type boltTx struct{ tx *bolt.Tx }
+
+func (t boltTx) bucket(name string) (*bolt.Bucket, error) {
+	bk := t.tx.Bucket([]byte(name))
+	if bk == nil {
+		return nil, fmt.Errorf("%q: %w", name, ErrBucket)
+	}
+	return bk, nil
+}
+
+func (t boltTx) Get(bucket, key string) ([]byte, error) {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return nil, err
+	}
+	v := bk.Get([]byte(key))
+	if v == nil {
+		return nil, fmt.Errorf("%s/%s: %w", bucket, key, ErrNotFound)
+	}
+	return bytes.Clone(v), nil
+}
+
+func (t boltTx) Put(bucket, key string, value []byte) error {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	return bk.Put([]byte(key), value)
+}
+
+func (t boltTx) Delete(bucket, key string) error {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	return bk.Delete([]byte(key))
+}
+
+func (t boltTx) Scan(bucket, prefix string, fn func(string, []byte) error) error {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	c := bk.Cursor()
+	p := []byte(prefix)
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		if err := fn(string(k), v); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Migration moves the schema from version N-1 to N inside one transaction.
+type Migration func(Tx) error
+
+// migrations[i] moves the schema to version i+1. Version 1 is the initial
+// schema (its buckets are created by migrate itself).
+var migrations = []Migration{
+	func(Tx) error { return nil },
+}
+
+// CurrentSchema is the schema version this build writes.
+func CurrentSchema() int { return len(migrations) }
+
+const schemaKey = "schema_version"
+
+func (b *Bolt) migrate() error {
+	return b.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range Buckets {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket([]byte(BucketMeta))
+		have := 0
+		if raw := meta.Get([]byte(schemaKey)); raw != nil {
+			v, err := strconv.Atoi(string(raw))
+			if err != nil {
+				return fmt.Errorf("bad schema version %q", raw)
+			}
+			have = v
+		}
+		if have > len(migrations) {
+			return fmt.Errorf("store has schema version %d, newer than this build's %d", have, len(migrations))
+		}
+		for v := have; v < len(migrations); v++ {
+			if err := migrations[v](boltTx{tx}); err != nil {
+				return fmt.Errorf("migration to version %d: %w", v+1, err)
+			}
+		}
+		b.version = len(migrations)
+		return meta.Put([]byte(schemaKey), []byte(strconv.Itoa(b.version)))
+	})
+}

@@ -1,0 +1,117 @@
+// Package store owns the core's persistent state: a transactional key-value
+// Store interface, the embedded bbolt backend, the schema version and its
+// migrations, and typed JSON helpers. Every write happens inside one
+// transaction, so a crash leaves each record either whole or absent.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Errors callers branch on.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrBucket   = errors.New("unknown bucket")
+)
+
+// Buckets of the schema. A bucket holds one kind of record keyed by ID.
+const (
+	BucketMeta     = "meta"
+	BucketOrgs     = "orgs"
+	BucketUsers    = "users"    // key: org_id/user_id
+	BucketServers  = "servers"  // key: server_id
+	BucketSecrets  = "secrets"  // key: kind/id — server-side private material
+	BucketAdmins   = "admins"   // key: username
+	BucketSessions = "sessions" // key: SHA-256 of the session ID (hex)
+	BucketRevoked  = "revoked"  // key: org_id/serial
+)
+
+// Buckets lists every bucket the schema creates.
+var Buckets = []string{BucketMeta, BucketOrgs, BucketUsers, BucketServers, BucketSecrets,
+	BucketAdmins, BucketSessions, BucketRevoked}
+
+// Store is a transactional key-value store.
+type Store interface {
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Update runs fn in a read-write transaction, committed only if fn
+	// returns nil.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// SchemaVersion returns the schema version the store is at.
+	SchemaVersion() int
+	Close() error
+}
+
+// Tx is one transaction.
+type Tx interface {
+	// Get returns a copy of the value, or ErrNotFound.
+	Get(bucket, key string) ([]byte, error)
+	// Put stores the value.
+	Put(bucket, key string, value []byte) error
+	// Delete removes the key; deleting a missing key is not an error.
+	Delete(bucket, key string) error
+	// Scan calls fn for every key with the prefix, in key order, with a
+	// value that is only valid during the call. fn returning ErrStop ends
+	// the scan without error.
+	Scan(bucket, prefix string, fn func(key string, value []byte) error) error
+}
+
+// ErrStop ends a Scan early.
+var ErrStop = errors.New("stop scan")
+
+// GetJSON reads and decodes one record.
+func GetJSON[T any](tx Tx, bucket, key string) (*T, error) {
+	raw, err := tx.Get(bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	v := new(T)
+	if err := json.Unmarshal(raw, v); err != nil {
+		return nil, fmt.Errorf("decode %s/%s: %w", bucket, key, err)
+	}
+	return v, nil
+}
+
+// PutJSON encodes and stores one record.
+func PutJSON(tx Tx, bucket, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
+	}
+	return tx.Put(bucket, key, raw)
+}
+
+// Insert stores a record that must not exist yet.
+func Insert(tx Tx, bucket, key string, v any) error {
+	if _, err := tx.Get(bucket, key); err == nil {
+		return fmt.Errorf("%s/%s: %w", bucket, key, ErrExists)
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return PutJSON(tx, bucket, key, v)
+}
+
+// ScanJSON decodes every record with the prefix.
+func ScanJSON[T any](tx Tx, bucket, prefix string) ([]T, error) {
+	var out []T
+	err := tx.Scan(bucket, prefix, func(key string, raw []byte) error {
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("decode %s/%s: %w", bucket, key, err)
+		}
+		out = append(out, v)
+		return nil
+	})
+	return out, err
+}
+
+// Count returns how many keys have the prefix.
+func Count(tx Tx, bucket, prefix string) (int, error) {
+	n := 0
+	err := tx.Scan(bucket, prefix, func(string, []byte) error { n++; return nil })
+	return n, err
+}
