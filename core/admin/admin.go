@@ -1,0 +1,324 @@
+// Package admin owns the gateway's administrator accounts: argon2id password
+// hashes, server-side sessions with expiry and a CSRF token each, and the
+// login rate limiter.
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/portcullis-gw/portcullis/core/pki"
+	"github.com/portcullis-gw/portcullis/core/store"
+)
+
+// Errors callers branch on.
+var (
+	ErrBadCredentials = errors.New("wrong username or password")
+	ErrNoSession      = errors.New("no valid session")
+	ErrRateLimited    = errors.New("too many failed logins")
+	ErrNoAdmin        = errors.New("no such admin")
+)
+
+// argon2id parameters (RFC 9106 second recommended option, with 64 MiB).
+const (
+	argonTime    = 3
+	argonMemory  = 64 * 1024
+	argonThreads = 2
+	argonKeyLen  = 32
+	saltLen      = 16
+)
+
+// InitialUsername is the first admin's name.
+const InitialUsername = "admin"
+
+// Account is an admin account as stored.
+type Account struct {
+	Username  string    `json:"username"`
+	Hash      string    `json:"hash"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Session is a server-side admin session.
+type Session struct {
+	Username  string    `json:"username"`
+	CSRFToken string    `json:"csrf_token"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Service manages accounts and sessions in the store.
+type Service struct {
+	st         store.Store
+	log        *slog.Logger
+	now        func() time.Time
+	sessionTTL time.Duration
+	limiter    *Limiter
+}
+
+// Options configure a Service.
+type Options struct {
+	SessionTTL time.Duration
+	// MaxFailures failed logins per Window per peer address and per
+	// username are allowed; more are refused until the window passes.
+	MaxFailures int
+	Window      time.Duration
+	Now         func() time.Time
+}
+
+// New returns a Service.
+func New(st store.Store, log *slog.Logger, o Options) *Service {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = 12 * time.Hour
+	}
+	if o.MaxFailures <= 0 {
+		o.MaxFailures = 5
+	}
+	if o.Window <= 0 {
+		o.Window = 5 * time.Minute
+	}
+	return &Service{st: st, log: log, now: o.Now, sessionTTL: o.SessionTTL,
+		limiter: NewLimiter(o.MaxFailures, o.Window, 10000, o.Now)}
+}
+
+// HashPassword returns an encoded argon2id hash of pw.
+func HashPassword(pw string) (string, error) {
+	salt := make([]byte, saltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("random salt: %w", err)
+	}
+	key := argon2.IDKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+}
+
+// VerifyPassword checks pw against an encoded hash in constant time.
+func VerifyPassword(encoded, pw string) bool {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false
+	}
+	var version int
+	var m uint32
+	var t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return false
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || t == 0 || p == 0 ||
+		m > 1<<20 || t > 16 {
+		return false
+	}
+	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
+	if err != nil {
+		return false
+	}
+	want, err := base64.RawStdEncoding.DecodeString(parts[5])
+	if err != nil || len(want) == 0 {
+		return false
+	}
+	got := argon2.IDKey([]byte(pw), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// dummyHash is verified when the username does not exist, so that a
+// missing account costs as much time as a wrong password.
+var dummyHash = sync.OnceValue(func() string {
+	h, err := HashPassword("portcullis-dummy")
+	if err != nil {
+		panic(err)
+	}
+	return h
+})
+
+// EnsureInitialAdmin creates the admin account with a random password when
+// there is no admin at all. It returns the password only when it created it.
+func (s *Service) EnsureInitialAdmin(ctx context.Context) (password string, created bool, err error) {
+	err = s.st.Update(ctx, func(tx store.Tx) error {
+		n, err := store.Count(tx, store.BucketAdmins, "")
+		if err != nil || n > 0 {
+			return err
+		}
+		pw, err := pki.RandomAlnum(20)
+		if err != nil {
+			return err
+		}
+		h, err := HashPassword(pw)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if err := store.Insert(tx, store.BucketAdmins, InitialUsername,
+			Account{Username: InitialUsername, Hash: h, CreatedAt: now, UpdatedAt: now}); err != nil {
+			return err
+		}
+		password, created = pw, true
+		return nil
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("initial admin: %w", err)
+	}
+	if created {
+		s.log.Info("created initial admin account", "username", InitialUsername)
+	}
+	return password, created, nil
+}
+
+// ResetPassword sets a new random password for an existing admin, ends all
+// of that admin's sessions and returns the password.
+func (s *Service) ResetPassword(ctx context.Context, username string) (string, error) {
+	pw, err := pki.RandomAlnum(20)
+	if err != nil {
+		return "", err
+	}
+	h, err := HashPassword(pw)
+	if err != nil {
+		return "", err
+	}
+	err = s.st.Update(ctx, func(tx store.Tx) error {
+		acc, err := store.GetJSON[Account](tx, store.BucketAdmins, username)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%q: %w", username, ErrNoAdmin)
+		} else if err != nil {
+			return err
+		}
+		acc.Hash, acc.UpdatedAt = h, s.now()
+		if err := store.PutJSON(tx, store.BucketAdmins, username, acc); err != nil {
+			return err
+		}
+		return s.deleteSessions(tx, func(sess *Session) bool { return sess.Username == username })
+	})
+	if err != nil {
+		return "", fmt.Errorf("reset password: %w", err)
+	}
+	s.log.Info("admin password reset", "username", username)
+	return pw, nil
+}
+
+// Login checks the credentials and opens a session. It returns the session
+// and the session ID for the cookie (only its hash is stored).
+func (s *Service) Login(ctx context.Context, username, password, peer string) (*Session, string, error) {
+	if !s.limiter.Allow("peer:"+peer) || !s.limiter.Allow("user:"+username) {
+		s.log.Warn("login refused: rate limited", "username", username, "peer", peer)
+		return nil, "", ErrRateLimited
+	}
+	var acc *Account
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		acc, err = store.GetJSON[Account](tx, store.BucketAdmins, username)
+		return err
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, "", fmt.Errorf("login: %w", err)
+	}
+	hash := dummyHash()
+	if acc != nil {
+		hash = acc.Hash
+	}
+	if !VerifyPassword(hash, password) || acc == nil {
+		s.limiter.Fail("peer:" + peer)
+		s.limiter.Fail("user:" + username)
+		s.log.Warn("login failed", "username", username, "peer", peer)
+		return nil, "", ErrBadCredentials
+	}
+	sid, err := pki.RandomHex(32)
+	if err != nil {
+		return nil, "", err
+	}
+	csrf, err := pki.RandomHex(32)
+	if err != nil {
+		return nil, "", err
+	}
+	now := s.now()
+	sess := &Session{Username: username, CSRFToken: csrf, CreatedAt: now, ExpiresAt: now.Add(s.sessionTTL)}
+	err = s.st.Update(ctx, func(tx store.Tx) error {
+		if err := s.deleteSessions(tx, func(old *Session) bool { return !now.Before(old.ExpiresAt) }); err != nil {
+			return err
+		}
+		return store.PutJSON(tx, store.BucketSessions, sessionKey(sid), sess)
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("store session: %w", err)
+	}
+	s.log.Info("admin logged in", "username", username, "peer", peer)
+	return sess, sid, nil
+}
+
+// Authenticate returns the live session for a session ID.
+func (s *Service) Authenticate(ctx context.Context, sid string) (*Session, error) {
+	if len(sid) != 64 {
+		return nil, ErrNoSession
+	}
+	var sess *Session
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		sess, err = store.GetJSON[Session](tx, store.BucketSessions, sessionKey(sid))
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoSession
+	} else if err != nil {
+		return nil, fmt.Errorf("read session: %w", err)
+	}
+	if !s.now().Before(sess.ExpiresAt) {
+		return nil, ErrNoSession
+	}
+	return sess, nil
+}
+
+// Logout ends a session.
+func (s *Service) Logout(ctx context.Context, sid string) error {
+	return s.st.Update(ctx, func(tx store.Tx) error {
+		return tx.Delete(store.BucketSessions, sessionKey(sid))
+	})
+}
+
+// CheckCSRF compares the request's CSRF token with the session's in
+// constant time.
+func CheckCSRF(sess *Session, token string) bool {
+	return len(token) == len(sess.CSRFToken) &&
+		subtle.ConstantTimeCompare([]byte(token), []byte(sess.CSRFToken)) == 1
+}
+
+func (s *Service) deleteSessions(tx store.Tx, match func(*Session) bool) error {
+	var doomed []string
+	err := tx.Scan(store.BucketSessions, "", func(k string, _ []byte) error {
+		sess, err := store.GetJSON[Session](tx, store.BucketSessions, k)
+		if err != nil {
+			return err
+		}
+		if match(sess) {
+			doomed = append(doomed, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range doomed {
+		if err := tx.Delete(store.BucketSessions, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sessionKey(sid string) string {
+	h := sha256.Sum256([]byte(sid))
+	return hex.EncodeToString(h[:])
+}

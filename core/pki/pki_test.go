@@ -1,0 +1,130 @@
+package pki
+
+import (
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"strings"
+	"testing"
+)
+
+func TestIssueUserCertificate(t *testing.T) {
+	ca, err := NewCA("0123456789abcdef01234567")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Round-trip the CA through PEM, as the store does.
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err = LoadCA(ca.CertPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := ca.IssueUser("0123456789abcdef01234567", "89abcdef0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ParseCert(iss.CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cert.Subject.CommonName; got != "89abcdef0123456789abcdef" {
+		t.Errorf("CN = %q", got)
+	}
+	if got := cert.Subject.Organization; len(got) != 1 || got[0] != "0123456789abcdef01234567" {
+		t.Errorf("O = %q", got)
+	}
+	pub, ok := cert.PublicKey.(*rsa.PublicKey)
+	if !ok || pub.N.BitLen() != UserKeyBits {
+		t.Fatalf("user key is not RSA-%d", UserKeyBits)
+	}
+	if _, err := tls.X509KeyPair(iss.CertPEM, iss.KeyPEM); err != nil {
+		t.Errorf("key does not match certificate: %v", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("certificate does not chain to its CA: %v", err)
+	}
+	if len(iss.Serial) != 32 {
+		t.Errorf("serial %q is not 16 bytes of hex", iss.Serial)
+	}
+	if b, _ := pem.Decode(iss.PublicKeyPEM); b == nil || b.Type != "PUBLIC KEY" {
+		t.Errorf("public key PEM: %q", iss.PublicKeyPEM)
+	}
+}
+
+func TestIssueServerCertificateIsServerAuth(t *testing.T) {
+	ca, err := NewCA("0123456789abcdef01234567")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := ca.IssueServer("0123456789abcdef01234567", "aaaaaaaaaaaaaaaaaaaaaaaa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := ParseCert(iss.CertPEM)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRandomAlnum(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 50; i++ {
+		s, err := RandomAlnum(32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s) != 32 || strings.Trim(s, alnum) != "" {
+			t.Fatalf("bad secret %q", s)
+		}
+		if seen[s] {
+			t.Fatalf("repeated secret %q", s)
+		}
+		seen[s] = true
+	}
+	id, _ := NewID()
+	if len(id) != 24 || strings.Trim(id, "0123456789abcdef") != "" {
+		t.Fatalf("bad id %q", id)
+	}
+}
+
+func TestTLSCryptKeyFormat(t *testing.T) {
+	k, err := NewTLSCryptKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(k, "\n"), "\n")
+	if len(lines) != 18 || lines[0] != "-----BEGIN OpenVPN Static key V1-----" || lines[17] != "-----END OpenVPN Static key V1-----" {
+		t.Fatalf("bad frame: %q", k)
+	}
+	for _, l := range lines[1:17] {
+		if len(l) != 32 || strings.Trim(l, "0123456789abcdef") != "" {
+			t.Fatalf("bad key line %q", l)
+		}
+	}
+}
+
+func TestSelfSignedTLS(t *testing.T) {
+	c, k, err := SelfSignedTLS([]string{"127.0.0.1", "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(c, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(pair.Certificate[0])
+	if err := leaf.VerifyHostname("127.0.0.1"); err != nil {
+		t.Error(err)
+	}
+	if err := leaf.VerifyHostname("localhost"); err != nil {
+		t.Error(err)
+	}
+}

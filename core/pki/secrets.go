@@ -1,0 +1,97 @@
+package pki
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/nacl/box"
+)
+
+const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// RandomAlnum returns n characters drawn uniformly from [A-Za-z0-9] (by
+// rejection sampling, so no character is more likely than another).
+func RandomAlnum(n int) (string, error) {
+	out := make([]byte, 0, n)
+	buf := make([]byte, n+n/2+8)
+	for len(out) < n {
+		if _, err := rand.Read(buf); err != nil {
+			return "", fmt.Errorf("random: %w", err)
+		}
+		for _, b := range buf {
+			// 248 = 4 * 62: bytes at or above it would bias the draw.
+			if b < 248 && len(out) < n {
+				out = append(out, alnum[int(b)%len(alnum)])
+			}
+		}
+	}
+	return string(out), nil
+}
+
+// NewID returns a new 24-lowercase-hex identifier (the Pritunl ObjectId
+// shape), from 12 random bytes.
+func NewID() (string, error) { return RandomHex(12) }
+
+// RandomHex returns n random bytes as lowercase hex.
+func RandomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// SyncSecrets are a user's approval credentials: sync_token names the user
+// (Auth-Token header), sync_secret keys the request HMAC.
+type SyncSecrets struct {
+	Token  string `json:"sync_token"`
+	Secret string `json:"sync_secret"`
+}
+
+// NewSyncSecrets returns two fresh 32-character alphanumeric secrets.
+func NewSyncSecrets() (SyncSecrets, error) {
+	tok, err := RandomAlnum(32)
+	if err != nil {
+		return SyncSecrets{}, err
+	}
+	sec, err := RandomAlnum(32)
+	if err != nil {
+		return SyncSecrets{}, err
+	}
+	return SyncSecrets{Token: tok, Secret: sec}, nil
+}
+
+// BoxKeyPair is a server's NaCl box (Curve25519) key pair.
+type BoxKeyPair struct {
+	Public  [32]byte
+	Private [32]byte
+}
+
+// NewBoxKeyPair generates a NaCl box key pair.
+func NewBoxKeyPair() (*BoxKeyPair, error) {
+	pub, priv, err := box.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate box key: %w", err)
+	}
+	return &BoxKeyPair{Public: *pub, Private: *priv}, nil
+}
+
+// NewTLSCryptKey returns a 2048-bit OpenVPN static key in the file format
+// OpenVPN writes ("OpenVPN Static key V1", 16 lines of 32 hex digits).
+func NewTLSCryptKey() (string, error) {
+	raw := make([]byte, 256)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("random: %w", err)
+	}
+	h := hex.EncodeToString(raw)
+	var b strings.Builder
+	b.WriteString("-----BEGIN OpenVPN Static key V1-----\n")
+	for i := 0; i < len(h); i += 32 {
+		b.WriteString(h[i : i+32])
+		b.WriteByte('\n')
+	}
+	b.WriteString("-----END OpenVPN Static key V1-----\n")
+	return b.String(), nil
+}
