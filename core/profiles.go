@@ -1,0 +1,118 @@
+package core
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/core/pki"
+	"github.com/portcullis-gw/portcullis/core/profile"
+	"github.com/portcullis-gw/portcullis/core/store"
+)
+
+// downloadProfile issues the user a new RSA-4096 key and certificate and new
+// sync secrets, revokes the previous certificate, and returns the profile.
+// The private key is in the answer and nowhere else: the store keeps the
+// certificate and public key only.
+func (s *Service) downloadProfile(c *call) (any, error) {
+	orgID, userID, serverID := c.params["org_id"], c.params["user_id"], c.params["server_id"]
+	var (
+		org  *orgRecord
+		user *userRecord
+		srv  *serverRecord
+		sec  *serverSecrets
+		ca   *pki.CA
+	)
+	err := s.st.View(c.ctx, func(tx store.Tx) error {
+		var err error
+		if org, err = store.GetJSON[orgRecord](tx, store.BucketOrgs, orgID); err != nil {
+			return notFound(err, "organization")
+		}
+		if user, err = store.GetJSON[userRecord](tx, store.BucketUsers, userKey(orgID, userID)); err != nil {
+			return notFound(err, "user")
+		}
+		if srv, err = store.GetJSON[serverRecord](tx, store.BucketServers, serverID); err != nil {
+			return notFound(err, "server")
+		}
+		if sec, err = store.GetJSON[serverSecrets](tx, store.BucketSecrets, serverSecretKey(serverID)); err != nil {
+			return fmt.Errorf("server %s secrets: %w", serverID, err)
+		}
+		caKey, err := tx.Get(store.BucketSecrets, orgCAKey(orgID))
+		if err != nil {
+			return fmt.Errorf("organization %s CA key: %w", orgID, err)
+		}
+		ca, err = pki.LoadCA([]byte(org.CACertPEM), caKey)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if user.Disabled {
+		return nil, &apiError{Status: http.StatusForbidden, Code: "user_disabled", Message: "the user is disabled"}
+	}
+	if !slices.Contains(srv.Organizations, orgID) {
+		return nil, errConflict("the user's organization is not attached to this server")
+	}
+
+	issued, err := ca.IssueUser(orgID, userID)
+	if err != nil {
+		return nil, err
+	}
+	sync, err := pki.NewSyncSecrets()
+	if err != nil {
+		return nil, err
+	}
+	devID, devName, err := profile.NewDeviceIdentity()
+	if err != nil {
+		return nil, err
+	}
+	var oldSerial string
+	err = s.st.Update(c.ctx, func(tx store.Tx) error {
+		cur, err := store.GetJSON[userRecord](tx, store.BucketUsers, userKey(orgID, userID))
+		if err != nil {
+			return notFound(err, "user")
+		}
+		now := s.now().UTC()
+		if cur.CertSerial != "" {
+			oldSerial = cur.CertSerial
+			if err := store.PutJSON(tx, store.BucketRevoked, revokedKey(orgID, cur.CertSerial),
+				revokedEntry{UserID: userID, RevokedAt: now}); err != nil {
+				return err
+			}
+		}
+		if cur.SyncToken != "" {
+			if err := tx.Delete(store.BucketSecrets, syncKey(cur.SyncToken)); err != nil {
+				return err
+			}
+		}
+		if err := store.PutJSON(tx, store.BucketSecrets, syncKey(sync.Token),
+			syncEntry{OrgID: orgID, UserID: userID, Secret: sync.Secret}); err != nil {
+			return err
+		}
+		cur.CertSerial, cur.CertPEM, cur.PublicKeyPEM = issued.Serial, string(issued.CertPEM), string(issued.PublicKeyPEM)
+		cur.SyncToken, cur.UpdatedAt = sync.Token, now
+		user = cur
+		return store.PutJSON(tx, store.BucketUsers, userKey(orgID, userID), cur)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var boxPub [32]byte
+	copy(boxPub[:], srv.BoxPublicKey)
+	text, err := profile.Build(profile.Input{
+		OrgName: org.Name, UserName: user.Name, ServerName: srv.Name,
+		OrgID: orgID, UserID: userID, ServerID: serverID,
+		ServerBoxPublicKey: boxPub, SyncHosts: s.syncHosts, DynamicFirewall: srv.DynamicFirewall,
+		Protocol: srv.Protocol, Port: srv.Port, Hosts: srv.Hosts, Sync: sync,
+		DeviceID: devID, DeviceName: devName,
+		CACertPEM: srv.CACertPEM, TLSCryptKey: sec.TLSCryptKey,
+		CertPEM: string(issued.CertPEM), KeyPEM: string(issued.KeyPEM),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("profile issued", "org_id", orgID, "user_id", userID, "server_id", serverID,
+		"serial", issued.Serial, "revoked_serial", oldSerial, "by", c.session.Username)
+	return &api.Profile{Filename: profile.Filename(org.Name, user.Name, srv.Name), CertSerial: issued.Serial, Profile: text}, nil
+}

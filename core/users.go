@@ -1,0 +1,144 @@
+package core
+
+import (
+	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/core/pki"
+	"github.com/portcullis-gw/portcullis/core/store"
+)
+
+func (s *Service) listUsers(c *call) (any, error) {
+	orgID := c.params["org_id"]
+	out := &api.UserList{Users: []api.User{}}
+	err := s.st.View(c.ctx, func(tx store.Tx) error {
+		if _, err := tx.Get(store.BucketOrgs, orgID); err != nil {
+			return notFound(err, "organization")
+		}
+		recs, err := store.ScanJSON[userRecord](tx, store.BucketUsers, orgID+"/")
+		for i := range recs {
+			out.Users = append(out.Users, recs[i].toAPI())
+		}
+		return err
+	})
+	return out, err
+}
+
+func (s *Service) createUser(c *call) (any, error) {
+	req := c.body.(*api.UserCreate)
+	orgID := c.params["org_id"]
+	id, err := pki.NewID()
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	rec := &userRecord{ID: id, OrgID: orgID, Name: req.Name, Email: req.Email, Disabled: req.Disabled, CreatedAt: now, UpdatedAt: now}
+	err = s.st.Update(c.ctx, func(tx store.Tx) error {
+		if _, err := tx.Get(store.BucketOrgs, orgID); err != nil {
+			return notFound(err, "organization")
+		}
+		if err := checkUserNameFree(tx, orgID, req.Name, ""); err != nil {
+			return err
+		}
+		return store.Insert(tx, store.BucketUsers, userKey(orgID, id), rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("user created", "org_id", orgID, "user_id", id, "by", c.session.Username)
+	u := rec.toAPI()
+	return &u, nil
+}
+
+func checkUserNameFree(tx store.Tx, orgID, name, except string) error {
+	recs, err := store.ScanJSON[userRecord](tx, store.BucketUsers, orgID+"/")
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.Name == name && r.ID != except {
+			return errConflict("a user named " + name + " exists in this organization")
+		}
+	}
+	return nil
+}
+
+func (s *Service) getUser(c *call) (any, error) {
+	var u api.User
+	err := s.st.View(c.ctx, func(tx store.Tx) error {
+		rec, err := store.GetJSON[userRecord](tx, store.BucketUsers, userKey(c.params["org_id"], c.params["user_id"]))
+		if err != nil {
+			return notFound(err, "user")
+		}
+		u = rec.toAPI()
+		return nil
+	})
+	return &u, err
+}
+
+func (s *Service) updateUser(c *call) (any, error) {
+	req := c.body.(*api.UserUpdate)
+	key := userKey(c.params["org_id"], c.params["user_id"])
+	var u api.User
+	var disabledNow bool
+	err := s.st.Update(c.ctx, func(tx store.Tx) error {
+		rec, err := store.GetJSON[userRecord](tx, store.BucketUsers, key)
+		if err != nil {
+			return notFound(err, "user")
+		}
+		if req.Name != nil {
+			if err := checkUserNameFree(tx, rec.OrgID, *req.Name, rec.ID); err != nil {
+				return err
+			}
+			rec.Name = *req.Name
+		}
+		if req.Email != nil {
+			rec.Email = *req.Email
+		}
+		if req.Disabled != nil {
+			disabledNow = *req.Disabled && !rec.Disabled
+			rec.Disabled = *req.Disabled
+		}
+		rec.UpdatedAt = s.now().UTC()
+		u = rec.toAPI()
+		return store.PutJSON(tx, store.BucketUsers, key, rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if disabledNow {
+		s.log.Info("user disabled", "org_id", u.OrgID, "user_id", u.ID, "by", c.session.Username)
+	}
+	return &u, nil
+}
+
+func (s *Service) deleteUser(c *call) (any, error) {
+	key := userKey(c.params["org_id"], c.params["user_id"])
+	err := s.st.Update(c.ctx, func(tx store.Tx) error {
+		rec, err := store.GetJSON[userRecord](tx, store.BucketUsers, key)
+		if err != nil {
+			return notFound(err, "user")
+		}
+		return deleteUserTx(tx, rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("user deleted", "org_id", c.params["org_id"], "user_id", c.params["user_id"], "by", c.session.Username)
+	return &api.OKResponse{OK: true}, nil
+}
+
+// deleteUserTx removes a user with its sync token; its certificate serial
+// stays on the organization's revocation list.
+func deleteUserTx(tx store.Tx, rec *userRecord) error {
+	if rec.SyncToken != "" {
+		if err := tx.Delete(store.BucketSecrets, syncKey(rec.SyncToken)); err != nil {
+			return err
+		}
+	}
+	if rec.CertSerial != "" {
+		if err := store.PutJSON(tx, store.BucketRevoked, revokedKey(rec.OrgID, rec.CertSerial),
+			revokedEntry{UserID: rec.ID, RevokedAt: rec.UpdatedAt}); err != nil {
+			return err
+		}
+	}
+	return tx.Delete(store.BucketUsers, userKey(rec.OrgID, rec.ID))
+}
