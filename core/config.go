@@ -116,9 +116,16 @@ func (c Config) Check() (*Checked, error) {
 	if c.RuntimeDir == "" {
 		return nil, bad("runtime_dir", "must be set")
 	}
+	var err error
+	if out.DataDir, err = filepath.Abs(c.DataDir); err != nil {
+		return nil, bad("data_dir", "%v", err)
+	}
+	if out.RuntimeDir, err = filepath.Abs(c.RuntimeDir); err != nil {
+		return nil, bad("runtime_dir", "%v", err)
+	}
 	// The socket path must fit sun_path (108 bytes with the NUL).
-	if n := len(filepath.Join(c.RuntimeDir, "control.sock")); n > 107 {
-		return nil, bad("runtime_dir", "path too long for a unix socket (%d bytes, at most 94)", len(c.RuntimeDir))
+	if n := len(filepath.Join(out.RuntimeDir, "control.sock")); n > 107 {
+		return nil, bad("runtime_dir", "path too long for a unix socket (%d bytes, at most 94)", len(out.RuntimeDir))
 	}
 	if err := out.Level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return nil, bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
@@ -151,7 +158,6 @@ func (c Config) Check() (*Checked, error) {
 			return nil, bad(fmt.Sprintf("web.public_urls[%d]", i), "%q is not https://host[:port]", u)
 		}
 	}
-	var err error
 	if out.SessionTTL, err = time.ParseDuration(c.Admin.SessionTTL); err != nil || out.SessionTTL < time.Minute || out.SessionTTL > 30*24*time.Hour {
 		return nil, bad("admin.session_ttl", "%q is not a duration between 1m and 720h", c.Admin.SessionTTL)
 	}

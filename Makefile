@@ -1,0 +1,42 @@
+# Portcullis — see README.md. `make run` starts a gateway, `make test` tests it.
+GO      ?= go
+BIN     := bin
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/portcullis-gw/portcullis/core.Version=$(VERSION)
+CMDS    := portcullis portcullis-web
+
+.PHONY: build run test test-short fuzz bench lint clean
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+
+# Starts the core and the front on https://127.0.0.1:8443 with data in ./var/.
+run: build
+	@mkdir -p var
+	./$(BIN)/portcullis serve --config deploy/dev.toml --web-binary $(BIN)/portcullis-web
+
+# Everything: unit, integration, process and system tests, plus a short run
+# of every fuzz target. CI runs this as root (see .ci/run).
+test: lint
+	$(GO) test -count=1 -timeout 20m ./...
+	./scripts/fuzz-smoke.sh 10s
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+# Longer fuzzing: FUZZTIME=5m make fuzz
+FUZZTIME ?= 1m
+fuzz:
+	./scripts/fuzz-smoke.sh $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./api/ ./web/
+	$(GO) run ./internal/benchfront
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN)

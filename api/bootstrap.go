@@ -1,0 +1,32 @@
+package api
+
+// The core starts the front with its listening sockets as inherited file
+// descriptors (the LISTEN_FDS protocol, names "https" and "http") and one
+// more inherited descriptor, a pipe, from which the front reads a single
+// Bootstrap value and then closes it. Secrets never travel in argv, the
+// environment or a file.
+const (
+	// EnvBootstrapFD names the inherited descriptor of the bootstrap pipe.
+	EnvBootstrapFD = "PORTCULLIS_BOOTSTRAP_FD"
+	// EnvListenParent carries the core's PID. LISTEN_PID cannot be set
+	// before the child exists, so the front accepts inherited listeners
+	// when LISTEN_PID is absent and its parent's PID equals this value.
+	EnvListenParent = "PORTCULLIS_LISTEN_PARENT"
+	// Listener names in LISTEN_FDNAMES.
+	ListenerHTTPS = "https"
+	ListenerHTTP  = "http"
+	// MaxBootstrapSize bounds what the front reads from the pipe.
+	MaxBootstrapSize = 256 << 10
+)
+
+// Bootstrap is what the core hands the front at start.
+type Bootstrap struct {
+	// Token is the internal token, hex.
+	Token string `json:"token" validate:"required,len=64,hexadecimal"`
+	// TLSCertPEM is the certificate chain, TLSKeyPEM its private key.
+	TLSCertPEM string `json:"tls_cert" validate:"required"`
+	TLSKeyPEM  string `json:"tls_key" validate:"required"`
+	// HTTPSPort is the public HTTPS port the redirect listener sends
+	// clients to.
+	HTTPSPort int `json:"https_port" validate:"min=0,max=65535"`
+}

@@ -1,0 +1,168 @@
+// Command portcullis is the gateway core and its admin command line.
+//
+//	portcullis serve [flags]                 run the core (it starts the front)
+//	portcullis admin reset-password [flags]  set a new random admin password
+//	portcullis counters [flags]              print the core's request counters
+//	portcullis version
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/core"
+	"github.com/portcullis-gw/portcullis/core/admin"
+	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/internal/logging"
+)
+
+const usage = `usage: portcullis <command> [flags]
+
+commands:
+  serve                   run the gateway core; it starts and supervises the front
+  admin reset-password    set a new random password for an admin (core must be stopped)
+  counters                print the running core's request counters
+  version                 print the version
+
+Run 'portcullis <command> -h' for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "admin":
+		if len(os.Args) < 3 || os.Args[2] != "reset-password" {
+			fmt.Fprint(os.Stderr, "usage: portcullis admin reset-password [--config FILE] [--username NAME]\n")
+			os.Exit(2)
+		}
+		err = resetPassword(os.Args[3:])
+	case "counters":
+		err = counters(os.Args[2:])
+	case "version":
+		fmt.Println(core.Version)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "portcullis: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "portcullis:", err)
+		os.Exit(1)
+	}
+}
+
+// configFlags registers the flags that override the config file.
+type configFlags struct {
+	path, dataDir, runtimeDir, listen, redirect, webBinary, webUser, logLevel, logFormat *string
+}
+
+func addConfigFlags(fs *flag.FlagSet) *configFlags {
+	return &configFlags{
+		path:       fs.String("config", "", "TOML config file (see docs/config.md)"),
+		dataDir:    fs.String("data-dir", "", "override data_dir"),
+		runtimeDir: fs.String("runtime-dir", "", "override runtime_dir"),
+		listen:     fs.String("listen", "", "override web.listen"),
+		redirect:   fs.String("redirect-listen", "", "override web.redirect_listen"),
+		webBinary:  fs.String("web-binary", "", "override web.binary"),
+		webUser:    fs.String("web-user", "", "override web.user"),
+		logLevel:   fs.String("log-level", "", "override log_level"),
+		logFormat:  fs.String("log-format", "", "override log_format"),
+	}
+}
+
+func (f *configFlags) load() (*core.Checked, error) {
+	cfg, err := core.LoadConfig(*f.path)
+	if err != nil {
+		return nil, err
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&cfg.DataDir, *f.dataDir)
+	set(&cfg.RuntimeDir, *f.runtimeDir)
+	set(&cfg.Web.Listen, *f.listen)
+	set(&cfg.Web.RedirectListen, *f.redirect)
+	set(&cfg.Web.Binary, *f.webBinary)
+	set(&cfg.Web.User, *f.webUser)
+	set(&cfg.LogLevel, *f.logLevel)
+	set(&cfg.LogFormat, *f.logFormat)
+	return cfg.Check()
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	cf := addConfigFlags(fs)
+	_ = fs.Parse(args)
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	logger, err := logging.New(os.Stderr, cfg.LogFormat, cfg.LogLevel, "portcullis")
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return core.Run(ctx, cfg, logger, os.Stdout)
+}
+
+func resetPassword(args []string) error {
+	fs := flag.NewFlagSet("admin reset-password", flag.ExitOnError)
+	cf := addConfigFlags(fs)
+	username := fs.String("username", admin.InitialUsername, "the admin whose password is reset")
+	_ = fs.Parse(args)
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, core.StoreFile), 2*time.Second)
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w: stop the core first", err)
+	} else if err != nil {
+		return err
+	}
+	defer st.Close()
+	svc := admin.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), admin.Options{})
+	pw, err := svc.ResetPassword(context.Background(), *username)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("admin password reset: username=%s password=%s\n", *username, pw)
+	return nil
+}
+
+func counters(args []string) error {
+	fs := flag.NewFlagSet("counters", flag.ExitOnError)
+	cf := addConfigFlags(fs)
+	_ = fs.Parse(args)
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := core.Counters(ctx, cfg.RuntimeDir)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(c)
+}

@@ -1,0 +1,329 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/core/admin"
+	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/internal/listenfds"
+)
+
+// StoreFile is the name of the bbolt file in the data directory.
+const StoreFile = "portcullis.db"
+
+// frontIdentity is who the front runs as.
+type frontIdentity struct {
+	name     string
+	uid, gid int
+	// cred is nil when the front runs as the core's own user.
+	cred *syscall.Credential
+}
+
+func resolveFrontUser(cfg *Checked) (*frontIdentity, error) {
+	if os.Geteuid() != 0 {
+		if cfg.Web.User != "" {
+			if u, err := user.Current(); err != nil || u.Username != cfg.Web.User {
+				return nil, fmt.Errorf("config: web.user: %q is set but the core is not root and cannot switch users", cfg.Web.User)
+			}
+		}
+		return &frontIdentity{name: "(core's user)", uid: os.Getuid(), gid: os.Getgid()}, nil
+	}
+	name := cfg.Web.User
+	if name == "" {
+		name = "nobody"
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("config: web.user: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if uid == 0 {
+		return nil, fmt.Errorf("config: web.user: %q is root; the front must run unprivileged", name)
+	}
+	return &frontIdentity{name: name, uid: uid, gid: gid,
+		cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}, nil
+}
+
+// Run starts the core: store, sockets, the front. It prints the initial
+// admin credentials to out on the run that creates them, and returns when
+// ctx ends and everything is stopped.
+func Run(ctx context.Context, cfg *Checked, log *slog.Logger, out io.Writer) error {
+	front, err := resolveFrontUser(cfg)
+	if err != nil {
+		return err
+	}
+	binary := cfg.Web.Binary
+	if binary == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find own executable: %w", err)
+		}
+		binary = filepath.Join(filepath.Dir(self), "portcullis-web")
+	}
+	if _, err := os.Stat(binary); err != nil {
+		return fmt.Errorf("config: web.binary: the front executable: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("config: data_dir: %w", err)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("config: data_dir: %w", err)
+	}
+	if err := prepareRuntimeDir(cfg.RuntimeDir, front); err != nil {
+		return err
+	}
+
+	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, StoreFile), 2*time.Second)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	log.Info("store open", "path", st.Path(), "schema_version", st.SchemaVersion())
+
+	adm := admin.New(st, log, admin.Options{SessionTTL: cfg.SessionTTL, MaxFailures: cfg.Admin.LoginMaxFailures, Window: cfg.LoginWindow})
+	pw, created, err := adm.EnsureInitialAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	if created {
+		// Printed once, to the terminal, never to the log.
+		fmt.Fprintf(out, "initial admin: username=%s password=%s\n", admin.InitialUsername, pw)
+	}
+
+	// Listeners for the front: inherited from systemd or bound here.
+	httpsLn, httpLn, err := frontListeners(cfg)
+	if err != nil {
+		return err
+	}
+	defer httpsLn.Close()
+	if httpLn != nil {
+		defer httpLn.Close()
+	}
+	certPEM, keyPEM, generated, err := frontTLS(cfg, httpsLn.Addr().String())
+	if err != nil {
+		return err
+	}
+	if generated {
+		log.Info("generated a self-signed TLS certificate for the front", "dir", filepath.Join(cfg.DataDir, "tls"))
+	}
+
+	token := make([]byte, 32)
+	if _, err := rand.Read(token); err != nil {
+		return fmt.Errorf("internal token: %w", err)
+	}
+	svc := NewService(st, adm, log, cfg.SyncHosts(httpsLn.Addr().String()))
+	apiSrv, err := NewAPIServer(log, token, []int{0, front.uid}, svc.Handlers(), adm)
+	if err != nil {
+		return err
+	}
+	coreSock := filepath.Join(cfg.RuntimeDir, CoreSocketName)
+	coreLn, err := listenUnix(coreSock, 0o660, front.gid)
+	if err != nil {
+		return err
+	}
+	ctlLn, err := listenUnix(filepath.Join(cfg.RuntimeDir, ControlSocketName), 0o600, -1)
+	if err != nil {
+		coreLn.Close()
+		return err
+	}
+	servers := []*http.Server{
+		internalServer(apiSrv.Handler(), log),
+		internalServer(controlHandler(apiSrv, log), log),
+	}
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 2)
+	for i, ln := range []net.Listener{coreLn, ctlLn} {
+		srv := servers[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- err
+			}
+		}()
+	}
+	log.Info("core listening", "socket", coreSock, "front_user", front.name, "front_uid", front.uid)
+
+	spec, err := buildFrontSpec(cfg, binary, coreSock, httpsLn, httpLn, token, certPEM, keyPEM, front)
+	if err != nil {
+		return err
+	}
+	sup := newSupervisor(log, spec)
+	supCtx, stopSup := context.WithCancel(context.Background())
+	supDone := make(chan struct{})
+	go func() { defer close(supDone); sup.run(supCtx) }()
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("core stopping")
+	case runErr = <-serveErr:
+		log.Error("core socket failed", "err", runErr)
+	}
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+	stopSup()
+	<-supDone
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		_ = s.Shutdown(sctx)
+	}
+	wg.Wait()
+	for _, f := range spec.Listeners {
+		f.Close()
+	}
+	log.Info("core stopped")
+	return runErr
+}
+
+func prepareRuntimeDir(dir string, front *frontIdentity) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("config: runtime_dir: %w", err)
+	}
+	if front.cred != nil {
+		if err := os.Chown(dir, 0, front.gid); err != nil {
+			return fmt.Errorf("config: runtime_dir: %w", err)
+		}
+		if err := os.Chmod(dir, 0o750); err != nil {
+			return fmt.Errorf("config: runtime_dir: %w", err)
+		}
+	} else if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("config: runtime_dir: %w", err)
+	}
+	if err := reachableBy(dir, front.uid, front.gid); err != nil {
+		return fmt.Errorf("config: runtime_dir: the front (user %s) could not reach its socket: %w", front.name, err)
+	}
+	return nil
+}
+
+func internalServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ConnContext:       withPeerCred,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      90 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+// controlHandler serves the control socket: the request counters, for root
+// and the core's own user only.
+func controlHandler(apiSrv *APIServer, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cred := peerCredFrom(r.Context())
+		if cred == nil || (cred.UID != 0 && cred.UID != os.Geteuid()) {
+			log.Warn("control socket: request refused", "peer_uid", cred)
+			writeError(w, errForbidden)
+			return
+		}
+		if r.Method != http.MethodGet || r.URL.Path != api.CounterPath {
+			writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such control route"})
+			return
+		}
+		writeJSON(w, http.StatusOK, apiSrv.Counters())
+	})
+}
+
+func frontListeners(cfg *Checked) (httpsLn, httpLn net.Listener, err error) {
+	inherited, err := listenfds.ByName()
+	if err != nil {
+		return nil, nil, err
+	}
+	if inherited != nil {
+		if inherited[api.ListenerHTTPS] == nil {
+			return nil, nil, fmt.Errorf("systemd passed sockets but none named %q", api.ListenerHTTPS)
+		}
+		return inherited[api.ListenerHTTPS], inherited[api.ListenerHTTP], nil
+	}
+	if httpsLn, err = net.Listen("tcp", cfg.Web.Listen); err != nil {
+		return nil, nil, fmt.Errorf("config: web.listen: %w", err)
+	}
+	if cfg.Web.RedirectListen != "" {
+		if httpLn, err = net.Listen("tcp", cfg.Web.RedirectListen); err != nil {
+			httpsLn.Close()
+			return nil, nil, fmt.Errorf("config: web.redirect_listen: %w", err)
+		}
+	}
+	return httpsLn, httpLn, nil
+}
+
+func buildFrontSpec(cfg *Checked, binary, coreSock string, httpsLn, httpLn net.Listener, token, certPEM, keyPEM []byte, front *frontIdentity) (frontSpec, error) {
+	spec := frontSpec{
+		Binary:     binary,
+		Args:       []string{"--core-socket", coreSock, "--log-level", cfg.LogLevel, "--log-format", cfg.LogFormat},
+		Credential: front.cred,
+		Bootstrap:  api.Bootstrap{Token: hex.EncodeToString(token), TLSCertPEM: string(certPEM), TLSKeyPEM: string(keyPEM)},
+	}
+	if _, p, err := net.SplitHostPort(httpsLn.Addr().String()); err == nil {
+		spec.Bootstrap.HTTPSPort, _ = strconv.Atoi(p)
+	}
+	for _, l := range []struct {
+		ln   net.Listener
+		name string
+	}{{httpsLn, api.ListenerHTTPS}, {httpLn, api.ListenerHTTP}} {
+		if l.ln == nil {
+			continue
+		}
+		tl, ok := l.ln.(*net.TCPListener)
+		if !ok {
+			return spec, fmt.Errorf("%s listener is %T, not TCP", l.name, l.ln)
+		}
+		f, err := tl.File()
+		if err != nil {
+			return spec, fmt.Errorf("%s listener: %w", l.name, err)
+		}
+		spec.Listeners = append(spec.Listeners, f)
+		spec.Names = append(spec.Names, l.name)
+	}
+	return spec, nil
+}
+
+// Counters reads the request counters from a running core's control socket.
+func Counters(ctx context.Context, runtimeDir string) (api.Counters, error) {
+	var c api.Counters
+	sock := filepath.Join(runtimeDir, ControlSocketName)
+	cl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api.InternalHost+api.CounterPath, nil)
+	if err != nil {
+		return c, err
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return c, fmt.Errorf("control socket %s: %w", sock, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if err != nil {
+		return c, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return c, fmt.Errorf("control socket: %s: %s", resp.Status, raw)
+	}
+	return c, json.Unmarshal(raw, &c)
+}

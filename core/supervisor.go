@@ -1,0 +1,140 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
+)
+
+// frontSpec is how to start the front.
+type frontSpec struct {
+	Binary string
+	Args   []string
+	// Listeners are the sockets handed over, in order, with their names.
+	Listeners []*os.File
+	Names     []string
+	Bootstrap api.Bootstrap
+	// Credential, when set, is the unprivileged user the front runs as.
+	Credential *syscall.Credential
+}
+
+// supervisor starts the front, restarts it with back-off when it dies and
+// stops it when its context ends.
+type supervisor struct {
+	log  *slog.Logger
+	spec frontSpec
+	// StopGrace is how long the front gets to exit after SIGTERM.
+	StopGrace time.Duration
+	// started is signalled (non-blocking) after each successful start.
+	started chan int
+}
+
+func newSupervisor(log *slog.Logger, spec frontSpec) *supervisor {
+	return &supervisor{log: log, spec: spec, StopGrace: 10 * time.Second, started: make(chan int, 1)}
+}
+
+// run blocks until ctx ends; the front is stopped before it returns.
+func (s *supervisor) run(ctx context.Context) {
+	backoff := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		began := time.Now()
+		cmd, err := s.start()
+		if err != nil {
+			s.log.Error("cannot start the front", "binary", s.spec.Binary, "err", err)
+		} else {
+			select {
+			case s.started <- cmd.Process.Pid:
+			default:
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-ctx.Done():
+				s.stop(cmd, done)
+				return
+			case err := <-done:
+				s.log.Warn("front exited; restarting", "pid", cmd.Process.Pid, "err", err, "after", backoff)
+			}
+		}
+		if time.Since(began) > time.Minute {
+			backoff = 500 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// start launches one front process. The listeners become descriptors 3..,
+// the bootstrap pipe the next one; the environment holds only what the
+// front needs (never the core's own).
+func (s *supervisor) start() (*exec.Cmd, error) {
+	payload, err := json.Marshal(s.spec.Bootstrap)
+	if err != nil {
+		return nil, err
+	}
+	if len(payload) > 60<<10 {
+		return nil, fmt.Errorf("bootstrap of %d bytes does not fit a pipe buffer", len(payload))
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap pipe: %w", err)
+	}
+	defer r.Close()
+	_, werr := w.Write(payload)
+	cerr := w.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		return nil, fmt.Errorf("write bootstrap: %w", err)
+	}
+	cmd := exec.Command(s.spec.Binary, s.spec.Args...)
+	cmd.ExtraFiles = append(append([]*os.File{}, s.spec.Listeners...), r)
+	cmd.Env = []string{
+		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+		"LISTEN_FDS=" + strconv.Itoa(len(s.spec.Listeners)),
+		"LISTEN_FDNAMES=" + strings.Join(s.spec.Names, ":"),
+		api.EnvListenParent + "=" + strconv.Itoa(os.Getpid()),
+		api.EnvBootstrapFD + "=" + strconv.Itoa(3+len(s.spec.Listeners)),
+	}
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// Own process group: a terminal's Ctrl-C reaches the core only,
+		// which then stops the front in order.
+		Setpgid:    true,
+		Pdeathsig:  syscall.SIGTERM,
+		Credential: s.spec.Credential,
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	uid := os.Getuid()
+	if s.spec.Credential != nil {
+		uid = int(s.spec.Credential.Uid)
+	}
+	s.log.Info("front started", "pid", cmd.Process.Pid, "uid", uid)
+	return cmd, nil
+}
+
+func (s *supervisor) stop(cmd *exec.Cmd, done <-chan error) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+		s.log.Info("front stopped", "pid", cmd.Process.Pid)
+	case <-time.After(s.StopGrace):
+		_ = cmd.Process.Kill()
+		<-done
+		s.log.Warn("front killed after the stop grace period", "pid", cmd.Process.Pid)
+	}
+}

@@ -1,0 +1,65 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/portcullis-gw/portcullis/api"
+)
+
+// securityHeaders are set on every answer of the front.
+var securityHeaders = [][2]string{
+	{"Strict-Transport-Security", "max-age=63072000; includeSubDomains"},
+	{"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"},
+	{"X-Content-Type-Options", "nosniff"},
+	{"X-Frame-Options", "DENY"},
+	{"Cache-Control", "no-store"},
+	{"Referrer-Policy", "no-referrer"},
+	{"Cross-Origin-Resource-Policy", "same-origin"},
+}
+
+func setSecurityHeaders(h http.Header) {
+	for _, kv := range securityHeaders {
+		h.Set(kv[0], kv[1])
+	}
+}
+
+// sessionCookie returns the value of the admin session cookie when the
+// request carries exactly one well-formed one. Other cookies are dropped.
+func sessionCookie(r *http.Request) string {
+	var found string
+	for _, c := range r.CookiesNamed(api.SessionCookie) {
+		if found != "" || !api.IsSessionID(c.Value) {
+			return ""
+		}
+		found = c.Value
+	}
+	return found
+}
+
+// isHexToken reports whether s is n lowercase hex characters.
+func isHexToken(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	return strings.Trim(s, "0123456789abcdef") == ""
+}
+
+// passSessionCookie re-creates the core's Set-Cookie for the session with
+// fixed attributes, or returns "" if the core's header is not one.
+func passSessionCookie(h string) string {
+	c, err := http.ParseSetCookie(h)
+	if err != nil || c.Name != api.SessionCookie {
+		return ""
+	}
+	out := &http.Cookie{Name: api.SessionCookie, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode}
+	switch {
+	case c.Value == "" && c.MaxAge < 0:
+		out.MaxAge = -1
+	case api.IsSessionID(c.Value) && c.MaxAge > 0 && c.MaxAge <= 31*24*3600:
+		out.Value, out.MaxAge = c.Value, c.MaxAge
+	default:
+		return ""
+	}
+	return out.String()
+}

@@ -1,0 +1,135 @@
+package web
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
+)
+
+// Server limits, set deliberately rather than left at Go's defaults (which
+// have no timeouts at all).
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 90 * time.Second
+	IdleTimeout       = 120 * time.Second
+	MaxHeaderBytes    = 16 << 10
+)
+
+// TLSConfig returns the front's TLS settings: TLS 1.2 or later, and for
+// TLS 1.2 only ECDHE suites with AEAD ciphers (TLS 1.3 suites are all
+// AEAD). HTTP/2 is not offered; the Pritunl client and the admin API speak
+// HTTP/1.1.
+func TLSConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+		NextProtos: []string{"http/1.1"},
+	}
+}
+
+// newServer returns an http.Server with the front's limits.
+func newServer(h http.Handler, tlsConf *tls.Config, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		// A non-nil empty map turns HTTP/2 off.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		ErrorLog:     log.New(slogWriter{logger}, "", 0),
+	}
+}
+
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Debug("http server", "msg", string(bytesTrimNL(p)))
+	return len(p), nil
+}
+
+func bytesTrimNL(p []byte) []byte {
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	return p
+}
+
+// Serve runs the HTTPS listener (and, if non-nil, the redirect listener)
+// until ctx ends, then shuts both down gracefully within the grace period.
+func Serve(ctx context.Context, logger *slog.Logger, h http.Handler, cert tls.Certificate, httpsLn, httpLn net.Listener, httpsPort int, grace time.Duration) error {
+	srv := newServer(h, TLSConfig(cert), logger)
+	servers := []*http.Server{srv}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(tls.NewListener(httpsLn, srv.TLSConfig)) }()
+	logger.Info("front listening", "https", httpsLn.Addr().String())
+	if httpLn != nil {
+		rs := newServer(RedirectHandler(httpsPort), nil, logger)
+		servers = append(servers, rs)
+		go func() { errc <- rs.Serve(httpLn) }()
+		logger.Info("front redirecting", "http", httpLn.Addr().String())
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("serve: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	for _, s := range servers {
+		if serr := s.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			logger.Warn("front shutdown", "err", serr)
+		}
+	}
+	return err
+}
+
+// RedirectHandler answers every plain-HTTP request with a redirect to the
+// same host and path over HTTPS. Hosts that are not a plain name or address
+// get a 400 instead of a redirect.
+func RedirectHandler(httpsPort int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setSecurityHeaders(w.Header())
+		host := r.Host
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = h
+		}
+		bare := host
+		if len(bare) > 2 && bare[0] == '[' && bare[len(bare)-1] == ']' {
+			bare = bare[1 : len(bare)-1]
+		}
+		if !api.IsHostAddr(bare) {
+			writeJSON(w, http.StatusBadRequest, &api.Error{Error: "bad_host", Message: "bad Host header"})
+			return
+		}
+		if ip := net.ParseIP(bare); ip != nil && ip.To4() == nil {
+			host = "[" + bare + "]"
+		}
+		target := "https://" + host
+		if httpsPort != 0 && httpsPort != 443 {
+			target += ":" + strconv.Itoa(httpsPort)
+		}
+		http.Redirect(w, r, target+r.URL.EscapedPath(), http.StatusMovedPermanently)
+	})
+}
