@@ -114,8 +114,11 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 			h.fail(w, http.StatusUnsupportedMediaType, "content_type", "Content-Type", "Content-Type must be exactly application/json")
 			return
 		}
-		if r.ContentLength < 0 {
-			h.fail(w, http.StatusLengthRequired, "length_required", "Content-Length", "a Content-Length is required")
+		// Go's server drops Content-Length when Transfer-Encoding is also
+		// present, so a conflicting pair cannot be told from chunking
+		// alone: both are refused, the classic request-smuggling vector.
+		if len(r.TransferEncoding) > 0 || r.ContentLength < 0 {
+			h.fail(w, http.StatusBadRequest, "transfer_encoding", "Transfer-Encoding", "Transfer-Encoding is not accepted: send the body with a Content-Length")
 			return
 		}
 		if r.ContentLength > rt.Limit() {
@@ -141,7 +144,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 			h.fail(w, http.StatusInternalServerError, "internal", "", "cannot encode request")
 			return
 		}
-	} else if r.ContentLength != 0 {
+	} else if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
 		h.fail(w, http.StatusBadRequest, "unexpected_body", "", "this route takes no body")
 		return
 	}

@@ -1,0 +1,270 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
+)
+
+// binDir holds the binaries built once for the whole package.
+var binDir string
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(socketClientHelper())
+	}
+	dir, err := os.MkdirTemp("", "portcullis-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	_ = os.Chmod(dir, 0o755)
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/portcullis", "../../cmd/portcullis-web")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build binaries:", err)
+		os.Exit(1)
+	}
+	binDir = dir
+	// A copy of this test binary that another uid can execute (go test's
+	// build directory is private), for the socket client helper.
+	if self, err := os.ReadFile(os.Args[0]); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "e2e-helper"), self, 0o755)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// gateway is a running core with its front.
+type gateway struct {
+	t          *testing.T
+	dir        string
+	runtimeDir string
+	cmd        *exec.Cmd
+	done       chan error
+	URL        string
+	AdminPW    string
+	FrontPID   int
+	certPEM    []byte
+
+	mu   sync.Mutex
+	logs bytes.Buffer
+}
+
+var (
+	listenRe = regexp.MustCompile(`msg="front listening".* https=(\S+)`)
+	pidRe    = regexp.MustCompile(`msg="front started".* pid=(\d+)`)
+	adminRe  = regexp.MustCompile(`initial admin: username=admin password=(\S+)`)
+)
+
+// searchableTempDir returns a temporary directory that the front, running
+// as an unprivileged user when the test runs as root, can traverse.
+func searchableTempDir(t *testing.T) string {
+	dir := t.TempDir()
+	for p := dir; p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func startGateway(t *testing.T) *gateway {
+	t.Helper()
+	dir := searchableTempDir(t)
+	g := &gateway{t: t, dir: dir, runtimeDir: filepath.Join(dir, "run"), done: make(chan error, 1)}
+	cfg := fmt.Sprintf("data_dir = %q\nruntime_dir = %q\nlog_level = \"info\"\n[web]\nlisten = \"127.0.0.1:0\"\nbinary = %q\n",
+		filepath.Join(dir, "data"), g.runtimeDir, filepath.Join(binDir, "portcullis-web"))
+	cfgPath := filepath.Join(dir, "portcullis.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.cmd = exec.Command(filepath.Join(binDir, "portcullis"), "serve", "--config", cfgPath)
+	pr, pw := io.Pipe()
+	g.cmd.Stdout, g.cmd.Stderr = pw, pw
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { g.done <- g.cmd.Wait(); pw.Close() }()
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		var once sync.Once
+		for sc.Scan() {
+			line := sc.Text()
+			g.mu.Lock()
+			g.logs.WriteString(line + "\n")
+			if m := adminRe.FindStringSubmatch(line); m != nil {
+				g.AdminPW = m[1]
+			}
+			if m := pidRe.FindStringSubmatch(line); m != nil {
+				fmt.Sscan(m[1], &g.FrontPID)
+			}
+			if m := listenRe.FindStringSubmatch(line); m != nil {
+				g.URL = "https://" + m[1]
+				once.Do(func() { close(ready) })
+			}
+			g.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		g.stop()
+		if t.Failed() {
+			t.Logf("gateway logs:\n%s", g.Logs())
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-g.done:
+		t.Fatalf("core exited at start: %v\n%s", err, g.Logs())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("gateway not ready after 20s:\n%s", g.Logs())
+	}
+	var err error
+	if g.certPEM, err = os.ReadFile(filepath.Join(dir, "data", "tls", "cert.pem")); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func (g *gateway) Logs() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.logs.String()
+}
+
+func (g *gateway) stop() {
+	if g.cmd.ProcessState != nil {
+		return
+	}
+	_ = g.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-g.done:
+	case <-time.After(20 * time.Second):
+		_ = g.cmd.Process.Kill()
+		<-g.done
+	}
+}
+
+// tlsConfig trusts exactly the gateway's self-signed certificate.
+func (g *gateway) tlsConfig() *tls.Config {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(g.certPEM) {
+		g.t.Fatal("bad gateway certificate")
+	}
+	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+}
+
+// counters reads the core's request counters on its control socket.
+func (g *gateway) counters() api.Counters {
+	g.t.Helper()
+	out, err := exec.Command(filepath.Join(binDir, "portcullis"), "counters", "--runtime-dir", g.runtimeDir).CombinedOutput()
+	if err != nil {
+		g.t.Fatalf("portcullis counters: %v: %s", err, out)
+	}
+	var c api.Counters
+	if err := json.Unmarshal(out, &c); err != nil {
+		g.t.Fatalf("counters output %q: %v", out, err)
+	}
+	return c
+}
+
+// adminClient is an HTTPS client with a cookie jar and the CSRF token.
+type adminClient struct {
+	g    *gateway
+	http *http.Client
+	csrf string
+}
+
+func (g *gateway) client() *adminClient {
+	jar, _ := cookiejar.New(nil)
+	return &adminClient{g: g, http: &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: g.tlsConfig()}}}
+}
+
+func (c *adminClient) do(method, path string, body, out any) int {
+	c.g.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, method, c.g.URL+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.csrf != "" {
+		req.Header.Set(api.HeaderCSRF, c.csrf)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.g.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			c.g.t.Fatalf("%s %s: %d %q: %v", method, path, resp.StatusCode, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (c *adminClient) login(pw string) {
+	c.g.t.Helper()
+	var s api.SessionResponse
+	if st := c.do("POST", "/auth/session", api.LoginRequest{Username: "admin", Password: pw}, &s); st != 200 {
+		c.g.t.Fatalf("login: status %d", st)
+	}
+	c.csrf = s.CSRFToken
+}
+
+func (c *adminClient) must(method, path string, body, out any) {
+	c.g.t.Helper()
+	if st := c.do(method, path, body, out); st != 200 {
+		c.g.t.Fatalf("%s %s: status %d", method, path, st)
+	}
+}
+
+// rawRequest sends bytes as they are over a new TLS connection and returns
+// the status code of the answer (0 when the connection closed without one).
+func (g *gateway) rawRequest(raw string) (int, string) {
+	g.t.Helper()
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(g.URL, "https://"), g.tlsConfig())
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, raw); err != nil {
+		g.t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
