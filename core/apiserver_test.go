@@ -272,3 +272,38 @@ func TestCoreAdminFlow(t *testing.T) {
 		t.Fatalf("after logout: %d", st)
 	}
 }
+
+func TestNameIndex(t *testing.T) {
+	c := newTestCore(t, []int{os.Getuid()})
+	c.login()
+	var a, b api.Organization
+	var e api.Error
+	c.do("POST", "/organization", api.OrganizationCreate{Name: "A"}, &a)
+	c.do("POST", "/organization", api.OrganizationCreate{Name: "B"}, &b)
+	if st := c.do("PUT", "/organization/"+b.ID, api.OrganizationUpdate{Name: "A"}, &e); st != 409 {
+		t.Fatalf("rename onto a taken name: %d", st)
+	}
+	if st := c.do("PUT", "/organization/"+a.ID, api.OrganizationUpdate{Name: "A2"}, &a); st != 200 {
+		t.Fatalf("rename: %d", st)
+	}
+	if st := c.do("PUT", "/organization/"+b.ID, api.OrganizationUpdate{Name: "A"}, &b); st != 200 {
+		t.Fatalf("the old name was not released: %d", st)
+	}
+	var u api.User
+	c.do("POST", "/organization/"+a.ID+"/user", api.UserCreate{Name: "alice"}, &u)
+	if st := c.do("POST", "/organization/"+a.ID+"/user", api.UserCreate{Name: "alice"}, &e); st != 409 {
+		t.Fatalf("duplicate user: %d", st)
+	}
+	// The same user name in another organization is fine.
+	if st := c.do("POST", "/organization/"+b.ID+"/user", api.UserCreate{Name: "alice"}, &u); st != 200 {
+		t.Fatalf("same name in another org: %d", st)
+	}
+	var ok api.OKResponse
+	c.do("DELETE", "/organization/"+a.ID, nil, &ok)
+	if st := c.do("POST", "/organization", api.OrganizationCreate{Name: "A2"}, &a); st != 200 {
+		t.Fatalf("deleted organization's name not released: %d", st)
+	}
+	if st := c.do("POST", "/organization/"+a.ID+"/user", api.UserCreate{Name: "alice"}, &u); st != 200 {
+		t.Fatalf("deleted user's name not released: %d", st)
+	}
+}

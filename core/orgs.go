@@ -1,8 +1,6 @@
 package core
 
 import (
-	"fmt"
-
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/pki"
 	"github.com/portcullis-gw/portcullis/core/store"
@@ -36,7 +34,7 @@ func (s *Service) createOrg(c *call) (any, error) {
 	}
 	rec := &orgRecord{ID: id, Name: req.Name, CACertPEM: string(ca.CertPEM), CreatedAt: s.now().UTC()}
 	err = s.st.Update(c.ctx, func(tx store.Tx) error {
-		if err := s.checkOrgNameFree(tx, req.Name, ""); err != nil {
+		if err := claimName(tx, orgNameKey(req.Name), id, "organization name "+req.Name); err != nil {
 			return err
 		}
 		if err := store.Insert(tx, store.BucketOrgs, id, rec); err != nil {
@@ -50,19 +48,6 @@ func (s *Service) createOrg(c *call) (any, error) {
 	s.log.Info("organization created", "org_id", id, "name", req.Name, "by", c.session.Username)
 	o := rec.toAPI()
 	return &o, nil
-}
-
-func (s *Service) checkOrgNameFree(tx store.Tx, name, except string) error {
-	recs, err := store.ScanJSON[orgRecord](tx, store.BucketOrgs, "")
-	if err != nil {
-		return err
-	}
-	for _, r := range recs {
-		if r.Name == name && r.ID != except {
-			return errConflict(fmt.Sprintf("an organization named %q exists", name))
-		}
-	}
-	return nil
 }
 
 func (s *Service) getOrg(c *call) (any, error) {
@@ -86,7 +71,7 @@ func (s *Service) updateOrg(c *call) (any, error) {
 		if err != nil {
 			return notFound(err, "organization")
 		}
-		if err := s.checkOrgNameFree(tx, req.Name, rec.ID); err != nil {
+		if err := renameClaim(tx, orgNameKey(rec.Name), orgNameKey(req.Name), rec.ID, "organization name "+req.Name); err != nil {
 			return err
 		}
 		rec.Name = req.Name
@@ -145,6 +130,13 @@ func (s *Service) deleteOrg(c *call) (any, error) {
 					return err
 				}
 			}
+		}
+		org, err := store.GetJSON[orgRecord](tx, store.BucketOrgs, orgID)
+		if err != nil {
+			return err
+		}
+		if err := tx.Delete(store.BucketNames, orgNameKey(org.Name)); err != nil {
+			return err
 		}
 		if err := tx.Delete(store.BucketSecrets, orgCAKey(orgID)); err != nil {
 			return err

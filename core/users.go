@@ -35,7 +35,7 @@ func (s *Service) createUser(c *call) (any, error) {
 		if _, err := tx.Get(store.BucketOrgs, orgID); err != nil {
 			return notFound(err, "organization")
 		}
-		if err := checkUserNameFree(tx, orgID, req.Name, ""); err != nil {
+		if err := claimName(tx, userNameKey(orgID, req.Name), id, "user name "+req.Name); err != nil {
 			return err
 		}
 		return store.Insert(tx, store.BucketUsers, userKey(orgID, id), rec)
@@ -46,19 +46,6 @@ func (s *Service) createUser(c *call) (any, error) {
 	s.log.Info("user created", "org_id", orgID, "user_id", id, "by", c.session.Username)
 	u := rec.toAPI()
 	return &u, nil
-}
-
-func checkUserNameFree(tx store.Tx, orgID, name, except string) error {
-	recs, err := store.ScanJSON[userRecord](tx, store.BucketUsers, orgID+"/")
-	if err != nil {
-		return err
-	}
-	for _, r := range recs {
-		if r.Name == name && r.ID != except {
-			return errConflict("a user named " + name + " exists in this organization")
-		}
-	}
-	return nil
 }
 
 func (s *Service) getUser(c *call) (any, error) {
@@ -85,7 +72,7 @@ func (s *Service) updateUser(c *call) (any, error) {
 			return notFound(err, "user")
 		}
 		if req.Name != nil {
-			if err := checkUserNameFree(tx, rec.OrgID, *req.Name, rec.ID); err != nil {
+			if err := renameClaim(tx, userNameKey(rec.OrgID, rec.Name), userNameKey(rec.OrgID, *req.Name), rec.ID, "user name "+*req.Name); err != nil {
 				return err
 			}
 			rec.Name = *req.Name
@@ -139,6 +126,9 @@ func deleteUserTx(tx store.Tx, rec *userRecord) error {
 			revokedEntry{UserID: rec.ID, RevokedAt: rec.UpdatedAt}); err != nil {
 			return err
 		}
+	}
+	if err := tx.Delete(store.BucketNames, userNameKey(rec.OrgID, rec.Name)); err != nil {
+		return err
 	}
 	return tx.Delete(store.BucketUsers, userKey(rec.OrgID, rec.ID))
 }

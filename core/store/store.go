@@ -28,11 +28,12 @@ const (
 	BucketAdmins   = "admins"   // key: username
 	BucketSessions = "sessions" // key: SHA-256 of the session ID (hex)
 	BucketRevoked  = "revoked"  // key: org_id/serial
+	BucketNames    = "names"    // unique-name index: kind/…/name -> id
 )
 
 // Buckets lists every bucket the schema creates.
 var Buckets = []string{BucketMeta, BucketOrgs, BucketUsers, BucketServers, BucketSecrets,
-	BucketAdmins, BucketSessions, BucketRevoked}
+	BucketAdmins, BucketSessions, BucketRevoked, BucketNames}
 
 // Store is a transactional key-value store.
 type Store interface {
