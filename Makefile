@@ -31,7 +31,7 @@ fuzz:
 	./scripts/fuzz-smoke.sh $(FUZZTIME)
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./api/ ./web/
+	$(GO) test -run '^$$' -bench . -benchtime 1s ./api/
 	$(GO) run ./internal/benchfront
 
 lint:

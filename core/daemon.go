@@ -327,3 +327,16 @@ func Counters(ctx context.Context, runtimeDir string) (api.Counters, error) {
 	}
 	return c, json.Unmarshal(raw, &c)
 }
+
+// ServeSocket serves h on a new unix socket at path (mode 0660), recording
+// each connection's peer credentials as the core socket does. It is how
+// benchmarks and tests outside this package run a core in-process.
+func ServeSocket(path string, h http.Handler, log *slog.Logger) (stop func() error, err error) {
+	ln, err := listenUnix(path, 0o660, -1)
+	if err != nil {
+		return nil, err
+	}
+	srv := internalServer(h, log)
+	go func() { _ = srv.Serve(ln) }()
+	return srv.Close, nil
+}
