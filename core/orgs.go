@@ -51,25 +51,16 @@ func (s *Service) createOrg(c *call) (any, error) {
 }
 
 func (s *Service) getOrg(c *call) (any, error) {
-	var o api.Organization
-	err := s.st.View(c.ctx, func(tx store.Tx) error {
-		rec, err := store.GetJSON[orgRecord](tx, store.BucketOrgs, c.params["org_id"])
-		if err != nil {
-			return notFound(err, "organization")
-		}
-		o = rec.toAPI()
-		return nil
-	})
-	return &o, err
+	return getOne(s, c, store.BucketOrgs, c.params["org_id"], "organization", (*orgRecord).toAPI)
 }
 
 func (s *Service) updateOrg(c *call) (any, error) {
 	req := c.body.(*api.OrganizationUpdate)
 	var o api.Organization
 	err := s.st.Update(c.ctx, func(tx store.Tx) error {
-		rec, err := store.GetJSON[orgRecord](tx, store.BucketOrgs, c.params["org_id"])
+		rec, err := load[orgRecord](tx, store.BucketOrgs, c.params["org_id"], "organization")
 		if err != nil {
-			return notFound(err, "organization")
+			return err
 		}
 		if err := renameClaim(tx, orgNameKey(rec.Name), orgNameKey(req.Name), rec.ID, "organization name "+req.Name); err != nil {
 			return err

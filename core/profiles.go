@@ -26,14 +26,14 @@ func (s *Service) downloadProfile(c *call) (any, error) {
 	)
 	err := s.st.View(c.ctx, func(tx store.Tx) error {
 		var err error
-		if org, err = store.GetJSON[orgRecord](tx, store.BucketOrgs, orgID); err != nil {
-			return notFound(err, "organization")
+		if org, err = load[orgRecord](tx, store.BucketOrgs, orgID, "organization"); err != nil {
+			return err
 		}
-		if user, err = store.GetJSON[userRecord](tx, store.BucketUsers, userKey(orgID, userID)); err != nil {
-			return notFound(err, "user")
+		if user, err = load[userRecord](tx, store.BucketUsers, userKey(orgID, userID), "user"); err != nil {
+			return err
 		}
-		if srv, err = store.GetJSON[serverRecord](tx, store.BucketServers, serverID); err != nil {
-			return notFound(err, "server")
+		if srv, err = load[serverRecord](tx, store.BucketServers, serverID, "server"); err != nil {
+			return err
 		}
 		if sec, err = store.GetJSON[serverSecrets](tx, store.BucketSecrets, serverSecretKey(serverID)); err != nil {
 			return fmt.Errorf("server %s secrets: %w", serverID, err)
@@ -69,9 +69,9 @@ func (s *Service) downloadProfile(c *call) (any, error) {
 	}
 	var oldSerial string
 	err = s.st.Update(c.ctx, func(tx store.Tx) error {
-		cur, err := store.GetJSON[userRecord](tx, store.BucketUsers, userKey(orgID, userID))
+		cur, err := load[userRecord](tx, store.BucketUsers, userKey(orgID, userID), "user")
 		if err != nil {
-			return notFound(err, "user")
+			return err
 		}
 		now := s.now().UTC()
 		if cur.CertSerial != "" {

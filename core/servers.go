@@ -133,25 +133,16 @@ func checkServerConflicts(tx store.Tx, rec *serverRecord) error {
 }
 
 func (s *Service) getServer(c *call) (any, error) {
-	var out api.Server
-	err := s.st.View(c.ctx, func(tx store.Tx) error {
-		rec, err := store.GetJSON[serverRecord](tx, store.BucketServers, c.params["server_id"])
-		if err != nil {
-			return notFound(err, "server")
-		}
-		out = rec.toAPI()
-		return nil
-	})
-	return &out, err
+	return getOne(s, c, store.BucketServers, c.params["server_id"], "server", (*serverRecord).toAPI)
 }
 
 func (s *Service) updateServer(c *call) (any, error) {
 	req := c.body.(*api.ServerUpdate)
 	var out api.Server
 	err := s.st.Update(c.ctx, func(tx store.Tx) error {
-		rec, err := store.GetJSON[serverRecord](tx, store.BucketServers, c.params["server_id"])
+		rec, err := load[serverRecord](tx, store.BucketServers, c.params["server_id"], "server")
 		if err != nil {
-			return notFound(err, "server")
+			return err
 		}
 		if req.Name != nil {
 			rec.Name = *req.Name

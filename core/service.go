@@ -121,3 +121,25 @@ func notFound(err error, what string) error {
 	}
 	return err
 }
+
+// load reads one record, mapping a missing one to a 404 naming what.
+func load[R any](tx store.Tx, bucket, key, what string) (*R, error) {
+	rec, err := store.GetJSON[R](tx, bucket, key)
+	if err != nil {
+		return nil, notFound(err, what)
+	}
+	return rec, nil
+}
+
+// getOne answers a get route: one record in its API form.
+func getOne[R any, A any](s *Service, c *call, bucket, key, what string, toAPI func(*R) A) (any, error) {
+	var out A
+	err := s.st.View(c.ctx, func(tx store.Tx) error {
+		rec, err := load[R](tx, bucket, key, what)
+		if err == nil {
+			out = toAPI(rec)
+		}
+		return err
+	})
+	return &out, err
+}

@@ -49,16 +49,7 @@ func (s *Service) createUser(c *call) (any, error) {
 }
 
 func (s *Service) getUser(c *call) (any, error) {
-	var u api.User
-	err := s.st.View(c.ctx, func(tx store.Tx) error {
-		rec, err := store.GetJSON[userRecord](tx, store.BucketUsers, userKey(c.params["org_id"], c.params["user_id"]))
-		if err != nil {
-			return notFound(err, "user")
-		}
-		u = rec.toAPI()
-		return nil
-	})
-	return &u, err
+	return getOne(s, c, store.BucketUsers, userKey(c.params["org_id"], c.params["user_id"]), "user", (*userRecord).toAPI)
 }
 
 func (s *Service) updateUser(c *call) (any, error) {
@@ -67,9 +58,9 @@ func (s *Service) updateUser(c *call) (any, error) {
 	var u api.User
 	var disabledNow bool
 	err := s.st.Update(c.ctx, func(tx store.Tx) error {
-		rec, err := store.GetJSON[userRecord](tx, store.BucketUsers, key)
+		rec, err := load[userRecord](tx, store.BucketUsers, key, "user")
 		if err != nil {
-			return notFound(err, "user")
+			return err
 		}
 		if req.Name != nil {
 			if err := renameClaim(tx, userNameKey(rec.OrgID, rec.Name), userNameKey(rec.OrgID, *req.Name), rec.ID, "user name "+*req.Name); err != nil {
@@ -100,9 +91,9 @@ func (s *Service) updateUser(c *call) (any, error) {
 func (s *Service) deleteUser(c *call) (any, error) {
 	key := userKey(c.params["org_id"], c.params["user_id"])
 	err := s.st.Update(c.ctx, func(tx store.Tx) error {
-		rec, err := store.GetJSON[userRecord](tx, store.BucketUsers, key)
+		rec, err := load[userRecord](tx, store.BucketUsers, key, "user")
 		if err != nil {
-			return notFound(err, "user")
+			return err
 		}
 		return deleteUserTx(tx, rec)
 	})
