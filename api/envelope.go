@@ -1,0 +1,324 @@
+package api
+
+import (
+	"crypto"
+	"crypto/hmac"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"golang.org/x/crypto/nacl/box"
+)
+
+// The approval envelope of the Pritunl Client (see docs/approval.md and the
+// byte-level reference): the request headers and their HMAC, the NaCl box
+// sealed with a fresh ephemeral key, the RSA-PSS user signature, the boxed
+// and HMAC-signed response, and the "$f$" OpenVPN credential. The client
+// side (Seal*) and the server side (Open*, Verify*) live here together so
+// that they cannot drift apart.
+
+// Approval header names.
+const (
+	HeaderAuthToken     = "Auth-Token"
+	HeaderAuthTimestamp = "Auth-Timestamp"
+	HeaderAuthNonce     = "Auth-Nonce"
+	HeaderAuthSignature = "Auth-Signature"
+)
+
+// ApprovalHeaders are the four Auth-* headers of an approval request.
+type ApprovalHeaders struct {
+	Token     string // the profile's sync_token
+	Timestamp string // decimal Unix seconds
+	Nonce     string // 32 alphanumerics, fresh per request
+	Signature string // b64std HMAC-SHA512, 88 characters
+}
+
+// ApprovalRequest is the outer JSON body of an approval request.
+type ApprovalRequest struct {
+	Data            string `json:"data" validate:"required,max=16384,base64"`
+	Nonce           string `json:"nonce" validate:"required,len=32,base64"`
+	PublicKey       string `json:"public_key" validate:"required,len=44,base64"`
+	Signature       string `json:"signature" validate:"required,max=2048,base64"`
+	DeviceSignature string `json:"device_signature" validate:"max=512"`
+}
+
+// ApprovalResponse is the outer JSON body of an approval answer.
+type ApprovalResponse struct {
+	Data      string `json:"data" validate:"required,max=16384,base64"`
+	Nonce     string `json:"nonce" validate:"required,len=32,base64"`
+	Signature string `json:"signature" validate:"required,len=88,base64"`
+}
+
+// InnerRequest is the JSON sealed in the request box, in the client's key
+// order. Every key is always present.
+type InnerRequest struct {
+	DeviceID       string   `json:"device_id"`
+	DeviceName     string   `json:"device_name"`
+	DeviceKey      string   `json:"device_key"`
+	DeviceHostname string   `json:"device_hostname"`
+	Platform       string   `json:"platform"`
+	ClientVer      string   `json:"client_ver"`
+	MacAddr        string   `json:"mac_addr"`
+	MacAddrs       []string `json:"mac_addrs"`
+	Token          string   `json:"token"`
+	Nonce          string   `json:"nonce"`
+	Password       string   `json:"password"`
+	Timestamp      int64    `json:"timestamp"`
+	WGPublicKey    string   `json:"wg_public_key"`
+	PublicAddress  string   `json:"public_address"`
+	PublicAddress6 string   `json:"public_address6"`
+	SSOToken       string   `json:"sso_token"`
+	// OvpnVer is accepted (Pritunl reads it) but never sent by the client.
+	OvpnVer string `json:"ovpn_ver,omitempty"`
+}
+
+// InnerResponse is the JSON sealed in the response box. Pritunl sends null
+// for absent strings; the client reads null as "".
+type InnerResponse struct {
+	Allow   bool    `json:"allow"`
+	Token   *string `json:"token"`
+	Reason  *string `json:"reason"`
+	RegKey  *string `json:"reg_key,omitempty"`
+	Remote  *string `json:"remote"`
+	Remote6 *string `json:"remote6"`
+}
+
+// Envelope errors, each checked with errors.Is by the verifier.
+var (
+	ErrBadBase64    = errors.New("bad base64")
+	ErrBadHMAC      = errors.New("HMAC mismatch")
+	ErrBadSignature = errors.New("RSA-PSS signature invalid")
+	ErrBoxOpen      = errors.New("box does not open")
+	ErrBadKey       = errors.New("bad key")
+)
+
+// MaxHMACMessage is the longest HMAC message accepted (Pritunl: 10 240).
+const MaxHMACMessage = 10240
+
+// RequestHMACMessage returns the exact string the request HMAC covers:
+// token&timestamp&nonce&method&path&data&nonce&public_key&signature, plus
+// &device_signature when that is not empty.
+func RequestHMACMessage(h ApprovalHeaders, method, path string, b *ApprovalRequest) string {
+	parts := []string{h.Token, h.Timestamp, h.Nonce, method, path, b.Data, b.Nonce, b.PublicKey, b.Signature}
+	if b.DeviceSignature != "" {
+		parts = append(parts, b.DeviceSignature)
+	}
+	return strings.Join(parts, "&")
+}
+
+// HMACSign returns b64std(HMAC-SHA512(secret, msg)).
+func HMACSign(secret, msg string) string {
+	m := hmac.New(sha512.New, []byte(secret))
+	m.Write([]byte(msg))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// HMACCheck compares sig with the HMAC of msg in constant time.
+func HMACCheck(secret, msg, sig string) bool {
+	want := HMACSign(secret, msg)
+	return len(sig) == len(want) && subtle.ConstantTimeCompare([]byte(sig), []byte(want)) == 1
+}
+
+// SignatureDigest returns SHA-512(data&nonce&public_key), the digest the
+// user's RSA key signs.
+func SignatureDigest(b *ApprovalRequest) []byte {
+	d := sha512.Sum512([]byte(b.Data + "&" + b.Nonce + "&" + b.PublicKey))
+	return d[:]
+}
+
+// VerifyUserSignature checks the RSA-PSS SHA-512 signature with any salt
+// length (the client uses the maximum; Pritunl demands exactly that).
+func VerifyUserSignature(pub *rsa.PublicKey, b *ApprovalRequest) error {
+	sig, err := base64.StdEncoding.DecodeString(b.Signature)
+	if err != nil {
+		return fmt.Errorf("signature: %w", ErrBadBase64)
+	}
+	if err := rsa.VerifyPSS(pub, crypto.SHA512, SignatureDigest(b), sig,
+		&rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: crypto.SHA512}); err != nil {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+func decode32(field, s string) ([32]byte, error) {
+	var out [32]byte
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(raw) != 32 {
+		return out, fmt.Errorf("%s: %w", field, ErrBadKey)
+	}
+	copy(out[:], raw)
+	return out, nil
+}
+
+func decode24(field, s string) ([24]byte, error) {
+	var out [24]byte
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(raw) != 24 {
+		return out, fmt.Errorf("%s: %w", field, ErrBadBase64)
+	}
+	copy(out[:], raw)
+	return out, nil
+}
+
+// OpenRequest opens the request box with the server's secret key and the
+// client's ephemeral public key, returning the inner JSON and that key.
+func OpenRequest(b *ApprovalRequest, serverPriv *[32]byte) (plain []byte, clientPub [32]byte, err error) {
+	if clientPub, err = decode32("public_key", b.PublicKey); err != nil {
+		return nil, clientPub, err
+	}
+	nonce, err := decode24("nonce", b.Nonce)
+	if err != nil {
+		return nil, clientPub, err
+	}
+	ct, err := base64.StdEncoding.DecodeString(b.Data)
+	if err != nil {
+		return nil, clientPub, fmt.Errorf("data: %w", ErrBadBase64)
+	}
+	plain, ok := box.Open(nil, ct, &nonce, &clientPub, serverPriv)
+	if !ok {
+		return nil, clientPub, ErrBoxOpen
+	}
+	return plain, clientPub, nil
+}
+
+// SealResponse boxes the inner response for the client's ephemeral key with
+// a fresh nonce and signs data&nonce with the sync secret.
+func SealResponse(rnd io.Reader, plain []byte, syncSecret string, serverPriv, clientPub *[32]byte) (*ApprovalResponse, error) {
+	var nonce [24]byte
+	if _, err := io.ReadFull(rnd, nonce[:]); err != nil {
+		return nil, fmt.Errorf("response nonce: %w", err)
+	}
+	data := base64.StdEncoding.EncodeToString(box.Seal(nil, plain, &nonce, clientPub, serverPriv))
+	n := base64.StdEncoding.EncodeToString(nonce[:])
+	return &ApprovalResponse{Data: data, Nonce: n, Signature: HMACSign(syncSecret, data+"&"+n)}, nil
+}
+
+// SealedRequest is a sealed approval request with what the client needs to
+// open the answer.
+type SealedRequest struct {
+	Headers ApprovalHeaders
+	Body    ApprovalRequest
+	// ClientPriv is the ephemeral secret key; the answer is boxed to it.
+	ClientPriv [32]byte
+}
+
+// SealParams are the inputs of a request.
+type SealParams struct {
+	Path            string
+	SyncToken       string
+	SyncSecret      string
+	ServerBoxPublic [32]byte
+	UserKey         *rsa.PrivateKey
+	// Inner is the exact inner JSON to seal.
+	Inner     []byte
+	Timestamp string
+	AuthNonce string
+	// Rand supplies the ephemeral key and the box nonce.
+	Rand io.Reader
+}
+
+// SealRequest builds an approval request as the Pritunl Client does.
+func SealRequest(p SealParams) (*SealedRequest, error) {
+	pub, priv, err := box.GenerateKey(p.Rand)
+	if err != nil {
+		return nil, fmt.Errorf("ephemeral key: %w", err)
+	}
+	var nonce [24]byte
+	if _, err := io.ReadFull(p.Rand, nonce[:]); err != nil {
+		return nil, fmt.Errorf("box nonce: %w", err)
+	}
+	return sealWith(p, pub, priv, &nonce)
+}
+
+func sealWith(p SealParams, pub, priv *[32]byte, nonce *[24]byte) (*SealedRequest, error) {
+	body := ApprovalRequest{
+		Data:      base64.StdEncoding.EncodeToString(box.Seal(nil, p.Inner, nonce, &p.ServerBoxPublic, priv)),
+		Nonce:     base64.StdEncoding.EncodeToString(nonce[:]),
+		PublicKey: base64.StdEncoding.EncodeToString(pub[:]),
+	}
+	sig, err := rsa.SignPSS(p.Rand, p.UserKey, crypto.SHA512, SignatureDigest(&body),
+		&rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: crypto.SHA512})
+	if err != nil {
+		return nil, fmt.Errorf("RSA-PSS sign: %w", err)
+	}
+	body.Signature = base64.StdEncoding.EncodeToString(sig)
+	h := ApprovalHeaders{Token: p.SyncToken, Timestamp: p.Timestamp, Nonce: p.AuthNonce}
+	h.Signature = HMACSign(p.SyncSecret, RequestHMACMessage(h, "POST", p.Path, &body))
+	return &SealedRequest{Headers: h, Body: body, ClientPriv: *priv}, nil
+}
+
+// OpenResponse checks the answer's HMAC and opens its box.
+func OpenResponse(r *ApprovalResponse, syncSecret string, serverPub, clientPriv *[32]byte) ([]byte, error) {
+	if !HMACCheck(syncSecret, r.Data+"&"+r.Nonce, r.Signature) {
+		return nil, fmt.Errorf("response: %w", ErrBadHMAC)
+	}
+	nonce, err := decode24("nonce", r.Nonce)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := base64.StdEncoding.DecodeString(r.Data)
+	if err != nil {
+		return nil, fmt.Errorf("response data: %w", ErrBadBase64)
+	}
+	plain, ok := box.Open(nil, ct, &nonce, serverPub, clientPriv)
+	if !ok {
+		return nil, fmt.Errorf("response: %w", ErrBoxOpen)
+	}
+	return plain, nil
+}
+
+// CredentialPrefix marks a firewall-token OpenVPN password.
+const CredentialPrefix = "$f$"
+
+// SealCredential makes the OpenVPN username and password that carry a
+// firewall token: a new ephemeral key E, nonce = SHA-256(E.public)[:24],
+// username = b64raw(E.public), password = "$f$" + b64raw(box(token)).
+func SealCredential(rnd io.Reader, token string, serverPub *[32]byte) (username, password string, err error) {
+	pub, priv, err := box.GenerateKey(rnd)
+	if err != nil {
+		return "", "", fmt.Errorf("credential key: %w", err)
+	}
+	nonce := credentialNonce(pub)
+	ct := box.Seal(nil, []byte(token), &nonce, serverPub, priv)
+	return base64.RawStdEncoding.EncodeToString(pub[:]), CredentialPrefix + base64.RawStdEncoding.EncodeToString(ct), nil
+}
+
+// OpenCredential recovers the token from a "$f$" OpenVPN credential.
+func OpenCredential(username, password string, serverPriv *[32]byte) (string, error) {
+	rest, ok := strings.CutPrefix(password, CredentialPrefix)
+	if !ok {
+		return "", fmt.Errorf("password is not a %s credential", CredentialPrefix)
+	}
+	if len(username) > 128 || len(rest) > 256 {
+		return "", fmt.Errorf("credential too long")
+	}
+	pubRaw, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(username, "="))
+	if err != nil || len(pubRaw) != 32 {
+		return "", fmt.Errorf("credential username: %w", ErrBadKey)
+	}
+	ct, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(rest, "="))
+	if err != nil {
+		return "", fmt.Errorf("credential password: %w", ErrBadBase64)
+	}
+	var pub [32]byte
+	copy(pub[:], pubRaw)
+	nonce := credentialNonce(&pub)
+	plain, ok := box.Open(nil, ct, &nonce, &pub, serverPriv)
+	if !ok {
+		return "", fmt.Errorf("credential: %w", ErrBoxOpen)
+	}
+	return string(plain), nil
+}
+
+func credentialNonce(pub *[32]byte) [24]byte {
+	h := sha256.Sum256(pub[:])
+	var n [24]byte
+	copy(n[:], h[:24])
+	return n
+}
