@@ -29,4 +29,7 @@ type Bootstrap struct {
 	// HTTPSPort is the public HTTPS port the redirect listener sends
 	// clients to.
 	HTTPSPort int `json:"https_port" validate:"min=0,max=65535"`
+	// ForwardedHeader is the header whose IP list the front passes on for
+	// client routes (empty: none).
+	ForwardedHeader string `json:"forwarded_header,omitempty" validate:"omitempty,max=64,printascii"`
 }

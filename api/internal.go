@@ -14,6 +14,10 @@ const (
 	HeaderRequestID = "X-Request-Id"
 	// HeaderCSRF is the CSRF token header admin clients send.
 	HeaderCSRF = "X-Csrf-Token"
+	// HeaderForwarded carries the client-supplied forwarded-for list (the
+	// configured header, IP addresses only) on client routes; the core uses
+	// its last entry only when the TCP peer is a trusted proxy.
+	HeaderForwarded = "X-Portcullis-Forwarded"
 	// SessionCookie is the name of the admin session cookie.
 	SessionCookie = "portcullis_session"
 )

@@ -50,4 +50,12 @@ var Routes = []Route{
 		NewRequest: body[ServerUpdate](), NewResponse: body[Server](), BodyLimit: 8 << 10},
 	{Name: "server.delete", Method: http.MethodDelete, Pattern: "/server/{server_id}", Auth: AuthAdmin,
 		NewResponse: body[OKResponse]()},
+
+	// Connection approval (Pritunl Client protocol): signed, sealed, and
+	// answered with a sealed, signed body. /key/ovpn_wait is the SSO
+	// variant, answered 431 until SSO exists.
+	{Name: "approval.ovpn", Method: http.MethodPost, Pattern: "/key/ovpn/{org_id}/{user_id}/{server_id}", Auth: AuthClient,
+		NewRequest: body[ApprovalRequest](), NewResponse: body[ApprovalResponse](), BodyLimit: 16 << 10},
+	{Name: "approval.ovpn_wait", Method: http.MethodPost, Pattern: "/key/ovpn_wait/{org_id}/{user_id}/{server_id}", Auth: AuthClient,
+		NewRequest: body[ApprovalRequest](), NewResponse: body[ApprovalResponse](), BodyLimit: 16 << 10},
 }

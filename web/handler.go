@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -28,6 +29,9 @@ type Options struct {
 	PoolSize int
 	// CoreTimeout bounds one request to the core.
 	CoreTimeout time.Duration
+	// ForwardedHeader names the header whose IP list is passed on for
+	// client routes (the core trusts it only from configured proxies).
+	ForwardedHeader string
 	Log         *slog.Logger
 }
 
@@ -107,6 +111,26 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		h.fail(w, http.StatusBadRequest, "bad_header", api.HeaderCSRF, "X-CSRF-Token must be 64 lowercase hex characters")
 		return
 	}
+	extra := make(http.Header, 5)
+	if rt.Auth == api.AuthClient {
+		ah, err := api.ParseApprovalHeaders(r.Header)
+		if err != nil {
+			he := err.(*api.HeaderError)
+			h.fail(w, he.Status, "auth_header", he.Header, err.Error())
+			return
+		}
+		api.SetApprovalHeaders(extra, ah)
+		if h.opt.ForwardedHeader != "" {
+			if vals := r.Header.Values(h.opt.ForwardedHeader); len(vals) > 0 {
+				addrs, err := api.ParseForwarded(strings.Join(vals, ","))
+				if err != nil {
+					h.fail(w, http.StatusBadRequest, "bad_header", h.opt.ForwardedHeader, err.Error())
+					return
+				}
+				extra.Set(api.HeaderForwarded, api.FormatForwarded(addrs))
+			}
+		}
+	}
 	// 3. Body: limits, content type, strict decode, validation.
 	var body []byte
 	if rt.NewRequest != nil {
@@ -148,12 +172,12 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		h.fail(w, http.StatusBadRequest, "unexpected_body", "", "this route takes no body")
 		return
 	}
-	h.forward(w, r, rt, params, body, csrf)
+	h.forward(w, r, rt, params, body, csrf, extra)
 }
 
 // forward builds a new request from validated values only, sends it to the
 // core and re-encodes the core's typed answer.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route, params map[string]string, body []byte, csrf []string) {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route, params map[string]string, body []byte, csrf []string, extra http.Header) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.opt.CoreTimeout)
 	defer cancel()
 	reqID := newRequestID()
@@ -162,7 +186,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route,
 		h.fail(w, http.StatusInternalServerError, "internal", "", "cannot build request")
 		return
 	}
-	out.Header = make(http.Header, 6)
+	out.Header = extra
 	if body != nil {
 		out.Header.Set("Content-Type", "application/json")
 	}

@@ -43,10 +43,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	token, cert, httpsPort, err := web.ReadBootstrap()
+	boot, err := web.ReadBootstrap()
 	if err != nil {
 		return err
 	}
+	httpsPort := boot.HTTPSPort
 	httpsLn := lns[api.ListenerHTTPS]
 	if httpsLn == nil {
 		if httpsLn, err = net.Listen("tcp", *listen); err != nil {
@@ -56,7 +57,7 @@ func run() error {
 			httpsPort, _ = strconv.Atoi(p)
 		}
 	}
-	h, err := web.NewHandler(web.Options{CoreSocket: *coreSocket, Token: token, PoolSize: *pool, Log: logger})
+	h, err := web.NewHandler(web.Options{CoreSocket: *coreSocket, Token: boot.Token, PoolSize: *pool, ForwardedHeader: boot.ForwardedHeader, Log: logger})
 	if err != nil {
 		return err
 	}
@@ -65,5 +66,5 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	logger.Info("front starting", "uid", os.Getuid(), "core_socket", *coreSocket)
-	return web.Serve(ctx, logger, h, cert, httpsLn, lns[api.ListenerHTTP], httpsPort, 10*time.Second)
+	return web.Serve(ctx, logger, h, boot.Cert, httpsLn, lns[api.ListenerHTTP], httpsPort, 10*time.Second)
 }

@@ -20,20 +20,22 @@ var (
 
 // Buckets of the schema. A bucket holds one kind of record keyed by ID.
 const (
-	BucketMeta     = "meta"
-	BucketOrgs     = "orgs"
-	BucketUsers    = "users"    // key: org_id/user_id
-	BucketServers  = "servers"  // key: server_id
-	BucketSecrets  = "secrets"  // key: kind/id — server-side private material
-	BucketAdmins   = "admins"   // key: username
-	BucketSessions = "sessions" // key: SHA-256 of the session ID (hex)
-	BucketRevoked  = "revoked"  // key: org_id/serial
-	BucketNames    = "names"    // unique-name index: kind/…/name -> id
+	BucketMeta      = "meta"
+	BucketOrgs      = "orgs"
+	BucketUsers     = "users"     // key: org_id/user_id
+	BucketServers   = "servers"   // key: server_id
+	BucketSecrets   = "secrets"   // key: kind/id — server-side private material
+	BucketAdmins    = "admins"    // key: username
+	BucketSessions  = "sessions"  // key: SHA-256 of the session ID (hex)
+	BucketRevoked   = "revoked"   // key: org_id/serial
+	BucketNames     = "names"     // unique-name index: kind/…/name -> id
+	BucketNonces    = "nonces"    // approval replay caches: kind/scope/nonce -> expiry
+	BucketApprovals = "approvals" // firewall token -> approval (addresses, expiry, used)
 )
 
 // Buckets lists every bucket the schema creates.
 var Buckets = []string{BucketMeta, BucketOrgs, BucketUsers, BucketServers, BucketSecrets,
-	BucketAdmins, BucketSessions, BucketRevoked, BucketNames}
+	BucketAdmins, BucketSessions, BucketRevoked, BucketNames, BucketNonces, BucketApprovals}
 
 // Store is a transactional key-value store.
 type Store interface {

@@ -1,0 +1,11 @@
+// Package dynfw owns connection approval and the dynamic firewall: it
+// verifies a Pritunl-Client approval request (clock window, the three
+// replay caches, HMAC-SHA512, RSA-PSS, NaCl box), decides which client
+// addresses to open, issues the single-use firewall token the OpenVPN
+// worker later checks, persists approvals, and drives the nftables port
+// gate (table inet portcullis) over netlink.
+//
+// It reads users and servers through the Directory the core implements and
+// keeps its own records (nonces, tokens, approvals) in core/store, the only
+// core package it imports.
+package dynfw

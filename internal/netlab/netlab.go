@@ -1,0 +1,147 @@
+// Package netlab builds small networks for system tests: network
+// namespaces the test creates itself, veth pairs between them with test
+// addresses, and ways to run code or processes inside a namespace. Every
+// namespace is removed when its test ends. Traffic never leaves the
+// namespaces the test made.
+package netlab
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Require skips the test, with the reason, when the machine cannot build
+// namespaces: not root, or no ip(8).
+func Require(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces (CI runs as root)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("ip(8) from iproute2 not installed")
+	}
+}
+
+// NS is a network namespace made for one test.
+type NS struct {
+	Name string
+	t    testing.TB
+}
+
+// NewNS creates a namespace with its loopback up; it is deleted when the
+// test ends.
+func NewNS(t testing.TB, label string) *NS {
+	t.Helper()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	if len(label) > 10 || strings.Contains(label, "-") {
+		t.Fatalf("netlab: label %q must be at most 10 characters without '-'", label)
+	}
+	name := "pc-" + label + "-" + hex.EncodeToString(b)
+	mustRun(t, "ip", "netns", "add", name)
+	ns := &NS{Name: name, t: t}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	ns.MustIP("link", "set", "lo", "up")
+	return ns
+}
+
+// label is the part of the name the test chose.
+func (n *NS) label() string {
+	parts := strings.Split(n.Name, "-")
+	l := parts[1]
+	if len(l) > 8 {
+		l = l[:8]
+	}
+	return l
+}
+
+// Path is the namespace's bind-mount path.
+func (n *NS) Path() string { return "/var/run/netns/" + n.Name }
+
+// MustIP runs `ip -n NS args...` and fails the test on error.
+func (n *NS) MustIP(args ...string) string {
+	n.t.Helper()
+	return mustRun(n.t, "ip", append([]string{"-n", n.Name}, args...)...)
+}
+
+// Command returns a command that runs inside the namespace.
+func (n *NS) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+}
+
+// Do runs fn on an OS thread switched into the namespace. Sockets created
+// by fn stay in the namespace after it returns.
+func (n *NS) Do(fn func() error) error {
+	f, err := os.Open(n.Path())
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// The thread is not unlocked: if switching back failed it must not
+		// be reused, and a thread that was switched is retired with the
+		// goroutine either way.
+		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", n.Name, err)
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns back: %w", err)
+			return
+		}
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// Veth connects two namespaces with a veth pair; the addresses are CIDRs
+// (e.g. "10.99.0.1/24"); more addresses can be added to either end later.
+func Veth(t testing.TB, a *NS, aAddr string, b *NS, bAddr string) (aIf, bIf string) {
+	t.Helper()
+	aIf, bIf = "veth-"+b.label(), "veth-"+a.label()
+	r := make([]byte, 4)
+	_, _ = rand.Read(r)
+	tmpA, tmpB := "pca"+hex.EncodeToString(r), "pcb"+hex.EncodeToString(r)
+	mustRun(t, "ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB)
+	mustRun(t, "ip", "link", "set", tmpA, "netns", a.Name, "name", aIf)
+	mustRun(t, "ip", "link", "set", tmpB, "netns", b.Name, "name", bIf)
+	for _, x := range []struct {
+		ns   *NS
+		ifn  string
+		addr string
+	}{{a, aIf, aAddr}, {b, bIf, bAddr}} {
+		args := []string{"addr", "add", x.addr, "dev", x.ifn}
+		if strings.Contains(x.addr, ":") {
+			args = append(args, "nodad")
+		}
+		x.ns.MustIP(args...)
+		x.ns.MustIP("link", "set", x.ifn, "up")
+	}
+	return aIf, bIf
+}
+
+func mustRun(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
