@@ -29,6 +29,8 @@ type call struct {
 	requestID string
 	session   *admin.Session
 	sessionID string
+	// header is the request's headers (the front's allow-listed set).
+	header http.Header
 	// respHeader collects headers the handler sets (cookies).
 	respHeader http.Header
 }
@@ -146,6 +148,7 @@ func (s *APIServer) serveRoute(rt *api.Route, h handler) http.HandlerFunc {
 			params:     make(map[string]string, 3),
 			peer:       r.Header.Get(api.HeaderPeer),
 			requestID:  r.Header.Get(api.HeaderRequestID),
+			header:     r.Header,
 			respHeader: w.Header(),
 		}
 		resp, err := s.prepare(c, r)

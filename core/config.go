@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -27,6 +28,29 @@ type Config struct {
 	LogFormat  string `toml:"log_format"`
 	Web        WebConfig
 	Admin      AdminConfig
+	Approval   ApprovalConfig
+	Firewall   FirewallConfig
+}
+
+// ApprovalConfig tunes connection approval (docs/approval.md).
+type ApprovalConfig struct {
+	// Window is the accepted clock difference of both timestamps.
+	Window string `toml:"window"`
+	// TokenTTL is the firewall token's life and the kernel timeout of the
+	// opened addresses.
+	TokenTTL string `toml:"token_ttl"`
+	// ReportedAddresses opens the client-reported public addresses too.
+	ReportedAddresses bool `toml:"reported_addresses"`
+	// TrustedProxies are the peers (CIDRs) whose ForwardedHeader is used.
+	TrustedProxies  []string `toml:"trusted_proxies"`
+	ForwardedHeader string   `toml:"forwarded_header"`
+}
+
+// FirewallConfig turns the nftables gate on or off.
+type FirewallConfig struct {
+	// Enabled drives table inet portcullis; off, approvals are recorded
+	// but no port is guarded or opened.
+	Enabled bool `toml:"enabled"`
 }
 
 // WebConfig configures the front the core supervises.
@@ -68,6 +92,8 @@ func DefaultConfig() Config {
 		LogFormat:  "text",
 		Web:        WebConfig{Listen: ":443"},
 		Admin:      AdminConfig{SessionTTL: "12h", LoginMaxFailures: 5, LoginWindow: "5m"},
+		Approval:   ApprovalConfig{Window: "120s", TokenTTL: "180s", ReportedAddresses: true, ForwardedHeader: "X-Forwarded-For"},
+		Firewall:   FirewallConfig{Enabled: true},
 	}
 }
 
@@ -99,9 +125,12 @@ func LoadConfig(path string) (Config, error) {
 // Checked is a validated configuration with parsed values.
 type Checked struct {
 	Config
-	SessionTTL  time.Duration
-	LoginWindow time.Duration
-	Level       slog.Level
+	SessionTTL     time.Duration
+	LoginWindow    time.Duration
+	Level          slog.Level
+	Window         time.Duration
+	TokenTTL       time.Duration
+	TrustedProxies []netip.Prefix
 }
 
 // Check validates every value and names the key of the first bad one.
@@ -166,6 +195,27 @@ func (c Config) Check() (*Checked, error) {
 	}
 	if c.Admin.LoginMaxFailures < 1 || c.Admin.LoginMaxFailures > 1000 {
 		return nil, bad("admin.login_max_failures", "%d is not between 1 and 1000", c.Admin.LoginMaxFailures)
+	}
+	if out.Window, err = time.ParseDuration(c.Approval.Window); err != nil || out.Window < 5*time.Second || out.Window > 12*time.Hour {
+		return nil, bad("approval.window", "%q is not a duration between 5s and 12h", c.Approval.Window)
+	}
+	if out.TokenTTL, err = time.ParseDuration(c.Approval.TokenTTL); err != nil || out.TokenTTL < 5*time.Second || out.TokenTTL > time.Hour {
+		return nil, bad("approval.token_ttl", "%q is not a duration between 5s and 1h", c.Approval.TokenTTL)
+	}
+	for i, p := range c.Approval.TrustedProxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(p); aerr == nil {
+				pfx, err = a.Prefix(a.BitLen())
+			}
+		}
+		if err != nil {
+			return nil, bad(fmt.Sprintf("approval.trusted_proxies[%d]", i), "%q is not an IP address or CIDR", p)
+		}
+		out.TrustedProxies = append(out.TrustedProxies, pfx.Masked())
+	}
+	if h := c.Approval.ForwardedHeader; h != "" && (len(h) > 64 || strings.Trim(strings.ToLower(h), "abcdefghijklmnopqrstuvwxyz0123456789-") != "") {
+		return nil, bad("approval.forwarded_header", "%q is not a header name", h)
 	}
 	return out, nil
 }

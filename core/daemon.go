@@ -24,6 +24,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
 	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/listenfds"
 )
 
@@ -132,6 +133,31 @@ func Run(ctx context.Context, cfg *Checked, log *slog.Logger, out io.Writer) err
 		return fmt.Errorf("internal token: %w", err)
 	}
 	svc := NewService(st, adm, log, cfg.SyncHosts(httpsLn.Addr().String()))
+	var gate dynfw.Gate
+	if cfg.Firewall.Enabled {
+		g, err := dynfw.OpenNFT(log, -1)
+		if err != nil {
+			return fmt.Errorf("firewall: %w (run as root, or set firewall.enabled = false)", err)
+		}
+		defer g.Close()
+		gate = g
+	} else {
+		log.Warn("firewall disabled (firewall.enabled = false): approvals open no port")
+	}
+	approver := dynfw.NewApprover(dynfw.Config{Window: cfg.Window, TokenTTL: cfg.TokenTTL,
+		ReportedAddresses: cfg.Approval.ReportedAddresses, TrustedProxies: cfg.TrustedProxies}, svc.Directory(), st, gate, log)
+	svc.SetApprover(approver)
+	guarded, err := svc.guardedPorts(ctx)
+	if err != nil {
+		return err
+	}
+	if _, _, err := approver.Reconcile(ctx, guarded); err != nil {
+		return fmt.Errorf("firewall: %w (run as root, or set firewall.enabled = false)", err)
+	}
+	purgeCtx, stopPurge := context.WithCancel(context.Background())
+	purgeDone := make(chan struct{})
+	go func() { defer close(purgeDone); approver.RunPurger(purgeCtx, time.Minute) }()
+	defer func() { stopPurge(); <-purgeDone }()
 	apiSrv, err := NewAPIServer(log, token, []int{0, front.uid}, svc.Handlers(), adm)
 	if err != nil {
 		return err
@@ -276,7 +302,8 @@ func buildFrontSpec(cfg *Checked, binary, coreSock string, httpsLn, httpLn net.L
 		Binary:     binary,
 		Args:       []string{"--core-socket", coreSock, "--log-level", cfg.LogLevel, "--log-format", cfg.LogFormat},
 		Credential: front.cred,
-		Bootstrap:  api.Bootstrap{Token: hex.EncodeToString(token), TLSCertPEM: string(certPEM), TLSKeyPEM: string(keyPEM)},
+		Bootstrap: api.Bootstrap{Token: hex.EncodeToString(token), TLSCertPEM: string(certPEM), TLSKeyPEM: string(keyPEM),
+			ForwardedHeader: cfg.Approval.ForwardedHeader},
 	}
 	if _, p, err := net.SplitHostPort(httpsLn.Addr().String()); err == nil {
 		spec.Bootstrap.HTTPSPort, _ = strconv.Atoi(p)

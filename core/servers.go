@@ -77,6 +77,9 @@ func (s *Service) createServer(c *call) (any, error) {
 	}
 	s.log.Info("server created", "server_id", id, "name", req.Name, "protocol", req.Protocol, "port", req.Port,
 		"dynamic_firewall", req.DynamicFirewall, "by", c.session.Username)
+	if err := s.syncGuarded(c.ctx); err != nil {
+		return nil, err
+	}
 	out := rec.toAPI()
 	return &out, nil
 }
@@ -178,6 +181,9 @@ func (s *Service) updateServer(c *call) (any, error) {
 		return nil, err
 	}
 	s.log.Info("server updated", "server_id", out.ID, "by", c.session.Username)
+	if err := s.syncGuarded(c.ctx); err != nil {
+		return nil, err
+	}
 	return &out, nil
 }
 
@@ -196,5 +202,8 @@ func (s *Service) deleteServer(c *call) (any, error) {
 		return nil, err
 	}
 	s.log.Info("server deleted", "server_id", id, "by", c.session.Username)
+	if err := s.syncGuarded(c.ctx); err != nil {
+		return nil, err
+	}
 	return &api.OKResponse{OK: true}, nil
 }

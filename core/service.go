@@ -10,6 +10,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
 	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/dynfw"
 )
 
 // Version is the build's version string.
@@ -23,6 +24,7 @@ type Service struct {
 	now       func() time.Time
 	syncHosts []string
 	startedAt time.Time
+	approver  *dynfw.Approver
 }
 
 // NewService returns a Service. syncHosts are the URLs written into
@@ -30,6 +32,12 @@ type Service struct {
 func NewService(st store.Store, adm *admin.Service, log *slog.Logger, syncHosts []string) *Service {
 	return &Service{st: st, admin: adm, log: log, now: time.Now, syncHosts: syncHosts, startedAt: time.Now()}
 }
+
+// Directory returns the dynfw view of users and servers.
+func (s *Service) Directory() dynfw.Directory { return directory{s.st} }
+
+// SetApprover wires the approval routes to an approver.
+func (s *Service) SetApprover(a *dynfw.Approver) { s.approver = a }
 
 // Handlers maps every route name to its implementation.
 func (s *Service) Handlers() map[string]handler {
@@ -53,6 +61,9 @@ func (s *Service) Handlers() map[string]handler {
 		"server.get":     s.getServer,
 		"server.update":  s.updateServer,
 		"server.delete":  s.deleteServer,
+
+		"approval.ovpn":      s.approve,
+		"approval.ovpn_wait": s.approveWait,
 	}
 }
 

@@ -32,7 +32,7 @@ type Options struct {
 	// ForwardedHeader names the header whose IP list is passed on for
 	// client routes (the core trusts it only from configured proxies).
 	ForwardedHeader string
-	Log         *slog.Logger
+	Log             *slog.Logger
 }
 
 // Handler is the front's generic, table-driven handler.

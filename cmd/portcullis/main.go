@@ -3,6 +3,7 @@
 //	portcullis serve [flags]                 run the core (it starts the front)
 //	portcullis admin reset-password [flags]  set a new random admin password
 //	portcullis counters [flags]              print the core's request counters
+//	portcullis firewall remove               delete table inet portcullis
 //	portcullis version
 package main
 
@@ -23,6 +24,7 @@ import (
 	"github.com/portcullis-gw/portcullis/core"
 	"github.com/portcullis-gw/portcullis/core/admin"
 	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 )
 
@@ -32,6 +34,7 @@ commands:
   serve                   run the gateway core; it starts and supervises the front
   admin reset-password    set a new random password for an admin (core must be stopped)
   counters                print the running core's request counters
+  firewall remove         delete the nftables table inet portcullis (every guarded port opens)
   version                 print the version
 
 Run 'portcullis <command> -h' for a command's flags.
@@ -54,6 +57,12 @@ func main() {
 		err = resetPassword(os.Args[3:])
 	case "counters":
 		err = counters(os.Args[2:])
+	case "firewall":
+		if len(os.Args) < 3 || os.Args[2] != "remove" {
+			fmt.Fprint(os.Stderr, "usage: portcullis firewall remove\n")
+			os.Exit(2)
+		}
+		err = firewallRemove()
 	case "version":
 		fmt.Println(core.Version)
 	case "-h", "--help", "help":
@@ -165,4 +174,18 @@ func counters(args []string) error {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(c)
+}
+
+func firewallRemove() error {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	g, err := dynfw.OpenNFT(log, -1)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	if err := g.Delete(); err != nil {
+		return err
+	}
+	fmt.Printf("removed nftables table inet %s\n", dynfw.TableName)
+	return nil
 }

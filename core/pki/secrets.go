@@ -6,42 +6,20 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/portcullis-gw/portcullis/internal/secrets"
+
 	"golang.org/x/crypto/nacl/box"
 )
 
-const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-// RandomAlnum returns n characters drawn uniformly from [A-Za-z0-9] (by
-// rejection sampling, so no character is more likely than another).
-func RandomAlnum(n int) (string, error) {
-	out := make([]byte, 0, n)
-	buf := make([]byte, n+n/2+8)
-	for len(out) < n {
-		if _, err := rand.Read(buf); err != nil {
-			return "", fmt.Errorf("random: %w", err)
-		}
-		for _, b := range buf {
-			// 248 = 4 * 62: bytes at or above it would bias the draw.
-			if b < 248 && len(out) < n {
-				out = append(out, alnum[int(b)%len(alnum)])
-			}
-		}
-	}
-	return string(out), nil
-}
+// RandomAlnum returns n random characters from [A-Za-z0-9].
+func RandomAlnum(n int) (string, error) { return secrets.Alnum(n) }
 
 // NewID returns a new 24-lowercase-hex identifier (the Pritunl ObjectId
 // shape), from 12 random bytes.
-func NewID() (string, error) { return RandomHex(12) }
+func NewID() (string, error) { return secrets.Hex(12) }
 
 // RandomHex returns n random bytes as lowercase hex.
-func RandomHex(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("random: %w", err)
-	}
-	return hex.EncodeToString(b), nil
-}
+func RandomHex(n int) (string, error) { return secrets.Hex(n) }
 
 // SyncSecrets are a user's approval credentials: sync_token names the user
 // (Auth-Token header), sync_secret keys the request HMAC.

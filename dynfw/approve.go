@@ -1,0 +1,344 @@
+package dynfw
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/internal/secrets"
+)
+
+// Directory is how dynfw reads users and servers; the core implements it.
+type Directory interface {
+	// Subject returns the user and server of an approval request, or an
+	// error wrapping ErrUnknownOrg, ErrUnknownUser or ErrUnknownServer.
+	Subject(ctx context.Context, orgID, userID, serverID string) (*Subject, error)
+	// ServerBoxKey returns a server's NaCl box secret key.
+	ServerBoxKey(ctx context.Context, serverID string) (*[32]byte, error)
+}
+
+// Lookup errors of a Directory.
+var (
+	ErrUnknownOrg    = errors.New("unknown organization")
+	ErrUnknownUser   = errors.New("unknown user")
+	ErrUnknownServer = errors.New("unknown server")
+)
+
+// Subject is what an approval needs to know of its user and server.
+type Subject struct {
+	SyncToken, SyncSecret string // empty until a profile was issued
+	UserDisabled          bool
+	UserKey               *rsa.PublicKey // nil until a profile was issued
+	Attached              bool           // the user's organization may use the server
+	DynamicFirewall       bool
+	Protocol              string
+	Port                  int
+	Hosts                 []string
+	BoxPrivate            [32]byte
+}
+
+// Config tunes the approver.
+type Config struct {
+	// Window is the accepted clock difference for both timestamps.
+	Window time.Duration
+	// TokenTTL is the firewall token's life and the kernel timeout.
+	TokenTTL time.Duration
+	// ReportedAddresses turns on the client-reported public addresses.
+	ReportedAddresses bool
+	// TrustedProxies are peers whose forwarded header is believed.
+	TrustedProxies []netip.Prefix
+	Now            func() time.Time
+	Rand           io.Reader
+}
+
+// Defaults: stricter than Pritunl's ±12 h.
+const (
+	DefaultWindow   = 120 * time.Second
+	DefaultTokenTTL = 180 * time.Second
+)
+
+// Approver verifies approval requests and opens the gate.
+type Approver struct {
+	cfg  Config
+	dir  Directory
+	st   store.Store
+	gate Gate
+	log  *slog.Logger
+}
+
+// NewApprover returns an Approver. gate may be nil (no firewall: approvals
+// are recorded but nothing is opened).
+func NewApprover(cfg Config, dir Directory, st store.Store, gate Gate, log *slog.Logger) *Approver {
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = DefaultTokenTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	return &Approver{cfg: cfg, dir: dir, st: st, gate: gate, log: log}
+}
+
+// Request is one approval request as the core received it.
+type Request struct {
+	// Wait marks /key/ovpn_wait (the SSO variant).
+	Wait                    bool
+	Path                    string
+	OrgID, UserID, ServerID string
+	Headers                 api.ApprovalHeaders
+	Body                    *api.ApprovalRequest
+	// Peer is the TCP peer the front saw; Forwarded the forwarded-for list.
+	Peer      netip.Addr
+	Forwarded []netip.Addr
+}
+
+// Refusal is an approval refused with a status (Pritunl's numbering where
+// it has one; see docs/approval.md).
+type Refusal struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (r *Refusal) Error() string { return fmt.Sprintf("%d %s: %s", r.Status, r.Code, r.Message) }
+
+func refuse(status int, code, msg string) *Refusal { return &Refusal{status, code, msg} }
+
+// Outcome is what an answered approval decided.
+type Outcome struct {
+	Response *api.ApprovalResponse
+	Allowed  bool
+	Reason   string
+	Approval *Approval
+	Sources  []string
+}
+
+// Approve runs the checks in order and answers. Refusals before the box is
+// opened are plain statuses; an expired inner timestamp or a replayed inner
+// nonce is a boxed allow=false, as the Pritunl client expects.
+func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
+	now := a.cfg.Now()
+	ts, err := strconv.ParseInt(r.Headers.Timestamp, 10, 64)
+	if err != nil {
+		return nil, refuse(http.StatusMethodNotAllowed, "auth_timestamp", "Auth-Timestamp is not an integer")
+	}
+	if d := now.Sub(time.Unix(ts, 0)); d > a.cfg.Window || d < -a.cfg.Window {
+		return nil, refuse(http.StatusRequestTimeout, "auth_timestamp_expired",
+			fmt.Sprintf("Auth-Timestamp is %s from the gateway's clock (window ±%s)", d.Round(time.Second), a.cfg.Window))
+	}
+	sub, err := a.dir.Subject(ctx, r.OrgID, r.UserID, r.ServerID)
+	switch {
+	case errors.Is(err, ErrUnknownOrg):
+		return nil, refuse(http.StatusNotFound, "not_found", "organization not found")
+	case errors.Is(err, ErrUnknownUser):
+		return nil, refuse(http.StatusNotFound, "not_found", "user not found")
+	case errors.Is(err, ErrUnknownServer):
+		return nil, refuse(http.StatusNotFound, "not_found", "server not found")
+	case err != nil:
+		return nil, err
+	}
+	if sub.SyncSecret == "" || sub.UserKey == nil {
+		return nil, refuse(http.StatusGone, "no_profile", "the user has no issued profile")
+	}
+	if subtle.ConstantTimeCompare([]byte(r.Headers.Token), []byte(sub.SyncToken)) != 1 {
+		return nil, refuse(http.StatusLengthRequired, "auth_token", "Auth-Token does not match the user")
+	}
+	if sub.UserDisabled {
+		return nil, refuse(http.StatusForbidden, "user_disabled", "the user is disabled")
+	}
+	msg := api.RequestHMACMessage(r.Headers, http.MethodPost, r.Path, r.Body)
+	if len(msg) > api.MaxHMACMessage {
+		return nil, refuse(http.StatusRequestURITooLong, "auth_too_long", "signed message too long")
+	}
+	if !api.HMACCheck(sub.SyncSecret, msg, r.Headers.Signature) {
+		return nil, refuse(http.StatusUnauthorized, "auth_signature", "Auth-Signature does not match")
+	}
+	if !sub.Attached {
+		return nil, refuse(http.StatusNotFound, "not_found", "server not found for this organization")
+	}
+	if r.Wait {
+		return nil, refuse(http.StatusRequestHeaderFieldsTooLarge, "sso_disabled", "single sign-on is not enabled on this server")
+	}
+	if !sub.DynamicFirewall {
+		return nil, refuse(http.StatusRequestHeaderFieldsTooLarge, "dynamic_firewall_disabled", "the server does not use the dynamic firewall")
+	}
+	if err := api.VerifyUserSignature(sub.UserKey, r.Body); err != nil {
+		return nil, refuse(http.StatusPreconditionFailed, "signature", "the user signature does not verify")
+	}
+	plain, clientPub, err := api.OpenRequest(r.Body, &sub.BoxPrivate)
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, "box", "the request box does not open")
+	}
+	var inner api.InnerRequest
+	if err := api.DecodeStrict(plain, &inner); err != nil {
+		return nil, refuse(http.StatusBadRequest, "inner", "inner request: "+err.Error())
+	}
+	addrs, sources, err := a.addresses(r, &inner)
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, "address", err.Error())
+	}
+
+	// The inner checks turn into a boxed deny rather than a status.
+	reason := ""
+	checkInner := inner.Nonce != "" || inner.Timestamp != 0 || inner.Token != ""
+	if checkInner {
+		switch {
+		case inner.Nonce == "":
+			reason = "Auth data missing nonce"
+		case inner.Timestamp == 0:
+			reason = "Auth data missing timestamp"
+		default:
+			if d := now.Sub(time.Unix(inner.Timestamp, 0)); d > a.cfg.Window || d < -a.cfg.Window {
+				reason = "Auth timestamp expired"
+			}
+		}
+	}
+	rec := &record{SyncToken: sub.SyncToken, UserID: r.UserID, AuthNonce: r.Headers.Nonce, BoxNonce: r.Body.Nonce,
+		InnerNonce: inner.Nonce, NonceTTL: 2 * a.cfg.Window, Now: now, CheckInner: checkInner && reason == ""}
+	if reason == "" {
+		token, err := secrets.Alnum(32)
+		if err != nil {
+			return nil, err
+		}
+		rec.Approval = &Approval{Token: token, OrgID: r.OrgID, UserID: r.UserID, ServerID: r.ServerID,
+			Protocol: sub.Protocol, Port: sub.Port, Addrs: addrs, Created: now, Expires: now.Add(a.cfg.TokenTTL)}
+	}
+	innerReplayed, err := commit(ctx, a.st, rec)
+	var re *ReplayError
+	if errors.As(err, &re) {
+		if re.Kind == nonceAuth {
+			return nil, refuse(http.StatusConflict, "replay", "Auth-Nonce was used before")
+		}
+		return nil, refuse(http.StatusUnsupportedMediaType, "replay", "box nonce was used before")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("record approval: %w", err)
+	}
+	if innerReplayed {
+		reason = "Duplicate nonce"
+	}
+	out := &Outcome{Reason: reason, Sources: sources}
+	resp := api.InnerResponse{}
+	remote, remote6 := publicHosts(sub.Hosts)
+	resp.Remote, resp.Remote6 = remote, remote6
+	if reason == "" && !innerReplayed {
+		ap := rec.Approval
+		if a.gate != nil {
+			els := ap.Elements()
+			for i := range els {
+				els[i].Timeout = a.cfg.TokenTTL
+			}
+			if err := a.gate.Allow(els); err != nil {
+				a.log.Error("approval recorded but the firewall refused it", "user_id", r.UserID, "server_id", r.ServerID, "err", err)
+				return nil, refuse(http.StatusServiceUnavailable, "firewall", "the firewall could not be opened")
+			}
+		}
+		out.Allowed, out.Approval = true, ap
+		resp.Allow, resp.Token = true, &ap.Token
+		a.log.Info("approval granted", "org_id", r.OrgID, "user_id", r.UserID, "server_id", r.ServerID,
+			"addresses", fmt.Sprint(ap.Addrs), "sources", strings.Join(sources, ","), "ttl", a.cfg.TokenTTL)
+	} else {
+		resp.Reason = &reason
+		a.log.Warn("approval denied", "org_id", r.OrgID, "user_id", r.UserID, "server_id", r.ServerID, "reason", reason)
+	}
+	plainResp, err := json.Marshal(resp)
+	if err != nil {
+		return nil, err
+	}
+	out.Response, err = api.SealResponse(a.cfg.Rand, plainResp, sub.SyncSecret, &sub.BoxPrivate, &clientPub)
+	return out, err
+}
+
+// publicHosts returns the server's first IPv4-or-name host and its first
+// IPv6 host, exactly as written in the profile's remote lines.
+func publicHosts(hosts []string) (remote, remote6 *string) {
+	for _, h := range hosts {
+		h := h
+		if ad, err := netip.ParseAddr(h); err == nil && ad.Is6() && !ad.Is4In6() {
+			if remote6 == nil {
+				remote6 = &h
+			}
+		} else if remote == nil {
+			remote = &h
+		}
+	}
+	return remote, remote6
+}
+
+// addresses picks the client addresses to open: the peer (or, behind a
+// trusted proxy, the last forwarded entry), and when enabled the reported
+// public_address and public_address6. At most one per source.
+func (a *Approver) addresses(r *Request, in *api.InnerRequest) ([]netip.Addr, []string, error) {
+	var addrs []netip.Addr
+	var sources []string
+	add := func(ad netip.Addr, source string) {
+		ad = ad.Unmap()
+		for _, have := range addrs {
+			if have == ad {
+				sources = append(sources, source)
+				return
+			}
+		}
+		addrs = append(addrs, ad)
+		sources = append(sources, source)
+	}
+	peer := r.Peer
+	if peer.IsValid() {
+		if len(r.Forwarded) > 0 && a.trusted(peer) {
+			add(r.Forwarded[len(r.Forwarded)-1], "forwarded")
+		} else {
+			add(peer, "peer")
+		}
+	}
+	if a.cfg.ReportedAddresses {
+		if in.PublicAddress != "" {
+			ad, err := netip.ParseAddr(in.PublicAddress)
+			if err != nil || !ad.Is4() || !isPublic(ad) {
+				return nil, nil, fmt.Errorf("public_address %q is not a global unicast IPv4 address", in.PublicAddress)
+			}
+			add(ad, "public_address")
+		}
+		if in.PublicAddress6 != "" {
+			ad, err := netip.ParseAddr(in.PublicAddress6)
+			if err != nil || !ad.Is6() || ad.Is4In6() || ad.Zone() != "" || !isPublic(ad) {
+				return nil, nil, fmt.Errorf("public_address6 %q is not a global unicast IPv6 address", in.PublicAddress6)
+			}
+			add(ad, "public_address6")
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, nil, errors.New("no client address to open")
+	}
+	return addrs, sources, nil
+}
+
+func (a *Approver) trusted(ad netip.Addr) bool {
+	for _, p := range a.cfg.TrustedProxies {
+		if p.Contains(ad.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+func isPublic(ad netip.Addr) bool {
+	return ad.IsGlobalUnicast() && !ad.IsPrivate() && !ad.IsLoopback() && !ad.IsLinkLocalUnicast()
+}
