@@ -1,0 +1,280 @@
+package dynfw
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net/netip"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/nacl/box"
+
+	"github.com/portcullis-gw/portcullis/api"
+)
+
+func TestApproveGrantsAndOpensThePeer(t *testing.T) {
+	f := newFixture(t)
+	out, err := f.a.Approve(context.Background(), f.request(reqOpts{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.open(out)
+	if !r.Allow || r.Token == nil || len(*r.Token) != 32 || r.Reason != nil {
+		t.Fatalf("inner response %+v", r)
+	}
+	if r.Remote == nil || *r.Remote != "198.51.100.7" || r.Remote6 == nil || *r.Remote6 != "2001:db8::7" {
+		t.Fatalf("remote %v remote6 %v", r.Remote, r.Remote6)
+	}
+	if len(f.gate.allowed) != 1 || f.gate.allowed[0] != (Element{Addr: netip.MustParseAddr("192.0.2.10"), Proto: "udp", Port: 1194, Timeout: DefaultTokenTTL}) {
+		t.Fatalf("gate got %+v", f.gate.allowed)
+	}
+}
+
+func TestApproveRefusals(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	old := f.now.Add(-10 * time.Minute).Unix()
+	cases := []struct {
+		name   string
+		mutate func(*Request)
+		opts   reqOpts
+		status int
+	}{
+		{"timestamp not an integer", func(r *Request) { r.Headers.Timestamp = "abc" }, reqOpts{}, 405},
+		{"timestamp 10 minutes old", nil, reqOpts{timestamp: itoa(old)}, 408},
+		{"timestamp in the future", nil, reqOpts{timestamp: itoa(f.now.Add(5 * time.Minute).Unix())}, 408},
+		{"unknown organization", func(r *Request) { r.OrgID = "dddddddddddddddddddddddd" }, reqOpts{}, 404},
+		{"unknown user", func(r *Request) { r.UserID = "dddddddddddddddddddddddd" }, reqOpts{}, 404},
+		{"unknown server", func(r *Request) { r.ServerID = "dddddddddddddddddddddddd" }, reqOpts{}, 404},
+		{"wrong Auth-Token", func(r *Request) { r.Headers.Token = "X" + r.Headers.Token[1:] }, reqOpts{}, 411},
+		{"flipped data", func(r *Request) { r.Body.Data = flipMid(r.Body.Data) }, reqOpts{}, 401},
+		{"flipped nonce", func(r *Request) { r.Body.Nonce = flipMid(r.Body.Nonce) }, reqOpts{}, 401},
+		{"flipped public key", func(r *Request) { r.Body.PublicKey = flipMid(r.Body.PublicKey) }, reqOpts{}, 401},
+		{"flipped signature", func(r *Request) { r.Body.Signature = flipMid(r.Body.Signature) }, reqOpts{}, 401},
+		{"other path", func(r *Request) { r.Path = "/key/ovpn/x" }, reqOpts{}, 401},
+		{"signature by another key", nil, reqOpts{key: otherKey}, 412},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.request(tc.opts)
+			if tc.mutate != nil {
+				tc.mutate(r)
+			}
+			_, err := f.a.Approve(ctx, r)
+			wantStatus(t, err, tc.status)
+		})
+	}
+	t.Run("box sealed for another key", func(t *testing.T) {
+		other, _, _ := box.GenerateKey(rand.Reader)
+		_, err := f.a.Approve(ctx, f.request(reqOpts{boxPub: other}))
+		wantStatus(t, err, 400)
+	})
+	t.Run("disabled user", func(t *testing.T) {
+		f.dir.sub.UserDisabled = true
+		defer func() { f.dir.sub.UserDisabled = false }()
+		_, err := f.a.Approve(ctx, f.request(reqOpts{}))
+		wantStatus(t, err, 403)
+	})
+	t.Run("server without dynamic firewall", func(t *testing.T) {
+		f.dir.sub.DynamicFirewall = false
+		defer func() { f.dir.sub.DynamicFirewall = true }()
+		_, err := f.a.Approve(ctx, f.request(reqOpts{}))
+		wantStatus(t, err, 431)
+	})
+	t.Run("ovpn_wait", func(t *testing.T) {
+		r := f.request(reqOpts{})
+		r.Wait = true
+		_, err := f.a.Approve(ctx, r)
+		wantStatus(t, err, 431)
+	})
+	t.Run("organization not attached", func(t *testing.T) {
+		f.dir.sub.Attached = false
+		defer func() { f.dir.sub.Attached = true }()
+		_, err := f.a.Approve(ctx, f.request(reqOpts{}))
+		wantStatus(t, err, 404)
+	})
+	t.Run("no profile issued", func(t *testing.T) {
+		k := f.dir.sub.UserKey
+		f.dir.sub.UserKey = nil
+		defer func() { f.dir.sub.UserKey = k }()
+		_, err := f.a.Approve(ctx, f.request(reqOpts{}))
+		wantStatus(t, err, 410)
+	})
+	if len(f.gate.allowed) != 0 {
+		t.Fatalf("a refused request opened the gate: %+v", f.gate.allowed)
+	}
+}
+
+func TestApproveReplays(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	r := f.request(reqOpts{})
+	if _, err := f.a.Approve(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	// The byte-identical request again.
+	_, err := f.a.Approve(ctx, r)
+	wantStatus(t, err, 409)
+	// A fresh Auth-Nonce and HMAC around the same box: the box nonce is
+	// caught.
+	again := *r
+	again.Headers.Nonce = "N0nceN0nceN0nceN0nceN0nceN0nce12"
+	again.Headers.Signature = api.HMACSign(f.dir.sub.SyncSecret, api.RequestHMACMessage(again.Headers, "POST", again.Path, again.Body))
+	_, err = f.a.Approve(ctx, &again)
+	wantStatus(t, err, 415)
+	// A whole new request reusing the inner nonce: boxed deny.
+	in := f.inner()
+	first := f.request(reqOpts{inner: in})
+	if out, err := f.a.Approve(ctx, first); err != nil || !f.open(out).Allow {
+		t.Fatalf("first use of the inner nonce: %v", err)
+	}
+	out, err := f.a.Approve(ctx, f.request(reqOpts{inner: in}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := f.open(out); resp.Allow || resp.Reason == nil || *resp.Reason != "Duplicate nonce" || resp.Token != nil {
+		t.Fatalf("replayed inner nonce: %+v", resp)
+	}
+	// A restart (a new approver over the same store) still refuses.
+	f.a = f.approver()
+	_, err = f.a.Approve(ctx, r)
+	wantStatus(t, err, 409)
+	// After twice the window the nonces are forgotten (and purged).
+	f.now = f.now.Add(2*DefaultWindow + time.Second)
+	n, err := purge(ctx, f.st, f.now)
+	if err != nil || n == 0 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+}
+
+func TestApproveInnerTimestamp(t *testing.T) {
+	f := newFixture(t)
+	in := f.inner()
+	in.Timestamp = f.now.Add(-10 * time.Minute).Unix()
+	out, err := f.a.Approve(context.Background(), f.request(reqOpts{inner: in}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.open(out); r.Allow || *r.Reason != "Auth timestamp expired" {
+		t.Fatalf("stale inner timestamp: %+v", r)
+	}
+	if len(f.gate.allowed) != 0 {
+		t.Fatal("denied approval opened the gate")
+	}
+}
+
+func TestApproveAddressSources(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	in := f.inner()
+	in.PublicAddress, in.PublicAddress6 = "198.51.100.9", "2001:db8::9"
+	r := f.request(reqOpts{inner: in})
+	r.Peer = netip.MustParseAddr("10.0.0.5") // a trusted proxy
+	r.Forwarded = []netip.Addr{netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("198.51.100.20")}
+	out, err := f.a.Approve(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"198.51.100.20", "198.51.100.9", "2001:db8::9"}
+	if len(out.Approval.Addrs) != 3 {
+		t.Fatalf("addresses %v", out.Approval.Addrs)
+	}
+	for i, a := range out.Approval.Addrs {
+		if a.String() != want[i] {
+			t.Fatalf("addresses %v, want %v", out.Approval.Addrs, want)
+		}
+	}
+	if got := out.Sources; len(got) != 3 || got[0] != "forwarded" || got[1] != "public_address" {
+		t.Fatalf("sources %v", got)
+	}
+	// An untrusted peer's forwarded header is ignored.
+	r = f.request(reqOpts{})
+	r.Forwarded = []netip.Addr{netip.MustParseAddr("198.51.100.20")}
+	out, err = f.a.Approve(ctx, r)
+	if err != nil || len(out.Approval.Addrs) != 1 || out.Approval.Addrs[0].String() != "192.0.2.10" {
+		t.Fatalf("untrusted forwarded header used: %+v %v", out, err)
+	}
+	// Private or wrong-family reported addresses are refused.
+	for _, bad := range [][2]string{{"10.0.0.1", ""}, {"2001:db8::1", ""}, {"", "198.51.100.1"}, {"", "fe80::1"}, {"x", ""}} {
+		in := f.inner()
+		in.PublicAddress, in.PublicAddress6 = bad[0], bad[1]
+		_, err := f.a.Approve(ctx, f.request(reqOpts{inner: in}))
+		wantStatus(t, err, 400)
+	}
+}
+
+func TestCheckCredential(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	out, err := f.a.Approve(ctx, f.request(reqOpts{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := *f.open(out).Token
+	user, pass, err := api.SealCredential(rand.Reader, token, &f.dir.boxPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.a.CheckCredential(ctx, serverID, "dddddddddddddddddddddddd", user, pass); !errors.Is(err, ErrTokenOwner) {
+		t.Fatalf("other user's certificate: %v", err)
+	}
+	ap, err := f.a.CheckCredential(ctx, serverID, userID, user, pass)
+	if err != nil || ap.UserID != userID {
+		t.Fatalf("valid credential: %v", err)
+	}
+	if _, err := f.a.CheckCredential(ctx, serverID, userID, user, pass); !errors.Is(err, ErrTokenUsed) {
+		t.Fatalf("second use: %v", err)
+	}
+	u2, p2, _ := api.SealCredential(rand.Reader, "unknownunknownunknownunknown1234", &f.dir.boxPub)
+	if _, err := f.a.CheckCredential(ctx, serverID, userID, u2, p2); !errors.Is(err, ErrTokenUnknown) {
+		t.Fatalf("unknown token: %v", err)
+	}
+	if _, err := f.a.CheckCredential(ctx, serverID, userID, user, "$f$AAAA"); !errors.Is(err, ErrCredential) {
+		t.Fatalf("garbage credential: %v", err)
+	}
+	out, _ = f.a.Approve(ctx, f.request(reqOpts{}))
+	u3, p3, _ := api.SealCredential(rand.Reader, *f.open(out).Token+":ssotoken", &f.dir.boxPub)
+	f.now = f.now.Add(DefaultTokenTTL)
+	if _, err := f.a.CheckCredential(ctx, serverID, userID, u3, p3); !errors.Is(err, ErrTokenExpired) {
+		t.Fatalf("expired token: %v", err)
+	}
+}
+
+func TestReconcile(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	out, err := f.a.Approve(ctx, f.request(reqOpts{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kernel lost the element (reboot) and holds a stale one.
+	stale := Element{Addr: netip.MustParseAddr("192.0.2.99"), Proto: "udp", Port: 1194, Timeout: time.Minute}
+	f.gate.present = []Element{stale}
+	f.gate.allowed = nil
+	f.now = f.now.Add(60 * time.Second)
+	added, removed, err := f.a.Reconcile(ctx, []ProtoPort{{"udp", 1194}})
+	if err != nil || added != 1 || removed != 1 {
+		t.Fatalf("reconcile: +%d -%d %v", added, removed, err)
+	}
+	if f.gate.allowed[0].Addr != out.Approval.Addrs[0] || f.gate.allowed[0].Timeout != DefaultTokenTTL-60*time.Second {
+		t.Fatalf("re-added %+v", f.gate.allowed)
+	}
+	if f.gate.removed[0] != stale || len(f.gate.guarded) != 1 {
+		t.Fatalf("removed %+v guarded %+v", f.gate.removed, f.gate.guarded)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func flipMid(s string) string {
+	b := []byte(s)
+	i := len(b) / 2
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	return string(b)
+}
