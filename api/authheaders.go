@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -119,4 +120,25 @@ func FormatForwarded(addrs []netip.Addr) string {
 		s[i] = a.String()
 	}
 	return strings.Join(s, ",")
+}
+
+// RandomAlnum draws n characters uniformly from [A-Za-z0-9] out of r (by
+// rejection sampling): the shape of sync tokens, Auth-Nonce and firewall
+// tokens.
+func RandomAlnum(r io.Reader, n int) (string, error) {
+	const chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	out := make([]byte, 0, n)
+	buf := make([]byte, n+n/2+8)
+	for len(out) < n {
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", fmt.Errorf("random: %w", err)
+		}
+		for _, b := range buf {
+			// 248 = 4 * 62: bytes at or above it would bias the draw.
+			if b < 248 && len(out) < n {
+				out = append(out, chars[int(b)%len(chars)])
+			}
+		}
+	}
+	return string(out), nil
 }

@@ -369,3 +369,75 @@ func writeVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// FuzzOpenRequest feeds arbitrary outer bodies to the server-side opener:
+// nothing panics, and only a body that really was sealed for the key opens.
+func FuzzOpenRequest(f *testing.F) {
+	raw, err := os.ReadFile(vectorsFile)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var v vectors
+	if err := json.Unmarshal(raw, &v); err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte(v.Body))
+	f.Add([]byte(`{"data":"","nonce":"","public_key":"","signature":"","device_signature":""}`))
+	f.Add([]byte(`{"data":"AAAA","nonce":"VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVV","public_key":"yOJIIf1zP6NlDrlIwhWDq5zyKgunwbdyKl33Rdrzohw=","signature":"AA==","device_signature":""}`))
+	var priv [32]byte
+	copy(priv[:], mustHex(v.ServerBoxSecret))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req ApprovalRequest
+		if err := DecodeStrict(body, &req); err != nil {
+			return
+		}
+		_ = Validate(&req)
+		plain, _, err := OpenRequest(&req, &priv)
+		if err != nil {
+			return
+		}
+		if req.Data != v.Data && !bytes.Equal(plain, []byte(v.Inner)) {
+			// A different ciphertext that opens would be a forgery.
+			t.Fatalf("a box that was not sealed by the test opened: %q", plain)
+		}
+	})
+}
+
+// FuzzInnerRequest decodes arbitrary inner JSON strictly.
+func FuzzInnerRequest(f *testing.F) {
+	f.Add([]byte(readInner(f)))
+	f.Add([]byte(`{"nonce":"x","timestamp":1e99}`))
+	f.Add([]byte(`{"mac_addrs":[1,2],"nonce":"x"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var in InnerRequest
+		if err := DecodeStrict(data, &in); err != nil {
+			if !errors.Is(err, ErrBadJSON) {
+				t.Fatalf("error does not wrap ErrBadJSON: %v", err)
+			}
+			return
+		}
+		again, _ := json.Marshal(in)
+		var back InnerRequest
+		if err := DecodeStrict(again, &back); err != nil {
+			t.Fatalf("re-encoded inner request refused: %v", err)
+		}
+	})
+}
+
+func readInner(f *testing.F) string {
+	raw, err := os.ReadFile(vectorsFile)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var v vectors
+	_ = json.Unmarshal(raw, &v)
+	return v.Inner
+}
+
+func mustHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -6,28 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+
+	"github.com/portcullis-gw/portcullis/api"
 )
 
-const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-// Alnum returns n characters drawn uniformly from [A-Za-z0-9] (rejection
-// sampling, so no character is more likely than another).
-func Alnum(n int) (string, error) {
-	out := make([]byte, 0, n)
-	buf := make([]byte, n+n/2+8)
-	for len(out) < n {
-		if _, err := rand.Read(buf); err != nil {
-			return "", fmt.Errorf("random: %w", err)
-		}
-		for _, b := range buf {
-			// 248 = 4 * 62: bytes at or above it would bias the draw.
-			if b < 248 && len(out) < n {
-				out = append(out, alnum[int(b)%len(alnum)])
-			}
-		}
-	}
-	return string(out), nil
-}
+// Alnum returns n characters drawn uniformly from [A-Za-z0-9].
+func Alnum(n int) (string, error) { return api.RandomAlnum(rand.Reader, n) }
 
 // Hex returns n random bytes as lowercase hex.
 func Hex(n int) (string, error) {

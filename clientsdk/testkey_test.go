@@ -1,0 +1,20 @@
+package clientsdk
+
+// testKeyPEM is a small RSA key for parser tests only (never used to sign
+// anything the gateway checks).
+const testKeyPEM = `-----BEGIN PRIVATE KEY-----
+MIICdwIBADANBgkqhkiG9w0BAQEFAASCAmEwggJdAgEAAoGBANEUsWb9Azi+51mA
+3OLqGztbXP30IRnAbKinwFQK3qwqfCCsHThOKyGctvd3+pLCI4ry4Xn8DEDOC8i3
+oNZsFuWUwQYxT9Xwqft2WtYbvWtdfnQNlJBW8QZFu43HLRQoFh1UdGe+P8N7K8aT
+nIRquYiDVgpwOhaBqUQ/t3SYSxgRAgMBAAECgYANpfxJKOvKiuK7C9+PdAEMVEPb
+I5I8Fjy5mz7BtbZwtnLFJrsfE3I7Ftn2SFeb+C6eCcoYfpC1s8We6AbIrIRngMQT
+DJdZ6Stc2VxrD1LenGiepIavE0FUaNYcboqII5KxbbEbuToW/GFmqetmvWZbEfxq
+wWzG+wpzTp2jrwwKqQJBAOTvULnQuesx/e9gaLpKErDb72M5CMddvtbPP3X6t5/L
+fs1j8GipQKd3VTM4n2R92SeP7yHgPtcCmt6rkGocklkCQQDpzH+6iZa0pZghknBU
+B0IRgKsl+x9TDbU2qG6fDMGzDJprp91ZBmAXj9k3Rtcw4L0QTWOMjUuBAcqA77+6
+I8x5AkEAs1zUMGDZ6O1H+I3eP2Xdcvc9fM2olRpbdEz3eWWvC+ERPbX5GubQIuSZ
+ugG4z7DRu+9G+ZGJakc+MwrToG82MQJBANVrB22QCzH7t1NuCXuq5HR1r8WL5pw5
+9yFdvx0Q2ABJkOyU30lUuILJnM8Iq4bCn9Mx0Z2LnVC2AdSRBcM0yoECQCwwLRTV
+zrJH72x0/igxH6y8cgZfSPXZA/D9ndCDAellQZBpf6cRuGJQD1Z2OeDiGebbA9V0
+8/2f++WwB8GBnx4=
+-----END PRIVATE KEY-----`
