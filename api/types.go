@@ -72,10 +72,17 @@ type User struct {
 	Name     string `json:"name" validate:"required,safename"`
 	Email    string `json:"email,omitempty" validate:"omitempty,max=254,email"`
 	Disabled bool   `json:"disabled"`
-	// CertSerial is the serial of the user's current certificate, empty
-	// until a profile has been downloaded.
-	CertSerial string    `json:"cert_serial,omitempty" validate:"omitempty,max=64,hexadecimal"`
-	CreatedAt  time.Time `json:"created_at"`
+	// Profiles lists the user's current profile per server (one key and
+	// certificate each); empty until a profile has been downloaded.
+	Profiles  []ProfileInfo `json:"profiles" validate:"max=1024,dive"`
+	CreatedAt time.Time     `json:"created_at"`
+}
+
+// ProfileInfo is one issued profile of a user.
+type ProfileInfo struct {
+	ServerID   string    `json:"server_id" validate:"required,objectid"`
+	CertSerial string    `json:"cert_serial" validate:"required,max=64,hexadecimal"`
+	IssuedAt   time.Time `json:"issued_at"`
 }
 
 // UserList answers user.list.

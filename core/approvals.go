@@ -46,15 +46,13 @@ func (d directory) Subject(ctx context.Context, orgID, userID, serverID string) 
 		sub.Attached = slices.Contains(srv.Organizations, orgID)
 		sub.DynamicFirewall, sub.Protocol, sub.Port, sub.Hosts = srv.DynamicFirewall, srv.Protocol, srv.Port, srv.Hosts
 		copy(sub.BoxPrivate[:], sec.BoxPrivateKey)
-		if user.SyncToken != "" {
-			entry, err := store.GetJSON[syncEntry](tx, store.BucketSecrets, syncKey(user.SyncToken))
+		if p := user.Profiles[serverID]; p != nil {
+			entry, err := store.GetJSON[syncEntry](tx, store.BucketSecrets, syncKey(p.SyncToken))
 			if err != nil {
 				return fmt.Errorf("user %s sync secret: %w", userID, err)
 			}
-			sub.SyncToken, sub.SyncSecret = user.SyncToken, entry.Secret
-		}
-		if user.PublicKeyPEM != "" {
-			if sub.UserKey, err = parseRSAPublic(user.PublicKeyPEM); err != nil {
+			sub.SyncToken, sub.SyncSecret = p.SyncToken, entry.Secret
+			if sub.UserKey, err = parseRSAPublic(p.PublicKeyPEM); err != nil {
 				return fmt.Errorf("user %s public key: %w", userID, err)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/pki"
@@ -12,7 +13,9 @@ import (
 )
 
 // downloadProfile issues the user a new RSA-4096 key and certificate and new
-// sync secrets, revokes the previous certificate, and returns the profile.
+// sync secrets for this server, revokes the certificate of the profile it
+// replaces (the user's profiles for other servers stay valid), and returns
+// the profile.
 // The private key is in the answer and nowhere else: the store keeps the
 // certificate and public key only.
 func (s *Service) downloadProfile(c *call) (any, error) {
@@ -55,7 +58,7 @@ func (s *Service) downloadProfile(c *call) (any, error) {
 		return nil, errConflict("the user's organization is not attached to this server")
 	}
 
-	issued, err := ca.IssueUser(orgID, userID)
+	cert, err := ca.IssueUser(orgID, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -74,24 +77,22 @@ func (s *Service) downloadProfile(c *call) (any, error) {
 			return err
 		}
 		now := s.now().UTC()
-		if cur.CertSerial != "" {
-			oldSerial = cur.CertSerial
-			if err := store.PutJSON(tx, store.BucketRevoked, revokedKey(orgID, cur.CertSerial),
-				revokedEntry{UserID: userID, RevokedAt: now}); err != nil {
-				return err
-			}
-		}
-		if cur.SyncToken != "" {
-			if err := tx.Delete(store.BucketSecrets, syncKey(cur.SyncToken)); err != nil {
+		if old := cur.Profiles[serverID]; old != nil {
+			oldSerial = old.CertSerial
+			if err := revokeProfileTx(tx, cur, serverID, now); err != nil {
 				return err
 			}
 		}
 		if err := store.PutJSON(tx, store.BucketSecrets, syncKey(sync.Token),
-			syncEntry{OrgID: orgID, UserID: userID, Secret: sync.Secret}); err != nil {
+			syncEntry{OrgID: orgID, UserID: userID, ServerID: serverID, Secret: sync.Secret}); err != nil {
 			return err
 		}
-		cur.CertSerial, cur.CertPEM, cur.PublicKeyPEM = issued.Serial, string(issued.CertPEM), string(issued.PublicKeyPEM)
-		cur.SyncToken, cur.UpdatedAt = sync.Token, now
+		if cur.Profiles == nil {
+			cur.Profiles = map[string]*issued{}
+		}
+		cur.Profiles[serverID] = &issued{CertSerial: cert.Serial, CertPEM: string(cert.CertPEM),
+			PublicKeyPEM: string(cert.PublicKeyPEM), SyncToken: sync.Token, IssuedAt: now}
+		cur.UpdatedAt = now
 		user = cur
 		return store.PutJSON(tx, store.BucketUsers, userKey(orgID, userID), cur)
 	})
@@ -107,12 +108,30 @@ func (s *Service) downloadProfile(c *call) (any, error) {
 		Protocol: srv.Protocol, Port: srv.Port, Hosts: srv.Hosts, Sync: sync,
 		DeviceID: devID, DeviceName: devName,
 		CACertPEM: srv.CACertPEM, TLSCryptKey: sec.TLSCryptKey,
-		CertPEM: string(issued.CertPEM), KeyPEM: string(issued.KeyPEM),
+		CertPEM: string(cert.CertPEM), KeyPEM: string(cert.KeyPEM),
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.log.Info("profile issued", "org_id", orgID, "user_id", userID, "server_id", serverID,
-		"serial", issued.Serial, "revoked_serial", oldSerial, "by", c.session.Username)
-	return &api.Profile{Filename: profile.Filename(org.Name, user.Name, srv.Name), CertSerial: issued.Serial, Profile: text}, nil
+		"serial", cert.Serial, "revoked_serial", oldSerial, "by", c.session.Username)
+	return &api.Profile{Filename: profile.Filename(org.Name, user.Name, srv.Name), CertSerial: cert.Serial, Profile: text}, nil
+}
+
+// revokeProfileTx revokes the user's profile for one server: its serial
+// goes on the organization's revocation list, its sync token is forgotten.
+func revokeProfileTx(tx store.Tx, u *userRecord, serverID string, now time.Time) error {
+	p := u.Profiles[serverID]
+	if p == nil {
+		return nil
+	}
+	if err := store.PutJSON(tx, store.BucketRevoked, revokedKey(u.OrgID, p.CertSerial),
+		revokedEntry{UserID: u.ID, RevokedAt: now}); err != nil {
+		return err
+	}
+	if err := tx.Delete(store.BucketSecrets, syncKey(p.SyncToken)); err != nil {
+		return err
+	}
+	delete(u.Profiles, serverID)
+	return nil
 }

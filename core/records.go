@@ -1,6 +1,7 @@
 package core
 
 import (
+	"sort"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
@@ -26,19 +27,31 @@ type userRecord struct {
 	Name     string `json:"name"`
 	Email    string `json:"email,omitempty"`
 	Disabled bool   `json:"disabled"`
-	// The current certificate and its public key; the private key was
-	// returned once inside a profile and never stored.
-	CertSerial   string    `json:"cert_serial,omitempty"`
-	CertPEM      string    `json:"cert,omitempty"`
-	PublicKeyPEM string    `json:"public_key,omitempty"`
-	SyncToken    string    `json:"sync_token,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	// Profiles holds, per server ID, the current certificate, its public
+	// key and the sync token of the profile issued for that server. The
+	// private key was returned once inside the profile and never stored.
+	Profiles  map[string]*issued `json:"profiles,omitempty"`
+	CreatedAt time.Time          `json:"created_at"`
+	UpdatedAt time.Time          `json:"updated_at"`
+}
+
+// issued is one profile's public half.
+type issued struct {
+	CertSerial   string    `json:"cert_serial"`
+	CertPEM      string    `json:"cert"`
+	PublicKeyPEM string    `json:"public_key"`
+	SyncToken    string    `json:"sync_token"`
+	IssuedAt     time.Time `json:"issued_at"`
 }
 
 func (u *userRecord) toAPI() api.User {
-	return api.User{ID: u.ID, OrgID: u.OrgID, Name: u.Name, Email: u.Email, Disabled: u.Disabled,
-		CertSerial: u.CertSerial, CreatedAt: u.CreatedAt}
+	out := api.User{ID: u.ID, OrgID: u.OrgID, Name: u.Name, Email: u.Email, Disabled: u.Disabled,
+		Profiles: []api.ProfileInfo{}, CreatedAt: u.CreatedAt}
+	for sid, p := range u.Profiles {
+		out.Profiles = append(out.Profiles, api.ProfileInfo{ServerID: sid, CertSerial: p.CertSerial, IssuedAt: p.IssuedAt})
+	}
+	sort.Slice(out.Profiles, func(i, j int) bool { return out.Profiles[i].ServerID < out.Profiles[j].ServerID })
+	return out
 }
 
 func userKey(orgID, userID string) string { return orgID + "/" + userID }
@@ -76,12 +89,13 @@ type serverSecrets struct {
 	TLSCryptKey   string `json:"tls_crypt"`
 }
 
-// syncEntry maps a sync token to its user and secret (secrets bucket,
-// "sync/<token>"); approvals look users up by the Auth-Token header.
+// syncEntry maps a sync token to its user, server and secret (secrets
+// bucket, "sync/<token>").
 type syncEntry struct {
-	OrgID  string `json:"org_id"`
-	UserID string `json:"user_id"`
-	Secret string `json:"secret"`
+	OrgID    string `json:"org_id"`
+	UserID   string `json:"user_id"`
+	ServerID string `json:"server_id"`
+	Secret   string `json:"secret"`
 }
 
 type revokedEntry struct {

@@ -193,6 +193,21 @@ func (s *Service) deleteServer(c *call) (any, error) {
 		if _, err := tx.Get(store.BucketServers, id); err != nil {
 			return notFound(err, "server")
 		}
+		users, err := store.ScanJSON[userRecord](tx, store.BucketUsers, "")
+		if err != nil {
+			return err
+		}
+		for i := range users {
+			if users[i].Profiles[id] == nil {
+				continue
+			}
+			if err := revokeProfileTx(tx, &users[i], id, s.now().UTC()); err != nil {
+				return err
+			}
+			if err := store.PutJSON(tx, store.BucketUsers, userKey(users[i].OrgID, users[i].ID), &users[i]); err != nil {
+				return err
+			}
+		}
 		if err := tx.Delete(store.BucketSecrets, serverSecretKey(id)); err != nil {
 			return err
 		}

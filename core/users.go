@@ -1,6 +1,8 @@
 package core
 
 import (
+	"time"
+
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/pki"
 	"github.com/portcullis-gw/portcullis/core/store"
@@ -104,17 +106,11 @@ func (s *Service) deleteUser(c *call) (any, error) {
 	return &api.OKResponse{OK: true}, nil
 }
 
-// deleteUserTx removes a user with its sync token; its certificate serial
-// stays on the organization's revocation list.
+// deleteUserTx removes a user with its sync tokens; its certificate serials
+// go on the organization's revocation list.
 func deleteUserTx(tx store.Tx, rec *userRecord) error {
-	if rec.SyncToken != "" {
-		if err := tx.Delete(store.BucketSecrets, syncKey(rec.SyncToken)); err != nil {
-			return err
-		}
-	}
-	if rec.CertSerial != "" {
-		if err := store.PutJSON(tx, store.BucketRevoked, revokedKey(rec.OrgID, rec.CertSerial),
-			revokedEntry{UserID: rec.ID, RevokedAt: rec.UpdatedAt}); err != nil {
+	for sid := range rec.Profiles {
+		if err := revokeProfileTx(tx, rec, sid, time.Now().UTC()); err != nil {
 			return err
 		}
 	}

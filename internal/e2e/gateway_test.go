@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/netlab"
 )
 
 // binDir holds the binaries built once for the whole package.
@@ -37,7 +39,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	_ = os.Chmod(dir, 0o755)
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/portcullis", "../../cmd/portcullis-web")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/portcullis", "../../cmd/portcullis-web", "../../cmd/portcullis-client")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)
@@ -59,6 +61,8 @@ type gateway struct {
 	t          *testing.T
 	dir        string
 	runtimeDir string
+	cfgPath    string
+	ns         *netlab.NS
 	cmd        *exec.Cmd
 	done       chan error
 	URL        string
@@ -88,25 +92,67 @@ func searchableTempDir(t *testing.T) string {
 	return dir
 }
 
+// gwOpts choose where and how the gateway runs.
+type gwOpts struct {
+	// ns, when set, runs the core (and so the front) inside that namespace.
+	ns *netlab.NS
+	// listen is web.listen (default 127.0.0.1:0).
+	listen string
+	// extra is appended to the config file (TOML).
+	extra string
+}
+
 func startGateway(t *testing.T) *gateway {
-	t.Helper()
-	dir := searchableTempDir(t)
-	g := &gateway{t: t, dir: dir, runtimeDir: filepath.Join(dir, "run"), done: make(chan error, 1)}
 	// These tests run in the host's network namespace: no firewall here
 	// (the system tests run the gate inside namespaces they create).
-	cfg := fmt.Sprintf("data_dir = %q\nruntime_dir = %q\nlog_level = \"info\"\n[web]\nlisten = \"127.0.0.1:0\"\nbinary = %q\n[firewall]\nenabled = false\n",
-		filepath.Join(dir, "data"), g.runtimeDir, filepath.Join(binDir, "portcullis-web"))
-	cfgPath := filepath.Join(dir, "portcullis.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	return startGatewayWith(t, gwOpts{extra: "[firewall]\nenabled = false\n"})
+}
+
+func startGatewayWith(t *testing.T, o gwOpts) *gateway {
+	t.Helper()
+	if o.listen == "" {
+		o.listen = "127.0.0.1:0"
+	}
+	dir := searchableTempDir(t)
+	g := &gateway{t: t, dir: dir, runtimeDir: filepath.Join(dir, "run"), ns: o.ns}
+	cfg := fmt.Sprintf("data_dir = %q\nruntime_dir = %q\nlog_level = \"info\"\n[web]\nlisten = %q\nbinary = %q\n%s",
+		filepath.Join(dir, "data"), g.runtimeDir, o.listen, filepath.Join(binDir, "portcullis-web"), o.extra)
+	g.cfgPath = filepath.Join(dir, "portcullis.toml")
+	if err := os.WriteFile(g.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g.cmd = exec.Command(filepath.Join(binDir, "portcullis"), "serve", "--config", cfgPath)
+	t.Cleanup(func() {
+		g.stop()
+		if t.Failed() {
+			t.Logf("gateway logs:\n%s", g.Logs())
+		}
+	})
+	g.start()
+	var err error
+	if g.certPEM, err = os.ReadFile(filepath.Join(dir, "data", "tls", "cert.pem")); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// start runs the core and waits until its front listens.
+func (g *gateway) start() {
+	t := g.t
+	t.Helper()
+	bin := filepath.Join(binDir, "portcullis")
+	if g.ns != nil {
+		g.cmd = g.ns.Command(bin, "serve", "--config", g.cfgPath)
+	} else {
+		g.cmd = exec.Command(bin, "serve", "--config", g.cfgPath)
+	}
+	g.done = make(chan error, 1)
 	pr, pw := io.Pipe()
 	g.cmd.Stdout, g.cmd.Stderr = pw, pw
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { g.done <- g.cmd.Wait(); pw.Close() }()
+	cmd, done := g.cmd, g.done
+	go func() { done <- cmd.Wait(); pw.Close() }()
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -128,24 +174,26 @@ func startGateway(t *testing.T) *gateway {
 			g.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() {
-		g.stop()
-		if t.Failed() {
-			t.Logf("gateway logs:\n%s", g.Logs())
-		}
-	})
 	select {
 	case <-ready:
-	case err := <-g.done:
+	case err := <-done:
 		t.Fatalf("core exited at start: %v\n%s", err, g.Logs())
 	case <-time.After(20 * time.Second):
 		t.Fatalf("gateway not ready after 20s:\n%s", g.Logs())
 	}
-	var err error
-	if g.certPEM, err = os.ReadFile(filepath.Join(dir, "data", "tls", "cert.pem")); err != nil {
-		t.Fatal(err)
+}
+
+// kill ends the core with SIGKILL (its front follows by its parent-death
+// signal) and waits for it.
+func (g *gateway) kill() {
+	_ = g.cmd.Process.Kill()
+	<-g.done
+	g.mu.Lock()
+	front := g.FrontPID
+	g.mu.Unlock()
+	for i := 0; i < 100 && syscall.Kill(front, 0) == nil; i++ {
+		time.Sleep(20 * time.Millisecond)
 	}
-	return g
 }
 
 func (g *gateway) Logs() string {
@@ -155,7 +203,7 @@ func (g *gateway) Logs() string {
 }
 
 func (g *gateway) stop() {
-	if g.cmd.ProcessState != nil {
+	if g.cmd == nil || g.cmd.ProcessState != nil {
 		return
 	}
 	_ = g.cmd.Process.Signal(syscall.SIGINT)
@@ -199,8 +247,11 @@ type adminClient struct {
 
 func (g *gateway) client() *adminClient {
 	jar, _ := cookiejar.New(nil)
-	return &adminClient{g: g, http: &http.Client{Jar: jar, Timeout: 30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: g.tlsConfig()}}}
+	tr := &http.Transport{TLSClientConfig: g.tlsConfig()}
+	if g.ns != nil {
+		tr.DialContext = dialIn(g.ns, "")
+	}
+	return &adminClient{g: g, http: &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: tr}}
 }
 
 func (c *adminClient) do(method, path string, body, out any) int {
@@ -246,6 +297,20 @@ func (c *adminClient) must(method, path string, body, out any) {
 	c.g.t.Helper()
 	if st := c.do(method, path, body, out); st != 200 {
 		c.g.t.Fatalf("%s %s: status %d", method, path, st)
+	}
+}
+
+// dialIn returns a DialContext that opens connections from inside ns,
+// from the local address src when it is set.
+func dialIn(ns *netlab.NS, src string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		if src != "" {
+			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+		}
+		var c net.Conn
+		err := ns.Do(func() (err error) { c, err = d.DialContext(ctx, network, addr); return })
+		return c, err
 	}
 }
 

@@ -1,0 +1,354 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/clientsdk"
+	"github.com/portcullis-gw/portcullis/dynfw"
+	"github.com/portcullis-gw/portcullis/internal/netlab"
+)
+
+// approvalLab is the system-test network: a gateway namespace running the
+// real core, front and nftables, with stand-in VPN listeners on a guarded
+// TCP and a guarded UDP port; a client namespace with two addresses.
+type approvalLab struct {
+	t      *testing.T
+	gw, cl *netlab.NS
+	g      *gateway
+	admin  *adminClient
+	org    api.Organization
+	user   api.User
+	tcpSrv api.Server
+	udpSrv api.Server
+	// profile paths and parsed profiles, per server
+	tcpProfile, udpProfile string
+	tcpP, udpP             *clientsdk.Profile
+	caPath                 string
+}
+
+const (
+	gwAddr   = "10.201.0.1"
+	clAddr   = "10.201.0.2" // the client's primary address
+	clOther  = "10.201.0.3" // its second address, never approved
+	tcpPort  = 11194
+	udpPort  = 11195
+	tokenTTL = 6 * time.Second
+)
+
+func newApprovalLab(t *testing.T) *approvalLab {
+	netlab.Require(t)
+	l := &approvalLab{t: t, gw: netlab.NewNS(t, "gw"), cl: netlab.NewNS(t, "cl")}
+	_, clIf := netlab.Veth(t, l.gw, gwAddr+"/24", l.cl, clAddr+"/24")
+	l.cl.MustIP("addr", "add", clOther+"/24", "dev", clIf)
+	l.g = startGatewayWith(t, gwOpts{ns: l.gw, listen: gwAddr + ":8443",
+		extra: fmt.Sprintf("[approval]\ntoken_ttl = %q\nreported_addresses = false\n", tokenTTL)})
+	l.caPath = filepath.Join(l.g.dir, "data", "tls", "cert.pem")
+	l.admin = l.g.clientFrom(l.cl)
+	l.admin.login(l.g.AdminPW)
+	l.admin.must("POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &l.org)
+	l.admin.must("POST", "/organization/"+l.org.ID+"/user", api.UserCreate{Name: "alice"}, &l.user)
+	for _, s := range []struct {
+		dst   *api.Server
+		proto string
+		port  int
+		net   string
+	}{{&l.tcpSrv, "tcp", tcpPort, "10.210.0.0/24"}, {&l.udpSrv, "udp", udpPort, "10.211.0.0/24"}} {
+		l.admin.must("POST", "/server", api.ServerCreate{Name: "vpn-" + s.proto, Protocol: s.proto, Port: s.port, Network: s.net,
+			Hosts: []string{gwAddr}, DynamicFirewall: true, Organizations: []string{l.org.ID}}, s.dst)
+	}
+	l.tcpProfile, l.tcpP = l.profile(l.tcpSrv.ID)
+	l.udpProfile, l.udpP = l.profile(l.udpSrv.ID)
+	l.listenTCP(gwAddr + ":" + strconv.Itoa(tcpPort))
+	l.echoUDP(gwAddr + ":" + strconv.Itoa(udpPort))
+	return l
+}
+
+func (l *approvalLab) profile(serverID string) (string, *clientsdk.Profile) {
+	var p api.Profile
+	l.admin.must("POST", "/organization/"+l.org.ID+"/user/"+l.user.ID+"/profile/"+serverID, nil, &p)
+	path := filepath.Join(l.g.dir, serverID+".ovpn")
+	if err := os.WriteFile(path, []byte(p.Profile), 0o600); err != nil {
+		l.t.Fatal(err)
+	}
+	parsed, err := clientsdk.ParseProfile(p.Profile)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return path, parsed
+}
+
+func (g *gateway) clientFrom(ns *netlab.NS) *adminClient {
+	c := g.client()
+	c.http.Transport.(*http.Transport).DialContext = dialIn(ns, "")
+	return c
+}
+
+func (l *approvalLab) listenTCP(addr string) {
+	var ln net.Listener
+	if err := l.gw.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
+		l.t.Fatal(err)
+	}
+	l.t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+}
+
+func (l *approvalLab) echoUDP(addr string) {
+	var pc net.PacketConn
+	if err := l.gw.Do(func() (err error) { pc, err = net.ListenPacket("udp", addr); return }); err != nil {
+		l.t.Fatal(err)
+	}
+	l.t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo(buf[:n], from)
+		}
+	}()
+}
+
+// open reports whether src reaches the guarded port (TCP connect, or a UDP
+// datagram echoed back).
+func (l *approvalLab) open(proto, src string) bool {
+	var ok bool
+	err := l.cl.Do(func() error {
+		switch proto {
+		case "tcp":
+			d := net.Dialer{Timeout: 300 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+			c, err := d.Dial("tcp", gwAddr+":"+strconv.Itoa(tcpPort))
+			if err == nil {
+				c.Close()
+				ok = true
+			}
+		case "udp":
+			c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, &net.UDPAddr{IP: net.ParseIP(gwAddr), Port: udpPort})
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+			_, _ = c.Write([]byte("ping"))
+			buf := make([]byte, 8)
+			n, err := c.Read(buf)
+			ok = err == nil && string(buf[:n]) == "ping"
+		}
+		return nil
+	})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return ok
+}
+
+// approveCLI runs the real portcullis-client inside the client namespace.
+func (l *approvalLab) approveCLI(profile string) map[string]any {
+	l.t.Helper()
+	cmd := l.cl.Command(filepath.Join(binDir, "portcullis-client"), "approve", "--profile", profile, "--ca", l.caPath, "--timeout", "10s")
+	out, err := cmd.Output()
+	if err != nil {
+		stderr := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		l.t.Fatalf("portcullis-client: %v\n%s%s", err, out, stderr)
+	}
+	var res map[string]any
+	if err := json.Unmarshal(out, &res); err != nil {
+		l.t.Fatalf("client output %q: %v", out, err)
+	}
+	return res
+}
+
+// sealed builds a request by hand (for replays and forged variants) and
+// send posts it from a chosen source address.
+type sealedReq struct {
+	path string
+	hdr  api.ApprovalHeaders
+	body []byte
+}
+
+func (l *approvalLab) seal(p *clientsdk.Profile, key *rsa.PrivateKey, ts time.Time) sealedReq {
+	h := p.Header
+	path := "/key/ovpn/" + h.OrganizationID + "/" + h.UserID + "/" + h.ServerID
+	nonce, _ := api.RandomAlnum(rand.Reader, 16)
+	inner, _ := json.Marshal(api.InnerRequest{DeviceID: p.DeviceID, DeviceName: p.DeviceName, Platform: "linux",
+		MacAddrs: []string{}, Token: "tok", Nonce: nonce, Timestamp: ts.Unix()})
+	an, _ := api.RandomAlnum(rand.Reader, 32)
+	s, err := api.SealRequest(api.SealParams{Path: path, SyncToken: h.SyncToken, SyncSecret: h.SyncSecret, ServerBoxPublic: p.BoxPublic,
+		UserKey: key, Inner: inner, Timestamp: strconv.FormatInt(ts.Unix(), 10), AuthNonce: an, Rand: rand.Reader})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	body, _ := json.Marshal(s.Body)
+	return sealedReq{path: path, hdr: s.Headers, body: body}
+}
+
+func (l *approvalLab) send(r sealedReq, src string) int {
+	l.t.Helper()
+	tc := l.g.tlsConfig()
+	tc.ServerName = gwAddr
+	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, DialContext: dialIn(l.cl, src), DisableKeepAlives: true}}
+	req, _ := http.NewRequest("POST", "https://"+gwAddr+":8443"+r.path, bytes.NewReader(r.body))
+	req.Header.Set("Content-Type", "application/json")
+	api.SetApprovalHeaders(req.Header, r.hdr)
+	resp, err := cl.Do(req)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// elements lists the kernel's allow elements in the gateway namespace.
+func (l *approvalLab) elements() []dynfw.Element {
+	f, err := os.Open(l.gw.Path())
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer f.Close()
+	g, err := dynfw.OpenNFT(slog.New(slog.NewTextHandler(io.Discard, nil)), int(f.Fd()))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer g.Close()
+	els, err := g.Elements()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return els
+}
+
+func (l *approvalLab) removeElements(els []dynfw.Element) {
+	f, _ := os.Open(l.gw.Path())
+	defer f.Close()
+	g, err := dynfw.OpenNFT(slog.New(slog.NewTextHandler(io.Discard, nil)), int(f.Fd()))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.Remove(els); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+func TestApprovalOpensTheFirewallEndToEnd(t *testing.T) {
+	l := newApprovalLab(t)
+	for _, proto := range []string{"tcp", "udp"} {
+		if l.open(proto, clAddr) || l.open(proto, clOther) {
+			t.Fatalf("%s port open before any approval", proto)
+		}
+	}
+	// The real client, through the front, over TLS pinned to the gateway.
+	start := time.Now()
+	for _, p := range []string{l.tcpProfile, l.udpProfile} {
+		res := l.approveCLI(p)
+		if res["allow"] != true || res["remote"] != gwAddr {
+			t.Fatalf("approval: %v", res)
+		}
+		if _, shown := res["token"]; shown {
+			t.Fatal("the client printed the token without --show-token")
+		}
+	}
+	for _, proto := range []string{"tcp", "udp"} {
+		if !l.open(proto, clAddr) {
+			t.Fatalf("%s port closed for the approved address", proto)
+		}
+		if l.open(proto, clOther) {
+			t.Fatalf("%s port open for the client's other address", proto)
+		}
+	}
+	// The kernel closes it again when the token's time is up.
+	time.Sleep(time.Until(start.Add(tokenTTL + 500*time.Millisecond)))
+	for _, proto := range []string{"tcp", "udp"} {
+		if l.open(proto, clAddr) {
+			t.Fatalf("%s port still open after the timeout", proto)
+		}
+	}
+
+	// A byte-identical replay (from the other address) gets 409 and opens
+	// nothing; a request 10 minutes old gets 408; a wrong signature 412.
+	first := l.seal(l.tcpP, l.tcpP.Key, time.Now())
+	if st := l.send(first, clAddr); st != 200 {
+		t.Fatalf("fresh request: %d", st)
+	}
+	if st := l.send(first, clOther); st != 409 {
+		t.Fatalf("replay: %d, want 409", st)
+	}
+	if l.open("tcp", clOther) {
+		t.Fatal("the replay opened the port for its sender")
+	}
+	if st := l.send(l.seal(l.tcpP, l.tcpP.Key, time.Now().Add(-10*time.Minute)), clOther); st != 408 {
+		t.Fatalf("old request: %d, want 408", st)
+	}
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	if st := l.send(l.seal(l.tcpP, other, time.Now()), clOther); st != 412 {
+		t.Fatalf("wrong signature: %d, want 412", st)
+	}
+	yes, no := true, false
+	l.admin.must("PUT", "/organization/"+l.org.ID+"/user/"+l.user.ID, api.UserUpdate{Disabled: &yes}, &l.user)
+	if st := l.send(l.seal(l.tcpP, l.tcpP.Key, time.Now()), clOther); st != 403 {
+		t.Fatalf("disabled user: %d, want 403", st)
+	}
+	l.admin.must("PUT", "/organization/"+l.org.ID+"/user/"+l.user.ID, api.UserUpdate{Disabled: &no}, &l.user)
+	if l.open("tcp", clOther) {
+		t.Fatal("a refused request opened the port")
+	}
+
+	// Kill the core while an approval is live, then restart it.
+	if st := l.send(l.seal(l.tcpP, l.tcpP.Key, time.Now()), clAddr); st != 200 {
+		t.Fatalf("approval before the kill: %d", st)
+	}
+	live := time.Now()
+	l.g.kill()
+	els := l.elements()
+	if len(els) != 1 || els[0].Addr != netip.MustParseAddr(clAddr) {
+		t.Fatalf("kernel elements after SIGKILL: %+v", els)
+	}
+	// Lose the kernel's copy too (as after a reboot): the restarted core
+	// must put it back from the store, with its remaining time.
+	l.removeElements(els)
+	l.g.start()
+	els = l.elements()
+	if len(els) != 1 || els[0].Addr != netip.MustParseAddr(clAddr) || els[0].Timeout <= 0 || els[0].Timeout > tokenTTL-time.Since(live)+time.Second {
+		t.Fatalf("after restart: %+v (approval %v old)", els, time.Since(live))
+	}
+	t.Logf("after SIGKILL and restart the element is back with %v left of %v", els[0].Timeout.Round(10*time.Millisecond), tokenTTL)
+	if !l.open("tcp", clAddr) {
+		t.Fatal("approved address lost its access across the restart")
+	}
+	if st := l.send(first, clOther); st != 409 {
+		t.Fatalf("replay after restart: %d, want 409", st)
+	}
+	if !strings.Contains(l.g.Logs(), "firewall reconciled") {
+		t.Fatal("no reconcile logged")
+	}
+}
