@@ -41,18 +41,18 @@ type ApprovalHeaders struct {
 
 // ApprovalRequest is the outer JSON body of an approval request.
 type ApprovalRequest struct {
-	Data            string `json:"data" validate:"required,max=16384,base64"`
-	Nonce           string `json:"nonce" validate:"required,len=32,base64"`
-	PublicKey       string `json:"public_key" validate:"required,len=44,base64"`
-	Signature       string `json:"signature" validate:"required,max=2048,base64"`
+	Data            string `json:"data" validate:"required,max=16384,b64std"`
+	Nonce           string `json:"nonce" validate:"required,len=32,b64std"`
+	PublicKey       string `json:"public_key" validate:"required,len=44,b64std"`
+	Signature       string `json:"signature" validate:"required,max=2048,b64std"`
 	DeviceSignature string `json:"device_signature" validate:"max=512"`
 }
 
 // ApprovalResponse is the outer JSON body of an approval answer.
 type ApprovalResponse struct {
-	Data      string `json:"data" validate:"required,max=16384,base64"`
-	Nonce     string `json:"nonce" validate:"required,len=32,base64"`
-	Signature string `json:"signature" validate:"required,len=88,base64"`
+	Data      string `json:"data" validate:"required,max=16384,b64std"`
+	Nonce     string `json:"nonce" validate:"required,len=32,b64std"`
+	Signature string `json:"signature" validate:"required,len=88,b64std"`
 }
 
 // InnerRequest is the JSON sealed in the request box, in the client's key
@@ -172,29 +172,57 @@ func OpenRequest(b *ApprovalRequest, serverPriv *[32]byte) (plain []byte, client
 	if clientPub, err = decode32("public_key", b.PublicKey); err != nil {
 		return nil, clientPub, err
 	}
+	var shared [32]byte
+	box.Precompute(&shared, &clientPub, serverPriv)
+	plain, err = OpenRequestShared(b, &shared)
+	return plain, clientPub, err
+}
+
+// SharedKey is the box key of one request's exchange (X25519 of the
+// server's secret and the client's ephemeral key), computed once for the
+// request and its answer.
+func SharedKey(b *ApprovalRequest, serverPriv *[32]byte) (*[32]byte, error) {
+	clientPub, err := decode32("public_key", b.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	var shared [32]byte
+	box.Precompute(&shared, &clientPub, serverPriv)
+	return &shared, nil
+}
+
+// OpenRequestShared opens the request box with a precomputed shared key.
+func OpenRequestShared(b *ApprovalRequest, shared *[32]byte) ([]byte, error) {
 	nonce, err := decode24("nonce", b.Nonce)
 	if err != nil {
-		return nil, clientPub, err
+		return nil, err
 	}
 	ct, err := base64.StdEncoding.DecodeString(b.Data)
 	if err != nil {
-		return nil, clientPub, fmt.Errorf("data: %w", ErrBadBase64)
+		return nil, fmt.Errorf("data: %w", ErrBadBase64)
 	}
-	plain, ok := box.Open(nil, ct, &nonce, &clientPub, serverPriv)
+	plain, ok := box.OpenAfterPrecomputation(nil, ct, &nonce, shared)
 	if !ok {
-		return nil, clientPub, ErrBoxOpen
+		return nil, ErrBoxOpen
 	}
-	return plain, clientPub, nil
+	return plain, nil
 }
 
 // SealResponse boxes the inner response for the client's ephemeral key with
 // a fresh nonce and signs data&nonce with the sync secret.
 func SealResponse(rnd io.Reader, plain []byte, syncSecret string, serverPriv, clientPub *[32]byte) (*ApprovalResponse, error) {
+	var shared [32]byte
+	box.Precompute(&shared, clientPub, serverPriv)
+	return SealResponseShared(rnd, plain, syncSecret, &shared)
+}
+
+// SealResponseShared is SealResponse with a precomputed shared key.
+func SealResponseShared(rnd io.Reader, plain []byte, syncSecret string, shared *[32]byte) (*ApprovalResponse, error) {
 	var nonce [24]byte
 	if _, err := io.ReadFull(rnd, nonce[:]); err != nil {
 		return nil, fmt.Errorf("response nonce: %w", err)
 	}
-	data := base64.StdEncoding.EncodeToString(box.Seal(nil, plain, &nonce, clientPub, serverPriv))
+	data := base64.StdEncoding.EncodeToString(box.SealAfterPrecomputation(nil, plain, &nonce, shared))
 	n := base64.StdEncoding.EncodeToString(nonce[:])
 	return &ApprovalResponse{Data: data, Nonce: n, Signature: HMACSign(syncSecret, data+"&"+n)}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/store"
@@ -16,7 +17,41 @@ import (
 )
 
 // directory implements dynfw.Directory on the store.
-type directory struct{ st store.Store }
+type directory struct {
+	st   store.Store
+	keys *keyCache
+}
+
+// keyCache keeps parsed user public keys by their PEM text, so an approval
+// does not parse and check a 4096-bit key every time. A new profile has a
+// new PEM, so entries never go stale; the cache is emptied when it grows
+// past its bound.
+type keyCache struct {
+	mu sync.Mutex
+	m  map[string]*rsa.PublicKey
+}
+
+const keyCacheMax = 100_000
+
+func (c *keyCache) get(p string) (*rsa.PublicKey, error) {
+	c.mu.Lock()
+	k, ok := c.m[p]
+	c.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	k, err := parseRSAPublic(p)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= keyCacheMax {
+		c.m = make(map[string]*rsa.PublicKey)
+	}
+	c.m[p] = k
+	c.mu.Unlock()
+	return k, nil
+}
 
 func (d directory) Subject(ctx context.Context, orgID, userID, serverID string) (*dynfw.Subject, error) {
 	var sub dynfw.Subject
@@ -52,7 +87,7 @@ func (d directory) Subject(ctx context.Context, orgID, userID, serverID string) 
 				return fmt.Errorf("user %s sync secret: %w", userID, err)
 			}
 			sub.SyncToken, sub.SyncSecret = p.SyncToken, entry.Secret
-			if sub.UserKey, err = parseRSAPublic(p.PublicKeyPEM); err != nil {
+			if sub.UserKey, err = d.keys.get(p.PublicKeyPEM); err != nil {
 				return fmt.Errorf("user %s public key: %w", userID, err)
 			}
 		}

@@ -34,7 +34,7 @@ func NewService(st store.Store, adm *admin.Service, log *slog.Logger, syncHosts 
 }
 
 // Directory returns the dynfw view of users and servers.
-func (s *Service) Directory() dynfw.Directory { return directory{s.st} }
+func (s *Service) Directory() dynfw.Directory { return directory{st: s.st, keys: &keyCache{}} }
 
 // SetApprover wires the approval routes to an approver.
 func (s *Service) SetApprover(a *dynfw.Approver) { s.approver = a }

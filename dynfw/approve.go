@@ -183,7 +183,11 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 	if err := api.VerifyUserSignature(sub.UserKey, r.Body); err != nil {
 		return nil, refuse(http.StatusPreconditionFailed, "signature", "the user signature does not verify")
 	}
-	plain, clientPub, err := api.OpenRequest(r.Body, &sub.BoxPrivate)
+	shared, err := api.SharedKey(r.Body, &sub.BoxPrivate)
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, "box", "public_key is not a 32-byte key")
+	}
+	plain, err := api.OpenRequestShared(r.Body, shared)
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "box", "the request box does not open")
 	}
@@ -263,7 +267,7 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	out.Response, err = api.SealResponse(a.cfg.Rand, plainResp, sub.SyncSecret, &sub.BoxPrivate, &clientPub)
+	out.Response, err = api.SealResponseShared(a.cfg.Rand, plainResp, sub.SyncSecret, shared)
 	return out, err
 }
 

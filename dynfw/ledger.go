@@ -81,7 +81,7 @@ func expired(raw []byte, now time.Time) bool {
 // transaction: it turns the approval into a deny (Pritunl answers it with a
 // boxed allow=false), reported by innerReplayed.
 func commit(ctx context.Context, st store.Store, r *record) (innerReplayed bool, err error) {
-	err = st.Update(ctx, func(tx store.Tx) error {
+	err = st.Batch(ctx, func(tx store.Tx) error {
 		innerReplayed = false
 		seen := func(key string) (bool, error) {
 			raw, err := tx.Get(store.BucketNonces, key)

@@ -20,6 +20,7 @@ var ErrLocked = errors.New("store is in use by another process (is the core runn
 type Bolt struct {
 	db      *bolt.DB
 	version int
+	group   *groupCommitter
 }
 
 // OpenBolt opens (creating if needed) the store file at path with mode
@@ -44,14 +45,18 @@ func OpenBolt(path string, lockWait time.Duration) (*Bolt, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
+	b.group = newGroupCommitter(db)
 	return b, nil
 }
 
 // SchemaVersion implements Store.
 func (b *Bolt) SchemaVersion() int { return b.version }
 
-// Close implements Store.
-func (b *Bolt) Close() error { return b.db.Close() }
+// Close implements Store. Pending batched writes are finished first.
+func (b *Bolt) Close() error {
+	b.group.close()
+	return b.db.Close()
+}
 
 // Path returns the file the store lives in.
 func (b *Bolt) Path() string { return b.db.Path() }

@@ -44,6 +44,10 @@ type Store interface {
 	// Update runs fn in a read-write transaction, committed only if fn
 	// returns nil.
 	Update(ctx context.Context, fn func(Tx) error) error
+	// Batch is Update for many concurrent writers: their transactions may
+	// be committed together (one fsync for several). fn may run more than
+	// once and must only depend on what it reads in the transaction.
+	Batch(ctx context.Context, fn func(Tx) error) error
 	// SchemaVersion returns the schema version the store is at.
 	SchemaVersion() int
 	Close() error

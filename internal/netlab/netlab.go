@@ -13,14 +13,23 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
-	"testing"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
+// T is what netlab needs of a test: T has it, and so can a
+// benchmark program.
+type T interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Skip(args ...any)
+	Cleanup(func())
+}
+
 // Require skips the test, with the reason, when the machine cannot build
 // namespaces: not root, or no ip(8).
-func Require(t testing.TB) {
+func Require(t T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces (CI runs as root)")
@@ -33,12 +42,16 @@ func Require(t testing.TB) {
 // NS is a network namespace made for one test.
 type NS struct {
 	Name string
-	t    testing.TB
+	t    T
+
+	once      sync.Once
+	work      chan func()
+	workerErr error
 }
 
 // NewNS creates a namespace with its loopback up; it is deleted when the
 // test ends.
-func NewNS(t testing.TB, label string) *NS {
+func NewNS(t T, label string) *NS {
 	t.Helper()
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
@@ -77,43 +90,49 @@ func (n *NS) Command(name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
 }
 
-// Do runs fn on an OS thread switched into the namespace. Sockets created
-// by fn stay in the namespace after it returns.
+// Do runs fn on an OS thread that lives in the namespace (one worker
+// thread per namespace, started on first use and retired when the test
+// ends). Sockets created by fn stay in the namespace. Calls are serialised.
 func (n *NS) Do(fn func() error) error {
+	n.once.Do(n.startWorker)
+	if n.workerErr != nil {
+		return n.workerErr
+	}
+	errc := make(chan error, 1)
+	n.work <- func() { errc <- fn() }
+	return <-errc
+}
+
+func (n *NS) startWorker() {
 	f, err := os.Open(n.Path())
 	if err != nil {
-		return err
+		n.workerErr = err
+		return
 	}
 	defer f.Close()
-	errc := make(chan error, 1)
+	n.work = make(chan func())
+	ready := make(chan error, 1)
 	go func() {
+		// Locked and never unlocked: the thread is switched into the
+		// namespace for good and is retired with this goroutine.
 		runtime.LockOSThread()
-		// The thread is not unlocked: if switching back failed it must not
-		// be reused, and a thread that was switched is retired with the
-		// goroutine either way.
-		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", n.Name, err)
+			ready <- fmt.Errorf("setns %s: %w", n.Name, err)
 			return
 		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns back: %w", err)
-			return
+		ready <- nil
+		for fn := range n.work {
+			fn()
 		}
-		errc <- ferr
 	}()
-	return <-errc
+	if n.workerErr = <-ready; n.workerErr == nil {
+		n.t.Cleanup(func() { close(n.work) })
+	}
 }
 
 // Veth connects two namespaces with a veth pair; the addresses are CIDRs
 // (e.g. "10.99.0.1/24"); more addresses can be added to either end later.
-func Veth(t testing.TB, a *NS, aAddr string, b *NS, bAddr string) (aIf, bIf string) {
+func Veth(t T, a *NS, aAddr string, b *NS, bAddr string) (aIf, bIf string) {
 	t.Helper()
 	aIf, bIf = "veth-"+b.label(), "veth-"+a.label()
 	r := make([]byte, 4)
@@ -137,7 +156,7 @@ func Veth(t testing.TB, a *NS, aAddr string, b *NS, bAddr string) (aIf, bIf stri
 	return aIf, bIf
 }
 
-func mustRun(t testing.TB, name string, args ...string) string {
+func mustRun(t T, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
