@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -165,17 +166,18 @@ func Approve(ctx context.Context, p *Profile, o Options) (*Result, error) {
 	if len(hosts) == 0 {
 		return nil, fmt.Errorf("%w: the profile lists no host", ErrAllHostsFailed)
 	}
-	inner, err := innerRequest(p, o)
+	fields, err := Fields(o.Rand, o.Now())
 	if err != nil {
 		return nil, err
 	}
+	fields.PublicAddress, fields.PublicAddress6, fields.ClientVersion = o.PublicAddress, o.PublicAddress6, o.ClientVersion
 	client := &http.Client{Timeout: o.Timeout, Transport: &http.Transport{
 		TLSClientConfig: o.TLS, DisableKeepAlives: true, TLSHandshakeTimeout: 8 * time.Second,
 		DialContext: (&net.Dialer{Timeout: 8 * time.Second}).DialContext,
 	}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	var errs []error
 	for _, host := range hosts {
-		res, err := approveHost(ctx, client, host, p, inner, o)
+		res, err := approveHost(ctx, client, host, p, fields, o)
 		if err == nil {
 			return res, nil
 		}
@@ -187,41 +189,81 @@ func Approve(ctx context.Context, p *Profile, o Options) (*Result, error) {
 	return nil, fmt.Errorf("%w: %w", ErrAllHostsFailed, errors.Join(errs...))
 }
 
-func innerRequest(p *Profile, o Options) ([]byte, error) {
-	nonce, err := api.RandomAlnum(o.Rand, 16)
-	if err != nil {
-		return nil, err
-	}
-	token, err := api.RandomAlnum(o.Rand, 16)
-	if err != nil {
-		return nil, err
-	}
-	hostname, _ := os.Hostname()
-	ver := o.ClientVersion
-	if ver == "" {
-		ver = "portcullis-client"
-	}
-	in := api.InnerRequest{DeviceID: p.DeviceID, DeviceName: p.DeviceName, DeviceHostname: hostname, Platform: "linux",
-		ClientVer: ver, MacAddrs: []string{}, Token: token, Nonce: nonce, Timestamp: o.Now().Unix(),
-		PublicAddress: o.PublicAddress, PublicAddress6: o.PublicAddress6}
-	return json.Marshal(in)
+// InnerFields are the inner-request values that change between attempts.
+type InnerFields struct {
+	// Nonce is reused for every host of one attempt, as the Pritunl Client
+	// does; Token is the client's remembered-login token.
+	Nonce, Token                  string
+	PublicAddress, PublicAddress6 string
+	ClientVersion                 string
+	Time                          time.Time
 }
 
-func approveHost(ctx context.Context, client *http.Client, host string, p *Profile, inner []byte, o Options) (*Result, error) {
+// Request is one sealed approval request, ready to send.
+type Request struct {
+	Path    string
+	Headers api.ApprovalHeaders
+	Body    []byte
+	// ClientPriv opens the answer.
+	ClientPriv [32]byte
+}
+
+// NewRequest builds and seals one approval request for the profile, with a
+// fresh Auth-Nonce and ephemeral key. key, when not nil, signs instead of
+// the profile's key (tests of forged requests).
+func NewRequest(p *Profile, f InnerFields, key *rsa.PrivateKey, rnd io.Reader) (*Request, error) {
+	if key == nil {
+		key = p.Key
+	}
+	if f.ClientVersion == "" {
+		f.ClientVersion = "portcullis-client"
+	}
+	hostname, _ := os.Hostname()
+	inner, err := json.Marshal(api.InnerRequest{DeviceID: p.DeviceID, DeviceName: p.DeviceName, DeviceHostname: hostname,
+		Platform: "linux", ClientVer: f.ClientVersion, MacAddrs: []string{}, Token: f.Token, Nonce: f.Nonce,
+		Timestamp: f.Time.Unix(), PublicAddress: f.PublicAddress, PublicAddress6: f.PublicAddress6})
+	if err != nil {
+		return nil, err
+	}
 	h := p.Header
 	path := "/key/ovpn/" + h.OrganizationID + "/" + h.UserID + "/" + h.ServerID
-	authNonce, err := api.RandomAlnum(o.Rand, 32)
+	authNonce, err := api.RandomAlnum(rnd, 32)
 	if err != nil {
 		return nil, err
 	}
 	sealed, err := api.SealRequest(api.SealParams{Path: path, SyncToken: h.SyncToken, SyncSecret: h.SyncSecret,
-		ServerBoxPublic: p.BoxPublic, UserKey: p.Key, Inner: inner,
-		Timestamp: strconv.FormatInt(o.Now().Unix(), 10), AuthNonce: authNonce, Rand: o.Rand})
+		ServerBoxPublic: p.BoxPublic, UserKey: key, Inner: inner,
+		Timestamp: strconv.FormatInt(f.Time.Unix(), 10), AuthNonce: authNonce, Rand: rnd})
 	if err != nil {
 		return nil, err
 	}
-	body, _ := json.Marshal(sealed.Body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+host+path, bytes.NewReader(body))
+	body, err := json.Marshal(sealed.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &Request{Path: path, Headers: sealed.Headers, Body: body, ClientPriv: sealed.ClientPriv}, nil
+}
+
+// Fields returns fresh inner values (a new nonce and login token).
+func Fields(rnd io.Reader, now time.Time) (InnerFields, error) {
+	nonce, err := api.RandomAlnum(rnd, 16)
+	if err != nil {
+		return InnerFields{}, err
+	}
+	token, err := api.RandomAlnum(rnd, 16)
+	if err != nil {
+		return InnerFields{}, err
+	}
+	return InnerFields{Nonce: nonce, Token: token, Time: now}, nil
+}
+
+func approveHost(ctx context.Context, client *http.Client, host string, p *Profile, f InnerFields, o Options) (*Result, error) {
+	f.Time = o.Now()
+	sealed, err := NewRequest(p, f, nil, o.Rand)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+host+sealed.Path, bytes.NewReader(sealed.Body))
 	if err != nil {
 		return nil, &HostError{Host: host, Err: err}
 	}
@@ -244,7 +286,7 @@ func approveHost(ctx context.Context, client *http.Client, host string, p *Profi
 	if err := json.Unmarshal(raw, &outer); err != nil {
 		return nil, &HostError{Host: host, Err: fmt.Errorf("answer is not JSON: %w", err)}
 	}
-	plain, err := api.OpenResponse(&outer, h.SyncSecret, &p.BoxPublic, &sealed.ClientPriv)
+	plain, err := api.OpenResponse(&outer, p.Header.SyncSecret, &p.BoxPublic, &sealed.ClientPriv)
 	if err != nil {
 		return nil, &HostError{Host: host, Err: err}
 	}

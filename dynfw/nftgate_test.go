@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"sort"
@@ -70,87 +69,18 @@ func newGateLab(t *testing.T) *gateLab {
 	t.Cleanup(func() { g.Close() })
 	lab := &gateLab{gw: gw, cl: cl, gate: g}
 	for _, addr := range []string{"10.199.0.1:7001", "10.199.0.1:7003", "[fd00:199::1]:7001"} {
-		lab.listenTCP(t, addr)
+		netlab.ServeTCP(t, gw, addr)
 	}
-	lab.echoUDP(t, "10.199.0.1:7002")
+	netlab.EchoUDP(t, gw, "10.199.0.1:7002")
 	return lab
 }
 
-func (l *gateLab) listenTCP(t *testing.T, addr string) {
-	var ln net.Listener
-	if err := l.gw.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-}
-
-func (l *gateLab) echoUDP(t *testing.T, addr string) {
-	var pc net.PacketConn
-	if err := l.gw.Do(func() (err error) { pc, err = net.ListenPacket("udp", addr); return }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(buf[:n], from)
-		}
-	}()
-}
-
-// tcpOpen reports whether a TCP connect from src to dst succeeds.
 func (l *gateLab) tcpOpen(t *testing.T, src, dst string) bool {
-	var ok bool
-	err := l.cl.Do(func() error {
-		d := net.Dialer{Timeout: 300 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-		c, err := d.Dial("tcp", dst)
-		if err == nil {
-			c.Close()
-			ok = true
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ok
+	return netlab.Reaches(t, l.cl, "tcp", src, dst, 300*time.Millisecond)
 }
 
-// udpOpen reports whether a datagram from src to the echo server comes back.
 func (l *gateLab) udpOpen(t *testing.T, src, dst string) bool {
-	var ok bool
-	err := l.cl.Do(func() error {
-		c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(dst)))
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(300 * time.Millisecond))
-		if _, err := c.Write([]byte("ping")); err != nil {
-			return nil
-		}
-		buf := make([]byte, 16)
-		n, err := c.Read(buf)
-		ok = err == nil && string(buf[:n]) == "ping"
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ok
+	return netlab.Reaches(t, l.cl, "udp", src, dst, 300*time.Millisecond)
 }
 
 func TestNFTGateInNamespace(t *testing.T) {

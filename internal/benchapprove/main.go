@@ -288,15 +288,9 @@ func (l *lab) httpClient(src string, keepAlive bool) *http.Client {
 	}}
 }
 
-type sealed struct {
-	path string
-	hdr  api.ApprovalHeaders
-	body []byte
-}
-
 // seal signs n requests round-robin over the profiles, on every core.
-func (l *lab) seal(r *runner, n int) []sealed {
-	out := make([]sealed, n)
+func (l *lab) seal(r *runner, n int) []*clientsdk.Request {
+	out := make([]*clientsdk.Request, n)
 	var wg sync.WaitGroup
 	var next atomic.Int64
 	for w := 0; w < numCPU(); w++ {
@@ -309,21 +303,15 @@ func (l *lab) seal(r *runner, n int) []sealed {
 					return
 				}
 				p := l.profiles[i%len(l.profiles)]
-				h := p.Header
-				path := "/key/ovpn/" + h.OrganizationID + "/" + h.UserID + "/" + h.ServerID
-				nonce, _ := api.RandomAlnum(rand.Reader, 16)
-				an, _ := api.RandomAlnum(rand.Reader, 32)
-				now := time.Now()
-				inner, _ := json.Marshal(api.InnerRequest{DeviceID: p.DeviceID, DeviceName: p.DeviceName, Platform: "linux",
-					MacAddrs: []string{}, Token: "bench", Nonce: nonce, Timestamp: now.Unix()})
-				s, err := api.SealRequest(api.SealParams{Path: path, SyncToken: h.SyncToken, SyncSecret: h.SyncSecret,
-					ServerBoxPublic: p.BoxPublic, UserKey: p.Key, Inner: inner, Timestamp: strconv.FormatInt(now.Unix(), 10),
-					AuthNonce: an, Rand: rand.Reader})
+				f, err := clientsdk.Fields(rand.Reader, time.Now())
 				if err != nil {
 					r.Fatalf("seal: %v", err)
 				}
-				body, _ := json.Marshal(s.Body)
-				out[i] = sealed{path: path, hdr: s.Headers, body: body}
+				req, err := clientsdk.NewRequest(p, f, nil, rand.Reader)
+				if err != nil {
+					r.Fatalf("seal: %v", err)
+				}
+				out[i] = req
 			}
 		}()
 	}
@@ -331,10 +319,10 @@ func (l *lab) seal(r *runner, n int) []sealed {
 	return out
 }
 
-func (l *lab) send(c *http.Client, s sealed) (int, error) {
-	req, _ := http.NewRequest("POST", "https://"+gwAddr+":"+strconv.Itoa(frontPort)+s.path, bytes.NewReader(s.body))
+func (l *lab) send(c *http.Client, s *clientsdk.Request) (int, error) {
+	req, _ := http.NewRequest("POST", "https://"+gwAddr+":"+strconv.Itoa(frontPort)+s.Path, bytes.NewReader(s.Body))
 	req.Header.Set("Content-Type", "application/json")
-	api.SetApprovalHeaders(req.Header, s.hdr)
+	api.SetApprovalHeaders(req.Header, s.Headers)
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, err

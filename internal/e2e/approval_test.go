@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -75,8 +74,8 @@ func newApprovalLab(t *testing.T) *approvalLab {
 	}
 	l.tcpProfile, l.tcpP = l.profile(l.tcpSrv.ID)
 	l.udpProfile, l.udpP = l.profile(l.udpSrv.ID)
-	l.listenTCP(gwAddr + ":" + strconv.Itoa(tcpPort))
-	l.echoUDP(gwAddr + ":" + strconv.Itoa(udpPort))
+	netlab.ServeTCP(t, l.gw, gwAddr+":"+strconv.Itoa(tcpPort))
+	netlab.EchoUDP(t, l.gw, gwAddr+":"+strconv.Itoa(udpPort))
 	return l
 }
 
@@ -100,72 +99,13 @@ func (g *gateway) clientFrom(ns *netlab.NS) *adminClient {
 	return c
 }
 
-func (l *approvalLab) listenTCP(addr string) {
-	var ln net.Listener
-	if err := l.gw.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
-		l.t.Fatal(err)
-	}
-	l.t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-}
-
-func (l *approvalLab) echoUDP(addr string) {
-	var pc net.PacketConn
-	if err := l.gw.Do(func() (err error) { pc, err = net.ListenPacket("udp", addr); return }); err != nil {
-		l.t.Fatal(err)
-	}
-	l.t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(buf[:n], from)
-		}
-	}()
-}
-
-// open reports whether src reaches the guarded port (TCP connect, or a UDP
-// datagram echoed back).
+// open reports whether src reaches the guarded port of proto.
 func (l *approvalLab) open(proto, src string) bool {
-	var ok bool
-	err := l.cl.Do(func() error {
-		switch proto {
-		case "tcp":
-			d := net.Dialer{Timeout: 300 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-			c, err := d.Dial("tcp", gwAddr+":"+strconv.Itoa(tcpPort))
-			if err == nil {
-				c.Close()
-				ok = true
-			}
-		case "udp":
-			c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, &net.UDPAddr{IP: net.ParseIP(gwAddr), Port: udpPort})
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(300 * time.Millisecond))
-			_, _ = c.Write([]byte("ping"))
-			buf := make([]byte, 8)
-			n, err := c.Read(buf)
-			ok = err == nil && string(buf[:n]) == "ping"
-		}
-		return nil
-	})
-	if err != nil {
-		l.t.Fatal(err)
+	port := tcpPort
+	if proto == "udp" {
+		port = udpPort
 	}
-	return ok
+	return netlab.Reaches(l.t, l.cl, proto, src, gwAddr+":"+strconv.Itoa(port), 300*time.Millisecond)
 }
 
 // approveCLI runs the real portcullis-client inside the client namespace.
@@ -187,38 +127,28 @@ func (l *approvalLab) approveCLI(profile string) map[string]any {
 	return res
 }
 
-// sealed builds a request by hand (for replays and forged variants) and
-// send posts it from a chosen source address.
-type sealedReq struct {
-	path string
-	hdr  api.ApprovalHeaders
-	body []byte
-}
-
-func (l *approvalLab) seal(p *clientsdk.Profile, key *rsa.PrivateKey, ts time.Time) sealedReq {
-	h := p.Header
-	path := "/key/ovpn/" + h.OrganizationID + "/" + h.UserID + "/" + h.ServerID
-	nonce, _ := api.RandomAlnum(rand.Reader, 16)
-	inner, _ := json.Marshal(api.InnerRequest{DeviceID: p.DeviceID, DeviceName: p.DeviceName, Platform: "linux",
-		MacAddrs: []string{}, Token: "tok", Nonce: nonce, Timestamp: ts.Unix()})
-	an, _ := api.RandomAlnum(rand.Reader, 32)
-	s, err := api.SealRequest(api.SealParams{Path: path, SyncToken: h.SyncToken, SyncSecret: h.SyncSecret, ServerBoxPublic: p.BoxPublic,
-		UserKey: key, Inner: inner, Timestamp: strconv.FormatInt(ts.Unix(), 10), AuthNonce: an, Rand: rand.Reader})
+// seal builds a request as the client does, signed with key (nil: the
+// profile's own) and stamped with ts.
+func (l *approvalLab) seal(p *clientsdk.Profile, key *rsa.PrivateKey, ts time.Time) *clientsdk.Request {
+	f, err := clientsdk.Fields(rand.Reader, ts)
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	body, _ := json.Marshal(s.Body)
-	return sealedReq{path: path, hdr: s.Headers, body: body}
+	r, err := clientsdk.NewRequest(p, f, key, rand.Reader)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return r
 }
 
-func (l *approvalLab) send(r sealedReq, src string) int {
+func (l *approvalLab) send(r *clientsdk.Request, src string) int {
 	l.t.Helper()
 	tc := l.g.tlsConfig()
 	tc.ServerName = gwAddr
 	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, DialContext: dialIn(l.cl, src), DisableKeepAlives: true}}
-	req, _ := http.NewRequest("POST", "https://"+gwAddr+":8443"+r.path, bytes.NewReader(r.body))
+	req, _ := http.NewRequest("POST", "https://"+gwAddr+":8443"+r.Path, bytes.NewReader(r.Body))
 	req.Header.Set("Content-Type", "application/json")
-	api.SetApprovalHeaders(req.Header, r.hdr)
+	api.SetApprovalHeaders(req.Header, r.Headers)
 	resp, err := cl.Do(req)
 	if err != nil {
 		l.t.Fatal(err)
@@ -296,7 +226,7 @@ func TestApprovalOpensTheFirewallEndToEnd(t *testing.T) {
 
 	// A byte-identical replay (from the other address) gets 409 and opens
 	// nothing; a request 10 minutes old gets 408; a wrong signature 412.
-	first := l.seal(l.tcpP, l.tcpP.Key, time.Now())
+	first := l.seal(l.tcpP, nil, time.Now())
 	if st := l.send(first, clAddr); st != 200 {
 		t.Fatalf("fresh request: %d", st)
 	}
@@ -306,7 +236,7 @@ func TestApprovalOpensTheFirewallEndToEnd(t *testing.T) {
 	if l.open("tcp", clOther) {
 		t.Fatal("the replay opened the port for its sender")
 	}
-	if st := l.send(l.seal(l.tcpP, l.tcpP.Key, time.Now().Add(-10*time.Minute)), clOther); st != 408 {
+	if st := l.send(l.seal(l.tcpP, nil, time.Now().Add(-10*time.Minute)), clOther); st != 408 {
 		t.Fatalf("old request: %d, want 408", st)
 	}
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
@@ -315,7 +245,7 @@ func TestApprovalOpensTheFirewallEndToEnd(t *testing.T) {
 	}
 	yes, no := true, false
 	l.admin.must("PUT", "/organization/"+l.org.ID+"/user/"+l.user.ID, api.UserUpdate{Disabled: &yes}, &l.user)
-	if st := l.send(l.seal(l.tcpP, l.tcpP.Key, time.Now()), clOther); st != 403 {
+	if st := l.send(l.seal(l.tcpP, nil, time.Now()), clOther); st != 403 {
 		t.Fatalf("disabled user: %d, want 403", st)
 	}
 	l.admin.must("PUT", "/organization/"+l.org.ID+"/user/"+l.user.ID, api.UserUpdate{Disabled: &no}, &l.user)
@@ -324,7 +254,7 @@ func TestApprovalOpensTheFirewallEndToEnd(t *testing.T) {
 	}
 
 	// Kill the core while an approval is live, then restart it.
-	if st := l.send(l.seal(l.tcpP, l.tcpP.Key, time.Now()), clAddr); st != 200 {
+	if st := l.send(l.seal(l.tcpP, nil, time.Now()), clAddr); st != 200 {
 		t.Fatalf("approval before the kill: %d", st)
 	}
 	live := time.Now()
