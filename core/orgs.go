@@ -7,12 +7,9 @@ import (
 )
 
 func (s *Service) listOrgs(c *call) (any, error) {
-	out := &api.OrganizationList{Organizations: []api.Organization{}}
-	err := s.st.View(c.ctx, func(tx store.Tx) error {
-		recs, err := store.ScanJSON[orgRecord](tx, store.BucketOrgs, "")
-		for i := range recs {
-			out.Organizations = append(out.Organizations, recs[i].toAPI())
-		}
+	out := &api.OrganizationList{}
+	err := s.st.View(c.ctx, func(tx store.Tx) (err error) {
+		out.Organizations, err = scanAPI(tx, store.BucketOrgs, "", (*orgRecord).toAPI)
 		return err
 	})
 	return out, err

@@ -12,12 +12,9 @@ import (
 )
 
 func (s *Service) listServers(c *call) (any, error) {
-	out := &api.ServerList{Servers: []api.Server{}}
-	err := s.st.View(c.ctx, func(tx store.Tx) error {
-		recs, err := store.ScanJSON[serverRecord](tx, store.BucketServers, "")
-		for i := range recs {
-			out.Servers = append(out.Servers, recs[i].toAPI())
-		}
+	out := &api.ServerList{}
+	err := s.st.View(c.ctx, func(tx store.Tx) (err error) {
+		out.Servers, err = scanAPI(tx, store.BucketServers, "", (*serverRecord).toAPI)
 		return err
 	})
 	return out, err

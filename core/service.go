@@ -154,3 +154,13 @@ func getOne[R any, A any](s *Service, c *call, bucket, key, what string, toAPI f
 	})
 	return &out, err
 }
+
+// scanAPI reads every record with the prefix in its API form (never nil).
+func scanAPI[R any, A any](tx store.Tx, bucket, prefix string, toAPI func(*R) A) ([]A, error) {
+	recs, err := store.ScanJSON[R](tx, bucket, prefix)
+	out := make([]A, 0, len(recs))
+	for i := range recs {
+		out = append(out, toAPI(&recs[i]))
+	}
+	return out, err
+}

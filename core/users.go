@@ -10,15 +10,12 @@ import (
 
 func (s *Service) listUsers(c *call) (any, error) {
 	orgID := c.params["org_id"]
-	out := &api.UserList{Users: []api.User{}}
-	err := s.st.View(c.ctx, func(tx store.Tx) error {
+	out := &api.UserList{}
+	err := s.st.View(c.ctx, func(tx store.Tx) (err error) {
 		if _, err := tx.Get(store.BucketOrgs, orgID); err != nil {
 			return notFound(err, "organization")
 		}
-		recs, err := store.ScanJSON[userRecord](tx, store.BucketUsers, orgID+"/")
-		for i := range recs {
-			out.Users = append(out.Users, recs[i].toAPI())
-		}
+		out.Users, err = scanAPI(tx, store.BucketUsers, orgID+"/", (*userRecord).toAPI)
 		return err
 	})
 	return out, err
