@@ -281,4 +281,23 @@ func TestApprovalOpensTheFirewallEndToEnd(t *testing.T) {
 	if !strings.Contains(l.g.Logs(), "firewall reconciled") {
 		t.Fatal("no reconcile logged")
 	}
+
+	// Turning the dynamic firewall off for a server takes its port out of
+	// the guarded set at once.
+	off := false
+	l.admin.must("PUT", "/server/"+l.udpSrv.ID, api.ServerUpdate{DynamicFirewall: &off}, &l.udpSrv)
+	if !l.open("udp", clOther) {
+		t.Fatal("udp port still guarded after dynamic_firewall was turned off")
+	}
+	if l.open("tcp", clOther) {
+		t.Fatal("tcp port opened by another server's update")
+	}
+	// `portcullis firewall remove` deletes the table: nothing is guarded.
+	l.g.stop()
+	if out, err := l.gw.Command(filepath.Join(binDir, "portcullis"), "firewall", "remove").CombinedOutput(); err != nil {
+		t.Fatalf("firewall remove: %v\n%s", err, out)
+	}
+	if !l.open("tcp", clOther) {
+		t.Fatal("tcp port still guarded after the table was removed")
+	}
 }
