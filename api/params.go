@@ -13,9 +13,12 @@ type ParamFormat struct {
 // There is no loose character filter: a parameter either matches its exact
 // shape or the request is refused before it reaches the core.
 var ParamFormats = map[string]ParamFormat{
-	"org_id":    {Desc: "24 lowercase hex characters", Check: IsObjectID},
-	"user_id":   {Desc: "24 lowercase hex characters", Check: IsObjectID},
-	"server_id": {Desc: "24 lowercase hex characters", Check: IsObjectID},
+	"org_id":      {Desc: "24 lowercase hex characters", Check: IsObjectID},
+	"user_id":     {Desc: "24 lowercase hex characters", Check: IsObjectID},
+	"server_id":   {Desc: "24 lowercase hex characters", Check: IsObjectID},
+	"link_id":     {Desc: "24 lowercase hex characters", Check: IsObjectID},
+	"location_id": {Desc: "24 lowercase hex characters", Check: IsObjectID},
+	"host_id":     {Desc: "24 lowercase hex characters", Check: IsObjectID},
 }
 
 // IsObjectID reports whether s is exactly 24 lowercase hex characters, the

@@ -58,4 +58,33 @@ var Routes = []Route{
 		NewRequest: body[ApprovalRequest](), NewResponse: body[ApprovalResponse](), BodyLimit: 16 << 10},
 	{Name: "approval.ovpn_wait", Method: http.MethodPost, Pattern: "/key/ovpn_wait/{org_id}/{user_id}/{server_id}", Auth: AuthClient,
 		NewRequest: body[ApprovalRequest](), NewResponse: body[ApprovalResponse](), BodyLimit: 16 << 10},
+
+	// IPsec links (admin).
+	{Name: "link.list", Method: http.MethodGet, Pattern: "/link", Auth: AuthAdmin, NewResponse: body[LinkList](), ResponseLimit: 8 << 20},
+	{Name: "link.create", Method: http.MethodPost, Pattern: "/link", Auth: AuthAdmin,
+		NewRequest: body[LinkCreate](), NewResponse: body[Link](), BodyLimit: 8 << 10},
+	{Name: "link.get", Method: http.MethodGet, Pattern: "/link/{link_id}", Auth: AuthAdmin, NewResponse: body[Link]()},
+	{Name: "link.update", Method: http.MethodPut, Pattern: "/link/{link_id}", Auth: AuthAdmin,
+		NewRequest: body[LinkUpdate](), NewResponse: body[Link](), BodyLimit: 32 << 10},
+	{Name: "link.delete", Method: http.MethodDelete, Pattern: "/link/{link_id}", Auth: AuthAdmin, NewResponse: body[OKResponse]()},
+	{Name: "location.create", Method: http.MethodPost, Pattern: "/link/{link_id}/location", Auth: AuthAdmin,
+		NewRequest: body[LocationCreate](), NewResponse: body[Link](), BodyLimit: 8 << 10},
+	{Name: "location.update", Method: http.MethodPut, Pattern: "/link/{link_id}/location/{location_id}", Auth: AuthAdmin,
+		NewRequest: body[LocationUpdate](), NewResponse: body[Link](), BodyLimit: 8 << 10},
+	{Name: "location.delete", Method: http.MethodDelete, Pattern: "/link/{link_id}/location/{location_id}", Auth: AuthAdmin,
+		NewResponse: body[Link]()},
+	{Name: "host.create", Method: http.MethodPost, Pattern: "/link/{link_id}/location/{location_id}/host", Auth: AuthAdmin,
+		NewRequest: body[HostCreate](), NewResponse: body[Link](), BodyLimit: 4 << 10},
+	{Name: "host.update", Method: http.MethodPut, Pattern: "/link/{link_id}/location/{location_id}/host/{host_id}", Auth: AuthAdmin,
+		NewRequest: body[HostUpdate](), NewResponse: body[Link](), BodyLimit: 4 << 10},
+	{Name: "host.delete", Method: http.MethodDelete, Pattern: "/link/{link_id}/location/{location_id}/host/{host_id}", Auth: AuthAdmin,
+		NewResponse: body[Link]()},
+	{Name: "host.uri", Method: http.MethodGet, Pattern: "/link/{link_id}/location/{location_id}/host/{host_id}/uri", Auth: AuthAdmin,
+		NewResponse: body[HostURI]()},
+
+	// IPsec links (agents): signed reports, sealed state.
+	{Name: "link.state.report", Method: http.MethodPut, Pattern: "/link/state", Auth: AuthLinkHost,
+		NewRequest: body[LinkReport](), NewResponse: body[LinkSealed](), BodyLimit: 64 << 10, ResponseLimit: 2 << 20},
+	{Name: "link.state.stop", Method: http.MethodDelete, Pattern: "/link/state", Auth: AuthLinkHost,
+		NewResponse: body[OKResponse]()},
 }

@@ -16,6 +16,8 @@ var (
 	safeNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._@+-]{0,63}$`)
 	userNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,31}$`)
 	dnsLabelRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+	// proposalRe: a strongSwan proposal, algorithms joined by '-'.
+	proposalRe = regexp.MustCompile(`^[a-z0-9]{2,32}(-[a-z0-9]{2,32}){1,7}$`)
 )
 
 var (
@@ -47,6 +49,7 @@ func validatorInstance() *validator.Validate {
 		// A loop, not the validator's regular expression, which costs more
 		// than the rest of an approval's validation on kilobyte fields.
 		must("b64std", isBase64Std)
+		must("proposal", proposalRe.MatchString)
 		validate = v
 	})
 	return validate
@@ -86,6 +89,8 @@ var ruleText = map[string]string{
 	"hexadecimal": "must be hexadecimal",
 	"unique":      "must not repeat a value",
 	"b64std":      "must be padded standard base64",
+	"proposal":    "must be a proposal such as aes128-sha256-x25519",
+	"cidr":        "must be a network in CIDR notation",
 }
 
 // Validate checks v's validate tags and returns a *FieldError naming the

@@ -131,6 +131,15 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 			}
 		}
 	}
+	if rt.Auth == api.AuthLinkHost {
+		lh, err := api.ParseLinkHeaders(r.Header)
+		if err != nil {
+			he := err.(*api.HeaderError)
+			h.fail(w, he.Status, "link_header", he.Header, err.Error())
+			return
+		}
+		api.SetLinkHeaders(extra, lh)
+	}
 	// 3. Body: limits, content type, strict decode, validation.
 	var body []byte
 	if rt.NewRequest != nil {
@@ -166,6 +175,14 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		// 5. The body the core sees is the re-encoded struct.
 		if body, err = json.Marshal(v); err != nil {
 			h.fail(w, http.StatusInternalServerError, "internal", "", "cannot encode request")
+			return
+		}
+		// Link agents sign the SHA-512 of the body bytes, so their body
+		// must already be in the canonical form re-encoding produces:
+		// then the signature checked by the core covers exactly what the
+		// agent sent.
+		if rt.Auth == api.AuthLinkHost && !bytes.Equal(body, raw) {
+			h.fail(w, http.StatusBadRequest, "not_canonical", "", "link reports must be sent as encoding/json writes them (compact, fields in order)")
 			return
 		}
 	} else if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {

@@ -1,0 +1,99 @@
+package api
+
+import "time"
+
+// Admin types of IPsec links.
+
+// Link is a site-to-site link with its locations and hosts.
+type Link struct {
+	ID        string         `json:"id" validate:"required,objectid"`
+	Name      string         `json:"name" validate:"required,safename"`
+	IKE       []string       `json:"ike" validate:"min=1,max=16,dive,proposal"`
+	ESP       []string       `json:"esp" validate:"min=1,max=16,dive,proposal"`
+	Force     bool           `json:"force"`
+	CheckPort int            `json:"check_port" validate:"min=1,max=65535"`
+	Excludes  [][]string     `json:"excludes" validate:"max=256,dive,len=2,dive,objectid"`
+	Locations []LinkLocation `json:"locations" validate:"max=64,dive"`
+	CreatedAt time.Time      `json:"created_at"`
+}
+
+// LinkLocation is one site of a link.
+type LinkLocation struct {
+	ID     string     `json:"id" validate:"required,objectid"`
+	Name   string     `json:"name" validate:"required,safename"`
+	Routes []string   `json:"routes" validate:"max=64,dive,cidr"`
+	Hosts  []LinkHost `json:"hosts" validate:"max=64,dive"`
+}
+
+// LinkHost is one agent host of a location, with its live state.
+type LinkHost struct {
+	ID         string    `json:"id" validate:"required,objectid"`
+	Name       string    `json:"name" validate:"required,safename"`
+	Priority   int       `json:"priority" validate:"min=1,max=1000"`
+	Timeout    int       `json:"timeout" validate:"min=1,max=3600"`
+	Backoff    int       `json:"backoff" validate:"min=0,max=86400"`
+	Address    string    `json:"address,omitempty" validate:"omitempty,ip"`
+	Available  bool      `json:"available"`
+	Active     bool      `json:"active"`
+	LastReport time.Time `json:"last_report,omitempty"`
+}
+
+// LinkList answers link.list.
+type LinkList struct {
+	Links []Link `json:"links" validate:"dive"`
+}
+
+// LinkCreate creates a link. Absent proposals take the defaults
+// (IKE aes128-sha256-x25519, ESP aes128gcm128-x25519); Force uses only the
+// given proposals instead of trying them first.
+type LinkCreate struct {
+	Name      string   `json:"name" validate:"required,safename"`
+	IKE       []string `json:"ike,omitempty" validate:"max=16,dive,proposal"`
+	ESP       []string `json:"esp,omitempty" validate:"max=16,dive,proposal"`
+	Force     bool     `json:"force,omitempty"`
+	CheckPort int      `json:"check_port,omitempty" validate:"omitempty,min=1,max=65535"`
+}
+
+// LinkUpdate changes a link; absent fields are left as they are.
+type LinkUpdate struct {
+	Name      *string     `json:"name,omitempty" validate:"omitempty,safename"`
+	IKE       *[]string   `json:"ike,omitempty" validate:"omitempty,max=16,dive,proposal"`
+	ESP       *[]string   `json:"esp,omitempty" validate:"omitempty,max=16,dive,proposal"`
+	Force     *bool       `json:"force,omitempty"`
+	CheckPort *int        `json:"check_port,omitempty" validate:"omitempty,min=1,max=65535"`
+	Excludes  *[][]string `json:"excludes,omitempty" validate:"omitempty,max=256,dive,len=2,dive,objectid"`
+}
+
+// LocationCreate adds a location to a link.
+type LocationCreate struct {
+	Name   string   `json:"name" validate:"required,safename"`
+	Routes []string `json:"routes" validate:"required,min=1,max=64,dive,cidr"`
+}
+
+// LocationUpdate changes a location.
+type LocationUpdate struct {
+	Name   *string   `json:"name,omitempty" validate:"omitempty,safename"`
+	Routes *[]string `json:"routes,omitempty" validate:"omitempty,min=1,max=64,dive,cidr"`
+}
+
+// HostCreate adds a host to a location. Priority defaults to 1, timeout to
+// 3 s, back-off to 0.
+type HostCreate struct {
+	Name     string `json:"name" validate:"required,safename"`
+	Priority int    `json:"priority,omitempty" validate:"omitempty,min=1,max=1000"`
+	Timeout  int    `json:"timeout,omitempty" validate:"omitempty,min=1,max=3600"`
+	Backoff  int    `json:"backoff,omitempty" validate:"omitempty,min=0,max=86400"`
+}
+
+// HostUpdate changes a host.
+type HostUpdate struct {
+	Name     *string `json:"name,omitempty" validate:"omitempty,safename"`
+	Priority *int    `json:"priority,omitempty" validate:"omitempty,min=1,max=1000"`
+	Timeout  *int    `json:"timeout,omitempty" validate:"omitempty,min=1,max=3600"`
+	Backoff  *int    `json:"backoff,omitempty" validate:"omitempty,min=0,max=86400"`
+}
+
+// HostURI answers host.uri: portcullis://<host_id>:<secret>@<gateway>[,…].
+type HostURI struct {
+	URI string `json:"uri" validate:"required,max=2048"`
+}

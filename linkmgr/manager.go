@@ -1,0 +1,178 @@
+package linkmgr
+
+import (
+	"log/slog"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
+)
+
+// Manager keeps the live side of every link: one election per link and the
+// last report of every host. The links themselves live in the store; the
+// core hands them in.
+type Manager struct {
+	mu        sync.Mutex
+	log       *slog.Logger
+	elections map[string]*Election
+	status    map[string]*HostStatus
+}
+
+// HostStatus is a host's last report.
+type HostStatus struct {
+	Address     string
+	LastReport  time.Time
+	Reach       []api.LinkReach
+	Connections []api.LinkConnection
+}
+
+// NewManager returns an empty Manager.
+func NewManager(log *slog.Logger) *Manager {
+	return &Manager{log: log, elections: map[string]*Election{}, status: map[string]*HostStatus{}}
+}
+
+// Sync brings the elections in line with the stored links (after start and
+// after every admin change).
+func (m *Manager) Sync(links []Link) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keep := map[string]bool{}
+	for i := range links {
+		l := &links[i]
+		keep[l.ID] = true
+		if e, ok := m.elections[l.ID]; ok {
+			e.SetHosts(l.HostSpecs())
+		} else {
+			m.elections[l.ID] = NewElection(l.HostSpecs())
+		}
+	}
+	for id := range m.elections {
+		if !keep[id] {
+			delete(m.elections, id)
+		}
+	}
+}
+
+func (m *Manager) election(l *Link) *Election {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.elections[l.ID]
+	if !ok {
+		e = NewElection(l.HostSpecs())
+		m.elections[l.ID] = e
+	}
+	return e
+}
+
+// Report records a host's report; peer is the address the report came
+// from, used when the report names none.
+func (m *Manager) Report(l *Link, hostID string, peer netip.Addr, r *api.LinkReport, now time.Time) []Change {
+	addr := r.Address
+	if addr == "" && peer.IsValid() {
+		addr = peer.Unmap().String()
+	}
+	reaches := true
+	for _, x := range r.Reach {
+		reaches = reaches && x.OK
+	}
+	m.mu.Lock()
+	m.status[hostID] = &HostStatus{Address: addr, LastReport: now, Reach: r.Reach, Connections: r.Connections}
+	m.mu.Unlock()
+	changes := m.election(l).Report(hostID, now, reaches)
+	m.logChanges(l, changes)
+	return changes
+}
+
+// Stop records a host's graceful stop.
+func (m *Manager) Stop(l *Link, hostID string, now time.Time) []Change {
+	changes := m.election(l).Stop(hostID, now)
+	m.logChanges(l, changes)
+	return changes
+}
+
+// Tick re-evaluates every election.
+func (m *Manager) Tick(links []Link, now time.Time) {
+	for i := range links {
+		m.logChanges(&links[i], m.election(&links[i]).Tick(now))
+	}
+}
+
+func (m *Manager) logChanges(l *Link, changes []Change) {
+	for _, c := range changes {
+		m.log.Info("link active host changed", "link", l.Name, "location", c.Location, "from", c.From, "to", c.To)
+	}
+}
+
+func (m *Manager) hostStatus(id string) *HostStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.status[id]; ok {
+		c := *s
+		return &c
+	}
+	return nil
+}
+
+// View returns the admin view of a link with each host's live state.
+func (m *Manager) View(l *Link, now time.Time) api.Link {
+	e := m.election(l)
+	out := api.Link{ID: l.ID, Name: l.Name, IKE: l.IKE, ESP: l.ESP, Force: l.Force, CheckPort: l.CheckPort,
+		Excludes: [][]string{}, Locations: []api.LinkLocation{}, CreatedAt: l.CreatedAt}
+	for _, ex := range l.Excludes {
+		out.Excludes = append(out.Excludes, []string{ex[0], ex[1]})
+	}
+	for _, loc := range l.Locations {
+		al := api.LinkLocation{ID: loc.ID, Name: loc.Name, Routes: append([]string{}, loc.Routes...), Hosts: []api.LinkHost{}}
+		active := e.Active(loc.ID)
+		for _, h := range loc.Hosts {
+			ah := api.LinkHost{ID: h.ID, Name: h.Name, Priority: h.Priority, Timeout: h.Timeout, Backoff: h.Backoff,
+				Available: e.Available(h.ID, now), Active: h.ID == active}
+			if st := m.hostStatus(h.ID); st != nil {
+				ah.Address, ah.LastReport = st.Address, st.LastReport
+			}
+			al.Hosts = append(al.Hosts, ah)
+		}
+		out.Locations = append(out.Locations, al)
+	}
+	return out
+}
+
+// State builds the state a host receives: whether it is active, and, if
+// so, one connection to the active host of every peer location it may
+// peer with, each with the PSK of that pair.
+func (m *Manager) State(l *Link, secret []byte, hostID string) *api.LinkState {
+	e := m.election(l)
+	loc, _ := l.FindHost(hostID)
+	st := &api.LinkState{LinkID: l.ID, LinkName: l.Name, HostID: hostID, Location: loc.Name,
+		IKE: l.IKE, ESP: l.ESP, Force: l.Force, CheckPort: l.CheckPort, CheckKey: CheckKey(secret),
+		Peers: []api.LinkPeer{}, Hosts: []api.LinkHostAddr{}}
+	st.Active = e.Active(loc.ID) == hostID
+	for _, other := range l.Locations {
+		for _, h := range other.Hosts {
+			if s := m.hostStatus(h.ID); s != nil && s.Address != "" {
+				st.Hosts = append(st.Hosts, api.LinkHostAddr{HostID: h.ID, Address: s.Address})
+			}
+		}
+	}
+	sort.Slice(st.Hosts, func(i, j int) bool { return st.Hosts[i].HostID < st.Hosts[j].HostID })
+	if !st.Active {
+		return st
+	}
+	for _, peer := range l.Locations {
+		if peer.ID == loc.ID || l.Excluded(loc.ID, peer.ID) || len(peer.Routes) == 0 || len(loc.Routes) == 0 {
+			continue
+		}
+		active := e.Active(peer.ID)
+		s := m.hostStatus(active)
+		if active == "" || s == nil || s.Address == "" {
+			continue
+		}
+		st.Peers = append(st.Peers, api.LinkPeer{
+			Name: ConnName(l.Name, loc.Name, peer.Name), Location: peer.Name, RemoteAddress: s.Address,
+			PSK: PairPSK(secret, loc.ID, peer.ID), LocalSubnets: loc.Routes, RemoteSubnets: peer.Routes,
+		})
+	}
+	return st
+}

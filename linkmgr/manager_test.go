@@ -1,0 +1,81 @@
+package linkmgr
+
+import (
+	"io"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
+)
+
+func testLink() *Link {
+	return &Link{ID: "aaaaaaaaaaaaaaaaaaaaaa01", Name: "corp", IKE: DefaultIKE, ESP: DefaultESP, CheckPort: DefaultCheckPort, Locations: []Location{
+		{ID: "aaaaaaaaaaaaaaaaaaaaaa0a", Name: "site a", Routes: []string{"10.1.0.0/24"}, Hosts: []Host{{ID: "bbbbbbbbbbbbbbbbbbbbbba1", Name: "a1", Priority: 1, Timeout: 3}}},
+		{ID: "aaaaaaaaaaaaaaaaaaaaaa0b", Name: "site-b", Routes: []string{"10.2.0.0/24"}, Hosts: []Host{{ID: "bbbbbbbbbbbbbbbbbbbbbbb1", Name: "b1", Priority: 2, Timeout: 3}, {ID: "bbbbbbbbbbbbbbbbbbbbbbb2", Name: "b2", Priority: 1, Timeout: 3}}},
+		{ID: "aaaaaaaaaaaaaaaaaaaaaa0c", Name: "c", Routes: []string{"10.3.0.0/24"}, Hosts: []Host{{ID: "bbbbbbbbbbbbbbbbbbbbbbc1", Name: "c1", Priority: 1, Timeout: 3}}},
+	}}
+}
+
+const (
+	locA, locB, locC   = "aaaaaaaaaaaaaaaaaaaaaa0a", "aaaaaaaaaaaaaaaaaaaaaa0b", "aaaaaaaaaaaaaaaaaaaaaa0c"
+	hA1, hB1, hB2, hC1 = "bbbbbbbbbbbbbbbbbbbbbba1", "bbbbbbbbbbbbbbbbbbbbbbb1", "bbbbbbbbbbbbbbbbbbbbbbb2", "bbbbbbbbbbbbbbbbbbbbbbc1"
+)
+
+func TestPairPSK(t *testing.T) {
+	s := []byte("link secret")
+	ab, ba, ac := PairPSK(s, "la", "lb"), PairPSK(s, "lb", "la"), PairPSK(s, "la", "lc")
+	if ab != ba {
+		t.Fatal("the two ends of a pair derive different keys")
+	}
+	if ab == ac || ab == PairPSK([]byte("other"), "la", "lb") || ab == CheckKey(s) {
+		t.Fatal("keys of different pairs, links or purposes collide")
+	}
+}
+
+func TestManagerState(t *testing.T) {
+	m := NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l := testLink()
+	l.Excludes = [][2]string{{locA, locC}}
+	m.Sync([]Link{*l})
+	now := time.Unix(1760000000, 0)
+	rep := &api.LinkReport{Version: 1}
+	for id, ip := range map[string]string{hA1: "192.0.2.1", hB1: "192.0.2.2", hB2: "192.0.2.3", hC1: "192.0.2.4"} {
+		m.Report(l, id, netip.MustParseAddr(ip), rep, now)
+	}
+	secret := []byte("s")
+	a := m.State(l, secret, hA1)
+	if !a.Active || len(a.Peers) != 1 {
+		t.Fatalf("a1: active %v peers %+v", a.Active, a.Peers)
+	}
+	p := a.Peers[0]
+	if p.Name != "corp-site_a-site_b" || p.RemoteAddress != "192.0.2.2" || p.PSK != PairPSK(secret, locA, locB) ||
+		p.LocalSubnets[0] != "10.1.0.0/24" || p.RemoteSubnets[0] != "10.2.0.0/24" {
+		t.Fatalf("peer %+v", p)
+	}
+	if len(a.Hosts) != 4 {
+		t.Fatalf("hosts %+v", a.Hosts)
+	}
+	if b2 := m.State(l, secret, hB2); b2.Active || len(b2.Peers) != 0 {
+		t.Fatalf("standby b2 got %+v", b2)
+	}
+	if b1 := m.State(l, secret, hB1); len(b1.Peers) != 2 {
+		t.Fatalf("b1 peers %+v", b1.Peers)
+	}
+	// Graceful stop of b1: a1's peer moves to b2.
+	m.Stop(l, hB1, now.Add(time.Second))
+	if a := m.State(l, secret, hA1); a.Peers[0].RemoteAddress != "192.0.2.3" {
+		t.Fatalf("after failover a1 peers with %s", a.Peers[0].RemoteAddress)
+	}
+	v := m.View(l, now.Add(time.Second))
+	if v.Locations[1].Hosts[0].Active || !v.Locations[1].Hosts[1].Active || v.Locations[1].Hosts[0].Available {
+		t.Fatalf("view %+v", v.Locations[1])
+	}
+	if err := api.Validate(&v); err != nil {
+		t.Fatalf("admin view fails validation: %v", err)
+	}
+	if err := api.Validate(a); err != nil {
+		t.Fatalf("state fails validation: %v", err)
+	}
+}
