@@ -31,6 +31,8 @@ type call struct {
 	sessionID string
 	// header is the request's headers (the front's allow-listed set).
 	header http.Header
+	// raw is the request body as received (link reports are signed over it).
+	raw []byte
 	// respHeader collects headers the handler sets (cookies).
 	respHeader http.Header
 }
@@ -181,6 +183,7 @@ func (s *APIServer) prepare(c *call, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "request body too large"}
 	}
+	c.raw = raw
 	if c.route.NewRequest != nil {
 		if r.Header.Get("Content-Type") != "application/json" {
 			return nil, &apiError{Status: http.StatusUnsupportedMediaType, Code: "content_type", Message: "Content-Type must be application/json"}

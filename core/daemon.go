@@ -154,10 +154,15 @@ func Run(ctx context.Context, cfg *Checked, log *slog.Logger, out io.Writer) err
 	if _, _, err := approver.Reconcile(ctx, guarded); err != nil {
 		return fmt.Errorf("firewall: %w (run as root, or set firewall.enabled = false)", err)
 	}
-	purgeCtx, stopPurge := context.WithCancel(context.Background())
-	purgeDone := make(chan struct{})
-	go func() { defer close(purgeDone); approver.RunPurger(purgeCtx, time.Minute) }()
-	defer func() { stopPurge(); <-purgeDone }()
+	if err := svc.SyncLinks(ctx); err != nil {
+		return fmt.Errorf("load links: %w", err)
+	}
+	bgCtx, stopBg := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); approver.RunPurger(bgCtx, time.Minute) }()
+	go func() { defer bg.Done(); svc.RunLinkTicker(bgCtx, 250*time.Millisecond) }()
+	defer func() { stopBg(); bg.Wait() }()
 	apiSrv, err := NewAPIServer(log, token, []int{0, front.uid}, svc.Handlers(), adm)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"github.com/portcullis-gw/portcullis/core/admin"
 	"github.com/portcullis-gw/portcullis/core/store"
 	"github.com/portcullis-gw/portcullis/dynfw"
+	"github.com/portcullis-gw/portcullis/linkmgr"
 )
 
 // Version is the build's version string.
@@ -25,12 +26,14 @@ type Service struct {
 	syncHosts []string
 	startedAt time.Time
 	approver  *dynfw.Approver
+	links     links
 }
 
 // NewService returns a Service. syncHosts are the URLs written into
 // profiles.
 func NewService(st store.Store, adm *admin.Service, log *slog.Logger, syncHosts []string) *Service {
-	return &Service{st: st, admin: adm, log: log, now: time.Now, syncHosts: syncHosts, startedAt: time.Now()}
+	return &Service{st: st, admin: adm, log: log, now: time.Now, syncHosts: syncHosts, startedAt: time.Now(),
+		links: links{mgr: linkmgr.NewManager(log)}}
 }
 
 // Directory returns the dynfw view of users and servers.
@@ -64,6 +67,21 @@ func (s *Service) Handlers() map[string]handler {
 
 		"approval.ovpn":      s.approve,
 		"approval.ovpn_wait": s.approveWait,
+
+		"link.list":         s.listLinks,
+		"link.create":       s.createLink,
+		"link.get":          s.getLink,
+		"link.update":       s.updateLink,
+		"link.delete":       s.deleteLink,
+		"location.create":   s.createLocation,
+		"location.update":   s.updateLocation,
+		"location.delete":   s.deleteLocation,
+		"host.create":       s.createHost,
+		"host.update":       s.updateHost,
+		"host.delete":       s.deleteHost,
+		"host.uri":          s.hostURI,
+		"link.state.report": s.linkReport,
+		"link.state.stop":   s.linkStop,
 	}
 }
 

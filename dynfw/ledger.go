@@ -2,7 +2,6 @@ package dynfw
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -65,16 +64,6 @@ type record struct {
 	CheckInner          bool
 }
 
-func expiryBytes(t time.Time) []byte {
-	b := make([]byte, 8)
-	binary.BigEndian.PutUint64(b, uint64(t.UnixNano()))
-	return b
-}
-
-func expired(raw []byte, now time.Time) bool {
-	return len(raw) != 8 || int64(binary.BigEndian.Uint64(raw)) <= now.UnixNano()
-}
-
 // commit checks the three nonces in order and stores them with the
 // approval, all in one transaction. A nonce that is present but expired
 // counts as unseen. The inner nonce, when replayed, does not fail the
@@ -91,9 +80,9 @@ func commit(ctx context.Context, st store.Store, r *record) (innerReplayed bool,
 			if err != nil {
 				return false, err
 			}
-			return !expired(raw, r.Now), nil
+			return !store.Expired(raw, r.Now), nil
 		}
-		exp := expiryBytes(r.Now.Add(r.NonceTTL))
+		exp := store.ExpiryValue(r.Now.Add(r.NonceTTL))
 		keys := []struct{ kind, key string }{
 			{nonceAuth, nonceKey(nonceAuth, r.SyncToken, r.AuthNonce)},
 			{nonceBox, nonceKey(nonceBox, r.SyncToken, r.BoxNonce)},
@@ -155,7 +144,7 @@ func purge(ctx context.Context, st store.Store, now time.Time) (int, error) {
 	err := st.Update(ctx, func(tx store.Tx) error {
 		var doomedN, doomedA []string
 		if err := tx.Scan(store.BucketNonces, "", func(k string, v []byte) error {
-			if expired(v, now) {
+			if store.Expired(v, now) {
 				doomedN = append(doomedN, k)
 			}
 			return nil
