@@ -129,7 +129,9 @@ func TestLinkAdminAndSignedAgentAPI(t *testing.T) {
 		mutate func(*api.LinkHeaders, *[]byte)
 		status int
 	}{
-		{"tampered body", a1s, func(_ *api.LinkHeaders, b *[]byte) { *b = bytes.Replace(*b, []byte("198.51.100.1"), []byte("198.51.100.9"), 1) }, 401},
+		{"tampered body", a1s, func(_ *api.LinkHeaders, b *[]byte) {
+			*b = bytes.Replace(*b, []byte("198.51.100.1"), []byte("198.51.100.9"), 1)
+		}, 401},
 		{"wrong key", b1s, nil, 401},
 		{"old timestamp", a1s, func(h *api.LinkHeaders, b *[]byte) {
 			mac, _ := api.LinkKeys(a1s)
