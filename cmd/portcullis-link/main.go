@@ -1,0 +1,164 @@
+// Command portcullis-link is the link host agent.
+//
+//	portcullis-link add URI --address ADDR [--vici SOCKET] [--ca FILE]
+//	portcullis-link start                 run until SIGINT/SIGTERM (graceful failover)
+//	portcullis-link status                connections, states, byte counters
+//	portcullis-link remove                forget the URI, unload connections, remove the firewall table
+//	portcullis-link remove-routes-on|off
+//	portcullis-link firewall-on|off
+//
+// Every command takes --state-dir (default /var/lib/portcullis-link).
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/linkmgr/agent"
+)
+
+const usage = `usage: portcullis-link <command> [--state-dir DIR] [flags]
+
+commands:
+  add URI --address ADDR [--vici SOCKET] [--ca FILE]   bind this host to a link host URI
+  start                                                 run the agent
+  status                                                list the connections
+  remove                                                unbind, unload connections, remove the firewall
+  remove-routes-on | remove-routes-off                  toggle route removal
+  firewall-on | firewall-off                            toggle the automatic firewall
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	if err := run(os.Args[1], os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "portcullis-link:", err)
+		os.Exit(1)
+	}
+}
+
+func run(cmd string, args []string) error {
+	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
+	dir := fs.String("state-dir", "/var/lib/portcullis-link", "state directory")
+	address := fs.String("address", "", "this host's address for its peers (add)")
+	vici := fs.String("vici", agent.DefaultVici, "charon's VICI socket (add)")
+	ca := fs.String("ca", "", "PEM certificate to trust for the gateway (add)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	var uri string
+	if cmd == "add" {
+		if len(args) == 0 {
+			return fmt.Errorf("add needs a URI")
+		}
+		uri, args = args[0], args[1:]
+	}
+	_ = fs.Parse(args)
+	switch cmd {
+	case "add":
+		u, err := agent.ParseURI(uri)
+		if err != nil {
+			return err
+		}
+		if _, err := netip.ParseAddr(*address); err != nil {
+			return fmt.Errorf("--address %q is not an IP address", *address)
+		}
+		s := &agent.Settings{URI: uri, Address: *address, Vici: *vici, CAFile: *ca}
+		if old, err := agent.LoadSettings(*dir); err == nil {
+			s.Firewall, s.RemoveRoutes = old.Firewall, old.RemoveRoutes
+		}
+		if err := s.Save(*dir); err != nil {
+			return err
+		}
+		fmt.Printf("added %s\n", u)
+		return nil
+	case "remove-routes-on", "remove-routes-off", "firewall-on", "firewall-off":
+		s, err := agent.LoadSettings(*dir)
+		if err != nil {
+			return err
+		}
+		switch cmd {
+		case "remove-routes-on":
+			s.RemoveRoutes = true
+		case "remove-routes-off":
+			s.RemoveRoutes = false
+		case "firewall-on":
+			s.Firewall = true
+		case "firewall-off":
+			s.Firewall = false
+		}
+		if err := s.Save(*dir); err != nil {
+			return err
+		}
+		fmt.Printf("%s: done (takes effect at the next start)\n", cmd)
+		return nil
+	case "status":
+		s, err := agent.LoadSettings(*dir)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		sas, err := agent.Status(ctx, s.Vici)
+		if err != nil {
+			return err
+		}
+		if len(sas) == 0 {
+			fmt.Println("no connections")
+		}
+		for _, sa := range sas {
+			fmt.Printf("%s: %s, remote %s\n", sa.Name, sa.State, sa.Remote)
+			for _, ch := range sa.Children {
+				fmt.Printf("  %s: %s, %d bytes in, %d bytes out\n", ch.Name, ch.State, ch.BytesIn, ch.BytesOut)
+			}
+		}
+		return nil
+	case "remove":
+		if fw, err := agent.OpenFirewall(-1); err == nil {
+			_ = fw.Remove()
+			fw.Close()
+		}
+		if err := agent.RemoveSettings(*dir); err != nil {
+			return err
+		}
+		fmt.Println("removed")
+		return nil
+	case "start":
+		s, err := agent.LoadSettings(*dir)
+		if err != nil {
+			return err
+		}
+		log, err := logging.New(os.Stderr, "text", *logLevel, "portcullis-link")
+		if err != nil {
+			return err
+		}
+		u, _ := agent.ParseURI(s.URI)
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if s.CAFile != "" {
+			pem, err := os.ReadFile(s.CAFile)
+			if err != nil {
+				return err
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("%s: no certificate", s.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return agent.New(agent.Config{URI: u, Address: s.Address, Vici: s.Vici, TLS: tc, StateDir: *dir,
+			Firewall: s.Firewall, Log: log}).Run(ctx)
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}

@@ -1,0 +1,279 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
+)
+
+// Config is one agent's configuration.
+type Config struct {
+	URI *URI
+	// Address is this host's address for its peers (IKE source).
+	Address string
+	// Vici is charon's VICI socket path.
+	Vici string
+	TLS  *tls.Config
+	// StateDir holds the routes file.
+	StateDir string
+	// Firewall turns on table inet portcullis_link.
+	Firewall bool
+	// Interval between reports (default 1 s).
+	Interval time.Duration
+	Log      *slog.Logger
+}
+
+// Agent reports, applies its state, and keeps the tunnels up.
+type Agent struct {
+	cfg    Config
+	client *Client
+	charon *Charon
+	fw     *Firewall
+	// loaded maps the connections this agent loaded to a fingerprint of
+	// what was loaded.
+	loaded      map[string]string
+	routes      string
+	lastInit    time.Time
+	lastGateway error
+}
+
+// New returns an agent; Run starts it.
+func New(cfg Config) *Agent {
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	return &Agent{cfg: cfg, client: NewClient(cfg.URI, cfg.TLS), loaded: map[string]string{}}
+}
+
+// Run reports every interval until ctx ends, then unloads its connections
+// and tells the gateways it stops (graceful failover).
+func (a *Agent) Run(ctx context.Context) error {
+	log := a.cfg.Log
+	for a.charon == nil {
+		c, err := DialCharon(ctx, a.cfg.Vici)
+		if err == nil {
+			a.charon = c
+			break
+		}
+		log.Warn("charon not reachable yet", "socket", a.cfg.Vici, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+	defer a.charon.Close()
+	if a.cfg.Firewall {
+		fw, err := OpenFirewall(-1)
+		if err != nil {
+			return err
+		}
+		defer fw.Close()
+		a.fw = fw
+	}
+	log.Info("link agent running", "uri", a.cfg.URI.String(), "address", a.cfg.Address)
+	t := time.NewTicker(a.cfg.Interval)
+	defer t.Stop()
+	for {
+		a.step(ctx)
+		select {
+		case <-ctx.Done():
+			a.shutdown()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (a *Agent) step(ctx context.Context) {
+	log := a.cfg.Log
+	sctx, cancel := context.WithTimeout(ctx, a.cfg.Interval+2*time.Second)
+	defer cancel()
+	report := &api.LinkReport{Version: 1, Address: a.cfg.Address, Reach: []api.LinkReach{}, Connections: []api.LinkConnection{}}
+	sas, err := a.charon.ListSAs(sctx)
+	if err != nil {
+		log.Warn("list SAs", "err", err)
+	}
+	for _, sa := range sas {
+		if _, ours := a.loaded[sa.Name]; !ours {
+			continue
+		}
+		c := api.LinkConnection{Name: sa.Name, State: sa.State}
+		for _, ch := range sa.Children {
+			c.BytesIn += ch.BytesIn
+			c.BytesOut += ch.BytesOut
+		}
+		report.Connections = append(report.Connections, c)
+	}
+	st, err := a.client.Report(sctx, report)
+	if err != nil {
+		if a.lastGateway == nil {
+			log.Warn("no gateway answered; keeping the last state", "err", err)
+		}
+		a.lastGateway = err
+		return
+	}
+	if a.lastGateway != nil {
+		log.Info("gateway answering again")
+		a.lastGateway = nil
+	}
+	a.apply(sctx, st)
+	a.keepUp(sctx, sas)
+}
+
+func fingerprint(st *api.LinkState, p *api.LinkPeer, local string) string {
+	b, _ := json.Marshal([]any{p, st.IKE, st.ESP, st.Force, local})
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:8])
+}
+
+// apply loads what the state wants before unloading what it no longer
+// wants (make before break), then updates the firewall and routes file.
+func (a *Agent) apply(ctx context.Context, st *api.LinkState) {
+	log := a.cfg.Log
+	want := map[string]*api.LinkPeer{}
+	if st.Active {
+		for i := range st.Peers {
+			want[st.Peers[i].Name] = &st.Peers[i]
+		}
+	}
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p := want[name]
+		fp := fingerprint(st, p, a.cfg.Address)
+		if a.loaded[name] == fp {
+			continue
+		}
+		if err := a.charon.Load(ctx, st, p, a.cfg.Address); err != nil {
+			log.Error("load connection", "name", name, "err", err)
+			continue
+		}
+		a.loaded[name] = fp
+		if err := a.charon.Initiate(ctx, name); err != nil {
+			log.Warn("initiate", "name", name, "err", err)
+		}
+		log.Info("connection loaded", "name", name, "remote", p.RemoteAddress)
+	}
+	for name := range a.loaded {
+		if _, ok := want[name]; ok {
+			continue
+		}
+		if err := a.charon.Unload(ctx, name); err != nil {
+			log.Error("unload connection", "name", name, "err", err)
+			continue
+		}
+		delete(a.loaded, name)
+		log.Info("connection unloaded", "name", name)
+	}
+	if a.fw != nil {
+		var hosts []netip.Addr
+		for _, h := range st.Hosts {
+			if ad, err := netip.ParseAddr(h.Address); err == nil {
+				hosts = append(hosts, ad)
+			}
+		}
+		if err := a.fw.Set(hosts, uint16(st.CheckPort)); err != nil {
+			log.Error("firewall", "err", err)
+		}
+	}
+	a.writeRoutes(want)
+}
+
+// keepUp re-initiates, at most every 5 s, any loaded connection without an
+// installed child SA.
+func (a *Agent) keepUp(ctx context.Context, sas []SA) {
+	if time.Since(a.lastInit) < 5*time.Second {
+		return
+	}
+	up := map[string]bool{}
+	for _, sa := range sas {
+		for _, ch := range sa.Children {
+			if ch.State == "INSTALLED" {
+				up[sa.Name] = true
+			}
+		}
+	}
+	for name := range a.loaded {
+		if !up[name] {
+			a.lastInit = time.Now()
+			if err := a.charon.Initiate(ctx, name); err != nil {
+				a.cfg.Log.Warn("re-initiate", "name", name, "err", err)
+			}
+		}
+	}
+}
+
+// writeRoutes writes the sorted remote subnets, one per line, for IPsec
+// routers that need static routes.
+func (a *Agent) writeRoutes(want map[string]*api.LinkPeer) {
+	if a.cfg.StateDir == "" {
+		return
+	}
+	var subnets []string
+	for _, p := range want {
+		subnets = append(subnets, p.RemoteSubnets...)
+	}
+	sort.Strings(subnets)
+	text := strings.Join(subnets, "\n")
+	if text != "" {
+		text += "\n"
+	}
+	if text == a.routes {
+		return
+	}
+	path := filepath.Join(a.cfg.StateDir, "routes")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err == nil {
+		err = os.Rename(tmp, path)
+		if err == nil {
+			a.routes = text
+			return
+		}
+	}
+	a.cfg.Log.Error("write routes file", "path", path)
+}
+
+// shutdown unloads the agent's connections and says goodbye to the
+// gateways so that the location fails over at once.
+func (a *Agent) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.client.Stop(ctx); err != nil {
+		a.cfg.Log.Warn("graceful stop not acknowledged", "err", err)
+	}
+	for name := range a.loaded {
+		if err := a.charon.Unload(ctx, name); err != nil {
+			a.cfg.Log.Warn("unload on stop", "name", name, "err", err)
+		}
+	}
+	a.cfg.Log.Info("link agent stopped")
+}
+
+// Status returns the agent's connections as charon reports them.
+func Status(ctx context.Context, vici string) ([]SA, error) {
+	c, err := DialCharon(ctx, vici)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	sas, err := c.ListSAs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return sas, nil
+}
