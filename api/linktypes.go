@@ -97,3 +97,13 @@ type HostUpdate struct {
 type HostURI struct {
 	URI string `json:"uri" validate:"required,max=2048"`
 }
+
+// FindLocationByID returns the location with the ID, or nil.
+func (l *Link) FindLocationByID(id string) *LinkLocation {
+	for i := range l.Locations {
+		if l.Locations[i].ID == id {
+			return &l.Locations[i]
+		}
+	}
+	return nil
+}

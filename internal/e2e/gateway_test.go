@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	_ = os.Chmod(dir, 0o755)
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/portcullis", "../../cmd/portcullis-web", "../../cmd/portcullis-client")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/portcullis", "../../cmd/portcullis-web", "../../cmd/portcullis-client", "../../cmd/portcullis-link")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)

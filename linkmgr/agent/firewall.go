@@ -106,7 +106,7 @@ func (f *Firewall) Set(hosts []netip.Addr, checkPort uint16) error {
 	for _, exprs := range [][]expr.Any{
 		fromHosts(unix.NFPROTO_IPV4, 12, 4, f.hosts4),
 		fromHosts(unix.NFPROTO_IPV6, 8, 16, f.hosts6),
-		append(append([]expr.Any{}, portLookup...), &expr.Verdict{Kind: expr.VerdictDrop}),
+		append(append([]expr.Any{}, portLookup...), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}),
 	} {
 		f.c.AddRule(&nftables.Rule{Table: f.table, Chain: ch, Exprs: exprs, UserData: []byte("portcullis-link")})
 	}
@@ -126,4 +126,23 @@ func (f *Firewall) Remove() error {
 		return fmt.Errorf("delete table inet %s: %w", FirewallTable, err)
 	}
 	return nil
+}
+
+// Dropped returns how many packets the drop rule has refused.
+func (f *Firewall) Dropped() (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rules, err := f.c.GetRules(f.table, &nftables.Chain{Name: "input", Table: f.table})
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, r := range rules {
+		for _, e := range r.Exprs {
+			if c, ok := e.(*expr.Counter); ok {
+				n += c.Packets
+			}
+		}
+	}
+	return n, nil
 }

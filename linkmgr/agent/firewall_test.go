@@ -51,6 +51,9 @@ func TestFirewallInNamespace(t *testing.T) {
 			t.Errorf("%s %s -> %s: reachable %v, want %v", c.proto, c.src, c.dst, got, c.want)
 		}
 	}
+	if n, err := fw.Dropped(); err != nil || n < 3 {
+		t.Fatalf("drop counter %d (%v), want at least the 3 refused probes", n, err)
+	}
 	// Hosts change: the update is atomic and complete.
 	if err := fw.Set([]netip.Addr{netip.MustParseAddr("10.198.0.3")}, 9790); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,359 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/linkmgr/agent"
+)
+
+const charonBin = "/usr/lib/ipsec/charon"
+
+// siteHost is one link host: its namespace, its charon and its agent.
+type siteHost struct {
+	t      *testing.T
+	name   string
+	ns     *netlab.NS
+	addr   string
+	dir    string
+	vici   string
+	charon *exec.Cmd
+	agent  *exec.Cmd
+	done   chan struct{}
+}
+
+// startCharon runs a charon in the host's namespace with its own /run
+// (charon's pid file is fixed) and a VICI socket in the test directory.
+func (h *siteHost) startCharon() {
+	conf := fmt.Sprintf(`charon {
+  load = random nonce openssl aes sha1 sha2 hmac kdf gcm curve25519 pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
+  install_virtual_ip = no
+  retransmit_timeout = 1.0
+  retransmit_base = 1.0
+  retransmit_tries = 2
+  plugins {
+    vici { socket = unix://%s }
+    kernel-libipsec { load = yes }
+  }
+  filelog { stderr { default = 1 } }
+}
+`, h.vici)
+	confPath := filepath.Join(h.dir, "strongswan.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	_ = os.Remove(h.vici)
+	cmd := h.ns.Command("unshare", "-m", "sh", "-c", "mount -t tmpfs tmpfs /run && exec "+charonBin)
+	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+confPath)
+	logf, _ := os.OpenFile(filepath.Join(h.dir, "charon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	h.charon = cmd
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(h.vici); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.t.Fatalf("%s: charon did not open its VICI socket", h.name)
+}
+
+func (h *siteHost) startAgent() {
+	cmd := h.ns.Command(filepath.Join(binDir, "portcullis-link"), "start", "--state-dir", h.dir)
+	logf, _ := os.OpenFile(filepath.Join(h.dir, "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	h.agent = cmd
+	done := make(chan struct{})
+	h.done = done
+	go func() { _ = cmd.Wait(); close(done) }()
+}
+
+// kill ends agent and charon with SIGKILL, as a crash would.
+func (h *siteHost) kill() {
+	_ = h.agent.Process.Kill()
+	<-h.done
+	_ = h.charon.Process.Kill()
+	_ = h.charon.Wait()
+}
+
+func (h *siteHost) stop() {
+	if h.agent != nil && h.agent.ProcessState == nil {
+		_ = h.agent.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-h.done:
+		case <-time.After(10 * time.Second):
+			_ = h.agent.Process.Kill()
+		}
+	}
+	if h.charon != nil && h.charon.ProcessState == nil {
+		_ = h.charon.Process.Kill()
+		_ = h.charon.Wait()
+	}
+}
+
+func (h *siteHost) logs() string {
+	a, _ := os.ReadFile(filepath.Join(h.dir, "agent.log"))
+	return string(a)
+}
+
+// installed reports whether the host's charon has an installed child SA.
+func (h *siteHost) sas() []agent.SA {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sas, err := agent.Status(ctx, h.vici)
+	if err != nil {
+		return nil
+	}
+	return sas
+}
+
+func installed(sas []agent.SA) (bool, uint64) {
+	for _, sa := range sas {
+		for _, ch := range sa.Children {
+			if ch.State == "INSTALLED" {
+				return true, ch.BytesIn + ch.BytesOut
+			}
+		}
+	}
+	return false, 0
+}
+
+// pinger runs ping with timestamps from site A to site B and records the
+// reply times.
+type pinger struct {
+	mu      sync.Mutex
+	replies []time.Time
+	cmd     *exec.Cmd
+}
+
+var pingRe = regexp.MustCompile(`^\[(\d+)\.(\d+)\] \d+ bytes from`)
+
+func startPinger(t *testing.T, ns *netlab.NS, src, dst string, seconds int) *pinger {
+	p := &pinger{cmd: ns.Command("ping", "-D", "-n", "-i", "0.1", "-W", "1", "-w", strconv.Itoa(seconds), "-I", src, dst)}
+	out, _ := p.cmd.StdoutPipe()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := pingRe.FindStringSubmatch(sc.Text()); m != nil {
+				sec, _ := strconv.ParseInt(m[1], 10, 64)
+				us, _ := strconv.ParseInt(m[2], 10, 64)
+				p.mu.Lock()
+				p.replies = append(p.replies, time.Unix(sec, us*1000))
+				p.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
+	return p
+}
+
+// gapAround returns the longest gap between replies that spans at, once
+// replies have resumed after at (waiting up to wait for that).
+func (p *pinger) gapAround(at time.Time, wait time.Duration) (time.Duration, bool) {
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		var before, after time.Time
+		for _, r := range p.replies {
+			if r.Before(at) {
+				before = r
+			} else if after.IsZero() {
+				after = r
+			}
+		}
+		p.mu.Unlock()
+		if !after.IsZero() && !before.IsZero() {
+			return after.Sub(before), true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return 0, false
+}
+
+func TestIPsecLinkFailover(t *testing.T) {
+	netlab.Require(t)
+	if _, err := os.Stat(charonBin); err != nil {
+		t.Skip("strongSwan charon not installed (" + charonBin + ")")
+	}
+	if _, err := exec.LookPath("ping"); err != nil {
+		t.Skip("ping not installed")
+	}
+	wan := netlab.NewNS(t, "wan")
+	netlab.Bridge(t, wan, "br0")
+	gwNS := netlab.NewNS(t, "lgw")
+	netlab.Attach(t, gwNS, "10.250.0.1/24", wan, "br0")
+	g := startGatewayWith(t, gwOpts{ns: gwNS, listen: "10.250.0.1:8443", extra: "[firewall]\nenabled = false\n"})
+	admin := g.clientFrom(gwNS)
+	admin.login(g.AdminPW)
+
+	var l api.Link
+	admin.must("POST", "/link", api.LinkCreate{Name: "corp"}, &l)
+	admin.must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "A", Routes: []string{"10.1.0.0/24"}}, &l)
+	admin.must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "B", Routes: []string{"10.2.0.0/24"}}, &l)
+	locA, locB := l.Locations[0].ID, l.Locations[1].ID
+	admin.must("POST", "/link/"+l.ID+"/location/"+locA+"/host", api.HostCreate{Name: "a1"}, &l)
+	admin.must("POST", "/link/"+l.ID+"/location/"+locB+"/host", api.HostCreate{Name: "b1", Priority: 2, Backoff: 6}, &l)
+	admin.must("POST", "/link/"+l.ID+"/location/"+locB+"/host", api.HostCreate{Name: "b2", Priority: 1}, &l)
+
+	base := searchableTempDir(t)
+	hosts := map[string]*siteHost{}
+	for i, spec := range []struct{ name, addr, subnet, loc string }{
+		{"a1", "10.250.0.11", "10.1.0.1/32", locA}, {"b1", "10.250.0.21", "10.2.0.1/32", locB}, {"b2", "10.250.0.22", "10.2.0.1/32", locB},
+	} {
+		h := &siteHost{t: t, name: spec.name, addr: spec.addr, dir: filepath.Join(base, spec.name)}
+		h.vici = filepath.Join(h.dir, "charon.vici")
+		_ = os.MkdirAll(h.dir, 0o700)
+		h.ns = netlab.NewNS(t, spec.name)
+		netlab.Attach(t, h.ns, spec.addr+"/24", wan, "br0")
+		h.ns.MustIP("addr", "add", spec.subnet, "dev", "lo")
+		loc := l.FindLocationByID(spec.loc)
+		var u api.HostURI
+		hostID := loc.Hosts[map[string]int{"a1": 0, "b1": 0, "b2": 1}[spec.name]].ID
+		admin.must("GET", "/link/"+l.ID+"/location/"+spec.loc+"/host/"+hostID+"/uri", nil, &u)
+		args := []string{"add", u.URI, "--address", spec.addr, "--vici", h.vici, "--ca", filepath.Join(g.dir, "data", "tls", "cert.pem"), "--state-dir", h.dir}
+		if out, err := exec.Command(filepath.Join(binDir, "portcullis-link"), args...).CombinedOutput(); err != nil {
+			t.Fatalf("portcullis-link add: %v %s", err, out)
+		}
+		if spec.name == "a1" {
+			if out, err := exec.Command(filepath.Join(binDir, "portcullis-link"), "firewall-on", "--state-dir", h.dir).CombinedOutput(); err != nil {
+				t.Fatalf("firewall-on: %v %s", err, out)
+			}
+		}
+		hosts[spec.name] = h
+		h.startCharon()
+		h.startAgent()
+		t.Cleanup(h.stop)
+		_ = i
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for n, h := range hosts {
+				t.Logf("%s agent log:\n%s", n, h.logs())
+			}
+		}
+	})
+	a1, b1, b2 := hosts["a1"], hosts["b1"], hosts["b2"]
+
+	// The tunnel comes up between a1 and b1 (priority 2) and carries a ping
+	// from site A's subnet address to site B's.
+	waitFor(t, 20*time.Second, "tunnel a1-b1", func() bool { ok, _ := installed(a1.sas()); ok2, _ := installed(b1.sas()); return ok && ok2 })
+	if out, err := a1.ns.Command("ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "10.1.0.1", "10.2.0.1").CombinedOutput(); err != nil {
+		t.Fatalf("ping through the tunnel: %v\n%s", err, out)
+	}
+	if _, bytes := installed(a1.sas()); bytes == 0 {
+		t.Fatal("the ping did not go through the ESP SA (byte counters at 0)")
+	}
+	if ok, _ := installed(b2.sas()); ok {
+		t.Fatal("the standby host carries a tunnel")
+	}
+
+	// Kill b1 (agent and charon): b2 takes over.
+	p := startPinger(t, a1.ns, "10.1.0.1", "10.2.0.1", 60)
+	time.Sleep(time.Second)
+	killed := time.Now()
+	b1.kill()
+	gap, ok := p.gapAround(killed, 20*time.Second)
+	if !ok {
+		t.Fatalf("no ping reply within 20 s of killing b1")
+	}
+	t.Logf("failover after SIGKILL of the active host: ping gap %v (goal < 5s)", gap.Round(10*time.Millisecond))
+	fmt.Printf("ipsec failover: SIGKILL of the active host: ping gap %v\n", gap.Round(10*time.Millisecond))
+	if ok, _ := installed(b2.sas()); !ok {
+		t.Fatal("b2 has no installed SA after the failover")
+	}
+
+	// b1 comes back: it takes over again only after its 6 s back-off.
+	back := time.Now()
+	b1.startCharon()
+	b1.startAgent()
+	activeB := func() string {
+		var v api.Link
+		admin.must("GET", "/link/"+l.ID, nil, &v)
+		for _, h := range v.Locations[1].Hosts {
+			if h.Active {
+				return h.Name
+			}
+		}
+		return ""
+	}
+	waitFor(t, 5*time.Second, "b1 reporting again", func() bool {
+		var v api.Link
+		admin.must("GET", "/link/"+l.ID, nil, &v)
+		return v.Locations[1].Hosts[0].Available
+	})
+	if got := activeB(); got != "b2" {
+		t.Fatalf("b1 took over %v after coming back, before its back-off", time.Since(back))
+	}
+	waitFor(t, 15*time.Second, "b1 active again after its back-off", func() bool { return activeB() == "b1" })
+	t.Logf("b1 active again %v after it came back (offline %v before; back-off 6s)", time.Since(back).Round(100*time.Millisecond), back.Sub(killed).Round(100*time.Millisecond))
+	waitFor(t, 20*time.Second, "tunnel a1-b1 again", func() bool { ok, _ := installed(b1.sas()); return ok })
+	time.Sleep(time.Second)
+
+	// Graceful stop of b1: the location fails over at once.
+	stopped := time.Now()
+	_ = b1.agent.Process.Signal(syscall.SIGTERM)
+	<-b1.done
+	gap, ok = p.gapAround(stopped, 20*time.Second)
+	if !ok {
+		t.Fatal("no ping reply after the graceful stop")
+	}
+	t.Logf("failover after a graceful stop: ping gap %v (goal < 1s)", gap.Round(10*time.Millisecond))
+	fmt.Printf("ipsec failover: graceful stop of the active host: ping gap %v\n", gap.Round(10*time.Millisecond))
+
+	// The firewall on a1 drops IKE from an address that is not a link host.
+	outsider := netlab.NewNS(t, "out")
+	netlab.Attach(t, outsider, "10.250.0.99/24", wan, "br0")
+	f, err := os.Open(a1.ns.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fw, err := agent.OpenFirewall(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	before, err := fw.Dropped()
+	if err != nil {
+		t.Fatalf("a1 firewall: %v", err)
+	}
+	netlab.Reaches(t, outsider, "udp", "10.250.0.99", "10.250.0.11:500", 300*time.Millisecond)
+	if after, _ := fw.Dropped(); after <= before {
+		t.Fatalf("IKE from a non-link address was not dropped (counter %d -> %d)", before, after)
+	}
+	if ok, _ := installed(a1.sas()); !ok {
+		t.Fatal("the firewall broke the link's own IKE")
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s", d, what)
+}
