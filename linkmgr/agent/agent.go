@@ -41,8 +41,9 @@ type Agent struct {
 	charon *Charon
 	fw     *Firewall
 	// loaded maps the connections this agent loaded to a fingerprint of
-	// what was loaded.
+	// what was loaded; loadedAt says when.
 	loaded      map[string]string
+	loadedAt    map[string]time.Time
 	routes      string
 	lastInit    time.Time
 	lastGateway error
@@ -53,7 +54,7 @@ func New(cfg Config) *Agent {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}
-	return &Agent{cfg: cfg, client: NewClient(cfg.URI, cfg.TLS), loaded: map[string]string{}}
+	return &Agent{cfg: cfg, client: NewClient(cfg.URI, cfg.TLS), loaded: map[string]string{}, loadedAt: map[string]time.Time{}}
 }
 
 // Run reports every interval until ctx ends, then unloads its connections
@@ -128,7 +129,7 @@ func (a *Agent) step(ctx context.Context) {
 		log.Info("gateway answering again")
 		a.lastGateway = nil
 	}
-	a.apply(sctx, st)
+	a.apply(sctx, st, installedSet(sas))
 	a.keepUp(sctx, sas)
 }
 
@@ -138,9 +139,26 @@ func fingerprint(st *api.LinkState, p *api.LinkPeer, local string) string {
 	return hex.EncodeToString(h[:8])
 }
 
-// apply loads what the state wants before unloading what it no longer
-// wants (make before break), then updates the firewall and routes file.
-func (a *Agent) apply(ctx context.Context, st *api.LinkState) {
+// makeBeforeBreak bounds how long an old connection is kept while its
+// replacement comes up.
+const makeBeforeBreak = 10 * time.Second
+
+func installedSet(sas []SA) map[string]bool {
+	up := map[string]bool{}
+	for _, sa := range sas {
+		for _, ch := range sa.Children {
+			if ch.State == "INSTALLED" {
+				up[sa.Name] = true
+			}
+		}
+	}
+	return up
+}
+
+// apply loads what the state wants, and unloads what it no longer wants
+// only once the new connections are up (make before break, bounded), then
+// updates the firewall and routes file.
+func (a *Agent) apply(ctx context.Context, st *api.LinkState, up map[string]bool) {
 	log := a.cfg.Log
 	want := map[string]*api.LinkPeer{}
 	if st.Active {
@@ -164,13 +182,24 @@ func (a *Agent) apply(ctx context.Context, st *api.LinkState) {
 			continue
 		}
 		a.loaded[name] = fp
+		a.loadedAt[name] = time.Now()
 		if err := a.charon.Initiate(ctx, name); err != nil {
 			log.Warn("initiate", "name", name, "err", err)
 		}
 		log.Info("connection loaded", "name", name, "remote", p.RemoteAddress)
 	}
+	pending := false
+	for name := range want {
+		if !up[name] && time.Since(a.loadedAt[name]) < makeBeforeBreak {
+			pending = true
+		}
+	}
 	for name := range a.loaded {
 		if _, ok := want[name]; ok {
+			continue
+		}
+		if pending {
+			log.Debug("keeping the old connection until its replacement is up", "name", name)
 			continue
 		}
 		if err := a.charon.Unload(ctx, name); err != nil {
@@ -178,6 +207,7 @@ func (a *Agent) apply(ctx context.Context, st *api.LinkState) {
 			continue
 		}
 		delete(a.loaded, name)
+		delete(a.loadedAt, name)
 		log.Info("connection unloaded", "name", name)
 	}
 	if a.fw != nil {
@@ -200,14 +230,7 @@ func (a *Agent) keepUp(ctx context.Context, sas []SA) {
 	if time.Since(a.lastInit) < 5*time.Second {
 		return
 	}
-	up := map[string]bool{}
-	for _, sa := range sas {
-		for _, ch := range sa.Children {
-			if ch.State == "INSTALLED" {
-				up[sa.Name] = true
-			}
-		}
-	}
+	up := installedSet(sas)
 	for name := range a.loaded {
 		if !up[name] {
 			a.lastInit = time.Now()
@@ -255,6 +278,11 @@ func (a *Agent) shutdown() {
 	defer cancel()
 	if err := a.client.Stop(ctx); err != nil {
 		a.cfg.Log.Warn("graceful stop not acknowledged", "err", err)
+	} else if len(a.loaded) > 0 {
+		// The gateway has handed the location over; keep carrying traffic
+		// while the peers move to the new host (their next report, at most
+		// one interval away, plus the IKE exchange).
+		time.Sleep(a.cfg.Interval + 500*time.Millisecond)
 	}
 	for name := range a.loaded {
 		if err := a.charon.Unload(ctx, name); err != nil {
