@@ -73,9 +73,16 @@ func (m *Manager) Report(l *Link, hostID string, peer netip.Addr, r *api.LinkRep
 	if addr == "" && peer.IsValid() {
 		addr = peer.Unmap().String()
 	}
+	// The host must reach the active host of every other location (a
+	// standby elsewhere being down says nothing about this host).
+	e := m.election(l)
+	loc, _ := l.FindHost(hostID)
 	reaches := true
 	for _, x := range r.Reach {
-		reaches = reaches && x.OK
+		other, _ := l.FindHost(x.HostID)
+		if other != nil && loc != nil && other.ID != loc.ID && e.Active(other.ID) == x.HostID {
+			reaches = reaches && x.OK
+		}
 	}
 	m.mu.Lock()
 	m.status[hostID] = &HostStatus{Address: addr, LastReport: now, Reach: r.Reach, Connections: r.Connections}

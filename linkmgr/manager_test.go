@@ -79,3 +79,30 @@ func TestManagerState(t *testing.T) {
 		t.Fatalf("state fails validation: %v", err)
 	}
 }
+
+func TestManagerPrefersHostsReachingThePeerActive(t *testing.T) {
+	m := NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l := testLink()
+	l.Locations = l.Locations[:2]
+	m.Sync([]Link{*l})
+	now := time.Unix(1760000000, 0)
+	ok := &api.LinkReport{Version: 1}
+	m.Report(l, hA1, netip.MustParseAddr("192.0.2.1"), ok, now)
+	m.Report(l, hB2, netip.MustParseAddr("192.0.2.3"), ok, now)
+	m.Report(l, hB1, netip.MustParseAddr("192.0.2.2"), ok, now)
+	if m.State(l, []byte("s"), hB1).Active != true {
+		t.Fatal("b1 (priority 2) not active")
+	}
+	// b1 cannot reach a1, site A's active host: b2 takes over.
+	bad := &api.LinkReport{Version: 1, Reach: []api.LinkReach{{HostID: hA1, OK: false}}}
+	m.Report(l, hB1, netip.MustParseAddr("192.0.2.2"), bad, now.Add(time.Second))
+	if !m.State(l, []byte("s"), hB2).Active {
+		t.Fatal("b2 not preferred while b1 cannot reach the peer")
+	}
+	// b1 failing to reach b2 (same location) does not count against it.
+	same := &api.LinkReport{Version: 1, Reach: []api.LinkReach{{HostID: hA1, OK: true}, {HostID: hB2, OK: false}}}
+	m.Report(l, hB1, netip.MustParseAddr("192.0.2.2"), same, now.Add(2*time.Second))
+	if !m.State(l, []byte("s"), hB1).Active {
+		t.Fatal("b1 not active again once it reaches the peer")
+	}
+}

@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +49,10 @@ type Agent struct {
 	routes      string
 	lastInit    time.Time
 	lastGateway error
+	// check answers host checks; reach is the last probe round's result.
+	check     *CheckServer
+	checkPort int
+	reach     []api.LinkReach
 }
 
 // New returns an agent; Run starts it.
@@ -75,6 +81,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	defer a.charon.Close()
+	defer func() {
+		if a.check != nil {
+			a.check.Close()
+		}
+	}()
 	if a.cfg.Firewall {
 		fw, err := OpenFirewall(-1)
 		if err != nil {
@@ -101,7 +112,10 @@ func (a *Agent) step(ctx context.Context) {
 	log := a.cfg.Log
 	sctx, cancel := context.WithTimeout(ctx, a.cfg.Interval+2*time.Second)
 	defer cancel()
-	report := &api.LinkReport{Version: 1, Address: a.cfg.Address, Reach: []api.LinkReach{}, Connections: []api.LinkConnection{}}
+	report := &api.LinkReport{Version: 1, Address: a.cfg.Address, Reach: a.reach, Connections: []api.LinkConnection{}}
+	if report.Reach == nil {
+		report.Reach = []api.LinkReach{}
+	}
 	sas, err := a.charon.ListSAs(sctx)
 	if err != nil {
 		log.Warn("list SAs", "err", err)
@@ -131,6 +145,7 @@ func (a *Agent) step(ctx context.Context) {
 	}
 	a.apply(sctx, st, installedSet(sas))
 	a.keepUp(sctx, sas)
+	a.hostChecks(ctx, st)
 }
 
 func fingerprint(st *api.LinkState, p *api.LinkPeer, local string) string {
@@ -304,4 +319,25 @@ func Status(ctx context.Context, vici string) ([]SA, error) {
 		return nil, err
 	}
 	return sas, nil
+}
+
+// hostChecks (re)starts the check server on the link's check port and
+// probes the other link hosts, within a bound shorter than the interval.
+func (a *Agent) hostChecks(ctx context.Context, st *api.LinkState) {
+	if a.check == nil || a.checkPort != st.CheckPort {
+		if a.check != nil {
+			a.check.Close()
+			a.check = nil
+		}
+		srv, err := ListenCheck(net.JoinHostPort(a.cfg.Address, strconv.Itoa(st.CheckPort)), a.cfg.Log)
+		if err != nil {
+			a.cfg.Log.Warn("host-check server", "err", err)
+			return
+		}
+		a.check, a.checkPort = srv, st.CheckPort
+	}
+	a.check.SetKey(st.CheckKey)
+	pctx, cancel := context.WithTimeout(ctx, a.cfg.Interval*7/10)
+	defer cancel()
+	a.reach = probeAll(pctx, st, a.cfg.URI.HostID)
 }
