@@ -170,4 +170,3 @@ func probeAll(ctx context.Context, st *api.LinkState, self string) []api.LinkRea
 	wg.Wait()
 	return out
 }
-

@@ -182,15 +182,24 @@ func (c *Charon) ListSAs(ctx context.Context) ([]SA, error) {
 	if _, err := s.Call(ctx, "list-sas", vici.NewMessage()); err != nil {
 		return nil, fmt.Errorf("vici list-sas: %w", err)
 	}
+	// The events were read before the answer, but govici hands them to
+	// the channel from another goroutine: collect until the channel has
+	// been quiet for a moment (bounded).
 	var out []SA
+	quiet := time.NewTimer(100 * time.Millisecond)
+	defer quiet.Stop()
+	limit := time.After(2 * time.Second)
 	for {
 		select {
 		case ev := <-events:
-			if ev.Name != "list-sa" || ev.Message == nil {
-				continue
+			if ev.Name == "list-sa" && ev.Message != nil {
+				out = append(out, parseSAs(ev.Message)...)
 			}
-			out = append(out, parseSAs(ev.Message)...)
-		default:
+			quiet.Reset(100 * time.Millisecond)
+		case <-quiet.C:
+			sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+			return out, nil
+		case <-limit:
 			sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 			return out, nil
 		}
