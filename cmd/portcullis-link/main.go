@@ -54,6 +54,10 @@ func run(cmd string, args []string) error {
 	address := fs.String("address", "", "this host's address for its peers (add)")
 	vici := fs.String("vici", agent.DefaultVici, "charon's VICI socket (add)")
 	ca := fs.String("ca", "", "PEM certificate to trust for the gateway (add)")
+	routeDev := fs.String("route-dev", "", "route the remote subnets over this device (add)")
+	routeTable := fs.Int("route-table", 0, "routing table for those routes, 0 = main (add)")
+	routeMark := fs.Int("route-fwmark", 0, "fwmark of a rule selecting --route-table (add)")
+	hook := fs.String("hook", "", "command run on connection up/down (add)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	var uri string
 	if cmd == "add" {
@@ -72,7 +76,8 @@ func run(cmd string, args []string) error {
 		if _, err := netip.ParseAddr(*address); err != nil {
 			return fmt.Errorf("--address %q is not an IP address", *address)
 		}
-		s := &agent.Settings{URI: uri, Address: *address, Vici: *vici, CAFile: *ca}
+		s := &agent.Settings{URI: uri, Address: *address, Vici: *vici, CAFile: *ca, RouteDev: *routeDev,
+			RouteTable: *routeTable, RouteMark: *routeMark, Hook: *hook}
 		if old, err := agent.LoadSettings(*dir); err == nil {
 			s.Firewall, s.RemoveRoutes = old.Firewall, old.RemoveRoutes
 		}
@@ -123,6 +128,30 @@ func run(cmd string, args []string) error {
 		}
 		return nil
 	case "remove":
+		s, err := agent.LoadSettings(*dir)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if names := agent.LoadedConnections(*dir); len(names) > 0 {
+			c, err := agent.DialCharon(ctx, s.Vici)
+			if err != nil {
+				return fmt.Errorf("unload connections: %w", err)
+			}
+			for _, n := range names {
+				if err := c.Unload(ctx, n); err != nil {
+					fmt.Fprintf(os.Stderr, "portcullis-link: unload %s: %v\n", n, err)
+				}
+			}
+			c.Close()
+		}
+		if s.RouteDev != "" {
+			if r, err := agent.OpenRoutes("", s.RouteDev, s.RouteTable, s.RouteMark); err == nil {
+				_ = r.RemoveAll()
+				r.Close()
+			}
+		}
 		if fw, err := agent.OpenFirewall(-1); err == nil {
 			_ = fw.Remove()
 			fw.Close()
@@ -157,7 +186,8 @@ func run(cmd string, args []string) error {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		return agent.New(agent.Config{URI: u, Address: s.Address, Vici: s.Vici, TLS: tc, StateDir: *dir,
-			Firewall: s.Firewall, Log: log}).Run(ctx)
+			Firewall: s.Firewall, RemoveRoutes: s.RemoveRoutes, RouteDev: s.RouteDev, RouteTable: s.RouteTable,
+			RouteMark: s.RouteMark, Hook: s.Hook, Log: log}).Run(ctx)
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)

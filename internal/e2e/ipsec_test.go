@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -70,6 +71,12 @@ func (h *siteHost) startCharon() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	h.t.Fatalf("%s: charon did not open its VICI socket", h.name)
+}
+
+// startCharonOnly restarts charon after stop (the agent stays down).
+func (h *siteHost) startCharonOnly() {
+	h.charon = nil
+	h.startCharon()
 }
 
 func (h *siteHost) startAgent() {
@@ -236,6 +243,16 @@ func TestIPsecLinkFailover(t *testing.T) {
 		hostID := loc.Hosts[map[string]int{"a1": 0, "b1": 0, "b2": 1}[spec.name]].ID
 		admin.must("GET", "/link/"+l.ID+"/location/"+spec.loc+"/host/"+hostID+"/uri", nil, &u)
 		args := []string{"add", u.URI, "--address", spec.addr, "--vici", h.vici, "--ca", filepath.Join(g.dir, "data", "tls", "cert.pem"), "--state-dir", h.dir}
+		if spec.name == "a1" {
+			// Site A also exercises routes in a custom table with an fwmark
+			// rule, and the up/down hook.
+			hook := filepath.Join(h.dir, "hook.sh")
+			script := "#!/bin/sh\necho \"$PORTCULLIS_LINK_EVENT $PORTCULLIS_LINK_CONN $PORTCULLIS_LINK_REMOTE\" >> " + filepath.Join(h.dir, "hook.log") + "\n"
+			if err := os.WriteFile(hook, []byte(script), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			args = append(args, "--route-dev", "ipsec0", "--route-table", "100", "--route-fwmark", "153", "--hook", hook)
+		}
 		if out, err := exec.Command(filepath.Join(binDir, "portcullis-link"), args...).CombinedOutput(); err != nil {
 			t.Fatalf("portcullis-link add: %v %s", err, out)
 		}
@@ -278,6 +295,16 @@ func TestIPsecLinkFailover(t *testing.T) {
 	if ok, _ := installed(b2.sas()); ok {
 		t.Fatal("the standby host carries a tunnel")
 	}
+	// a1's agent wrote the routes file, routed site B's subnet over ipsec0
+	// in table 100 (with its fwmark rule) and ran the up hook.
+	waitFor(t, 5*time.Second, "a1's routes, routes file and up hook", func() bool {
+		rf, _ := os.ReadFile(filepath.Join(a1.dir, "routes"))
+		hl, _ := os.ReadFile(filepath.Join(a1.dir, "hook.log"))
+		out, _ := a1.ns.Command("ip", "route", "show", "table", "100", "proto", "156").CombinedOutput()
+		rules, _ := a1.ns.Command("ip", "rule", "show").CombinedOutput()
+		return string(rf) == "10.2.0.0/24\n" && strings.Contains(string(hl), "up corp-A-B 10.250.0.21") &&
+			strings.Contains(string(out), "10.2.0.0/24 dev ipsec0") && strings.Contains(string(rules), "fwmark 0x99 lookup 100")
+	})
 
 	// Kill b1 (agent and charon): b2 takes over.
 	p := startPinger(t, a1.ns, "10.1.0.1", "10.2.0.1", 60)
@@ -362,6 +389,27 @@ func TestIPsecLinkFailover(t *testing.T) {
 	}
 	if ok, _ := installed(a1.sas()); !ok {
 		t.Fatal("the firewall broke the link's own IKE")
+	}
+
+	// `portcullis-link remove` takes away everything the agent made.
+	a1.stop()
+	a1.startCharonOnly()
+	if out, err := a1.ns.Command(filepath.Join(binDir, "portcullis-link"), "remove", "--state-dir", a1.dir).CombinedOutput(); err != nil {
+		t.Fatalf("remove: %v %s", err, out)
+	}
+	out, _ := a1.ns.Command("ip", "route", "show", "table", "100", "proto", "156").CombinedOutput()
+	rules, _ := a1.ns.Command("ip", "rule", "show").CombinedOutput()
+	if strings.Contains(string(out), "10.2.0.0/24") || strings.Contains(string(rules), "fwmark 0x99") {
+		t.Fatalf("routes or rule left after remove:\n%s%s", out, rules)
+	}
+	if _, err := os.Stat(filepath.Join(a1.dir, "agent.json")); !os.IsNotExist(err) {
+		t.Fatal("settings left after remove")
+	}
+	if ok, err := fw.Exists(); err != nil || ok {
+		t.Fatalf("firewall table left after remove (%v)", err)
+	}
+	if ok, _ := installed(a1.sas()); ok {
+		t.Fatal("connections left after remove")
 	}
 }
 

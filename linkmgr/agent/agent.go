@@ -6,10 +6,12 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -31,6 +33,16 @@ type Config struct {
 	StateDir string
 	// Firewall turns on table inet portcullis_link.
 	Firewall bool
+	// RemoveRoutes removes the routes of connections the agent no longer
+	// carries; off, they stay (traffic for the remote subnets never falls
+	// back to another route).
+	RemoveRoutes bool
+	// RouteDev, RouteTable, RouteMark: see Settings.
+	RouteDev   string
+	RouteTable int
+	RouteMark  int
+	// Hook runs on connection up/down.
+	Hook string
 	// Interval between reports (default 1 s).
 	Interval time.Duration
 	Log      *slog.Logger
@@ -53,6 +65,15 @@ type Agent struct {
 	check     *CheckServer
 	checkPort int
 	reach     []api.LinkReach
+	// routes installs remote subnets; routed is what it installed.
+	routes4 *Routes
+	routed  map[netip.Prefix]bool
+	// up is the connections with an installed child at the last step.
+	up map[string]bool
+	// want is the last state's peers, for the hooks' details.
+	want map[string]*api.LinkPeer
+	// fwKey is what the firewall was last set to.
+	fwKey string
 }
 
 // New returns an agent; Run starts it.
@@ -60,7 +81,8 @@ func New(cfg Config) *Agent {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}
-	return &Agent{cfg: cfg, client: NewClient(cfg.URI, cfg.TLS), loaded: map[string]string{}, loadedAt: map[string]time.Time{}}
+	return &Agent{cfg: cfg, client: NewClient(cfg.URI, cfg.TLS), loaded: map[string]string{}, loadedAt: map[string]time.Time{},
+		routed: map[netip.Prefix]bool{}, up: map[string]bool{}}
 }
 
 // Run reports every interval until ctx ends, then unloads its connections
@@ -86,6 +108,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.check.Close()
 		}
 	}()
+	if a.cfg.RouteDev != "" {
+		r, err := OpenRoutes("", a.cfg.RouteDev, a.cfg.RouteTable, a.cfg.RouteMark)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		a.routes4 = r
+	}
 	if a.cfg.Firewall {
 		fw, err := OpenFirewall(-1)
 		if err != nil {
@@ -143,7 +173,9 @@ func (a *Agent) step(ctx context.Context) {
 		log.Info("gateway answering again")
 		a.lastGateway = nil
 	}
-	a.apply(sctx, st, installedSet(sas))
+	up := installedSet(sas)
+	a.hooks(ctx, up)
+	a.apply(sctx, st, up)
 	a.keepUp(sctx, sas)
 	a.hostChecks(ctx, st)
 }
@@ -232,11 +264,95 @@ func (a *Agent) apply(ctx context.Context, st *api.LinkState, up map[string]bool
 				hosts = append(hosts, ad)
 			}
 		}
-		if err := a.fw.Set(hosts, uint16(st.CheckPort)); err != nil {
-			log.Error("firewall", "err", err)
+		// Rebuilt only when the hosts or the port change.
+		if key := fmt.Sprint(hosts, st.CheckPort); key != a.fwKey {
+			if err := a.fw.Set(hosts, uint16(st.CheckPort)); err != nil {
+				log.Error("firewall", "err", err)
+			} else {
+				a.fwKey = key
+				log.Info("firewall updated", "hosts", len(hosts), "check_port", st.CheckPort)
+			}
 		}
 	}
 	a.writeRoutes(want)
+	a.syncRoutes(want)
+	a.saveLoaded()
+	a.want = want
+}
+
+// syncRoutes installs the remote subnets of the carried connections; the
+// routes of dropped connections are removed only with RemoveRoutes.
+func (a *Agent) syncRoutes(want map[string]*api.LinkPeer) {
+	if a.routes4 == nil {
+		return
+	}
+	next := map[netip.Prefix]bool{}
+	if !a.cfg.RemoveRoutes {
+		for p := range a.routed {
+			next[p] = true
+		}
+	}
+	for _, p := range want {
+		for _, s := range p.RemoteSubnets {
+			if pfx, err := netip.ParsePrefix(s); err == nil {
+				next[pfx.Masked()] = true
+			}
+		}
+	}
+	list := make([]netip.Prefix, 0, len(next))
+	for p := range next {
+		list = append(list, p)
+	}
+	if err := a.routes4.Sync(list); err != nil {
+		a.cfg.Log.Warn("routes", "err", err)
+		return
+	}
+	a.routed = next
+}
+
+func (a *Agent) saveLoaded() {
+	if a.cfg.StateDir == "" {
+		return
+	}
+	names := make([]string, 0, len(a.loaded))
+	for n := range a.loaded {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	text := strings.Join(names, "\n") + "\n"
+	_ = os.WriteFile(filepath.Join(a.cfg.StateDir, loadedFile), []byte(text), 0o600)
+}
+
+// hooks runs the hook for every connection that came up or went down.
+func (a *Agent) hooks(ctx context.Context, up map[string]bool) {
+	defer func() { a.up = up }()
+	if a.cfg.Hook == "" {
+		return
+	}
+	run := func(event, name string) {
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(hctx, a.cfg.Hook)
+		cmd.Env = append(os.Environ(), "PORTCULLIS_LINK_EVENT="+event, "PORTCULLIS_LINK_CONN="+name)
+		if p := a.want[name]; p != nil {
+			cmd.Env = append(cmd.Env, "PORTCULLIS_LINK_REMOTE="+p.RemoteAddress,
+				"PORTCULLIS_LINK_LOCAL_SUBNETS="+strings.Join(p.LocalSubnets, ","),
+				"PORTCULLIS_LINK_REMOTE_SUBNETS="+strings.Join(p.RemoteSubnets, ","))
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			a.cfg.Log.Warn("hook failed", "event", event, "conn", name, "err", err, "output", strings.TrimSpace(string(out)))
+		}
+	}
+	for name := range up {
+		if !a.up[name] {
+			run("up", name)
+		}
+	}
+	for name := range a.up {
+		if !up[name] {
+			run("down", name)
+		}
+	}
 }
 
 // keepUp re-initiates, at most every 5 s, any loaded connection without an
@@ -303,6 +419,11 @@ func (a *Agent) shutdown() {
 		if err := a.charon.Unload(ctx, name); err != nil {
 			a.cfg.Log.Warn("unload on stop", "name", name, "err", err)
 		}
+		delete(a.loaded, name)
+	}
+	a.saveLoaded()
+	if a.routes4 != nil && a.cfg.RemoveRoutes {
+		_ = a.routes4.RemoveAll()
 	}
 	a.cfg.Log.Info("link agent stopped")
 }

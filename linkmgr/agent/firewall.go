@@ -146,3 +146,19 @@ func (f *Firewall) Dropped() (uint64, error) {
 	}
 	return n, nil
 }
+
+// Exists reports whether the agent's table is in the kernel.
+func (f *Firewall) Exists() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	tables, err := f.c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, err
+	}
+	for _, t := range tables {
+		if t.Name == FirewallTable {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -61,8 +61,14 @@ func TestFirewallInNamespace(t *testing.T) {
 	if reach("udp", "10.198.0.2", "10.198.0.1:500") || !reach("udp", "10.198.0.3", "10.198.0.1:500") {
 		t.Fatal("host list not replaced")
 	}
+	if ok, err := fw.Exists(); err != nil || !ok {
+		t.Fatalf("table missing: %v", err)
+	}
 	if err := fw.Remove(); err != nil {
 		t.Fatal(err)
+	}
+	if ok, _ := fw.Exists(); ok {
+		t.Fatal("table still there after Remove")
 	}
 	if !reach("udp", "10.198.0.2", "10.198.0.1:500") {
 		t.Fatal("still guarded after Remove")

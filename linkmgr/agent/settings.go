@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Settings are what `portcullis-link add` and the toggles store, in
@@ -17,6 +18,16 @@ type Settings struct {
 	CAFile       string `json:"ca_file,omitempty"`
 	Firewall     bool   `json:"firewall"`
 	RemoveRoutes bool   `json:"remove_routes"`
+	// RouteDev, when set, is the device the remote subnets are routed
+	// over (e.g. ipsec0 with userland ESP, or an XFRM interface); RouteTable
+	// (0: main) and RouteMark (an fwmark rule selecting that table) give
+	// the policy-routing layout.
+	RouteDev   string `json:"route_dev,omitempty"`
+	RouteTable int    `json:"route_table,omitempty"`
+	RouteMark  int    `json:"route_fwmark,omitempty"`
+	// Hook, when set, is run (no shell) when a connection goes up or down,
+	// with the details in PORTCULLIS_LINK_* environment variables.
+	Hook string `json:"hook,omitempty"`
 }
 
 // ErrNotConfigured is returned when no URI was added yet.
@@ -61,12 +72,32 @@ func (s *Settings) Save(dir string) error {
 	return os.Rename(tmp, settingsPath(dir))
 }
 
-// Remove deletes the settings and the routes file.
+// RemoveSettings deletes the settings, the routes file and the list of
+// loaded connections.
 func RemoveSettings(dir string) error {
-	for _, f := range []string{settingsPath(dir), filepath.Join(dir, "routes")} {
+	for _, f := range []string{settingsPath(dir), filepath.Join(dir, "routes"), filepath.Join(dir, loadedFile)} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
 	return nil
+}
+
+// loadedFile lists, one per line, the connections the agent has loaded, so
+// that `portcullis-link remove` can unload them after a crash.
+const loadedFile = "loaded"
+
+// LoadedConnections reads that list.
+func LoadedConnections(dir string) []string {
+	raw, err := os.ReadFile(filepath.Join(dir, loadedFile))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }
