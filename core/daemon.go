@@ -160,8 +160,10 @@ func Run(ctx context.Context, cfg *Checked, log *slog.Logger, out io.Writer) err
 	bgCtx, stopBg := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	bg.Add(2)
-	go func() { defer bg.Done(); approver.RunPurger(bgCtx, time.Minute) }()
-	go func() { defer bg.Done(); svc.RunLinkTicker(bgCtx, 250*time.Millisecond) }()
+	// Expired approvals are purged every minute; link elections are
+	// re-evaluated (timeouts, back-offs) every 250 ms.
+	go func() { defer bg.Done(); every(bgCtx, time.Minute, func() { approver.PurgeExpired(bgCtx) }) }()
+	go func() { defer bg.Done(); every(bgCtx, 250*time.Millisecond, svc.TickLinks) }()
 	defer func() { stopBg(); bg.Wait() }()
 	apiSrv, err := NewAPIServer(log, token, []int{0, front.uid}, svc.Handlers(), adm)
 	if err != nil {
@@ -371,4 +373,18 @@ func ServeSocket(path string, h http.Handler, log *slog.Logger) (stop func() err
 	srv := internalServer(h, log)
 	go func() { _ = srv.Serve(ln) }()
 	return srv.Close, nil
+}
+
+// every runs fn every interval until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/pki"
@@ -63,22 +62,6 @@ func (s *Service) TickLinks() {
 	all := s.links.cache
 	s.links.mu.Unlock()
 	s.links.mgr.Tick(all, s.now())
-}
-
-// RunLinkTicker ticks the elections every interval until ctx ends, so that
-// a host whose reports stopped loses its role after its timeout even when
-// no other report arrives.
-func (s *Service) RunLinkTicker(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.TickLinks()
-		}
-	}
 }
 
 func (s *Service) linkView(l *linkmgr.Link) *api.Link {

@@ -78,25 +78,16 @@ func (a *Approver) SetGuarded(guarded []ProtoPort) error {
 	return a.gate.SetGuarded(guarded)
 }
 
-// RunPurger deletes expired nonces and approvals every interval until ctx
-// ends.
-func (a *Approver) RunPurger(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			n, err := purge(pctx, a.st, a.cfg.Now())
-			cancel()
-			if err != nil {
-				a.log.Error("purge of expired approvals failed", "err", err)
-			} else if n > 0 {
-				a.log.Debug("purged expired approval records", "count", n)
-			}
-		}
+// PurgeExpired deletes expired nonces and approvals (the core runs it
+// every minute).
+func (a *Approver) PurgeExpired(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	n, err := purge(pctx, a.st, a.cfg.Now())
+	if err != nil {
+		a.log.Error("purge of expired approvals failed", "err", err)
+	} else if n > 0 {
+		a.log.Debug("purged expired approval records", "count", n)
 	}
 }
 
