@@ -100,7 +100,10 @@ func (s *Service) linkReport(c *call) (any, error) {
 	if ap, err := netip.ParseAddrPort(c.peer); err == nil {
 		peer = ap.Addr()
 	}
-	s.links.mgr.Report(lr.link, lr.hdr.Host, peer, c.body.(*api.LinkReport), s.now())
+	if _, err := s.links.mgr.Report(lr.link, lr.hdr.Host, peer, c.body.(*api.LinkReport), s.now()); err != nil {
+		s.log.Warn("link report refused", "host_id", lr.hdr.Host, "peer", c.peer, "err", err)
+		return nil, &apiError{Status: http.StatusConflict, Code: "host_in_use", Message: err.Error()}
+	}
 	plain, err := json.Marshal(s.links.mgr.State(lr.link, lr.secret, lr.hdr.Host))
 	if err != nil {
 		return nil, err

@@ -1,6 +1,8 @@
 package linkmgr
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"sort"
@@ -66,12 +68,23 @@ func (m *Manager) election(l *Link) *Election {
 	return e
 }
 
+// ErrHostInUse says another agent is reporting as the same host: two agents
+// cannot share a host.
+var ErrHostInUse = errors.New("host is already reported by another agent")
+
 // Report records a host's report; peer is the address the report came
-// from, used when the report names none.
-func (m *Manager) Report(l *Link, hostID string, peer netip.Addr, r *api.LinkReport, now time.Time) []Change {
+// from, used when the report names none. A report for a host that is live
+// at another address is refused with ErrHostInUse.
+func (m *Manager) Report(l *Link, hostID string, peer netip.Addr, r *api.LinkReport, now time.Time) ([]Change, error) {
 	addr := r.Address
 	if addr == "" && peer.IsValid() {
 		addr = peer.Unmap().String()
+	}
+	if _, h := l.FindHost(hostID); h != nil {
+		if prev := m.hostStatus(hostID); prev != nil && prev.Address != addr &&
+			now.Sub(prev.LastReport) <= time.Duration(h.Timeout)*time.Second && m.election(l).Available(hostID, now) {
+			return nil, fmt.Errorf("%w at %s", ErrHostInUse, prev.Address)
+		}
 	}
 	// The host must reach the active host of every other location (a
 	// standby elsewhere being down says nothing about this host).
@@ -89,7 +102,7 @@ func (m *Manager) Report(l *Link, hostID string, peer netip.Addr, r *api.LinkRep
 	m.mu.Unlock()
 	changes := m.election(l).Report(hostID, now, reaches)
 	m.logChanges(l, changes)
-	return changes
+	return changes, nil
 }
 
 // Stop records a host's graceful stop.

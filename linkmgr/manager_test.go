@@ -1,6 +1,7 @@
 package linkmgr
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -104,5 +105,23 @@ func TestManagerPrefersHostsReachingThePeerActive(t *testing.T) {
 	m.Report(l, hB1, netip.MustParseAddr("192.0.2.2"), same, now.Add(2*time.Second))
 	if !m.State(l, []byte("s"), hB1).Active {
 		t.Fatal("b1 not active again once it reaches the peer")
+	}
+}
+
+func TestManagerRefusesTwoAgentsOnOneHost(t *testing.T) {
+	m := NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l := testLink()
+	m.Sync([]Link{*l})
+	now := time.Unix(1760000000, 0)
+	rep := &api.LinkReport{Version: 1}
+	if _, err := m.Report(l, hA1, netip.MustParseAddr("192.0.2.1"), rep, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Report(l, hA1, netip.MustParseAddr("192.0.2.9"), rep, now.Add(time.Second)); !errors.Is(err, ErrHostInUse) {
+		t.Fatalf("second agent on the same host: %v", err)
+	}
+	// Once the first has timed out, the host may move.
+	if _, err := m.Report(l, hA1, netip.MustParseAddr("192.0.2.9"), rep, now.Add(5*time.Second)); err != nil {
+		t.Fatalf("after the timeout: %v", err)
 	}
 }
