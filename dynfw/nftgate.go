@@ -48,6 +48,10 @@ func OpenNFT(log *slog.Logger, netnsFd int) (*NFTGate, error) {
 	if netnsFd >= 0 {
 		opts = append(opts, nftables.WithNetNSFd(netnsFd))
 	}
+	return openNFT(log, opts...)
+}
+
+func openNFT(log *slog.Logger, opts ...nftables.ConnOption) (*NFTGate, error) {
 	c, err := nftables.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("nftables netlink: %w", err)

@@ -1,0 +1,73 @@
+package dynfw
+
+import (
+	"encoding/hex"
+	"flag"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite golden files")
+
+// TestNFTGateMessagesGolden pins the exact netlink messages the gate sends
+// to build its table and to open one IPv4 and one IPv6 address (beside the
+// kernel tests, which prove what those messages do).
+func TestNFTGateMessagesGolden(t *testing.T) {
+	var lines []string
+	dial := func(req []netlink.Message) ([]netlink.Message, error) {
+		for _, m := range req {
+			b, err := m.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) < 16 {
+				continue
+			}
+			// Skip the netlink header (length, type, flags, sequence, pid:
+			// the sequence numbers are not part of the contract).
+			lines = append(lines, hex.EncodeToString(b[16:]))
+		}
+		return req, nil
+	}
+	g, err := openNFT(slog.New(slog.NewTextHandler(io.Discard, nil)), nftables.WithTestDial(dial))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.build()
+	if err := g.c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	lines = append(lines, "-- allow")
+	if err := g.Allow([]Element{
+		{Addr: netip.MustParseAddr("192.0.2.10"), Proto: "udp", Port: 1194, Timeout: 180 * time.Second},
+		{Addr: netip.MustParseAddr("2001:db8::10"), Proto: "tcp", Port: 443, Timeout: 180 * time.Second},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lines = append(lines, "-- guarded")
+	if err := g.SetGuarded([]ProtoPort{{"udp", 1194}, {"tcp", 443}}); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(lines, "\n") + "\n"
+	const golden = "testdata/nftgate.golden"
+	if *updateGolden {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Fatalf("netlink messages differ from %s (run with -update after checking the kernel tests):\n%s", golden, got)
+	}
+}
