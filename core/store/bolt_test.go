@@ -153,12 +153,17 @@ type crashRecord struct {
 
 const crashEnv = "PORTCULLIS_STORE_CRASH_WRITER"
 
-// TestCrashWriterProcess is the child side of TestKillDuringWritesLeavesNoTornRecord.
-func TestCrashWriterProcess(t *testing.T) {
-	path := os.Getenv(crashEnv)
-	if path == "" {
-		t.Skip("helper process for TestKillDuringWritesLeavesNoTornRecord; runs only when that test starts it")
+// TestMain runs the crash writer when TestKillDuringWritesLeavesNoTornRecord
+// starts this binary as its child.
+func TestMain(m *testing.M) {
+	if path := os.Getenv(crashEnv); path != "" {
+		crashWriter(path)
 	}
+	os.Exit(m.Run())
+}
+
+// crashWriter writes two-key records until it is killed.
+func crashWriter(path string) {
 	b, err := OpenBolt(path, 5*time.Second)
 	if err != nil {
 		fmt.Println("open error:", err)
@@ -188,7 +193,7 @@ func TestCrashWriterProcess(t *testing.T) {
 
 func TestKillDuringWritesLeavesNoTornRecord(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "crash.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashWriterProcess$")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), crashEnv+"="+path)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
