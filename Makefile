@@ -33,6 +33,7 @@ fuzz:
 # Decoder micro-benchmark, front vs reverse proxy, and (as root: network
 # namespaces and nftables) approvals end to end. See README "Benchmarks".
 bench:
+	./scripts/bench-deps.sh
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./api/
 	$(GO) run ./internal/benchfront
 	@if [ "$$(id -u)" = 0 ]; then $(GO) run ./internal/benchapprove; \
