@@ -14,7 +14,8 @@ build:
 # Starts the core and the front on https://127.0.0.1:8443 with data in ./var/.
 run: build
 	@mkdir -p var
-	./$(BIN)/portcullis serve --config deploy/dev.toml --web-binary $(BIN)/portcullis-web
+	./$(BIN)/portcullis serve --config deploy/dev.toml --web-binary $(BIN)/portcullis-web \
+		$(if $(filter 0,$(shell id -u)),,--no-firewall)
 
 # Everything: unit, integration, process and system tests, plus a short run
 # of every fuzz target. CI runs this as root (see .ci/run).

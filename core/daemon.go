@@ -39,11 +39,12 @@ type frontIdentity struct {
 	cred *syscall.Credential
 }
 
-func resolveFrontUser(cfg *Checked) (*frontIdentity, error) {
+func resolveFrontUser(cfg *Checked, log *slog.Logger) (*frontIdentity, error) {
 	if os.Geteuid() != 0 {
 		if cfg.Web.User != "" {
 			if u, err := user.Current(); err != nil || u.Username != cfg.Web.User {
-				return nil, fmt.Errorf("config: web.user: %q is set but the core is not root and cannot switch users", cfg.Web.User)
+				log.Warn("web.user ignored: the core is not root and cannot switch users; the front runs as the core's user",
+					"web.user", cfg.Web.User)
 			}
 		}
 		return &frontIdentity{name: "(core's user)", uid: os.Getuid(), gid: os.Getgid()}, nil
@@ -69,7 +70,7 @@ func resolveFrontUser(cfg *Checked) (*frontIdentity, error) {
 // admin credentials to out on the run that creates them, and returns when
 // ctx ends and everything is stopped.
 func Run(ctx context.Context, cfg *Checked, log *slog.Logger, out io.Writer) error {
-	front, err := resolveFrontUser(cfg)
+	front, err := resolveFrontUser(cfg, log)
 	if err != nil {
 		return err
 	}

@@ -80,6 +80,7 @@ func main() {
 // configFlags registers the flags that override the config file.
 type configFlags struct {
 	path, dataDir, runtimeDir, listen, redirect, webBinary, webUser, logLevel, logFormat *string
+	noFirewall                                                                           *bool
 }
 
 func addConfigFlags(fs *flag.FlagSet) *configFlags {
@@ -93,6 +94,7 @@ func addConfigFlags(fs *flag.FlagSet) *configFlags {
 		webUser:    fs.String("web-user", "", "override web.user"),
 		logLevel:   fs.String("log-level", "", "override log_level"),
 		logFormat:  fs.String("log-format", "", "override log_format"),
+		noFirewall: fs.Bool("no-firewall", false, "set firewall.enabled = false (e.g. make run as a normal user)"),
 	}
 }
 
@@ -114,6 +116,9 @@ func (f *configFlags) load() (*core.Checked, error) {
 	set(&cfg.Web.User, *f.webUser)
 	set(&cfg.LogLevel, *f.logLevel)
 	set(&cfg.LogFormat, *f.logFormat)
+	if *f.noFirewall {
+		cfg.Firewall.Enabled = false
+	}
 	return cfg.Check()
 }
 
