@@ -58,26 +58,28 @@ func TestMain(m *testing.M) {
 
 // gateway is a running core with its front.
 type gateway struct {
-	t          *testing.T
-	dir        string
-	runtimeDir string
-	cfgPath    string
-	ns         *netlab.NS
-	cmd        *exec.Cmd
-	done       chan error
-	URL        string
-	AdminPW    string
-	FrontPID   int
-	certPEM    []byte
+	t            *testing.T
+	dir          string
+	runtimeDir   string
+	cfgPath      string
+	ns           *netlab.NS
+	cmd          *exec.Cmd
+	done         chan error
+	URL          string
+	RedirectAddr string
+	AdminPW      string
+	FrontPID     int
+	certPEM      []byte
 
 	mu   sync.Mutex
 	logs bytes.Buffer
 }
 
 var (
-	listenRe = regexp.MustCompile(`msg="front listening".* https=(\S+)`)
-	pidRe    = regexp.MustCompile(`msg="front started".* pid=(\d+)`)
-	adminRe  = regexp.MustCompile(`initial admin: username=admin password=(\S+)`)
+	listenRe   = regexp.MustCompile(`msg="front listening".* https=(\S+)`)
+	redirectRe = regexp.MustCompile(`msg="front redirecting".* http=(\S+)`)
+	pidRe      = regexp.MustCompile(`msg="front started".* pid=(\d+)`)
+	adminRe    = regexp.MustCompile(`initial admin: username=admin password=(\S+)`)
 )
 
 // searchableTempDir returns a temporary directory that the front, running
@@ -100,6 +102,8 @@ type gwOpts struct {
 	listen string
 	// extra is appended to the config file (TOML).
 	extra string
+	// redirect adds a plain-HTTP redirect listener.
+	redirect bool
 }
 
 func startGateway(t *testing.T) *gateway {
@@ -115,8 +119,12 @@ func startGatewayWith(t *testing.T, o gwOpts) *gateway {
 	}
 	dir := searchableTempDir(t)
 	g := &gateway{t: t, dir: dir, runtimeDir: filepath.Join(dir, "run"), ns: o.ns}
-	cfg := fmt.Sprintf("data_dir = %q\nruntime_dir = %q\nlog_level = \"info\"\n[web]\nlisten = %q\nbinary = %q\n%s",
-		filepath.Join(dir, "data"), g.runtimeDir, o.listen, filepath.Join(binDir, "portcullis-web"), o.extra)
+	redirect := ""
+	if o.redirect {
+		redirect = "redirect_listen = \"127.0.0.1:0\"\n"
+	}
+	cfg := fmt.Sprintf("data_dir = %q\nruntime_dir = %q\nlog_level = \"info\"\n[web]\nlisten = %q\nbinary = %q\n%s%s",
+		filepath.Join(dir, "data"), g.runtimeDir, o.listen, filepath.Join(binDir, "portcullis-web"), redirect, o.extra)
 	g.cfgPath = filepath.Join(dir, "portcullis.toml")
 	if err := os.WriteFile(g.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -164,6 +172,9 @@ func (g *gateway) start() {
 			if m := adminRe.FindStringSubmatch(line); m != nil {
 				g.AdminPW = m[1]
 			}
+			if m := redirectRe.FindStringSubmatch(line); m != nil {
+				g.RedirectAddr = m[1]
+			}
 			if m := pidRe.FindStringSubmatch(line); m != nil {
 				fmt.Sscan(m[1], &g.FrontPID)
 			}
@@ -194,6 +205,12 @@ func (g *gateway) kill() {
 	for i := 0; i < 100 && syscall.Kill(front, 0) == nil; i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func (g *gateway) redirect() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.RedirectAddr
 }
 
 func (g *gateway) Logs() string {

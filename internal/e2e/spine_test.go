@@ -317,3 +317,23 @@ func TestFrontIsRestartedAndStoppedWithTheCore(t *testing.T) {
 		t.Fatalf("core socket left behind: %v", err)
 	}
 }
+
+func TestRedirectListener(t *testing.T) {
+	g := startGatewayWith(t, gwOpts{redirect: true, extra: "[firewall]\nenabled = false\n"})
+	deadline := time.Now().Add(5 * time.Second)
+	for g.redirect() == "" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if g.redirect() == "" {
+		t.Fatal("no redirect listener logged")
+	}
+	cl := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := cl.Get("http://" + g.redirect() + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != g.URL+"/status" {
+		t.Fatalf("redirect: %d %q, want 301 to %s/status", resp.StatusCode, resp.Header.Get("Location"), g.URL)
+	}
+}
