@@ -22,7 +22,12 @@ func TestVectorsAgreeWithPyNaCl(t *testing.T) {
 	if exec.Command(py, "-c", "import nacl").Run() != nil {
 		t.Skip("python3-nacl not installed (apt-get install python3-nacl)")
 	}
-	out, err := exec.Command(py, "testdata/crosscheck.py", vectorsFile).Output()
+	withPSS := exec.Command(py, "-c", "import cryptography").Run() == nil
+	args := []string{"testdata/crosscheck.py", vectorsFile}
+	if withPSS {
+		args = append(args, "testdata")
+	}
+	out, err := exec.Command(py, args...).Output()
 	if err != nil {
 		t.Fatalf("crosscheck.py: %v", err)
 	}
@@ -38,8 +43,21 @@ func TestVectorsAgreeWithPyNaCl(t *testing.T) {
 	if err := json.Unmarshal(raw, &want); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 10 {
-		t.Fatalf("python computed %d values, want 10", len(got))
+	wantN := 10
+	if withPSS {
+		// Pritunl's own check of the user signature: exactly the maximal
+		// salt, which Go's signer uses.
+		for _, k := range []string{"pss_2048", "pss_4096"} {
+			if got[k] != "valid" {
+				t.Errorf("%s: python cryptography says %s", k, got[k])
+			}
+			delete(got, k)
+		}
+	} else {
+		t.Log("python3-cryptography not installed: RSA-PSS not cross-checked")
+	}
+	if len(got) != wantN {
+		t.Fatalf("python computed %d values, want %d", len(got), wantN)
 	}
 	for k, v := range got {
 		if want[k] != v {

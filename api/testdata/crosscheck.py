@@ -33,4 +33,18 @@ ct = Box(e, server_sk.public_key).encrypt(v["credential_token"].encode(), nonce)
 raw = lambda b: base64.b64encode(b).decode().rstrip("=")
 out["credential_username"] = raw(bytes(e.public_key))
 out["credential_password"] = "$f$" + raw(ct)
+# RSA-PSS exactly as Pritunl verifies it: SHA-512, MGF1-SHA512, salt length
+# PSS.MAX_LENGTH, over the prehashed digest.
+if len(sys.argv) > 2:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, utils
+    for bits, field in (("2048", "signature_2048"), ("4096", "signature_4096")):
+        key = serialization.load_pem_private_key(open(sys.argv[2] + "/user" + bits + ".pem", "rb").read(), None)
+        try:
+            key.public_key().verify(base64.b64decode(v[field]), bytes.fromhex(digest),
+                                    padding.PSS(mgf=padding.MGF1(hashes.SHA512()), salt_length=padding.PSS.MAX_LENGTH),
+                                    utils.Prehashed(hashes.SHA512()))
+            out["pss_" + bits] = "valid"
+        except Exception as e:  # noqa
+            out["pss_" + bits] = "invalid: " + repr(e)
 json.dump(out, sys.stdout, sort_keys=True)
