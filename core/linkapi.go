@@ -60,6 +60,10 @@ func (s *Service) verifyLink(c *call) (*linkRequest, error) {
 	} else if err != nil {
 		return nil, err
 	}
+	if _, h := l.FindHost(hdr.Host); h == nil {
+		s.log.Warn("link request from a host its link no longer has", "host_id", hdr.Host)
+		return nil, unauthorized
+	}
 	macKey, sealKey := api.LinkKeys(sec.Secret)
 	if !api.CheckLink(macKey, api.LinkMessage(hdr, c.route.Method, c.route.Pattern, c.raw), hdr.Signature) {
 		s.log.Warn("link request with a bad signature", "host_id", hdr.Host, "peer", c.peer)
