@@ -200,23 +200,23 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 		return nil, refuse(http.StatusBadRequest, "address", err.Error())
 	}
 
-	// The inner checks turn into a boxed deny rather than a status.
+	// The inner checks turn into a boxed deny rather than a status, as the
+	// Pritunl client expects. Stricter than Pritunl, which skips them when
+	// the inner nonce, timestamp and token are all empty: both are always
+	// required here (the client always sends them).
 	reason := ""
-	checkInner := inner.Nonce != "" || inner.Timestamp != 0 || inner.Token != ""
-	if checkInner {
-		switch {
-		case inner.Nonce == "":
-			reason = "Auth data missing nonce"
-		case inner.Timestamp == 0:
-			reason = "Auth data missing timestamp"
-		default:
-			if d := now.Sub(time.Unix(inner.Timestamp, 0)); d > a.cfg.Window || d < -a.cfg.Window {
-				reason = "Auth timestamp expired"
-			}
+	switch {
+	case inner.Nonce == "":
+		reason = "Auth data missing nonce"
+	case inner.Timestamp == 0:
+		reason = "Auth data missing timestamp"
+	default:
+		if d := now.Sub(time.Unix(inner.Timestamp, 0)); d > a.cfg.Window || d < -a.cfg.Window {
+			reason = "Auth timestamp expired"
 		}
 	}
 	rec := &record{SyncToken: sub.SyncToken, UserID: r.UserID, AuthNonce: r.Headers.Nonce, BoxNonce: r.Body.Nonce,
-		InnerNonce: inner.Nonce, NonceTTL: 2 * a.cfg.Window, Now: now, CheckInner: checkInner && reason == ""}
+		InnerNonce: inner.Nonce, NonceTTL: 2 * a.cfg.Window, Now: now, CheckInner: reason == ""}
 	if reason == "" {
 		token, err := secrets.Alnum(32)
 		if err != nil {

@@ -149,6 +149,31 @@ func TestApproveReplays(t *testing.T) {
 	}
 }
 
+func TestApproveInnerNonceAndTimestampRequired(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		mutate func(*api.InnerRequest)
+		reason string
+	}{
+		{func(in *api.InnerRequest) { in.Nonce = "" }, "Auth data missing nonce"},
+		{func(in *api.InnerRequest) { in.Timestamp = 0 }, "Auth data missing timestamp"},
+		{func(in *api.InnerRequest) { in.Nonce, in.Timestamp, in.Token = "", 0, "" }, "Auth data missing nonce"},
+	} {
+		in := f.inner()
+		tc.mutate(in)
+		out, err := f.a.Approve(context.Background(), f.request(reqOpts{inner: in}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := f.open(out); r.Allow || r.Reason == nil || *r.Reason != tc.reason {
+			t.Fatalf("got %+v, want deny %q", r, tc.reason)
+		}
+	}
+	if len(f.gate.allowed) != 0 {
+		t.Fatal("a denied approval opened the gate")
+	}
+}
+
 func TestApproveInnerTimestamp(t *testing.T) {
 	f := newFixture(t)
 	in := f.inner()
