@@ -99,6 +99,21 @@ func pubOf(t *testing.T, secretHex string) string {
 	return base64.StdEncoding.EncodeToString(pub)
 }
 
+// sealInputs decodes the fixed inputs of a request seal: the two public
+// keys, the box nonce and the seal parameters (signing with the 2048-bit
+// key).
+func sealInputs(t *testing.T, v *vectors) (serverPub, clientPub [32]byte, nonce [24]byte, p SealParams) {
+	t.Helper()
+	sp, _ := base64.StdEncoding.DecodeString(v.ServerBoxPublic)
+	cp, _ := base64.StdEncoding.DecodeString(v.ClientPublic)
+	copy(serverPub[:], sp)
+	copy(clientPub[:], cp)
+	copy(nonce[:], unhex(t, v.BoxNonce))
+	p = SealParams{Path: v.Path, SyncToken: v.SyncToken, SyncSecret: v.SyncSecret, ServerBoxPublic: serverPub,
+		UserKey: loadKey(t, "user2048.pem"), Inner: []byte(v.Inner), Timestamp: v.Timestamp, AuthNonce: v.AuthNonce, Rand: rand.Reader}
+	return serverPub, clientPub, nonce, p
+}
+
 func readVectors(t *testing.T) *vectors {
 	t.Helper()
 	raw, err := os.ReadFile(vectorsFile)
@@ -125,15 +140,7 @@ func TestApprovalVectors(t *testing.T) {
 	if got := pubOf(t, v.ClientSecret); got != v.ClientPublic {
 		t.Fatalf("client public key %s, recorded %s", got, v.ClientPublic)
 	}
-	var serverPub, clientPub [32]byte
-	sp, _ := base64.StdEncoding.DecodeString(v.ServerBoxPublic)
-	cp, _ := base64.StdEncoding.DecodeString(v.ClientPublic)
-	copy(serverPub[:], sp)
-	copy(clientPub[:], cp)
-	var nonce [24]byte
-	copy(nonce[:], unhex(t, v.BoxNonce))
-	p := SealParams{Path: v.Path, SyncToken: v.SyncToken, SyncSecret: v.SyncSecret, ServerBoxPublic: serverPub,
-		UserKey: loadKey(t, "user2048.pem"), Inner: []byte(v.Inner), Timestamp: v.Timestamp, AuthNonce: v.AuthNonce, Rand: rand.Reader}
+	serverPub, clientPub, nonce, p := sealInputs(t, v)
 	sealed, err := sealWith(p, &clientPub, key32(t, v.ClientSecret), &nonce)
 	if err != nil {
 		t.Fatal(err)
@@ -324,15 +331,7 @@ func writeVectors(t *testing.T) {
 	}
 	v.ServerBoxPublic = pubOf(t, v.ServerBoxSecret)
 	v.ClientPublic = pubOf(t, v.ClientSecret)
-	var serverPub, clientPub [32]byte
-	sp, _ := base64.StdEncoding.DecodeString(v.ServerBoxPublic)
-	cp, _ := base64.StdEncoding.DecodeString(v.ClientPublic)
-	copy(serverPub[:], sp)
-	copy(clientPub[:], cp)
-	var nonce [24]byte
-	copy(nonce[:], unhex(t, v.BoxNonce))
-	p := SealParams{Path: v.Path, SyncToken: v.SyncToken, SyncSecret: v.SyncSecret, ServerBoxPublic: serverPub,
-		UserKey: loadKey(t, "user2048.pem"), Inner: []byte(v.Inner), Timestamp: v.Timestamp, AuthNonce: v.AuthNonce, Rand: rand.Reader}
+	serverPub, clientPub, nonce, p := sealInputs(t, &v)
 	s, err := sealWith(p, &clientPub, key32(t, v.ClientSecret), &nonce)
 	if err != nil {
 		t.Fatal(err)

@@ -2,20 +2,18 @@ package dynfw
 
 import (
 	"encoding/hex"
-	"flag"
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
-)
 
-var updateGolden = flag.Bool("update", false, "rewrite golden files")
+	"github.com/portcullis-gw/portcullis/internal/golden"
+)
 
 // TestNFTGateMessagesGolden pins the exact netlink messages the gate sends
 // to build its table and to open one IPv4 and one IPv6 address (beside the
@@ -57,17 +55,5 @@ func TestNFTGateMessagesGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := strings.Join(lines, "\n") + "\n"
-	const golden = "testdata/nftgate.golden"
-	if *updateGolden {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Fatalf("netlink messages differ from %s (run with -update after checking the kernel tests):\n%s", golden, got)
-	}
+	golden.Check(t, "testdata/nftgate.golden", got)
 }

@@ -2,16 +2,14 @@ package profile
 
 import (
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/core/pki"
+	"github.com/portcullis-gw/portcullis/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // TestPyDumpMatchesPython compares with the output of CPython 3.11's
 // json.dumps(obj, indent=1, separators=(",", ": ")) for the same object,
@@ -61,19 +59,7 @@ func TestBuildGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "profile.golden.ovpn")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Fatalf("profile differs from %s (run with -update after checking):\n%s", golden, got)
-	}
+	golden.Check(t, filepath.Join("testdata", "profile.golden.ovpn"), got)
 }
 
 // TestHeaderParsesAsThePritunlClientDoes strips the first '#' of each line

@@ -1,14 +1,11 @@
 package agent
 
 import (
-	"flag"
-	"os"
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func goldenState() (*api.LinkState, *api.LinkPeer) {
 	st := &api.LinkState{LinkName: "corp", IKE: []string{"aes256-sha256-x25519"}, ESP: []string{"aes256gcm128-x25519"}}
@@ -24,17 +21,5 @@ func TestVICIMessagesGolden(t *testing.T) {
 		ConnMessage(st, p, "198.51.100.1").String()
 	st.Force = true
 	got += "\n\nload-conn (forced proposals):\n" + ConnMessage(st, p, "198.51.100.1").String() + "\n"
-	const golden = "testdata/vici.golden"
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Fatalf("messages differ from %s (run with -update after checking):\n%s", golden, got)
-	}
+	golden.Check(t, "testdata/vici.golden", got)
 }
