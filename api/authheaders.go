@@ -2,7 +2,6 @@ package api
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -30,47 +29,73 @@ func isAlnum(s string, n int) bool {
 	return true
 }
 
+// signedScheme describes one family of signed-request headers: the four
+// header names, what the first one (the signer's identity) must look like,
+// and the statuses a refusal carries.
+type signedScheme struct {
+	id, timestamp, nonce, signature string
+	idOK                            func(string) bool
+	idRule                          string
+	// missing, repeated and badTimestamp are the statuses of a missing or
+	// empty header, a header given twice, and a timestamp that is not
+	// a whole number; any other shape problem is 400.
+	missing, repeated, badTimestamp int
+}
+
+var (
+	approvalScheme = signedScheme{
+		id: HeaderAuthToken, timestamp: HeaderAuthTimestamp, nonce: HeaderAuthNonce, signature: HeaderAuthSignature,
+		idOK: func(s string) bool { return isAlnum(s, 32) }, idRule: "must be 32 letters or digits",
+		missing: http.StatusNotAcceptable, repeated: http.StatusBadRequest, badTimestamp: http.StatusMethodNotAllowed,
+	}
+	linkScheme = signedScheme{
+		id: HeaderLinkHost, timestamp: HeaderLinkTimestamp, nonce: HeaderLinkNonce, signature: HeaderLinkSignature,
+		idOK: IsObjectID, idRule: "must be 24 lowercase hex characters",
+		missing: http.StatusUnauthorized, repeated: http.StatusUnauthorized, badTimestamp: http.StatusBadRequest,
+	}
+)
+
+// parseSigned is the one parser of signed-request headers. It returns the
+// identity, timestamp, nonce and signature, or a *HeaderError naming the
+// first header at fault.
+func parseSigned(h http.Header, s *signedScheme) (v [4]string, err error) {
+	names := [4]string{s.id, s.timestamp, s.nonce, s.signature}
+	for i, name := range names {
+		vals := h.Values(name)
+		switch {
+		case len(vals) == 0 || vals[0] == "":
+			return v, &HeaderError{s.missing, name, "missing"}
+		case len(vals) > 1:
+			return v, &HeaderError{s.repeated, name, "given more than once"}
+		}
+		v[i] = vals[0]
+	}
+	switch {
+	case len(v[1]) > 12 || strings.Trim(v[1], "0123456789") != "":
+		return v, &HeaderError{s.badTimestamp, s.timestamp, "not an integer number of seconds"}
+	case !s.idOK(v[0]):
+		return v, &HeaderError{http.StatusBadRequest, s.id, s.idRule}
+	case !isAlnum(v[2], 32):
+		return v, &HeaderError{http.StatusBadRequest, s.nonce, "must be 32 letters or digits"}
+	case len(v[3]) != 88 || !isBase64Std(v[3]):
+		return v, &HeaderError{http.StatusBadRequest, s.signature, "must be 88 characters of padded base64"}
+	}
+	return v, nil
+}
+
 // ParseApprovalHeaders reads and format-checks the four Auth-* headers:
 // missing or empty → 406, timestamp not an integer → 405, any other shape
 // problem → 400. Each header must appear once.
 func ParseApprovalHeaders(h http.Header) (ApprovalHeaders, error) {
-	var out ApprovalHeaders
-	get := func(name string) (string, error) {
-		v := h.Values(name)
-		if len(v) == 0 || v[0] == "" {
-			return "", &HeaderError{http.StatusNotAcceptable, name, "missing"}
-		}
-		if len(v) > 1 {
-			return "", &HeaderError{http.StatusBadRequest, name, "given more than once"}
-		}
-		return v[0], nil
-	}
-	var err error
-	if out.Token, err = get(HeaderAuthToken); err != nil {
-		return out, err
-	}
-	if out.Timestamp, err = get(HeaderAuthTimestamp); err != nil {
-		return out, err
-	}
-	if out.Nonce, err = get(HeaderAuthNonce); err != nil {
-		return out, err
-	}
-	if out.Signature, err = get(HeaderAuthSignature); err != nil {
-		return out, err
-	}
-	if len(out.Timestamp) > 12 || strings.Trim(out.Timestamp, "0123456789") != "" {
-		return out, &HeaderError{http.StatusMethodNotAllowed, HeaderAuthTimestamp, "not an integer number of seconds"}
-	}
-	if !isAlnum(out.Token, 32) {
-		return out, &HeaderError{http.StatusBadRequest, HeaderAuthToken, "must be 32 letters or digits"}
-	}
-	if !isAlnum(out.Nonce, 32) {
-		return out, &HeaderError{http.StatusBadRequest, HeaderAuthNonce, "must be 32 letters or digits"}
-	}
-	if len(out.Signature) != 88 || !isBase64Std(out.Signature) {
-		return out, &HeaderError{http.StatusBadRequest, HeaderAuthSignature, "must be 88 characters of padded base64"}
-	}
-	return out, nil
+	v, err := parseSigned(h, &approvalScheme)
+	return ApprovalHeaders{Token: v[0], Timestamp: v[1], Nonce: v[2], Signature: v[3]}, err
+}
+
+// ParseLinkHeaders reads and format-checks the Link-* headers (missing or
+// repeated: 401, malformed: 400).
+func ParseLinkHeaders(h http.Header) (LinkHeaders, error) {
+	v, err := parseSigned(h, &linkScheme)
+	return LinkHeaders{Host: v[0], Timestamp: v[1], Nonce: v[2], Signature: v[3]}, err
 }
 
 func isBase64Std(s string) bool {
@@ -120,25 +145,4 @@ func FormatForwarded(addrs []netip.Addr) string {
 		s[i] = a.String()
 	}
 	return strings.Join(s, ",")
-}
-
-// RandomAlnum draws n characters uniformly from [A-Za-z0-9] out of r (by
-// rejection sampling): the shape of sync tokens, Auth-Nonce and firewall
-// tokens.
-func RandomAlnum(r io.Reader, n int) (string, error) {
-	const chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	out := make([]byte, 0, n)
-	buf := make([]byte, n+n/2+8)
-	for len(out) < n {
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return "", fmt.Errorf("random: %w", err)
-		}
-		for _, b := range buf {
-			// 248 = 4 * 62: bytes at or above it would bias the draw.
-			if b < 248 && len(out) < n {
-				out = append(out, chars[int(b)%len(chars)])
-			}
-		}
-	}
-	return string(out), nil
 }

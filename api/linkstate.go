@@ -1,22 +1,10 @@
 package api
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/base64"
-	"encoding/hex"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"strings"
-
-	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/crypto/hkdf"
 )
 
-// The link API: a link host agent reports its state with PUT /link/state
+// The link API (crypto in api/linkproto): a link host agent reports its state with PUT /link/state
 // (and says goodbye with DELETE /link/state) and receives its desired state.
 // Requests carry an HMAC-SHA512 over host, timestamp, nonce, method, path
 // and the SHA-512 of the body, keyed with a key derived from the host
@@ -40,80 +28,6 @@ type LinkHeaders struct {
 	Signature string // b64std HMAC-SHA512, 88 characters
 }
 
-// LinkKeys derives the MAC key and the sealing key from a host secret with
-// HKDF-SHA256 and distinct labels: knowing one tells nothing of the other.
-func LinkKeys(secret string) (macKey, sealKey []byte) {
-	derive := func(label string) []byte {
-		k := make([]byte, 32)
-		if _, err := io.ReadFull(hkdf.New(sha256.New, []byte(secret), nil, []byte(label)), k); err != nil {
-			panic(err) // HKDF-SHA256 can produce far more than 32 bytes
-		}
-		return k
-	}
-	return derive("portcullis link request mac v1"), derive("portcullis link state seal v1")
-}
-
-// LinkMessage is the string the request HMAC covers.
-func LinkMessage(h LinkHeaders, method, path string, body []byte) string {
-	sum := sha512.Sum512(body)
-	return strings.Join([]string{h.Host, h.Timestamp, h.Nonce, method, path, hex.EncodeToString(sum[:])}, "&")
-}
-
-// SignLink returns b64std(HMAC-SHA512(macKey, msg)).
-func SignLink(macKey []byte, msg string) string {
-	m := hmac.New(sha512.New, macKey)
-	m.Write([]byte(msg))
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
-}
-
-// CheckLink compares sig with the HMAC of msg in constant time.
-func CheckLink(macKey []byte, msg, sig string) bool {
-	want, err := base64.StdEncoding.DecodeString(sig)
-	if err != nil {
-		return false
-	}
-	m := hmac.New(sha512.New, macKey)
-	m.Write([]byte(msg))
-	return hmac.Equal(m.Sum(nil), want)
-}
-
-// ParseLinkHeaders reads and format-checks the Link-* headers (missing:
-// 401, malformed: 400).
-func ParseLinkHeaders(h http.Header) (LinkHeaders, error) {
-	var out LinkHeaders
-	get := func(name string) (string, error) {
-		v := h.Values(name)
-		if len(v) != 1 || v[0] == "" {
-			return "", &HeaderError{http.StatusUnauthorized, name, "missing or repeated"}
-		}
-		return v[0], nil
-	}
-	var err error
-	if out.Host, err = get(HeaderLinkHost); err != nil {
-		return out, err
-	}
-	if out.Timestamp, err = get(HeaderLinkTimestamp); err != nil {
-		return out, err
-	}
-	if out.Nonce, err = get(HeaderLinkNonce); err != nil {
-		return out, err
-	}
-	if out.Signature, err = get(HeaderLinkSignature); err != nil {
-		return out, err
-	}
-	switch {
-	case !IsObjectID(out.Host):
-		return out, &HeaderError{http.StatusBadRequest, HeaderLinkHost, "must be 24 lowercase hex characters"}
-	case len(out.Timestamp) > 12 || strings.Trim(out.Timestamp, "0123456789") != "":
-		return out, &HeaderError{http.StatusBadRequest, HeaderLinkTimestamp, "not an integer number of seconds"}
-	case !isAlnum(out.Nonce, 32):
-		return out, &HeaderError{http.StatusBadRequest, HeaderLinkNonce, "must be 32 letters or digits"}
-	case len(out.Signature) != 88 || !isBase64Std(out.Signature):
-		return out, &HeaderError{http.StatusBadRequest, HeaderLinkSignature, "must be 88 characters of padded base64"}
-	}
-	return out, nil
-}
-
 // SetLinkHeaders writes the four headers onto h.
 func SetLinkHeaders(h http.Header, l LinkHeaders) {
 	h.Set(HeaderLinkHost, l.Host)
@@ -126,48 +40,6 @@ func SetLinkHeaders(h http.Header, l LinkHeaders) {
 type LinkSealed struct {
 	Nonce string `json:"nonce" validate:"required,len=32,b64std"`
 	Data  string `json:"data" validate:"required,max=1048576,b64std"`
-}
-
-// ErrLinkSeal is returned when a sealed state does not open.
-var ErrLinkSeal = errors.New("link state does not open")
-
-func linkAAD(requestNonce string) []byte { return []byte("portcullis link state\x00" + requestNonce) }
-
-// SealLinkState seals plain for the request whose Link-Nonce is
-// requestNonce.
-func SealLinkState(rnd io.Reader, sealKey []byte, requestNonce string, plain []byte) (*LinkSealed, error) {
-	aead, err := chacha20poly1305.NewX(sealKey)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, chacha20poly1305.NonceSizeX)
-	if _, err := io.ReadFull(rnd, nonce); err != nil {
-		return nil, fmt.Errorf("seal nonce: %w", err)
-	}
-	ct := aead.Seal(nil, nonce, plain, linkAAD(requestNonce))
-	return &LinkSealed{Nonce: base64.StdEncoding.EncodeToString(nonce), Data: base64.StdEncoding.EncodeToString(ct)}, nil
-}
-
-// OpenLinkState opens an answer to the request whose Link-Nonce is
-// requestNonce.
-func OpenLinkState(sealKey []byte, requestNonce string, s *LinkSealed) ([]byte, error) {
-	aead, err := chacha20poly1305.NewX(sealKey)
-	if err != nil {
-		return nil, err
-	}
-	nonce, err := base64.StdEncoding.DecodeString(s.Nonce)
-	if err != nil || len(nonce) != chacha20poly1305.NonceSizeX {
-		return nil, fmt.Errorf("%w: bad nonce", ErrLinkSeal)
-	}
-	ct, err := base64.StdEncoding.DecodeString(s.Data)
-	if err != nil {
-		return nil, fmt.Errorf("%w: bad data", ErrLinkSeal)
-	}
-	plain, err := aead.Open(nil, nonce, ct, linkAAD(requestNonce))
-	if err != nil {
-		return nil, ErrLinkSeal
-	}
-	return plain, nil
 }
 
 // LinkReport is what an agent reports every second.

@@ -19,7 +19,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/random"
+
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/api/approval"
 )
 
 // Options of an approval.
@@ -227,11 +230,11 @@ func NewRequest(p *Profile, f InnerFields, key *rsa.PrivateKey, rnd io.Reader) (
 	}
 	h := p.Header
 	path := "/key/ovpn/" + h.OrganizationID + "/" + h.UserID + "/" + h.ServerID
-	authNonce, err := api.RandomAlnum(rnd, 32)
+	authNonce, err := random.AlnumFrom(rnd, 32)
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := api.SealRequest(api.SealParams{Path: path, SyncToken: h.SyncToken, SyncSecret: h.SyncSecret,
+	sealed, err := approval.SealRequest(approval.SealParams{Path: path, SyncToken: h.SyncToken, SyncSecret: h.SyncSecret,
 		ServerBoxPublic: p.BoxPublic, UserKey: key, Inner: inner,
 		Timestamp: strconv.FormatInt(f.Time.Unix(), 10), AuthNonce: authNonce, Rand: rnd})
 	if err != nil {
@@ -246,11 +249,11 @@ func NewRequest(p *Profile, f InnerFields, key *rsa.PrivateKey, rnd io.Reader) (
 
 // Fields returns fresh inner values (a new nonce and login token).
 func Fields(rnd io.Reader, now time.Time) (InnerFields, error) {
-	nonce, err := api.RandomAlnum(rnd, 16)
+	nonce, err := random.AlnumFrom(rnd, 16)
 	if err != nil {
 		return InnerFields{}, err
 	}
-	token, err := api.RandomAlnum(rnd, 16)
+	token, err := random.AlnumFrom(rnd, 16)
 	if err != nil {
 		return InnerFields{}, err
 	}
@@ -286,7 +289,7 @@ func approveHost(ctx context.Context, client *http.Client, host string, p *Profi
 	if err := json.Unmarshal(raw, &outer); err != nil {
 		return nil, &HostError{Host: host, Err: fmt.Errorf("answer is not JSON: %w", err)}
 	}
-	plain, err := api.OpenResponse(&outer, p.Header.SyncSecret, &p.BoxPublic, &sealed.ClientPriv)
+	plain, err := approval.OpenResponse(&outer, p.Header.SyncSecret, &p.BoxPublic, &sealed.ClientPriv)
 	if err != nil {
 		return nil, &HostError{Host: host, Err: err}
 	}
@@ -311,5 +314,5 @@ func deref(s *string) string {
 // Credential returns the OpenVPN username and password that carry the
 // firewall token ("$f$" scheme).
 func Credential(p *Profile, token string) (username, password string, err error) {
-	return api.SealCredential(rand.Reader, token, &p.BoxPublic)
+	return approval.SealCredential(rand.Reader, token, &p.BoxPublic)
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
-	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 func TestHandlersMatchRouteTable(t *testing.T) {

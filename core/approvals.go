@@ -12,8 +12,8 @@ import (
 	"sync"
 
 	"github.com/portcullis-gw/portcullis/api"
-	"github.com/portcullis-gw/portcullis/core/store"
 	"github.com/portcullis-gw/portcullis/dynfw"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 // directory implements dynfw.Directory on the store.

@@ -23,9 +23,9 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
-	"github.com/portcullis-gw/portcullis/core/store"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/listenfds"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 // StoreFile is the name of the bbolt file in the data directory.

@@ -5,14 +5,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
-	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/api/linkproto"
+	"github.com/portcullis-gw/portcullis/internal/replay"
+	"github.com/portcullis-gw/portcullis/internal/store"
 	"github.com/portcullis-gw/portcullis/linkmgr"
 )
 
@@ -64,35 +64,29 @@ func (s *Service) verifyLink(c *call) (*linkRequest, error) {
 		s.log.Warn("link request from a host its link no longer has", "host_id", hdr.Host)
 		return nil, unauthorized
 	}
-	macKey, sealKey := api.LinkKeys(sec.Secret)
-	if !api.CheckLink(macKey, api.LinkMessage(hdr, c.route.Method, c.route.Pattern, c.raw), hdr.Signature) {
+	macKey, sealKey := linkproto.Keys(sec.Secret)
+	if !linkproto.Check(macKey, linkproto.Message(hdr, c.route.Method, c.route.Pattern, c.raw), hdr.Signature) {
 		s.log.Warn("link request with a bad signature", "host_id", hdr.Host, "peer", c.peer)
 		return nil, unauthorized
 	}
-	ts, _ := strconv.ParseInt(hdr.Timestamp, 10, 64)
 	now := s.now()
-	if d := now.Sub(time.Unix(ts, 0)); d > LinkWindow || d < -LinkWindow {
-		return nil, &apiError{Status: http.StatusRequestTimeout, Code: "link_timestamp",
-			Message: fmt.Sprintf("Link-Timestamp is %s from the gateway's clock (window ±%s)", d.Round(time.Second), LinkWindow)}
+	ts, err := replay.ParseUnix(hdr.Timestamp)
+	if err == nil {
+		err = replay.CheckClock(ts, now, LinkWindow)
 	}
-	key := "link/" + hdr.Host + "/" + hdr.Nonce
+	if err != nil {
+		return nil, &apiError{Status: http.StatusRequestTimeout, Code: "link_timestamp", Message: "Link-Timestamp: " + err.Error()}
+	}
 	err = s.st.Batch(c.ctx, func(tx store.Tx) error {
-		if raw, err := tx.Get(store.BucketNonces, key); err == nil && !store.Expired(raw, now) {
-			return errLinkReplay
-		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		return tx.Put(store.BucketNonces, key, store.ExpiryValue(now.Add(2*LinkWindow)))
+		return replay.Use(tx, now, now.Add(replay.TTL(LinkWindow)), replay.Key(replay.KindLink, hdr.Host, hdr.Nonce))
 	})
-	if errors.Is(err, errLinkReplay) {
+	if errors.Is(err, replay.ErrReplay) {
 		return nil, &apiError{Status: http.StatusConflict, Code: "replay", Message: "Link-Nonce was used before"}
 	} else if err != nil {
 		return nil, err
 	}
 	return &linkRequest{hdr: hdr, link: l, secret: linkSecret, sealKey: sealKey}, nil
 }
-
-var errLinkReplay = errors.New("link nonce replayed")
 
 // linkReport takes a host's report and answers with its sealed state.
 func (s *Service) linkReport(c *call) (any, error) {
@@ -112,7 +106,7 @@ func (s *Service) linkReport(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return api.SealLinkState(rand.Reader, lr.sealKey, lr.hdr.Nonce, plain)
+	return linkproto.Seal(rand.Reader, lr.sealKey, lr.hdr.Nonce, plain)
 }
 
 // linkStop takes a host's graceful stop: its location fails over at once.

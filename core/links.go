@@ -10,9 +10,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/portcullis-gw/portcullis/internal/random"
+
 	"github.com/portcullis-gw/portcullis/api"
-	"github.com/portcullis-gw/portcullis/core/pki"
-	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/internal/store"
 	"github.com/portcullis-gw/portcullis/linkmgr"
 )
 
@@ -80,7 +81,7 @@ func (s *Service) listLinks(c *call) (any, error) {
 
 func (s *Service) createLink(c *call) (any, error) {
 	req := c.body.(*api.LinkCreate)
-	id, err := pki.NewID()
+	id, err := random.ID()
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +257,7 @@ func (s *Service) createLocation(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := pki.NewID()
+	id, err := random.ID()
 	if err != nil {
 		return nil, err
 	}
@@ -313,11 +314,11 @@ func (s *Service) deleteLocation(c *call) (any, error) {
 
 func (s *Service) createHost(c *call) (any, error) {
 	req := c.body.(*api.HostCreate)
-	id, err := pki.NewID()
+	id, err := random.ID()
 	if err != nil {
 		return nil, err
 	}
-	secret, err := pki.RandomAlnum(32)
+	secret, err := random.Alnum(32)
 	if err != nil {
 		return nil, err
 	}

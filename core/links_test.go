@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/random"
+
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/api/linkproto"
 )
 
 // agentCall sends a signed link request as an agent would.
@@ -22,10 +25,10 @@ func (c *testCore) agentCall(method, hostID, secret string, report *api.LinkRepo
 	if report != nil {
 		body, _ = json.Marshal(report)
 	}
-	mac, seal := api.LinkKeys(secret)
-	nonce, _ := api.RandomAlnum(rand.Reader, 32)
+	mac, seal := linkproto.Keys(secret)
+	nonce, _ := random.AlnumFrom(rand.Reader, 32)
 	h := api.LinkHeaders{Host: hostID, Timestamp: strconv.FormatInt(time.Now().Unix(), 10), Nonce: nonce}
-	h.Signature = api.SignLink(mac, api.LinkMessage(h, method, "/link/state", body))
+	h.Signature = linkproto.Sign(mac, linkproto.Message(h, method, "/link/state", body))
 	if mutate != nil {
 		mutate(&h, &body)
 	}
@@ -54,7 +57,7 @@ func (c *testCore) agentCall(method, hostID, secret string, report *api.LinkRepo
 	if err := json.Unmarshal(raw, &sealed); err != nil {
 		c.t.Fatal(err)
 	}
-	plain, err := api.OpenLinkState(seal, h.Nonce, &sealed)
+	plain, err := linkproto.Open(seal, h.Nonce, &sealed)
 	if err != nil {
 		c.t.Fatalf("open state: %v", err)
 	}
@@ -134,9 +137,9 @@ func TestLinkAdminAndSignedAgentAPI(t *testing.T) {
 		}, 401},
 		{"wrong key", b1s, nil, 401},
 		{"old timestamp", a1s, func(h *api.LinkHeaders, b *[]byte) {
-			mac, _ := api.LinkKeys(a1s)
+			mac, _ := linkproto.Keys(a1s)
 			h.Timestamp = strconv.FormatInt(time.Now().Add(-10*time.Minute).Unix(), 10)
-			h.Signature = api.SignLink(mac, api.LinkMessage(*h, "PUT", "/link/state", *b))
+			h.Signature = linkproto.Sign(mac, linkproto.Message(*h, "PUT", "/link/state", *b))
 		}, 408},
 		{"unknown host", a1s, func(h *api.LinkHeaders, _ *[]byte) { h.Host = strings.Repeat("f", 24) }, 401},
 	}

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 // Unique names are kept in an index bucket so that a create or rename is

@@ -3,7 +3,8 @@ package core
 import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/pki"
-	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/internal/random"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 func (s *Service) listOrgs(c *call) (any, error) {
@@ -17,7 +18,7 @@ func (s *Service) listOrgs(c *call) (any, error) {
 
 func (s *Service) createOrg(c *call) (any, error) {
 	req := c.body.(*api.OrganizationCreate)
-	id, err := pki.NewID()
+	id, err := random.ID()
 	if err != nil {
 		return nil, err
 	}

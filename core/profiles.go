@@ -9,7 +9,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/pki"
 	"github.com/portcullis-gw/portcullis/core/profile"
-	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 // downloadProfile issues the user a new RSA-4096 key and certificate and new

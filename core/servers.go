@@ -6,9 +6,11 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/portcullis-gw/portcullis/internal/random"
+
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/pki"
-	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 func (s *Service) listServers(c *call) (any, error) {
@@ -26,7 +28,7 @@ func (s *Service) createServer(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := pki.NewID()
+	id, err := random.ID()
 	if err != nil {
 		return nil, err
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
-	"github.com/portcullis-gw/portcullis/core/store"
 	"github.com/portcullis-gw/portcullis/dynfw"
+	"github.com/portcullis-gw/portcullis/internal/store"
 	"github.com/portcullis-gw/portcullis/linkmgr"
 )
 

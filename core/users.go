@@ -3,9 +3,10 @@ package core
 import (
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/random"
+
 	"github.com/portcullis-gw/portcullis/api"
-	"github.com/portcullis-gw/portcullis/core/pki"
-	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 func (s *Service) listUsers(c *call) (any, error) {
@@ -24,7 +25,7 @@ func (s *Service) listUsers(c *call) (any, error) {
 func (s *Service) createUser(c *call) (any, error) {
 	req := c.body.(*api.UserCreate)
 	orgID := c.params["org_id"]
-	id, err := pki.NewID()
+	id, err := random.ID()
 	if err != nil {
 		return nil, err
 	}

@@ -12,13 +12,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/random"
+
 	"github.com/portcullis-gw/portcullis/api"
-	"github.com/portcullis-gw/portcullis/core/store"
-	"github.com/portcullis-gw/portcullis/internal/secrets"
+	"github.com/portcullis-gw/portcullis/api/approval"
+	"github.com/portcullis-gw/portcullis/internal/replay"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 // Directory is how dynfw reads users and servers; the core implements it.
@@ -136,13 +138,12 @@ type Outcome struct {
 // nonce is a boxed allow=false, as the Pritunl client expects.
 func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 	now := a.cfg.Now()
-	ts, err := strconv.ParseInt(r.Headers.Timestamp, 10, 64)
+	ts, err := replay.ParseUnix(r.Headers.Timestamp)
 	if err != nil {
 		return nil, refuse(http.StatusMethodNotAllowed, "auth_timestamp", "Auth-Timestamp is not an integer")
 	}
-	if d := now.Sub(time.Unix(ts, 0)); d > a.cfg.Window || d < -a.cfg.Window {
-		return nil, refuse(http.StatusRequestTimeout, "auth_timestamp_expired",
-			fmt.Sprintf("Auth-Timestamp is %s from the gateway's clock (window ±%s)", d.Round(time.Second), a.cfg.Window))
+	if err := replay.CheckClock(ts, now, a.cfg.Window); err != nil {
+		return nil, refuse(http.StatusRequestTimeout, "auth_timestamp_expired", "Auth-Timestamp: "+err.Error())
 	}
 	sub, err := a.dir.Subject(ctx, r.OrgID, r.UserID, r.ServerID)
 	switch {
@@ -164,11 +165,11 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 	if sub.UserDisabled {
 		return nil, refuse(http.StatusForbidden, "user_disabled", "the user is disabled")
 	}
-	msg := api.RequestHMACMessage(r.Headers, http.MethodPost, r.Path, r.Body)
-	if len(msg) > api.MaxHMACMessage {
+	msg := approval.RequestHMACMessage(r.Headers, http.MethodPost, r.Path, r.Body)
+	if len(msg) > approval.MaxHMACMessage {
 		return nil, refuse(http.StatusRequestURITooLong, "auth_too_long", "signed message too long")
 	}
-	if !api.HMACCheck(sub.SyncSecret, msg, r.Headers.Signature) {
+	if !approval.HMACCheck(sub.SyncSecret, msg, r.Headers.Signature) {
 		return nil, refuse(http.StatusUnauthorized, "auth_signature", "Auth-Signature does not match")
 	}
 	if !sub.Attached {
@@ -180,14 +181,14 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 	if !sub.DynamicFirewall {
 		return nil, refuse(http.StatusRequestHeaderFieldsTooLarge, "dynamic_firewall_disabled", "the server does not use the dynamic firewall")
 	}
-	if err := api.VerifyUserSignature(sub.UserKey, r.Body); err != nil {
+	if err := approval.VerifyUserSignature(sub.UserKey, r.Body); err != nil {
 		return nil, refuse(http.StatusPreconditionFailed, "signature", "the user signature does not verify")
 	}
-	shared, err := api.SharedKey(r.Body, &sub.BoxPrivate)
+	shared, err := approval.SharedKey(r.Body, &sub.BoxPrivate)
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "box", "public_key is not a 32-byte key")
 	}
-	plain, err := api.OpenRequestShared(r.Body, shared)
+	plain, err := approval.OpenRequestShared(r.Body, shared)
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "box", "the request box does not open")
 	}
@@ -210,15 +211,13 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 		reason = "Auth data missing nonce"
 	case inner.Timestamp == 0:
 		reason = "Auth data missing timestamp"
-	default:
-		if d := now.Sub(time.Unix(inner.Timestamp, 0)); d > a.cfg.Window || d < -a.cfg.Window {
-			reason = "Auth timestamp expired"
-		}
+	case replay.CheckClock(time.Unix(inner.Timestamp, 0), now, a.cfg.Window) != nil:
+		reason = "Auth timestamp expired"
 	}
 	rec := &record{SyncToken: sub.SyncToken, UserID: r.UserID, AuthNonce: r.Headers.Nonce, BoxNonce: r.Body.Nonce,
-		InnerNonce: inner.Nonce, NonceTTL: 2 * a.cfg.Window, Now: now, CheckInner: reason == ""}
+		InnerNonce: inner.Nonce, NonceTTL: replay.TTL(a.cfg.Window), Now: now, CheckInner: reason == ""}
 	if reason == "" {
-		token, err := secrets.Alnum(32)
+		token, err := random.Alnum(32)
 		if err != nil {
 			return nil, err
 		}
@@ -267,7 +266,7 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	out.Response, err = api.SealResponseShared(a.cfg.Rand, plainResp, sub.SyncSecret, shared)
+	out.Response, err = approval.SealResponseShared(a.cfg.Rand, plainResp, sub.SyncSecret, shared)
 	return out, err
 }
 

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/nacl/box"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/api/approval"
 )
 
 func TestApproveGrantsAndOpensThePeer(t *testing.T) {
@@ -121,7 +122,7 @@ func TestApproveReplays(t *testing.T) {
 	// caught.
 	again := *r
 	again.Headers.Nonce = "N0nceN0nceN0nceN0nceN0nceN0nce12"
-	again.Headers.Signature = api.HMACSign(f.dir.sub.SyncSecret, api.RequestHMACMessage(again.Headers, "POST", again.Path, again.Body))
+	again.Headers.Signature = approval.HMACSign(f.dir.sub.SyncSecret, approval.RequestHMACMessage(again.Headers, "POST", again.Path, again.Body))
 	_, err = f.a.Approve(ctx, &again)
 	wantStatus(t, err, 415)
 	// A whole new request reusing the inner nonce: boxed deny.
@@ -238,7 +239,7 @@ func TestCheckCredential(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := *f.open(out).Token
-	user, pass, err := api.SealCredential(rand.Reader, token, &f.dir.boxPub)
+	user, pass, err := approval.SealCredential(rand.Reader, token, &f.dir.boxPub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +253,7 @@ func TestCheckCredential(t *testing.T) {
 	if _, err := f.a.CheckCredential(ctx, serverID, userID, user, pass); !errors.Is(err, ErrTokenUsed) {
 		t.Fatalf("second use: %v", err)
 	}
-	u2, p2, _ := api.SealCredential(rand.Reader, "unknownunknownunknownunknown1234", &f.dir.boxPub)
+	u2, p2, _ := approval.SealCredential(rand.Reader, "unknownunknownunknownunknown1234", &f.dir.boxPub)
 	if _, err := f.a.CheckCredential(ctx, serverID, userID, u2, p2); !errors.Is(err, ErrTokenUnknown) {
 		t.Fatalf("unknown token: %v", err)
 	}
@@ -260,7 +261,7 @@ func TestCheckCredential(t *testing.T) {
 		t.Fatalf("garbage credential: %v", err)
 	}
 	out, _ = f.a.Approve(ctx, f.request(reqOpts{}))
-	u3, p3, _ := api.SealCredential(rand.Reader, *f.open(out).Token+":ssotoken", &f.dir.boxPub)
+	u3, p3, _ := approval.SealCredential(rand.Reader, *f.open(out).Token+":ssotoken", &f.dir.boxPub)
 	f.now = f.now.Add(DefaultTokenTTL)
 	if _, err := f.a.CheckCredential(ctx, serverID, userID, u3, p3); !errors.Is(err, ErrTokenExpired) {
 		t.Fatalf("expired token: %v", err)

@@ -15,11 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/random"
+
 	"golang.org/x/crypto/nacl/box"
 
 	"github.com/portcullis-gw/portcullis/api"
-	"github.com/portcullis-gw/portcullis/core/store"
-	"github.com/portcullis-gw/portcullis/internal/secrets"
+	"github.com/portcullis-gw/portcullis/api/approval"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 // fakeDir is an in-memory Directory for unit tests; the core's real one is
@@ -112,8 +114,8 @@ const (
 
 func newFixture(t *testing.T) *fixture {
 	pub, priv, _ := box.GenerateKey(rand.Reader)
-	tok, _ := secrets.Alnum(32)
-	sec, _ := secrets.Alnum(32)
+	tok, _ := random.Alnum(32)
+	sec, _ := random.Alnum(32)
 	d := &fakeDir{org: orgID, user: userID, server: serverID, boxPub: *pub, sub: Subject{
 		SyncToken: tok, SyncSecret: sec, UserKey: &userKey.PublicKey, Attached: true, DynamicFirewall: true,
 		Protocol: "udp", Port: 1194, Hosts: []string{"198.51.100.7", "2001:db8::7"}, BoxPrivate: *priv}}
@@ -141,7 +143,7 @@ type reqOpts struct {
 }
 
 func (f *fixture) inner() *api.InnerRequest {
-	n, _ := secrets.Alnum(16)
+	n, _ := random.Alnum(16)
 	return &api.InnerRequest{DeviceID: "0123456789ab4def8123456789abcdef", DeviceName: "amber-0042", Platform: "linux",
 		MacAddr: "aa:bb:cc:dd:ee:ff", MacAddrs: []string{"aa:bb:cc:dd:ee:ff"}, Token: "t<o&k\"en", Nonce: n, Timestamp: f.now.Unix()}
 }
@@ -161,11 +163,11 @@ func (f *fixture) request(o reqOpts) *Request {
 		o.timestamp = strconv.FormatInt(f.now.Unix(), 10)
 	}
 	if o.authNonce == "" {
-		o.authNonce, _ = secrets.Alnum(32)
+		o.authNonce, _ = random.Alnum(32)
 	}
 	plain, _ := json.Marshal(o.inner)
 	path := "/key/ovpn/" + orgID + "/" + userID + "/" + serverID
-	s, err := api.SealRequest(api.SealParams{Path: path, SyncToken: f.dir.sub.SyncToken, SyncSecret: f.dir.sub.SyncSecret,
+	s, err := approval.SealRequest(approval.SealParams{Path: path, SyncToken: f.dir.sub.SyncToken, SyncSecret: f.dir.sub.SyncSecret,
 		ServerBoxPublic: *o.boxPub, UserKey: o.key, Inner: plain, Timestamp: o.timestamp, AuthNonce: o.authNonce, Rand: rand.Reader})
 	if err != nil {
 		f.t.Fatal(err)
@@ -178,7 +180,7 @@ func (f *fixture) request(o reqOpts) *Request {
 
 func (f *fixture) open(out *Outcome) api.InnerResponse {
 	f.t.Helper()
-	plain, err := api.OpenResponse(out.Response, f.dir.sub.SyncSecret, &f.dir.boxPub, &f.lastPriv)
+	plain, err := approval.OpenResponse(out.Response, f.dir.sub.SyncSecret, &f.dir.boxPub, &f.lastPriv)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -5,7 +5,7 @@
 // worker later checks, persists approvals, and drives the nftables port
 // gate (table inet portcullis) over netlink.
 //
-// It reads users and servers through the Directory the core implements and
-// keeps its own records (nonces, tokens, approvals) in core/store, the only
-// core package it imports.
+// It reads users and servers through the Directory the core implements,
+// keeps its approvals in internal/store (the approvals bucket is its own)
+// and its nonces through internal/replay; it imports nothing under core/.
 package dynfw

@@ -7,17 +7,16 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/internal/replay"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
-// Nonce kinds of the three replay caches.
+// The three replay caches of an approval, kept by internal/replay.
 const (
-	nonceAuth  = "auth"  // Auth-Nonce header, per sync token
-	nonceBox   = "box"   // box nonce, per sync token
-	nonceInner = "inner" // inner JSON nonce, per user
+	nonceAuth  = replay.KindAuth  // Auth-Nonce header, per sync token
+	nonceBox   = replay.KindBox   // box nonce, per sync token
+	nonceInner = replay.KindInner // inner JSON nonce, per user
 )
-
-func nonceKey(kind, scope, nonce string) string { return kind + "/" + scope + "/" + nonce }
 
 // ReplayError says which nonce was seen before.
 type ReplayError struct{ Kind string }
@@ -25,7 +24,7 @@ type ReplayError struct{ Kind string }
 func (e *ReplayError) Error() string { return "replayed " + e.Kind + " nonce" }
 
 // ErrReplay is wrapped by every ReplayError.
-var ErrReplay = errors.New("replay")
+var ErrReplay = replay.ErrReplay
 
 func (e *ReplayError) Unwrap() error { return ErrReplay }
 
@@ -70,48 +69,29 @@ type record struct {
 // transaction: it turns the approval into a deny (Pritunl answers it with a
 // boxed allow=false), reported by innerReplayed.
 func commit(ctx context.Context, st store.Store, r *record) (innerReplayed bool, err error) {
+	exp := r.Now.Add(r.NonceTTL)
 	err = st.Batch(ctx, func(tx store.Tx) error {
 		innerReplayed = false
-		seen := func(key string) (bool, error) {
-			raw, err := tx.Get(store.BucketNonces, key)
-			if errors.Is(err, store.ErrNotFound) {
-				return false, nil
+		authKey := replay.Key(nonceAuth, r.SyncToken, r.AuthNonce)
+		boxKey := replay.Key(nonceBox, r.SyncToken, r.BoxNonce)
+		if err := replay.Use(tx, r.Now, exp, authKey, boxKey); err != nil {
+			var re *replay.Error
+			if errors.As(err, &re) {
+				kind := nonceAuth
+				if re.Key == boxKey {
+					kind = nonceBox
+				}
+				return &ReplayError{Kind: kind}
 			}
-			if err != nil {
-				return false, err
-			}
-			return !store.Expired(raw, r.Now), nil
-		}
-		exp := store.ExpiryValue(r.Now.Add(r.NonceTTL))
-		keys := []struct{ kind, key string }{
-			{nonceAuth, nonceKey(nonceAuth, r.SyncToken, r.AuthNonce)},
-			{nonceBox, nonceKey(nonceBox, r.SyncToken, r.BoxNonce)},
-		}
-		for _, k := range keys {
-			dup, err := seen(k.key)
-			if err != nil {
-				return err
-			}
-			if dup {
-				return &ReplayError{Kind: k.kind}
-			}
-		}
-		for _, k := range keys {
-			if err := tx.Put(store.BucketNonces, k.key, exp); err != nil {
-				return err
-			}
+			return err
 		}
 		if r.CheckInner {
-			ik := nonceKey(nonceInner, r.UserID, r.InnerNonce)
-			dup, err := seen(ik)
-			if err != nil {
-				return err
-			}
-			if dup {
+			err := replay.Use(tx, r.Now, exp, replay.Key(nonceInner, r.UserID, r.InnerNonce))
+			if errors.Is(err, replay.ErrReplay) {
 				innerReplayed = true
 				return nil
 			}
-			if err := tx.Put(store.BucketNonces, ik, exp); err != nil {
+			if err != nil {
 				return err
 			}
 		}
@@ -138,43 +118,34 @@ func liveApprovals(ctx context.Context, st store.Store, now time.Time) ([]Approv
 	return out, err
 }
 
-// purge deletes expired nonces and approvals; it returns how many.
+// purge deletes expired approvals, and has the replay cache drop its
+// expired nonces; it returns how many records went.
 func purge(ctx context.Context, st store.Store, now time.Time) (int, error) {
-	n := 0
-	err := st.Update(ctx, func(tx store.Tx) error {
-		var doomedN, doomedA []string
-		if err := tx.Scan(store.BucketNonces, "", func(k string, v []byte) error {
-			if store.Expired(v, now) {
-				doomedN = append(doomedN, k)
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
+	nonces, err := replay.Purge(ctx, st, now)
+	if err != nil {
+		return 0, err
+	}
+	var doomed []string
+	err = st.Update(ctx, func(tx store.Tx) error {
 		approvals, err := store.ScanJSON[Approval](tx, store.BucketApprovals, "")
 		if err != nil {
 			return err
 		}
+		doomed = doomed[:0]
 		for _, a := range approvals {
 			if !a.Expires.After(now) {
-				doomedA = append(doomedA, a.Token)
+				doomed = append(doomed, a.Token)
 			}
 		}
-		for _, k := range doomedN {
-			if err := tx.Delete(store.BucketNonces, k); err != nil {
-				return err
-			}
-		}
-		for _, k := range doomedA {
+		for _, k := range doomed {
 			if err := tx.Delete(store.BucketApprovals, k); err != nil {
 				return err
 			}
 		}
-		n = len(doomedN) + len(doomedA)
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("purge: %w", err)
+		return nonces, fmt.Errorf("purge approvals: %w", err)
 	}
-	return n, nil
+	return nonces + len(doomed), nil
 }

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/api"
-	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/api/approval"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 // Reconcile makes the kernel match the store: the table exists, the guarded
@@ -109,7 +109,7 @@ func (a *Approver) CheckCredential(ctx context.Context, serverID, commonName, us
 	if err != nil {
 		return nil, err
 	}
-	token, err := api.OpenCredential(username, password, key)
+	token, err := approval.OpenCredential(username, password, key)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCredential, err)
 	}

@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/random"
 
 	"github.com/go-chi/chi/v5"
 
@@ -288,7 +289,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func newRequestID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	id, err := random.Hex(8)
+	if err != nil {
+		return "unknown"
+	}
+	return id
 }

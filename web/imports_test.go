@@ -19,7 +19,7 @@ func TestFrontDoesNotImportTheCore(t *testing.T) {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
 	const mod = "github.com/portcullis-gw/portcullis/"
-	forbidden := []string{"core", "dynfw", "linkmgr", "notify", "store", "core/store"}
+	forbidden := []string{"core", "dynfw", "linkmgr", "notify", "internal/store", "internal/replay"}
 	deps := strings.Fields(string(out))
 	var seenAPI bool
 	for _, d := range deps {

@@ -23,9 +23,9 @@ import (
 
 	"github.com/portcullis-gw/portcullis/core"
 	"github.com/portcullis-gw/portcullis/core/admin"
-	"github.com/portcullis-gw/portcullis/core/store"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 const usage = `usage: portcullis <command> [flags]

@@ -17,10 +17,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/random"
+
 	"golang.org/x/crypto/argon2"
 
-	"github.com/portcullis-gw/portcullis/core/pki"
-	"github.com/portcullis-gw/portcullis/core/store"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 // Errors callers branch on.
@@ -154,7 +155,7 @@ func (s *Service) EnsureInitialAdmin(ctx context.Context) (password string, crea
 		if err != nil || n > 0 {
 			return err
 		}
-		pw, err := pki.RandomAlnum(20)
+		pw, err := random.Alnum(20)
 		if err != nil {
 			return err
 		}
@@ -182,7 +183,7 @@ func (s *Service) EnsureInitialAdmin(ctx context.Context) (password string, crea
 // ResetPassword sets a new random password for an existing admin, ends all
 // of that admin's sessions and returns the password.
 func (s *Service) ResetPassword(ctx context.Context, username string) (string, error) {
-	pw, err := pki.RandomAlnum(20)
+	pw, err := random.Alnum(20)
 	if err != nil {
 		return "", err
 	}
@@ -236,11 +237,11 @@ func (s *Service) Login(ctx context.Context, username, password, peer string) (*
 		s.log.Warn("login failed", "username", username, "peer", peer)
 		return nil, "", ErrBadCredentials
 	}
-	sid, err := pki.RandomHex(32)
+	sid, err := random.Hex(32)
 	if err != nil {
 		return nil, "", err
 	}
-	csrf, err := pki.RandomHex(32)
+	csrf, err := random.Hex(32)
 	if err != nil {
 		return nil, "", err
 	}

@@ -7,6 +7,8 @@ import (
 	"encoding/pem"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-gw/portcullis/internal/random"
 )
 
 func TestIssueUserCertificate(t *testing.T) {
@@ -77,7 +79,7 @@ func TestIssueServerCertificateIsServerAuth(t *testing.T) {
 func TestRandomAlnum(t *testing.T) {
 	seen := map[string]bool{}
 	for i := 0; i < 50; i++ {
-		s, err := RandomAlnum(32)
+		s, err := random.Alnum(32)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +91,7 @@ func TestRandomAlnum(t *testing.T) {
 		}
 		seen[s] = true
 	}
-	id, _ := NewID()
+	id, _ := random.ID()
 	if len(id) != 24 || strings.Trim(id, "0123456789abcdef") != "" {
 		t.Fatalf("bad id %q", id)
 	}

@@ -6,20 +6,10 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/portcullis-gw/portcullis/internal/secrets"
+	"github.com/portcullis-gw/portcullis/internal/random"
 
 	"golang.org/x/crypto/nacl/box"
 )
-
-// RandomAlnum returns n random characters from [A-Za-z0-9].
-func RandomAlnum(n int) (string, error) { return secrets.Alnum(n) }
-
-// NewID returns a new 24-lowercase-hex identifier (the Pritunl ObjectId
-// shape), from 12 random bytes.
-func NewID() (string, error) { return secrets.Hex(12) }
-
-// RandomHex returns n random bytes as lowercase hex.
-func RandomHex(n int) (string, error) { return secrets.Hex(n) }
 
 // SyncSecrets are a user's approval credentials: sync_token names the user
 // (Auth-Token header), sync_secret keys the request HMAC.
@@ -30,11 +20,11 @@ type SyncSecrets struct {
 
 // NewSyncSecrets returns two fresh 32-character alphanumeric secrets.
 func NewSyncSecrets() (SyncSecrets, error) {
-	tok, err := RandomAlnum(32)
+	tok, err := random.Alnum(32)
 	if err != nil {
 		return SyncSecrets{}, err
 	}
-	sec, err := RandomAlnum(32)
+	sec, err := random.Alnum(32)
 	if err != nil {
 		return SyncSecrets{}, err
 	}

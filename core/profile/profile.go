@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/portcullis-gw/portcullis/internal/random"
+
 	"github.com/portcullis-gw/portcullis/core/pki"
 )
 
@@ -210,7 +212,7 @@ var deviceWords = []string{"amber", "birch", "cedar", "delta", "ember", "fjord",
 // NewDeviceIdentity returns a fresh UV_ID (uuid4 as 32 lowercase hex) and
 // UV_NAME (<word>-<4 digits>).
 func NewDeviceIdentity() (id, name string, err error) {
-	raw, err := pki.RandomHex(16)
+	raw, err := random.Hex(16)
 	if err != nil {
 		return "", "", err
 	}

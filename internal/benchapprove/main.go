@@ -46,9 +46,9 @@ import (
 	"github.com/portcullis-gw/portcullis/core"
 	"github.com/portcullis-gw/portcullis/core/admin"
 	"github.com/portcullis-gw/portcullis/core/pki"
-	"github.com/portcullis-gw/portcullis/core/store"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/store"
 	"github.com/portcullis-gw/portcullis/web"
 )
 

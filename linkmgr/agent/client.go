@@ -13,7 +13,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/random"
+
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/api/linkproto"
 )
 
 // Client talks to the gateways of one URI.
@@ -28,7 +31,7 @@ type Client struct {
 // NewClient returns a client. tlsConf pins the gateway's certificate (nil:
 // the system's roots).
 func NewClient(u *URI, tlsConf *tls.Config) *Client {
-	mac, seal := api.LinkKeys(u.Secret)
+	mac, seal := linkproto.Keys(u.Secret)
 	if tlsConf == nil {
 		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
@@ -96,12 +99,12 @@ func (c *Client) Stop(ctx context.Context) error {
 }
 
 func (c *Client) send(ctx context.Context, gw, method string, body []byte) (*http.Response, error) {
-	nonce, err := api.RandomAlnum(rand.Reader, 32)
+	nonce, err := random.AlnumFrom(rand.Reader, 32)
 	if err != nil {
 		return nil, err
 	}
 	h := api.LinkHeaders{Host: c.uri.HostID, Timestamp: strconv.FormatInt(time.Now().Unix(), 10), Nonce: nonce}
-	h.Signature = api.SignLink(c.mac, api.LinkMessage(h, method, "/link/state", body))
+	h.Signature = linkproto.Sign(c.mac, linkproto.Message(h, method, "/link/state", body))
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	req, err := http.NewRequestWithContext(ctx, method, "https://"+gw+"/link/state", bytes.NewReader(body))
 	if err != nil {
@@ -146,7 +149,7 @@ func (c *Client) reportTo(ctx context.Context, gw string, body []byte) (*api.Lin
 	if err := api.DecodeStrict(raw, &sealed); err != nil {
 		return nil, &GatewayError{Gateway: gw, Err: err}
 	}
-	plain, err := api.OpenLinkState(c.seal, resp.Request.Header.Get(api.HeaderLinkNonce), &sealed)
+	plain, err := linkproto.Open(c.seal, resp.Request.Header.Get(api.HeaderLinkNonce), &sealed)
 	if err != nil {
 		return nil, &GatewayError{Gateway: gw, Err: err}
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/replay"
 )
 
 // Host checks: an agent proves to another that it holds the link's check
@@ -25,12 +26,15 @@ import (
 //	timestamp (8 bytes, Unix seconds) ‖ nonce (16) ‖ HMAC-SHA256(key, "probe" ‖ timestamp ‖ nonce)
 //
 // and the answer HMAC-SHA256(key, "reply" ‖ timestamp ‖ nonce). A probe that
-// is stale (±30 s) or does not verify gets nothing: the connection is closed
+// is stale (±30 s), replayed, or does not verify gets nothing: the connection is closed
 // without a byte.
 
 const (
 	probeLen    = 8 + 16 + 32
 	probeWindow = 30 * time.Second
+	// maxProbes bounds the probes remembered for replay (a minute's worth
+	// from 256 hosts checking every second, with room to spare).
+	maxProbes = 1 << 16
 )
 
 func checkMAC(key []byte, label string, head []byte) []byte {
@@ -42,11 +46,12 @@ func checkMAC(key []byte, label string, head []byte) []byte {
 
 // CheckServer answers host checks on the check port.
 type CheckServer struct {
-	mu  sync.Mutex
-	key []byte
-	ln  net.Listener
-	log *slog.Logger
-	wg  sync.WaitGroup
+	mu   sync.Mutex
+	key  []byte
+	ln   net.Listener
+	log  *slog.Logger
+	wg   sync.WaitGroup
+	seen *replay.Memory
 }
 
 // ListenCheck starts a check server on addr.
@@ -55,7 +60,7 @@ func ListenCheck(addr string, log *slog.Logger) (*CheckServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &CheckServer{ln: ln, log: log}
+	s := &CheckServer{ln: ln, log: log, seen: replay.NewMemory(maxProbes)}
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
@@ -101,11 +106,16 @@ func (s *CheckServer) serve() {
 			if key == nil {
 				return
 			}
+			now := time.Now()
 			ts := time.Unix(int64(binary.BigEndian.Uint64(buf[:8])), 0)
-			if d := time.Since(ts); d > probeWindow || d < -probeWindow {
+			if replay.CheckClock(ts, now, probeWindow) != nil {
 				return
 			}
 			if !hmac.Equal(buf[24:], checkMAC(key, "probe", buf[:24])) {
+				return
+			}
+			// A probe is answered once: a replayed one gets silence too.
+			if !s.seen.Use(string(buf[8:24]), now, now.Add(replay.TTL(probeWindow))) {
 				return
 			}
 			_, _ = c.Write(checkMAC(key, "reply", buf[:24]))

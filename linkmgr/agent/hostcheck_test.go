@@ -53,4 +53,21 @@ func TestHostCheck(t *testing.T) {
 	head := make([]byte, 24)
 	binary.BigEndian.PutUint64(head, uint64(time.Now().Add(-time.Hour).Unix()))
 	silent(append(head, checkMAC(key, "probe", head)...))
+	// A valid probe is answered once; the same bytes again get silence.
+	fresh := make([]byte, 24)
+	binary.BigEndian.PutUint64(fresh, uint64(time.Now().Unix()))
+	copy(fresh[8:], "replayed-probe!!")
+	probe := append(fresh, checkMAC(key, "probe", fresh)...)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	_, _ = c.Write(probe)
+	reply := make([]byte, 32)
+	if _, err := io.ReadFull(c, reply); err != nil {
+		t.Fatalf("first use of a valid probe not answered: %v", err)
+	}
+	c.Close()
+	silent(probe)
 }

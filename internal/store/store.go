@@ -6,11 +6,9 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // Errors callers branch on.
@@ -124,18 +122,4 @@ func Count(tx Tx, bucket, prefix string) (int, error) {
 	n := 0
 	err := tx.Scan(bucket, prefix, func(string, []byte) error { n++; return nil })
 	return n, err
-}
-
-// ExpiryValue encodes an expiry time as a record value (the replay caches
-// keep nothing else).
-func ExpiryValue(t time.Time) []byte {
-	b := make([]byte, 8)
-	binary.BigEndian.PutUint64(b, uint64(t.UnixNano()))
-	return b
-}
-
-// Expired reports whether a value made by ExpiryValue has passed (or is
-// not such a value).
-func Expired(raw []byte, now time.Time) bool {
-	return len(raw) != 8 || int64(binary.BigEndian.Uint64(raw)) <= now.UnixNano()
 }

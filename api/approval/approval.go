@@ -1,4 +1,11 @@
-package api
+// Package approval is the Pritunl Client's approval envelope, shared by the
+// client (clientsdk) and the gateway (dynfw): the request headers and their
+// HMAC-SHA512, the NaCl box sealed with a fresh ephemeral key, the RSA-PSS
+// user signature, the boxed and HMAC-signed response, and the "$f$" OpenVPN
+// credential. The sealing side (Seal*) and the opening side (Open*,
+// Verify*) live here together so that they cannot drift apart. The wire
+// types are in api/.
+package approval
 
 import (
 	"crypto"
@@ -14,80 +21,9 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/nacl/box"
+
+	"github.com/portcullis-gw/portcullis/api"
 )
-
-// The approval envelope of the Pritunl Client (see docs/approval.md and the
-// byte-level reference): the request headers and their HMAC, the NaCl box
-// sealed with a fresh ephemeral key, the RSA-PSS user signature, the boxed
-// and HMAC-signed response, and the "$f$" OpenVPN credential. The client
-// side (Seal*) and the server side (Open*, Verify*) live here together so
-// that they cannot drift apart.
-
-// Approval header names.
-const (
-	HeaderAuthToken     = "Auth-Token"
-	HeaderAuthTimestamp = "Auth-Timestamp"
-	HeaderAuthNonce     = "Auth-Nonce"
-	HeaderAuthSignature = "Auth-Signature"
-)
-
-// ApprovalHeaders are the four Auth-* headers of an approval request.
-type ApprovalHeaders struct {
-	Token     string // the profile's sync_token
-	Timestamp string // decimal Unix seconds
-	Nonce     string // 32 alphanumerics, fresh per request
-	Signature string // b64std HMAC-SHA512, 88 characters
-}
-
-// ApprovalRequest is the outer JSON body of an approval request.
-type ApprovalRequest struct {
-	Data            string `json:"data" validate:"required,max=16384,b64std"`
-	Nonce           string `json:"nonce" validate:"required,len=32,b64std"`
-	PublicKey       string `json:"public_key" validate:"required,len=44,b64std"`
-	Signature       string `json:"signature" validate:"required,max=2048,b64std"`
-	DeviceSignature string `json:"device_signature" validate:"max=512"`
-}
-
-// ApprovalResponse is the outer JSON body of an approval answer.
-type ApprovalResponse struct {
-	Data      string `json:"data" validate:"required,max=16384,b64std"`
-	Nonce     string `json:"nonce" validate:"required,len=32,b64std"`
-	Signature string `json:"signature" validate:"required,len=88,b64std"`
-}
-
-// InnerRequest is the JSON sealed in the request box, in the client's key
-// order. Every key is always present.
-type InnerRequest struct {
-	DeviceID       string   `json:"device_id"`
-	DeviceName     string   `json:"device_name"`
-	DeviceKey      string   `json:"device_key"`
-	DeviceHostname string   `json:"device_hostname"`
-	Platform       string   `json:"platform"`
-	ClientVer      string   `json:"client_ver"`
-	MacAddr        string   `json:"mac_addr"`
-	MacAddrs       []string `json:"mac_addrs"`
-	Token          string   `json:"token"`
-	Nonce          string   `json:"nonce"`
-	Password       string   `json:"password"`
-	Timestamp      int64    `json:"timestamp"`
-	WGPublicKey    string   `json:"wg_public_key"`
-	PublicAddress  string   `json:"public_address"`
-	PublicAddress6 string   `json:"public_address6"`
-	SSOToken       string   `json:"sso_token"`
-	// OvpnVer is accepted (Pritunl reads it) but never sent by the client.
-	OvpnVer string `json:"ovpn_ver,omitempty"`
-}
-
-// InnerResponse is the JSON sealed in the response box. Pritunl sends null
-// for absent strings; the client reads null as "".
-type InnerResponse struct {
-	Allow   bool    `json:"allow"`
-	Token   *string `json:"token"`
-	Reason  *string `json:"reason"`
-	RegKey  *string `json:"reg_key,omitempty"`
-	Remote  *string `json:"remote"`
-	Remote6 *string `json:"remote6"`
-}
 
 // Envelope errors, each checked with errors.Is by the verifier.
 var (
@@ -104,7 +40,7 @@ const MaxHMACMessage = 10240
 // RequestHMACMessage returns the exact string the request HMAC covers:
 // token&timestamp&nonce&method&path&data&nonce&public_key&signature, plus
 // &device_signature when that is not empty.
-func RequestHMACMessage(h ApprovalHeaders, method, path string, b *ApprovalRequest) string {
+func RequestHMACMessage(h api.ApprovalHeaders, method, path string, b *api.ApprovalRequest) string {
 	parts := []string{h.Token, h.Timestamp, h.Nonce, method, path, b.Data, b.Nonce, b.PublicKey, b.Signature}
 	if b.DeviceSignature != "" {
 		parts = append(parts, b.DeviceSignature)
@@ -127,14 +63,14 @@ func HMACCheck(secret, msg, sig string) bool {
 
 // SignatureDigest returns SHA-512(data&nonce&public_key), the digest the
 // user's RSA key signs.
-func SignatureDigest(b *ApprovalRequest) []byte {
+func SignatureDigest(b *api.ApprovalRequest) []byte {
 	d := sha512.Sum512([]byte(b.Data + "&" + b.Nonce + "&" + b.PublicKey))
 	return d[:]
 }
 
 // VerifyUserSignature checks the RSA-PSS SHA-512 signature with any salt
 // length (the client uses the maximum; Pritunl demands exactly that).
-func VerifyUserSignature(pub *rsa.PublicKey, b *ApprovalRequest) error {
+func VerifyUserSignature(pub *rsa.PublicKey, b *api.ApprovalRequest) error {
 	sig, err := base64.StdEncoding.DecodeString(b.Signature)
 	if err != nil {
 		return fmt.Errorf("signature: %w", ErrBadBase64)
@@ -168,7 +104,7 @@ func decode24(field, s string) ([24]byte, error) {
 
 // OpenRequest opens the request box with the server's secret key and the
 // client's ephemeral public key, returning the inner JSON and that key.
-func OpenRequest(b *ApprovalRequest, serverPriv *[32]byte) (plain []byte, clientPub [32]byte, err error) {
+func OpenRequest(b *api.ApprovalRequest, serverPriv *[32]byte) (plain []byte, clientPub [32]byte, err error) {
 	if clientPub, err = decode32("public_key", b.PublicKey); err != nil {
 		return nil, clientPub, err
 	}
@@ -181,7 +117,7 @@ func OpenRequest(b *ApprovalRequest, serverPriv *[32]byte) (plain []byte, client
 // SharedKey is the box key of one request's exchange (X25519 of the
 // server's secret and the client's ephemeral key), computed once for the
 // request and its answer.
-func SharedKey(b *ApprovalRequest, serverPriv *[32]byte) (*[32]byte, error) {
+func SharedKey(b *api.ApprovalRequest, serverPriv *[32]byte) (*[32]byte, error) {
 	clientPub, err := decode32("public_key", b.PublicKey)
 	if err != nil {
 		return nil, err
@@ -192,7 +128,7 @@ func SharedKey(b *ApprovalRequest, serverPriv *[32]byte) (*[32]byte, error) {
 }
 
 // OpenRequestShared opens the request box with a precomputed shared key.
-func OpenRequestShared(b *ApprovalRequest, shared *[32]byte) ([]byte, error) {
+func OpenRequestShared(b *api.ApprovalRequest, shared *[32]byte) ([]byte, error) {
 	nonce, err := decode24("nonce", b.Nonce)
 	if err != nil {
 		return nil, err
@@ -210,28 +146,28 @@ func OpenRequestShared(b *ApprovalRequest, shared *[32]byte) ([]byte, error) {
 
 // SealResponse boxes the inner response for the client's ephemeral key with
 // a fresh nonce and signs data&nonce with the sync secret.
-func SealResponse(rnd io.Reader, plain []byte, syncSecret string, serverPriv, clientPub *[32]byte) (*ApprovalResponse, error) {
+func SealResponse(rnd io.Reader, plain []byte, syncSecret string, serverPriv, clientPub *[32]byte) (*api.ApprovalResponse, error) {
 	var shared [32]byte
 	box.Precompute(&shared, clientPub, serverPriv)
 	return SealResponseShared(rnd, plain, syncSecret, &shared)
 }
 
 // SealResponseShared is SealResponse with a precomputed shared key.
-func SealResponseShared(rnd io.Reader, plain []byte, syncSecret string, shared *[32]byte) (*ApprovalResponse, error) {
+func SealResponseShared(rnd io.Reader, plain []byte, syncSecret string, shared *[32]byte) (*api.ApprovalResponse, error) {
 	var nonce [24]byte
 	if _, err := io.ReadFull(rnd, nonce[:]); err != nil {
 		return nil, fmt.Errorf("response nonce: %w", err)
 	}
 	data := base64.StdEncoding.EncodeToString(box.SealAfterPrecomputation(nil, plain, &nonce, shared))
 	n := base64.StdEncoding.EncodeToString(nonce[:])
-	return &ApprovalResponse{Data: data, Nonce: n, Signature: HMACSign(syncSecret, data+"&"+n)}, nil
+	return &api.ApprovalResponse{Data: data, Nonce: n, Signature: HMACSign(syncSecret, data+"&"+n)}, nil
 }
 
 // SealedRequest is a sealed approval request with what the client needs to
 // open the answer.
 type SealedRequest struct {
-	Headers ApprovalHeaders
-	Body    ApprovalRequest
+	Headers api.ApprovalHeaders
+	Body    api.ApprovalRequest
 	// ClientPriv is the ephemeral secret key; the answer is boxed to it.
 	ClientPriv [32]byte
 }
@@ -265,7 +201,7 @@ func SealRequest(p SealParams) (*SealedRequest, error) {
 }
 
 func sealWith(p SealParams, pub, priv *[32]byte, nonce *[24]byte) (*SealedRequest, error) {
-	body := ApprovalRequest{
+	body := api.ApprovalRequest{
 		Data:      base64.StdEncoding.EncodeToString(box.Seal(nil, p.Inner, nonce, &p.ServerBoxPublic, priv)),
 		Nonce:     base64.StdEncoding.EncodeToString(nonce[:]),
 		PublicKey: base64.StdEncoding.EncodeToString(pub[:]),
@@ -276,13 +212,13 @@ func sealWith(p SealParams, pub, priv *[32]byte, nonce *[24]byte) (*SealedReques
 		return nil, fmt.Errorf("RSA-PSS sign: %w", err)
 	}
 	body.Signature = base64.StdEncoding.EncodeToString(sig)
-	h := ApprovalHeaders{Token: p.SyncToken, Timestamp: p.Timestamp, Nonce: p.AuthNonce}
+	h := api.ApprovalHeaders{Token: p.SyncToken, Timestamp: p.Timestamp, Nonce: p.AuthNonce}
 	h.Signature = HMACSign(p.SyncSecret, RequestHMACMessage(h, "POST", p.Path, &body))
 	return &SealedRequest{Headers: h, Body: body, ClientPriv: *priv}, nil
 }
 
 // OpenResponse checks the answer's HMAC and opens its box.
-func OpenResponse(r *ApprovalResponse, syncSecret string, serverPub, clientPriv *[32]byte) ([]byte, error) {
+func OpenResponse(r *api.ApprovalResponse, syncSecret string, serverPub, clientPriv *[32]byte) ([]byte, error) {
 	if !HMACCheck(syncSecret, r.Data+"&"+r.Nonce, r.Signature) {
 		return nil, fmt.Errorf("response: %w", ErrBadHMAC)
 	}

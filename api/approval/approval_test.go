@@ -1,4 +1,4 @@
-package api
+package approval
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-gw/portcullis/api"
 
 	"golang.org/x/crypto/curve25519"
 )
@@ -151,7 +153,7 @@ func TestApprovalVectors(t *testing.T) {
 	if raw, _ := base64.StdEncoding.DecodeString(v.Data); len(raw) != 16+len(v.Inner) {
 		t.Fatalf("box length %d, want 16+%d", len(raw), len(v.Inner))
 	}
-	body := ApprovalRequest{Data: v.Data, Nonce: sealed.Body.Nonce, PublicKey: sealed.Body.PublicKey, Signature: v.Signature2048}
+	body := api.ApprovalRequest{Data: v.Data, Nonce: sealed.Body.Nonce, PublicKey: sealed.Body.PublicKey, Signature: v.Signature2048}
 	if hex.EncodeToString(SignatureDigest(&body)) != v.DigestHex {
 		t.Fatal("digest differs")
 	}
@@ -166,7 +168,7 @@ func TestApprovalVectors(t *testing.T) {
 	if raw, _ := json.Marshal(body); string(raw) != v.Body {
 		t.Fatalf("body JSON differs:\n got %s\nwant %s", raw, v.Body)
 	}
-	h := ApprovalHeaders{Token: v.SyncToken, Timestamp: v.Timestamp, Nonce: v.AuthNonce}
+	h := api.ApprovalHeaders{Token: v.SyncToken, Timestamp: v.Timestamp, Nonce: v.AuthNonce}
 	if msg := RequestHMACMessage(h, "POST", v.Path, &body); msg != v.HMACMessage {
 		t.Fatalf("HMAC message differs:\n got %s\nwant %s", msg, v.HMACMessage)
 	}
@@ -227,11 +229,11 @@ func credentialNonceOf(pub []byte) []byte {
 // checks that the HMAC, the signature and the box each refuse it.
 func TestApprovalNegativeVectors(t *testing.T) {
 	v := readVectors(t)
-	var body ApprovalRequest
+	var body api.ApprovalRequest
 	if err := json.Unmarshal([]byte(v.Body), &body); err != nil {
 		t.Fatal(err)
 	}
-	h := ApprovalHeaders{Token: v.SyncToken, Timestamp: v.Timestamp, Nonce: v.AuthNonce, Signature: v.AuthSignature}
+	h := api.ApprovalHeaders{Token: v.SyncToken, Timestamp: v.Timestamp, Nonce: v.AuthNonce, Signature: v.AuthSignature}
 	flip := func(s string) string {
 		b := []byte(s)
 		i := len(b) / 2
@@ -242,14 +244,14 @@ func TestApprovalNegativeVectors(t *testing.T) {
 		}
 		return string(b)
 	}
-	mutations := map[string]func(*ApprovalHeaders, *ApprovalRequest, *string){
-		"data":       func(_ *ApprovalHeaders, b *ApprovalRequest, _ *string) { b.Data = flip(b.Data) },
-		"nonce":      func(_ *ApprovalHeaders, b *ApprovalRequest, _ *string) { b.Nonce = flip(b.Nonce) },
-		"public_key": func(_ *ApprovalHeaders, b *ApprovalRequest, _ *string) { b.PublicKey = flip(b.PublicKey) },
-		"signature":  func(_ *ApprovalHeaders, b *ApprovalRequest, _ *string) { b.Signature = flip(b.Signature) },
-		"path":       func(_ *ApprovalHeaders, _ *ApprovalRequest, p *string) { *p = flip(*p) },
-		"timestamp":  func(h *ApprovalHeaders, _ *ApprovalRequest, _ *string) { h.Timestamp = "2" + h.Timestamp[1:] },
-		"auth nonce": func(h *ApprovalHeaders, _ *ApprovalRequest, _ *string) { h.Nonce = flip(h.Nonce) },
+	mutations := map[string]func(*api.ApprovalHeaders, *api.ApprovalRequest, *string){
+		"data":       func(_ *api.ApprovalHeaders, b *api.ApprovalRequest, _ *string) { b.Data = flip(b.Data) },
+		"nonce":      func(_ *api.ApprovalHeaders, b *api.ApprovalRequest, _ *string) { b.Nonce = flip(b.Nonce) },
+		"public_key": func(_ *api.ApprovalHeaders, b *api.ApprovalRequest, _ *string) { b.PublicKey = flip(b.PublicKey) },
+		"signature":  func(_ *api.ApprovalHeaders, b *api.ApprovalRequest, _ *string) { b.Signature = flip(b.Signature) },
+		"path":       func(_ *api.ApprovalHeaders, _ *api.ApprovalRequest, p *string) { *p = flip(*p) },
+		"timestamp":  func(h *api.ApprovalHeaders, _ *api.ApprovalRequest, _ *string) { h.Timestamp = "2" + h.Timestamp[1:] },
+		"auth nonce": func(h *api.ApprovalHeaders, _ *api.ApprovalRequest, _ *string) { h.Nonce = flip(h.Nonce) },
 	}
 	for name, mutate := range mutations {
 		hh, bb, path := h, body, v.Path
@@ -283,7 +285,7 @@ func TestApprovalNegativeVectors(t *testing.T) {
 	var serverPub [32]byte
 	sp, _ := base64.StdEncoding.DecodeString(v.ServerBoxPublic)
 	copy(serverPub[:], sp)
-	good := ApprovalResponse{Data: v.RespData, Nonce: v.RespNonceB64, Signature: v.RespSignature}
+	good := api.ApprovalResponse{Data: v.RespData, Nonce: v.RespNonceB64, Signature: v.RespSignature}
 	bad := good
 	bad.Signature = flip(good.Signature)
 	if _, err := OpenResponse(&bad, v.SyncSecret, &serverPub, key32(t, v.ClientSecret)); !errors.Is(err, ErrBadHMAC) {
@@ -298,7 +300,7 @@ func TestApprovalNegativeVectors(t *testing.T) {
 	if _, err := OpenResponse(&unpadded, v.SyncSecret, &serverPub, key32(t, v.ClientSecret)); err == nil {
 		t.Error("response with unpadded base64 accepted")
 	}
-	var inner InnerResponse
+	var inner api.InnerResponse
 	if err := json.Unmarshal([]byte(`{"allow":"true","token":null}`), &inner); err == nil {
 		t.Error("allow as a string decoded")
 	}
@@ -346,7 +348,7 @@ func writeVectors(t *testing.T) {
 	v.Signature4096 = s4.Body.Signature
 	raw, _ := json.Marshal(s.Body)
 	v.Body = string(raw)
-	h := ApprovalHeaders{Token: v.SyncToken, Timestamp: v.Timestamp, Nonce: v.AuthNonce}
+	h := api.ApprovalHeaders{Token: v.SyncToken, Timestamp: v.Timestamp, Nonce: v.AuthNonce}
 	v.HMACMessage = RequestHMACMessage(h, "POST", v.Path, &s.Body)
 	v.AuthSignature = HMACSign(v.SyncSecret, v.HMACMessage)
 	dev := s.Body
@@ -386,11 +388,11 @@ func FuzzOpenRequest(f *testing.F) {
 	var priv [32]byte
 	copy(priv[:], mustHex(v.ServerBoxSecret))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var req ApprovalRequest
-		if err := DecodeStrict(body, &req); err != nil {
+		var req api.ApprovalRequest
+		if err := api.DecodeStrict(body, &req); err != nil {
 			return
 		}
-		_ = Validate(&req)
+		_ = api.Validate(&req)
 		plain, _, err := OpenRequest(&req, &priv)
 		if err != nil {
 			return
@@ -408,16 +410,16 @@ func FuzzInnerRequest(f *testing.F) {
 	f.Add([]byte(`{"nonce":"x","timestamp":1e99}`))
 	f.Add([]byte(`{"mac_addrs":[1,2],"nonce":"x"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var in InnerRequest
-		if err := DecodeStrict(data, &in); err != nil {
-			if !errors.Is(err, ErrBadJSON) {
-				t.Fatalf("error does not wrap ErrBadJSON: %v", err)
+		var in api.InnerRequest
+		if err := api.DecodeStrict(data, &in); err != nil {
+			if !errors.Is(err, api.ErrBadJSON) {
+				t.Fatalf("error does not wrap api.ErrBadJSON: %v", err)
 			}
 			return
 		}
 		again, _ := json.Marshal(in)
-		var back InnerRequest
-		if err := DecodeStrict(again, &back); err != nil {
+		var back api.InnerRequest
+		if err := api.DecodeStrict(again, &back); err != nil {
 			t.Fatalf("re-encoded inner request refused: %v", err)
 		}
 	})

@@ -1,0 +1,117 @@
+package replay
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/store"
+)
+
+// Key names one nonce in the persisted cache: its kind (what protocol and
+// which nonce of it), the scope it is unique within (a sync token, a user,
+// a link host) and the nonce. The layout, kind/scope/nonce, is stored: do
+// not change it without a migration.
+func Key(kind, scope, nonce string) string { return kind + "/" + scope + "/" + nonce }
+
+// Kinds of the persisted cache.
+const (
+	KindAuth  = "auth"  // approval Auth-Nonce header, per sync token
+	KindBox   = "box"   // approval box nonce, per sync token
+	KindInner = "inner" // approval inner JSON nonce, per user
+	KindLink  = "link"  // link API Link-Nonce, per host
+)
+
+// ErrReplay is returned (wrapped in *Error) for a nonce seen before.
+var ErrReplay = errors.New("nonce used before")
+
+// Error says which nonce was replayed.
+type Error struct{ Key string }
+
+func (e *Error) Error() string { return "replayed nonce " + e.Key }
+
+// Unwrap makes errors.Is(err, ErrReplay) true.
+func (e *Error) Unwrap() error { return ErrReplay }
+
+// Seen reports whether key is in the cache and not yet expired at now.
+func Seen(tx store.Tx, key string, now time.Time) (bool, error) {
+	raw, err := tx.Get(store.BucketNonces, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("replay cache: %w", err)
+	}
+	return !expired(raw, now), nil
+}
+
+// Record remembers key until expires.
+func Record(tx store.Tx, key string, expires time.Time) error {
+	if err := tx.Put(store.BucketNonces, key, expiryValue(expires)); err != nil {
+		return fmt.Errorf("replay cache: %w", err)
+	}
+	return nil
+}
+
+// Use checks every key and, if none was seen, records them all until
+// expires. The first key seen before is returned as an *Error and nothing
+// is recorded.
+func Use(tx store.Tx, now, expires time.Time, keys ...string) error {
+	for _, k := range keys {
+		dup, err := Seen(tx, k, now)
+		if err != nil {
+			return err
+		}
+		if dup {
+			return &Error{Key: k}
+		}
+	}
+	for _, k := range keys {
+		if err := Record(tx, k, expires); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Purge deletes every nonce that expired by now and returns how many.
+func Purge(ctx context.Context, st store.Store, now time.Time) (int, error) {
+	var doomed []string
+	err := st.Update(ctx, func(tx store.Tx) error {
+		doomed = doomed[:0]
+		if err := tx.Scan(store.BucketNonces, "", func(k string, v []byte) error {
+			if expired(v, now) {
+				doomed = append(doomed, k)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range doomed {
+			if err := tx.Delete(store.BucketNonces, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge replay cache: %w", err)
+	}
+	return len(doomed), nil
+}
+
+// expiryValue encodes an expiry time as the record's value (big-endian
+// Unix nanoseconds).
+func expiryValue(t time.Time) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, uint64(t.UnixNano()))
+	return b
+}
+
+// expired reports whether a stored value has passed (or is not such a
+// value: a damaged record never blocks a request forever).
+func expired(raw []byte, now time.Time) bool {
+	return len(raw) != 8 || int64(binary.BigEndian.Uint64(raw)) <= now.UnixNano()
+}

@@ -1,0 +1,153 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/store"
+)
+
+func TestCheckClock(t *testing.T) {
+	now := time.Unix(1_760_000_000, 0)
+	w := 120 * time.Second
+	for _, tc := range []struct {
+		name string
+		ts   time.Time
+		ok   bool
+	}{
+		{"now", now, true},
+		{"edge behind", now.Add(-w), true},
+		{"edge ahead", now.Add(w), true},
+		{"one second too old", now.Add(-w - time.Second), false},
+		{"one second too far ahead", now.Add(w + time.Second), false},
+	} {
+		err := CheckClock(tc.ts, now, w)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		var ce *ClockError
+		if err != nil && (!errors.As(err, &ce) || ce.Window != w) {
+			t.Errorf("%s: not a *ClockError naming the window: %v", tc.name, err)
+		}
+	}
+}
+
+func TestParseUnix(t *testing.T) {
+	if ts, err := ParseUnix("1760000000"); err != nil || ts.Unix() != 1_760_000_000 {
+		t.Fatalf("ParseUnix: %v %v", ts, err)
+	}
+	for _, bad := range []string{"", "-1", "+1", "1.5", "1e9", "0x10", " 1", "1234567890123"} {
+		if _, err := ParseUnix(bad); !errors.Is(err, ErrTimestamp) {
+			t.Errorf("ParseUnix(%q) = %v, want ErrTimestamp", bad, err)
+		}
+	}
+}
+
+func openStore(t *testing.T) *store.Bolt {
+	t.Helper()
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "s.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestPersistedCache(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	now := time.Unix(1_760_000_000, 0)
+	a, b := Key(KindAuth, "tok", "n1"), Key(KindBox, "tok", "n1")
+	use := func(at time.Time, keys ...string) error {
+		return st.Update(ctx, func(tx store.Tx) error { return Use(tx, at, at.Add(time.Minute), keys...) })
+	}
+	if err := use(now, a, b); err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	err := use(now.Add(time.Second), Key(KindAuth, "tok", "n2"), b)
+	var re *Error
+	if !errors.As(err, &re) || re.Key != b || !errors.Is(err, ErrReplay) {
+		t.Fatalf("replayed second key: %v", err)
+	}
+	// Nothing of a refused Use is recorded: n2 is still fresh.
+	if err := use(now.Add(2*time.Second), Key(KindAuth, "tok", "n2")); err != nil {
+		t.Fatalf("a key of a refused Use was recorded: %v", err)
+	}
+	// The same nonce in another scope or kind is another key.
+	if err := use(now, Key(KindAuth, "other", "n1"), Key(KindLink, "tok", "n1")); err != nil {
+		t.Fatalf("scoped keys collide: %v", err)
+	}
+	// After its expiry a nonce counts as unseen, and Purge removes it.
+	if err := use(now.Add(time.Minute), a); err != nil {
+		t.Fatalf("expired nonce still refused: %v", err)
+	}
+	n, err := Purge(ctx, st, now.Add(2*time.Minute+time.Second))
+	if err != nil || n != 5 {
+		t.Fatalf("purge: %d %v (want all 5 keys)", n, err)
+	}
+	if err := st.View(ctx, func(tx store.Tx) error {
+		left, err := store.Count(tx, store.BucketNonces, "")
+		if left != 0 {
+			t.Errorf("%d nonces left after purge", left)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCacheSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	now := time.Now()
+	k := Key(KindLink, "host", "nonce")
+	st, err := store.OpenBolt(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Update(ctx, func(tx store.Tx) error { return Use(tx, now, now.Add(time.Hour), k) }); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, err = store.OpenBolt(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	err = st.View(ctx, func(tx store.Tx) error {
+		seen, err := Seen(tx, k, now)
+		if !seen {
+			t.Error("a recorded nonce was forgotten across a reopen")
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMemory(t *testing.T) {
+	m := NewMemory(2)
+	now := time.Unix(100, 0)
+	if !m.Use("a", now, now.Add(time.Minute)) || m.Use("a", now, now.Add(time.Minute)) {
+		t.Fatal("a nonce must be usable once")
+	}
+	if !m.Use("b", now, now.Add(time.Second)) {
+		t.Fatal("second nonce refused")
+	}
+	// Full of live nonces: a new one is refused rather than evicting.
+	if m.Use("c", now, now.Add(time.Minute)) {
+		t.Fatal("a full cache evicted a live nonce")
+	}
+	// Once b expired, there is room again; a stays refused.
+	later := now.Add(2 * time.Second)
+	if !m.Use("c", later, later.Add(time.Minute)) || m.Use("a", later, later.Add(time.Minute)) {
+		t.Fatal("expired entries not swept, or a live one forgotten")
+	}
+	if m.Len() != 2 {
+		t.Fatalf("Len = %d", m.Len())
+	}
+}
