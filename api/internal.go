@@ -37,3 +37,41 @@ type Counters struct {
 	// Forbidden counts requests refused for a bad peer or token.
 	Forbidden uint64 `json:"forbidden"`
 }
+
+// StatusPath is the path of the core's process status on its control
+// socket.
+const StatusPath = "/control/status"
+
+// ControlStatus is what the control socket says of the running gateway.
+type ControlStatus struct {
+	// PID is the core's process ID.
+	PID int `json:"pid"`
+	// FrontPID is the running front's process ID (0 while none runs);
+	// FrontStarts counts its starts since the core started.
+	FrontPID    int `json:"front_pid"`
+	FrontStarts int `json:"front_starts"`
+	// HTTPS and HTTP are the addresses the front serves on (HTTP: the
+	// plain redirect listener, "" when there is none).
+	HTTPS string `json:"https"`
+	HTTP  string `json:"http,omitempty"`
+}
+
+// Ready is the one JSON line `portcullis serve --ready-fd N` writes to
+// descriptor N, then closes it, once the gateway serves: the machine-readable
+// start-up report for supervisors and tests, so that nothing has to scrape
+// log lines. The initial admin password is in it only on the run that
+// created it, and it goes only to that descriptor (a pipe the caller owns),
+// never to a log.
+type Ready struct {
+	ControlStatus
+	CoreSocket    string `json:"core_socket"`
+	ControlSocket string `json:"control_socket"`
+	// InitialAdmin is set on the run that created the first admin.
+	InitialAdmin *AdminCredentials `json:"initial_admin,omitempty"`
+}
+
+// AdminCredentials are an admin's username and password.
+type AdminCredentials struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}

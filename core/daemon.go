@@ -66,10 +66,19 @@ func resolveFrontUser(cfg *Checked, log *slog.Logger) (*frontIdentity, error) {
 		cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}, nil
 }
 
-// Run starts the core: store, sockets, the front. It prints the initial
-// admin credentials to out on the run that creates them, and returns when
-// ctx ends and everything is stopped.
-func Run(ctx context.Context, cfg *Checked, log *slog.Logger, out io.Writer) error {
+// RunIO is where Run reports to the operator and to its caller.
+type RunIO struct {
+	// Out is the terminal: the initial admin credentials are printed there
+	// on the run that creates them (never to the log). Nil: not printed.
+	Out io.Writer
+	// Ready, when set, receives one api.Ready JSON line once the gateway
+	// serves, and is then closed.
+	Ready io.WriteCloser
+}
+
+// Run starts the core: store, sockets, the front. It returns when ctx ends
+// and everything is stopped.
+func Run(ctx context.Context, cfg *Checked, log *slog.Logger, rio RunIO) error {
 	front, err := resolveFrontUser(cfg, log)
 	if err != nil {
 		return err
@@ -107,9 +116,13 @@ func Run(ctx context.Context, cfg *Checked, log *slog.Logger, out io.Writer) err
 	if err != nil {
 		return err
 	}
+	var initial *api.AdminCredentials
 	if created {
+		initial = &api.AdminCredentials{Username: admin.InitialUsername, Password: pw}
 		// Printed once, to the terminal, never to the log.
-		fmt.Fprintf(out, "initial admin: username=%s password=%s\n", admin.InitialUsername, pw)
+		if rio.Out != nil {
+			fmt.Fprintf(rio.Out, "initial admin: username=%s password=%s\n", admin.InitialUsername, pw)
+		}
 	}
 
 	// Listeners for the front: inherited from systemd or bound here.
@@ -180,9 +193,20 @@ func Run(ctx context.Context, cfg *Checked, log *slog.Logger, out io.Writer) err
 		coreLn.Close()
 		return err
 	}
+	var sup *supervisor
+	status := func() api.ControlStatus {
+		st := api.ControlStatus{PID: os.Getpid(), HTTPS: httpsLn.Addr().String()}
+		if httpLn != nil {
+			st.HTTP = httpLn.Addr().String()
+		}
+		if sup != nil {
+			st.FrontPID, st.FrontStarts = sup.frontPID()
+		}
+		return st
+	}
 	servers := []*http.Server{
 		internalServer(apiSrv.Handler(), log),
-		internalServer(controlHandler(apiSrv, log), log),
+		internalServer(controlHandler(apiSrv, status, log), log),
 	}
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 2)
@@ -202,11 +226,25 @@ func Run(ctx context.Context, cfg *Checked, log *slog.Logger, out io.Writer) err
 	if err != nil {
 		return err
 	}
-	sup := newSupervisor(log, spec)
+	sup = newSupervisor(log, spec)
 	supCtx, stopSup := context.WithCancel(context.Background())
 	supDone := make(chan struct{})
 	go func() { defer close(supDone); sup.run(supCtx) }()
+	// Ready once the front is started (it serves on the sockets bound
+	// above, so a client's connect already waits in their backlog).
+	select {
+	case <-sup.started:
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		log.Warn("the front has not started after 10s; reporting ready anyway")
+	}
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+	if rio.Ready != nil {
+		if err := writeReady(rio.Ready, api.Ready{ControlStatus: status(), CoreSocket: coreSock,
+			ControlSocket: filepath.Join(cfg.RuntimeDir, ControlSocketName), InitialAdmin: initial}); err != nil {
+			log.Warn("could not write the ready report", "err", err)
+		}
+	}
 
 	var runErr error
 	select {
@@ -264,9 +302,20 @@ func internalServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// controlHandler serves the control socket: the request counters, for root
-// and the core's own user only.
-func controlHandler(apiSrv *APIServer, log *slog.Logger) http.Handler {
+// writeReady writes one JSON line to w and closes it.
+func writeReady(w io.WriteCloser, r api.Ready) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		w.Close()
+		return err
+	}
+	_, werr := w.Write(append(b, '\n'))
+	return errors.Join(werr, w.Close())
+}
+
+// controlHandler serves the control socket: the request counters and the
+// process status, for root and the core's own user only.
+func controlHandler(apiSrv *APIServer, status func() api.ControlStatus, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cred := peerCredFrom(r.Context())
 		if cred == nil || (cred.UID != 0 && cred.UID != os.Geteuid()) {
@@ -274,11 +323,14 @@ func controlHandler(apiSrv *APIServer, log *slog.Logger) http.Handler {
 			writeError(w, errForbidden)
 			return
 		}
-		if r.Method != http.MethodGet || r.URL.Path != api.CounterPath {
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == api.CounterPath:
+			writeJSON(w, http.StatusOK, apiSrv.Counters())
+		case r.Method == http.MethodGet && r.URL.Path == api.StatusPath:
+			writeJSON(w, http.StatusOK, status())
+		default:
 			writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such control route"})
-			return
 		}
-		writeJSON(w, http.StatusOK, apiSrv.Counters())
 	})
 }
 
@@ -340,27 +392,42 @@ func buildFrontSpec(cfg *Checked, binary, coreSock string, httpsLn, httpLn net.L
 // Counters reads the request counters from a running core's control socket.
 func Counters(ctx context.Context, runtimeDir string) (api.Counters, error) {
 	var c api.Counters
+	return c, controlGet(ctx, runtimeDir, api.CounterPath, &c)
+}
+
+// Status reads the process status from a running core's control socket.
+func Status(ctx context.Context, runtimeDir string) (api.ControlStatus, error) {
+	var st api.ControlStatus
+	return st, controlGet(ctx, runtimeDir, api.StatusPath, &st)
+}
+
+// controlGet reads one JSON answer from the control socket.
+func controlGet(ctx context.Context, runtimeDir, path string, v any) error {
 	sock := filepath.Join(runtimeDir, ControlSocketName)
-	cl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api.InternalHost+api.CounterPath, nil)
+	}}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api.InternalHost+path, nil)
 	if err != nil {
-		return c, err
+		return err
 	}
-	resp, err := cl.Do(req)
+	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
-		return c, fmt.Errorf("control socket %s: %w", sock, err)
+		return fmt.Errorf("control socket %s: %w", sock, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if err != nil {
-		return c, err
+		return fmt.Errorf("control socket %s: %w", sock, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return c, fmt.Errorf("control socket: %s: %s", resp.Status, raw)
+		return fmt.Errorf("control socket %s: %s: %s", sock, resp.Status, raw)
 	}
-	return c, json.Unmarshal(raw, &c)
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("control socket %s: %w", sock, err)
+	}
+	return nil
 }
 
 // ServeSocket serves h on a new unix socket at path (mode 0660), recording

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,7 +38,13 @@ type supervisor struct {
 	StopGrace time.Duration
 	// started is signalled (non-blocking) after each successful start.
 	started chan int
+	// pid is the running front's process ID (0: none); starts counts them.
+	pid, starts atomic.Int64
 }
+
+// frontPID returns the running front's process ID (0 while none runs) and
+// how many times it was started.
+func (s *supervisor) frontPID() (pid, starts int) { return int(s.pid.Load()), int(s.starts.Load()) }
 
 func newSupervisor(log *slog.Logger, spec frontSpec) *supervisor {
 	return &supervisor{log: log, spec: spec, StopGrace: 10 * time.Second, started: make(chan int, 1)}
@@ -52,6 +59,8 @@ func (s *supervisor) run(ctx context.Context) {
 		if err != nil {
 			s.log.Error("cannot start the front", "binary", s.spec.Binary, "err", err)
 		} else {
+			s.pid.Store(int64(cmd.Process.Pid))
+			s.starts.Add(1)
 			select {
 			case s.started <- cmd.Process.Pid:
 			default:
@@ -61,8 +70,10 @@ func (s *supervisor) run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				s.stop(cmd, done)
+				s.pid.Store(0)
 				return
 			case err := <-done:
+				s.pid.Store(0)
 				s.log.Warn("front exited; restarting", "pid", cmd.Process.Pid, "err", err, "after", backoff)
 			}
 		}

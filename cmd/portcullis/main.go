@@ -3,6 +3,7 @@
 //	portcullis serve [flags]                 run the core (it starts the front)
 //	portcullis admin reset-password [flags]  set a new random admin password
 //	portcullis counters [flags]              print the core's request counters
+//	portcullis status [flags]                print the core's process status
 //	portcullis firewall remove               delete table inet portcullis
 //	portcullis version
 package main
@@ -34,6 +35,7 @@ commands:
   serve                   run the gateway core; it starts and supervises the front
   admin reset-password    set a new random password for an admin (core must be stopped)
   counters                print the running core's request counters
+  status                  print the running core's process status (pids, addresses)
   firewall remove         delete the nftables table inet portcullis (every guarded port opens)
   version                 print the version
 
@@ -57,6 +59,8 @@ func main() {
 		err = resetPassword(os.Args[3:])
 	case "counters":
 		err = counters(os.Args[2:])
+	case "status":
+		err = status(os.Args[2:])
 	case "firewall":
 		if len(os.Args) < 3 || os.Args[2] != "remove" {
 			fmt.Fprint(os.Stderr, "usage: portcullis firewall remove\n")
@@ -125,10 +129,22 @@ func (f *configFlags) load() (*core.Checked, error) {
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	cf := addConfigFlags(fs)
+	readyFD := fs.Int("ready-fd", 0, "write one JSON line (pid, addresses, sockets, the initial admin on its first run) to this inherited descriptor once serving, then close it")
 	_ = fs.Parse(args)
 	cfg, err := cf.load()
 	if err != nil {
 		return err
+	}
+	rio := core.RunIO{Out: os.Stdout}
+	if *readyFD > 0 {
+		if *readyFD <= 2 {
+			return fmt.Errorf("--ready-fd %d: must be an inherited descriptor above 2", *readyFD)
+		}
+		f := os.NewFile(uintptr(*readyFD), "ready")
+		if _, err := f.Stat(); err != nil {
+			return fmt.Errorf("--ready-fd %d: %w", *readyFD, err)
+		}
+		rio.Ready = f
 	}
 	logger, err := logging.New(os.Stderr, cfg.LogFormat, cfg.LogLevel, "portcullis")
 	if err != nil {
@@ -136,7 +152,7 @@ func serve(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return core.Run(ctx, cfg, logger, os.Stdout)
+	return core.Run(ctx, cfg, logger, rio)
 }
 
 func resetPassword(args []string) error {
@@ -179,6 +195,23 @@ func counters(args []string) error {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(c)
+}
+
+func status(args []string) error {
+	fs := flag.NewFlagSet("status", flag.ExitOnError)
+	cf := addConfigFlags(fs)
+	_ = fs.Parse(args)
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := core.Status(ctx, cfg.RuntimeDir)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(st)
 }
 
 func firewallRemove() error {

@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/core"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 )
 
@@ -74,13 +74,6 @@ type gateway struct {
 	mu   sync.Mutex
 	logs bytes.Buffer
 }
-
-var (
-	listenRe   = regexp.MustCompile(`msg="front listening".* https=(\S+)`)
-	redirectRe = regexp.MustCompile(`msg="front redirecting".* http=(\S+)`)
-	pidRe      = regexp.MustCompile(`msg="front started".* pid=(\d+)`)
-	adminRe    = regexp.MustCompile(`initial admin: username=admin password=(\S+)`)
-)
 
 // searchableTempDir returns a temporary directory that the front, running
 // as an unprivileged user when the test runs as root, can traverse.
@@ -143,55 +136,77 @@ func startGatewayWith(t *testing.T, o gwOpts) *gateway {
 	return g
 }
 
-// start runs the core and waits until its front listens.
+// start runs the core and waits for its ready report (api.Ready on an
+// inherited pipe): addresses, pids and the initial admin come from there,
+// not from log lines. The logs are kept for failure reports only.
 func (g *gateway) start() {
 	t := g.t
 	t.Helper()
 	bin := filepath.Join(binDir, "portcullis")
+	args := []string{"serve", "--config", g.cfgPath, "--ready-fd", "3"}
 	if g.ns != nil {
-		g.cmd = g.ns.Command(bin, "serve", "--config", g.cfgPath)
+		g.cmd = g.ns.Command(bin, args...)
 	} else {
-		g.cmd = exec.Command(bin, "serve", "--config", g.cfgPath)
+		g.cmd = exec.Command(bin, args...)
 	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer readyR.Close()
+	g.cmd.ExtraFiles = []*os.File{readyW}
 	g.done = make(chan error, 1)
 	pr, pw := io.Pipe()
 	g.cmd.Stdout, g.cmd.Stderr = pw, pw
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	readyW.Close()
 	cmd, done := g.cmd, g.done
 	go func() { done <- cmd.Wait(); pw.Close() }()
-	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
-		var once sync.Once
 		for sc.Scan() {
-			line := sc.Text()
 			g.mu.Lock()
-			g.logs.WriteString(line + "\n")
-			if m := adminRe.FindStringSubmatch(line); m != nil {
-				g.AdminPW = m[1]
-			}
-			if m := redirectRe.FindStringSubmatch(line); m != nil {
-				g.RedirectAddr = m[1]
-			}
-			if m := pidRe.FindStringSubmatch(line); m != nil {
-				fmt.Sscan(m[1], &g.FrontPID)
-			}
-			if m := listenRe.FindStringSubmatch(line); m != nil {
-				g.URL = "https://" + m[1]
-				once.Do(func() { close(ready) })
-			}
+			g.logs.WriteString(sc.Text() + "\n")
 			g.mu.Unlock()
 		}
 	}()
+	readyc := make(chan api.Ready, 1)
+	go func() {
+		var r api.Ready
+		// EOF without a line: the core exited first (reported below).
+		if err := json.NewDecoder(readyR).Decode(&r); err == nil {
+			readyc <- r
+		}
+	}()
 	select {
-	case <-ready:
+	case r := <-readyc:
+		g.mu.Lock()
+		g.URL = "https://" + r.HTTPS
+		g.RedirectAddr = r.HTTP
+		g.FrontPID = r.FrontPID
+		if r.InitialAdmin != nil {
+			g.AdminPW = r.InitialAdmin.Password
+		}
+		g.mu.Unlock()
 	case err := <-done:
 		t.Fatalf("core exited at start: %v\n%s", err, g.Logs())
 	case <-time.After(20 * time.Second):
 		t.Fatalf("gateway not ready after 20s:\n%s", g.Logs())
 	}
+}
+
+// status asks the running core's control socket for its process status.
+func (g *gateway) status() api.ControlStatus {
+	g.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := core.Status(ctx, g.runtimeDir)
+	if err != nil {
+		g.t.Fatalf("control socket: %v", err)
+	}
+	return st
 }
 
 // kill ends the core with SIGKILL (its front follows by its parent-death
