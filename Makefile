@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/portcullis-gw/portcullis/core.Version=$(VERSION)
-CMDS    := portcullis portcullis-web
+CMDS    := portcullis portcullis-web portcullis-link portcullis-client
 
 .PHONY: build run test test-short fuzz bench lint clean
 
