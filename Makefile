@@ -18,9 +18,11 @@ run: build
 		$(if $(filter 0,$(shell id -u)),,--no-firewall)
 
 # Everything: unit, integration, process and system tests, plus a short run
-# of every fuzz target. CI runs this as root (see .ci/run).
+# of every fuzz target. CI runs this as root (see .ci/run) with
+# PORTCULLIS_REQUIRE_SYSTEM=1: a missing prerequisite, or any skipped test,
+# fails (skipguard prints the failures, the skips with their reasons and a count).
 test: lint
-	$(GO) test -count=1 -timeout 20m ./...
+	GO=$(GO) $(GO) run ./internal/testenv/skipguard -count=1 -timeout 20m ./...
 	./scripts/fuzz-smoke.sh 10s
 
 test-short:

@@ -4,16 +4,15 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
 // TestFrontDoesNotImportTheCore enforces the trust boundary: a compromise of
 // the front must not hand over keys, the store or the firewall, so neither
 // the front package nor its command may link core-side code.
 func TestFrontDoesNotImportTheCore(t *testing.T) {
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go tool not installed; cannot list dependencies")
-	}
+	gobin := testenv.NeedBinary(t, "go", "")
 	out, err := exec.Command(gobin, "list", "-deps", "./", "../cmd/portcullis-web").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)

@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
 // TestVectorsAgreeWithPyNaCl recomputes the recorded vectors with PyNaCl and
@@ -12,17 +14,10 @@ import (
 // equality with what the Go envelope produced (§14G of the reference).
 func TestVectorsAgreeWithPyNaCl(t *testing.T) {
 	// Debian's python3-nacl installs for the system interpreter, which a
-	// PATH python (pyenv, venv) may not be.
-	py := "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		if py, err = exec.LookPath("python3"); err != nil {
-			t.Skip("python3 not installed")
-		}
-	}
-	if exec.Command(py, "-c", "import nacl").Run() != nil {
-		t.Skip("python3-nacl not installed (apt-get install python3-nacl)")
-	}
-	withPSS := exec.Command(py, "-c", "import cryptography").Run() == nil
+	// PATH python (pyenv, venv) may not be: testenv.Python prefers it.
+	py := testenv.NeedPython(t)
+	testenv.NeedPythonModule(t, py, "nacl", "python3-nacl")
+	withPSS := testenv.Have(t, testenv.PythonHas(py, "cryptography"), "the Python module cryptography to cross-check RSA-PSS", "python3-cryptography")
 	args := []string{"testdata/crosscheck.py", vectorsFile}
 	if withPSS {
 		args = append(args, "testdata")
@@ -53,8 +48,6 @@ func TestVectorsAgreeWithPyNaCl(t *testing.T) {
 			}
 			delete(got, k)
 		}
-	} else {
-		t.Log("python3-cryptography not installed: RSA-PSS not cross-checked")
 	}
 	if len(got) != wantN {
 		t.Fatalf("python computed %d values, want %d", len(got), wantN)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/testenv"
 	"github.com/portcullis-gw/portcullis/linkmgr/agent"
 )
 
@@ -204,12 +205,9 @@ func (p *pinger) gapAround(at time.Time, wait time.Duration) (time.Duration, boo
 
 func TestIPsecLinkFailover(t *testing.T) {
 	netlab.Require(t)
-	if _, err := os.Stat(charonBin); err != nil {
-		t.Skip("strongSwan charon not installed (" + charonBin + ")")
-	}
-	if _, err := exec.LookPath("ping"); err != nil {
-		t.Skip("ping not installed")
-	}
+	testenv.NeedFile(t, charonBin, "strongswan-charon")
+	testenv.NeedBinary(t, "ping", "iputils-ping")
+	testenv.NeedBinary(t, "unshare", "util-linux")
 	wan := netlab.NewNS(t, "wan")
 	netlab.Bridge(t, wan, "br0")
 	gwNS := netlab.NewNS(t, "lgw")

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
 func TestAdminFlowAndProfileThroughTheFront(t *testing.T) {
@@ -229,9 +230,7 @@ func TestCoreSocketRefusesStrangers(t *testing.T) {
 	if got := run(nil); got != "HTTP/1.1 403 Forbidden" {
 		t.Fatalf("no token: %q", got)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("not root: cannot run a client under another uid to check the peer-credential refusal")
-	}
+	testenv.NeedRoot(t, "to run a client under another uid and check the peer-credential refusal")
 	// Another uid in the socket's group: the file mode lets it connect,
 	// the peer-credential check refuses it.
 	fi, err := os.Stat(sock)
@@ -256,7 +255,7 @@ func TestFrontIsRestartedAndStoppedWithTheCore(t *testing.T) {
 	g.mu.Lock()
 	first := g.FrontPID
 	g.mu.Unlock()
-	if os.Geteuid() == 0 {
+	if testenv.Have(t, testenv.IsRoot(), "root to check the front runs as nobody", "") {
 		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", first))
 		if err != nil || !strings.Contains(string(st), "Uid:\t65534") {
 			t.Fatalf("front is not running as nobody: %s", st)

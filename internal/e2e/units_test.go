@@ -6,15 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
 // TestSystemdUnitsVerify runs systemd-analyze verify on the units in
 // deploy/, pointing ExecStart at the freshly built binary.
 func TestSystemdUnitsVerify(t *testing.T) {
-	sa, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Skip("systemd-analyze not installed; cannot verify the units")
-	}
+	sa := testenv.NeedBinary(t, "systemd-analyze", "systemd")
 	dir := t.TempDir()
 	for _, name := range []string{"portcullis.service", "portcullis.socket", "portcullis-redirect.socket", "portcullis-link.service"} {
 		raw, err := os.ReadFile(filepath.Join("../../deploy", name))

@@ -16,6 +16,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
 // T is what netlab needs of a test: T has it, and so can a
@@ -28,15 +30,12 @@ type T interface {
 }
 
 // Require skips the test, with the reason, when the machine cannot build
-// namespaces: not root, or no ip(8).
+// namespaces: not root, or no ip(8). With PORTCULLIS_REQUIRE_SYSTEM=1 (CI)
+// it fails the test instead (see internal/testenv).
 func Require(t T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces (CI runs as root)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("ip(8) from iproute2 not installed")
-	}
+	testenv.NeedRoot(t, "to create network namespaces")
+	testenv.NeedBinary(t, "ip", "iproute2")
 }
 
 // NS is a network namespace made for one test.
