@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +25,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
 // binDir holds the binaries built once for the whole package.
@@ -32,6 +34,10 @@ var binDir string
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(socketClientHelper())
+	}
+	flag.Parse()
+	if testenv.ShortMain() {
+		os.Exit(0)
 	}
 	dir, err := os.MkdirTemp("", "portcullis-e2e-bin-")
 	if err != nil {

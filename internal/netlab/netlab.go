@@ -34,6 +34,7 @@ type T interface {
 // it fails the test instead (see internal/testenv).
 func Require(t T) {
 	t.Helper()
+	testenv.System(t, "network namespaces")
 	testenv.NeedRoot(t, "to create network namespaces")
 	testenv.NeedBinary(t, "ip", "iproute2")
 }

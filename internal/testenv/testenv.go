@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"testing"
 )
 
 const (
@@ -161,4 +162,26 @@ func NeedPython(t T) string {
 func NeedPythonModule(t T, py, module, pkg string) {
 	t.Helper()
 	Require(t, PythonHas(py, module), "the Python module "+module+" for "+py, pkg)
+}
+
+// System skips a system test (real namespaces, processes, kernels) under
+// `go test -short`, the fast tier developers run while editing (`make
+// test-short`). This is a choice of tier, not a missing prerequisite: CI
+// never passes -short.
+func System(t T, what string) {
+	t.Helper()
+	if testing.Testing() && testing.Short() {
+		t.Skip("system test (" + what + "): not run with -short")
+	}
+}
+
+// ShortMain is for a TestMain whose whole package is system tests: under
+// -short it reports so and returns true, and TestMain exits 0 without
+// building anything.
+func ShortMain() bool {
+	if !testing.Short() {
+		return false
+	}
+	fmt.Println("system tests: not run with -short")
+	return true
 }
