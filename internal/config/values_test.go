@@ -49,10 +49,10 @@ func TestDuration(t *testing.T) {
 	const bad = " is not a duration between 5s and 12h"
 	checkValues(t, "approval.window", fresh, []valueCase{
 		{in: "120s", want: "2m"},
-		{in: "5s", want: "5s"},         // lower bound included
-		{in: "12h", want: "12h"},       // upper bound included
-		{in: "720m", want: "12h"},      // any unit
-		{in: "1h30m", want: "1h30m"},   // compound
+		{in: "5s", want: "5s"},            // lower bound included
+		{in: "12h", want: "12h"},          // upper bound included
+		{in: "720m", want: "12h"},         // any unit
+		{in: "1h30m", want: "1h30m"},      // compound
 		{in: "4.5s", err: `"4.5s"` + bad}, // just under
 		{in: "4999ms", err: `"4999ms"` + bad},
 		{in: "12h0m1s", err: `"12h0m1s"` + bad}, // just over
