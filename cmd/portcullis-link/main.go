@@ -69,7 +69,7 @@ func run(cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
 	dir := fs.String("state-dir", "/var/lib/portcullis-link", "state directory")
 	var address config.Addr
-	fs.TextVar(&address, "address", address, "this host's address for its peers (add)")
+	fs.TextVar(&address, "address", address, "this host's IP `address` for its peers (add)")
 	vici := fs.String("vici", agent.DefaultVici, "charon's VICI socket (add)")
 	ca := fs.String("ca", "", "PEM certificate to trust for the gateway (add)")
 	routeDev := fs.String("route-dev", "", "route the remote subnets over this device (add)")
@@ -77,9 +77,9 @@ func run(cmd string, args []string) error {
 	routeMark := fs.Int("route-fwmark", 0, "fwmark of a rule selecting --route-table (add)")
 	hook := fs.String("hook", "", "command run on connection up/down (add)")
 	level := logging.Level(slog.LevelInfo)
-	fs.TextVar(&level, "log-level", level, "debug, info, warn or error (start)")
+	fs.TextVar(&level, "log-level", level, "log `level`: debug, info, warn or error (start)")
 	format := logging.Text
-	fs.TextVar(&format, "log-format", format, "text or json (start)")
+	fs.TextVar(&format, "log-format", format, "log `format`: text or json (start)")
 	// add takes its URI before or after the flags; -h asks for help.
 	var uri string
 	if cmd == "add" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {

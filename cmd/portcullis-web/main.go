@@ -33,11 +33,11 @@ func main() {
 func run() error {
 	coreSocket := flag.String("core-socket", "/run/portcullis/core.sock", "path of the core's unix socket")
 	listen := config.HostPort("127.0.0.1:8443")
-	flag.TextVar(&listen, "listen", listen, "HTTPS address to bind when no listener is inherited")
+	flag.TextVar(&listen, "listen", listen, "HTTPS `host:port` to bind when no listener is inherited")
 	level := logging.Level(slog.LevelInfo)
-	flag.TextVar(&level, "log-level", level, "debug, info, warn or error (the core's bootstrap wins)")
+	flag.TextVar(&level, "log-level", level, "log `level`: debug, info, warn or error (the core's bootstrap wins)")
 	format := logging.Text
-	flag.TextVar(&format, "log-format", format, "text or json (the core's bootstrap wins)")
+	flag.TextVar(&format, "log-format", format, "log `format`: text or json (the core's bootstrap wins)")
 	pool := flag.Int("core-pool", 128, "idle connections kept to the core")
 	flag.Parse()
 	if flag.NArg() > 0 {

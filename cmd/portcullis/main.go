@@ -150,7 +150,7 @@ func (f *configFlags) load() (*core.Checked, error) {
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	_ = fs.Parse(args)
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q (see '%s -h')", fs.Name(), fs.Arg(0), fs.Name())
+		return fmt.Errorf("unexpected argument %q (see 'portcullis %s -h')", fs.Arg(0), fs.Name())
 	}
 	return nil
 }
