@@ -35,15 +35,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{`runtime_dir = "/` + strings.Repeat("x", 120) + `"`, "runtime_dir"},
 	}
 	for _, tc := range cases {
-		path := filepath.Join(t.TempDir(), "c.toml")
-		if err := os.WriteFile(path, []byte(tc.toml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := LoadConfig(path)
-		if err == nil {
-			_, err = cfg.Check()
-		}
-		if err == nil || !strings.Contains(err.Error(), tc.key+":") {
+		if _, err := loadChecked(t, tc.toml); err == nil || !strings.Contains(err.Error(), tc.key+":") {
 			t.Errorf("%q: got %v, want an error naming %s", tc.toml, err, tc.key)
 		}
 	}
@@ -108,31 +100,31 @@ func TestConfigErrorMessages(t *testing.T) {
 		{"[approval]\ntrusted_proxies = [\"10.0.0.1\", \"proxy.example\"]", `config: approval.trusted_proxies[1]: "proxy.example" is not an IP address or CIDR`},
 		{"[approval]\nforwarded_header = \"X Forwarded\"", `config: approval.forwarded_header: "X Forwarded" is not a header name`},
 	} {
-		path := filepath.Join(t.TempDir(), "c.toml")
-		if err := os.WriteFile(path, []byte(tc.toml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := LoadConfig(path)
-		if err == nil {
-			_, err = cfg.Check()
-		}
-		if err == nil || err.Error() != tc.want {
+		if _, err := loadChecked(t, tc.toml); err == nil || err.Error() != tc.want {
 			t.Errorf("%q:\n got %v\nwant %s", tc.toml, err, tc.want)
 		}
 	}
 }
 
-func TestConfigBoundariesAccepted(t *testing.T) {
+// loadChecked loads text as the core's config file and checks it.
+func loadChecked(t *testing.T, text string) (*Checked, error) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "c.toml")
-	_ = os.WriteFile(path, []byte("log_level = \"DEBUG\"\nlog_format = \"json\"\n"+
-		"[admin]\nsession_ttl = \"1m\"\nlogin_window = \"24h\"\nlogin_max_failures = 1000\n"+
-		"[approval]\nwindow = \"5s\"\ntoken_ttl = \"1h\"\nforwarded_header = \"\"\ntrusted_proxies = [\"10.1.2.3/8\", \"2001:db8::1\"]\n"+
-		"[web]\nlisten = \"[::1]:0\"\nredirect_listen = \"localhost:http\"\npublic_urls = [\"https://vpn.example.com/\"]\n"), 0o600)
-	cfg, err := LoadConfig(path)
-	if err != nil {
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := cfg.Check()
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Check()
+}
+
+func TestConfigBoundariesAccepted(t *testing.T) {
+	c, err := loadChecked(t, "log_level = \"DEBUG\"\nlog_format = \"json\"\n"+
+		"[admin]\nsession_ttl = \"1m\"\nlogin_window = \"24h\"\nlogin_max_failures = 1000\n"+
+		"[approval]\nwindow = \"5s\"\ntoken_ttl = \"1h\"\nforwarded_header = \"\"\ntrusted_proxies = [\"10.1.2.3/8\", \"2001:db8::1\"]\n"+
+		"[web]\nlisten = \"[::1]:0\"\nredirect_listen = \"localhost:http\"\npublic_urls = [\"https://vpn.example.com/\"]\n")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,9 +54,9 @@ func main() {
 	case "admin":
 		err = subcommand("admin", "reset-password", os.Args[2:], resetPassword)
 	case "counters":
-		err = counters(os.Args[2:])
+		err = printControl("counters", os.Args[2:], core.Counters)
 	case "status":
-		err = status(os.Args[2:])
+		err = printControl("status", os.Args[2:], core.Status)
 	case "firewall":
 		err = subcommand("firewall", "remove", os.Args[2:], firewallRemove)
 	case "version":
@@ -145,6 +145,20 @@ func (f *configFlags) load() (*core.Checked, error) {
 	return cfg.Check()
 }
 
+// loadConfig parses a command's flags, the config flags and those extra
+// adds, and loads the configuration.
+func loadConfig(name string, args []string, extra func(*flag.FlagSet)) (*core.Checked, error) {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	cf := addConfigFlags(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	return cf.load()
+}
+
 // parseFlags parses a command's flags (-h prints them and exits 0) and
 // refuses arguments that are not flags, which would otherwise be ignored.
 func parseFlags(fs *flag.FlagSet, args []string) error {
@@ -156,13 +170,10 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 }
 
 func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ExitOnError)
-	cf := addConfigFlags(fs)
-	readyFD := fs.Int("ready-fd", 0, "write one JSON line (pid, addresses, sockets, the initial admin on its first run) to this inherited descriptor once serving, then close it")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := cf.load()
+	var readyFD *int
+	cfg, err := loadConfig("serve", args, func(fs *flag.FlagSet) {
+		readyFD = fs.Int("ready-fd", 0, "write one JSON line (pid, addresses, sockets, the initial admin on its first run) to this inherited descriptor once serving, then close it")
+	})
 	if err != nil {
 		return err
 	}
@@ -184,13 +195,10 @@ func serve(args []string) error {
 }
 
 func resetPassword(args []string) error {
-	fs := flag.NewFlagSet("admin reset-password", flag.ExitOnError)
-	cf := addConfigFlags(fs)
-	username := fs.String("username", admin.InitialUsername, "the admin whose password is reset")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := cf.load()
+	var username *string
+	cfg, err := loadConfig("admin reset-password", args, func(fs *flag.FlagSet) {
+		username = fs.String("username", admin.InitialUsername, "the admin whose password is reset")
+	})
 	if err != nil {
 		return err
 	}
@@ -210,42 +218,20 @@ func resetPassword(args []string) error {
 	return nil
 }
 
-func counters(args []string) error {
-	fs := flag.NewFlagSet("counters", flag.ExitOnError)
-	cf := addConfigFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := cf.load()
+// printControl prints as JSON what get reads from the running core's
+// control socket (counters, status).
+func printControl[T any](name string, args []string, get func(context.Context, string) (T, error)) error {
+	cfg, err := loadConfig(name, args, nil)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := core.Counters(ctx, cfg.RuntimeDir)
+	v, err := get(ctx, cfg.RuntimeDir)
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(os.Stdout).Encode(c)
-}
-
-func status(args []string) error {
-	fs := flag.NewFlagSet("status", flag.ExitOnError)
-	cf := addConfigFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := cf.load()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := core.Status(ctx, cfg.RuntimeDir)
-	if err != nil {
-		return err
-	}
-	return json.NewEncoder(os.Stdout).Encode(st)
+	return json.NewEncoder(os.Stdout).Encode(v)
 }
 
 func firewallRemove(args []string) error {
