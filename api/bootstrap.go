@@ -32,4 +32,10 @@ type Bootstrap struct {
 	// ForwardedHeader is the header whose IP list the front passes on for
 	// client routes (empty: none).
 	ForwardedHeader string `json:"forwarded_header,omitempty" validate:"omitempty,max=64,printascii"`
+	// LogLevel and LogFormat are the core's log_level and log_format: the
+	// front logs as the core does. When set they win over the front's
+	// --log-level and --log-format flags (docs/config.md); the core always
+	// sets them.
+	LogLevel  string `json:"log_level,omitempty" validate:"omitempty,max=16,printascii"`
+	LogFormat string `json:"log_format,omitempty" validate:"omitempty,oneof=text json"`
 }

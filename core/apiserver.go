@@ -17,6 +17,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
+	"github.com/portcullis-gw/portcullis/internal/logging"
 )
 
 // call is one decoded, authorised request handed to a route handler.
@@ -55,6 +56,7 @@ type APIServer struct {
 // NewAPIServer returns the server for the given handlers. Every route of
 // api.Routes must have a handler and every handler a route.
 func NewAPIServer(log *slog.Logger, token []byte, allowedUIDs []int, handlers map[string]handler, adm *admin.Service) (*APIServer, error) {
+	log = logging.OrDiscard(log)
 	if err := checkHandlers(handlers); err != nil {
 		return nil, err
 	}

@@ -1,49 +1,50 @@
 package core
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/portcullis-gw/portcullis/internal/config"
+	"github.com/portcullis-gw/portcullis/internal/logging"
 )
 
-// Config is the core's configuration: one TOML file (docs/config.md) plus
-// flags. Every bad value is an error that names its key.
+// Config is the core's configuration as written: one TOML file
+// (docs/config.md) plus flags. Every value is typed and parses itself (see
+// internal/config), so a bad value is an error naming its key when the file
+// or the flag is read; the ranges live in DefaultConfig.
 type Config struct {
 	// DataDir holds the store and generated TLS material (mode 0700).
-	DataDir string `toml:"data_dir"`
+	DataDir config.Dir `toml:"data_dir"`
 	// RuntimeDir holds the sockets: core.sock (the front's way in, 0660)
 	// and control.sock (root/the core's user only, 0600).
-	RuntimeDir string `toml:"runtime_dir"`
-	LogLevel   string `toml:"log_level"`
-	LogFormat  string `toml:"log_format"`
-	Web        WebConfig
-	Admin      AdminConfig
-	Approval   ApprovalConfig
-	Firewall   FirewallConfig
+	RuntimeDir config.Dir     `toml:"runtime_dir"`
+	LogLevel   logging.Level  `toml:"log_level"`
+	LogFormat  logging.Format `toml:"log_format"`
+	Web        WebConfig      `toml:"web"`
+	Admin      AdminConfig    `toml:"admin"`
+	Approval   ApprovalConfig `toml:"approval"`
+	Firewall   FirewallConfig `toml:"firewall"`
 }
 
 // ApprovalConfig tunes connection approval (docs/approval.md).
 type ApprovalConfig struct {
 	// Window is the accepted clock difference of both timestamps.
-	Window string `toml:"window"`
+	Window config.Duration `toml:"window"`
 	// TokenTTL is the firewall token's life and the kernel timeout of the
 	// opened addresses.
-	TokenTTL string `toml:"token_ttl"`
+	TokenTTL config.Duration `toml:"token_ttl"`
 	// ReportedAddresses opens the client-reported public addresses too.
 	ReportedAddresses bool `toml:"reported_addresses"`
-	// TrustedProxies are the peers (CIDRs) whose ForwardedHeader is used.
-	TrustedProxies  []string `toml:"trusted_proxies"`
-	ForwardedHeader string   `toml:"forwarded_header"`
+	// TrustedProxies are the peers whose ForwardedHeader is used.
+	TrustedProxies  config.Prefixes   `toml:"trusted_proxies"`
+	ForwardedHeader config.HeaderName `toml:"forwarded_header"`
 }
 
 // FirewallConfig turns the nftables gate on or off.
@@ -57,10 +58,10 @@ type FirewallConfig struct {
 type WebConfig struct {
 	// Listen is the HTTPS address; the core binds it and hands the socket
 	// to the front, which needs no privilege to serve on port 443.
-	Listen string `toml:"listen"`
+	Listen config.HostPort `toml:"listen"`
 	// RedirectListen, if set, is a plain HTTP address that only redirects
 	// to HTTPS.
-	RedirectListen string `toml:"redirect_listen"`
+	RedirectListen config.HostPort `toml:"redirect_listen"`
 	// Binary is the portcullis-web executable (default: next to the core's
 	// own executable).
 	Binary string `toml:"binary"`
@@ -73,71 +74,121 @@ type WebConfig struct {
 	TLSKey  string `toml:"tls_key"`
 	// PublicURLs are the gateway's public HTTPS URLs, written into profiles
 	// as sync_hosts (default: https://<listen address>).
-	PublicURLs []string `toml:"public_urls"`
+	PublicURLs config.HTTPSURLs `toml:"public_urls"`
 }
 
 // AdminConfig configures admin sessions and login limits.
 type AdminConfig struct {
-	SessionTTL       string `toml:"session_ttl"`
-	LoginMaxFailures int    `toml:"login_max_failures"`
-	LoginWindow      string `toml:"login_window"`
+	SessionTTL       config.Duration `toml:"session_ttl"`
+	LoginMaxFailures config.Int      `toml:"login_max_failures"`
+	LoginWindow      config.Duration `toml:"login_window"`
 }
 
-// DefaultConfig returns the production defaults.
+// DefaultConfig returns the production defaults, and with them the range
+// of every bounded value.
 func DefaultConfig() Config {
 	return Config{
 		DataDir:    "/var/lib/portcullis",
 		RuntimeDir: "/run/portcullis",
-		LogLevel:   "info",
-		LogFormat:  "text",
+		LogLevel:   logging.Level(slog.LevelInfo),
+		LogFormat:  logging.Text,
 		Web:        WebConfig{Listen: ":443"},
-		Admin:      AdminConfig{SessionTTL: "12h", LoginMaxFailures: 5, LoginWindow: "5m"},
-		Approval:   ApprovalConfig{Window: "120s", TokenTTL: "180s", ReportedAddresses: true, ForwardedHeader: "X-Forwarded-For"},
-		Firewall:   FirewallConfig{Enabled: true},
+		Admin: AdminConfig{
+			SessionTTL:       config.Duration{D: 12 * time.Hour, Min: time.Minute, Max: 720 * time.Hour},
+			LoginMaxFailures: config.Int{N: 5, Min: 1, Max: 1000},
+			LoginWindow:      config.Duration{D: 5 * time.Minute, Min: time.Second, Max: 24 * time.Hour},
+		},
+		Approval: ApprovalConfig{
+			Window:            config.Duration{D: 120 * time.Second, Min: 5 * time.Second, Max: 12 * time.Hour},
+			TokenTTL:          config.Duration{D: 180 * time.Second, Min: 5 * time.Second, Max: time.Hour},
+			ReportedAddresses: true,
+			ForwardedHeader:   "X-Forwarded-For",
+		},
+		Firewall: FirewallConfig{Enabled: true},
 	}
 }
 
-// LoadConfig reads a TOML file over the defaults. Unknown keys are errors.
+// LoadConfig reads a TOML file over the defaults. Unknown keys and bad
+// values are errors naming the key.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
 	if path == "" {
 		return cfg, nil
 	}
-	md, err := toml.DecodeFile(path, &cfg)
-	if err != nil {
-		var perr toml.ParseError
-		if errors.As(err, &perr) {
-			return cfg, fmt.Errorf("config %s: %s", path, perr.ErrorWithPosition())
-		}
-		return cfg, fmt.Errorf("config %s: %w", path, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		sort.Strings(keys)
-		return cfg, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
-	}
-	return cfg, nil
+	return cfg, config.LoadTOML(path, &cfg)
 }
 
-// Checked is a validated configuration with parsed values.
+// Set parses one value given outside the file (a flag) into its key, with
+// the same parser and the same error as in the file.
+func (c *Config) Set(key, text string) error {
+	switch key {
+	case "data_dir":
+		return config.Set(key, text, &c.DataDir)
+	case "runtime_dir":
+		return config.Set(key, text, &c.RuntimeDir)
+	case "log_level":
+		return config.Set(key, text, &c.LogLevel)
+	case "log_format":
+		return config.Set(key, text, &c.LogFormat)
+	case "web.listen":
+		return config.Set(key, text, &c.Web.Listen)
+	case "web.redirect_listen":
+		return config.Set(key, text, &c.Web.RedirectListen)
+	case "web.binary":
+		c.Web.Binary = text
+	case "web.user":
+		c.Web.User = text
+	default:
+		return fmt.Errorf("config: %s: not a key that can be set here", key)
+	}
+	return nil
+}
+
+// Checked is a validated configuration in the plain Go types the daemon
+// reads.
 type Checked struct {
-	Config
-	SessionTTL     time.Duration
-	LoginWindow    time.Duration
-	Level          slog.Level
-	Window         time.Duration
-	TokenTTL       time.Duration
-	TrustedProxies []netip.Prefix
+	DataDir, RuntimeDir string
+	// LogLevel and LogFormat are the canonical text of Level and Format, as
+	// the front's bootstrap carries them.
+	LogLevel, LogFormat string
+	Web                 WebSettings
+	Admin               AdminSettings
+	Approval            ApprovalSettings
+	Firewall            FirewallConfig
+	SessionTTL          time.Duration
+	LoginWindow         time.Duration
+	Level               slog.Level
+	Format              logging.Format
+	Window              time.Duration
+	TokenTTL            time.Duration
+	TrustedProxies      []netip.Prefix
 }
 
-// Check validates every value and names the key of the first bad one.
+// WebSettings is the checked [web] table.
+type WebSettings struct {
+	Listen, RedirectListen, Binary, User, TLSCert, TLSKey string
+	PublicURLs                                            []string
+}
+
+// AdminSettings is the checked [admin] table; its durations are
+// Checked.SessionTTL and Checked.LoginWindow.
+type AdminSettings struct {
+	LoginMaxFailures int
+}
+
+// ApprovalSettings is the checked [approval] table; its durations and
+// prefixes are Checked.Window, TokenTTL and TrustedProxies.
+type ApprovalSettings struct {
+	ReportedAddresses bool
+	ForwardedHeader   string
+}
+
+// Check makes the checks that span keys or look at the system (required
+// keys, the socket path length, TLS files) and returns the plain values.
+// Each value already checked itself when the file or a flag was parsed.
 func (c Config) Check() (*Checked, error) {
-	out := &Checked{Config: c}
 	bad := func(key string, format string, a ...any) error {
-		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, a...))
+		return &config.Error{Key: key, Err: fmt.Errorf(format, a...)}
 	}
 	if c.DataDir == "" {
 		return nil, bad("data_dir", "must be set")
@@ -145,30 +196,12 @@ func (c Config) Check() (*Checked, error) {
 	if c.RuntimeDir == "" {
 		return nil, bad("runtime_dir", "must be set")
 	}
-	var err error
-	if out.DataDir, err = filepath.Abs(c.DataDir); err != nil {
-		return nil, bad("data_dir", "%v", err)
-	}
-	if out.RuntimeDir, err = filepath.Abs(c.RuntimeDir); err != nil {
-		return nil, bad("runtime_dir", "%v", err)
-	}
 	// The socket path must fit sun_path (108 bytes with the NUL).
-	if n := len(filepath.Join(out.RuntimeDir, "control.sock")); n > 107 {
-		return nil, bad("runtime_dir", "path too long for a unix socket (%d bytes, at most 94)", len(out.RuntimeDir))
+	if n := len(filepath.Join(string(c.RuntimeDir), "control.sock")); n > 107 {
+		return nil, bad("runtime_dir", "path too long for a unix socket (%d bytes, at most 94)", len(c.RuntimeDir))
 	}
-	if err := out.Level.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return nil, bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return nil, bad("log_format", "%q is not text or json", c.LogFormat)
-	}
-	if err := checkHostPort(c.Web.Listen); err != nil {
-		return nil, bad("web.listen", "%v", err)
-	}
-	if c.Web.RedirectListen != "" {
-		if err := checkHostPort(c.Web.RedirectListen); err != nil {
-			return nil, bad("web.redirect_listen", "%v", err)
-		}
+	if c.Web.Listen == "" {
+		return nil, bad("web.listen", "%q is not host:port", c.Web.Listen)
 	}
 	if (c.Web.TLSCert == "") != (c.Web.TLSKey == "") {
 		return nil, bad("web.tls_cert", "web.tls_cert and web.tls_key must be set together")
@@ -181,57 +214,24 @@ func (c Config) Check() (*Checked, error) {
 			return nil, bad(f.key, "%v", err)
 		}
 	}
-	for i, u := range c.Web.PublicURLs {
-		pu, err := url.Parse(u)
-		if err != nil || pu.Scheme != "https" || pu.Host == "" || (pu.Path != "" && pu.Path != "/") || pu.RawQuery != "" || pu.User != nil {
-			return nil, bad(fmt.Sprintf("web.public_urls[%d]", i), "%q is not https://host[:port]", u)
-		}
-	}
-	if out.SessionTTL, err = time.ParseDuration(c.Admin.SessionTTL); err != nil || out.SessionTTL < time.Minute || out.SessionTTL > 30*24*time.Hour {
-		return nil, bad("admin.session_ttl", "%q is not a duration between 1m and 720h", c.Admin.SessionTTL)
-	}
-	if out.LoginWindow, err = time.ParseDuration(c.Admin.LoginWindow); err != nil || out.LoginWindow < time.Second || out.LoginWindow > 24*time.Hour {
-		return nil, bad("admin.login_window", "%q is not a duration between 1s and 24h", c.Admin.LoginWindow)
-	}
-	if c.Admin.LoginMaxFailures < 1 || c.Admin.LoginMaxFailures > 1000 {
-		return nil, bad("admin.login_max_failures", "%d is not between 1 and 1000", c.Admin.LoginMaxFailures)
-	}
-	if out.Window, err = time.ParseDuration(c.Approval.Window); err != nil || out.Window < 5*time.Second || out.Window > 12*time.Hour {
-		return nil, bad("approval.window", "%q is not a duration between 5s and 12h", c.Approval.Window)
-	}
-	if out.TokenTTL, err = time.ParseDuration(c.Approval.TokenTTL); err != nil || out.TokenTTL < 5*time.Second || out.TokenTTL > time.Hour {
-		return nil, bad("approval.token_ttl", "%q is not a duration between 5s and 1h", c.Approval.TokenTTL)
-	}
-	for i, p := range c.Approval.TrustedProxies {
-		pfx, err := netip.ParsePrefix(p)
-		if err != nil {
-			if a, aerr := netip.ParseAddr(p); aerr == nil {
-				pfx, err = a.Prefix(a.BitLen())
-			}
-		}
-		if err != nil {
-			return nil, bad(fmt.Sprintf("approval.trusted_proxies[%d]", i), "%q is not an IP address or CIDR", p)
-		}
-		out.TrustedProxies = append(out.TrustedProxies, pfx.Masked())
-	}
-	if h := c.Approval.ForwardedHeader; h != "" && (len(h) > 64 || strings.Trim(strings.ToLower(h), "abcdefghijklmnopqrstuvwxyz0123456789-") != "") {
-		return nil, bad("approval.forwarded_header", "%q is not a header name", h)
-	}
-	return out, nil
-}
-
-func checkHostPort(s string) error {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return fmt.Errorf("%q is not host:port", s)
-	}
-	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
-		return fmt.Errorf("%q: host must be an IP address, localhost or empty", s)
-	}
-	if _, err := net.LookupPort("tcp", port); err != nil {
-		return fmt.Errorf("%q: bad port", s)
-	}
-	return nil
+	return &Checked{
+		DataDir:    string(c.DataDir),
+		RuntimeDir: string(c.RuntimeDir),
+		LogLevel:   c.LogLevel.String(),
+		LogFormat:  c.LogFormat.String(),
+		Web: WebSettings{Listen: string(c.Web.Listen), RedirectListen: string(c.Web.RedirectListen), Binary: c.Web.Binary,
+			User: c.Web.User, TLSCert: c.Web.TLSCert, TLSKey: c.Web.TLSKey, PublicURLs: config.Strings(c.Web.PublicURLs)},
+		Admin:          AdminSettings{LoginMaxFailures: c.Admin.LoginMaxFailures.N},
+		Approval:       ApprovalSettings{ReportedAddresses: c.Approval.ReportedAddresses, ForwardedHeader: string(c.Approval.ForwardedHeader)},
+		Firewall:       c.Firewall,
+		SessionTTL:     c.Admin.SessionTTL.D,
+		LoginWindow:    c.Admin.LoginWindow.D,
+		Level:          slog.Level(c.LogLevel),
+		Format:         c.LogFormat,
+		Window:         c.Approval.Window.D,
+		TokenTTL:       c.Approval.TokenTTL.D,
+		TrustedProxies: c.Approval.TrustedProxies.Netip(),
+	}, nil
 }
 
 // SyncHosts returns the URLs written into profiles as sync_hosts.

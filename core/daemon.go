@@ -360,10 +360,10 @@ func frontListeners(cfg *Checked) (httpsLn, httpLn net.Listener, err error) {
 func buildFrontSpec(cfg *Checked, binary, coreSock string, httpsLn, httpLn net.Listener, token, certPEM, keyPEM []byte, front *frontIdentity) (frontSpec, error) {
 	spec := frontSpec{
 		Binary:     binary,
-		Args:       []string{"--core-socket", coreSock, "--log-level", cfg.LogLevel, "--log-format", cfg.LogFormat},
+		Args:       []string{"--core-socket", coreSock},
 		Credential: front.cred,
 		Bootstrap: api.Bootstrap{Token: hex.EncodeToString(token), TLSCertPEM: string(certPEM), TLSKeyPEM: string(keyPEM),
-			ForwardedHeader: cfg.Approval.ForwardedHeader},
+			ForwardedHeader: cfg.Approval.ForwardedHeader, LogLevel: cfg.LogLevel, LogFormat: cfg.LogFormat},
 	}
 	if _, p, err := net.SplitHostPort(httpsLn.Addr().String()); err == nil {
 		spec.Bootstrap.HTTPSPort, _ = strconv.Atoi(p)

@@ -10,6 +10,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
 	"github.com/portcullis-gw/portcullis/dynfw"
+	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/store"
 	"github.com/portcullis-gw/portcullis/linkmgr"
 )
@@ -32,6 +33,7 @@ type Service struct {
 // NewService returns a Service. syncHosts are the URLs written into
 // profiles.
 func NewService(st store.Store, adm *admin.Service, log *slog.Logger, syncHosts []string) *Service {
+	log = logging.OrDiscard(log)
 	return &Service{st: st, admin: adm, log: log, now: time.Now, syncHosts: syncHosts, startedAt: time.Now(),
 		links: links{mgr: linkmgr.NewManager(log)}}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/logging"
 )
 
 // frontSpec is how to start the front.
@@ -47,6 +48,7 @@ type supervisor struct {
 func (s *supervisor) frontPID() (pid, starts int) { return int(s.pid.Load()), int(s.starts.Load()) }
 
 func newSupervisor(log *slog.Logger, spec frontSpec) *supervisor {
+	log = logging.OrDiscard(log)
 	return &supervisor{log: log, spec: spec, StopGrace: 10 * time.Second, started: make(chan int, 1)}
 }
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/random"
 
 	"github.com/portcullis-gw/portcullis/api"
@@ -84,6 +85,7 @@ type Approver struct {
 // NewApprover returns an Approver. gate may be nil (no firewall: approvals
 // are recorded but nothing is opened).
 func NewApprover(cfg Config, dir Directory, st store.Store, gate Gate, log *slog.Logger) *Approver {
+	log = logging.OrDiscard(log)
 	if cfg.Window <= 0 {
 		cfg.Window = DefaultWindow
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
+	"github.com/portcullis-gw/portcullis/internal/logging"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,6 +53,7 @@ func OpenNFT(log *slog.Logger, netnsFd int) (*NFTGate, error) {
 }
 
 func openNFT(log *slog.Logger, opts ...nftables.ConnOption) (*NFTGate, error) {
+	log = logging.OrDiscard(log)
 	c, err := nftables.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("nftables netlink: %w", err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/logging"
 )
 
 // Manager keeps the live side of every link: one election per link and the
@@ -32,6 +33,7 @@ type HostStatus struct {
 
 // NewManager returns an empty Manager.
 func NewManager(log *slog.Logger) *Manager {
+	log = logging.OrDiscard(log)
 	return &Manager{log: log, elections: map[string]*Election{}, status: map[string]*HostStatus{}}
 }
 

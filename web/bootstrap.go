@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/config"
+	"github.com/portcullis-gw/portcullis/internal/logging"
 )
 
 // Boot is what the front received from the core.
@@ -17,6 +19,10 @@ type Boot struct {
 	Cert            tls.Certificate
 	HTTPSPort       int
 	ForwardedHeader string
+	// LogLevel and LogFormat are the core's, nil when the bootstrap does
+	// not set them: then the front's flags apply.
+	LogLevel  *logging.Level
+	LogFormat *logging.Format
 }
 
 // ReadBootstrap reads the core's bootstrap value from the inherited pipe
@@ -52,5 +58,18 @@ func ReadBootstrap() (*Boot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap TLS certificate: %w", err)
 	}
-	return &Boot{Token: token, Cert: cert, HTTPSPort: b.HTTPSPort, ForwardedHeader: b.ForwardedHeader}, nil
+	boot := &Boot{Token: token, Cert: cert, HTTPSPort: b.HTTPSPort, ForwardedHeader: b.ForwardedHeader}
+	if b.LogLevel != "" {
+		boot.LogLevel = new(logging.Level)
+		if err := config.Set("bootstrap log_level", b.LogLevel, boot.LogLevel); err != nil {
+			return nil, err
+		}
+	}
+	if b.LogFormat != "" {
+		boot.LogFormat = new(logging.Format)
+		if err := config.Set("bootstrap log_format", b.LogFormat, boot.LogFormat); err != nil {
+			return nil, err
+		}
+	}
+	return boot, nil
 }

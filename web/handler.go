@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/random"
 
 	"github.com/go-chi/chi/v5"
@@ -46,6 +47,7 @@ type Handler struct {
 
 // NewHandler builds the handler for every route of api.Routes.
 func NewHandler(opt Options) (*Handler, error) {
+	opt.Log = logging.OrDiscard(opt.Log)
 	if len(opt.Token) != 32 {
 		return nil, errors.New("web: internal token must be 32 bytes")
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/logging"
 )
 
 // Server limits, set deliberately rather than left at Go's defaults (which
@@ -78,6 +79,7 @@ func bytesTrimNL(p []byte) []byte {
 // Serve runs the HTTPS listener (and, if non-nil, the redirect listener)
 // until ctx ends, then shuts both down gracefully within the grace period.
 func Serve(ctx context.Context, logger *slog.Logger, h http.Handler, cert tls.Certificate, httpsLn, httpLn net.Listener, httpsPort int, grace time.Duration) error {
+	logger = logging.OrDiscard(logger)
 	srv := newServer(h, TLSConfig(cert), logger)
 	servers := []*http.Server{srv}
 	errc := make(chan error, 2)

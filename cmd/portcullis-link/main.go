@@ -16,12 +16,16 @@ import (
 	"crypto/x509"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/config"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/linkmgr/agent"
 )
@@ -35,11 +39,24 @@ commands:
   remove                                                unbind, unload connections, remove the firewall
   remove-routes-on | remove-routes-off                  toggle route removal
   firewall-on | firewall-off                            toggle the automatic firewall
+
+Run 'portcullis-link <command> -h' for its flags; start takes --log-level and --log-format.
 `
+
+// commands are the commands run knows.
+var commands = []string{"add", "start", "status", "remove", "remove-routes-on", "remove-routes-off", "firewall-on", "firewall-off"}
 
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	switch cmd := os.Args[1]; {
+	case cmd == "-h" || cmd == "-help" || cmd == "--help" || cmd == "help":
+		fmt.Print(usage)
+		return
+	case !slices.Contains(commands, cmd):
+		fmt.Fprintf(os.Stderr, "portcullis-link: unknown command %q\n\n%s", cmd, usage)
 		os.Exit(2)
 	}
 	if err := run(os.Args[1], os.Args[2:]); err != nil {
@@ -51,32 +68,44 @@ func main() {
 func run(cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
 	dir := fs.String("state-dir", "/var/lib/portcullis-link", "state directory")
-	address := fs.String("address", "", "this host's address for its peers (add)")
+	var address config.Addr
+	fs.TextVar(&address, "address", address, "this host's IP `address` for its peers (add)")
 	vici := fs.String("vici", agent.DefaultVici, "charon's VICI socket (add)")
 	ca := fs.String("ca", "", "PEM certificate to trust for the gateway (add)")
 	routeDev := fs.String("route-dev", "", "route the remote subnets over this device (add)")
 	routeTable := fs.Int("route-table", 0, "routing table for those routes, 0 = main (add)")
 	routeMark := fs.Int("route-fwmark", 0, "fwmark of a rule selecting --route-table (add)")
 	hook := fs.String("hook", "", "command run on connection up/down (add)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	level := logging.Level(slog.LevelInfo)
+	fs.TextVar(&level, "log-level", level, "log `level`: debug, info, warn or error (start)")
+	format := logging.Text
+	fs.TextVar(&format, "log-format", format, "log `format`: text or json (start)")
+	// add takes its URI before or after the flags; -h asks for help.
 	var uri string
-	if cmd == "add" {
-		if len(args) == 0 {
-			return fmt.Errorf("add needs a URI")
-		}
+	if cmd == "add" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		uri, args = args[0], args[1:]
 	}
 	_ = fs.Parse(args)
+	rest := fs.Args()
+	if cmd == "add" && uri == "" && len(rest) > 0 {
+		uri, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("%s: unexpected argument %q (see 'portcullis-link %s -h')", cmd, rest[0], cmd)
+	}
+	if cmd == "add" && uri == "" {
+		return fmt.Errorf("add needs a URI")
+	}
 	switch cmd {
 	case "add":
 		u, err := agent.ParseURI(uri)
 		if err != nil {
 			return err
 		}
-		if _, err := netip.ParseAddr(*address); err != nil {
-			return fmt.Errorf("--address %q is not an IP address", *address)
+		if !netip.Addr(address).IsValid() {
+			return fmt.Errorf("--address %q is not an IP address", address)
 		}
-		s := &agent.Settings{URI: uri, Address: *address, Vici: *vici, CAFile: *ca, RouteDev: *routeDev,
+		s := &agent.Settings{URI: uri, Address: address.String(), Vici: *vici, CAFile: *ca, RouteDev: *routeDev,
 			RouteTable: *routeTable, RouteMark: *routeMark, Hook: *hook}
 		if old, err := agent.LoadSettings(*dir); err == nil {
 			s.Firewall, s.RemoveRoutes = old.Firewall, old.RemoveRoutes
@@ -166,10 +195,7 @@ func run(cmd string, args []string) error {
 		if err != nil {
 			return err
 		}
-		log, err := logging.New(os.Stderr, "text", *logLevel, "portcullis-link")
-		if err != nil {
-			return err
-		}
+		log := logging.New(os.Stderr, format, level, "portcullis-link")
 		u, _ := agent.ParseURI(s.URI)
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if s.CAFile != "" {
@@ -189,6 +215,5 @@ func run(cmd string, args []string) error {
 			Firewall: s.Firewall, RemoveRoutes: s.RemoveRoutes, RouteDev: s.RouteDev, RouteTable: s.RouteTable,
 			RouteMark: s.RouteMark, Hook: s.Hook, Log: log}).Run(ctx)
 	}
-	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
 }

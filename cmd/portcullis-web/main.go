@@ -8,14 +8,17 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/config"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/web"
 )
@@ -29,16 +32,18 @@ func main() {
 
 func run() error {
 	coreSocket := flag.String("core-socket", "/run/portcullis/core.sock", "path of the core's unix socket")
-	listen := flag.String("listen", "127.0.0.1:8443", "HTTPS address to bind when no listener is inherited")
-	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
-	logFormat := flag.String("log-format", "text", "text or json")
+	listen := config.HostPort("127.0.0.1:8443")
+	flag.TextVar(&listen, "listen", listen, "HTTPS `host:port` to bind when no listener is inherited")
+	level := logging.Level(slog.LevelInfo)
+	flag.TextVar(&level, "log-level", level, "log `level`: debug, info, warn or error (the core's bootstrap wins)")
+	format := logging.Text
+	flag.TextVar(&format, "log-format", format, "log `format`: text or json (the core's bootstrap wins)")
 	pool := flag.Int("core-pool", 128, "idle connections kept to the core")
 	flag.Parse()
-
-	logger, err := logging.New(os.Stderr, *logFormat, *logLevel, "portcullis-web")
-	if err != nil {
-		return err
+	if flag.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see 'portcullis-web -h')", flag.Arg(0))
 	}
+
 	lns, err := web.InheritedListeners()
 	if err != nil {
 		return err
@@ -47,11 +52,28 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// The bootstrap wins: the core always sends its log level and format,
+	// the flags only apply when a bootstrap leaves them out.
+	var ignored []string
+	if boot.LogLevel != nil {
+		level = *boot.LogLevel
+		ignored = append(ignored, "log-level")
+	}
+	if boot.LogFormat != nil {
+		format = *boot.LogFormat
+		ignored = append(ignored, "log-format")
+	}
+	logger := logging.New(os.Stderr, format, level, "portcullis-web")
+	flag.Visit(func(f *flag.Flag) {
+		if slices.Contains(ignored, f.Name) {
+			logger.Warn("flag ignored: the core's bootstrap sets it", "flag", "--"+f.Name)
+		}
+	})
 	httpsPort := boot.HTTPSPort
 	httpsLn := lns[api.ListenerHTTPS]
 	if httpsLn == nil {
-		if httpsLn, err = net.Listen("tcp", *listen); err != nil {
-			return fmt.Errorf("listen %s: %w", *listen, err)
+		if httpsLn, err = net.Listen("tcp", string(listen)); err != nil {
+			return fmt.Errorf("listen %s: %w", listen, err)
 		}
 		if _, p, err := net.SplitHostPort(httpsLn.Addr().String()); err == nil {
 			httpsPort, _ = strconv.Atoi(p)

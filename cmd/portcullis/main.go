@@ -52,24 +52,18 @@ func main() {
 	case "serve":
 		err = serve(os.Args[2:])
 	case "admin":
-		if len(os.Args) < 3 || os.Args[2] != "reset-password" {
-			fmt.Fprint(os.Stderr, "usage: portcullis admin reset-password [--config FILE] [--username NAME]\n")
-			os.Exit(2)
-		}
-		err = resetPassword(os.Args[3:])
+		err = subcommand("admin", "reset-password", os.Args[2:], resetPassword)
 	case "counters":
-		err = counters(os.Args[2:])
+		err = printControl("counters", os.Args[2:], core.Counters)
 	case "status":
-		err = status(os.Args[2:])
+		err = printControl("status", os.Args[2:], core.Status)
 	case "firewall":
-		if len(os.Args) < 3 || os.Args[2] != "remove" {
-			fmt.Fprint(os.Stderr, "usage: portcullis firewall remove\n")
-			os.Exit(2)
-		}
-		err = firewallRemove()
+		err = subcommand("firewall", "remove", os.Args[2:], firewallRemove)
 	case "version":
-		fmt.Println(core.Version)
-	case "-h", "--help", "help":
+		if err = parseFlags(flag.NewFlagSet("version", flag.ExitOnError), os.Args[2:]); err == nil {
+			fmt.Println(core.Version)
+		}
+	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 	default:
 		fmt.Fprintf(os.Stderr, "portcullis: unknown command %q\n\n%s", os.Args[1], usage)
@@ -81,25 +75,55 @@ func main() {
 	}
 }
 
-// configFlags registers the flags that override the config file.
+// subcommand runs "portcullis cmd sub [flags]": -h (alone or after sub)
+// prints help and does nothing else; anything but sub is a usage error.
+func subcommand(cmd, sub string, args []string, run func([]string) error) error {
+	line := fmt.Sprintf("usage: portcullis %s %s [flags] (see 'portcullis %s %s -h')\n", cmd, sub, cmd, sub)
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Print(line)
+		return nil
+	}
+	if len(args) == 0 || args[0] != sub {
+		fmt.Fprint(os.Stderr, line)
+		os.Exit(2)
+	}
+	return run(args[1:])
+}
+
+// configFlags are the flags that override single keys of the config file.
+// A flag's text is parsed after the file, by the key's own parser, so a bad
+// value is the same error naming the key as in the file; an empty flag
+// changes nothing.
 type configFlags struct {
-	path, dataDir, runtimeDir, listen, redirect, webBinary, webUser, logLevel, logFormat *string
-	noFirewall                                                                           *bool
+	path       *string
+	overrides  []override
+	noFirewall *bool
+}
+
+type override struct {
+	key  string
+	text *string
+}
+
+// overrideFlags maps each override flag to its key (docs/config.md).
+var overrideFlags = []struct{ flag, key string }{
+	{"data-dir", "data_dir"},
+	{"runtime-dir", "runtime_dir"},
+	{"listen", "web.listen"},
+	{"redirect-listen", "web.redirect_listen"},
+	{"web-binary", "web.binary"},
+	{"web-user", "web.user"},
+	{"log-level", "log_level"},
+	{"log-format", "log_format"},
 }
 
 func addConfigFlags(fs *flag.FlagSet) *configFlags {
-	return &configFlags{
-		path:       fs.String("config", "", "TOML config file (see docs/config.md)"),
-		dataDir:    fs.String("data-dir", "", "override data_dir"),
-		runtimeDir: fs.String("runtime-dir", "", "override runtime_dir"),
-		listen:     fs.String("listen", "", "override web.listen"),
-		redirect:   fs.String("redirect-listen", "", "override web.redirect_listen"),
-		webBinary:  fs.String("web-binary", "", "override web.binary"),
-		webUser:    fs.String("web-user", "", "override web.user"),
-		logLevel:   fs.String("log-level", "", "override log_level"),
-		logFormat:  fs.String("log-format", "", "override log_format"),
-		noFirewall: fs.Bool("no-firewall", false, "set firewall.enabled = false (e.g. make run as a normal user)"),
+	f := &configFlags{path: fs.String("config", "", "TOML config file (see docs/config.md)")}
+	for _, o := range overrideFlags {
+		f.overrides = append(f.overrides, override{key: o.key, text: fs.String(o.flag, "", "override "+o.key)})
 	}
+	f.noFirewall = fs.Bool("no-firewall", false, "set firewall.enabled = false (e.g. make run as a normal user)")
+	return f
 }
 
 func (f *configFlags) load() (*core.Checked, error) {
@@ -107,31 +131,49 @@ func (f *configFlags) load() (*core.Checked, error) {
 	if err != nil {
 		return nil, err
 	}
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
+	for _, o := range f.overrides {
+		if *o.text == "" {
+			continue
+		}
+		if err := cfg.Set(o.key, *o.text); err != nil {
+			return nil, err
 		}
 	}
-	set(&cfg.DataDir, *f.dataDir)
-	set(&cfg.RuntimeDir, *f.runtimeDir)
-	set(&cfg.Web.Listen, *f.listen)
-	set(&cfg.Web.RedirectListen, *f.redirect)
-	set(&cfg.Web.Binary, *f.webBinary)
-	set(&cfg.Web.User, *f.webUser)
-	set(&cfg.LogLevel, *f.logLevel)
-	set(&cfg.LogFormat, *f.logFormat)
 	if *f.noFirewall {
 		cfg.Firewall.Enabled = false
 	}
 	return cfg.Check()
 }
 
-func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+// loadConfig parses a command's flags, the config flags and those extra
+// adds, and loads the configuration.
+func loadConfig(name string, args []string, extra func(*flag.FlagSet)) (*core.Checked, error) {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	cf := addConfigFlags(fs)
-	readyFD := fs.Int("ready-fd", 0, "write one JSON line (pid, addresses, sockets, the initial admin on its first run) to this inherited descriptor once serving, then close it")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	return cf.load()
+}
+
+// parseFlags parses a command's flags (-h prints them and exits 0) and
+// refuses arguments that are not flags, which would otherwise be ignored.
+func parseFlags(fs *flag.FlagSet, args []string) error {
 	_ = fs.Parse(args)
-	cfg, err := cf.load()
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see 'portcullis %s -h')", fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+func serve(args []string) error {
+	var readyFD *int
+	cfg, err := loadConfig("serve", args, func(fs *flag.FlagSet) {
+		readyFD = fs.Int("ready-fd", 0, "write one JSON line (pid, addresses, sockets, the initial admin on its first run) to this inherited descriptor once serving, then close it")
+	})
 	if err != nil {
 		return err
 	}
@@ -146,21 +188,17 @@ func serve(args []string) error {
 		}
 		rio.Ready = f
 	}
-	logger, err := logging.New(os.Stderr, cfg.LogFormat, cfg.LogLevel, "portcullis")
-	if err != nil {
-		return err
-	}
+	logger := logging.New(os.Stderr, cfg.Format, logging.Level(cfg.Level), "portcullis")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return core.Run(ctx, cfg, logger, rio)
 }
 
 func resetPassword(args []string) error {
-	fs := flag.NewFlagSet("admin reset-password", flag.ExitOnError)
-	cf := addConfigFlags(fs)
-	username := fs.String("username", admin.InitialUsername, "the admin whose password is reset")
-	_ = fs.Parse(args)
-	cfg, err := cf.load()
+	var username *string
+	cfg, err := loadConfig("admin reset-password", args, func(fs *flag.FlagSet) {
+		username = fs.String("username", admin.InitialUsername, "the admin whose password is reset")
+	})
 	if err != nil {
 		return err
 	}
@@ -180,41 +218,27 @@ func resetPassword(args []string) error {
 	return nil
 }
 
-func counters(args []string) error {
-	fs := flag.NewFlagSet("counters", flag.ExitOnError)
-	cf := addConfigFlags(fs)
-	_ = fs.Parse(args)
-	cfg, err := cf.load()
+// printControl prints as JSON what get reads from the running core's
+// control socket (counters, status).
+func printControl[T any](name string, args []string, get func(context.Context, string) (T, error)) error {
+	cfg, err := loadConfig(name, args, nil)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := core.Counters(ctx, cfg.RuntimeDir)
+	v, err := get(ctx, cfg.RuntimeDir)
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(os.Stdout).Encode(c)
+	return json.NewEncoder(os.Stdout).Encode(v)
 }
 
-func status(args []string) error {
-	fs := flag.NewFlagSet("status", flag.ExitOnError)
-	cf := addConfigFlags(fs)
-	_ = fs.Parse(args)
-	cfg, err := cf.load()
-	if err != nil {
+func firewallRemove(args []string) error {
+	// No flags, but -h must print help, not remove the table.
+	if err := parseFlags(flag.NewFlagSet("firewall remove", flag.ExitOnError), args); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := core.Status(ctx, cfg.RuntimeDir)
-	if err != nil {
-		return err
-	}
-	return json.NewEncoder(os.Stdout).Encode(st)
-}
-
-func firewallRemove() error {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g, err := dynfw.OpenNFT(log, -1)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/random"
 
 	"golang.org/x/crypto/argon2"
@@ -81,6 +82,7 @@ type Options struct {
 
 // New returns a Service.
 func New(st store.Store, log *slog.Logger, o Options) *Service {
+	log = logging.OrDiscard(log)
 	if o.Now == nil {
 		o.Now = time.Now
 	}

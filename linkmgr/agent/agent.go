@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/logging"
 )
 
 // Config is one agent's configuration.
@@ -78,6 +79,7 @@ type Agent struct {
 
 // New returns an agent; Run starts it.
 func New(cfg Config) *Agent {
+	cfg.Log = logging.OrDiscard(cfg.Log)
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/replay"
 )
 
@@ -56,6 +57,7 @@ type CheckServer struct {
 
 // ListenCheck starts a check server on addr.
 func ListenCheck(addr string, log *slog.Logger) (*CheckServer, error) {
+	log = logging.OrDiscard(log)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err

@@ -3,10 +3,11 @@ package agent
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/portcullis-gw/portcullis/internal/config"
 )
 
 // Settings are what `portcullis-link add` and the toggles store, in
@@ -38,7 +39,9 @@ const DefaultVici = "/var/run/charon.vici"
 
 func settingsPath(dir string) string { return filepath.Join(dir, "agent.json") }
 
-// LoadSettings reads the settings of a state directory.
+// LoadSettings reads the settings of a state directory. The file is read
+// as the core reads its TOML file: unknown keys and bad values are errors
+// naming the key.
 func LoadSettings(dir string) (*Settings, error) {
 	raw, err := os.ReadFile(settingsPath(dir))
 	if errors.Is(err, os.ErrNotExist) {
@@ -47,13 +50,21 @@ func LoadSettings(dir string) (*Settings, error) {
 		return nil, err
 	}
 	var s Settings
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, fmt.Errorf("%s: %w", settingsPath(dir), err)
+	if err := config.DecodeJSON(settingsPath(dir), raw, &s); err != nil {
+		return nil, err
 	}
-	if _, err := ParseURI(s.URI); err != nil {
-		return nil, fmt.Errorf("%s: %w", settingsPath(dir), err)
+	if err := s.check(); err != nil {
+		return nil, err
 	}
 	return &s, nil
+}
+
+// check checks the values add stored, with the parsers add used.
+func (s *Settings) check() error {
+	if _, err := ParseURI(s.URI); err != nil {
+		return &config.Error{Key: "uri", Err: err}
+	}
+	return config.Set("address", s.Address, new(config.Addr))
 }
 
 // Save writes the settings atomically with mode 0600.
