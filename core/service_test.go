@@ -45,19 +45,33 @@ type testCore struct {
 
 func newTestCore(t *testing.T, allowed []int) *testCore {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := store.OpenBolt(filepath.Join(dir, "s.db"), time.Second)
+	return openTestCore(t, allowed, filepath.Join(t.TempDir(), "s.db"))
+}
+
+// openTestCore runs a core on the store file at path (created if missing),
+// with a known password for the initial admin.
+func openTestCore(t *testing.T, allowed []int, path string) *testCore {
+	t.Helper()
+	dir := filepath.Dir(path)
+	st, err := store.OpenBolt(path, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	adm := admin.New(st, log, admin.Options{})
-	pw, _, err := adm.EnsureInitialAdmin(context.Background())
+	ctx := context.Background()
+	pw, created, err := adm.EnsureInitialAdmin(ctx)
+	if err == nil && !created {
+		pw, err = adm.ResetPassword(ctx, admin.InitialUsername)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc := NewService(Deps{Store: st, Admin: adm, Log: log, SyncHosts: []string{"https://127.0.0.1:8443"}})
+	if err := svc.Links().Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
 	token := bytes.Repeat([]byte{7}, 32)
 	srv, err := NewAPIServer(log, token, allowed, svc)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/random"
 
 	"golang.org/x/crypto/argon2"
@@ -79,7 +80,7 @@ type Options struct {
 	Now         func() time.Time
 }
 
-// New returns a Service.
+// New returns a Service. A nil log discards its records.
 func New(st store.Store, log *slog.Logger, o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -93,7 +94,7 @@ func New(st store.Store, log *slog.Logger, o Options) *Service {
 	if o.Window <= 0 {
 		o.Window = 5 * time.Minute
 	}
-	return &Service{st: st, log: log, now: o.Now, sessionTTL: o.SessionTTL,
+	return &Service{st: st, log: logging.OrDiscard(log), now: o.Now, sessionTTL: o.SessionTTL,
 		limiter: NewLimiter(o.MaxFailures, o.Window, 10000, o.Now)}
 }
 
