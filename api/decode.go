@@ -216,8 +216,10 @@ var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type
 // structFields maps the exact JSON names of t's exported fields to their
 // types. Embedded structs are not used in the wire types and are refused.
 func structFields(t reflect.Type) map[string]reflect.Type {
-	if m, ok := fieldCache.Load(t); ok {
-		return m.(map[string]reflect.Type)
+	if v, ok := fieldCache.Load(t); ok {
+		if m, ok := v.(map[string]reflect.Type); ok {
+			return m
+		}
 	}
 	m := make(map[string]reflect.Type, t.NumField())
 	for i := 0; i < t.NumField(); i++ {

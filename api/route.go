@@ -40,9 +40,12 @@ const (
 	DefaultResponseLimit = 1 << 20
 )
 
-// Route is one entry of the static route table.
+// Route is one entry of the static route table, in the untyped form the
+// front iterates. Every Route is made by endpoint, which fills NewRequest and
+// NewResponse from the Endpoint's type parameters, so the two views cannot
+// disagree.
 type Route struct {
-	// Name identifies the route; the core registers its handler under it.
+	// Name identifies the route in logs and in the core's handler check.
 	Name string
 	// Method is the HTTP method, Pattern the chi path pattern. Every
 	// {param} in Pattern has a format in ParamFormats.
@@ -50,7 +53,7 @@ type Route struct {
 	Pattern string
 	Auth    Auth
 	// NewRequest returns a pointer to a fresh request body, or is nil for a
-	// route without a body.
+	// route without a body (request type NoBody).
 	NewRequest func() any
 	// NewResponse returns a pointer to a fresh response body.
 	NewResponse func() any
@@ -113,13 +116,30 @@ func (r *Route) BuildPath(values map[string]string) string {
 	return strings.Join(segs, "/")
 }
 
-func body[T any]() func() any { return func() any { return new(T) } }
+// NoBody is the request type of a route that takes no body.
+type NoBody struct{}
+
+// Endpoint is a route of the table bound to its request and response
+// types. The core registers each handler through its route's Endpoint, so a
+// handler whose request or response type differs from the route's does not
+// compile.
+type Endpoint[Req, Resp any] struct{ *Route }
+
+// endpoint binds r to Req and Resp: it sets r's untyped body constructors
+// from the types (no request constructor when Req is NoBody).
+func endpoint[Req, Resp any](r Route) Endpoint[Req, Resp] {
+	if _, none := any(new(Req)).(*NoBody); !none {
+		r.NewRequest = func() any { return new(Req) }
+	}
+	r.NewResponse = func() any { return new(Resp) }
+	return Endpoint[Req, Resp]{&r}
+}
 
 // Lookup returns the route with the given name, or nil.
 func Lookup(name string) *Route {
-	for i := range Routes {
-		if Routes[i].Name == name {
-			return &Routes[i]
+	for _, r := range Routes {
+		if r.Name == name {
+			return r
 		}
 	}
 	return nil

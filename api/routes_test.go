@@ -82,3 +82,23 @@ func TestIsHostAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestEndpointsBindTheirTypes(t *testing.T) {
+	if _, ok := RouteOrgCreate.NewRequest().(*OrganizationCreate); !ok {
+		t.Errorf("org.create request is %T", RouteOrgCreate.NewRequest())
+	}
+	if _, ok := RouteOrgCreate.NewResponse().(*Organization); !ok {
+		t.Errorf("org.create response is %T", RouteOrgCreate.NewResponse())
+	}
+	if RouteOrgDelete.NewRequest != nil {
+		t.Error("a NoBody route has a request constructor")
+	}
+	for _, r := range Routes {
+		if r.NewRequest == nil {
+			continue
+		}
+		if _, none := r.NewRequest().(*NoBody); none {
+			t.Errorf("%s: NoBody used as a request body", r.Name)
+		}
+	}
+}

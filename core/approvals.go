@@ -2,162 +2,50 @@ package core
 
 import (
 	"context"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
-	"fmt"
+	"net/http"
 	"net/netip"
-	"slices"
-	"sync"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/core/rpc"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
-// directory implements dynfw.Directory on the store.
-type directory struct {
-	st   store.Store
-	keys *keyCache
+func (s *Service) approve(c *rpc.Call, req *api.ApprovalRequest) (*api.ApprovalResponse, error) {
+	return s.approval(c, req, false)
 }
 
-// keyCache keeps parsed user public keys by their PEM text, so an approval
-// does not parse and check a 4096-bit key every time. A new profile has a
-// new PEM, so entries never go stale; the cache is emptied when it grows
-// past its bound.
-type keyCache struct {
-	mu sync.Mutex
-	m  map[string]*rsa.PublicKey
+func (s *Service) approveWait(c *rpc.Call, req *api.ApprovalRequest) (*api.ApprovalResponse, error) {
+	return s.approval(c, req, true)
 }
 
-const keyCacheMax = 100_000
-
-func (c *keyCache) get(p string) (*rsa.PublicKey, error) {
-	c.mu.Lock()
-	k, ok := c.m[p]
-	c.mu.Unlock()
-	if ok {
-		return k, nil
-	}
-	k, err := parseRSAPublic(p)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= keyCacheMax {
-		c.m = make(map[string]*rsa.PublicKey)
-	}
-	c.m[p] = k
-	c.mu.Unlock()
-	return k, nil
-}
-
-func (d directory) Subject(ctx context.Context, orgID, userID, serverID string) (*dynfw.Subject, error) {
-	var sub dynfw.Subject
-	err := d.st.View(ctx, func(tx store.Tx) error {
-		if _, err := tx.Get(store.BucketOrgs, orgID); errors.Is(err, store.ErrNotFound) {
-			return dynfw.ErrUnknownOrg
-		} else if err != nil {
-			return err
-		}
-		user, err := store.GetJSON[userRecord](tx, store.BucketUsers, userKey(orgID, userID))
-		if errors.Is(err, store.ErrNotFound) {
-			return dynfw.ErrUnknownUser
-		} else if err != nil {
-			return err
-		}
-		srv, err := store.GetJSON[serverRecord](tx, store.BucketServers, serverID)
-		if errors.Is(err, store.ErrNotFound) {
-			return dynfw.ErrUnknownServer
-		} else if err != nil {
-			return err
-		}
-		sec, err := store.GetJSON[serverSecrets](tx, store.BucketSecrets, serverSecretKey(serverID))
-		if err != nil {
-			return fmt.Errorf("server %s secrets: %w", serverID, err)
-		}
-		sub.UserDisabled = user.Disabled
-		sub.Attached = slices.Contains(srv.Organizations, orgID)
-		sub.DynamicFirewall, sub.Protocol, sub.Port, sub.Hosts = srv.DynamicFirewall, srv.Protocol, srv.Port, srv.Hosts
-		copy(sub.BoxPrivate[:], sec.BoxPrivateKey)
-		if p := user.Profiles[serverID]; p != nil {
-			entry, err := store.GetJSON[syncEntry](tx, store.BucketSecrets, syncKey(p.SyncToken))
-			if err != nil {
-				return fmt.Errorf("user %s sync secret: %w", userID, err)
-			}
-			sub.SyncToken, sub.SyncSecret = p.SyncToken, entry.Secret
-			if sub.UserKey, err = d.keys.get(p.PublicKeyPEM); err != nil {
-				return fmt.Errorf("user %s public key: %w", userID, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &sub, nil
-}
-
-func (d directory) ServerBoxKey(ctx context.Context, serverID string) (*[32]byte, error) {
-	var key [32]byte
-	err := d.st.View(ctx, func(tx store.Tx) error {
-		sec, err := store.GetJSON[serverSecrets](tx, store.BucketSecrets, serverSecretKey(serverID))
-		if errors.Is(err, store.ErrNotFound) {
-			return dynfw.ErrUnknownServer
-		} else if err != nil {
-			return err
-		}
-		copy(key[:], sec.BoxPrivateKey)
-		return nil
-	})
-	return &key, err
-}
-
-func parseRSAPublic(p string) (*rsa.PublicKey, error) {
-	b, _ := pem.Decode([]byte(p))
-	if b == nil {
-		return nil, errors.New("no PEM block")
-	}
-	k, err := x509.ParsePKIXPublicKey(b.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	rk, ok := k.(*rsa.PublicKey)
-	if !ok {
-		return nil, errors.New("not an RSA key")
-	}
-	return rk, nil
-}
-
-func (s *Service) approve(c *call) (any, error)     { return s.approval(c, false) }
-func (s *Service) approveWait(c *call) (any, error) { return s.approval(c, true) }
-
-func (s *Service) approval(c *call, wait bool) (any, error) {
+// approval hands a client's signed, sealed request to the approver, which
+// opens the server's port for the client on success.
+func (s *Service) approval(c *rpc.Call, body *api.ApprovalRequest, wait bool) (*api.ApprovalResponse, error) {
 	if s.approver == nil {
-		return nil, &apiError{Status: 503, Code: "approval_unavailable", Message: "approvals are not configured"}
+		return nil, &rpc.Error{Status: http.StatusServiceUnavailable, Code: "approval_unavailable", Message: "approvals are not configured"}
 	}
-	hdr, err := api.ParseApprovalHeaders(c.header)
+	hdr, err := api.ParseApprovalHeaders(c.Header)
 	if err != nil {
-		he := err.(*api.HeaderError)
-		return nil, &apiError{Status: he.Status, Code: "auth_header", Message: err.Error(), Field: he.Header}
+		return nil, rpc.HeaderError("auth_header", err)
 	}
-	req := &dynfw.Request{Wait: wait, Path: c.route.BuildPath(c.params), OrgID: c.params["org_id"],
-		UserID: c.params["user_id"], ServerID: c.params["server_id"], Headers: hdr, Body: c.body.(*api.ApprovalRequest)}
-	if ap, err := netip.ParseAddrPort(c.peer); err == nil {
+	req := &dynfw.Request{Wait: wait, Path: c.Route.BuildPath(c.Params), OrgID: c.Params["org_id"],
+		UserID: c.Params["user_id"], ServerID: c.Params["server_id"], Headers: hdr, Body: body}
+	if ap, err := netip.ParseAddrPort(c.Peer); err == nil {
 		req.Peer = ap.Addr().Unmap()
 	}
-	if f := c.header.Get(api.HeaderForwarded); f != "" {
+	if f := c.Header.Get(api.HeaderForwarded); f != "" {
 		if req.Forwarded, err = api.ParseForwarded(f); err != nil {
-			return nil, errBadRequest(api.HeaderForwarded, err.Error())
+			return nil, rpc.BadRequest(api.HeaderForwarded, err.Error())
 		}
 	}
-	out, err := s.approver.Approve(c.ctx, req)
+	out, err := s.approver.Approve(c.Ctx, req)
 	var ref *dynfw.Refusal
 	if errors.As(err, &ref) {
 		s.log.Info("approval refused", "status", ref.Status, "code", ref.Code, "org_id", req.OrgID,
-			"user_id", req.UserID, "server_id", req.ServerID, "peer", req.Peer, "request_id", c.requestID)
-		return nil, &apiError{Status: ref.Status, Code: ref.Code, Message: ref.Message}
+			"user_id", req.UserID, "server_id", req.ServerID, "peer", req.Peer, "request_id", c.RequestID)
+		return nil, &rpc.Error{Status: ref.Status, Code: ref.Code, Message: ref.Message}
 	}
 	if err != nil {
 		return nil, err
@@ -193,7 +81,7 @@ func (s *Service) syncGuarded(ctx context.Context) error {
 	}
 	if err := s.approver.SetGuarded(pp); err != nil {
 		s.log.Error("guarded ports not updated", "err", err)
-		return &apiError{Status: 500, Code: "firewall", Message: "saved, but the firewall's guarded ports could not be updated"}
+		return &rpc.Error{Status: http.StatusInternalServerError, Code: "firewall", Message: "saved, but the firewall's guarded ports could not be updated"}
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,59 +11,27 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
+	sd "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
+	"github.com/portcullis-gw/portcullis/core/rpc"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/listenfds"
+	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 // StoreFile is the name of the bbolt file in the data directory.
 const StoreFile = "portcullis.db"
 
-// frontIdentity is who the front runs as.
-type frontIdentity struct {
-	name     string
-	uid, gid int
-	// cred is nil when the front runs as the core's own user.
-	cred *syscall.Credential
-}
-
-func resolveFrontUser(cfg *Checked, log *slog.Logger) (*frontIdentity, error) {
-	if os.Geteuid() != 0 {
-		if cfg.Web.User != "" {
-			if u, err := user.Current(); err != nil || u.Username != cfg.Web.User {
-				log.Warn("web.user ignored: the core is not root and cannot switch users; the front runs as the core's user",
-					"web.user", cfg.Web.User)
-			}
-		}
-		return &frontIdentity{name: "(core's user)", uid: os.Getuid(), gid: os.Getgid()}, nil
-	}
-	name := cfg.Web.User
-	if name == "" {
-		name = "nobody"
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		return nil, fmt.Errorf("config: web.user: %w", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if uid == 0 {
-		return nil, fmt.Errorf("config: web.user: %q is root; the front must run unprivileged", name)
-	}
-	return &frontIdentity{name: name, uid: uid, gid: gid,
-		cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}, nil
-}
+// startTimeout bounds the start-up steps (store, firewall reconcile, links).
+const startTimeout = 2 * time.Minute
 
 // RunIO is where Run reports to the operator and to its caller.
 type RunIO struct {
@@ -77,261 +44,309 @@ type RunIO struct {
 }
 
 // Run starts the core: store, sockets, the front. It returns when ctx ends
-// and everything is stopped.
+// and everything is stopped, in the reverse order of its start.
 func Run(ctx context.Context, cfg *Checked, log *slog.Logger, rio RunIO) error {
-	front, err := resolveFrontUser(cfg, log)
-	if err != nil {
+	d := &daemon{cfg: cfg, log: logging.OrDiscard(log), rio: rio}
+	defer d.stop()
+	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	for _, step := range []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"prepare directories", d.prepareDirs},
+		{"open store", d.openStore},
+		{"ensure admin", d.ensureAdmin},
+		{"bind listeners", d.bindListeners},
+		{"build services", d.buildServices},
+		{"start background work", d.startBackground},
+		{"prepare front", d.prepareFront},
+		{"serve sockets", d.serveSockets},
+		{"start front", d.startFront},
+	} {
+		if err := step.run(startCtx); err != nil {
+			return fmt.Errorf("%s: %w", step.name, err)
+		}
+	}
+	return d.waitAndStop(ctx)
+}
+
+// daemon is one run of the core: what each step builds, and the cleanups
+// that undo the steps.
+type daemon struct {
+	cfg *Checked
+	log *slog.Logger
+	rio RunIO
+
+	front             *frontIdentity
+	binary            string
+	coreSock, ctlSock string
+	st                *store.Bolt
+	adm               *admin.Service
+	initial           *api.AdminCredentials // set on the run that creates the first admin
+	httpsLn, httpLn   net.Listener
+	certPEM, keyPEM   []byte
+	token             []byte
+	svc               *Service
+	approver          *dynfw.Approver
+	apiSrv            *rpc.Server
+	sup               *supervisor
+	serveErr          chan error
+
+	// cleanups undo the steps; stop runs them last first.
+	cleanups []func()
+}
+
+// onStop registers a cleanup.
+func (d *daemon) onStop(fn func()) { d.cleanups = append(d.cleanups, fn) }
+
+// stop runs the cleanups in reverse order, once.
+func (d *daemon) stop() {
+	if d.cleanups == nil {
+		return
+	}
+	for i := len(d.cleanups) - 1; i >= 0; i-- {
+		d.cleanups[i]()
+	}
+	d.cleanups = nil
+	d.log.Info("core stopped")
+}
+
+// prepareDirs resolves the front's user and executable and creates the data
+// and runtime directories with their modes.
+func (d *daemon) prepareDirs(context.Context) (err error) {
+	if d.front, err = resolveFrontUser(d.cfg, d.log); err != nil {
 		return err
 	}
-	binary := cfg.Web.Binary
-	if binary == "" {
+	d.binary = d.cfg.Web.Binary
+	if d.binary == "" {
 		self, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("find own executable: %w", err)
 		}
-		binary = filepath.Join(filepath.Dir(self), "portcullis-web")
+		d.binary = filepath.Join(filepath.Dir(self), "portcullis-web")
 	}
-	if _, err := os.Stat(binary); err != nil {
+	if _, err := os.Stat(d.binary); err != nil {
 		return fmt.Errorf("config: web.binary: the front executable: %w", err)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := os.MkdirAll(d.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("config: data_dir: %w", err)
 	}
-	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+	if err := os.Chmod(d.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("config: data_dir: %w", err)
 	}
-	if err := prepareRuntimeDir(cfg.RuntimeDir, front); err != nil {
-		return err
-	}
-
-	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, StoreFile), 2*time.Second)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	log.Info("store open", "path", st.Path(), "schema_version", st.SchemaVersion())
-
-	adm := admin.New(st, log, admin.Options{SessionTTL: cfg.SessionTTL, MaxFailures: cfg.Admin.LoginMaxFailures, Window: cfg.LoginWindow})
-	pw, created, err := adm.EnsureInitialAdmin(ctx)
-	if err != nil {
-		return err
-	}
-	var initial *api.AdminCredentials
-	if created {
-		initial = &api.AdminCredentials{Username: admin.InitialUsername, Password: pw}
-		// Printed once, to the terminal, never to the log.
-		if rio.Out != nil {
-			fmt.Fprintf(rio.Out, "initial admin: username=%s password=%s\n", admin.InitialUsername, pw)
-		}
-	}
-
-	// Listeners for the front: inherited from systemd or bound here.
-	httpsLn, httpLn, err := frontListeners(cfg)
-	if err != nil {
-		return err
-	}
-	defer httpsLn.Close()
-	if httpLn != nil {
-		defer httpLn.Close()
-	}
-	certPEM, keyPEM, generated, err := frontTLS(cfg, httpsLn.Addr().String())
-	if err != nil {
-		return err
-	}
-	if generated {
-		log.Info("generated a self-signed TLS certificate for the front", "dir", filepath.Join(cfg.DataDir, "tls"))
-	}
-
-	token := make([]byte, 32)
-	if _, err := rand.Read(token); err != nil {
-		return fmt.Errorf("internal token: %w", err)
-	}
-	svc := NewService(st, adm, log, cfg.SyncHosts(httpsLn.Addr().String()))
-	var gate dynfw.Gate
-	if cfg.Firewall.Enabled {
-		g, err := dynfw.OpenNFT(log, -1)
-		if err != nil {
-			return fmt.Errorf("firewall: %w (run as root, or set firewall.enabled = false)", err)
-		}
-		defer g.Close()
-		gate = g
-	} else {
-		log.Warn("firewall disabled (firewall.enabled = false): approvals open no port")
-	}
-	approver := dynfw.NewApprover(dynfw.Config{Window: cfg.Window, TokenTTL: cfg.TokenTTL,
-		ReportedAddresses: cfg.Approval.ReportedAddresses, TrustedProxies: cfg.TrustedProxies}, svc.Directory(), st, gate, log)
-	svc.SetApprover(approver)
-	guarded, err := svc.guardedPorts(ctx)
-	if err != nil {
-		return err
-	}
-	if _, _, err := approver.Reconcile(ctx, guarded); err != nil {
-		return fmt.Errorf("firewall: %w (run as root, or set firewall.enabled = false)", err)
-	}
-	if err := svc.SyncLinks(ctx); err != nil {
-		return fmt.Errorf("load links: %w", err)
-	}
-	bgCtx, stopBg := context.WithCancel(context.Background())
-	var bg sync.WaitGroup
-	bg.Add(2)
-	// Expired approvals are purged every minute; link elections are
-	// re-evaluated (timeouts, back-offs) every 250 ms.
-	go func() { defer bg.Done(); every(bgCtx, time.Minute, func() { approver.PurgeExpired(bgCtx) }) }()
-	go func() { defer bg.Done(); every(bgCtx, 250*time.Millisecond, svc.TickLinks) }()
-	defer func() { stopBg(); bg.Wait() }()
-	apiSrv, err := NewAPIServer(log, token, []int{0, front.uid}, svc.Handlers(), adm)
-	if err != nil {
-		return err
-	}
-	coreSock := filepath.Join(cfg.RuntimeDir, CoreSocketName)
-	coreLn, err := listenUnix(coreSock, 0o660, front.gid)
-	if err != nil {
-		return err
-	}
-	ctlLn, err := listenUnix(filepath.Join(cfg.RuntimeDir, ControlSocketName), 0o600, -1)
-	if err != nil {
-		coreLn.Close()
-		return err
-	}
-	var sup *supervisor
-	status := func() api.ControlStatus {
-		st := api.ControlStatus{PID: os.Getpid(), HTTPS: httpsLn.Addr().String()}
-		if httpLn != nil {
-			st.HTTP = httpLn.Addr().String()
-		}
-		if sup != nil {
-			st.FrontPID, st.FrontStarts = sup.frontPID()
-		}
-		return st
-	}
-	servers := []*http.Server{
-		internalServer(apiSrv.Handler(), log),
-		internalServer(controlHandler(apiSrv, status, log), log),
-	}
-	var wg sync.WaitGroup
-	serveErr := make(chan error, 2)
-	for i, ln := range []net.Listener{coreLn, ctlLn} {
-		srv := servers[i]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				serveErr <- err
-			}
-		}()
-	}
-	log.Info("core listening", "socket", coreSock, "front_user", front.name, "front_uid", front.uid)
-
-	spec, err := buildFrontSpec(cfg, binary, coreSock, httpsLn, httpLn, token, certPEM, keyPEM, front)
-	if err != nil {
-		return err
-	}
-	sup = newSupervisor(log, spec)
-	supCtx, stopSup := context.WithCancel(context.Background())
-	supDone := make(chan struct{})
-	go func() { defer close(supDone); sup.run(supCtx) }()
-	// Ready once the front is started (it serves on the sockets bound
-	// above, so a client's connect already waits in their backlog).
-	select {
-	case <-sup.started:
-	case <-ctx.Done():
-	case <-time.After(10 * time.Second):
-		log.Warn("the front has not started after 10s; reporting ready anyway")
-	}
-	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
-	if rio.Ready != nil {
-		if err := writeReady(rio.Ready, api.Ready{ControlStatus: status(), CoreSocket: coreSock,
-			ControlSocket: filepath.Join(cfg.RuntimeDir, ControlSocketName), InitialAdmin: initial}); err != nil {
-			log.Warn("could not write the ready report", "err", err)
-		}
-	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("core stopping")
-	case runErr = <-serveErr:
-		log.Error("core socket failed", "err", runErr)
-	}
-	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
-	stopSup()
-	<-supDone
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for _, s := range servers {
-		_ = s.Shutdown(sctx)
-	}
-	wg.Wait()
-	for _, f := range spec.Listeners {
-		f.Close()
-	}
-	log.Info("core stopped")
-	return runErr
+	d.coreSock = filepath.Join(d.cfg.RuntimeDir, CoreSocketName)
+	d.ctlSock = filepath.Join(d.cfg.RuntimeDir, ControlSocketName)
+	return prepareRuntimeDir(d.cfg.RuntimeDir, d.front)
 }
 
-func prepareRuntimeDir(dir string, front *frontIdentity) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("config: runtime_dir: %w", err)
+// openStore opens the store (running its migrations).
+func (d *daemon) openStore(context.Context) (err error) {
+	if d.st, err = store.OpenBolt(filepath.Join(d.cfg.DataDir, StoreFile), 2*time.Second); err != nil {
+		return err
 	}
-	if front.cred != nil {
-		if err := os.Chown(dir, 0, front.gid); err != nil {
-			return fmt.Errorf("config: runtime_dir: %w", err)
-		}
-		if err := os.Chmod(dir, 0o750); err != nil {
-			return fmt.Errorf("config: runtime_dir: %w", err)
-		}
-	} else if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("config: runtime_dir: %w", err)
+	d.onStop(func() { _ = d.st.Close() })
+	d.log.Info("store open", "path", d.st.Path(), "schema_version", d.st.SchemaVersion())
+	return nil
+}
+
+// ensureAdmin creates the first admin on the first run and prints its
+// password once, to the terminal, never to the log.
+func (d *daemon) ensureAdmin(ctx context.Context) error {
+	d.adm = admin.New(d.st, d.log, admin.Options{SessionTTL: d.cfg.SessionTTL, MaxFailures: d.cfg.Admin.LoginMaxFailures, Window: d.cfg.LoginWindow})
+	pw, created, err := d.adm.EnsureInitialAdmin(ctx)
+	if err != nil || !created {
+		return err
 	}
-	if err := reachableBy(dir, front.uid, front.gid); err != nil {
-		return fmt.Errorf("config: runtime_dir: the front (user %s) could not reach its socket: %w", front.name, err)
+	d.initial = &api.AdminCredentials{Username: admin.InitialUsername, Password: pw}
+	if d.rio.Out != nil {
+		fmt.Fprintf(d.rio.Out, "initial admin: username=%s password=%s\n", admin.InitialUsername, pw)
 	}
 	return nil
 }
 
-func internalServer(h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ConnContext:       withPeerCred,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      90 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-}
-
-// writeReady writes one JSON line to w and closes it.
-func writeReady(w io.WriteCloser, r api.Ready) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		w.Close()
+// bindListeners takes the front's listening sockets (inherited from systemd
+// or bound here) and its TLS certificate.
+func (d *daemon) bindListeners(context.Context) (err error) {
+	if d.httpsLn, d.httpLn, err = frontListeners(d.cfg); err != nil {
 		return err
 	}
-	_, werr := w.Write(append(b, '\n'))
-	return errors.Join(werr, w.Close())
-}
-
-// controlHandler serves the control socket: the request counters and the
-// process status, for root and the core's own user only.
-func controlHandler(apiSrv *APIServer, status func() api.ControlStatus, log *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cred := peerCredFrom(r.Context())
-		if cred == nil || (cred.UID != 0 && cred.UID != os.Geteuid()) {
-			log.Warn("control socket: request refused", "peer_uid", cred)
-			writeError(w, errForbidden)
-			return
-		}
-		switch {
-		case r.Method == http.MethodGet && r.URL.Path == api.CounterPath:
-			writeJSON(w, http.StatusOK, apiSrv.Counters())
-		case r.Method == http.MethodGet && r.URL.Path == api.StatusPath:
-			writeJSON(w, http.StatusOK, status())
-		default:
-			writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such control route"})
+	d.onStop(func() {
+		d.httpsLn.Close()
+		if d.httpLn != nil {
+			d.httpLn.Close()
 		}
 	})
+	var generated bool
+	if d.certPEM, d.keyPEM, generated, err = frontTLS(d.cfg, d.httpsLn.Addr().String()); err != nil {
+		return err
+	}
+	if generated {
+		d.log.Info("generated a self-signed TLS certificate for the front", "dir", filepath.Join(d.cfg.DataDir, "tls"))
+	}
+	return nil
+}
+
+// buildServices wires the core in one pass: the firewall gate, the approver
+// on the store's directory, the service, the firewall and links brought in
+// line with the store, and the core socket's server with a new token.
+func (d *daemon) buildServices(ctx context.Context) error {
+	var gate dynfw.Gate
+	if d.cfg.Firewall.Enabled {
+		g, err := dynfw.OpenNFT(d.log, -1)
+		if err != nil {
+			return fmt.Errorf("firewall: %w (run as root, or set firewall.enabled = false)", err)
+		}
+		d.onStop(func() { g.Close() })
+		gate = g
+	} else {
+		d.log.Warn("firewall disabled (firewall.enabled = false): approvals open no port")
+	}
+	d.approver = dynfw.NewApprover(dynfw.Config{Window: d.cfg.Window, TokenTTL: d.cfg.TokenTTL,
+		ReportedAddresses: d.cfg.Approval.ReportedAddresses, TrustedProxies: d.cfg.TrustedProxies}, NewDirectory(d.st), d.st, gate, d.log)
+	d.svc = NewService(Deps{Store: d.st, Admin: d.adm, Log: d.log, SyncHosts: d.cfg.SyncHosts(d.httpsLn.Addr().String()),
+		Approver: d.approver})
+	guarded, err := d.svc.guardedPorts(ctx)
+	if err != nil {
+		return err
+	}
+	if _, _, err := d.approver.Reconcile(ctx, guarded); err != nil {
+		return fmt.Errorf("firewall: %w (run as root, or set firewall.enabled = false)", err)
+	}
+	if err := d.svc.Links().Sync(ctx); err != nil {
+		return fmt.Errorf("load links: %w", err)
+	}
+	d.token = make([]byte, 32)
+	if _, err := rand.Read(d.token); err != nil {
+		return fmt.Errorf("internal token: %w", err)
+	}
+	d.apiSrv, err = NewAPIServer(d.log, d.token, []int{0, d.front.uid}, d.svc)
+	return err
+}
+
+// startBackground starts the periodic work: expired approvals are purged
+// every minute; link elections are re-evaluated (timeouts, back-offs)
+// every 250 ms.
+func (d *daemon) startBackground(context.Context) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		every(ctx, time.Minute, func() {
+			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			d.approver.PurgeExpired(pctx)
+		})
+	})
+	wg.Go(func() { every(ctx, 250*time.Millisecond, d.svc.Links().Tick) })
+	d.onStop(func() { cancel(); wg.Wait() })
+	return nil
+}
+
+// prepareFront builds how the front is started and its supervisor (not yet
+// running).
+func (d *daemon) prepareFront(context.Context) error {
+	spec, err := buildFrontSpec(d.cfg, d.binary, d.coreSock, d.httpsLn, d.httpLn, d.token, d.certPEM, d.keyPEM, d.front)
+	d.onStop(func() {
+		for _, f := range spec.Listeners {
+			f.Close()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	d.sup = newSupervisor(d.log, spec)
+	return nil
+}
+
+// serveSockets serves the core socket (the front's) and the control socket.
+func (d *daemon) serveSockets(context.Context) error {
+	coreLn, err := listenUnix(d.coreSock, 0o660, d.front.gid)
+	if err != nil {
+		return err
+	}
+	ctlLn, err := listenUnix(d.ctlSock, 0o600, -1)
+	if err != nil {
+		coreLn.Close()
+		return err
+	}
+	servers := []*http.Server{
+		rpc.HTTPServer(d.apiSrv.Handler(), d.log),
+		rpc.HTTPServer(controlHandler(d.apiSrv, d.status, d.log), d.log),
+	}
+	d.serveErr = make(chan error, len(servers))
+	var wg sync.WaitGroup
+	for i, ln := range []net.Listener{coreLn, ctlLn} {
+		srv := servers[i]
+		wg.Go(func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.serveErr <- err
+			}
+		})
+	}
+	d.onStop(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, s := range servers {
+			_ = s.Shutdown(ctx)
+		}
+		wg.Wait()
+	})
+	d.log.Info("core listening", "socket", d.coreSock, "front_user", d.front.name, "front_uid", d.front.uid)
+	return nil
+}
+
+// startFront runs the supervisor and reports ready once the front is
+// started (it serves on the sockets bound before, so a client's connect
+// already waits in their backlog).
+func (d *daemon) startFront(ctx context.Context) error {
+	supCtx, stopSup := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.sup.run(supCtx) }()
+	d.onStop(func() { stopSup(); <-done })
+	wait := time.NewTimer(10 * time.Second)
+	defer wait.Stop()
+	select {
+	case <-d.sup.started:
+	case <-ctx.Done():
+	case <-wait.C:
+		d.log.Warn("the front has not started after 10s; reporting ready anyway")
+	}
+	_, _ = sd.SdNotify(false, sd.SdNotifyReady)
+	if d.rio.Ready != nil {
+		if err := writeReady(d.rio.Ready, api.Ready{ControlStatus: d.status(), CoreSocket: d.coreSock,
+			ControlSocket: d.ctlSock, InitialAdmin: d.initial}); err != nil {
+			d.log.Warn("could not write the ready report", "err", err)
+		}
+	}
+	return nil
+}
+
+// waitAndStop waits for ctx to end or a socket to fail, then stops
+// everything in reverse order.
+func (d *daemon) waitAndStop(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+		d.log.Info("core stopping")
+	case err = <-d.serveErr:
+		d.log.Error("core socket failed", "err", err)
+		err = fmt.Errorf("serve sockets: %w", err)
+	}
+	_, _ = sd.SdNotify(false, sd.SdNotifyStopping)
+	d.stop()
+	return err
+}
+
+// status is the control socket's process status.
+func (d *daemon) status() api.ControlStatus {
+	st := api.ControlStatus{PID: os.Getpid(), HTTPS: d.httpsLn.Addr().String()}
+	if d.httpLn != nil {
+		st.HTTP = d.httpLn.Addr().String()
+	}
+	if d.sup != nil {
+		st.FrontPID, st.FrontStarts = d.sup.frontPID()
+	}
+	return st
 }
 
 func frontListeners(cfg *Checked) (httpsLn, httpLn net.Listener, err error) {
@@ -387,60 +402,6 @@ func buildFrontSpec(cfg *Checked, binary, coreSock string, httpsLn, httpLn net.L
 		spec.Names = append(spec.Names, l.name)
 	}
 	return spec, nil
-}
-
-// Counters reads the request counters from a running core's control socket.
-func Counters(ctx context.Context, runtimeDir string) (api.Counters, error) {
-	var c api.Counters
-	return c, controlGet(ctx, runtimeDir, api.CounterPath, &c)
-}
-
-// Status reads the process status from a running core's control socket.
-func Status(ctx context.Context, runtimeDir string) (api.ControlStatus, error) {
-	var st api.ControlStatus
-	return st, controlGet(ctx, runtimeDir, api.StatusPath, &st)
-}
-
-// controlGet reads one JSON answer from the control socket.
-func controlGet(ctx context.Context, runtimeDir, path string, v any) error {
-	sock := filepath.Join(runtimeDir, ControlSocketName)
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}
-	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api.InternalHost+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return fmt.Errorf("control socket %s: %w", sock, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if err != nil {
-		return fmt.Errorf("control socket %s: %w", sock, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("control socket %s: %s: %s", sock, resp.Status, raw)
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("control socket %s: %w", sock, err)
-	}
-	return nil
-}
-
-// ServeSocket serves h on a new unix socket at path (mode 0660), recording
-// each connection's peer credentials as the core socket does. It is how
-// benchmarks and tests outside this package run a core in-process.
-func ServeSocket(path string, h http.Handler, log *slog.Logger) (stop func() error, err error) {
-	ln, err := listenUnix(path, 0o660, -1)
-	if err != nil {
-		return nil, err
-	}
-	srv := internalServer(h, log)
-	go func() { _ = srv.Serve(ln) }()
-	return srv.Close, nil
 }
 
 // every runs fn every interval until ctx ends.

@@ -7,4 +7,21 @@
 // descriptors, restarts the front if it dies and stops it on shutdown.
 //
 // The core never listens on a network address.
+//
+// Where things are:
+//
+//	daemon.go      Run: the start-up steps in order, each registering its cleanup
+//	front.go       the front's user and runtime directory; supervisor.go runs it
+//	sockets.go     unix sockets; control.go the control socket; tlsfiles.go the front's certificate
+//	service.go     Service, built in one pass from Deps; Mux binds every route to its handler
+//	session.go     login, logout, status
+//	orgs.go, users.go, servers.go   organization, user and server CRUD
+//	profiles.go    profile download (a new key and certificate per user and server)
+//	approvals.go   the approval routes and the firewall's guarded ports
+//	directory.go   dynfw.Directory: what approvals read of users and servers
+//	records.go     the stored records and their keys
+//
+// Sub-packages: rpc (the core socket's server, typed handler binding,
+// errors, record helpers), links (the IPsec link routes and their buckets),
+// admin (accounts and sessions), pki, profile.
 package core

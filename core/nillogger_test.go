@@ -33,8 +33,8 @@ func TestNilLoggers(t *testing.T) {
 		t.Fatalf("login: %v", err)
 	}
 
-	svc := NewService(st, adm, nil, nil)
-	srv, err := NewAPIServer(nil, bytes.Repeat([]byte{7}, 32), nil, svc.Handlers(), adm)
+	svc := NewService(Deps{Store: st, Admin: adm})
+	srv, err := NewAPIServer(nil, bytes.Repeat([]byte{7}, 32), nil, svc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,23 +1,25 @@
 package core
 
 import (
+	"slices"
+
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/pki"
+	"github.com/portcullis-gw/portcullis/core/rpc"
 	"github.com/portcullis-gw/portcullis/internal/random"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
-func (s *Service) listOrgs(c *call) (any, error) {
-	out := &api.OrganizationList{}
-	err := s.st.View(c.ctx, func(tx store.Tx) (err error) {
-		out.Organizations, err = scanAPI(tx, store.BucketOrgs, "", (*orgRecord).toAPI)
-		return err
-	})
-	return out, err
+func (s *Service) listOrgs(c *rpc.Call, _ *api.NoBody) (*api.OrganizationList, error) {
+	all, err := s.orgs.List(c.Ctx, s.st, "", nil)
+	return &api.OrganizationList{Organizations: all}, err
 }
 
-func (s *Service) createOrg(c *call) (any, error) {
-	req := c.body.(*api.OrganizationCreate)
+func (s *Service) getOrg(c *rpc.Call, _ *api.NoBody) (*api.Organization, error) {
+	return s.orgs.Get(c.Ctx, s.st, c.Params["org_id"])
+}
+
+func (s *Service) createOrg(c *rpc.Call, req *api.OrganizationCreate) (*api.Organization, error) {
 	id, err := random.ID()
 	if err != nil {
 		return nil, err
@@ -31,11 +33,8 @@ func (s *Service) createOrg(c *call) (any, error) {
 		return nil, err
 	}
 	rec := &orgRecord{ID: id, Name: req.Name, CACertPEM: string(ca.CertPEM), CreatedAt: s.now().UTC()}
-	err = s.st.Update(c.ctx, func(tx store.Tx) error {
-		if err := claimName(tx, orgNameKey(req.Name), id, "organization name "+req.Name); err != nil {
-			return err
-		}
-		if err := store.Insert(tx, store.BucketOrgs, id, rec); err != nil {
+	err = s.orgs.Create(c.Ctx, s.st, id, rec, func(tx store.Tx) error {
+		if err := rpc.Claim(tx, store.BucketNames, orgNameKey(req.Name), id, "organization name "+req.Name); err != nil {
 			return err
 		}
 		return tx.Put(store.BucketSecrets, orgCAKey(id), caKey)
@@ -43,98 +42,81 @@ func (s *Service) createOrg(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("organization created", "org_id", id, "name", req.Name, "by", c.session.Username)
-	o := rec.toAPI()
-	return &o, nil
+	s.log.Info("organization created", "org_id", id, "name", req.Name, "by", c.Session.Username)
+	return s.orgs.API(rec), nil
 }
 
-func (s *Service) getOrg(c *call) (any, error) {
-	return getOne(s, c, store.BucketOrgs, c.params["org_id"], "organization", (*orgRecord).toAPI)
-}
-
-func (s *Service) updateOrg(c *call) (any, error) {
-	req := c.body.(*api.OrganizationUpdate)
-	var o api.Organization
-	err := s.st.Update(c.ctx, func(tx store.Tx) error {
-		rec, err := load[orgRecord](tx, store.BucketOrgs, c.params["org_id"], "organization")
-		if err != nil {
-			return err
-		}
-		if err := renameClaim(tx, orgNameKey(rec.Name), orgNameKey(req.Name), rec.ID, "organization name "+req.Name); err != nil {
+func (s *Service) updateOrg(c *rpc.Call, req *api.OrganizationUpdate) (*api.Organization, error) {
+	rec, err := s.orgs.Edit(c.Ctx, s.st, c.Params["org_id"], func(tx store.Tx, rec *orgRecord) error {
+		if err := rpc.Reclaim(tx, store.BucketNames, orgNameKey(rec.Name), orgNameKey(req.Name), rec.ID, "organization name "+req.Name); err != nil {
 			return err
 		}
 		rec.Name = req.Name
-		o = rec.toAPI()
-		return store.PutJSON(tx, store.BucketOrgs, rec.ID, rec)
+		return nil
 	})
-	return &o, err
+	if err != nil {
+		return nil, err
+	}
+	return s.orgs.API(rec), nil
 }
 
 // deleteOrg removes the organization, its users (and their sync tokens),
 // its CA and revocation list, and detaches it from every server.
-func (s *Service) deleteOrg(c *call) (any, error) {
-	orgID := c.params["org_id"]
-	err := s.st.Update(c.ctx, func(tx store.Tx) error {
-		if _, err := tx.Get(store.BucketOrgs, orgID); err != nil {
-			return notFound(err, "organization")
-		}
+func (s *Service) deleteOrg(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, error) {
+	orgID := c.Params["org_id"]
+	_, err := s.orgs.Remove(c.Ctx, s.st, orgID, func(tx store.Tx, org *orgRecord) error {
 		users, err := store.ScanJSON[userRecord](tx, store.BucketUsers, orgID+"/")
 		if err != nil {
 			return err
 		}
+		now := s.now().UTC()
 		for i := range users {
-			if err := deleteUserTx(tx, &users[i]); err != nil {
+			if err := deleteUserTx(tx, &users[i], now); err != nil {
 				return err
 			}
 		}
-		var revoked []string
-		if err := tx.Scan(store.BucketRevoked, orgID+"/", func(k string, _ []byte) error {
-			revoked = append(revoked, k)
-			return nil
-		}); err != nil {
+		if err := deletePrefix(tx, store.BucketRevoked, orgID+"/"); err != nil {
 			return err
-		}
-		for _, k := range revoked {
-			if err := tx.Delete(store.BucketRevoked, k); err != nil {
-				return err
-			}
 		}
 		servers, err := store.ScanJSON[serverRecord](tx, store.BucketServers, "")
 		if err != nil {
 			return err
 		}
 		for i := range servers {
-			kept := servers[i].Organizations[:0]
-			changed := false
-			for _, o := range servers[i].Organizations {
-				if o == orgID {
-					changed = true
-					continue
-				}
-				kept = append(kept, o)
+			srv := &servers[i]
+			if !slices.Contains(srv.Organizations, orgID) {
+				continue
 			}
-			if changed {
-				servers[i].Organizations = kept
-				if err := store.PutJSON(tx, store.BucketServers, servers[i].ID, &servers[i]); err != nil {
-					return err
-				}
+			srv.Organizations = slices.DeleteFunc(srv.Organizations, func(o string) bool { return o == orgID })
+			if err := store.PutJSON(tx, store.BucketServers, srv.ID, srv); err != nil {
+				return err
 			}
-		}
-		org, err := store.GetJSON[orgRecord](tx, store.BucketOrgs, orgID)
-		if err != nil {
-			return err
 		}
 		if err := tx.Delete(store.BucketNames, orgNameKey(org.Name)); err != nil {
 			return err
 		}
-		if err := tx.Delete(store.BucketSecrets, orgCAKey(orgID)); err != nil {
-			return err
-		}
-		return tx.Delete(store.BucketOrgs, orgID)
+		return tx.Delete(store.BucketSecrets, orgCAKey(orgID))
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("organization deleted", "org_id", orgID, "by", c.session.Username)
+	s.log.Info("organization deleted", "org_id", orgID, "by", c.Session.Username)
 	return &api.OKResponse{OK: true}, nil
+}
+
+// deletePrefix deletes every key with the prefix.
+func deletePrefix(tx store.Tx, bucket, prefix string) error {
+	var keys []string
+	if err := tx.Scan(bucket, prefix, func(k string, _ []byte) error {
+		keys = append(keys, k)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := tx.Delete(bucket, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/pki"
 	"github.com/portcullis-gw/portcullis/core/profile"
+	"github.com/portcullis-gw/portcullis/core/rpc"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
@@ -18,8 +19,8 @@ import (
 // the profile.
 // The private key is in the answer and nowhere else: the store keeps the
 // certificate and public key only.
-func (s *Service) downloadProfile(c *call) (any, error) {
-	orgID, userID, serverID := c.params["org_id"], c.params["user_id"], c.params["server_id"]
+func (s *Service) downloadProfile(c *rpc.Call, _ *api.NoBody) (*api.Profile, error) {
+	orgID, userID, serverID := c.Params["org_id"], c.Params["user_id"], c.Params["server_id"]
 	var (
 		org  *orgRecord
 		user *userRecord
@@ -27,15 +28,15 @@ func (s *Service) downloadProfile(c *call) (any, error) {
 		sec  *serverSecrets
 		ca   *pki.CA
 	)
-	err := s.st.View(c.ctx, func(tx store.Tx) error {
+	err := s.st.View(c.Ctx, func(tx store.Tx) error {
 		var err error
-		if org, err = load[orgRecord](tx, store.BucketOrgs, orgID, "organization"); err != nil {
+		if org, err = s.orgs.Load(tx, orgID); err != nil {
 			return err
 		}
-		if user, err = load[userRecord](tx, store.BucketUsers, userKey(orgID, userID), "user"); err != nil {
+		if user, err = s.users.Load(tx, userKey(orgID, userID)); err != nil {
 			return err
 		}
-		if srv, err = load[serverRecord](tx, store.BucketServers, serverID, "server"); err != nil {
+		if srv, err = s.servers.Load(tx, serverID); err != nil {
 			return err
 		}
 		if sec, err = store.GetJSON[serverSecrets](tx, store.BucketSecrets, serverSecretKey(serverID)); err != nil {
@@ -52,10 +53,10 @@ func (s *Service) downloadProfile(c *call) (any, error) {
 		return nil, err
 	}
 	if user.Disabled {
-		return nil, &apiError{Status: http.StatusForbidden, Code: "user_disabled", Message: "the user is disabled"}
+		return nil, &rpc.Error{Status: http.StatusForbidden, Code: "user_disabled", Message: "the user is disabled"}
 	}
 	if !slices.Contains(srv.Organizations, orgID) {
-		return nil, errConflict("the user's organization is not attached to this server")
+		return nil, rpc.Conflict("the user's organization is not attached to this server")
 	}
 
 	cert, err := ca.IssueUser(orgID, userID)
@@ -71,11 +72,7 @@ func (s *Service) downloadProfile(c *call) (any, error) {
 		return nil, err
 	}
 	var oldSerial string
-	err = s.st.Update(c.ctx, func(tx store.Tx) error {
-		cur, err := load[userRecord](tx, store.BucketUsers, userKey(orgID, userID), "user")
-		if err != nil {
-			return err
-		}
+	user, err = s.users.Edit(c.Ctx, s.st, userKey(orgID, userID), func(tx store.Tx, cur *userRecord) error {
 		now := s.now().UTC()
 		if old := cur.Profiles[serverID]; old != nil {
 			oldSerial = old.CertSerial
@@ -93,8 +90,7 @@ func (s *Service) downloadProfile(c *call) (any, error) {
 		cur.Profiles[serverID] = &issued{CertSerial: cert.Serial, CertPEM: string(cert.CertPEM),
 			PublicKeyPEM: string(cert.PublicKeyPEM), SyncToken: sync.Token, IssuedAt: now}
 		cur.UpdatedAt = now
-		user = cur
-		return store.PutJSON(tx, store.BucketUsers, userKey(orgID, userID), cur)
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -114,7 +110,7 @@ func (s *Service) downloadProfile(c *call) (any, error) {
 		return nil, err
 	}
 	s.log.Info("profile issued", "org_id", orgID, "user_id", userID, "server_id", serverID,
-		"serial", cert.Serial, "revoked_serial", oldSerial, "by", c.session.Username)
+		"serial", cert.Serial, "revoked_serial", oldSerial, "by", c.Session.Username)
 	return &api.Profile{Filename: profile.Filename(org.Name, user.Name, srv.Name), CertSerial: cert.Serial, Profile: text}, nil
 }
 

@@ -103,6 +103,11 @@ type revokedEntry struct {
 	RevokedAt time.Time `json:"revoked_at"`
 }
 
+// Keys in the names bucket: unique names are kept in an index so that a
+// create or rename is one lookup, not a scan of every record.
+func orgNameKey(name string) string         { return "org/" + name }
+func userNameKey(orgID, name string) string { return "user/" + orgID + "/" + name }
+
 // Keys in the secrets bucket.
 func orgCAKey(orgID string) string           { return "orgca/" + orgID }
 func serverSecretKey(id string) string       { return "server/" + id }

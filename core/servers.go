@@ -10,20 +10,20 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/pki"
+	"github.com/portcullis-gw/portcullis/core/rpc"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
-func (s *Service) listServers(c *call) (any, error) {
-	out := &api.ServerList{}
-	err := s.st.View(c.ctx, func(tx store.Tx) (err error) {
-		out.Servers, err = scanAPI(tx, store.BucketServers, "", (*serverRecord).toAPI)
-		return err
-	})
-	return out, err
+func (s *Service) listServers(c *rpc.Call, _ *api.NoBody) (*api.ServerList, error) {
+	all, err := s.servers.List(c.Ctx, s.st, "", nil)
+	return &api.ServerList{Servers: all}, err
 }
 
-func (s *Service) createServer(c *call) (any, error) {
-	req := c.body.(*api.ServerCreate)
+func (s *Service) getServer(c *rpc.Call, _ *api.NoBody) (*api.Server, error) {
+	return s.servers.Get(c.Ctx, s.st, c.Params["server_id"])
+}
+
+func (s *Service) createServer(c *rpc.Call, req *api.ServerCreate) (*api.Server, error) {
 	network, err := checkTunnelNetwork(req.Network)
 	if err != nil {
 		return nil, err
@@ -32,23 +32,7 @@ func (s *Service) createServer(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	ca, err := pki.NewCA(id)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := ca.IssueServer(id, id)
-	if err != nil {
-		return nil, err
-	}
-	caKey, err := ca.KeyPEM()
-	if err != nil {
-		return nil, err
-	}
-	box, err := pki.NewBoxKeyPair()
-	if err != nil {
-		return nil, err
-	}
-	tc, err := pki.NewTLSCryptKey()
+	sec, pub, err := newServerKeys(id)
 	if err != nil {
 		return nil, err
 	}
@@ -59,14 +43,10 @@ func (s *Service) createServer(c *call) (any, error) {
 	}
 	rec := &serverRecord{ID: id, Name: req.Name, Protocol: req.Protocol, Port: req.Port, Network: network,
 		DynamicFirewall: req.DynamicFirewall, Hosts: req.Hosts, Organizations: orgs,
-		BoxPublicKey: box.Public[:], CACertPEM: string(ca.CertPEM), CertPEM: string(cert.CertPEM),
+		BoxPublicKey: pub.BoxPublicKey, CACertPEM: pub.CACertPEM, CertPEM: pub.CertPEM,
 		CreatedAt: now, UpdatedAt: now}
-	sec := &serverSecrets{BoxPrivateKey: box.Private[:], CAKeyPEM: string(caKey), KeyPEM: string(cert.KeyPEM), TLSCryptKey: tc}
-	err = s.st.Update(c.ctx, func(tx store.Tx) error {
+	err = s.servers.Create(c.Ctx, s.st, id, rec, func(tx store.Tx) error {
 		if err := checkServerConflicts(tx, rec); err != nil {
-			return err
-		}
-		if err := store.Insert(tx, store.BucketServers, id, rec); err != nil {
 			return err
 		}
 		return store.PutJSON(tx, store.BucketSecrets, serverSecretKey(id), sec)
@@ -75,12 +55,51 @@ func (s *Service) createServer(c *call) (any, error) {
 		return nil, err
 	}
 	s.log.Info("server created", "server_id", id, "name", req.Name, "protocol", req.Protocol, "port", req.Port,
-		"dynamic_firewall", req.DynamicFirewall, "by", c.session.Username)
-	if err := s.syncGuarded(c.ctx); err != nil {
+		"dynamic_firewall", req.DynamicFirewall, "by", c.Session.Username)
+	return s.afterServerChange(c, rec)
+}
+
+// serverPublic is the public half of a new server's keys.
+type serverPublic struct {
+	BoxPublicKey []byte
+	CACertPEM    string
+	CertPEM      string
+}
+
+// newServerKeys makes a new server's CA, certificate, NaCl box key pair and
+// tls-crypt key.
+func newServerKeys(id string) (*serverSecrets, *serverPublic, error) {
+	ca, err := pki.NewCA(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := ca.IssueServer(id, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	caKey, err := ca.KeyPEM()
+	if err != nil {
+		return nil, nil, err
+	}
+	box, err := pki.NewBoxKeyPair()
+	if err != nil {
+		return nil, nil, err
+	}
+	tc, err := pki.NewTLSCryptKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &serverSecrets{BoxPrivateKey: box.Private[:], CAKeyPEM: string(caKey), KeyPEM: string(cert.KeyPEM), TLSCryptKey: tc},
+		&serverPublic{BoxPublicKey: box.Public[:], CACertPEM: string(ca.CertPEM), CertPEM: string(cert.CertPEM)}, nil
+}
+
+// afterServerChange brings the firewall's guarded ports in line and answers
+// with the server.
+func (s *Service) afterServerChange(c *rpc.Call, rec *serverRecord) (*api.Server, error) {
+	if err := s.syncGuarded(c.Ctx); err != nil {
 		return nil, err
 	}
-	out := rec.toAPI()
-	return &out, nil
+	return s.servers.API(rec), nil
 }
 
 // checkTunnelNetwork accepts a private IPv4 network between /8 and /29 and
@@ -88,16 +107,16 @@ func (s *Service) createServer(c *call) (any, error) {
 func checkTunnelNetwork(s string) (string, error) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil || !p.Addr().Is4() {
-		return "", errBadRequest("network", "field \"network\" must be an IPv4 network in CIDR notation")
+		return "", rpc.BadRequest("network", "field \"network\" must be an IPv4 network in CIDR notation")
 	}
 	if p.Masked() != p {
-		return "", errBadRequest("network", fmt.Sprintf("field \"network\" has host bits set; did you mean %s?", p.Masked()))
+		return "", rpc.BadRequest("network", fmt.Sprintf("field \"network\" has host bits set; did you mean %s?", p.Masked()))
 	}
 	if p.Bits() < 8 || p.Bits() > 29 {
-		return "", errBadRequest("network", "field \"network\" must be between /8 and /29")
+		return "", rpc.BadRequest("network", "field \"network\" must be between /8 and /29")
 	}
 	if !p.Addr().IsPrivate() {
-		return "", errBadRequest("network", "field \"network\" must be a private network (10/8, 172.16/12, 192.168/16)")
+		return "", rpc.BadRequest("network", "field \"network\" must be a private network (10/8, 172.16/12, 192.168/16)")
 	}
 	return p.String(), nil
 }
@@ -107,7 +126,7 @@ func checkTunnelNetwork(s string) (string, error) {
 func checkServerConflicts(tx store.Tx, rec *serverRecord) error {
 	for _, o := range rec.Organizations {
 		if _, err := tx.Get(store.BucketOrgs, o); errors.Is(err, store.ErrNotFound) {
-			return errBadRequest("organizations", "organization "+o+" does not exist")
+			return rpc.BadRequest("organizations", "organization "+o+" does not exist")
 		} else if err != nil {
 			return err
 		}
@@ -122,30 +141,20 @@ func checkServerConflicts(tx store.Tx, rec *serverRecord) error {
 			continue
 		}
 		if o.Name == rec.Name {
-			return errConflict(fmt.Sprintf("a server named %q exists", rec.Name))
+			return rpc.Conflict(fmt.Sprintf("a server named %q exists", rec.Name))
 		}
 		if o.Protocol == rec.Protocol && o.Port == rec.Port {
-			return errConflict(fmt.Sprintf("server %q already uses %s port %d", o.Name, o.Protocol, o.Port))
+			return rpc.Conflict(fmt.Sprintf("server %q already uses %s port %d", o.Name, o.Protocol, o.Port))
 		}
 		if netip.MustParsePrefix(o.Network).Overlaps(mine) {
-			return errConflict(fmt.Sprintf("network %s overlaps server %q's %s", rec.Network, o.Name, o.Network))
+			return rpc.Conflict(fmt.Sprintf("network %s overlaps server %q's %s", rec.Network, o.Name, o.Network))
 		}
 	}
 	return nil
 }
 
-func (s *Service) getServer(c *call) (any, error) {
-	return getOne(s, c, store.BucketServers, c.params["server_id"], "server", (*serverRecord).toAPI)
-}
-
-func (s *Service) updateServer(c *call) (any, error) {
-	req := c.body.(*api.ServerUpdate)
-	var out api.Server
-	err := s.st.Update(c.ctx, func(tx store.Tx) error {
-		rec, err := load[serverRecord](tx, store.BucketServers, c.params["server_id"], "server")
-		if err != nil {
-			return err
-		}
+func (s *Service) updateServer(c *rpc.Call, req *api.ServerUpdate) (*api.Server, error) {
+	rec, err := s.servers.Edit(c.Ctx, s.st, c.Params["server_id"], func(tx store.Tx, rec *serverRecord) (err error) {
 		if req.Name != nil {
 			rec.Name = *req.Name
 		}
@@ -173,50 +182,43 @@ func (s *Service) updateServer(c *call) (any, error) {
 			return err
 		}
 		rec.UpdatedAt = s.now().UTC()
-		out = rec.toAPI()
-		return store.PutJSON(tx, store.BucketServers, rec.ID, rec)
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("server updated", "server_id", out.ID, "by", c.session.Username)
-	if err := s.syncGuarded(c.ctx); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	s.log.Info("server updated", "server_id", rec.ID, "by", c.Session.Username)
+	return s.afterServerChange(c, rec)
 }
 
-func (s *Service) deleteServer(c *call) (any, error) {
-	id := c.params["server_id"]
-	err := s.st.Update(c.ctx, func(tx store.Tx) error {
-		if _, err := tx.Get(store.BucketServers, id); err != nil {
-			return notFound(err, "server")
-		}
+// deleteServer removes the server and its keys and revokes every profile
+// issued for it.
+func (s *Service) deleteServer(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, error) {
+	id := c.Params["server_id"]
+	_, err := s.servers.Remove(c.Ctx, s.st, id, func(tx store.Tx, _ *serverRecord) error {
 		users, err := store.ScanJSON[userRecord](tx, store.BucketUsers, "")
 		if err != nil {
 			return err
 		}
+		now := s.now().UTC()
 		for i := range users {
 			if users[i].Profiles[id] == nil {
 				continue
 			}
-			if err := revokeProfileTx(tx, &users[i], id, s.now().UTC()); err != nil {
+			if err := revokeProfileTx(tx, &users[i], id, now); err != nil {
 				return err
 			}
 			if err := store.PutJSON(tx, store.BucketUsers, userKey(users[i].OrgID, users[i].ID), &users[i]); err != nil {
 				return err
 			}
 		}
-		if err := tx.Delete(store.BucketSecrets, serverSecretKey(id)); err != nil {
-			return err
-		}
-		return tx.Delete(store.BucketServers, id)
+		return tx.Delete(store.BucketSecrets, serverSecretKey(id))
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("server deleted", "server_id", id, "by", c.session.Username)
-	if err := s.syncGuarded(c.ctx); err != nil {
+	s.log.Info("server deleted", "server_id", id, "by", c.Session.Username)
+	if err := s.syncGuarded(c.Ctx); err != nil {
 		return nil, err
 	}
 	return &api.OKResponse{OK: true}, nil

@@ -67,18 +67,21 @@ func reachableBy(dir string, uid, gid int) error {
 		if err != nil {
 			return err
 		}
-		st := fi.Sys().(*syscall.Stat_t)
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("directory %s: no owner information (%T)", p, fi.Sys())
+		}
 		perm := fi.Mode().Perm()
-		ok := false
+		var search bool
 		switch {
 		case int(st.Uid) == uid:
-			ok = perm&0o100 != 0
+			search = perm&0o100 != 0
 		case int(st.Gid) == gid:
-			ok = perm&0o010 != 0
+			search = perm&0o010 != 0
 		default:
-			ok = perm&0o001 != 0
+			search = perm&0o001 != 0
 		}
-		if !ok {
+		if !search {
 			return fmt.Errorf("directory %s (mode %04o, owner %d:%d) cannot be searched by uid %d: %w",
 				p, perm, st.Uid, st.Gid, uid, ErrUnreachable)
 		}

@@ -3,67 +3,55 @@ package core
 import (
 	"time"
 
-	"github.com/portcullis-gw/portcullis/internal/random"
-
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/core/rpc"
+	"github.com/portcullis-gw/portcullis/internal/random"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
-func (s *Service) listUsers(c *call) (any, error) {
-	orgID := c.params["org_id"]
-	out := &api.UserList{}
-	err := s.st.View(c.ctx, func(tx store.Tx) (err error) {
-		if _, err := tx.Get(store.BucketOrgs, orgID); err != nil {
-			return notFound(err, "organization")
-		}
-		out.Users, err = scanAPI(tx, store.BucketUsers, orgID+"/", (*userRecord).toAPI)
-		return err
-	})
-	return out, err
+// orgExists answers 404 unless the call's organization exists.
+func (s *Service) orgExists(c *rpc.Call) func(store.Tx) error {
+	return func(tx store.Tx) error { return s.orgs.Exists(tx, c.Params["org_id"]) }
 }
 
-func (s *Service) createUser(c *call) (any, error) {
-	req := c.body.(*api.UserCreate)
-	orgID := c.params["org_id"]
+// callUserKey is the users-bucket key of the call's user.
+func callUserKey(c *rpc.Call) string { return userKey(c.Params["org_id"], c.Params["user_id"]) }
+
+func (s *Service) listUsers(c *rpc.Call, _ *api.NoBody) (*api.UserList, error) {
+	all, err := s.users.List(c.Ctx, s.st, c.Params["org_id"]+"/", s.orgExists(c))
+	return &api.UserList{Users: all}, err
+}
+
+func (s *Service) getUser(c *rpc.Call, _ *api.NoBody) (*api.User, error) {
+	return s.users.Get(c.Ctx, s.st, callUserKey(c))
+}
+
+func (s *Service) createUser(c *rpc.Call, req *api.UserCreate) (*api.User, error) {
+	orgID := c.Params["org_id"]
 	id, err := random.ID()
 	if err != nil {
 		return nil, err
 	}
 	now := s.now().UTC()
 	rec := &userRecord{ID: id, OrgID: orgID, Name: req.Name, Email: req.Email, Disabled: req.Disabled, CreatedAt: now, UpdatedAt: now}
-	err = s.st.Update(c.ctx, func(tx store.Tx) error {
-		if _, err := tx.Get(store.BucketOrgs, orgID); err != nil {
-			return notFound(err, "organization")
-		}
-		if err := claimName(tx, userNameKey(orgID, req.Name), id, "user name "+req.Name); err != nil {
+	err = s.users.Create(c.Ctx, s.st, userKey(orgID, id), rec, func(tx store.Tx) error {
+		if err := s.orgExists(c)(tx); err != nil {
 			return err
 		}
-		return store.Insert(tx, store.BucketUsers, userKey(orgID, id), rec)
+		return rpc.Claim(tx, store.BucketNames, userNameKey(orgID, req.Name), id, "user name "+req.Name)
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("user created", "org_id", orgID, "user_id", id, "by", c.session.Username)
-	u := rec.toAPI()
-	return &u, nil
+	s.log.Info("user created", "org_id", orgID, "user_id", id, "by", c.Session.Username)
+	return s.users.API(rec), nil
 }
 
-func (s *Service) getUser(c *call) (any, error) {
-	return getOne(s, c, store.BucketUsers, userKey(c.params["org_id"], c.params["user_id"]), "user", (*userRecord).toAPI)
-}
-
-func (s *Service) updateUser(c *call) (any, error) {
-	req := c.body.(*api.UserUpdate)
-	key := userKey(c.params["org_id"], c.params["user_id"])
-	var u api.User
+func (s *Service) updateUser(c *rpc.Call, req *api.UserUpdate) (*api.User, error) {
 	var disabledNow bool
-	err := s.st.Update(c.ctx, func(tx store.Tx) error {
-		rec, err := load[userRecord](tx, store.BucketUsers, key, "user")
-		if err != nil {
-			return err
-		}
+	rec, err := s.users.Edit(c.Ctx, s.st, callUserKey(c), func(tx store.Tx, rec *userRecord) error {
 		if req.Name != nil {
-			if err := renameClaim(tx, userNameKey(rec.OrgID, rec.Name), userNameKey(rec.OrgID, *req.Name), rec.ID, "user name "+*req.Name); err != nil {
+			if err := rpc.Reclaim(tx, store.BucketNames, userNameKey(rec.OrgID, rec.Name), userNameKey(rec.OrgID, *req.Name), rec.ID, "user name "+*req.Name); err != nil {
 				return err
 			}
 			rec.Name = *req.Name
@@ -76,44 +64,44 @@ func (s *Service) updateUser(c *call) (any, error) {
 			rec.Disabled = *req.Disabled
 		}
 		rec.UpdatedAt = s.now().UTC()
-		u = rec.toAPI()
-		return store.PutJSON(tx, store.BucketUsers, key, rec)
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	if disabledNow {
-		s.log.Info("user disabled", "org_id", u.OrgID, "user_id", u.ID, "by", c.session.Username)
+		s.log.Info("user disabled", "org_id", rec.OrgID, "user_id", rec.ID, "by", c.Session.Username)
 	}
-	return &u, nil
+	return s.users.API(rec), nil
 }
 
-func (s *Service) deleteUser(c *call) (any, error) {
-	key := userKey(c.params["org_id"], c.params["user_id"])
-	err := s.st.Update(c.ctx, func(tx store.Tx) error {
-		rec, err := load[userRecord](tx, store.BucketUsers, key, "user")
-		if err != nil {
-			return err
-		}
-		return deleteUserTx(tx, rec)
+func (s *Service) deleteUser(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, error) {
+	now := s.now().UTC()
+	_, err := s.users.Remove(c.Ctx, s.st, callUserKey(c), func(tx store.Tx, rec *userRecord) error {
+		return releaseUserTx(tx, rec, now)
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("user deleted", "org_id", c.params["org_id"], "user_id", c.params["user_id"], "by", c.session.Username)
+	s.log.Info("user deleted", "org_id", c.Params["org_id"], "user_id", c.Params["user_id"], "by", c.Session.Username)
 	return &api.OKResponse{OK: true}, nil
 }
 
-// deleteUserTx removes a user with its sync tokens; its certificate serials
-// go on the organization's revocation list.
-func deleteUserTx(tx store.Tx, rec *userRecord) error {
-	for sid := range rec.Profiles {
-		if err := revokeProfileTx(tx, rec, sid, time.Now().UTC()); err != nil {
-			return err
-		}
-	}
-	if err := tx.Delete(store.BucketNames, userNameKey(rec.OrgID, rec.Name)); err != nil {
+// deleteUserTx removes a user with what belongs to it.
+func deleteUserTx(tx store.Tx, rec *userRecord, now time.Time) error {
+	if err := releaseUserTx(tx, rec, now); err != nil {
 		return err
 	}
 	return tx.Delete(store.BucketUsers, userKey(rec.OrgID, rec.ID))
+}
+
+// releaseUserTx removes what belongs to a user: its sync tokens and its
+// name; its certificate serials go on the organization's revocation list.
+func releaseUserTx(tx store.Tx, rec *userRecord, now time.Time) error {
+	for sid := range rec.Profiles {
+		if err := revokeProfileTx(tx, rec, sid, now); err != nil {
+			return err
+		}
+	}
+	return tx.Delete(store.BucketNames, userNameKey(rec.OrgID, rec.Name))
 }

@@ -69,8 +69,7 @@ func NewHandler(opt Options) (*Handler, error) {
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
 		h.fail(w, http.StatusMethodNotAllowed, "method_not_allowed", "", "method not allowed on this route")
 	})
-	for i := range api.Routes {
-		rt := &api.Routes[i]
+	for _, rt := range api.Routes {
 		r.Method(rt.Method, rt.Pattern, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			h.serveRoute(w, req, rt)
 		}))
@@ -118,8 +117,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 	if rt.Auth == api.AuthClient {
 		ah, err := api.ParseApprovalHeaders(r.Header)
 		if err != nil {
-			he := err.(*api.HeaderError)
-			h.fail(w, he.Status, "auth_header", he.Header, err.Error())
+			h.failHeader(w, "auth_header", err)
 			return
 		}
 		api.SetApprovalHeaders(extra, ah)
@@ -137,8 +135,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 	if rt.Auth == api.AuthLinkHost {
 		lh, err := api.ParseLinkHeaders(r.Header)
 		if err != nil {
-			he := err.(*api.HeaderError)
-			h.fail(w, he.Status, "link_header", he.Header, err.Error())
+			h.failHeader(w, "link_header", err)
 			return
 		}
 		api.SetLinkHeaders(extra, lh)
@@ -274,6 +271,17 @@ func (h *Handler) failField(w http.ResponseWriter, err error) {
 		field = fe.Field
 	}
 	h.fail(w, http.StatusBadRequest, "bad_request", field, err.Error())
+}
+
+// failHeader answers a refused signed-request header with the status and
+// header name its *api.HeaderError carries (400 for any other error).
+func (h *Handler) failHeader(w http.ResponseWriter, code string, err error) {
+	status, field := http.StatusBadRequest, ""
+	var he *api.HeaderError
+	if errors.As(err, &he) {
+		status, field = he.Status, he.Header
+	}
+	h.fail(w, status, code, field, err.Error())
 }
 
 func (h *Handler) fail(w http.ResponseWriter, status int, code, field, msg string) {

@@ -80,7 +80,7 @@ type Options struct {
 	Now         func() time.Time
 }
 
-// New returns a Service.
+// New returns a Service. A nil log discards its records.
 func New(st store.Store, log *slog.Logger, o Options) *Service {
 	log = logging.OrDiscard(log)
 	if o.Now == nil {
@@ -95,7 +95,7 @@ func New(st store.Store, log *slog.Logger, o Options) *Service {
 	if o.Window <= 0 {
 		o.Window = 5 * time.Minute
 	}
-	return &Service{st: st, log: log, now: o.Now, sessionTTL: o.SessionTTL,
+	return &Service{st: st, log: logging.OrDiscard(log), now: o.Now, sessionTTL: o.SessionTTL,
 		limiter: NewLimiter(o.MaxFailures, o.Window, 10000, o.Now)}
 }
 

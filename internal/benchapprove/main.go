@@ -162,15 +162,15 @@ func setup(r *runner, clients, latencyAddrs int) *lab {
 		r.Fatalf("%v", err)
 	}
 	r.Cleanup(func() { l.gate.Close() })
-	svc := core.NewService(st, adm, quiet, []string{"https://" + gwAddr + ":" + strconv.Itoa(frontPort)})
-	approver := dynfw.NewApprover(dynfw.Config{}, svc.Directory(), st, l.gate, quiet)
-	svc.SetApprover(approver)
+	approver := dynfw.NewApprover(dynfw.Config{}, core.NewDirectory(st), st, l.gate, quiet)
+	svc := core.NewService(core.Deps{Store: st, Admin: adm, Log: quiet, Approver: approver,
+		SyncHosts: []string{"https://" + gwAddr + ":" + strconv.Itoa(frontPort)}})
 	if _, _, err := approver.Reconcile(ctx, nil); err != nil {
 		r.Fatalf("reconcile: %v", err)
 	}
 	token := make([]byte, 32)
 	_, _ = rand.Read(token)
-	apiSrv, err := core.NewAPIServer(quiet, token, []int{os.Getuid()}, svc.Handlers(), adm)
+	apiSrv, err := core.NewAPIServer(quiet, token, []int{os.Getuid()}, svc)
 	if err != nil {
 		r.Fatalf("%v", err)
 	}

@@ -76,8 +76,8 @@ func run(dur time.Duration, rounds, workers int) error {
 	}
 	token := make([]byte, 32)
 	copy(token, "benchmark-token-benchmark-token!")
-	svc := core.NewService(st, adm, quiet, nil)
-	apiSrv, err := core.NewAPIServer(quiet, token, []int{os.Getuid()}, svc.Handlers(), adm)
+	svc := core.NewService(core.Deps{Store: st, Admin: adm, Log: quiet})
+	apiSrv, err := core.NewAPIServer(quiet, token, []int{os.Getuid()}, svc)
 	if err != nil {
 		return err
 	}

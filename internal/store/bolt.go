@@ -144,15 +144,6 @@ func (t boltTx) Scan(bucket, prefix string, fn func(string, []byte) error) error
 	return nil
 }
 
-// Migration moves the schema from version N-1 to N inside one transaction.
-type Migration func(Tx) error
-
-// migrations[i] moves the schema to version i+1. Version 1 is the initial
-// schema (its buckets are created by migrate itself).
-var migrations = []Migration{
-	func(Tx) error { return nil },
-}
-
 // CurrentSchema is the schema version this build writes.
 func CurrentSchema() int { return len(migrations) }
 

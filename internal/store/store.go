@@ -2,6 +2,30 @@
 // Store interface, the embedded bbolt backend, the schema version and its
 // migrations, and typed JSON helpers. Every write happens inside one
 // transaction, so a crash leaves each record either whole or absent.
+//
+// # Bucket ownership
+//
+// Each bucket has exactly one owning package. Only the owner reads, writes
+// or deletes its keys; every other package goes through the owner's API.
+// This package itself only creates the buckets, keeps the schema version in
+// meta and runs the migrations. TestBucketOwnership checks every non-test
+// file of the module against this table:
+//
+//	bucket        owner
+//	meta          internal/store
+//	orgs          core
+//	users         core
+//	servers       core
+//	secrets       core
+//	revoked       core
+//	names         core
+//	admins        core/admin
+//	sessions      core/admin
+//	approvals     dynfw
+//	nonces        internal/replay
+//	links         core/links
+//	link_names    core/links
+//	link_secrets  core/links
 package store
 
 import (
@@ -18,25 +42,29 @@ var (
 	ErrBucket   = errors.New("unknown bucket")
 )
 
-// Buckets of the schema. A bucket holds one kind of record keyed by ID.
+// Buckets of the schema. A bucket holds one kind of record keyed by ID; its
+// owner is in the package comment's table.
 const (
-	BucketMeta      = "meta"
-	BucketOrgs      = "orgs"
-	BucketUsers     = "users"     // key: org_id/user_id
-	BucketServers   = "servers"   // key: server_id
-	BucketSecrets   = "secrets"   // key: kind/id — server-side private material
-	BucketAdmins    = "admins"    // key: username
-	BucketSessions  = "sessions"  // key: SHA-256 of the session ID (hex)
-	BucketRevoked   = "revoked"   // key: org_id/serial
-	BucketNames     = "names"     // unique-name index: kind/…/name -> id
-	BucketNonces    = "nonces"    // approval replay caches: kind/scope/nonce -> expiry
-	BucketApprovals = "approvals" // firewall token -> approval (addresses, expiry, used)
-	BucketLinks     = "links"     // link_id -> link with locations and hosts
+	BucketMeta        = "meta"
+	BucketOrgs        = "orgs"
+	BucketUsers       = "users"        // key: org_id/user_id
+	BucketServers     = "servers"      // key: server_id
+	BucketSecrets     = "secrets"      // key: kind/id — the core's private material (org CAs, servers, sync tokens)
+	BucketAdmins      = "admins"       // key: username
+	BucketSessions    = "sessions"     // key: SHA-256 of the session ID (hex)
+	BucketRevoked     = "revoked"      // key: org_id/serial
+	BucketNames       = "names"        // unique-name index: kind/…/name -> id
+	BucketNonces      = "nonces"       // approval replay caches: kind/scope/nonce -> expiry
+	BucketApprovals   = "approvals"    // firewall token -> approval (addresses, expiry, used)
+	BucketLinks       = "links"        // link_id -> link with locations and hosts
+	BucketLinkNames   = "link_names"   // unique link names: name -> link_id
+	BucketLinkSecrets = "link_secrets" // link/<link_id> -> PSK secret, host/<host_id> -> host secret
 )
 
 // Buckets lists every bucket the schema creates.
 var Buckets = []string{BucketMeta, BucketOrgs, BucketUsers, BucketServers, BucketSecrets,
-	BucketAdmins, BucketSessions, BucketRevoked, BucketNames, BucketNonces, BucketApprovals, BucketLinks}
+	BucketAdmins, BucketSessions, BucketRevoked, BucketNames, BucketNonces, BucketApprovals, BucketLinks,
+	BucketLinkNames, BucketLinkSecrets}
 
 // Store is a transactional key-value store.
 type Store interface {

@@ -1,4 +1,4 @@
-package core
+package rpc
 
 import (
 	"context"
@@ -39,9 +39,9 @@ func peerCredOf(c net.Conn) (PeerCred, error) {
 	return PeerCred{PID: int(cred.Pid), UID: int(cred.Uid), GID: int(cred.Gid)}, nil
 }
 
-// withPeerCred is an http.Server ConnContext that records the peer's
+// WithPeerCred is an http.Server ConnContext that records the peer's
 // credentials (or their absence) on every connection.
-func withPeerCred(ctx context.Context, c net.Conn) context.Context {
+func WithPeerCred(ctx context.Context, c net.Conn) context.Context {
 	cred, err := peerCredOf(c)
 	if err != nil {
 		return context.WithValue(ctx, peerCredKey{}, (*PeerCred)(nil))
@@ -49,7 +49,9 @@ func withPeerCred(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, peerCredKey{}, &cred)
 }
 
-func peerCredFrom(ctx context.Context) *PeerCred {
+// PeerCredFrom returns the credentials WithPeerCred recorded for the
+// request's connection, or nil.
+func PeerCredFrom(ctx context.Context) *PeerCred {
 	p, _ := ctx.Value(peerCredKey{}).(*PeerCred)
 	return p
 }

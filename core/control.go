@@ -1,0 +1,113 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/core/rpc"
+)
+
+// The control socket (0600, root and the core's own user) answers the
+// request counters and the process status; `portcullis counters` and
+// `portcullis status` read it.
+
+// writeReady writes one JSON line to w and closes it.
+func writeReady(w io.WriteCloser, r api.Ready) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		w.Close()
+		return err
+	}
+	_, werr := w.Write(append(b, '\n'))
+	return errors.Join(werr, w.Close())
+}
+
+// controlHandler serves the control socket: the request counters and the
+// process status, for root and the core's own user only.
+func controlHandler(apiSrv *rpc.Server, status func() api.ControlStatus, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cred := rpc.PeerCredFrom(r.Context())
+		if cred == nil || (cred.UID != 0 && cred.UID != os.Geteuid()) {
+			log.Warn("control socket: request refused", "peer_uid", cred)
+			rpc.WriteError(w, rpc.ErrForbidden)
+			return
+		}
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == api.CounterPath:
+			rpc.WriteJSON(w, http.StatusOK, apiSrv.Counters())
+		case r.Method == http.MethodGet && r.URL.Path == api.StatusPath:
+			rpc.WriteJSON(w, http.StatusOK, status())
+		default:
+			rpc.WriteError(w, &rpc.Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such control route"})
+		}
+	})
+}
+
+// Counters reads the request counters from a running core's control socket.
+func Counters(ctx context.Context, runtimeDir string) (api.Counters, error) {
+	var c api.Counters
+	return c, controlGet(ctx, runtimeDir, api.CounterPath, &c)
+}
+
+// Status reads the process status from a running core's control socket.
+func Status(ctx context.Context, runtimeDir string) (api.ControlStatus, error) {
+	var st api.ControlStatus
+	return st, controlGet(ctx, runtimeDir, api.StatusPath, &st)
+}
+
+// controlGet reads one JSON answer from the control socket.
+func controlGet(ctx context.Context, runtimeDir, path string, v any) error {
+	sock := filepath.Join(runtimeDir, ControlSocketName)
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api.InternalHost+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", sock, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", sock, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("control socket %s: %s: %s", sock, resp.Status, raw)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("control socket %s: %w", sock, err)
+	}
+	return nil
+}
+
+// ServeSocket serves h on a new unix socket at path (mode 0660), recording
+// each connection's peer credentials as the core socket does. It is how
+// benchmarks and tests outside this package run a core in-process; stop
+// closes the server and waits for its goroutine.
+func ServeSocket(path string, h http.Handler, log *slog.Logger) (stop func() error, err error) {
+	ln, err := listenUnix(path, 0o660, -1)
+	if err != nil {
+		return nil, err
+	}
+	srv := rpc.HTTPServer(h, log)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	return func() error {
+		err := srv.Close()
+		<-done
+		return err
+	}, nil
+}

@@ -1,0 +1,108 @@
+// Package links is the gateway side of the IPsec links: the stored links
+// with their locations and hosts, the link and host secrets, the admin
+// routes that edit them and the signed agent API (a host's report in, its
+// sealed state out). The elections themselves are linkmgr's.
+//
+// It owns three buckets and no other package touches them:
+//
+//	links         link_id -> linkmgr.Link
+//	link_names    name -> link_id (unique link names)
+//	link_secrets  link/<link_id> -> the link's PSK secret (base64)
+//	              host/<host_id> -> the host's secret, as in its URI, and its link
+package links
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/core/rpc"
+	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/internal/store"
+	"github.com/portcullis-gw/portcullis/linkmgr"
+)
+
+// Keys in the link_secrets bucket.
+func linkSecretKey(linkID string) string { return "link/" + linkID }
+func hostSecretKey(hostID string) string { return "host/" + hostID }
+
+// hostSecret is a host's secret, as in its URI, and its link.
+type hostSecret struct {
+	LinkID string `json:"link_id"`
+	Secret string `json:"secret"`
+}
+
+// Service serves the link routes and keeps the elections in step with the
+// stored links.
+type Service struct {
+	st  store.Store
+	log *slog.Logger
+	now func() time.Time
+	// gateways are the public URLs of the gateway, written into host URIs.
+	gateways []string
+	mgr      *linkmgr.Manager
+	// kind reads links in their API form: the stored link and the
+	// election's view of its hosts.
+	kind rpc.Kind[linkmgr.Link, api.Link]
+
+	mu sync.Mutex
+	// cache is the stored links, for the ticker.
+	cache []linkmgr.Link
+}
+
+// New returns the link service. gateways are the gateway's public URLs
+// (https://host:port), written into host URIs.
+func New(st store.Store, log *slog.Logger, gateways []string) *Service {
+	log = logging.OrDiscard(log)
+	s := &Service{st: st, log: log, now: time.Now, gateways: gateways, mgr: linkmgr.NewManager(log)}
+	s.kind = rpc.Kind[linkmgr.Link, api.Link]{Bucket: store.BucketLinks, What: "link", ToAPI: s.view}
+	return s
+}
+
+// Register binds the link routes.
+func (s *Service) Register(m *rpc.Mux) {
+	rpc.Handle(m, api.RouteLinkList, s.list)
+	rpc.Handle(m, api.RouteLinkCreate, s.create)
+	rpc.Handle(m, api.RouteLinkGet, s.get)
+	rpc.Handle(m, api.RouteLinkUpdate, s.update)
+	rpc.Handle(m, api.RouteLinkDelete, s.delete)
+	rpc.Handle(m, api.RouteLocationCreate, s.createLocation)
+	rpc.Handle(m, api.RouteLocationUpdate, s.updateLocation)
+	rpc.Handle(m, api.RouteLocationDelete, s.deleteLocation)
+	rpc.Handle(m, api.RouteHostCreate, s.createHost)
+	rpc.Handle(m, api.RouteHostUpdate, s.updateHost)
+	rpc.Handle(m, api.RouteHostDelete, s.deleteHost)
+	rpc.Handle(m, api.RouteHostURI, s.hostURI)
+	rpc.Handle(m, api.RouteLinkStateReport, s.report)
+	rpc.Handle(m, api.RouteLinkStateStop, s.stop)
+}
+
+// Sync reloads the stored links into the elections.
+func (s *Service) Sync(ctx context.Context) error {
+	var all []linkmgr.Link
+	err := s.st.View(ctx, func(tx store.Tx) (err error) {
+		all, err = store.ScanJSON[linkmgr.Link](tx, store.BucketLinks, "")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.mgr.Sync(all)
+	s.mu.Lock()
+	s.cache = all
+	s.mu.Unlock()
+	return nil
+}
+
+// Tick re-evaluates every election (timeouts, back-offs).
+func (s *Service) Tick() {
+	s.mu.Lock()
+	all := s.cache
+	s.mu.Unlock()
+	s.mgr.Tick(all, s.now())
+}
+
+// view is a link in its API form, with its hosts' election state.
+func (s *Service) view(l *linkmgr.Link) api.Link { return s.mgr.View(l, s.now()) }

@@ -1,0 +1,91 @@
+package rpc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/portcullis-gw/portcullis/api"
+)
+
+// Error is an error with the status and code the core answers with. Any
+// other error a handler returns is answered 500 "internal" and logged.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Field   string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+// BadRequest answers 400, naming the field when there is one.
+func BadRequest(field, msg string) error {
+	return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: msg, Field: field}
+}
+
+// NotFound answers 404 "<what> not found".
+func NotFound(what string) error {
+	return &Error{Status: http.StatusNotFound, Code: "not_found", Message: what + " not found"}
+}
+
+// Conflict answers 409.
+func Conflict(msg string) error {
+	return &Error{Status: http.StatusConflict, Code: "conflict", Message: msg}
+}
+
+// HeaderError answers a refused signed-request header (approval or link)
+// with the status and header name its *api.HeaderError carries, 400 for
+// any other error.
+func HeaderError(code string, err error) error {
+	e := &Error{Status: http.StatusBadRequest, Code: code, Message: err.Error()}
+	var he *api.HeaderError
+	if errors.As(err, &he) {
+		e.Status, e.Field = he.Status, he.Header
+	}
+	return e
+}
+
+// Answers of the socket guard and of admin authentication.
+var (
+	ErrUnauthorized = &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "log in first"}
+	ErrCSRF         = &Error{Status: http.StatusForbidden, Code: "csrf", Message: "missing or wrong X-CSRF-Token header"}
+	ErrForbidden    = &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "request not allowed on this socket"}
+)
+
+// AsError returns err's *Error, or a 500 "internal" one.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+}
+
+// fieldErr answers a decoding or validation error with 400, naming its
+// field.
+func fieldErr(err error) error {
+	var fe *api.FieldError
+	if errors.As(err, &fe) {
+		return BadRequest(fe.Field, err.Error())
+	}
+	return BadRequest("", err.Error())
+}
+
+// WriteJSON writes v as the JSON answer with the status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":"internal","message":"cannot encode response"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// WriteError writes e as an api.Error answer.
+func WriteError(w http.ResponseWriter, e *Error) {
+	WriteJSON(w, e.Status, api.Error{Error: e.Code, Message: e.Message, Field: e.Field})
+}

@@ -1,0 +1,112 @@
+package core
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDynfwAndLinkmgrDoNotImportCore keeps the layering of DESIGN.md: the
+// firewall and the link model are libraries the core uses, never the
+// other way round.
+func TestDynfwAndLinkmgrDoNotImportCore(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go tool not installed; cannot list dependencies")
+	}
+	out, err := exec.Command(gobin, "list", "-deps", "../dynfw", "../linkmgr/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	const core = "github.com/portcullis-gw/portcullis/core"
+	deps := strings.Fields(string(out))
+	for _, d := range deps {
+		if d == core || strings.HasPrefix(d, core+"/") {
+			t.Errorf("dynfw or linkmgr depends on %s", d)
+		}
+	}
+	if !strings.Contains(string(out), "github.com/portcullis-gw/portcullis/dynfw\n") || len(deps) < 10 {
+		t.Fatalf("dependency list looks wrong (%d entries): %v", len(deps), deps)
+	}
+}
+
+// TestNoUncheckedTypeAssertions fails on any x.(T) outside the two-value
+// form or a type switch in the non-test code of core, web and api: a
+// surprise type is then an error with a message, never a panic.
+func TestNoUncheckedTypeAssertions(t *testing.T) {
+	var found []string
+	for _, dir := range []string{".", "../web", "../api"} {
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			src, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			found = append(found, uncheckedAssertions(t, path, src)...)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range found {
+		t.Error(f)
+	}
+}
+
+func TestUncheckedAssertionCheckerFindsThem(t *testing.T) {
+	src := `package x
+func f(v any, err error) {
+	a := v.(int)
+	b, ok := v.(string)
+	var c, ok2 = v.(bool)
+	switch v.(type) {}
+	switch w := v.(type) { default: _ = w }
+	g(err.(interface{ Code() int }).Code())
+	_, _, _, _, _ = a, b, ok, c, ok2
+}`
+	got := uncheckedAssertions(t, "x.go", []byte(src))
+	if len(got) != 2 || !strings.HasPrefix(got[0], "x.go:3:") || !strings.HasPrefix(got[1], "x.go:8:") {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// uncheckedAssertions lists the single-value type assertions of a file.
+func uncheckedAssertions(t *testing.T, name string, src []byte) []string {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, name, src, parser.SkipObjectResolution)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := map[ast.Expr]bool{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.AssignStmt:
+			if len(n.Lhs) == 2 && len(n.Rhs) == 1 {
+				checked[ast.Unparen(n.Rhs[0])] = true
+			}
+		case *ast.ValueSpec:
+			if len(n.Names) == 2 && len(n.Values) == 1 {
+				checked[ast.Unparen(n.Values[0])] = true
+			}
+		}
+		return true
+	})
+	var out []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		if ta, ok := n.(*ast.TypeAssertExpr); ok && ta.Type != nil && !checked[ta] {
+			out = append(out, fset.Position(ta.Pos()).String()+": unchecked type assertion")
+		}
+		return true
+	})
+	return out
+}

@@ -1,0 +1,70 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/core/admin"
+	"github.com/portcullis-gw/portcullis/core/rpc"
+	"github.com/portcullis-gw/portcullis/internal/store"
+)
+
+func (s *Service) login(c *rpc.Call, req *api.LoginRequest) (*api.SessionResponse, error) {
+	sess, sid, err := s.admin.Login(c.Ctx, req.Username, req.Password, peerHost(c.Peer))
+	switch {
+	case errors.Is(err, admin.ErrRateLimited):
+		return nil, &rpc.Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many failed logins; try again later"}
+	case errors.Is(err, admin.ErrBadCredentials):
+		return nil, &rpc.Error{Status: http.StatusUnauthorized, Code: "bad_credentials", Message: "wrong username or password"}
+	case err != nil:
+		return nil, err
+	}
+	cookie := &http.Cookie{Name: api.SessionCookie, Value: sid, Path: "/", HttpOnly: true, Secure: true,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(time.Until(sess.ExpiresAt).Seconds())}
+	c.RespHeader.Add("Set-Cookie", cookie.String())
+	return &api.SessionResponse{Username: sess.Username, CSRFToken: sess.CSRFToken, ExpiresAt: sess.ExpiresAt}, nil
+}
+
+func (s *Service) logout(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, error) {
+	if err := s.admin.Logout(c.Ctx, c.SessionID); err != nil {
+		return nil, fmt.Errorf("logout: %w", err)
+	}
+	cookie := &http.Cookie{Name: api.SessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: true,
+		SameSite: http.SameSiteStrictMode, MaxAge: -1}
+	c.RespHeader.Add("Set-Cookie", cookie.String())
+	s.log.Info("admin logged out", "username", c.Session.Username)
+	return &api.OKResponse{OK: true}, nil
+}
+
+func (s *Service) status(c *rpc.Call, _ *api.NoBody) (*api.StatusResponse, error) {
+	out := &api.StatusResponse{Version: Version, Username: c.Session.Username, CSRFToken: c.Session.CSRFToken, StartedAt: s.startedAt}
+	err := s.st.View(c.Ctx, func(tx store.Tx) error {
+		var err error
+		if out.Organizations, err = store.Count(tx, store.BucketOrgs, ""); err != nil {
+			return err
+		}
+		if out.Users, err = store.Count(tx, store.BucketUsers, ""); err != nil {
+			return err
+		}
+		out.Servers, err = store.Count(tx, store.BucketServers, "")
+		return err
+	})
+	return out, err
+}
+
+// peerHost strips the port from the front's ip:port peer header.
+func peerHost(peer string) string {
+	for i := len(peer) - 1; i >= 0; i-- {
+		if peer[i] == ':' {
+			h := peer[:i]
+			if len(h) > 1 && h[0] == '[' && h[len(h)-1] == ']' {
+				h = h[1 : len(h)-1]
+			}
+			return h
+		}
+	}
+	return peer
+}
