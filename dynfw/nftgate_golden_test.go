@@ -1,6 +1,7 @@
 package dynfw
 
 import (
+	"context"
 	"encoding/hex"
 	"io"
 	"log/slog"
@@ -39,8 +40,7 @@ func TestNFTGateMessagesGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.build()
-	if err := g.c.Flush(); err != nil {
+	if err := g.c.Do(context.Background(), g.create); err != nil {
 		t.Fatal(err)
 	}
 	lines = append(lines, "-- allow")

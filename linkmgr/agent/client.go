@@ -19,6 +19,15 @@ import (
 	"github.com/portcullis-gw/portcullis/api/linkproto"
 )
 
+// Gateway is what the agent needs from the gateways. Client is the real
+// implementation.
+type Gateway interface {
+	// Report sends the report and returns the host's state.
+	Report(ctx context.Context, r *api.LinkReport) (*api.LinkState, error)
+	// Stop says this host stops (graceful failover).
+	Stop(ctx context.Context) error
+}
+
 // Client talks to the gateways of one URI.
 type Client struct {
 	uri     *URI

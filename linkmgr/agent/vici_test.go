@@ -3,6 +3,8 @@ package agent
 import (
 	"testing"
 
+	"github.com/strongswan/govici/vici"
+
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/golden"
 )
@@ -17,9 +19,16 @@ func goldenState() (*api.LinkState, *api.LinkPeer) {
 // TestVICIMessagesGolden pins the exact messages the agent sends charon.
 func TestVICIMessagesGolden(t *testing.T) {
 	st, p := goldenState()
-	got := "load-shared:\n" + SharedMessage(p, "198.51.100.1").String() + "\n\nload-conn (preferred proposals):\n" +
-		ConnMessage(st, p, "198.51.100.1").String()
+	must := func(m *vici.Message, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.String()
+	}
+	got := "load-shared:\n" + must(SharedMessage(p, "198.51.100.1")) + "\n\nload-conn (preferred proposals):\n" +
+		must(ConnMessage(st, p, "198.51.100.1"))
 	st.Force = true
-	got += "\n\nload-conn (forced proposals):\n" + ConnMessage(st, p, "198.51.100.1").String() + "\n"
+	got += "\n\nload-conn (forced proposals):\n" + must(ConnMessage(st, p, "198.51.100.1")) + "\n"
 	golden.Check(t, "testdata/vici.golden", got)
 }
