@@ -122,6 +122,9 @@ func (a *Agent) round(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, a.cfg.Interval+2*time.Second)
 	defer cancel()
 	listing, lerr := a.exec.charon.List(sctx)
+	if err := ctx.Err(); err != nil {
+		return err // stopping: no report, no change
+	}
 	if lerr != nil {
 		if !a.reached {
 			a.log.Warn("charon not reachable yet", "err", lerr)

@@ -101,7 +101,10 @@ func (s *CheckServer) serve() {
 		go func() {
 			defer s.wg.Done()
 			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+			if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+				s.log.Debug("host check: deadline", "err", err)
+				return
+			}
 			buf := make([]byte, probeLen)
 			if _, err := io.ReadFull(c, buf); err != nil {
 				return
@@ -124,7 +127,9 @@ func (s *CheckServer) serve() {
 			if !s.seen.Use(string(buf[8:24]), now, now.Add(replay.TTL(probeWindow))) {
 				return
 			}
-			_, _ = c.Write(checkMAC(key, "reply", buf[:24]))
+			if _, err := c.Write(checkMAC(key, "reply", buf[:24])); err != nil {
+				s.log.Debug("host check: reply not sent", "peer", c.RemoteAddr().String(), "err", err)
+			}
 		}()
 	}
 }
@@ -146,7 +151,9 @@ func Probe(ctx context.Context, key []byte, addr string) (time.Duration, error) 
 		return 0, err
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if err := c.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		return 0, err
+	}
 	if _, err := c.Write(append(head, checkMAC(key, "probe", head)...)); err != nil {
 		return 0, err
 	}
