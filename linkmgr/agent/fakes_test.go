@@ -73,8 +73,10 @@ func (f *fakeCharon) LoadConn(_ context.Context, c Conn) error {
 	return nil
 }
 
-func (f *fakeCharon) Initiate(_ context.Context, name string) error  { return f.do("initiate " + name) }
-func (f *fakeCharon) Terminate(_ context.Context, name string) error { return f.do("terminate " + name) }
+func (f *fakeCharon) Initiate(_ context.Context, name string) error { return f.do("initiate " + name) }
+func (f *fakeCharon) Terminate(_ context.Context, name string) error {
+	return f.do("terminate " + name)
+}
 
 func (f *fakeCharon) UnloadConn(_ context.Context, name string) error {
 	if err := f.do("unload-conn " + name); err != nil {

@@ -73,8 +73,8 @@ func TestPlan(t *testing.T) {
 	b := map[string]string{"B": "198.51.100.21"}
 	recent := t0.Add(-time.Second) // the keep-alive is not due
 	for _, tc := range []struct {
-		name string
-		want *api.LinkState
+		name  string
+		want  *api.LinkState
 		have  actual
 		steps []string
 	}{
@@ -120,9 +120,9 @@ func TestPlan(t *testing.T) {
 			steps: []string{"terminate corp-A-C", "unload-conn corp-A-C", "unload-shared corp-A-C"},
 		},
 		{
-			name: "make before break: a removed peer is kept while a connection loaded less than 10 s ago is not up",
-			want: testState(true, map[string]string{"D": "198.51.100.41"}, pskOld),
-			have: actual{Loaded: loadedFrom(t, testState(true, b, pskOld), t0.Add(-time.Minute)), Up: set("corp-A-B"), LastKeepAlive: recent},
+			name:  "make before break: a removed peer is kept while a connection loaded less than 10 s ago is not up",
+			want:  testState(true, map[string]string{"D": "198.51.100.41"}, pskOld),
+			have:  actual{Loaded: loadedFrom(t, testState(true, b, pskOld), t0.Add(-time.Minute)), Up: set("corp-A-B"), LastKeepAlive: recent},
 			steps: []string{"load-shared corp-A-D", "load-conn corp-A-D", "initiate corp-A-D", "keep corp-A-B"},
 		},
 		{
