@@ -137,10 +137,7 @@ func (g *NFTGate) create(c *nftables.Conn) error {
 			return fmt.Errorf("queue set %s: %w", s.Name, err)
 		}
 	}
-	ch := c.AddChain(nftkit.InputChain(g.table, ChainInput))
-	for _, exprs := range gateRules(g.guarded, g.allow4, g.allow6) {
-		c.AddRule(&nftables.Rule{Table: g.table, Chain: ch, Exprs: exprs, UserData: []byte(ruleTag)})
-	}
+	nftkit.AddInputChain(c, g.table, ChainInput, ruleTag, gateRules(g.guarded, g.allow4, g.allow6))
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("create table inet %s: %w", TableName, err)
 	}

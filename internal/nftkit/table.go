@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,6 +59,16 @@ func InputChain(t *nftables.Table, name string) *nftables.Chain {
 	policy := nftables.ChainPolicyAccept
 	return &nftables.Chain{Name: name, Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookInput,
 		Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityFilter - 5), Policy: &policy}
+}
+
+// AddInputChain queues InputChain(t, name) and its rules, each tagged
+// with tag in its user data so that what the caller made can be told from
+// anyone else's; the caller flushes.
+func AddInputChain(c *nftables.Conn, t *nftables.Table, name, tag string, rules [][]expr.Any) {
+	ch := c.AddChain(InputChain(t, name))
+	for _, exprs := range rules {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs, UserData: []byte(tag)})
+	}
 }
 
 // AddElements queues the elements' addition in messages of at most

@@ -61,25 +61,26 @@ func (o op) blocks() bool {
 	return false
 }
 
-// failure is how a failed step is logged.
+// failures say how a failed step is logged.
+var failures = map[op]struct {
+	level slog.Level
+	what  string
+}{
+	opLoadShared:   {slog.LevelError, "load connection"},
+	opLoadConn:     {slog.LevelError, "load connection"},
+	opInitiate:     {slog.LevelWarn, "initiate"},
+	opReinitiate:   {slog.LevelWarn, "re-initiate"},
+	opTerminate:    {slog.LevelWarn, "terminate"},
+	opUnloadConn:   {slog.LevelError, "unload connection"},
+	opUnloadShared: {slog.LevelError, "unload connection"},
+	opFirewall:     {slog.LevelError, "firewall"},
+	opRoutesFile:   {slog.LevelError, "write routes file"},
+	opRoutes:       {slog.LevelWarn, "routes"},
+}
+
 func failure(o op) (slog.Level, string) {
-	switch o {
-	case opLoadShared, opLoadConn:
-		return slog.LevelError, "load connection"
-	case opInitiate:
-		return slog.LevelWarn, "initiate"
-	case opReinitiate:
-		return slog.LevelWarn, "re-initiate"
-	case opTerminate:
-		return slog.LevelWarn, "terminate"
-	case opUnloadConn, opUnloadShared:
-		return slog.LevelError, "unload connection"
-	case opFirewall:
-		return slog.LevelError, "firewall"
-	case opRoutesFile:
-		return slog.LevelError, "write routes file"
-	case opRoutes:
-		return slog.LevelWarn, "routes"
+	if f, ok := failures[o]; ok {
+		return f.level, f.what
 	}
 	return slog.LevelError, o.String()
 }

@@ -88,10 +88,7 @@ func (f *NFTFirewall) Set(ctx context.Context, hosts []netip.Addr, checkPort uin
 				return err
 			}
 		}
-		ch := c.AddChain(nftkit.InputChain(f.table, "input"))
-		for _, exprs := range f.rules() {
-			c.AddRule(&nftables.Rule{Table: f.table, Chain: ch, Exprs: exprs, UserData: []byte(firewallTag)})
-		}
+		nftkit.AddInputChain(c, f.table, "input", firewallTag, f.rules())
 		if err := c.Flush(); err != nil {
 			return fmt.Errorf("set table inet %s: %w", FirewallTable, err)
 		}
