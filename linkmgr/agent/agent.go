@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
@@ -164,6 +165,11 @@ func (a *Agent) round(ctx context.Context) error {
 		a.have.Loaded, lost = observe(a.have.Loaded, listing.Conns)
 		if len(lost) > 0 {
 			a.log.Warn("charon no longer has connections the agent loaded; loading them again", "names", lost)
+		}
+	}
+	for name := range a.have.LoadFailed {
+		if !slices.ContainsFunc(want.Conns, func(c Conn) bool { return c.Name() == name }) {
+			delete(a.have.LoadFailed, name) // no longer wanted: no longer awaited
 		}
 	}
 	errs = append(errs, a.exec.run(sctx, plan(want, a.have, a.now()), &a.have), a.saveLoaded())

@@ -38,6 +38,9 @@ func (e *executor) run(ctx context.Context, steps []step, have *actual) error {
 		if err == nil {
 			continue
 		}
+		if s.Op == opLoadShared || s.Op == opLoadConn {
+			setLoadFailed(have, s.Name, s.FP)
+		}
 		err = fmt.Errorf("%s: %w", s, err)
 		errs = append(errs, err)
 		level, what := failure(s.Op)
@@ -98,6 +101,7 @@ func (e *executor) do(ctx context.Context, s step, have *actual) error {
 			return err
 		}
 		e.update(have, s.Name, func(r *record) { r.Conn, r.At = s.FP, e.now() })
+		setLoadFailed(have, s.Name, "")
 		e.log.Info("connection loaded", "name", s.Name, "remote", s.Conn.Peer.RemoteAddress)
 	case opInitiate:
 		return e.charon.Initiate(ctx, s.Name)
@@ -160,6 +164,18 @@ func (e *executor) update(have *actual, name string, f func(*record)) {
 		return
 	}
 	have.Loaded[name] = r
+}
+
+// setLoadFailed remembers the fingerprint whose load failed ("": forget).
+func setLoadFailed(have *actual, name, fp string) {
+	if fp == "" {
+		delete(have.LoadFailed, name)
+		return
+	}
+	if have.LoadFailed == nil {
+		have.LoadFailed = map[string]string{}
+	}
+	have.LoadFailed[name] = fp
 }
 
 // writeFileAtomic writes through a temporary file and a rename.

@@ -90,8 +90,8 @@ func TestExecutePartialFailure(t *testing.T) {
 		"load-shared corp-A-C psk "+pskOld, "load-conn corp-A-C remote 198.51.100.31",
 		"load-shared corp-A-D psk "+pskOld, "load-conn corp-A-D remote 198.51.100.41", "initiate corp-A-D",
 		"initiate corp-A-B", "initiate corp-A-D") // the keep-alive was due; corp-A-C is skipped
-	if r := have.Loaded["corp-A-C"]; r.Shared == "" || r.Conn != "" {
-		t.Fatalf("half-loaded corp-A-C recorded as %+v", r)
+	if r := have.Loaded["corp-A-C"]; r.Shared == "" || r.Conn != "" || have.LoadFailed["corp-A-C"] != r.Shared {
+		t.Fatalf("half-loaded corp-A-C recorded as %+v (failed load %q)", r, have.LoadFailed["corp-A-C"])
 	}
 	if have.LastKeepAlive != *now {
 		t.Fatal("keep-alive time not recorded")
@@ -127,8 +127,8 @@ func TestExecutePartialFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantCalls(t, c, "load-shared corp-A-C psk "+pskOld, "load-conn corp-A-C remote 198.51.100.31", "initiate corp-A-C")
-	if r := have.Loaded["corp-A-C"]; r.Conn == "" {
-		t.Fatalf("corp-A-C not recorded after it loaded: %+v", r)
+	if r := have.Loaded["corp-A-C"]; r.Conn == "" || have.LoadFailed["corp-A-C"] != "" {
+		t.Fatalf("corp-A-C not recorded after it loaded: %+v (failed load %q)", r, have.LoadFailed["corp-A-C"])
 	}
 }
 

@@ -68,6 +68,10 @@ type actual struct {
 	Routed      []netip.Prefix
 	// LastKeepAlive is when connections were last initiated again.
 	LastKeepAlive time.Time
+	// LoadFailed maps a connection to the fingerprint whose load last
+	// failed: a replacement that does not load does not hold the old
+	// connection (make before break waits only for what loaded).
+	LoadFailed map[string]string
 }
 
 // op is what a step does.
@@ -184,7 +188,8 @@ func desiredFrom(st *api.LinkState, local string) (desired, error) {
 //  2. connections no longer wanted are unloaded (terminate, unload-conn,
 //     unload-shared) — but while any wanted connection loaded less than
 //     makeBeforeBreak ago has no installed child SA, they are kept (make
-//     before break, bounded);
+//     before break, bounded; a replacement whose load failed last round
+//     does not count);
 //  3. the firewall is set when its hosts or port changed;
 //  4. the routes file is written when its content changed, and the routes
 //     are synced (the old ones kept unless RemoveRoutes);
@@ -211,7 +216,9 @@ func plan(want desired, have actual, now time.Time) []step {
 			step{Op: opLoadShared, Name: name, Conn: c, FP: fp},
 			step{Op: opLoadConn, Name: name, Conn: c, FP: fp},
 			step{Op: opInitiate, Name: name})
-		loadedAt[name] = now
+		if have.LoadFailed[name] != fp {
+			loadedAt[name] = now // (if it fails, the next round no longer waits for it)
+		}
 	}
 	pending := false
 	for name := range wanted {

@@ -142,6 +142,14 @@ func TestPlan(t *testing.T) {
 			steps: []string{"terminate corp-A-B", "unload-conn corp-A-B", "unload-shared corp-A-B"},
 		},
 		{
+			name: "make before break does not wait for a replacement whose load failed last round",
+			want: testState(true, map[string]string{"D": "198.51.100.41"}, pskOld),
+			have: actual{Loaded: loadedFrom(t, testState(true, b, pskOld), t0.Add(-time.Minute)), Up: set("corp-A-B"), LastKeepAlive: recent,
+				LoadFailed: map[string]string{"corp-A-D": loadedFrom(t, testState(true, map[string]string{"D": "198.51.100.41"}, pskOld), t0)["corp-A-D"].Conn}},
+			steps: []string{"load-shared corp-A-D", "load-conn corp-A-D", "initiate corp-A-D",
+				"terminate corp-A-B", "unload-conn corp-A-B", "unload-shared corp-A-B"},
+		},
+		{
 			name:  "a re-keyed PSK reloads the key and the connection in place, under the same name: nothing to unload",
 			want:  testState(true, b, pskNew),
 			have:  actual{Loaded: loadedFrom(t, testState(true, b, pskOld), t0.Add(-time.Minute)), Up: set("corp-A-B"), LastKeepAlive: recent},
