@@ -148,19 +148,25 @@ func (a *Agent) round(ctx context.Context) error {
 		a.log.Info("gateway answering again")
 		a.lastGateway = nil
 	}
-	errs := []error{lerr}
 	up := installedSet(listing.SAs)
 	a.hooks(ctx, up)
-	want, err := desiredFrom(st, a.cfg.Address)
-	if err != nil {
-		a.log.Warn("state entries left out", "err", err)
-		errs = append(errs, err)
+	err = a.apply(sctx, st, listing, lerr == nil, up)
+	a.hostChecks(ctx, st)
+	return errors.Join(lerr, err)
+}
+
+// apply plans what the state asks for against what is, and carries it out.
+// listed says whether listing is charon's answer of this round.
+func (a *Agent) apply(ctx context.Context, st *api.LinkState, listing Listing, listed bool, up map[string]bool) error {
+	want, derr := desiredFrom(st, a.cfg.Address)
+	if derr != nil {
+		a.log.Warn("state entries left out", "err", derr)
 	}
 	want.Firewall = a.exec.firewall != nil
 	want.Routes, want.RemoveRoutes = a.exec.routes != nil, a.cfg.RemoveRoutes
 	want.RoutesFile = a.cfg.StateDir != ""
 	a.have.Up = up
-	if lerr == nil {
+	if listed {
 		var lost []string
 		a.have.Loaded, lost = observe(a.have.Loaded, listing.Conns)
 		if len(lost) > 0 {
@@ -172,13 +178,12 @@ func (a *Agent) round(ctx context.Context) error {
 			delete(a.have.LoadFailed, name) // no longer wanted: no longer awaited
 		}
 	}
-	errs = append(errs, a.exec.run(sctx, plan(want, a.have, a.now()), &a.have), a.saveLoaded())
+	err := a.exec.run(ctx, plan(want, a.have, a.now()), &a.have)
 	a.want = map[string]*api.LinkPeer{}
 	for i := range want.Conns {
 		a.want[want.Conns[i].Name()] = &want.Conns[i].Peer
 	}
-	a.hostChecks(ctx, st)
-	return errors.Join(errs...)
+	return errors.Join(derr, err, a.saveLoaded())
 }
 
 // report is what the agent tells the gateway: its address, the host checks
