@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/strongswan/govici/vici"
@@ -31,4 +32,20 @@ func TestVICIMessagesGolden(t *testing.T) {
 	st.Force = true
 	got += "\n\nload-conn (forced proposals):\n" + must(ConnMessage(st, p, "198.51.100.1")) + "\n"
 	golden.Check(t, "testdata/vici.golden", got)
+}
+
+// TestMsgBuilderKeepsTheFirstError: a value VICI cannot carry is an error
+// from done, not a panic, and it reaches the outer message.
+func TestMsgBuilderKeepsTheFirstError(t *testing.T) {
+	if _, err := newMsg().str("a", "b").set("bad", make(chan int)).str("c", "d").done(); err == nil || !strings.Contains(err.Error(), "bad") {
+		t.Fatalf("error %v", err)
+	}
+	inner := newMsg().set("bad", make(chan int))
+	if _, err := newMsg().sub("outer", inner).done(); err == nil {
+		t.Fatal("inner error lost")
+	}
+	m, err := newMsg().str("a", "b").list("l", "x", "y").sub("s", newMsg().str("k", "v")).done()
+	if err != nil || m.String() != "{\n  a = b\n  l = x,y\n  s {\n    k = v\n  }\n}\n" {
+		t.Fatalf("%q %v", m, err)
+	}
 }
