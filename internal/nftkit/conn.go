@@ -120,7 +120,9 @@ func (c *Conn) Do(ctx context.Context, f func(*nftables.Conn) error) error {
 		return fmt.Errorf("nftables netlink deadline: %w", err)
 	}
 	err := f(c.nft)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	if err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || !time.Now().Before(deadline)) {
+		// (google/nftables does not wrap every socket error, so a failure
+		// past the deadline counts as a timeout too.)
 		return errors.Join(fmt.Errorf("nftables netlink: %w", err), c.redial())
 	}
 	if derr := c.sock.SetDeadline(time.Time{}); derr != nil {
