@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -163,5 +164,35 @@ func TestTableInNamespace(t *testing.T) {
 	}
 	if exists() {
 		t.Fatal("table still there")
+	}
+}
+
+// TestDoDeadline: a batch past its context's deadline fails, and the
+// connection, replaced, serves the next one.
+func TestDoDeadline(t *testing.T) {
+	netlab.Require(t)
+	ns := netlab.NewNS(t, "nftdl")
+	f, err := os.Open(ns.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	err = c.Do(ctx, func(nc *nftables.Conn) error {
+		time.Sleep(50 * time.Millisecond)
+		_, err := nc.ListTables()
+		return err
+	})
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a batch past its deadline: %v", err)
+	}
+	if err := c.Do(context.Background(), func(nc *nftables.Conn) error { _, err := nc.ListTables(); return err }); err != nil {
+		t.Fatalf("after a timeout: %v", err)
 	}
 }
