@@ -119,18 +119,7 @@ func TestInputChain(t *testing.T) {
 // a connection opened in a namespace whose descriptor is closed at once
 // (the connection keeps its own).
 func TestTableInNamespace(t *testing.T) {
-	netlab.Require(t)
-	ns := netlab.NewNS(t, "nftkit")
-	f, err := os.Open(ns.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Open(int(f.Fd()))
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ns, c := openInNS(t, "nftkit")
 	ctx := context.Background()
 	table := &nftables.Table{Family: nftables.TableFamilyINet, Name: "nftkit_test"}
 	exists := func() bool {
@@ -170,21 +159,10 @@ func TestTableInNamespace(t *testing.T) {
 // TestDoDeadline: a batch past its context's deadline fails, and the
 // connection, replaced, serves the next one.
 func TestDoDeadline(t *testing.T) {
-	netlab.Require(t)
-	ns := netlab.NewNS(t, "nftdl")
-	f, err := os.Open(ns.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Open(int(f.Fd()))
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, c := openInNS(t, "nftdl")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	err = c.Do(ctx, func(nc *nftables.Conn) error {
+	err := c.Do(ctx, func(nc *nftables.Conn) error {
 		time.Sleep(50 * time.Millisecond)
 		_, err := nc.ListTables()
 		return err
@@ -195,4 +173,29 @@ func TestDoDeadline(t *testing.T) {
 	if err := c.Do(context.Background(), func(nc *nftables.Conn) error { _, err := nc.ListTables(); return err }); err != nil {
 		t.Fatalf("after a timeout: %v", err)
 	}
+}
+
+// openInNS opens a connection in a new namespace through a descriptor
+// closed at once (the connection keeps its own).
+func openInNS(t *testing.T, label string) (*netlab.NS, *Conn) {
+	t.Helper()
+	netlab.Require(t)
+	ns := netlab.NewNS(t, label)
+	f, err := os.Open(ns.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(int(f.Fd()))
+	if cerr := f.Close(); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return ns, c
 }
