@@ -1,6 +1,7 @@
 package dynfw
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -48,8 +49,7 @@ func TestNFTGateMessagesGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	section("build: the table, its sets, the input chain and its four rules in one batch")
-	g.build()
-	if err := g.c.Flush(); err != nil {
+	if err := g.c.Do(context.Background(), g.create); err != nil {
 		t.Fatal(err)
 	}
 	section("Allow 192.0.2.10 udp 1194 and 2001:db8::10 tcp 443 for 180s")

@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -177,13 +178,16 @@ func run(cmd string, args []string) error {
 		}
 		if s.RouteDev != "" {
 			if r, err := agent.OpenRoutes("", s.RouteDev, s.RouteTable, s.RouteMark); err == nil {
-				_ = r.RemoveAll()
+				if err := r.RemoveAll(ctx); err != nil {
+					fmt.Fprintf(os.Stderr, "portcullis-link: remove routes: %v\n", err)
+				}
 				r.Close()
 			}
 		}
 		if fw, err := agent.OpenFirewall(-1); err == nil {
-			_ = fw.Remove()
-			fw.Close()
+			if err := errors.Join(fw.Remove(ctx), fw.Close()); err != nil {
+				fmt.Fprintf(os.Stderr, "portcullis-link: remove firewall: %v\n", err)
+			}
 		}
 		if err := agent.RemoveSettings(*dir); err != nil {
 			return err
@@ -211,9 +215,31 @@ func run(cmd string, args []string) error {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		return agent.New(agent.Config{URI: u, Address: s.Address, Vici: s.Vici, TLS: tc, StateDir: *dir,
-			Firewall: s.Firewall, RemoveRoutes: s.RemoveRoutes, RouteDev: s.RouteDev, RouteTable: s.RouteTable,
-			RouteMark: s.RouteMark, Hook: s.Hook, Log: log}).Run(ctx)
+		charon := agent.NewVICI(s.Vici)
+		defer charon.Close()
+		deps := agent.Deps{Gateway: agent.NewClient(u, tc), Charon: charon}
+		if s.RouteDev != "" {
+			r, err := agent.OpenRoutes("", s.RouteDev, s.RouteTable, s.RouteMark)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			deps.Routes = r
+		}
+		if s.Firewall {
+			fw, err := agent.OpenFirewall(-1)
+			if err != nil {
+				return err
+			}
+			defer fw.Close()
+			deps.Firewall = fw
+		}
+		a, err := agent.New(agent.Config{URI: u, Address: s.Address, StateDir: *dir, RemoveRoutes: s.RemoveRoutes,
+			Hook: s.Hook}, deps, log)
+		if err != nil {
+			return err
+		}
+		return a.Run(ctx)
 	}
 	return fmt.Errorf("unknown command %q", cmd)
 }

@@ -1,21 +1,23 @@
+// Package agent is the link host agent (portcullis-link). It owns one
+// host's side of an IPsec site-to-site link: it reports to the gateways
+// every interval and receives its signed, sealed state (client.go); plans
+// and carries out the changes that state asks for (plan.go, execute.go):
+// the connections it loads into strongSwan's charon (the Charon interface,
+// over VICI in vici.go), the routes of the remote subnets (Routes, netlink
+// in routes.go), its nftables firewall (Firewall, firewall.go); runs the
+// up/down hooks (hooks.go), writes its state files (statefiles.go) and
+// answers and makes the host checks (hostcheck.go).
+//
+// Charon, the firewall, the routes and the gateway client are injected, so
+// that everything but the real implementations runs without root.
 package agent
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/tls"
-	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
@@ -27,110 +29,85 @@ type Config struct {
 	URI *URI
 	// Address is this host's address for its peers (IKE source).
 	Address string
-	// Vici is charon's VICI socket path.
-	Vici string
-	TLS  *tls.Config
-	// StateDir holds the routes file.
+	// StateDir holds the routes file and the list of loaded connections
+	// ("": neither is written).
 	StateDir string
-	// Firewall turns on table inet portcullis_link.
-	Firewall bool
 	// RemoveRoutes removes the routes of connections the agent no longer
 	// carries; off, they stay (traffic for the remote subnets never falls
 	// back to another route).
 	RemoveRoutes bool
-	// RouteDev, RouteTable, RouteMark: see Settings.
-	RouteDev   string
-	RouteTable int
-	RouteMark  int
 	// Hook runs on connection up/down.
 	Hook string
 	// Interval between reports (default 1 s).
 	Interval time.Duration
-	Log      *slog.Logger
+}
+
+// Deps are what the agent drives.
+type Deps struct {
+	Gateway Gateway // required
+	Charon  Charon  // required
+	// Firewall and Routes are optional: nil turns the feature off.
+	Firewall Firewall
+	Routes   Routes
 }
 
 // Agent reports, applies its state, and keeps the tunnels up.
 type Agent struct {
-	cfg    Config
-	client *Client
-	charon *Charon
-	fw     *Firewall
-	// loaded maps the connections this agent loaded to a fingerprint of
-	// what was loaded; loadedAt says when.
-	loaded      map[string]string
-	loadedAt    map[string]time.Time
-	routes      string
-	lastInit    time.Time
+	cfg  Config
+	log  *slog.Logger
+	gw   Gateway
+	exec executor
+	now  func() time.Time
+	// have is what the agent loaded and set (Up is refreshed each round).
+	have actual
+	// reached: charon answered once (before, the agent does not report:
+	// a host whose charon is down must not be elected).
+	reached     bool
 	lastGateway error
+	// savedLoaded is the loaded file's last content.
+	savedLoaded string
 	// check answers host checks; reach is the last probe round's result.
 	check     *CheckServer
 	checkPort int
 	reach     []api.LinkReach
-	// routes installs remote subnets; routed is what it installed.
-	routes4 *Routes
-	routed  map[netip.Prefix]bool
-	// up is the connections with an installed child at the last step.
+	// up is the connections with an installed child at the last round.
 	up map[string]bool
 	// want is the last state's peers, for the hooks' details.
 	want map[string]*api.LinkPeer
-	// fwKey is what the firewall was last set to.
-	fwKey string
 }
 
-// New returns an agent; Run starts it.
-func New(cfg Config) *Agent {
-	cfg.Log = logging.OrDiscard(cfg.Log)
+// New returns an agent; Run starts it. A nil log discards.
+func New(cfg Config, deps Deps, log *slog.Logger) (*Agent, error) {
+	if cfg.URI == nil {
+		return nil, errors.New("link agent: no URI")
+	}
+	if deps.Gateway == nil || deps.Charon == nil {
+		return nil, errors.New("link agent: a gateway and charon are required")
+	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}
-	return &Agent{cfg: cfg, client: NewClient(cfg.URI, cfg.TLS), loaded: map[string]string{}, loadedAt: map[string]time.Time{},
-		routed: map[netip.Prefix]bool{}, up: map[string]bool{}}
+	log = logging.OrDiscard(log)
+	a := &Agent{cfg: cfg, log: log, gw: deps.Gateway, now: time.Now, up: map[string]bool{},
+		have: actual{Loaded: map[string]record{}}}
+	a.exec = executor{charon: deps.Charon, firewall: deps.Firewall, routes: deps.Routes, stateDir: cfg.StateDir,
+		log: log, now: func() time.Time { return a.now() }}
+	return a, nil
 }
 
 // Run reports every interval until ctx ends, then unloads its connections
-// and tells the gateways it stops (graceful failover).
+// and tells the gateways it stops (graceful failover). Until charon first
+// answers it neither reports nor applies anything.
 func (a *Agent) Run(ctx context.Context) error {
-	log := a.cfg.Log
-	for a.charon == nil {
-		c, err := DialCharon(ctx, a.cfg.Vici)
-		if err == nil {
-			a.charon = c
-			break
-		}
-		log.Warn("charon not reachable yet", "socket", a.cfg.Vici, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-	defer a.charon.Close()
-	defer func() {
-		if a.check != nil {
-			a.check.Close()
-		}
-	}()
-	if a.cfg.RouteDev != "" {
-		r, err := OpenRoutes("", a.cfg.RouteDev, a.cfg.RouteTable, a.cfg.RouteMark)
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		a.routes4 = r
-	}
-	if a.cfg.Firewall {
-		fw, err := OpenFirewall(-1)
-		if err != nil {
-			return err
-		}
-		defer fw.Close()
-		a.fw = fw
-	}
-	log.Info("link agent running", "uri", a.cfg.URI.String(), "address", a.cfg.Address)
+	defer a.closeCheck()
 	t := time.NewTicker(a.cfg.Interval)
 	defer t.Stop()
 	for {
-		a.step(ctx)
+		// A round's errors are logged where they happen, and what failed
+		// is planned again next round.
+		if err := a.round(ctx); err != nil {
+			a.log.Debug("round incomplete; what failed is planned again next round", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			a.shutdown()
@@ -140,20 +117,83 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-func (a *Agent) step(ctx context.Context) {
-	log := a.cfg.Log
+// round is one report and what its answer asks for.
+func (a *Agent) round(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, a.cfg.Interval+2*time.Second)
 	defer cancel()
-	report := &api.LinkReport{Version: 1, Address: a.cfg.Address, Reach: a.reach, Connections: []api.LinkConnection{}}
-	if report.Reach == nil {
-		report.Reach = []api.LinkReach{}
+	listing, lerr := a.exec.charon.List(sctx)
+	if err := ctx.Err(); err != nil {
+		return err // stopping: no report, no change
 	}
-	sas, err := a.charon.ListSAs(sctx)
+	if lerr != nil {
+		if !a.reached {
+			a.log.Warn("charon not reachable yet", "err", lerr)
+			return fmt.Errorf("charon: %w", lerr)
+		}
+		a.log.Warn("list SAs", "err", lerr)
+	} else if !a.reached {
+		a.reached = true
+		a.log.Info("link agent running", "uri", a.cfg.URI.String(), "address", a.cfg.Address)
+	}
+	st, err := a.gw.Report(sctx, a.report(listing.SAs))
 	if err != nil {
-		log.Warn("list SAs", "err", err)
+		if a.lastGateway == nil {
+			a.log.Warn("no gateway answered; keeping the last state", "err", err)
+		}
+		a.lastGateway = err
+		return err
+	}
+	if a.lastGateway != nil {
+		a.log.Info("gateway answering again")
+		a.lastGateway = nil
+	}
+	up := installedSet(listing.SAs)
+	a.hooks(ctx, up)
+	err = a.apply(sctx, st, listing, lerr == nil, up)
+	a.hostChecks(ctx, st)
+	return errors.Join(lerr, err)
+}
+
+// apply plans what the state asks for against what is, and carries it out.
+// listed says whether listing is charon's answer of this round.
+func (a *Agent) apply(ctx context.Context, st *api.LinkState, listing Listing, listed bool, up map[string]bool) error {
+	want, derr := desiredFrom(st, a.cfg.Address)
+	if derr != nil {
+		a.log.Warn("state entries left out", "err", derr)
+	}
+	want.Firewall = a.exec.firewall != nil
+	want.Routes, want.RemoveRoutes = a.exec.routes != nil, a.cfg.RemoveRoutes
+	want.RoutesFile = a.cfg.StateDir != ""
+	a.have.Up = up
+	if listed {
+		var lost []string
+		a.have.Loaded, lost = observe(a.have.Loaded, listing.Conns)
+		if len(lost) > 0 {
+			a.log.Warn("charon no longer has connections the agent loaded; loading them again", "names", lost)
+		}
+	}
+	for name := range a.have.LoadFailed {
+		if !slices.ContainsFunc(want.Conns, func(c Conn) bool { return c.Name() == name }) {
+			delete(a.have.LoadFailed, name) // no longer wanted: no longer awaited
+		}
+	}
+	err := a.exec.run(ctx, plan(want, a.have, a.now()), &a.have)
+	a.want = map[string]*api.LinkPeer{}
+	for i := range want.Conns {
+		a.want[want.Conns[i].Name()] = &want.Conns[i].Peer
+	}
+	return errors.Join(derr, err, a.saveLoaded())
+}
+
+// report is what the agent tells the gateway: its address, the host checks
+// and its connections with their counters.
+func (a *Agent) report(sas []SA) *api.LinkReport {
+	r := &api.LinkReport{Version: 1, Address: a.cfg.Address, Reach: a.reach, Connections: []api.LinkConnection{}}
+	if r.Reach == nil {
+		r.Reach = []api.LinkReach{}
 	}
 	for _, sa := range sas {
-		if _, ours := a.loaded[sa.Name]; !ours {
+		if _, ours := a.have.Loaded[sa.Name]; !ours {
 			continue
 		}
 		c := api.LinkConnection{Name: sa.Name, State: sa.State}
@@ -161,306 +201,73 @@ func (a *Agent) step(ctx context.Context) {
 			c.BytesIn += ch.BytesIn
 			c.BytesOut += ch.BytesOut
 		}
-		report.Connections = append(report.Connections, c)
+		r.Connections = append(r.Connections, c)
 	}
-	st, err := a.client.Report(sctx, report)
-	if err != nil {
-		if a.lastGateway == nil {
-			log.Warn("no gateway answered; keeping the last state", "err", err)
-		}
-		a.lastGateway = err
-		return
-	}
-	if a.lastGateway != nil {
-		log.Info("gateway answering again")
-		a.lastGateway = nil
-	}
-	up := installedSet(sas)
-	a.hooks(ctx, up)
-	a.apply(sctx, st, up)
-	a.keepUp(sctx, sas)
-	a.hostChecks(ctx, st)
+	return r
 }
 
-func fingerprint(st *api.LinkState, p *api.LinkPeer, local string) string {
-	b, _ := json.Marshal([]any{p, st.IKE, st.ESP, st.Force, local})
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:8])
+// observe returns the records as charon's list of loaded connections
+// shows them: a connection charon no longer has (it restarted) is no
+// longer loaded, so that it is planned again; its key is still recorded,
+// as it may be there. lost names those.
+func observe(loaded map[string]record, conns []string) (map[string]record, []string) {
+	in := map[string]bool{}
+	for _, n := range conns {
+		in[n] = true
+	}
+	out := make(map[string]record, len(loaded))
+	var lost []string
+	for _, name := range sortedKeys(loaded) {
+		r := loaded[name]
+		if r.Conn != "" && !in[name] {
+			r.Conn = ""
+			lost = append(lost, name)
+		}
+		out[name] = r
+	}
+	return out, lost
 }
 
-// makeBeforeBreak bounds how long an old connection is kept while its
-// replacement comes up.
-const makeBeforeBreak = 10 * time.Second
-
-func installedSet(sas []SA) map[string]bool {
-	up := map[string]bool{}
-	for _, sa := range sas {
-		for _, ch := range sa.Children {
-			if ch.State == "INSTALLED" {
-				up[sa.Name] = true
-			}
+// carrying reports whether any connection is loaded.
+func (a *Agent) carrying() bool {
+	for _, r := range a.have.Loaded {
+		if r.Conn != "" {
+			return true
 		}
 	}
-	return up
+	return false
 }
 
-// apply loads what the state wants, and unloads what it no longer wants
-// only once the new connections are up (make before break, bounded), then
-// updates the firewall and routes file.
-func (a *Agent) apply(ctx context.Context, st *api.LinkState, up map[string]bool) {
-	log := a.cfg.Log
-	want := map[string]*api.LinkPeer{}
-	if st.Active {
-		for i := range st.Peers {
-			want[st.Peers[i].Name] = &st.Peers[i]
-		}
-	}
-	names := make([]string, 0, len(want))
-	for n := range want {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		p := want[name]
-		fp := fingerprint(st, p, a.cfg.Address)
-		if a.loaded[name] == fp {
-			continue
-		}
-		if err := a.charon.Load(ctx, st, p, a.cfg.Address); err != nil {
-			log.Error("load connection", "name", name, "err", err)
-			continue
-		}
-		a.loaded[name] = fp
-		a.loadedAt[name] = time.Now()
-		if err := a.charon.Initiate(ctx, name); err != nil {
-			log.Warn("initiate", "name", name, "err", err)
-		}
-		log.Info("connection loaded", "name", name, "remote", p.RemoteAddress)
-	}
-	pending := false
-	for name := range want {
-		if !up[name] && time.Since(a.loadedAt[name]) < makeBeforeBreak {
-			pending = true
-		}
-	}
-	for name := range a.loaded {
-		if _, ok := want[name]; ok {
-			continue
-		}
-		if pending {
-			log.Debug("keeping the old connection until its replacement is up", "name", name)
-			continue
-		}
-		if err := a.charon.Unload(ctx, name); err != nil {
-			log.Error("unload connection", "name", name, "err", err)
-			continue
-		}
-		delete(a.loaded, name)
-		delete(a.loadedAt, name)
-		log.Info("connection unloaded", "name", name)
-	}
-	if a.fw != nil {
-		var hosts []netip.Addr
-		for _, h := range st.Hosts {
-			if ad, err := netip.ParseAddr(h.Address); err == nil {
-				hosts = append(hosts, ad)
-			}
-		}
-		// Rebuilt only when the hosts or the port change.
-		if key := fmt.Sprint(hosts, st.CheckPort); key != a.fwKey {
-			if err := a.fw.Set(hosts, uint16(st.CheckPort)); err != nil {
-				log.Error("firewall", "err", err)
-			} else {
-				a.fwKey = key
-				log.Info("firewall updated", "hosts", len(hosts), "check_port", st.CheckPort)
-			}
-		}
-	}
-	a.writeRoutes(want)
-	a.syncRoutes(want)
-	a.saveLoaded()
-	a.want = want
-}
-
-// syncRoutes installs the remote subnets of the carried connections; the
-// routes of dropped connections are removed only with RemoveRoutes.
-func (a *Agent) syncRoutes(want map[string]*api.LinkPeer) {
-	if a.routes4 == nil {
-		return
-	}
-	next := map[netip.Prefix]bool{}
-	if !a.cfg.RemoveRoutes {
-		for p := range a.routed {
-			next[p] = true
-		}
-	}
-	for _, p := range want {
-		for _, s := range p.RemoteSubnets {
-			if pfx, err := netip.ParsePrefix(s); err == nil {
-				next[pfx.Masked()] = true
-			}
-		}
-	}
-	list := make([]netip.Prefix, 0, len(next))
-	for p := range next {
-		list = append(list, p)
-	}
-	if err := a.routes4.Sync(list); err != nil {
-		a.cfg.Log.Warn("routes", "err", err)
-		return
-	}
-	a.routed = next
-}
-
-func (a *Agent) saveLoaded() {
-	if a.cfg.StateDir == "" {
-		return
-	}
-	names := make([]string, 0, len(a.loaded))
-	for n := range a.loaded {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	text := strings.Join(names, "\n") + "\n"
-	_ = os.WriteFile(filepath.Join(a.cfg.StateDir, loadedFile), []byte(text), 0o600)
-}
-
-// hooks runs the hook for every connection that came up or went down.
-func (a *Agent) hooks(ctx context.Context, up map[string]bool) {
-	defer func() { a.up = up }()
-	if a.cfg.Hook == "" {
-		return
-	}
-	run := func(event, name string) {
-		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(hctx, a.cfg.Hook)
-		cmd.Env = append(os.Environ(), "PORTCULLIS_LINK_EVENT="+event, "PORTCULLIS_LINK_CONN="+name)
-		if p := a.want[name]; p != nil {
-			cmd.Env = append(cmd.Env, "PORTCULLIS_LINK_REMOTE="+p.RemoteAddress,
-				"PORTCULLIS_LINK_LOCAL_SUBNETS="+strings.Join(p.LocalSubnets, ","),
-				"PORTCULLIS_LINK_REMOTE_SUBNETS="+strings.Join(p.RemoteSubnets, ","))
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			a.cfg.Log.Warn("hook failed", "event", event, "conn", name, "err", err, "output", strings.TrimSpace(string(out)))
-		}
-	}
-	for name := range up {
-		if !a.up[name] {
-			run("up", name)
-		}
-	}
-	for name := range a.up {
-		if !up[name] {
-			run("down", name)
-		}
-	}
-}
-
-// keepUp re-initiates, at most every 5 s, any loaded connection without an
-// installed child SA.
-func (a *Agent) keepUp(ctx context.Context, sas []SA) {
-	if time.Since(a.lastInit) < 5*time.Second {
-		return
-	}
-	up := installedSet(sas)
-	for name := range a.loaded {
-		if !up[name] {
-			a.lastInit = time.Now()
-			if err := a.charon.Initiate(ctx, name); err != nil {
-				a.cfg.Log.Warn("re-initiate", "name", name, "err", err)
-			}
-		}
-	}
-}
-
-// writeRoutes writes the sorted remote subnets, one per line, for IPsec
-// routers that need static routes.
-func (a *Agent) writeRoutes(want map[string]*api.LinkPeer) {
-	if a.cfg.StateDir == "" {
-		return
-	}
-	var subnets []string
-	for _, p := range want {
-		subnets = append(subnets, p.RemoteSubnets...)
-	}
-	sort.Strings(subnets)
-	text := strings.Join(subnets, "\n")
-	if text != "" {
-		text += "\n"
-	}
-	if text == a.routes {
-		return
-	}
-	path := filepath.Join(a.cfg.StateDir, "routes")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(text), 0o644); err == nil {
-		err = os.Rename(tmp, path)
-		if err == nil {
-			a.routes = text
-			return
-		}
-	}
-	a.cfg.Log.Error("write routes file", "path", path)
-}
-
-// shutdown unloads the agent's connections and says goodbye to the
-// gateways so that the location fails over at once.
+// shutdown says goodbye to the gateways so that the location fails over
+// at once, keeps carrying traffic while the peers move, then unloads the
+// agent's connections (and its routes with RemoveRoutes).
 func (a *Agent) shutdown() {
+	if !a.reached {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := a.client.Stop(ctx); err != nil {
-		a.cfg.Log.Warn("graceful stop not acknowledged", "err", err)
-	} else if len(a.loaded) > 0 {
+	err := a.gw.Stop(ctx)
+	cancel()
+	if err != nil {
+		a.log.Warn("graceful stop not acknowledged", "err", err)
+	} else if a.carrying() {
 		// The gateway has handed the location over; keep carrying traffic
 		// while the peers move to the new host (their next report, at most
 		// one interval away, plus the IKE exchange).
 		time.Sleep(a.cfg.Interval + 500*time.Millisecond)
 	}
-	for name := range a.loaded {
-		if err := a.charon.Unload(ctx, name); err != nil {
-			a.cfg.Log.Warn("unload on stop", "name", name, "err", err)
-		}
-		delete(a.loaded, name)
-	}
-	a.saveLoaded()
-	if a.routes4 != nil && a.cfg.RemoveRoutes {
-		_ = a.routes4.RemoveAll()
-	}
-	a.cfg.Log.Info("link agent stopped")
-}
-
-// Status returns the agent's connections as charon reports them.
-func Status(ctx context.Context, vici string) ([]SA, error) {
-	c, err := DialCharon(ctx, vici)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	sas, err := c.ListSAs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return sas, nil
-}
-
-// hostChecks (re)starts the check server on the link's check port and
-// probes the other link hosts, within a bound shorter than the interval.
-func (a *Agent) hostChecks(ctx context.Context, st *api.LinkState) {
-	if a.check == nil || a.checkPort != st.CheckPort {
-		if a.check != nil {
-			a.check.Close()
-			a.check = nil
-		}
-		srv, err := ListenCheck(net.JoinHostPort(a.cfg.Address, strconv.Itoa(st.CheckPort)), a.cfg.Log)
-		if err != nil {
-			a.cfg.Log.Warn("host-check server", "err", err)
-			return
-		}
-		a.check, a.checkPort = srv, st.CheckPort
-	}
-	a.check.SetKey(st.CheckKey)
-	pctx, cancel := context.WithTimeout(ctx, a.cfg.Interval*7/10)
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	a.reach = probeAll(pctx, st, a.cfg.URI.HostID)
+	errs := []error{a.exec.run(ctx, plan(desired{}, a.have, a.now()), &a.have), a.saveLoaded()}
+	if a.exec.routes != nil && a.cfg.RemoveRoutes {
+		if err := a.exec.routes.RemoveAll(ctx); err != nil {
+			a.log.Warn("remove routes on stop", "err", err)
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		a.log.Warn("link agent stopped with errors (what did not unload stays listed for 'portcullis-link remove')", "err", err)
+		return
+	}
+	a.log.Info("link agent stopped")
 }

@@ -19,6 +19,15 @@ import (
 	"github.com/portcullis-gw/portcullis/api/linkproto"
 )
 
+// Gateway is what the agent needs from the gateways. Client is the real
+// implementation.
+type Gateway interface {
+	// Report sends the report and returns the host's state.
+	Report(ctx context.Context, r *api.LinkReport) (*api.LinkState, error)
+	// Stop says this host stops (graceful failover).
+	Stop(ctx context.Context) error
+}
+
 // Client talks to the gateways of one URI.
 type Client struct {
 	uri     *URI
@@ -82,7 +91,11 @@ func (c *Client) Stop(ctx context.Context) error {
 	for _, gw := range c.uri.Gateways {
 		resp, err := c.send(ctx, gw, http.MethodDelete, nil)
 		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
+			// Read to the end so that the connection is reused; a gateway
+			// that said 200 has acknowledged, whatever the rest.
+			if _, derr := io.Copy(io.Discard, resp.Body); derr != nil {
+				errs = append(errs, &GatewayError{Gateway: gw, Err: derr})
+			}
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				ok = true

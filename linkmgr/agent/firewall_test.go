@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"testing"
@@ -29,10 +30,11 @@ func TestFirewallInNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fw.Close()
+	ctx := context.Background()
 	reach := func(proto, src, dst string) bool {
 		return netlab.Reaches(t, peer, proto, src, dst, 300*time.Millisecond)
 	}
-	if err := fw.Set([]netip.Addr{netip.MustParseAddr("10.198.0.2")}, 9790); err != nil {
+	if err := fw.Set(ctx, []netip.Addr{netip.MustParseAddr("10.198.0.2")}, 9790); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -55,7 +57,7 @@ func TestFirewallInNamespace(t *testing.T) {
 		t.Fatalf("drop counter %d (%v), want at least the 3 refused probes", n, err)
 	}
 	// Hosts change: the update is atomic and complete.
-	if err := fw.Set([]netip.Addr{netip.MustParseAddr("10.198.0.3")}, 9790); err != nil {
+	if err := fw.Set(ctx, []netip.Addr{netip.MustParseAddr("10.198.0.3")}, 9790); err != nil {
 		t.Fatal(err)
 	}
 	if reach("udp", "10.198.0.2", "10.198.0.1:500") || !reach("udp", "10.198.0.3", "10.198.0.1:500") {
@@ -64,7 +66,7 @@ func TestFirewallInNamespace(t *testing.T) {
 	if ok, err := fw.Exists(); err != nil || !ok {
 		t.Fatalf("table missing: %v", err)
 	}
-	if err := fw.Remove(); err != nil {
+	if err := fw.Remove(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _ := fw.Exists(); ok {

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -62,21 +63,26 @@ func ListenCheck(addr string, log *slog.Logger) (*CheckServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	s := &CheckServer{ln: ln, log: log, seen: replay.NewMemory(maxProbes)}
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
 }
 
-// SetKey sets the link's check key (base64, from the state).
-func (s *CheckServer) SetKey(b64 string) {
+// SetKey sets the link's check key (base64, from the state); a key that
+// does not decode leaves the old one.
+func (s *CheckServer) SetKey(b64 string) error {
 	k, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
-		return
+		return fmt.Errorf("check key: %w", err)
 	}
 	s.mu.Lock()
 	s.key = k
 	s.mu.Unlock()
+	return nil
 }
 
 // Close stops the server and waits for it.
@@ -97,7 +103,10 @@ func (s *CheckServer) serve() {
 		go func() {
 			defer s.wg.Done()
 			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+			if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+				s.log.Debug("host check: deadline", "err", err)
+				return
+			}
 			buf := make([]byte, probeLen)
 			if _, err := io.ReadFull(c, buf); err != nil {
 				return
@@ -120,7 +129,9 @@ func (s *CheckServer) serve() {
 			if !s.seen.Use(string(buf[8:24]), now, now.Add(replay.TTL(probeWindow))) {
 				return
 			}
-			_, _ = c.Write(checkMAC(key, "reply", buf[:24]))
+			if _, err := c.Write(checkMAC(key, "reply", buf[:24])); err != nil {
+				s.log.Debug("host check: reply not sent", "peer", c.RemoteAddr().String(), "err", err)
+			}
 		}()
 	}
 }
@@ -142,7 +153,9 @@ func Probe(ctx context.Context, key []byte, addr string) (time.Duration, error) 
 		return 0, err
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if err := c.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		return 0, err
+	}
 	if _, err := c.Write(append(head, checkMAC(key, "probe", head)...)); err != nil {
 		return 0, err
 	}
@@ -181,4 +194,35 @@ func probeAll(ctx context.Context, st *api.LinkState, self string) []api.LinkRea
 	}
 	wg.Wait()
 	return out
+}
+
+// hostChecks (re)starts the check server on the link's check port and
+// probes the other link hosts, within a bound shorter than the interval.
+func (a *Agent) hostChecks(ctx context.Context, st *api.LinkState) {
+	if a.check == nil || a.checkPort != st.CheckPort {
+		a.closeCheck()
+		srv, err := ListenCheck(net.JoinHostPort(a.cfg.Address, strconv.Itoa(st.CheckPort)), a.log)
+		if err != nil {
+			a.log.Warn("host-check server", "err", err)
+			return
+		}
+		a.check, a.checkPort = srv, st.CheckPort
+	}
+	if err := a.check.SetKey(st.CheckKey); err != nil {
+		a.log.Warn("host-check key", "err", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, a.cfg.Interval*7/10)
+	defer cancel()
+	a.reach = probeAll(pctx, st, a.cfg.URI.HostID)
+}
+
+// closeCheck stops the check server, if any.
+func (a *Agent) closeCheck() {
+	if a.check == nil {
+		return
+	}
+	if err := a.check.Close(); err != nil {
+		a.log.Warn("close host-check server", "err", err)
+	}
+	a.check = nil
 }

@@ -16,7 +16,11 @@ func TestNilLoggers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	// charon is not there: the agent logs it and stops with its context.
-	a := New(Config{URI: u, Address: "127.0.0.1", Vici: filepath.Join(t.TempDir(), "none.vici"), StateDir: t.TempDir()})
+	a, err := New(Config{URI: u, Address: "127.0.0.1", StateDir: t.TempDir()},
+		Deps{Gateway: NewClient(u, nil), Charon: NewVICI(filepath.Join(t.TempDir(), "none.vici"))}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := a.Run(ctx); err != nil {
 		t.Fatal(err)
 	}

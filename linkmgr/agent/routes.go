@@ -1,27 +1,41 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
+// Routes installs the link's remote subnets. NetlinkRoutes is the kernel
+// implementation.
+type Routes interface {
+	// Sync makes the agent's routes exactly subnets.
+	Sync(ctx context.Context, subnets []netip.Prefix) error
+	// RemoveAll removes every route (and rule) the agent made.
+	RemoveAll(ctx context.Context) error
+}
+
 // RouteProtocol tags every route the agent installs (rtnetlink protocol
 // number), so they can be listed and removed without touching others.
 const RouteProtocol = netlink.RouteProtocol(0x9c)
 
-// ruleTag is the priority of the agent's fwmark rule.
+// rulePriority is the priority of the agent's fwmark rule.
 const rulePriority = 9790
 
-// Routes installs the remote subnets of the link as routes over a device,
-// in the main table or a custom one (with an fwmark rule selecting it, the
-// policy-routing layout of multi-tunnel hosts).
-type Routes struct {
+// netlinkTimeout bounds a netlink call whose context has no deadline.
+const netlinkTimeout = 10 * time.Second
+
+// NetlinkRoutes installs the remote subnets of the link as routes over a
+// device, in the main table or a custom one (with an fwmark rule selecting
+// it, the policy-routing layout of multi-tunnel hosts).
+type NetlinkRoutes struct {
 	h     *netlink.Handle
 	dev   string
 	table int
@@ -30,33 +44,71 @@ type Routes struct {
 
 // OpenRoutes opens a netlink handle (in the namespace at nsPath, or the
 // current one when empty).
-func OpenRoutes(nsPath, dev string, table, fwmark int) (*Routes, error) {
+func OpenRoutes(nsPath, dev string, table, fwmark int) (*NetlinkRoutes, error) {
 	var h *netlink.Handle
 	var err error
 	if nsPath != "" {
 		ns, nerr := netns.GetFromPath(nsPath)
 		if nerr != nil {
-			return nil, nerr
+			return nil, fmt.Errorf("network namespace %s: %w", nsPath, nerr)
 		}
-		defer ns.Close()
 		h, err = netlink.NewHandleAt(ns)
+		if cerr := ns.Close(); cerr != nil {
+			if err == nil {
+				h.Close()
+			}
+			err = errors.Join(err, fmt.Errorf("close network namespace %s: %w", nsPath, cerr))
+		}
 	} else {
 		h, err = netlink.NewHandle()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
+	if err := h.SetSocketTimeout(netlinkTimeout); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("netlink socket timeout: %w", err)
+	}
 	if table == 0 {
 		table = unix.RT_TABLE_MAIN
 	}
-	return &Routes{h: h, dev: dev, table: table, mark: fwmark}, nil
+	return &NetlinkRoutes{h: h, dev: dev, table: table, mark: fwmark}, nil
 }
 
 // Close releases the handle.
-func (r *Routes) Close() { r.h.Close() }
+func (r *NetlinkRoutes) Close() { r.h.Close() }
 
-// Sync makes the agent's routes exactly the given subnets.
-func (r *Routes) Sync(subnets []netip.Prefix) error {
+// bounded runs f with the handle's socket timeout taken from ctx, then
+// puts back netlinkTimeout, which bounds every other call.
+func (r *NetlinkRoutes) bounded(ctx context.Context, f func() error) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		d := time.Until(deadline)
+		if d < time.Millisecond {
+			return context.DeadlineExceeded
+		}
+		if d < netlinkTimeout {
+			if err := r.h.SetSocketTimeout(d); err != nil {
+				return fmt.Errorf("netlink socket timeout: %w", err)
+			}
+			defer func() {
+				if terr := r.h.SetSocketTimeout(netlinkTimeout); terr != nil {
+					err = errors.Join(err, fmt.Errorf("netlink socket timeout: %w", terr))
+				}
+			}()
+		}
+	}
+	return f()
+}
+
+// Sync implements Routes.
+func (r *NetlinkRoutes) Sync(ctx context.Context, subnets []netip.Prefix) error {
+	return r.bounded(ctx, func() error { return r.sync(subnets) })
+}
+
+func (r *NetlinkRoutes) sync(subnets []netip.Prefix) error {
 	link, err := r.h.LinkByName(r.dev)
 	if err != nil {
 		return fmt.Errorf("route device %s: %w", r.dev, err)
@@ -92,7 +144,7 @@ func (r *Routes) Sync(subnets []netip.Prefix) error {
 	return errors.Join(errs...)
 }
 
-func (r *Routes) list() ([]netlink.Route, error) {
+func (r *NetlinkRoutes) list() ([]netlink.Route, error) {
 	var out []netlink.Route
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		rts, err := r.h.RouteListFiltered(fam, &netlink.Route{Table: r.table, Protocol: RouteProtocol},
@@ -105,7 +157,7 @@ func (r *Routes) list() ([]netlink.Route, error) {
 	return out, nil
 }
 
-func (r *Routes) rule(family int) *netlink.Rule {
+func (r *NetlinkRoutes) rule(family int) *netlink.Rule {
 	rule := netlink.NewRule()
 	rule.Family = family
 	rule.Mark = uint32(r.mark)
@@ -114,7 +166,7 @@ func (r *Routes) rule(family int) *netlink.Rule {
 	return rule
 }
 
-func (r *Routes) ensureRule() error {
+func (r *NetlinkRoutes) ensureRule() error {
 	rules, err := r.h.RuleList(netlink.FAMILY_V4)
 	if err != nil {
 		return fmt.Errorf("list rules: %w", err)
@@ -130,8 +182,12 @@ func (r *Routes) ensureRule() error {
 	return nil
 }
 
-// RemoveAll deletes every route and the rule the agent made.
-func (r *Routes) RemoveAll() error {
+// RemoveAll implements Routes.
+func (r *NetlinkRoutes) RemoveAll(ctx context.Context) error {
+	return r.bounded(ctx, r.removeAll)
+}
+
+func (r *NetlinkRoutes) removeAll() error {
 	have, err := r.list()
 	if err != nil {
 		return err
@@ -139,42 +195,13 @@ func (r *Routes) RemoveAll() error {
 	var errs []error
 	for _, rt := range have {
 		if err := r.h.RouteDel(&rt); err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("delete route %s: %w", rt.Dst, err))
 		}
 	}
 	if r.mark > 0 && r.table != unix.RT_TABLE_MAIN {
 		if err := r.h.RuleDel(r.rule(netlink.FAMILY_V4)); err != nil && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("delete rule fwmark %d lookup %d: %w", r.mark, r.table, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// ErrKernelFeature says the kernel lacks what a tunnel device needs.
-var ErrKernelFeature = errors.New("kernel feature missing")
-
-// CreateXFRM creates an XFRM interface (route-based IPsec with kernel ESP)
-// bound to ifID. On a kernel without XFRM interfaces it says which option
-// is missing.
-func (r *Routes) CreateXFRM(name string, ifID uint32) error {
-	err := r.h.LinkAdd(&netlink.Xfrmi{LinkAttrs: netlink.LinkAttrs{Name: name}, Ifid: ifID})
-	if err != nil {
-		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("%w: XFRM interfaces (CONFIG_XFRM_INTERFACE) are not available: %v", ErrKernelFeature, err)
-		}
-		return fmt.Errorf("create XFRM interface %s: %w", name, err)
-	}
-	return nil
-}
-
-// CreateVTI creates a VTI tunnel between local and remote with the key.
-func (r *Routes) CreateVTI(name string, local, remote netip.Addr, key uint32) error {
-	err := r.h.LinkAdd(&netlink.Vti{LinkAttrs: netlink.LinkAttrs{Name: name}, Local: local.AsSlice(), Remote: remote.AsSlice(), IKey: key, OKey: key})
-	if err != nil {
-		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("%w: VTI (CONFIG_NET_IPVTI) is not available: %v", ErrKernelFeature, err)
-		}
-		return fmt.Errorf("create VTI %s: %w", name, err)
-	}
-	return nil
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"strings"
@@ -25,7 +26,8 @@ func TestRoutesInNamespace(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			if err := r.Sync([]netip.Prefix{netip.MustParsePrefix("10.2.0.0/24"), netip.MustParsePrefix("10.3.0.0/16")}); err != nil {
+			ctx := context.Background()
+			if err := r.Sync(ctx, []netip.Prefix{netip.MustParsePrefix("10.2.0.0/24"), netip.MustParsePrefix("10.3.0.0/16")}); err != nil {
 				t.Fatal(err)
 			}
 			out := a.MustIP("route", "show", "table", tc.wantTableArg, "proto", "156")
@@ -37,14 +39,14 @@ func TestRoutesInNamespace(t *testing.T) {
 			}
 			// A foreign route in the same table is never touched.
 			a.MustIP("route", "add", "10.9.0.0/24", "dev", aIf, "table", tc.wantTableArg)
-			if err := r.Sync([]netip.Prefix{netip.MustParsePrefix("10.2.0.0/24")}); err != nil {
+			if err := r.Sync(ctx, []netip.Prefix{netip.MustParsePrefix("10.2.0.0/24")}); err != nil {
 				t.Fatal(err)
 			}
 			out = a.MustIP("route", "show", "table", tc.wantTableArg)
 			if strings.Contains(out, "10.3.0.0/16") || !strings.Contains(out, "10.2.0.0/24") || !strings.Contains(out, "10.9.0.0/24") {
 				t.Fatalf("after sync:\n%s", out)
 			}
-			if err := r.RemoveAll(); err != nil {
+			if err := r.RemoveAll(ctx); err != nil {
 				t.Fatal(err)
 			}
 			out = a.MustIP("route", "show", "table", tc.wantTableArg)

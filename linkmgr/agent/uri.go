@@ -1,8 +1,3 @@
-// Package agent is the link host agent (portcullis-link): it holds the
-// host's URI, reports to the gateway every second and receives its signed,
-// sealed state, loads the IPsec connections into strongSwan over VICI,
-// installs routes with netlink, guards the IKE and host-check ports with
-// nftables, and probes the other link hosts.
 package agent
 
 import (

@@ -2,208 +2,221 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/strongswan/govici/vici"
-
-	"github.com/portcullis-gw/portcullis/api"
 )
 
-// Everything the agent loads into charon is named with its connection
-// name (<link>-<location>-<peer>) and its shared keys with this prefix, so
-// that it can be listed and removed.
-const sharedPrefix = "portcullis-"
+// viciTimeout bounds a VICI call whose context has no deadline: a govici
+// session that hears nothing for its read deadline dies, so every call has
+// one (see lab-facts).
+const viciTimeout = 15 * time.Second
 
-// The VICI messages are built key by key (not from Go maps, whose order is
-// random, nor from structs, whose zero values would all be sent).
-
-func list(v ...string) []string { return v }
-
-func section(kv ...any) *vici.Message {
-	m := vici.NewMessage()
-	for i := 0; i+1 < len(kv); i += 2 {
-		if err := m.Set(kv[i].(string), kv[i+1]); err != nil {
-			panic(fmt.Sprintf("vici message %v: %v", kv[i], err))
-		}
-	}
-	return m
-}
-
-// proposals returns the link's proposals, with "default" appended unless
-// the link forces its own.
-func proposals(p []string, force bool) []string {
-	out := append([]string{}, p...)
-	if !force {
-		out = append(out, "default")
-	}
-	return out
-}
-
-// SharedMessage is the load-shared message of a peer's PSK.
-func SharedMessage(p *api.LinkPeer, local string) *vici.Message {
-	return section(
-		"id", sharedPrefix+p.Name,
-		"type", "IKE",
-		"data", p.PSK,
-		"owners", list(local, p.RemoteAddress),
-	)
-}
-
-// ConnMessage is the load-conn message of one peer connection: IKEv2 with
-// PSK, dead peer detection every second, retries for ever, the child
-// started at once and restarted when it dies or is closed.
-func ConnMessage(st *api.LinkState, p *api.LinkPeer, local string) *vici.Message {
-	child := section(
-		"local_ts", p.LocalSubnets,
-		"remote_ts", p.RemoteSubnets,
-		"esp_proposals", proposals(st.ESP, st.Force),
-		"start_action", "start",
-		"dpd_action", "restart",
-		"close_action", "restart",
-	)
-	conn := section(
-		"version", "2",
-		"local_addrs", list(local),
-		"remote_addrs", list(p.RemoteAddress),
-		"proposals", proposals(st.IKE, st.Force),
-		"dpd_delay", "1s",
-		"keyingtries", "0",
-		"local", section("auth", "psk", "id", local),
-		"remote", section("auth", "psk", "id", p.RemoteAddress),
-		"children", section(p.Name, child),
-	)
-	return section(p.Name, conn)
-}
-
-// Charon is a VICI connection to one charon.
-type Charon struct {
+// VICI is a Charon over charon's VICI socket. Commands share one session,
+// dialled on first use and again after it broke (charon restarted);
+// listings use a session of their own.
+type VICI struct {
 	socket string
+	mu     sync.Mutex
 	sess   *vici.Session
 }
 
-// DialCharon connects to charon's VICI socket.
-func DialCharon(ctx context.Context, socket string) (*Charon, error) {
-	s, err := vici.NewSession(vici.WithSocketPath(socket))
-	if err != nil {
-		return nil, fmt.Errorf("vici %s: %w", socket, err)
+// NewVICI returns a Charon for the VICI socket; it connects on first use.
+func NewVICI(socket string) *VICI { return &VICI{socket: socket} }
+
+// DialCharon connects to charon's VICI socket and checks that it answers.
+func DialCharon(ctx context.Context, socket string) (*VICI, error) {
+	v := NewVICI(socket)
+	if _, err := v.call(ctx, "version", vici.NewMessage()); err != nil {
+		return nil, errors.Join(err, v.Close())
 	}
-	c := &Charon{socket: socket, sess: s}
-	if _, err := c.call(ctx, "version", nil); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return c, nil
+	return v, nil
 }
 
-// Close closes the session.
-func (c *Charon) Close() error { return c.sess.Close() }
+// Close closes the command session.
+func (v *VICI) Close() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.sess == nil {
+		return nil
+	}
+	err := v.sess.Close()
+	v.sess = nil
+	if err != nil {
+		return fmt.Errorf("close vici session %s: %w", v.socket, err)
+	}
+	return nil
+}
 
-// call runs one command with a deadline (a VICI session hearing nothing
-// for its read deadline dies, so every call has one).
-func (c *Charon) call(ctx context.Context, cmd string, in *vici.Message) (*vici.Message, error) {
+// CommandError is charon's refusal of a command; the session stays good.
+type CommandError struct {
+	Cmd, Msg string
+}
+
+func (e *CommandError) Error() string { return fmt.Sprintf("vici %s: %s", e.Cmd, e.Msg) }
+
+// errmsgNoSAs is charon's answer to terminate when no SA matches.
+const errmsgNoSAs = "no matching SAs to terminate found"
+
+// call runs one command with a deadline. A failure of the session itself
+// (not a refusal) closes it, so the next call dials again.
+func (v *VICI) call(ctx context.Context, cmd string, in *vici.Message) (*vici.Message, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 15*time.Second)
+		ctx, cancel = context.WithTimeout(ctx, viciTimeout)
 		defer cancel()
 	}
-	m, err := c.sess.Call(ctx, cmd, in)
-	if err != nil {
-		return nil, fmt.Errorf("vici %s: %w", cmd, err)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.sess == nil {
+		s, err := vici.NewSession(vici.WithSocketPath(v.socket))
+		if err != nil {
+			return nil, fmt.Errorf("vici %s: connect %s: %w", cmd, v.socket, err)
+		}
+		v.sess = s
 	}
-	if err := m.Err(); err != nil {
+	m, err := v.sess.Call(ctx, cmd, in)
+	if m != nil && m.Err() != nil {
+		errmsg, _ := m.Get("errmsg").(string)
+		return nil, &CommandError{Cmd: cmd, Msg: errmsg}
+	}
+	if err != nil {
+		cerr := v.sess.Close()
+		v.sess = nil
+		if cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close broken session: %w", cerr))
+		}
 		return nil, fmt.Errorf("vici %s: %w", cmd, err)
 	}
 	return m, nil
 }
 
-// Load loads a peer's shared key and connection.
-func (c *Charon) Load(ctx context.Context, st *api.LinkState, p *api.LinkPeer, local string) error {
-	if _, err := c.call(ctx, "load-shared", SharedMessage(p, local)); err != nil {
-		return err
-	}
-	_, err := c.call(ctx, "load-conn", ConnMessage(st, p, local))
-	return err
-}
-
-// Initiate starts a connection's child SA without waiting for it.
-func (c *Charon) Initiate(ctx context.Context, name string) error {
-	_, err := c.call(ctx, "initiate", section("child", name, "ike", name, "timeout", "-1"))
-	return err
-}
-
-// Unload terminates a connection's SAs and unloads it and its key.
-func (c *Charon) Unload(ctx context.Context, name string) error {
-	_, _ = c.call(ctx, "terminate", section("ike", name, "force", "yes", "timeout", "-1"))
-	if _, err := c.call(ctx, "unload-conn", section("name", name)); err != nil {
-		return err
-	}
-	_, err := c.call(ctx, "unload-shared", section("id", sharedPrefix+name))
-	return err
-}
-
-// SA is one IKE SA with its child SAs, as list-sas reports it.
-type SA struct {
-	Name     string
-	State    string // IKE state, e.g. ESTABLISHED
-	Remote   string
-	Children []ChildSA
-}
-
-// ChildSA is one child SA.
-type ChildSA struct {
-	Name              string
-	State             string // e.g. INSTALLED
-	BytesIn, BytesOut uint64
-}
-
-// ListSAs lists the IKE SAs. govici's streaming call loses events when many
-// arrive at once, so a separate session subscribes to list-sa with a large
-// buffer, issues a plain call and drains what arrived (see lab-facts).
-func (c *Charon) ListSAs(ctx context.Context) ([]SA, error) {
-	s, err := vici.NewSession(vici.WithSocketPath(c.socket))
+// command builds a message and calls cmd with it.
+func (v *VICI) command(ctx context.Context, cmd string, build func() (*vici.Message, error)) error {
+	in, err := build()
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("vici %s: %w", cmd, err)
 	}
-	defer s.Close()
-	events := make(chan vici.Event, 1024)
-	s.NotifyEvents(events)
-	defer s.StopEvents(events)
-	if err := s.Subscribe("list-sa"); err != nil {
-		return nil, fmt.Errorf("vici subscribe list-sa: %w", err)
+	_, err = v.call(ctx, cmd, in)
+	return err
+}
+
+// LoadShared implements Charon.
+func (v *VICI) LoadShared(ctx context.Context, c Conn) error {
+	return v.command(ctx, "load-shared", func() (*vici.Message, error) { return SharedMessage(&c.Peer, c.Local) })
+}
+
+// LoadConn implements Charon.
+func (v *VICI) LoadConn(ctx context.Context, c Conn) error {
+	return v.command(ctx, "load-conn", func() (*vici.Message, error) { return connMessage(c) })
+}
+
+// Initiate implements Charon.
+func (v *VICI) Initiate(ctx context.Context, name string) error {
+	return v.command(ctx, "initiate", func() (*vici.Message, error) { return initiateMessage(name) })
+}
+
+// Terminate implements Charon.
+func (v *VICI) Terminate(ctx context.Context, name string) error {
+	err := v.command(ctx, "terminate", func() (*vici.Message, error) { return terminateMessage(name) })
+	var ce *CommandError
+	if errors.As(err, &ce) && ce.Msg == errmsgNoSAs {
+		return nil
 	}
+	return err
+}
+
+// UnloadConn implements Charon.
+func (v *VICI) UnloadConn(ctx context.Context, name string) error {
+	return v.command(ctx, "unload-conn", func() (*vici.Message, error) { return unloadConnMessage(name) })
+}
+
+// UnloadShared implements Charon.
+func (v *VICI) UnloadShared(ctx context.Context, name string) error {
+	return v.command(ctx, "unload-shared", func() (*vici.Message, error) { return unloadSharedMessage(name) })
+}
+
+// Unload terminates a connection's SAs and unloads it and its key, trying
+// every step and returning every error (portcullis-link remove).
+func (v *VICI) Unload(ctx context.Context, name string) error {
+	return errors.Join(v.Terminate(ctx, name), v.UnloadConn(ctx, name), v.UnloadShared(ctx, name))
+}
+
+// List implements Charon. govici's streaming call loses events when many
+// arrive at once, so a separate session subscribes to list-sa and
+// list-conn with a large buffer, issues plain calls and drains what arrived
+// (see lab-facts).
+func (v *VICI) List(ctx context.Context) (Listing, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 15*time.Second)
+		ctx, cancel = context.WithTimeout(ctx, viciTimeout)
 		defer cancel()
 	}
-	if _, err := s.Call(ctx, "list-sas", vici.NewMessage()); err != nil {
-		return nil, fmt.Errorf("vici list-sas: %w", err)
+	s, err := vici.NewSession(vici.WithSocketPath(v.socket))
+	if err != nil {
+		return Listing{}, fmt.Errorf("vici %s: %w", v.socket, err)
 	}
-	// The events were read before the answer, but govici hands them to
+	events := make(chan vici.Event, 4096)
+	s.NotifyEvents(events)
+	l, err := listOn(ctx, s, events)
+	s.StopEvents(events)
+	if cerr := s.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close vici listing session: %w", cerr))
+	}
+	if err != nil {
+		return Listing{}, err
+	}
+	return l, nil
+}
+
+func listOn(ctx context.Context, s *vici.Session, events <-chan vici.Event) (Listing, error) {
+	if err := s.Subscribe("list-sa", "list-conn"); err != nil {
+		return Listing{}, fmt.Errorf("vici subscribe list-sa, list-conn: %w", err)
+	}
+	for _, cmd := range []string{"list-sas", "list-conns"} {
+		if _, err := s.Call(ctx, cmd, vici.NewMessage()); err != nil {
+			return Listing{}, fmt.Errorf("vici %s: %w", cmd, err)
+		}
+	}
+	// The events were read before the answers, but govici hands them to
 	// the channel from another goroutine: collect until the channel has
 	// been quiet for a moment (bounded).
-	var out []SA
+	var l Listing
 	quiet := time.NewTimer(100 * time.Millisecond)
 	defer quiet.Stop()
-	limit := time.After(2 * time.Second)
+	limit := time.NewTimer(2 * time.Second)
+	defer limit.Stop()
 	for {
 		select {
 		case ev := <-events:
-			if ev.Name == "list-sa" && ev.Message != nil {
-				out = append(out, parseSAs(ev.Message)...)
+			if ev.Message != nil {
+				switch ev.Name {
+				case "list-sa":
+					l.SAs = append(l.SAs, parseSAs(ev.Message)...)
+				case "list-conn":
+					l.Conns = append(l.Conns, ev.Message.Keys()...)
+				}
 			}
 			quiet.Reset(100 * time.Millisecond)
 		case <-quiet.C:
-			sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-			return out, nil
-		case <-limit:
-			sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-			return out, nil
+			return l.sorted(), nil
+		case <-limit.C:
+			return l.sorted(), nil
+		case <-ctx.Done():
+			return Listing{}, fmt.Errorf("vici listing: %w", ctx.Err())
 		}
 	}
+}
+
+func (l Listing) sorted() Listing {
+	sort.Slice(l.SAs, func(i, j int) bool { return l.SAs[i].Name < l.SAs[j].Name })
+	sort.Strings(l.Conns)
+	return l
 }
 
 func str(m *vici.Message, key string) string {
@@ -213,6 +226,8 @@ func str(m *vici.Message, key string) string {
 	return ""
 }
 
+// parseSAs reads one list-sa event. A counter charon sends is always a
+// decimal number; one that is not reads as 0.
 func parseSAs(m *vici.Message) []SA {
 	var out []SA
 	for _, name := range m.Keys() {
@@ -227,12 +242,19 @@ func parseSAs(m *vici.Message) []SA {
 				if !ok {
 					continue
 				}
-				in, _ := strconv.ParseUint(str(ch, "bytes-in"), 10, 64)
-				outB, _ := strconv.ParseUint(str(ch, "bytes-out"), 10, 64)
-				sa.Children = append(sa.Children, ChildSA{Name: str(ch, "name"), State: str(ch, "state"), BytesIn: in, BytesOut: outB})
+				sa.Children = append(sa.Children, ChildSA{Name: str(ch, "name"), State: str(ch, "state"),
+					BytesIn: counter(ch, "bytes-in"), BytesOut: counter(ch, "bytes-out")})
 			}
 		}
 		out = append(out, sa)
 	}
 	return out
+}
+
+func counter(m *vici.Message, key string) uint64 {
+	n, err := strconv.ParseUint(str(m, key), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
