@@ -82,24 +82,30 @@ func VerifyUserSignature(pub *rsa.PublicKey, b *api.ApprovalRequest) error {
 	return nil
 }
 
+// decode32 decodes a 32-byte key; anything else is ErrBadKey.
 func decode32(field, s string) ([32]byte, error) {
 	var out [32]byte
-	raw, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(raw) != 32 {
-		return out, fmt.Errorf("%s: %w", field, ErrBadKey)
-	}
-	copy(out[:], raw)
-	return out, nil
+	err := decodeExact(out[:], field, s, ErrBadKey)
+	return out, err
 }
 
+// decode24 decodes a 24-byte box nonce; anything else is ErrBadBase64.
 func decode24(field, s string) ([24]byte, error) {
 	var out [24]byte
+	err := decodeExact(out[:], field, s, ErrBadBase64)
+	return out, err
+}
+
+// decodeExact fills out with the standard base64 s, which must decode to
+// exactly len(out) bytes; otherwise it returns field: kind and leaves out
+// zero.
+func decodeExact(out []byte, field, s string, kind error) error {
 	raw, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(raw) != 24 {
-		return out, fmt.Errorf("%s: %w", field, ErrBadBase64)
+	if err != nil || len(raw) != len(out) {
+		return fmt.Errorf("%s: %w", field, kind)
 	}
-	copy(out[:], raw)
-	return out, nil
+	copy(out, raw)
+	return nil
 }
 
 // OpenRequest opens the request box with the server's secret key and the

@@ -116,7 +116,7 @@ func sealInputs(t *testing.T, v *vectors) (serverPub, clientPub [32]byte, nonce 
 	return serverPub, clientPub, nonce, p
 }
 
-func readVectors(t *testing.T) *vectors {
+func readVectors(t testing.TB) *vectors {
 	t.Helper()
 	raw, err := os.ReadFile(vectorsFile)
 	if err != nil {
@@ -374,14 +374,7 @@ func writeVectors(t *testing.T) {
 // FuzzOpenRequest feeds arbitrary outer bodies to the server-side opener:
 // nothing panics, and only a body that really was sealed for the key opens.
 func FuzzOpenRequest(f *testing.F) {
-	raw, err := os.ReadFile(vectorsFile)
-	if err != nil {
-		f.Fatal(err)
-	}
-	var v vectors
-	if err := json.Unmarshal(raw, &v); err != nil {
-		f.Fatal(err)
-	}
+	v := readVectors(f)
 	f.Add([]byte(v.Body))
 	f.Add([]byte(`{"data":"","nonce":"","public_key":"","signature":"","device_signature":""}`))
 	f.Add([]byte(`{"data":"AAAA","nonce":"VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVV","public_key":"yOJIIf1zP6NlDrlIwhWDq5zyKgunwbdyKl33Rdrzohw=","signature":"AA==","device_signature":""}`))
@@ -406,7 +399,7 @@ func FuzzOpenRequest(f *testing.F) {
 
 // FuzzInnerRequest decodes arbitrary inner JSON strictly.
 func FuzzInnerRequest(f *testing.F) {
-	f.Add([]byte(readInner(f)))
+	f.Add([]byte(readVectors(f).Inner))
 	f.Add([]byte(`{"nonce":"x","timestamp":1e99}`))
 	f.Add([]byte(`{"mac_addrs":[1,2],"nonce":"x"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -423,16 +416,6 @@ func FuzzInnerRequest(f *testing.F) {
 			t.Fatalf("re-encoded inner request refused: %v", err)
 		}
 	})
-}
-
-func readInner(f *testing.F) string {
-	raw, err := os.ReadFile(vectorsFile)
-	if err != nil {
-		f.Fatal(err)
-	}
-	var v vectors
-	_ = json.Unmarshal(raw, &v)
-	return v.Inner
 }
 
 func mustHex(s string) []byte {
