@@ -37,28 +37,43 @@ func TestApproveRefusals(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	old := f.now.Add(-10 * time.Minute).Unix()
+	otherBox, _, _ := box.GenerateKey(rand.Reader)
 	cases := []struct {
 		name   string
 		mutate func(*Request)
 		opts   reqOpts
+		// sub changes what the directory says of the user and server for
+		// this case only.
+		sub    func(*Subject)
 		status int
 	}{
-		{"timestamp not an integer", func(r *Request) { r.Headers.Timestamp = "abc" }, reqOpts{}, 405},
-		{"timestamp 10 minutes old", nil, reqOpts{timestamp: itoa(old)}, 408},
-		{"timestamp in the future", nil, reqOpts{timestamp: itoa(f.now.Add(5 * time.Minute).Unix())}, 408},
-		{"unknown organization", func(r *Request) { r.OrgID = "dddddddddddddddddddddddd" }, reqOpts{}, 404},
-		{"unknown user", func(r *Request) { r.UserID = "dddddddddddddddddddddddd" }, reqOpts{}, 404},
-		{"unknown server", func(r *Request) { r.ServerID = "dddddddddddddddddddddddd" }, reqOpts{}, 404},
-		{"wrong Auth-Token", func(r *Request) { r.Headers.Token = "X" + r.Headers.Token[1:] }, reqOpts{}, 411},
-		{"flipped data", func(r *Request) { r.Body.Data = flipMid(r.Body.Data) }, reqOpts{}, 401},
-		{"flipped nonce", func(r *Request) { r.Body.Nonce = flipMid(r.Body.Nonce) }, reqOpts{}, 401},
-		{"flipped public key", func(r *Request) { r.Body.PublicKey = flipMid(r.Body.PublicKey) }, reqOpts{}, 401},
-		{"flipped signature", func(r *Request) { r.Body.Signature = flipMid(r.Body.Signature) }, reqOpts{}, 401},
-		{"other path", func(r *Request) { r.Path = "/key/ovpn/x" }, reqOpts{}, 401},
-		{"signature by another key", nil, reqOpts{key: otherKey}, 412},
+		{"timestamp not an integer", func(r *Request) { r.Headers.Timestamp = "abc" }, reqOpts{}, nil, 405},
+		{"timestamp 10 minutes old", nil, reqOpts{timestamp: itoa(old)}, nil, 408},
+		{"timestamp in the future", nil, reqOpts{timestamp: itoa(f.now.Add(5 * time.Minute).Unix())}, nil, 408},
+		{"unknown organization", func(r *Request) { r.OrgID = "dddddddddddddddddddddddd" }, reqOpts{}, nil, 404},
+		{"unknown user", func(r *Request) { r.UserID = "dddddddddddddddddddddddd" }, reqOpts{}, nil, 404},
+		{"unknown server", func(r *Request) { r.ServerID = "dddddddddddddddddddddddd" }, reqOpts{}, nil, 404},
+		{"wrong Auth-Token", func(r *Request) { r.Headers.Token = "X" + r.Headers.Token[1:] }, reqOpts{}, nil, 411},
+		{"flipped data", func(r *Request) { r.Body.Data = flipMid(r.Body.Data) }, reqOpts{}, nil, 401},
+		{"flipped nonce", func(r *Request) { r.Body.Nonce = flipMid(r.Body.Nonce) }, reqOpts{}, nil, 401},
+		{"flipped public key", func(r *Request) { r.Body.PublicKey = flipMid(r.Body.PublicKey) }, reqOpts{}, nil, 401},
+		{"flipped signature", func(r *Request) { r.Body.Signature = flipMid(r.Body.Signature) }, reqOpts{}, nil, 401},
+		{"other path", func(r *Request) { r.Path = "/key/ovpn/x" }, reqOpts{}, nil, 401},
+		{"signature by another key", nil, reqOpts{key: otherKey}, nil, 412},
+		{"box sealed for another key", nil, reqOpts{boxPub: otherBox}, nil, 400},
+		{"disabled user", nil, reqOpts{}, func(s *Subject) { s.UserDisabled = true }, 403},
+		{"server without dynamic firewall", nil, reqOpts{}, func(s *Subject) { s.DynamicFirewall = false }, 431},
+		{"ovpn_wait", func(r *Request) { r.Wait = true }, reqOpts{}, nil, 431},
+		{"organization not attached", nil, reqOpts{}, func(s *Subject) { s.Attached = false }, 404},
+		{"no profile issued", nil, reqOpts{}, func(s *Subject) { s.UserKey = nil }, 410},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.sub != nil {
+				saved := f.dir.sub
+				tc.sub(&f.dir.sub)
+				defer func() { f.dir.sub = saved }()
+			}
 			r := f.request(tc.opts)
 			if tc.mutate != nil {
 				tc.mutate(r)
@@ -67,42 +82,6 @@ func TestApproveRefusals(t *testing.T) {
 			wantStatus(t, err, tc.status)
 		})
 	}
-	t.Run("box sealed for another key", func(t *testing.T) {
-		other, _, _ := box.GenerateKey(rand.Reader)
-		_, err := f.a.Approve(ctx, f.request(reqOpts{boxPub: other}))
-		wantStatus(t, err, 400)
-	})
-	t.Run("disabled user", func(t *testing.T) {
-		f.dir.sub.UserDisabled = true
-		defer func() { f.dir.sub.UserDisabled = false }()
-		_, err := f.a.Approve(ctx, f.request(reqOpts{}))
-		wantStatus(t, err, 403)
-	})
-	t.Run("server without dynamic firewall", func(t *testing.T) {
-		f.dir.sub.DynamicFirewall = false
-		defer func() { f.dir.sub.DynamicFirewall = true }()
-		_, err := f.a.Approve(ctx, f.request(reqOpts{}))
-		wantStatus(t, err, 431)
-	})
-	t.Run("ovpn_wait", func(t *testing.T) {
-		r := f.request(reqOpts{})
-		r.Wait = true
-		_, err := f.a.Approve(ctx, r)
-		wantStatus(t, err, 431)
-	})
-	t.Run("organization not attached", func(t *testing.T) {
-		f.dir.sub.Attached = false
-		defer func() { f.dir.sub.Attached = true }()
-		_, err := f.a.Approve(ctx, f.request(reqOpts{}))
-		wantStatus(t, err, 404)
-	})
-	t.Run("no profile issued", func(t *testing.T) {
-		k := f.dir.sub.UserKey
-		f.dir.sub.UserKey = nil
-		defer func() { f.dir.sub.UserKey = k }()
-		_, err := f.a.Approve(ctx, f.request(reqOpts{}))
-		wantStatus(t, err, 410)
-	})
 	if len(f.gate.allowed) != 0 {
 		t.Fatalf("a refused request opened the gate: %+v", f.gate.allowed)
 	}
