@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/api/approval"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 func TestApproveGrantsAndOpensThePeer(t *testing.T) {
@@ -54,10 +55,10 @@ func TestApproveRefusals(t *testing.T) {
 		{"unknown user", func(r *Request) { r.UserID = "dddddddddddddddddddddddd" }, reqOpts{}, nil, 404},
 		{"unknown server", func(r *Request) { r.ServerID = "dddddddddddddddddddddddd" }, reqOpts{}, nil, 404},
 		{"wrong Auth-Token", func(r *Request) { r.Headers.Token = "X" + r.Headers.Token[1:] }, reqOpts{}, nil, 411},
-		{"flipped data", func(r *Request) { r.Body.Data = flipMid(r.Body.Data) }, reqOpts{}, nil, 401},
-		{"flipped nonce", func(r *Request) { r.Body.Nonce = flipMid(r.Body.Nonce) }, reqOpts{}, nil, 401},
-		{"flipped public key", func(r *Request) { r.Body.PublicKey = flipMid(r.Body.PublicKey) }, reqOpts{}, nil, 401},
-		{"flipped signature", func(r *Request) { r.Body.Signature = flipMid(r.Body.Signature) }, reqOpts{}, nil, 401},
+		{"flipped data", func(r *Request) { r.Body.Data = testkit.FlipMid(r.Body.Data) }, reqOpts{}, nil, 401},
+		{"flipped nonce", func(r *Request) { r.Body.Nonce = testkit.FlipMid(r.Body.Nonce) }, reqOpts{}, nil, 401},
+		{"flipped public key", func(r *Request) { r.Body.PublicKey = testkit.FlipMid(r.Body.PublicKey) }, reqOpts{}, nil, 401},
+		{"flipped signature", func(r *Request) { r.Body.Signature = testkit.FlipMid(r.Body.Signature) }, reqOpts{}, nil, 401},
 		{"other path", func(r *Request) { r.Path = "/key/ovpn/x" }, reqOpts{}, nil, 401},
 		{"signature by another key", nil, reqOpts{key: otherKey}, nil, 412},
 		{"box sealed for another key", nil, reqOpts{boxPub: otherBox}, nil, 400},
@@ -272,14 +273,3 @@ func TestReconcile(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
-func flipMid(s string) string {
-	b := []byte(s)
-	i := len(b) / 2
-	if b[i] == 'A' {
-		b[i] = 'B'
-	} else {
-		b[i] = 'A'
-	}
-	return string(b)
-}

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 
 	"golang.org/x/crypto/curve25519"
 )
@@ -234,16 +235,7 @@ func TestApprovalNegativeVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := api.ApprovalHeaders{Token: v.SyncToken, Timestamp: v.Timestamp, Nonce: v.AuthNonce, Signature: v.AuthSignature}
-	flip := func(s string) string {
-		b := []byte(s)
-		i := len(b) / 2
-		if b[i] == 'A' {
-			b[i] = 'B'
-		} else {
-			b[i] = 'A'
-		}
-		return string(b)
-	}
+	flip := testkit.FlipMid
 	mutations := map[string]func(*api.ApprovalHeaders, *api.ApprovalRequest, *string){
 		"data":       func(_ *api.ApprovalHeaders, b *api.ApprovalRequest, _ *string) { b.Data = flip(b.Data) },
 		"nonce":      func(_ *api.ApprovalHeaders, b *api.ApprovalRequest, _ *string) { b.Nonce = flip(b.Nonce) },
