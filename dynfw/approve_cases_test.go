@@ -18,10 +18,7 @@ import (
 
 func TestApproveGrantsAndOpensThePeer(t *testing.T) {
 	f := newFixture(t)
-	out, err := f.a.Approve(context.Background(), f.request(reqOpts{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := f.approve(f.request(reqOpts{}))
 	r := f.open(out)
 	if !r.Allow || r.Token == nil || len(*r.Token) != 32 || r.Reason != nil {
 		t.Fatalf("inner response %+v", r)
@@ -92,9 +89,7 @@ func TestApproveReplays(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	r := f.request(reqOpts{})
-	if _, err := f.a.Approve(ctx, r); err != nil {
-		t.Fatal(err)
-	}
+	f.approve(r)
 	// The byte-identical request again.
 	_, err := f.a.Approve(ctx, r)
 	wantStatus(t, err, 409)
@@ -111,10 +106,7 @@ func TestApproveReplays(t *testing.T) {
 	if out, err := f.a.Approve(ctx, first); err != nil || !f.open(out).Allow {
 		t.Fatalf("first use of the inner nonce: %v", err)
 	}
-	out, err := f.a.Approve(ctx, f.request(reqOpts{inner: in}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := f.approve(f.request(reqOpts{inner: in}))
 	if resp := f.open(out); resp.Allow || resp.Reason == nil || *resp.Reason != "Duplicate nonce" || resp.Token != nil {
 		t.Fatalf("replayed inner nonce: %+v", resp)
 	}
@@ -142,10 +134,7 @@ func TestApproveInnerNonceAndTimestampRequired(t *testing.T) {
 	} {
 		in := f.inner()
 		tc.mutate(in)
-		out, err := f.a.Approve(context.Background(), f.request(reqOpts{inner: in}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		out := f.approve(f.request(reqOpts{inner: in}))
 		if r := f.open(out); r.Allow || r.Reason == nil || *r.Reason != tc.reason {
 			t.Fatalf("got %+v, want deny %q", r, tc.reason)
 		}
@@ -159,10 +148,7 @@ func TestApproveInnerTimestamp(t *testing.T) {
 	f := newFixture(t)
 	in := f.inner()
 	in.Timestamp = f.now.Add(-10 * time.Minute).Unix()
-	out, err := f.a.Approve(context.Background(), f.request(reqOpts{inner: in}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := f.approve(f.request(reqOpts{inner: in}))
 	if r := f.open(out); r.Allow || *r.Reason != "Auth timestamp expired" {
 		t.Fatalf("stale inner timestamp: %+v", r)
 	}
@@ -179,10 +165,7 @@ func TestApproveAddressSources(t *testing.T) {
 	r := f.request(reqOpts{inner: in})
 	r.Peer = netip.MustParseAddr("10.0.0.5") // a trusted proxy
 	r.Forwarded = []netip.Addr{netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("198.51.100.20")}
-	out, err := f.a.Approve(ctx, r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := f.approve(r)
 	want := []string{"198.51.100.20", "198.51.100.9", "2001:db8::9"}
 	if len(out.Approval.Addrs) != 3 {
 		t.Fatalf("addresses %v", out.Approval.Addrs)
@@ -198,9 +181,8 @@ func TestApproveAddressSources(t *testing.T) {
 	// An untrusted peer's forwarded header is ignored.
 	r = f.request(reqOpts{})
 	r.Forwarded = []netip.Addr{netip.MustParseAddr("198.51.100.20")}
-	out, err = f.a.Approve(ctx, r)
-	if err != nil || len(out.Approval.Addrs) != 1 || out.Approval.Addrs[0].String() != "192.0.2.10" {
-		t.Fatalf("untrusted forwarded header used: %+v %v", out, err)
+	if out := f.approve(r); len(out.Approval.Addrs) != 1 || out.Approval.Addrs[0].String() != "192.0.2.10" {
+		t.Fatalf("untrusted forwarded header used: %+v", out)
 	}
 	// Private or wrong-family reported addresses are refused.
 	for _, bad := range [][2]string{{"10.0.0.1", ""}, {"2001:db8::1", ""}, {"", "198.51.100.1"}, {"", "fe80::1"}, {"x", ""}} {
@@ -214,10 +196,7 @@ func TestApproveAddressSources(t *testing.T) {
 func TestCheckCredential(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	out, err := f.a.Approve(ctx, f.request(reqOpts{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := f.approve(f.request(reqOpts{}))
 	token := *f.open(out).Token
 	user, pass, err := approval.SealCredential(rand.Reader, token, &f.dir.boxPub)
 	if err != nil {
@@ -251,10 +230,7 @@ func TestCheckCredential(t *testing.T) {
 func TestReconcile(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	out, err := f.a.Approve(ctx, f.request(reqOpts{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := f.approve(f.request(reqOpts{}))
 	// The kernel lost the element (reboot) and holds a stale one.
 	stale := Element{Addr: netip.MustParseAddr("192.0.2.99"), Proto: "udp", Port: 1194, Timeout: time.Minute}
 	f.gate.present = []Element{stale}
