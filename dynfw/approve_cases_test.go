@@ -13,14 +13,12 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/api/approval"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 func TestApproveGrantsAndOpensThePeer(t *testing.T) {
 	f := newFixture(t)
-	out, err := f.a.Approve(context.Background(), f.request(reqOpts{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := f.approve(f.request(reqOpts{}))
 	r := f.open(out)
 	if !r.Allow || r.Token == nil || len(*r.Token) != 32 || r.Reason != nil {
 		t.Fatalf("inner response %+v", r)
@@ -37,28 +35,43 @@ func TestApproveRefusals(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	old := f.now.Add(-10 * time.Minute).Unix()
+	otherBox, _, _ := box.GenerateKey(rand.Reader)
 	cases := []struct {
 		name   string
 		mutate func(*Request)
 		opts   reqOpts
+		// sub changes what the directory says of the user and server for
+		// this case only.
+		sub    func(*Subject)
 		status int
 	}{
-		{"timestamp not an integer", func(r *Request) { r.Headers.Timestamp = "abc" }, reqOpts{}, 405},
-		{"timestamp 10 minutes old", nil, reqOpts{timestamp: itoa(old)}, 408},
-		{"timestamp in the future", nil, reqOpts{timestamp: itoa(f.now.Add(5 * time.Minute).Unix())}, 408},
-		{"unknown organization", func(r *Request) { r.OrgID = "dddddddddddddddddddddddd" }, reqOpts{}, 404},
-		{"unknown user", func(r *Request) { r.UserID = "dddddddddddddddddddddddd" }, reqOpts{}, 404},
-		{"unknown server", func(r *Request) { r.ServerID = "dddddddddddddddddddddddd" }, reqOpts{}, 404},
-		{"wrong Auth-Token", func(r *Request) { r.Headers.Token = "X" + r.Headers.Token[1:] }, reqOpts{}, 411},
-		{"flipped data", func(r *Request) { r.Body.Data = flipMid(r.Body.Data) }, reqOpts{}, 401},
-		{"flipped nonce", func(r *Request) { r.Body.Nonce = flipMid(r.Body.Nonce) }, reqOpts{}, 401},
-		{"flipped public key", func(r *Request) { r.Body.PublicKey = flipMid(r.Body.PublicKey) }, reqOpts{}, 401},
-		{"flipped signature", func(r *Request) { r.Body.Signature = flipMid(r.Body.Signature) }, reqOpts{}, 401},
-		{"other path", func(r *Request) { r.Path = "/key/ovpn/x" }, reqOpts{}, 401},
-		{"signature by another key", nil, reqOpts{key: otherKey}, 412},
+		{"timestamp not an integer", func(r *Request) { r.Headers.Timestamp = "abc" }, reqOpts{}, nil, 405},
+		{"timestamp 10 minutes old", nil, reqOpts{timestamp: itoa(old)}, nil, 408},
+		{"timestamp in the future", nil, reqOpts{timestamp: itoa(f.now.Add(5 * time.Minute).Unix())}, nil, 408},
+		{"unknown organization", func(r *Request) { r.OrgID = "dddddddddddddddddddddddd" }, reqOpts{}, nil, 404},
+		{"unknown user", func(r *Request) { r.UserID = "dddddddddddddddddddddddd" }, reqOpts{}, nil, 404},
+		{"unknown server", func(r *Request) { r.ServerID = "dddddddddddddddddddddddd" }, reqOpts{}, nil, 404},
+		{"wrong Auth-Token", func(r *Request) { r.Headers.Token = "X" + r.Headers.Token[1:] }, reqOpts{}, nil, 411},
+		{"flipped data", func(r *Request) { r.Body.Data = testkit.FlipMid(r.Body.Data) }, reqOpts{}, nil, 401},
+		{"flipped nonce", func(r *Request) { r.Body.Nonce = testkit.FlipMid(r.Body.Nonce) }, reqOpts{}, nil, 401},
+		{"flipped public key", func(r *Request) { r.Body.PublicKey = testkit.FlipMid(r.Body.PublicKey) }, reqOpts{}, nil, 401},
+		{"flipped signature", func(r *Request) { r.Body.Signature = testkit.FlipMid(r.Body.Signature) }, reqOpts{}, nil, 401},
+		{"other path", func(r *Request) { r.Path = "/key/ovpn/x" }, reqOpts{}, nil, 401},
+		{"signature by another key", nil, reqOpts{key: otherKey}, nil, 412},
+		{"box sealed for another key", nil, reqOpts{boxPub: otherBox}, nil, 400},
+		{"disabled user", nil, reqOpts{}, func(s *Subject) { s.UserDisabled = true }, 403},
+		{"server without dynamic firewall", nil, reqOpts{}, func(s *Subject) { s.DynamicFirewall = false }, 431},
+		{"ovpn_wait", func(r *Request) { r.Wait = true }, reqOpts{}, nil, 431},
+		{"organization not attached", nil, reqOpts{}, func(s *Subject) { s.Attached = false }, 404},
+		{"no profile issued", nil, reqOpts{}, func(s *Subject) { s.UserKey = nil }, 410},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.sub != nil {
+				saved := f.dir.sub
+				tc.sub(&f.dir.sub)
+				defer func() { f.dir.sub = saved }()
+			}
 			r := f.request(tc.opts)
 			if tc.mutate != nil {
 				tc.mutate(r)
@@ -67,42 +80,6 @@ func TestApproveRefusals(t *testing.T) {
 			wantStatus(t, err, tc.status)
 		})
 	}
-	t.Run("box sealed for another key", func(t *testing.T) {
-		other, _, _ := box.GenerateKey(rand.Reader)
-		_, err := f.a.Approve(ctx, f.request(reqOpts{boxPub: other}))
-		wantStatus(t, err, 400)
-	})
-	t.Run("disabled user", func(t *testing.T) {
-		f.dir.sub.UserDisabled = true
-		defer func() { f.dir.sub.UserDisabled = false }()
-		_, err := f.a.Approve(ctx, f.request(reqOpts{}))
-		wantStatus(t, err, 403)
-	})
-	t.Run("server without dynamic firewall", func(t *testing.T) {
-		f.dir.sub.DynamicFirewall = false
-		defer func() { f.dir.sub.DynamicFirewall = true }()
-		_, err := f.a.Approve(ctx, f.request(reqOpts{}))
-		wantStatus(t, err, 431)
-	})
-	t.Run("ovpn_wait", func(t *testing.T) {
-		r := f.request(reqOpts{})
-		r.Wait = true
-		_, err := f.a.Approve(ctx, r)
-		wantStatus(t, err, 431)
-	})
-	t.Run("organization not attached", func(t *testing.T) {
-		f.dir.sub.Attached = false
-		defer func() { f.dir.sub.Attached = true }()
-		_, err := f.a.Approve(ctx, f.request(reqOpts{}))
-		wantStatus(t, err, 404)
-	})
-	t.Run("no profile issued", func(t *testing.T) {
-		k := f.dir.sub.UserKey
-		f.dir.sub.UserKey = nil
-		defer func() { f.dir.sub.UserKey = k }()
-		_, err := f.a.Approve(ctx, f.request(reqOpts{}))
-		wantStatus(t, err, 410)
-	})
 	if len(f.gate.allowed) != 0 {
 		t.Fatalf("a refused request opened the gate: %+v", f.gate.allowed)
 	}
@@ -112,9 +89,7 @@ func TestApproveReplays(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	r := f.request(reqOpts{})
-	if _, err := f.a.Approve(ctx, r); err != nil {
-		t.Fatal(err)
-	}
+	f.approve(r)
 	// The byte-identical request again.
 	_, err := f.a.Approve(ctx, r)
 	wantStatus(t, err, 409)
@@ -131,10 +106,7 @@ func TestApproveReplays(t *testing.T) {
 	if out, err := f.a.Approve(ctx, first); err != nil || !f.open(out).Allow {
 		t.Fatalf("first use of the inner nonce: %v", err)
 	}
-	out, err := f.a.Approve(ctx, f.request(reqOpts{inner: in}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := f.approve(f.request(reqOpts{inner: in}))
 	if resp := f.open(out); resp.Allow || resp.Reason == nil || *resp.Reason != "Duplicate nonce" || resp.Token != nil {
 		t.Fatalf("replayed inner nonce: %+v", resp)
 	}
@@ -162,10 +134,7 @@ func TestApproveInnerNonceAndTimestampRequired(t *testing.T) {
 	} {
 		in := f.inner()
 		tc.mutate(in)
-		out, err := f.a.Approve(context.Background(), f.request(reqOpts{inner: in}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		out := f.approve(f.request(reqOpts{inner: in}))
 		if r := f.open(out); r.Allow || r.Reason == nil || *r.Reason != tc.reason {
 			t.Fatalf("got %+v, want deny %q", r, tc.reason)
 		}
@@ -179,10 +148,7 @@ func TestApproveInnerTimestamp(t *testing.T) {
 	f := newFixture(t)
 	in := f.inner()
 	in.Timestamp = f.now.Add(-10 * time.Minute).Unix()
-	out, err := f.a.Approve(context.Background(), f.request(reqOpts{inner: in}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := f.approve(f.request(reqOpts{inner: in}))
 	if r := f.open(out); r.Allow || *r.Reason != "Auth timestamp expired" {
 		t.Fatalf("stale inner timestamp: %+v", r)
 	}
@@ -199,10 +165,7 @@ func TestApproveAddressSources(t *testing.T) {
 	r := f.request(reqOpts{inner: in})
 	r.Peer = netip.MustParseAddr("10.0.0.5") // a trusted proxy
 	r.Forwarded = []netip.Addr{netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("198.51.100.20")}
-	out, err := f.a.Approve(ctx, r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := f.approve(r)
 	want := []string{"198.51.100.20", "198.51.100.9", "2001:db8::9"}
 	if len(out.Approval.Addrs) != 3 {
 		t.Fatalf("addresses %v", out.Approval.Addrs)
@@ -218,9 +181,8 @@ func TestApproveAddressSources(t *testing.T) {
 	// An untrusted peer's forwarded header is ignored.
 	r = f.request(reqOpts{})
 	r.Forwarded = []netip.Addr{netip.MustParseAddr("198.51.100.20")}
-	out, err = f.a.Approve(ctx, r)
-	if err != nil || len(out.Approval.Addrs) != 1 || out.Approval.Addrs[0].String() != "192.0.2.10" {
-		t.Fatalf("untrusted forwarded header used: %+v %v", out, err)
+	if out := f.approve(r); len(out.Approval.Addrs) != 1 || out.Approval.Addrs[0].String() != "192.0.2.10" {
+		t.Fatalf("untrusted forwarded header used: %+v", out)
 	}
 	// Private or wrong-family reported addresses are refused.
 	for _, bad := range [][2]string{{"10.0.0.1", ""}, {"2001:db8::1", ""}, {"", "198.51.100.1"}, {"", "fe80::1"}, {"x", ""}} {
@@ -234,10 +196,7 @@ func TestApproveAddressSources(t *testing.T) {
 func TestCheckCredential(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	out, err := f.a.Approve(ctx, f.request(reqOpts{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := f.approve(f.request(reqOpts{}))
 	token := *f.open(out).Token
 	user, pass, err := approval.SealCredential(rand.Reader, token, &f.dir.boxPub)
 	if err != nil {
@@ -271,10 +230,7 @@ func TestCheckCredential(t *testing.T) {
 func TestReconcile(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	out, err := f.a.Approve(ctx, f.request(reqOpts{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := f.approve(f.request(reqOpts{}))
 	// The kernel lost the element (reboot) and holds a stale one.
 	stale := Element{Addr: netip.MustParseAddr("192.0.2.99"), Proto: "udp", Port: 1194, Timeout: time.Minute}
 	f.gate.present = []Element{stale}
@@ -293,14 +249,3 @@ func TestReconcile(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
-func flipMid(s string) string {
-	b := []byte(s)
-	i := len(b) / 2
-	if b[i] == 'A' {
-		b[i] = 'B'
-	} else {
-		b[i] = 'A'
-	}
-	return string(b)
-}

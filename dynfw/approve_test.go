@@ -178,6 +178,17 @@ func (f *fixture) request(o reqOpts) *Request {
 		Peer: netip.MustParseAddr("192.0.2.10")}
 }
 
+// approve runs the approval of r, which must not fail (its answer may
+// still be a boxed deny).
+func (f *fixture) approve(r *Request) *Outcome {
+	f.t.Helper()
+	out, err := f.a.Approve(context.Background(), r)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return out
+}
+
 func (f *fixture) open(out *Outcome) api.InnerResponse {
 	f.t.Helper()
 	plain, err := approval.OpenResponse(out.Response, f.dir.sub.SyncSecret, &f.dir.boxPub, &f.lastPriv)

@@ -190,17 +190,7 @@ func decodeKey(key []byte) (Element, error) {
 
 // Allow implements Gate: one batch, chunked below the kernel's silent limit.
 func (g *NFTGate) Allow(elems []Element) error {
-	return g.c.Do(context.Background(), func(c *nftables.Conn) error {
-		if err := g.queue(elems, true, func(s *nftables.Set, els []nftables.SetElement) error {
-			return nftkit.AddElements(c, s, els)
-		}); err != nil {
-			return err
-		}
-		if err := c.Flush(); err != nil {
-			return fmt.Errorf("add %d elements: %w", len(elems), err)
-		}
-		return nil
-	})
+	return g.batch("add", elems, true, nftkit.AddElements)
 }
 
 // Remove implements Gate.
@@ -208,14 +198,20 @@ func (g *NFTGate) Remove(elems []Element) error {
 	if len(elems) == 0 {
 		return nil
 	}
+	return g.batch("delete", elems, false, nftkit.DeleteElements)
+}
+
+// batch applies op to the elements of each set in one flushed batch; verb
+// names op in the error.
+func (g *NFTGate) batch(verb string, elems []Element, withTimeout bool, op func(*nftables.Conn, *nftables.Set, []nftables.SetElement) error) error {
 	return g.c.Do(context.Background(), func(c *nftables.Conn) error {
-		if err := g.queue(elems, false, func(s *nftables.Set, els []nftables.SetElement) error {
-			return nftkit.DeleteElements(c, s, els)
+		if err := g.queue(elems, withTimeout, func(s *nftables.Set, els []nftables.SetElement) error {
+			return op(c, s, els)
 		}); err != nil {
 			return err
 		}
 		if err := c.Flush(); err != nil {
-			return fmt.Errorf("delete %d elements: %w", len(elems), err)
+			return fmt.Errorf("%s %d elements: %w", verb, len(elems), err)
 		}
 		return nil
 	})

@@ -81,24 +81,31 @@ func (e *Election) SetHosts(specs []HostSpec) {
 // Report records a state report of a host; reachesPeers is its host-check
 // result. It returns the locations whose active host changed.
 func (e *Election) Report(id string, now time.Time, reachesPeers bool) []Change {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	h, ok := e.hosts[id]
-	if !ok {
-		return nil
-	}
-	e.expire(now)
-	// A host coming back keeps its offlineSince: the back-off runs from
-	// when it went offline.
-	h.stopped = false
-	h.seen = true
-	h.lastReport = now
-	h.reachesPeers = reachesPeers
-	return e.elect(now)
+	return e.event(id, now, func(h *hostState) {
+		// A host coming back keeps its offlineSince: the back-off runs
+		// from when it went offline.
+		h.stopped = false
+		h.seen = true
+		h.lastReport = now
+		h.reachesPeers = reachesPeers
+	})
 }
 
 // Stop records a graceful stop: the host is unavailable at once.
 func (e *Election) Stop(id string, now time.Time) []Change {
+	return e.event(id, now, func(h *hostState) {
+		if !h.stopped {
+			h.stopped = true
+			if h.offlineSince.IsZero() {
+				h.offlineSince = now
+			}
+		}
+	})
+}
+
+// event applies what a host said to its state, after the timeouts up to
+// now, and re-elects. A host the election does not know changes nothing.
+func (e *Election) event(id string, now time.Time, apply func(*hostState)) []Change {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	h, ok := e.hosts[id]
@@ -106,12 +113,7 @@ func (e *Election) Stop(id string, now time.Time) []Change {
 		return nil
 	}
 	e.expire(now)
-	if !h.stopped {
-		h.stopped = true
-		if h.offlineSince.IsZero() {
-			h.offlineSince = now
-		}
-	}
+	apply(h)
 	return e.elect(now)
 }
 

@@ -114,31 +114,21 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		return
 	}
 	extra := make(http.Header, 5)
-	if rt.Auth == api.AuthClient {
-		ah, err := api.ParseApprovalHeaders(r.Header)
-		if err != nil {
-			h.failHeader(w, "auth_header", err)
+	if sh, ok := signedHeaders[rt.Auth]; ok {
+		if err := sh.pass(r.Header, extra); err != nil {
+			h.failHeader(w, sh.code, err)
 			return
-		}
-		api.SetApprovalHeaders(extra, ah)
-		if h.opt.ForwardedHeader != "" {
-			if vals := r.Header.Values(h.opt.ForwardedHeader); len(vals) > 0 {
-				addrs, err := api.ParseForwarded(strings.Join(vals, ","))
-				if err != nil {
-					h.fail(w, http.StatusBadRequest, "bad_header", h.opt.ForwardedHeader, err.Error())
-					return
-				}
-				extra.Set(api.HeaderForwarded, api.FormatForwarded(addrs))
-			}
 		}
 	}
-	if rt.Auth == api.AuthLinkHost {
-		lh, err := api.ParseLinkHeaders(r.Header)
-		if err != nil {
-			h.failHeader(w, "link_header", err)
-			return
+	if rt.Auth == api.AuthClient && h.opt.ForwardedHeader != "" {
+		if vals := r.Header.Values(h.opt.ForwardedHeader); len(vals) > 0 {
+			addrs, err := api.ParseForwarded(strings.Join(vals, ","))
+			if err != nil {
+				h.fail(w, http.StatusBadRequest, "bad_header", h.opt.ForwardedHeader, err.Error())
+				return
+			}
+			extra.Set(api.HeaderForwarded, api.FormatForwarded(addrs))
 		}
-		api.SetLinkHeaders(extra, lh)
 	}
 	// 3. Body: limits, content type, strict decode, validation.
 	var body []byte

@@ -63,3 +63,27 @@ func passSessionCookie(h string) string {
 	}
 	return out.String()
 }
+
+// signedHeaders are the signed-request headers of the routes that carry
+// them, by the route's Auth: pass checks them on the client's request and
+// copies them onto the core's; code is the error code of a refusal.
+var signedHeaders = map[api.Auth]struct {
+	code string
+	pass func(from, to http.Header) error
+}{
+	api.AuthClient:   {"auth_header", passChecked(api.ParseApprovalHeaders, api.SetApprovalHeaders)},
+	api.AuthLinkHost: {"link_header", passChecked(api.ParseLinkHeaders, api.SetLinkHeaders)},
+}
+
+// passChecked makes a signedHeaders pass from a header family's parser and
+// writer.
+func passChecked[H any](parse func(http.Header) (H, error), set func(http.Header, H)) func(from, to http.Header) error {
+	return func(from, to http.Header) error {
+		v, err := parse(from)
+		if err != nil {
+			return err
+		}
+		set(to, v)
+		return nil
+	}
+}

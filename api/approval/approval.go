@@ -82,24 +82,44 @@ func VerifyUserSignature(pub *rsa.PublicKey, b *api.ApprovalRequest) error {
 	return nil
 }
 
+// decode32 decodes a 32-byte key; anything else is ErrBadKey.
 func decode32(field, s string) ([32]byte, error) {
 	var out [32]byte
-	raw, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(raw) != 32 {
-		return out, fmt.Errorf("%s: %w", field, ErrBadKey)
-	}
-	copy(out[:], raw)
-	return out, nil
+	err := decodeExact(out[:], field, s, ErrBadKey)
+	return out, err
 }
 
+// decode24 decodes a 24-byte box nonce; anything else is ErrBadBase64.
 func decode24(field, s string) ([24]byte, error) {
 	var out [24]byte
-	raw, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(raw) != 24 {
-		return out, fmt.Errorf("%s: %w", field, ErrBadBase64)
+	err := decodeExact(out[:], field, s, ErrBadBase64)
+	return out, err
+}
+
+// decodeBox decodes the wire form of a box: its base64 nonce and sealed
+// data (named dataField in an error).
+func decodeBox(nonce, data, dataField string) (*[24]byte, []byte, error) {
+	n, err := decode24("nonce", nonce)
+	if err != nil {
+		return nil, nil, err
 	}
-	copy(out[:], raw)
-	return out, nil
+	ct, err := base64.StdEncoding.DecodeString(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", dataField, ErrBadBase64)
+	}
+	return &n, ct, nil
+}
+
+// decodeExact fills out with the standard base64 s, which must decode to
+// exactly len(out) bytes; otherwise it returns field: kind and leaves out
+// zero.
+func decodeExact(out []byte, field, s string, kind error) error {
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(raw) != len(out) {
+		return fmt.Errorf("%s: %w", field, kind)
+	}
+	copy(out, raw)
+	return nil
 }
 
 // OpenRequest opens the request box with the server's secret key and the
@@ -129,15 +149,11 @@ func SharedKey(b *api.ApprovalRequest, serverPriv *[32]byte) (*[32]byte, error) 
 
 // OpenRequestShared opens the request box with a precomputed shared key.
 func OpenRequestShared(b *api.ApprovalRequest, shared *[32]byte) ([]byte, error) {
-	nonce, err := decode24("nonce", b.Nonce)
+	nonce, ct, err := decodeBox(b.Nonce, b.Data, "data")
 	if err != nil {
 		return nil, err
 	}
-	ct, err := base64.StdEncoding.DecodeString(b.Data)
-	if err != nil {
-		return nil, fmt.Errorf("data: %w", ErrBadBase64)
-	}
-	plain, ok := box.OpenAfterPrecomputation(nil, ct, &nonce, shared)
+	plain, ok := box.OpenAfterPrecomputation(nil, ct, nonce, shared)
 	if !ok {
 		return nil, ErrBoxOpen
 	}
@@ -222,15 +238,11 @@ func OpenResponse(r *api.ApprovalResponse, syncSecret string, serverPub, clientP
 	if !HMACCheck(syncSecret, r.Data+"&"+r.Nonce, r.Signature) {
 		return nil, fmt.Errorf("response: %w", ErrBadHMAC)
 	}
-	nonce, err := decode24("nonce", r.Nonce)
+	nonce, ct, err := decodeBox(r.Nonce, r.Data, "response data")
 	if err != nil {
 		return nil, err
 	}
-	ct, err := base64.StdEncoding.DecodeString(r.Data)
-	if err != nil {
-		return nil, fmt.Errorf("response data: %w", ErrBadBase64)
-	}
-	plain, ok := box.Open(nil, ct, &nonce, serverPub, clientPriv)
+	plain, ok := box.Open(nil, ct, nonce, serverPub, clientPriv)
 	if !ok {
 		return nil, fmt.Errorf("response: %w", ErrBoxOpen)
 	}

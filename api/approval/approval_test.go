@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 
 	"golang.org/x/crypto/curve25519"
 )
@@ -116,7 +117,7 @@ func sealInputs(t *testing.T, v *vectors) (serverPub, clientPub [32]byte, nonce 
 	return serverPub, clientPub, nonce, p
 }
 
-func readVectors(t *testing.T) *vectors {
+func readVectors(t testing.TB) *vectors {
 	t.Helper()
 	raw, err := os.ReadFile(vectorsFile)
 	if err != nil {
@@ -234,16 +235,7 @@ func TestApprovalNegativeVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := api.ApprovalHeaders{Token: v.SyncToken, Timestamp: v.Timestamp, Nonce: v.AuthNonce, Signature: v.AuthSignature}
-	flip := func(s string) string {
-		b := []byte(s)
-		i := len(b) / 2
-		if b[i] == 'A' {
-			b[i] = 'B'
-		} else {
-			b[i] = 'A'
-		}
-		return string(b)
-	}
+	flip := testkit.FlipMid
 	mutations := map[string]func(*api.ApprovalHeaders, *api.ApprovalRequest, *string){
 		"data":       func(_ *api.ApprovalHeaders, b *api.ApprovalRequest, _ *string) { b.Data = flip(b.Data) },
 		"nonce":      func(_ *api.ApprovalHeaders, b *api.ApprovalRequest, _ *string) { b.Nonce = flip(b.Nonce) },
@@ -374,14 +366,7 @@ func writeVectors(t *testing.T) {
 // FuzzOpenRequest feeds arbitrary outer bodies to the server-side opener:
 // nothing panics, and only a body that really was sealed for the key opens.
 func FuzzOpenRequest(f *testing.F) {
-	raw, err := os.ReadFile(vectorsFile)
-	if err != nil {
-		f.Fatal(err)
-	}
-	var v vectors
-	if err := json.Unmarshal(raw, &v); err != nil {
-		f.Fatal(err)
-	}
+	v := readVectors(f)
 	f.Add([]byte(v.Body))
 	f.Add([]byte(`{"data":"","nonce":"","public_key":"","signature":"","device_signature":""}`))
 	f.Add([]byte(`{"data":"AAAA","nonce":"VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVV","public_key":"yOJIIf1zP6NlDrlIwhWDq5zyKgunwbdyKl33Rdrzohw=","signature":"AA==","device_signature":""}`))
@@ -406,7 +391,7 @@ func FuzzOpenRequest(f *testing.F) {
 
 // FuzzInnerRequest decodes arbitrary inner JSON strictly.
 func FuzzInnerRequest(f *testing.F) {
-	f.Add([]byte(readInner(f)))
+	f.Add([]byte(readVectors(f).Inner))
 	f.Add([]byte(`{"nonce":"x","timestamp":1e99}`))
 	f.Add([]byte(`{"mac_addrs":[1,2],"nonce":"x"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -423,16 +408,6 @@ func FuzzInnerRequest(f *testing.F) {
 			t.Fatalf("re-encoded inner request refused: %v", err)
 		}
 	})
-}
-
-func readInner(f *testing.F) string {
-	raw, err := os.ReadFile(vectorsFile)
-	if err != nil {
-		f.Fatal(err)
-	}
-	var v vectors
-	_ = json.Unmarshal(raw, &v)
-	return v.Inner
 }
 
 func mustHex(s string) []byte {

@@ -97,6 +97,14 @@ func run(cmd string, args []string) error {
 	if cmd == "add" && uri == "" {
 		return fmt.Errorf("add needs a URI")
 	}
+	// Every command but add works on the settings add saved.
+	var s *agent.Settings
+	if cmd != "add" {
+		var err error
+		if s, err = agent.LoadSettings(*dir); err != nil {
+			return err
+		}
+	}
 	switch cmd {
 	case "add":
 		u, err := agent.ParseURI(uri)
@@ -106,7 +114,7 @@ func run(cmd string, args []string) error {
 		if !netip.Addr(address).IsValid() {
 			return fmt.Errorf("--address %q is not an IP address", address)
 		}
-		s := &agent.Settings{URI: uri, Address: address.String(), Vici: *vici, CAFile: *ca, RouteDev: *routeDev,
+		s = &agent.Settings{URI: uri, Address: address.String(), Vici: *vici, CAFile: *ca, RouteDev: *routeDev,
 			RouteTable: *routeTable, RouteMark: *routeMark, Hook: *hook}
 		if old, err := agent.LoadSettings(*dir); err == nil {
 			s.Firewall, s.RemoveRoutes = old.Firewall, old.RemoveRoutes
@@ -117,10 +125,6 @@ func run(cmd string, args []string) error {
 		fmt.Printf("added %s\n", u)
 		return nil
 	case "remove-routes-on", "remove-routes-off", "firewall-on", "firewall-off":
-		s, err := agent.LoadSettings(*dir)
-		if err != nil {
-			return err
-		}
 		switch cmd {
 		case "remove-routes-on":
 			s.RemoveRoutes = true
@@ -137,10 +141,6 @@ func run(cmd string, args []string) error {
 		fmt.Printf("%s: done (takes effect at the next start)\n", cmd)
 		return nil
 	case "status":
-		s, err := agent.LoadSettings(*dir)
-		if err != nil {
-			return err
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		sas, err := agent.Status(ctx, s.Vici)
@@ -158,10 +158,6 @@ func run(cmd string, args []string) error {
 		}
 		return nil
 	case "remove":
-		s, err := agent.LoadSettings(*dir)
-		if err != nil {
-			return err
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		if names := agent.LoadedConnections(*dir); len(names) > 0 {
@@ -195,10 +191,6 @@ func run(cmd string, args []string) error {
 		fmt.Println("removed")
 		return nil
 	case "start":
-		s, err := agent.LoadSettings(*dir)
-		if err != nil {
-			return err
-		}
 		log := logging.New(os.Stderr, format, level, "portcullis-link")
 		u, _ := agent.ParseURI(s.URI)
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}

@@ -196,6 +196,28 @@ func host(l *linkmgr.Link, c *rpc.Call) (*linkmgr.Location, *linkmgr.Host, error
 	return nil, nil, rpc.NotFound("host")
 }
 
+// editLocation is edit for the call's location of the link.
+func (s *Service) editLocation(c *rpc.Call, fn func(tx store.Tx, l *linkmgr.Link, loc *linkmgr.Location) error) (*api.Link, error) {
+	return s.edit(c, func(tx store.Tx, l *linkmgr.Link) error {
+		loc, err := location(l, c)
+		if err != nil {
+			return err
+		}
+		return fn(tx, l, loc)
+	})
+}
+
+// editHost is edit for the call's host of the link, in its location.
+func (s *Service) editHost(c *rpc.Call, fn func(tx store.Tx, loc *linkmgr.Location, h *linkmgr.Host) error) (*api.Link, error) {
+	return s.edit(c, func(tx store.Tx, l *linkmgr.Link) error {
+		loc, h, err := host(l, c)
+		if err != nil {
+			return err
+		}
+		return fn(tx, loc, h)
+	})
+}
+
 func (s *Service) createLocation(c *rpc.Call, req *api.LocationCreate) (*api.Link, error) {
 	routes, err := canonicalRoutes("routes", req.Routes)
 	if err != nil {
@@ -215,11 +237,7 @@ func (s *Service) createLocation(c *rpc.Call, req *api.LocationCreate) (*api.Lin
 }
 
 func (s *Service) updateLocation(c *rpc.Call, req *api.LocationUpdate) (*api.Link, error) {
-	return s.edit(c, func(_ store.Tx, l *linkmgr.Link) error {
-		loc, err := location(l, c)
-		if err != nil {
-			return err
-		}
+	return s.editLocation(c, func(_ store.Tx, l *linkmgr.Link, loc *linkmgr.Location) error {
 		if req.Name != nil {
 			if err := uniqueLocationName(l, *req.Name, loc.ID); err != nil {
 				return err
@@ -238,11 +256,7 @@ func (s *Service) updateLocation(c *rpc.Call, req *api.LocationUpdate) (*api.Lin
 }
 
 func (s *Service) deleteLocation(c *rpc.Call, _ *api.NoBody) (*api.Link, error) {
-	return s.edit(c, func(tx store.Tx, l *linkmgr.Link) error {
-		loc, err := location(l, c)
-		if err != nil {
-			return err
-		}
+	return s.editLocation(c, func(tx store.Tx, l *linkmgr.Link, loc *linkmgr.Location) error {
 		if err := deleteHostSecrets(tx, loc.Hosts); err != nil {
 			return err
 		}
@@ -269,22 +283,14 @@ func (s *Service) createHost(c *rpc.Call, req *api.HostCreate) (*api.Link, error
 	if h.Timeout == 0 {
 		h.Timeout = int(linkmgr.DefaultTimeout.Seconds())
 	}
-	return s.edit(c, func(tx store.Tx, l *linkmgr.Link) error {
-		loc, err := location(l, c)
-		if err != nil {
-			return err
-		}
+	return s.editLocation(c, func(tx store.Tx, l *linkmgr.Link, loc *linkmgr.Location) error {
 		loc.Hosts = append(loc.Hosts, h)
 		return store.PutJSON(tx, store.BucketLinkSecrets, hostSecretKey(id), hostSecret{LinkID: l.ID, Secret: secret})
 	})
 }
 
 func (s *Service) updateHost(c *rpc.Call, req *api.HostUpdate) (*api.Link, error) {
-	return s.edit(c, func(_ store.Tx, l *linkmgr.Link) error {
-		_, h, err := host(l, c)
-		if err != nil {
-			return err
-		}
+	return s.editHost(c, func(_ store.Tx, _ *linkmgr.Location, h *linkmgr.Host) error {
 		if req.Name != nil {
 			h.Name = *req.Name
 		}
@@ -302,11 +308,7 @@ func (s *Service) updateHost(c *rpc.Call, req *api.HostUpdate) (*api.Link, error
 }
 
 func (s *Service) deleteHost(c *rpc.Call, _ *api.NoBody) (*api.Link, error) {
-	return s.edit(c, func(tx store.Tx, l *linkmgr.Link) error {
-		loc, h, err := host(l, c)
-		if err != nil {
-			return err
-		}
+	return s.editHost(c, func(tx store.Tx, loc *linkmgr.Location, h *linkmgr.Host) error {
 		id := h.ID
 		loc.Hosts = slices.DeleteFunc(loc.Hosts, func(x linkmgr.Host) bool { return x.ID == id })
 		return tx.Delete(store.BucketLinkSecrets, hostSecretKey(id))

@@ -55,21 +55,13 @@ func NewCA(orgID string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generate CA key: %w", err)
 	}
-	serial, err := NewSerial()
+	tmpl, err := newTemplate(pkix.Name{Organization: []string{orgID}, CommonName: "portcullis CA " + orgID},
+		x509.KeyUsageCertSign|x509.KeyUsageCRLSign, CAValidity)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{Organization: []string{orgID}, CommonName: "portcullis CA " + orgID},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(CAValidity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
+	tmpl.IsCA = true
+	tmpl.MaxPathLenZero = true
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		return nil, fmt.Errorf("sign CA certificate: %w", err)
@@ -129,20 +121,11 @@ func (ca *CA) IssueServer(orgID, serverID string) (*Issued, error) {
 }
 
 func (ca *CA) issue(key crypto.Signer, subject pkix.Name, eku x509.ExtKeyUsage, ku x509.KeyUsage, validity time.Duration) (*Issued, error) {
-	serial, err := NewSerial()
+	tmpl, err := newTemplate(subject, ku, validity)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               subject,
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(validity),
-		KeyUsage:              ku,
-		ExtKeyUsage:           []x509.ExtKeyUsage{eku},
-		BasicConstraintsValid: true,
-	}
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{eku}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
 	if err != nil {
 		return nil, fmt.Errorf("sign certificate for %s: %w", subject.CommonName, err)
@@ -158,8 +141,27 @@ func (ca *CA) issue(key crypto.Signer, subject pkix.Name, eku x509.ExtKeyUsage, 
 	return &Issued{
 		CertPEM:      pemBlock("CERTIFICATE", der),
 		KeyPEM:       keyPEM,
-		Serial:       hex.EncodeToString(serial.Bytes()),
+		Serial:       hex.EncodeToString(tmpl.SerialNumber.Bytes()),
 		PublicKeyPEM: pemBlock("PUBLIC KEY", pubDER),
+	}, nil
+}
+
+// newTemplate returns the template every certificate here starts from: a
+// fresh serial, the subject and key usage, valid from an hour ago (for
+// clocks behind ours) for validity, with basic constraints.
+func newTemplate(subject pkix.Name, ku x509.KeyUsage, validity time.Duration) (*x509.Certificate, error) {
+	serial, err := NewSerial()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	return &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               subject,
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(validity),
+		KeyUsage:              ku,
+		BasicConstraintsValid: true,
 	}, nil
 }
 
@@ -181,20 +183,11 @@ func SelfSignedTLS(hosts []string) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate TLS key: %w", err)
 	}
-	serial, err := NewSerial()
+	tmpl, err := newTemplate(pkix.Name{CommonName: "portcullis (self-signed)"}, x509.KeyUsageDigitalSignature, TLSValidity)
 	if err != nil {
 		return nil, nil, err
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "portcullis (self-signed)"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(TLSValidity),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-	}
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)

@@ -11,11 +11,41 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/random"
 )
 
-func TestIssueUserCertificate(t *testing.T) {
-	ca, err := NewCA("0123456789abcdef01234567")
+const testOrgID = "0123456789abcdef01234567"
+
+func testCA(t *testing.T) *CA {
+	t.Helper()
+	ca, err := NewCA(testOrgID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ca
+}
+
+// issuedCert parses what an Issue* call returned, failing the test on an
+// error.
+func issuedCert(t *testing.T, iss *Issued, err error) *x509.Certificate {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ParseCert(iss.CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// chainsTo verifies cert against ca alone, for the extended key usage.
+func chainsTo(cert *x509.Certificate, ca *CA, usage x509.ExtKeyUsage) error {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	_, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{usage}})
+	return err
+}
+
+func TestIssueUserCertificate(t *testing.T) {
+	ca := testCA(t)
 	// Round-trip the CA through PEM, as the store does.
 	keyPEM, err := ca.KeyPEM()
 	if err != nil {
@@ -25,18 +55,12 @@ func TestIssueUserCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss, err := ca.IssueUser("0123456789abcdef01234567", "89abcdef0123456789abcdef")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ParseCert(iss.CertPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	iss, err := ca.IssueUser(testOrgID, "89abcdef0123456789abcdef")
+	cert := issuedCert(t, iss, err)
 	if got := cert.Subject.CommonName; got != "89abcdef0123456789abcdef" {
 		t.Errorf("CN = %q", got)
 	}
-	if got := cert.Subject.Organization; len(got) != 1 || got[0] != "0123456789abcdef01234567" {
+	if got := cert.Subject.Organization; len(got) != 1 || got[0] != testOrgID {
 		t.Errorf("O = %q", got)
 	}
 	pub, ok := cert.PublicKey.(*rsa.PublicKey)
@@ -46,9 +70,7 @@ func TestIssueUserCertificate(t *testing.T) {
 	if _, err := tls.X509KeyPair(iss.CertPEM, iss.KeyPEM); err != nil {
 		t.Errorf("key does not match certificate: %v", err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	if err := chainsTo(cert, ca, x509.ExtKeyUsageClientAuth); err != nil {
 		t.Errorf("certificate does not chain to its CA: %v", err)
 	}
 	if len(iss.Serial) != 32 {
@@ -60,18 +82,9 @@ func TestIssueUserCertificate(t *testing.T) {
 }
 
 func TestIssueServerCertificateIsServerAuth(t *testing.T) {
-	ca, err := NewCA("0123456789abcdef01234567")
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss, err := ca.IssueServer("0123456789abcdef01234567", "aaaaaaaaaaaaaaaaaaaaaaaa")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := ParseCert(iss.CertPEM)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+	ca := testCA(t)
+	iss, err := ca.IssueServer(testOrgID, "aaaaaaaaaaaaaaaaaaaaaaaa")
+	if err := chainsTo(issuedCert(t, iss, err), ca, x509.ExtKeyUsageServerAuth); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/portcullis-gw/portcullis/core/pki"
 	"github.com/portcullis-gw/portcullis/internal/golden"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // TestPyDumpMatchesPython compares with the output of CPython's
@@ -87,18 +88,7 @@ func TestHeaderParsesAsThePritunlClientDoes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(text, "\n")
-	if lines[0] != "#{" {
-		t.Fatalf("first line %q", lines[0])
-	}
-	var js []string
-	for _, l := range lines {
-		js = append(js, strings.TrimPrefix(l, "#"))
-		if l == "#}" {
-			break
-		}
-	}
-	dec := json.NewDecoder(strings.NewReader(strings.Join(js, "\n")))
+	dec := json.NewDecoder(strings.NewReader(testkit.ProfileHeader(t, text)))
 	if _, err := dec.Token(); err != nil {
 		t.Fatal(err)
 	}

@@ -34,40 +34,37 @@ func pyWrite(b *strings.Builder, v any, depth int) {
 	case string:
 		pyString(b, v)
 	case []string:
-		if len(v) == 0 {
-			b.WriteString("[]")
-			return
-		}
-		b.WriteString("[\n")
-		for i, s := range v {
-			b.WriteString(strings.Repeat(" ", depth+1))
-			pyString(b, s)
-			if i < len(v)-1 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('\n')
-		}
-		b.WriteString(strings.Repeat(" ", depth) + "]")
+		pyContainer(b, "[]", len(v), depth, func(i int) { pyString(b, v[i]) })
 	case []kv:
-		if len(v) == 0 {
-			b.WriteString("{}")
-			return
-		}
-		b.WriteString("{\n")
-		for i, e := range v {
-			b.WriteString(strings.Repeat(" ", depth+1))
-			pyString(b, e.Key)
+		pyContainer(b, "{}", len(v), depth, func(i int) {
+			pyString(b, v[i].Key)
 			b.WriteString(": ")
-			pyWrite(b, e.Value, depth+1)
-			if i < len(v)-1 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('\n')
-		}
-		b.WriteString(strings.Repeat(" ", depth) + "}")
+			pyWrite(b, v[i].Value, depth+1)
+		})
 	default:
 		panic(fmt.Sprintf("pyjson: unsupported type %T", v))
 	}
+}
+
+// pyContainer writes a list or an object of n items between its brackets
+// ("[]" or "{}") as json.dumps with indent=1 does: empty on one line, else
+// one item a line, indented one more than the brackets, separated by
+// commas. item writes item i.
+func pyContainer(b *strings.Builder, brackets string, n, depth int, item func(i int)) {
+	if n == 0 {
+		b.WriteString(brackets)
+		return
+	}
+	b.WriteString(brackets[:1] + "\n")
+	for i := range n {
+		b.WriteString(strings.Repeat(" ", depth+1))
+		item(i)
+		if i < n-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString(strings.Repeat(" ", depth) + brackets[1:])
 }
 
 // pyString writes s as Python's ensure_ascii encoder does: printable ASCII

@@ -191,12 +191,9 @@ func setup(r *runner, clients, latencyAddrs int) *lab {
 	if err != nil {
 		r.Fatalf("%v", err)
 	}
-	var ln, vpn net.Listener
+	var ln net.Listener
 	if err := l.gw.Do(func() (err error) {
-		if ln, err = net.Listen("tcp", net.JoinHostPort(gwAddr, strconv.Itoa(frontPort))); err != nil {
-			return err
-		}
-		vpn, err = net.Listen("tcp", net.JoinHostPort(gwAddr, strconv.Itoa(vpnPort)))
+		ln, err = net.Listen("tcp", net.JoinHostPort(gwAddr, strconv.Itoa(frontPort)))
 		return err
 	}); err != nil {
 		r.Fatalf("listen: %v", err)
@@ -204,16 +201,7 @@ func setup(r *runner, clients, latencyAddrs int) *lab {
 	sctx, cancel := context.WithCancel(ctx)
 	r.Cleanup(cancel)
 	go func() { _ = web.Serve(sctx, quiet, fh, cert, ln, nil, 0, time.Second) }()
-	r.Cleanup(func() { vpn.Close() })
-	go func() {
-		for {
-			c, err := vpn.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	netlab.ServeTCP(r, l.gw, net.JoinHostPort(gwAddr, strconv.Itoa(vpnPort)))
 
 	// Organization, a guarded server, and one user with a profile per client.
 	adminDo := func(method, path string, body, out any) {

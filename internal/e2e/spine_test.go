@@ -19,6 +19,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 func TestAdminFlowAndProfileThroughTheFront(t *testing.T) {
@@ -47,19 +48,8 @@ func TestAdminFlowAndProfileThroughTheFront(t *testing.T) {
 	}
 
 	// The JSON header, as the Pritunl client reads it.
-	lines := strings.Split(prof.Profile, "\n")
-	if lines[0] != "#{" {
-		t.Fatalf("profile does not start with #{: %q", lines[0])
-	}
-	var js []string
-	for _, l := range lines {
-		js = append(js, strings.TrimPrefix(l, "#"))
-		if l == "#}" {
-			break
-		}
-	}
 	var hdr map[string]any
-	if err := json.Unmarshal([]byte(strings.Join(js, "\n")), &hdr); err != nil {
+	if err := json.Unmarshal([]byte(testkit.ProfileHeader(t, prof.Profile)), &hdr); err != nil {
 		t.Fatalf("header: %v", err)
 	}
 	for k, want := range map[string]any{"organization_id": org.ID, "user_id": user.ID, "server_id": srv.ID,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 
 	"github.com/coreos/go-systemd/v22/activation"
 )
@@ -15,15 +16,41 @@ import (
 // nil when none were passed. It clears the LISTEN_* variables so children
 // do not inherit them. Each name must carry exactly one socket.
 func ByName() (map[string]net.Listener, error) {
-	if os.Getenv("LISTEN_FDS") == "" {
+	if !passed() {
 		return nil, nil
 	}
-	byName, err := activation.ListenersWithNames()
+	return byName()
+}
+
+// FromParent is ByName for sockets a parent process passed. The parent
+// cannot know its child's PID before starting it, so it cannot set
+// LISTEN_PID; it sets parentEnv to its own PID instead, and the sockets are
+// accepted (when LISTEN_PID is absent) only if this process's parent has
+// that PID, which keeps the guarantee LISTEN_PID gives: the descriptors
+// were meant for this process, not a grandchild. parentEnv is cleared.
+func FromParent(parentEnv string) (map[string]net.Listener, error) {
+	if !passed() {
+		return nil, nil
+	}
+	if os.Getenv("LISTEN_PID") == "" {
+		if parent := os.Getenv(parentEnv); parent != "" && parent == strconv.Itoa(os.Getppid()) {
+			os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
+		}
+	}
+	os.Unsetenv(parentEnv)
+	return byName()
+}
+
+// passed reports whether any sockets were passed.
+func passed() bool { return os.Getenv("LISTEN_FDS") != "" }
+
+func byName() (map[string]net.Listener, error) {
+	named, err := activation.ListenersWithNames()
 	if err != nil {
 		return nil, fmt.Errorf("inherited listeners: %w", err)
 	}
-	out := make(map[string]net.Listener, len(byName))
-	for name, lns := range byName {
+	out := make(map[string]net.Listener, len(named))
+	for name, lns := range named {
 		if len(lns) != 1 {
 			return nil, fmt.Errorf("inherited listeners: %d sockets named %q, want 1", len(lns), name)
 		}

@@ -1,6 +1,7 @@
 package netlab
 
 import (
+	"io"
 	"net"
 	"net/netip"
 	"time"
@@ -11,39 +12,43 @@ import (
 // ends.
 func ServeTCP(t T, ns *NS, addr string) {
 	t.Helper()
-	var ln net.Listener
-	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
-		t.Fatalf("listen %s in %s: %v", addr, ns.Name, err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
+	serve(t, ns, addr, func() (net.Listener, error) { return net.Listen("tcp", addr) },
+		func(ln net.Listener) error {
 			c, err := ln.Accept()
-			if err != nil {
-				return
+			if err == nil {
+				c.Close()
 			}
-			c.Close()
-		}
-	}()
+			return err
+		})
 }
 
 // EchoUDP answers every datagram to addr inside ns with its own bytes: a
 // stand-in for a VPN server's UDP port. It stops when the test ends.
 func EchoUDP(t T, ns *NS, addr string) {
 	t.Helper()
-	var pc net.PacketConn
-	if err := ns.Do(func() (err error) { pc, err = net.ListenPacket("udp", addr); return }); err != nil {
-		t.Fatalf("listen udp %s in %s: %v", addr, ns.Name, err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 64)
-		for {
+	buf := make([]byte, 64)
+	serve(t, ns, "udp "+addr, func() (net.PacketConn, error) { return net.ListenPacket("udp", addr) },
+		func(pc net.PacketConn) error {
 			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
+			if err == nil {
+				_, _ = pc.WriteTo(buf[:n], from)
 			}
-			_, _ = pc.WriteTo(buf[:n], from)
+			return err
+		})
+}
+
+// serve opens a socket with listen inside ns (what names it in a failure),
+// closes it when the test ends, and until then calls once on it in a loop
+// that ends at its first error.
+func serve[S io.Closer](t T, ns *NS, what string, listen func() (S, error), once func(S) error) {
+	t.Helper()
+	var sock S
+	if err := ns.Do(func() (err error) { sock, err = listen(); return }); err != nil {
+		t.Fatalf("listen %s in %s: %v", what, ns.Name, err)
+	}
+	t.Cleanup(func() { sock.Close() })
+	go func() {
+		for once(sock) == nil {
 		}
 	}()
 }

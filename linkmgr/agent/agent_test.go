@@ -11,6 +11,8 @@ import (
 	"time"
 )
 
+// testAgent returns an agent on fakes that log to c, whose gateway answers
+// that its location is active with one peer, B at 127.0.0.2 (pskOld).
 func testAgent(t *testing.T, c *calls, dir string) (*Agent, *fakeCharon, *fakeGateway) {
 	t.Helper()
 	u, err := ParseURI("portcullis://0123456789abcdef01234567:AbCdEfGhIjKlMnOpQrStUvWxYz012345@127.0.0.1:1")
@@ -19,6 +21,7 @@ func testAgent(t *testing.T, c *calls, dir string) (*Agent, *fakeCharon, *fakeGa
 	}
 	ch := newFakeCharon(c)
 	gw := &fakeGateway{calls: c}
+	gw.set(testState(true, map[string]string{"B": "127.0.0.2"}, pskOld))
 	// A nil logger must not panic: every failure below is logged.
 	a, err := New(Config{URI: u, Address: "127.0.0.1", StateDir: dir, Interval: 20 * time.Millisecond},
 		Deps{Gateway: gw, Charon: ch, Firewall: fakeFirewall{c}}, nil)
@@ -28,12 +31,19 @@ func testAgent(t *testing.T, c *calls, dir string) (*Agent, *fakeCharon, *fakeGa
 	return a, ch, gw
 }
 
+// mustRound runs one round of the agent, which must succeed.
+func mustRound(t *testing.T, a *Agent) {
+	t.Helper()
+	if err := a.round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestAgentWaitsForCharon: until charon answers, the agent does not report
 // (a host whose charon is down must not be elected) and changes nothing.
 func TestAgentWaitsForCharon(t *testing.T) {
 	c := &calls{}
-	a, ch, gw := testAgent(t, c, "")
-	gw.set(testState(true, map[string]string{"B": "127.0.0.2"}, pskOld))
+	a, ch, _ := testAgent(t, c, "")
 	ch.setListErr(errors.New("no socket"))
 	ctx := context.Background()
 	if err := a.round(ctx); err == nil {
@@ -41,9 +51,7 @@ func TestAgentWaitsForCharon(t *testing.T) {
 	}
 	wantCalls(t, c)
 	ch.setListErr(nil)
-	if err := a.round(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustRound(t, a)
 	wantCalls(t, c, "gateway report", "load-shared corp-A-B psk "+pskOld, "load-conn corp-A-B remote 127.0.0.2", "initiate corp-A-B",
 		"firewall [198.51.100.1 198.51.100.21] 9790", "initiate corp-A-B")
 	// Later listing failures do not stop the reports.
@@ -61,15 +69,9 @@ func TestAgentWaitsForCharon(t *testing.T) {
 func TestAgentReportsItsOwnConnections(t *testing.T) {
 	c := &calls{}
 	a, ch, gw := testAgent(t, c, "")
-	gw.set(testState(true, map[string]string{"B": "127.0.0.2"}, pskOld))
-	ctx := context.Background()
-	if err := a.round(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustRound(t, a)
 	ch.up("corp-A-B", "someone-elses")
-	if err := a.round(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustRound(t, a)
 	r := gw.lastReport()
 	if len(r.Connections) != 1 || r.Connections[0].Name != "corp-A-B" || r.Connections[0].BytesIn != 1 || r.Address != "127.0.0.1" {
 		t.Fatalf("report %+v", r)
@@ -80,14 +82,10 @@ func TestAgentReportsItsOwnConnections(t *testing.T) {
 func TestAgentGatewayDown(t *testing.T) {
 	c := &calls{}
 	a, _, gw := testAgent(t, c, "")
-	gw.set(testState(true, map[string]string{"B": "127.0.0.2"}, pskOld))
-	ctx := context.Background()
-	if err := a.round(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustRound(t, a)
 	c.take()
 	gw.err = errors.New("unreachable")
-	if err := a.round(ctx); err == nil {
+	if err := a.round(context.Background()); err == nil {
 		t.Fatal("no error without a gateway")
 	}
 	wantCalls(t, c)
@@ -102,8 +100,7 @@ func TestAgentGatewayDown(t *testing.T) {
 func TestAgentRunAndGracefulStop(t *testing.T) {
 	c := &calls{}
 	dir := t.TempDir()
-	a, ch, gw := testAgent(t, c, dir)
-	gw.set(testState(true, map[string]string{"B": "127.0.0.2"}, pskOld))
+	a, ch, _ := testAgent(t, c, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
@@ -150,9 +147,7 @@ func TestAgentStopKeepsWhatFailedToUnload(t *testing.T) {
 	a, _, gw := testAgent(t, c, dir)
 	a.cfg.Interval = time.Millisecond
 	gw.set(testState(true, map[string]string{"B": "127.0.0.2", "C": "127.0.0.3"}, pskOld))
-	if err := a.round(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	mustRound(t, a)
 	c.failOn("unload-conn corp-A-C", errors.New("refused"))
 	a.shutdown()
 	if raw, err := os.ReadFile(filepath.Join(dir, loadedFile)); err != nil || string(raw) != "corp-A-C\n" {
