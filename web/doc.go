@@ -7,5 +7,7 @@
 // headers. It forwards nothing it has not parsed: no reverse proxy, no
 // header copied by default.
 //
-// It imports api/ and libraries only, never the core (a test checks this).
+// It imports api/, libraries and the leaf packages internal/{config,logging,
+// listenfds,random}; never the core, dynfw, linkmgr, the store or the replay
+// cache (TestFrontDoesNotImportTheCore checks this).
 package web
