@@ -292,6 +292,41 @@ func TestReconcile(t *testing.T) {
 	}
 }
 
+// TestReconcileSetsExpiry: an element the kernel holds with another expiry
+// than its approval's remaining time (older or longer) is put again with
+// that time; one within refreshSlack is left alone.
+func TestReconcileSetsExpiry(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	out, err := f.a.Approve(ctx, f.request(reqOpts{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := out.Approval.Elements()[0]
+	f.now = f.now.Add(60 * time.Second)
+	left := DefaultTokenTTL - 60*time.Second
+	for _, tc := range []struct {
+		kernel time.Duration
+		put    bool
+	}{{5 * time.Second, true}, {10 * time.Minute, true}, {left - 500*time.Millisecond, false}, {left, false}} {
+		have := e
+		have.Timeout = tc.kernel
+		f.gate.present, f.gate.allowed, f.gate.removed = []Element{have}, nil, nil
+		added, removed, err := f.a.Reconcile(ctx, nil)
+		if err != nil || removed != 0 || len(f.gate.removed) != 0 {
+			t.Fatalf("kernel %v: -%d %v", tc.kernel, removed, err)
+		}
+		want := e
+		want.Timeout = left
+		if tc.put && (added != 1 || len(f.gate.allowed) != 1 || f.gate.allowed[0] != want) {
+			t.Fatalf("kernel %v: put %+v, want %+v", tc.kernel, f.gate.allowed, want)
+		}
+		if !tc.put && (added != 0 || len(f.gate.allowed) != 0) {
+			t.Fatalf("kernel %v: put %+v, want nothing", tc.kernel, f.gate.allowed)
+		}
+	}
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func flipMid(s string) string {

@@ -11,14 +11,23 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
+// refreshSlack is how far an element's expiry in the kernel may be from
+// its approval's remaining time before reconcile sets it again.
+const refreshSlack = time.Second
+
 // Reconcile makes the kernel match the store: the table exists, the guarded
 // set is exactly guarded, every live approval's elements are present with
-// their remaining time, and elements no live approval explains are removed
-// (in one batch: deletes are the slow operation of nf_tables).
+// their remaining time (an element the kernel holds with another expiry,
+// older or longer, is set to it: adds carry an explicit expiration), and
+// elements no live approval explains are removed (in one batch: deletes are
+// the slow operation of nf_tables). added counts the elements added or
+// set to their remaining time.
 func (a *Approver) Reconcile(ctx context.Context, guarded []ProtoPort) (added, removed int, err error) {
 	if a.gate == nil {
 		return 0, 0, nil
 	}
+	a.gateMu.Lock()
+	defer a.gateMu.Unlock()
 	if err := a.gate.Ensure(); err != nil {
 		return 0, 0, err
 	}
@@ -30,44 +39,61 @@ func (a *Approver) Reconcile(ctx context.Context, guarded []ProtoPort) (added, r
 	if err != nil {
 		return 0, 0, err
 	}
-	want := map[string]Element{}
-	for i := range live {
-		for _, e := range live[i].Elements() {
-			e.Timeout = live[i].Expires.Sub(now)
-			if old, ok := want[e.key()]; !ok || old.Timeout < e.Timeout {
-				want[e.key()] = e
-			}
-		}
-	}
+	want := wantedElements(live, now)
 	have, err := a.gate.Elements()
 	if err != nil {
 		return 0, 0, err
 	}
-	var stale []Element
+	var stale, put []Element
 	seen := map[string]bool{}
+	refreshed := 0
 	for _, e := range have {
 		seen[e.key()] = true
-		if _, ok := want[e.key()]; !ok {
+		w, ok := want[e.key()]
+		switch {
+		case !ok:
 			stale = append(stale, e)
+		case (e.Timeout - w.Timeout).Abs() > refreshSlack:
+			put = append(put, w)
+			refreshed++
 		}
 	}
-	var missing []Element
 	for k, e := range want {
-		if !seen[k] && e.Timeout > 0 {
-			missing = append(missing, e)
+		if !seen[k] {
+			put = append(put, e)
 		}
 	}
 	if err := a.gate.Remove(stale); err != nil {
 		return 0, 0, err
 	}
-	if len(missing) > 0 {
-		if err := a.gate.Allow(missing); err != nil {
+	if len(put) > 0 {
+		if err := a.gate.Allow(put); err != nil {
 			return 0, len(stale), err
 		}
 	}
-	a.log.Info("firewall reconciled", "live_approvals", len(live), "added", len(missing), "removed", len(stale),
-		"guarded_ports", len(guarded))
-	return len(missing), len(stale), nil
+	a.log.Info("firewall reconciled", "live_approvals", len(live), "added", len(put)-refreshed,
+		"expiry_set", refreshed, "removed", len(stale), "guarded_ports", len(guarded))
+	return len(put), len(stale), nil
+}
+
+// wantedElements returns the elements the approvals explain, keyed, each
+// with the longest remaining time of the approvals that hold it (none
+// that has no time left).
+func wantedElements(approvals []Approval, now time.Time) map[string]Element {
+	want := map[string]Element{}
+	for i := range approvals {
+		left := approvals[i].Expires.Sub(now)
+		if left <= 0 {
+			continue
+		}
+		for _, e := range approvals[i].Elements() {
+			e.Timeout = left
+			if old, ok := want[e.key()]; !ok || old.Timeout < e.Timeout {
+				want[e.key()] = e
+			}
+		}
+	}
+	return want
 }
 
 // SetGuarded updates the guarded ports (after a server change).
