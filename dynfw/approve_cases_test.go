@@ -3,7 +3,6 @@ package dynfw
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"net/netip"
 	"strconv"
 	"testing"
@@ -228,43 +227,6 @@ func TestApproveAddressSources(t *testing.T) {
 		in.PublicAddress, in.PublicAddress6 = bad[0], bad[1]
 		_, err := f.a.Approve(ctx, f.request(reqOpts{inner: in}))
 		wantStatus(t, err, 400)
-	}
-}
-
-func TestCheckCredential(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
-	out, err := f.a.Approve(ctx, f.request(reqOpts{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := *f.open(out).Token
-	user, pass, err := approval.SealCredential(rand.Reader, token, &f.dir.boxPub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.a.CheckCredential(ctx, serverID, "dddddddddddddddddddddddd", user, pass); !errors.Is(err, ErrTokenOwner) {
-		t.Fatalf("other user's certificate: %v", err)
-	}
-	ap, err := f.a.CheckCredential(ctx, serverID, userID, user, pass)
-	if err != nil || ap.UserID != userID {
-		t.Fatalf("valid credential: %v", err)
-	}
-	if _, err := f.a.CheckCredential(ctx, serverID, userID, user, pass); !errors.Is(err, ErrTokenUsed) {
-		t.Fatalf("second use: %v", err)
-	}
-	u2, p2, _ := approval.SealCredential(rand.Reader, "unknownunknownunknownunknown1234", &f.dir.boxPub)
-	if _, err := f.a.CheckCredential(ctx, serverID, userID, u2, p2); !errors.Is(err, ErrTokenUnknown) {
-		t.Fatalf("unknown token: %v", err)
-	}
-	if _, err := f.a.CheckCredential(ctx, serverID, userID, user, "$f$AAAA"); !errors.Is(err, ErrCredential) {
-		t.Fatalf("garbage credential: %v", err)
-	}
-	out, _ = f.a.Approve(ctx, f.request(reqOpts{}))
-	u3, p3, _ := approval.SealCredential(rand.Reader, *f.open(out).Token+":ssotoken", &f.dir.boxPub)
-	f.now = f.now.Add(DefaultTokenTTL)
-	if _, err := f.a.CheckCredential(ctx, serverID, userID, u3, p3); !errors.Is(err, ErrTokenExpired) {
-		t.Fatalf("expired token: %v", err)
 	}
 }
 

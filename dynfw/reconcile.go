@@ -2,13 +2,7 @@ package dynfw
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strings"
 	"time"
-
-	"github.com/portcullis-gw/portcullis/api/approval"
-	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 // refreshSlack is how far an element's expiry in the kernel may be from
@@ -115,55 +109,4 @@ func (a *Approver) PurgeExpired(ctx context.Context) {
 	} else if n > 0 {
 		a.log.Debug("purged expired approval records", "count", n)
 	}
-}
-
-// Credential errors, checked with errors.Is by the OpenVPN worker.
-var (
-	ErrCredential   = errors.New("bad firewall credential")
-	ErrTokenUnknown = errors.New("firewall token unknown")
-	ErrTokenExpired = errors.New("firewall token expired")
-	ErrTokenUsed    = errors.New("firewall token already used")
-	ErrTokenOwner   = errors.New("firewall token belongs to another user or server")
-)
-
-// CheckCredential verifies a "$f$" OpenVPN credential for a connection to
-// serverID whose client certificate names commonName (the user ID): the
-// token decrypts with the server's box key, exists, is unexpired and
-// unused, and was issued to that user for that server. It is marked used.
-func (a *Approver) CheckCredential(ctx context.Context, serverID, commonName, username, password string) (*Approval, error) {
-	key, err := a.dir.ServerBoxKey(ctx, serverID)
-	if err != nil {
-		return nil, err
-	}
-	token, err := approval.OpenCredential(username, password, key)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCredential, err)
-	}
-	// An SSO credential carries "<firewall token>:<sso token>".
-	token, _, _ = strings.Cut(token, ":")
-	var ap *Approval
-	err = a.st.Update(ctx, func(tx store.Tx) error {
-		var err error
-		ap, err = store.GetJSON[Approval](tx, store.BucketApprovals, token)
-		if errors.Is(err, store.ErrNotFound) {
-			return ErrTokenUnknown
-		} else if err != nil {
-			return err
-		}
-		switch {
-		case !a.cfg.Now().Before(ap.Expires):
-			return ErrTokenExpired
-		case ap.Used:
-			return ErrTokenUsed
-		case ap.ServerID != serverID || ap.UserID != commonName:
-			return ErrTokenOwner
-		}
-		ap.Used = true
-		return store.PutJSON(tx, store.BucketApprovals, token, ap)
-	})
-	if err != nil {
-		a.log.Warn("firewall credential refused", "server_id", serverID, "cn", commonName, "err", err)
-		return nil, err
-	}
-	return ap, nil
 }
