@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/logging"
@@ -80,6 +81,11 @@ type Approver struct {
 	st   store.Store
 	gate Gate
 	log  *slog.Logger
+	// gateMu orders the store and the kernel: an approval holds it shared
+	// from recording its approval to opening the gate, so a revocation or
+	// a reconcile (exclusive) never sees a recorded approval whose
+	// elements are still to come.
+	gateMu sync.RWMutex
 }
 
 // NewApprover returns an Approver. gate may be nil (no firewall: approvals
@@ -226,6 +232,8 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 		rec.Approval = &Approval{Token: token, OrgID: r.OrgID, UserID: r.UserID, ServerID: r.ServerID,
 			Protocol: sub.Protocol, Port: sub.Port, Addrs: addrs, Created: now, Expires: now.Add(a.cfg.TokenTTL)}
 	}
+	a.gateMu.RLock()
+	defer a.gateMu.RUnlock()
 	innerReplayed, err := commit(ctx, a.st, rec)
 	var re *ReplayError
 	if errors.As(err, &re) {

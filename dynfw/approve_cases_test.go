@@ -3,7 +3,6 @@ package dynfw
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"net/netip"
 	"strconv"
 	"testing"
@@ -193,40 +192,6 @@ func TestApproveAddressSources(t *testing.T) {
 	}
 }
 
-func TestCheckCredential(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
-	out := f.approve(f.request(reqOpts{}))
-	token := *f.open(out).Token
-	user, pass, err := approval.SealCredential(rand.Reader, token, &f.dir.boxPub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.a.CheckCredential(ctx, serverID, "dddddddddddddddddddddddd", user, pass); !errors.Is(err, ErrTokenOwner) {
-		t.Fatalf("other user's certificate: %v", err)
-	}
-	ap, err := f.a.CheckCredential(ctx, serverID, userID, user, pass)
-	if err != nil || ap.UserID != userID {
-		t.Fatalf("valid credential: %v", err)
-	}
-	if _, err := f.a.CheckCredential(ctx, serverID, userID, user, pass); !errors.Is(err, ErrTokenUsed) {
-		t.Fatalf("second use: %v", err)
-	}
-	u2, p2, _ := approval.SealCredential(rand.Reader, "unknownunknownunknownunknown1234", &f.dir.boxPub)
-	if _, err := f.a.CheckCredential(ctx, serverID, userID, u2, p2); !errors.Is(err, ErrTokenUnknown) {
-		t.Fatalf("unknown token: %v", err)
-	}
-	if _, err := f.a.CheckCredential(ctx, serverID, userID, user, "$f$AAAA"); !errors.Is(err, ErrCredential) {
-		t.Fatalf("garbage credential: %v", err)
-	}
-	out, _ = f.a.Approve(ctx, f.request(reqOpts{}))
-	u3, p3, _ := approval.SealCredential(rand.Reader, *f.open(out).Token+":ssotoken", &f.dir.boxPub)
-	f.now = f.now.Add(DefaultTokenTTL)
-	if _, err := f.a.CheckCredential(ctx, serverID, userID, u3, p3); !errors.Is(err, ErrTokenExpired) {
-		t.Fatalf("expired token: %v", err)
-	}
-}
-
 func TestReconcile(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -245,6 +210,41 @@ func TestReconcile(t *testing.T) {
 	}
 	if f.gate.removed[0] != stale || len(f.gate.guarded) != 1 {
 		t.Fatalf("removed %+v guarded %+v", f.gate.removed, f.gate.guarded)
+	}
+}
+
+// TestReconcileSetsExpiry: an element the kernel holds with another expiry
+// than its approval's remaining time (older or longer) is put again with
+// that time; one within refreshSlack is left alone.
+func TestReconcileSetsExpiry(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	out, err := f.a.Approve(ctx, f.request(reqOpts{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := out.Approval.Elements()[0]
+	f.now = f.now.Add(60 * time.Second)
+	left := DefaultTokenTTL - 60*time.Second
+	for _, tc := range []struct {
+		kernel time.Duration
+		put    bool
+	}{{5 * time.Second, true}, {10 * time.Minute, true}, {left - 500*time.Millisecond, false}, {left, false}} {
+		have := e
+		have.Timeout = tc.kernel
+		f.gate.present, f.gate.allowed, f.gate.removed = []Element{have}, nil, nil
+		added, removed, err := f.a.Reconcile(ctx, nil)
+		if err != nil || removed != 0 || len(f.gate.removed) != 0 {
+			t.Fatalf("kernel %v: -%d %v", tc.kernel, removed, err)
+		}
+		want := e
+		want.Timeout = left
+		if tc.put && (added != 1 || len(f.gate.allowed) != 1 || f.gate.allowed[0] != want) {
+			t.Fatalf("kernel %v: put %+v, want %+v", tc.kernel, f.gate.allowed, want)
+		}
+		if !tc.put && (added != 0 || len(f.gate.allowed) != 0) {
+			t.Fatalf("kernel %v: put %+v, want nothing", tc.kernel, f.gate.allowed)
+		}
 	}
 }
 

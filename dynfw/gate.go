@@ -31,11 +31,14 @@ type Gate interface {
 	Ensure() error
 	// SetGuarded replaces the guarded ports atomically.
 	SetGuarded(pp []ProtoPort) error
-	// Allow adds elements with their timeouts in one batch.
+	// Allow adds elements in one batch, each expiring after its Timeout
+	// from now; an element already present gets that expiry too (longer
+	// or shorter), not its old one.
 	Allow(elems []Element) error
 	// Elements lists the allowed elements with their remaining time.
 	Elements() ([]Element, error)
-	// Remove deletes elements in one batch.
+	// Remove deletes elements in one batch; one that has expired already
+	// is no error.
 	Remove(elems []Element) error
 	// Delete removes the whole table.
 	Delete() error

@@ -2,6 +2,7 @@ package dynfw
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -188,50 +189,84 @@ func decodeKey(key []byte) (Element, error) {
 	return Element{Addr: a, Proto: protoName(proto), Port: port}, nil
 }
 
-// Allow implements Gate: one batch, chunked below the kernel's silent limit.
+// Allow implements Gate: one batch, chunked below the kernel's silent
+// limit. Each element is sent with its timeout and an explicit expiration
+// (nftkit.PutElements), so an element already present gets the new expiry:
+// the kernel keeps the old one when only the same timeout is sent again.
 func (g *NFTGate) Allow(elems []Element) error {
-	return g.batch("add", elems, true, nftkit.AddElements)
+	v4, v6, err := g.split(elems, true)
+	if err != nil {
+		return err
+	}
+	return g.c.PutElements(context.Background(),
+		nftkit.SetElements{Set: g.allow4, Elements: v4}, nftkit.SetElements{Set: g.allow6, Elements: v6})
 }
 
-// Remove implements Gate.
+// Remove implements Gate: one batch of deletes. An element the kernel no
+// longer holds (expired since it was listed) would fail the whole batch
+// with ENOENT; then the elements still present are listed and deleted.
 func (g *NFTGate) Remove(elems []Element) error {
 	if len(elems) == 0 {
 		return nil
 	}
-	return g.batch("delete", elems, false, nftkit.DeleteElements)
+	err := g.remove(elems)
+	if !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	have, lerr := g.Elements()
+	if lerr != nil {
+		return errors.Join(err, lerr)
+	}
+	present := map[string]bool{}
+	for _, e := range have {
+		present[e.key()] = true
+	}
+	var left []Element
+	for _, e := range elems {
+		if present[e.key()] {
+			left = append(left, e)
+		}
+	}
+	g.log.Debug("some elements to delete had expired", "asked", len(elems), "present", len(left))
+	if len(left) == 0 {
+		return nil
+	}
+	return g.remove(left)
 }
 
-// batch applies op to the elements of each set in one flushed batch; verb
-// names op in the error.
-func (g *NFTGate) batch(verb string, elems []Element, withTimeout bool, op func(*nftables.Conn, *nftables.Set, []nftables.SetElement) error) error {
+func (g *NFTGate) remove(elems []Element) error {
+	v4, v6, err := g.split(elems, false)
+	if err != nil {
+		return err
+	}
 	return g.c.Do(context.Background(), func(c *nftables.Conn) error {
-		if err := g.queue(elems, withTimeout, func(s *nftables.Set, els []nftables.SetElement) error {
-			return op(c, s, els)
-		}); err != nil {
+		if err := nftkit.DeleteElements(c, g.allow4, v4); err != nil {
+			return err
+		}
+		if err := nftkit.DeleteElements(c, g.allow6, v6); err != nil {
 			return err
 		}
 		if err := c.Flush(); err != nil {
-			return fmt.Errorf("%s %d elements: %w", verb, len(elems), err)
+			return fmt.Errorf("delete %d elements: %w", len(elems), err)
 		}
 		return nil
 	})
 }
 
-// queue sorts the elements into allow4 and allow6 and hands each set's
-// list to op.
-func (g *NFTGate) queue(elems []Element, withTimeout bool, op func(*nftables.Set, []nftables.SetElement) error) error {
-	var v4, v6 []nftables.SetElement
+// split sorts the elements into the allow4 and allow6 lists; withTimeout
+// sets each one's timeout and expiration (an add).
+func (g *NFTGate) split(elems []Element, withTimeout bool) (v4, v6 []nftables.SetElement, err error) {
 	for _, e := range elems {
 		key, is4, err := elementKey(e)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		se := nftables.SetElement{Key: key}
 		if withTimeout {
 			if e.Timeout <= 0 {
-				return fmt.Errorf("element %s without a timeout", e.key())
+				return nil, nil, fmt.Errorf("element %s without a timeout", e.key())
 			}
-			se.Timeout = e.Timeout
+			se.Timeout, se.Expires = e.Timeout, e.Timeout
 		}
 		if is4 {
 			v4 = append(v4, se)
@@ -239,10 +274,7 @@ func (g *NFTGate) queue(elems []Element, withTimeout bool, op func(*nftables.Set
 			v6 = append(v6, se)
 		}
 	}
-	if err := op(g.allow4, v4); err != nil {
-		return err
-	}
-	return op(g.allow6, v6)
+	return v4, v6, nil
 }
 
 // Elements implements Gate.

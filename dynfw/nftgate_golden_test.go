@@ -318,15 +318,20 @@ func (d *nfDumper) setSpec(as []nlattr) string {
 }
 
 // elements prints a set element list: each key split by the set's key
-// type, and its timeout.
+// type, its timeout and its expiration.
 func (d *nfDumper) elements(set string, b []byte) string {
 	var out []string
 	for _, e := range parseAttrs(b) {
 		ea := parseAttrs(e.data)
 		key := attr(parseAttrs(attr(ea, 1)), 1)
 		s := d.key(set, key)
-		if v := attr(ea, 4); len(v) == 8 {
-			s += " timeout " + (time.Duration(binary.BigEndian.Uint64(v)) * time.Millisecond).String()
+		for _, a := range []struct {
+			typ  uint16
+			name string
+		}{{4, "timeout"}, {5, "expires"}} { // NFTA_SET_ELEM_TIMEOUT, NFTA_SET_ELEM_EXPIRATION
+			if v := attr(ea, a.typ); len(v) == 8 {
+				s += " " + a.name + " " + (time.Duration(binary.BigEndian.Uint64(v)) * time.Millisecond).String()
+			}
 		}
 		out = append(out, s)
 	}

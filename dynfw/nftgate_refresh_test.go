@@ -1,9 +1,13 @@
 package dynfw
 
 import (
+	"context"
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 // TestNFTGateReapprovalExtendsTimeout: approving an address that is still
@@ -29,4 +33,99 @@ func TestNFTGateReapprovalExtendsTimeout(t *testing.T) {
 	if els[0].Timeout < 20*time.Second {
 		t.Fatalf("re-approval left %v on the element, want about 30s", els[0].Timeout)
 	}
+}
+
+// TestNFTGateReapprovalSameTTLRefreshesExpiry: the kernel keeps an existing
+// element's expiry when it is re-added with the same timeout value, so a
+// re-approval with the same TTL (every approval has the same TTL) must send
+// the expiration explicitly. Add with T, wait, re-add with the same T: the
+// expiry must be back at about T.
+func TestNFTGateReapprovalSameTTLRefreshesExpiry(t *testing.T) {
+	l := newGateLab(t)
+	g := l.gate
+	if err := g.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 30 * time.Second
+	e := Element{Addr: netip.MustParseAddr("10.199.0.2"), Proto: "tcp", Port: 7001, Timeout: ttl}
+	if err := g.Allow([]Element{e}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if left := expiryOf(t, g, e); left > ttl-2*time.Second {
+		t.Fatalf("after 3 s the element has %v left: the clock did not run", left)
+	}
+	if err := g.Allow([]Element{e}); err != nil {
+		t.Fatalf("re-adding a live element: %v", err)
+	}
+	if left := expiryOf(t, g, e); left < ttl-time.Second {
+		t.Fatalf("re-approval with the same TTL %v left %v on the element, want about %v", ttl, left, ttl)
+	}
+}
+
+// TestReconcileSetsLiveElementsToRemainingTime: a live approval whose
+// element is in the kernel with an older, shorter expiry is extended to the
+// approval's remaining time (and the port stays open past the old expiry);
+// one with a longer expiry than any live approval explains is shortened.
+func TestReconcileSetsLiveElementsToRemainingTime(t *testing.T) {
+	l := newGateLab(t)
+	g := l.gate
+	if err := g.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "s.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	now := time.Now()
+	short := &Approval{Token: "tokenshorttokenshorttokenshort01", OrgID: orgID, UserID: userID, ServerID: serverID,
+		Protocol: "tcp", Port: 7001, Addrs: []netip.Addr{netip.MustParseAddr("10.199.0.2")}, Created: now, Expires: now.Add(60 * time.Second)}
+	long := &Approval{Token: "tokenlongtokenlongtokenlongtok02", OrgID: orgID, UserID: userID, ServerID: serverID,
+		Protocol: "tcp", Port: 7001, Addrs: []netip.Addr{netip.MustParseAddr("10.199.0.3")}, Created: now, Expires: now.Add(20 * time.Second)}
+	if err := st.Update(ctx, func(tx store.Tx) error {
+		if err := store.Insert(tx, store.BucketApprovals, short.Token, short); err != nil {
+			return err
+		}
+		return store.Insert(tx, store.BucketApprovals, long.Token, long)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel holds both elements from earlier, with the wrong expiries.
+	e2 := Element{Addr: netip.MustParseAddr("10.199.0.2"), Proto: "tcp", Port: 7001, Timeout: 1500 * time.Millisecond}
+	e3 := Element{Addr: netip.MustParseAddr("10.199.0.3"), Proto: "tcp", Port: 7001, Timeout: 10 * time.Minute}
+	if err := g.Allow([]Element{e2, e3}); err != nil {
+		t.Fatal(err)
+	}
+	a := NewApprover(Config{}, &fakeDir{}, st, g, nil)
+	if _, _, err := a.Reconcile(ctx, []ProtoPort{{"tcp", 7001}}); err != nil {
+		t.Fatal(err)
+	}
+	if left := expiryOf(t, g, e2); left < 58*time.Second || left > 60*time.Second {
+		t.Fatalf("reconcile left %v on an element whose approval has 60s left", left)
+	}
+	if left := expiryOf(t, g, e3); left < 18*time.Second || left > 20*time.Second {
+		t.Fatalf("reconcile left %v on an element whose approval has 20s left", left)
+	}
+	time.Sleep(2 * time.Second) // past the old expiry
+	if !l.tcpOpen(t, "10.199.0.2", "10.199.0.1:7001") {
+		t.Fatal("the port closed on the element's old expiry though its approval is live")
+	}
+}
+
+// expiryOf returns the time the kernel has left on e.
+func expiryOf(t *testing.T, g *NFTGate, e Element) time.Duration {
+	t.Helper()
+	els, err := g.Elements()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, have := range els {
+		if have.key() == e.key() {
+			return have.Timeout
+		}
+	}
+	t.Fatalf("element %s not in the kernel (have %+v)", e.key(), els)
+	return 0
 }

@@ -3,7 +3,10 @@
 // connection with a large send buffer and a deadline on every batch, table
 // lookup and removal, the element keys of concatenated sets, the rule
 // fragments both match with, and element adds chunked below the kernel's
-// silent limit. It owns no table: each caller owns, names and tags its own.
+// silent limit. PutElements adds elements of timeout sets with an explicit
+// expiration, which google/nftables cannot send, so that re-adding an
+// element sets its expiry. It owns no table: each caller owns, names and
+// tags its own.
 package nftkit
 
 import (
@@ -16,6 +19,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
+	"github.com/mdlayher/netlink/nltest"
 	"golang.org/x/sys/unix"
 )
 
@@ -129,6 +133,15 @@ func (c *Conn) Do(ctx context.Context, f func(*nftables.Conn) error) error {
 		return errors.Join(err, fmt.Errorf("nftables netlink deadline: %w", derr))
 	}
 	return err
+}
+
+// dialRaw opens a socket for one raw batch on a connection made by
+// OpenWith: through its test dial, else in its namespace.
+func (c *Conn) dialRaw() (*netlink.Conn, error) {
+	if c.nft.TestDial != nil {
+		return nltest.Dial(c.nft.TestDial), nil
+	}
+	return netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: c.nft.NetNS})
 }
 
 // redial replaces the connection after a timeout.

@@ -1,0 +1,94 @@
+package dynfw
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/store"
+)
+
+// RevokeUser closes the port to every address a live approval of userID
+// opened, at once rather than at the kernel timeout, and deletes the
+// user's approvals so that their tokens can no longer be used (a
+// credential then fails with ErrTokenUnknown). The core calls it when a
+// user is disabled or deleted. closed is the number of elements removed
+// from the allow sets, in one netlink batch; an element another user's
+// live approval also explains (two users behind one address) stays, set to
+// that approval's remaining time.
+func (a *Approver) RevokeUser(ctx context.Context, userID string) (closed int, err error) {
+	return a.revoke(ctx, "user_id", userID, func(ap *Approval) bool { return ap.UserID == userID })
+}
+
+// RevokeServer does for every approval of serverID what RevokeUser does for
+// a user's: the core calls it when a server is deleted, when its port or
+// protocol changes (its approvals name the old ones) or when its dynamic
+// firewall is turned off.
+func (a *Approver) RevokeServer(ctx context.Context, serverID string) (closed int, err error) {
+	return a.revoke(ctx, "server_id", serverID, func(ap *Approval) bool { return ap.ServerID == serverID })
+}
+
+// revoke deletes the approvals match selects, then removes their elements
+// that no other live approval explains and shortens those that one does.
+// The store goes first: if the kernel then fails, the tokens are dead
+// already, the port closes at the kernel timeout at the latest, and the
+// next reconcile removes what is left.
+func (a *Approver) revoke(ctx context.Context, field, id string, match func(*Approval) bool) (int, error) {
+	a.gateMu.Lock()
+	defer a.gateMu.Unlock()
+	now := a.cfg.Now()
+	var revoked, kept []Approval
+	err := a.st.Update(ctx, func(tx store.Tx) error {
+		all, err := store.ScanJSON[Approval](tx, store.BucketApprovals, "")
+		if err != nil {
+			return err
+		}
+		revoked, kept = revoked[:0], kept[:0]
+		for i := range all {
+			live := all[i].Expires.After(now)
+			if !match(&all[i]) {
+				if live {
+					kept = append(kept, all[i])
+				}
+				continue
+			}
+			if err := tx.Delete(store.BucketApprovals, all[i].Token); err != nil {
+				return err
+			}
+			if live {
+				revoked = append(revoked, all[i])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("revoke approvals of %s %s: %w", field, id, err)
+	}
+	if len(revoked) == 0 || a.gate == nil {
+		a.log.Info("firewall access revoked", field, id, "approvals", len(revoked), "closed", 0)
+		return 0, nil
+	}
+	still := wantedElements(kept, now)
+	var closing, shortening []Element
+	for _, e := range wantedElements(revoked, now) {
+		if w, ok := still[e.key()]; !ok {
+			closing = append(closing, e)
+		} else if w.Timeout < e.Timeout {
+			shortening = append(shortening, w)
+		}
+	}
+	start := time.Now()
+	if err := a.gate.Remove(closing); err != nil {
+		a.log.Error("approvals revoked but their ports stay open until the kernel timeout", field, id,
+			"approvals", len(revoked), "err", err)
+		return 0, fmt.Errorf("close %d elements of %s %s: %w", len(closing), field, id, err)
+	}
+	if len(shortening) > 0 {
+		if err := a.gate.Allow(shortening); err != nil {
+			return len(closing), fmt.Errorf("shorten %d shared elements of %s %s: %w", len(shortening), field, id, err)
+		}
+	}
+	a.log.Info("firewall access revoked", field, id, "approvals", len(revoked), "closed", len(closing),
+		"shared_shortened", len(shortening), "took", time.Since(start))
+	return len(closing), nil
+}
