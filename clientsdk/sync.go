@@ -2,14 +2,11 @@ package clientsdk
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,18 +16,6 @@ import (
 	"github.com/portcullis-gw/portcullis/api/approval"
 	"github.com/portcullis-gw/portcullis/internal/random"
 )
-
-// SyncOptions tune a profile sync.
-type SyncOptions struct {
-	// TLS is the TLS configuration (the Pritunl Client does not verify).
-	TLS *tls.Config
-	// Timeout bounds one host's request (the Pritunl Client: 5 s).
-	Timeout time.Duration
-	Now     func() time.Time
-	Rand    io.Reader
-	// Hosts, when set, replaces the profile's sync_hosts (https URLs).
-	Hosts []string
-}
 
 // SyncResult is what a sync found.
 type SyncResult struct {
@@ -88,20 +73,11 @@ func NewSyncRequest(ctx context.Context, p *Profile, host string, now time.Time,
 // Sync asks the profile's sync hosts, in order, until one answers, and
 // checks the answer's signature: {} means the profile is current, else
 // the new configuration is returned (Updated). A host's failure moves on
-// to the next, as the Pritunl Client does.
-func Sync(ctx context.Context, p *Profile, o SyncOptions) (*SyncResult, error) {
-	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Second
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Rand == nil {
-		o.Rand = rand.Reader
-	}
-	if o.TLS == nil {
-		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
+// to the next, as the Pritunl Client does. Options.Timeout defaults to the
+// Pritunl Client's 5 s; the public addresses and client version are not
+// used.
+func Sync(ctx context.Context, p *Profile, o Options) (*SyncResult, error) {
+	o = o.withDefaults(5 * time.Second)
 	hosts := o.Hosts
 	if hosts == nil {
 		hosts = p.Header.SyncHosts
@@ -109,10 +85,7 @@ func Sync(ctx context.Context, p *Profile, o SyncOptions) (*SyncResult, error) {
 	if len(hosts) == 0 {
 		return nil, fmt.Errorf("%w: the profile lists no sync host", ErrAllHostsFailed)
 	}
-	client := &http.Client{Timeout: o.Timeout, Transport: &http.Transport{
-		TLSClientConfig: o.TLS, DisableKeepAlives: true, TLSHandshakeTimeout: 5 * time.Second,
-		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-	}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := o.httpClient(5 * time.Second)
 	var errs []error
 	for _, host := range hosts {
 		res, err := syncHost(ctx, client, p, host, o)
@@ -127,7 +100,7 @@ func Sync(ctx context.Context, p *Profile, o SyncOptions) (*SyncResult, error) {
 	return nil, fmt.Errorf("%w: %w", ErrAllHostsFailed, errors.Join(errs...))
 }
 
-func syncHost(ctx context.Context, client *http.Client, p *Profile, host string, o SyncOptions) (*SyncResult, error) {
+func syncHost(ctx context.Context, client *http.Client, p *Profile, host string, o Options) (*SyncResult, error) {
 	req, err := NewSyncRequest(ctx, p, host, o.Now(), o.Rand)
 	if err != nil {
 		return nil, &HostError{Host: host, Err: err}

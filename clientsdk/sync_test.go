@@ -18,23 +18,6 @@ import (
 	"unicode/utf8"
 )
 
-const syncGolden = "../core/profile/testdata/sync.golden.ovpn"
-
-// goldenProfile is the builder's golden full profile with a real key.
-func goldenProfile(t testing.TB) (string, *Profile) {
-	t.Helper()
-	raw, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(raw), "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----", testKeyPEM, 1)
-	p, err := ParseProfile(text)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return text, p
-}
-
 // TestSyncRequestIsTheClients checks the request against the Pritunl
 // Client's construction, computed here independently: the HMAC covers the
 // path without ?ver=2.
@@ -113,7 +96,7 @@ func TestSyncAgainstAServer(t *testing.T) {
 		answers = answers[1:]
 	}))
 	defer srv.Close()
-	o := SyncOptions{TLS: srv.Client().Transport.(*http.Transport).TLSClientConfig, Hosts: []string{"https://127.0.0.1:1", srv.URL}}
+	o := Options{TLS: srv.Client().Transport.(*http.Transport).TLSClientConfig, Hosts: []string{"https://127.0.0.1:1", srv.URL}}
 	answers = [][]byte{[]byte(`{}`), signed(p.Header.SyncSecret, update), signed("other", update)}
 	res, err := Sync(context.Background(), p, o)
 	if err != nil || res.Updated || res.Host != srv.URL {

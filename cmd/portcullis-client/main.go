@@ -185,7 +185,7 @@ func syncProfile(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	res, err := clientsdk.Sync(ctx, p, clientsdk.SyncOptions{TLS: tc, Timeout: *timeout})
+	res, err := clientsdk.Sync(ctx, p, clientsdk.Options{TLS: tc, Timeout: *timeout})
 	if err != nil {
 		return fail("%v", err)
 	}
