@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/api/approval"
 	"github.com/portcullis-gw/portcullis/clientsdk"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
@@ -26,7 +27,7 @@ type profileLab struct {
 	servers []api.Server
 }
 
-func newProfileLab(t *testing.T) *profileLab {
+func newProfileLab(t testing.TB) *profileLab {
 	l := &profileLab{testCore: newTestCore(t, []int{os.Getuid()})}
 	l.login()
 	l.must("POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &l.org)
@@ -65,7 +66,7 @@ func (c *testCore) send(req *http.Request) (int, []byte) {
 	return resp.StatusCode, raw
 }
 
-func parseAll(t *testing.T, files map[string]string) map[string]*clientsdk.Profile {
+func parseAll(t testing.TB, files map[string]string) map[string]*clientsdk.Profile {
 	t.Helper()
 	out := map[string]*clientsdk.Profile{}
 	for name, text := range files {
@@ -341,4 +342,51 @@ func TestProfileSyncHostsFollowTheFront(t *testing.T) {
 	if got := strings.Join(s.profileSyncHosts(srv), " "); got != "https://gw.example.com" {
 		t.Fatalf("public URL: %s", got)
 	}
+}
+
+// FuzzProfileSync sends arbitrary sync requests — query string, the four
+// Auth-* headers and the sync_hash segment — through the core's own checks
+// (declared query, parameter formats, header parsing, clock, token, HMAC,
+// replay cache). None may fail with a 5xx, and a 200 only ever answers
+// ver=2 with the profile's token and a valid HMAC over the path.
+func FuzzProfileSync(f *testing.F) {
+	l := newProfileLab(f)
+	_, p := l.syncProfile()
+	secret := p.Header.SyncSecret
+	good := l.syncRequest(p, time.Now(), "")
+	h := good.Header
+	f.Add("ver=2", h.Get("Auth-Token"), h.Get("Auth-Timestamp"), h.Get("Auth-Nonce"), h.Get("Auth-Signature"), p.Header.SyncHash)
+	f.Add("ver=3", h.Get("Auth-Token"), h.Get("Auth-Timestamp"), h.Get("Auth-Nonce")+"x", h.Get("Auth-Signature"), p.Header.SyncHash)
+	f.Add("ver=2&ver=2", "", "abc", "", "", "")
+	f.Add("", h.Get("Auth-Token"), "99999999999999", strings.Repeat("n", 32), strings.Repeat("A", 86)+"==", strings.Repeat("0", 32))
+	prefix := "/key/sync/" + l.org.ID + "/" + l.user.ID + "/" + l.servers[0].ID + "/"
+	f.Fuzz(func(t *testing.T, query, token, ts, nonce, sig, hash string) {
+		req, err := http.NewRequest("GET", "http://"+api.InternalHost+prefix+hash, nil)
+		if err != nil {
+			return
+		}
+		req.URL.RawQuery = query
+		for k, v := range map[string]string{"Auth-Token": token, "Auth-Timestamp": ts, "Auth-Nonce": nonce, "Auth-Signature": sig} {
+			if v != "" {
+				req.Header.Set(k, v)
+			}
+		}
+		req.Header.Set(api.HeaderToken, l.token)
+		req.Header.Set(api.HeaderPeer, "127.0.0.1:5555")
+		resp, err := l.client.Do(req)
+		if err != nil {
+			return // a request Go's client will not send
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			t.Fatalf("%d %s for query %q headers %q %q %q %q hash %q", resp.StatusCode, raw, query, token, ts, nonce, sig, hash)
+		}
+		if resp.StatusCode == 200 {
+			msg := strings.Join([]string{token, ts, nonce, "GET", prefix + hash}, "&")
+			if query != "ver=2" || token != p.Header.SyncToken || !approval.HMACCheck(secret, msg, sig) {
+				t.Fatalf("200 for query %q token %q hash %q", query, token, hash)
+			}
+		}
+	})
 }
