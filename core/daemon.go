@@ -225,8 +225,8 @@ func (d *daemon) buildServices(ctx context.Context) error {
 }
 
 // startBackground starts the periodic work: expired approvals and
-// temporary profile links are purged every minute; link elections are re-evaluated (timeouts, back-offs)
-// every 250 ms.
+// temporary profile links are purged every minute; link elections are
+// re-evaluated (timeouts, back-offs) every 250 ms.
 func (d *daemon) startBackground(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -167,7 +167,8 @@ func (s *Server) serveRoute(b binding) http.HandlerFunc {
 	}
 }
 
-// read checks the path parameters and reads the body, repeating the
+// read checks the path, the query string (only the route's declared
+// parameters) and the path parameters, and reads the body, repeating the
 // front's checks: the core trusts the front's identity, not its work.
 func (s *Server) read(c *Call) error {
 	if c.req.URL.RawPath != "" || c.req.URL.Opaque != "" {
