@@ -270,7 +270,9 @@ func TestProfileSync(t *testing.T) {
 	// Refusals, with Pritunl's statuses.
 	forged := l.syncRequest(p, now, "")
 	sig := []byte(forged.Header.Get("Auth-Signature"))
-	sig[0] ^= 1
+	if sig[0] = 'A'; forged.Header.Get("Auth-Signature")[0] == 'A' {
+		sig[0] = 'B' // still base64, another HMAC
+	}
 	forged.Header.Set("Auth-Signature", string(sig))
 	replayed := l.syncRequest(p, now, "")
 	if st, _, _ := l.syncStatus(replayed.Clone(context.Background())); st != 200 {
