@@ -19,7 +19,21 @@ var ParamFormats = map[string]ParamFormat{
 	"link_id":     {Desc: "24 lowercase hex characters", Check: IsObjectID},
 	"location_id": {Desc: "24 lowercase hex characters", Check: IsObjectID},
 	"host_id":     {Desc: "24 lowercase hex characters", Check: IsObjectID},
+	"sync_hash":   {Desc: "32 lowercase hex characters", Check: IsSyncHash},
+	"link_code":   {Desc: "32 letters or digits", Check: IsLinkCode},
 }
+
+// IsSyncHash reports whether s has the shape of a profile's sync_hash
+// (32 lowercase hex characters, the length of Pritunl's MD5 hex).
+func IsSyncHash(s string) bool { return isLowerHex(s, 32) }
+
+// LinkCodeLen is the length of a temporary profile link's code: 32 of
+// [A-Za-z0-9], about 190 bits.
+const LinkCodeLen = 32
+
+// IsLinkCode reports whether s has the shape of a temporary profile
+// link's code.
+func IsLinkCode(s string) bool { return isAlnum(s, LinkCodeLen) }
 
 // IsObjectID reports whether s is exactly 24 lowercase hex characters, the
 // shape of the IDs Pritunl profiles carry.

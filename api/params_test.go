@@ -46,14 +46,30 @@ func FuzzCheckParam(f *testing.F) {
 		f.Add("org_id", s)
 		f.Add("server_id", s)
 	}
+	f.Add("sync_hash", "0123456789abcdef0123456789abcdef")
+	f.Add("link_code", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef")
+	f.Add("link_code", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcde/")
 	f.Fuzz(func(t *testing.T, name, value string) {
 		err := CheckParam(name, value)
 		if err != nil {
 			return
 		}
-		// Anything accepted is exactly 24 lowercase hex characters.
-		if len(value) != 24 || strings.Trim(value, "0123456789abcdef") != "" {
-			t.Fatalf("%s=%q accepted", name, value)
+		// Anything accepted has its parameter's exact shape: 24 (IDs) or
+		// 32 (sync_hash) lowercase hex characters, or 32 letters and
+		// digits (link_code).
+		switch name {
+		case "sync_hash":
+			if len(value) != 32 || strings.Trim(value, "0123456789abcdef") != "" {
+				t.Fatalf("%s=%q accepted", name, value)
+			}
+		case "link_code":
+			if len(value) != 32 || strings.Trim(value, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+				t.Fatalf("%s=%q accepted", name, value)
+			}
+		default:
+			if len(value) != 24 || strings.Trim(value, "0123456789abcdef") != "" {
+				t.Fatalf("%s=%q accepted", name, value)
+			}
 		}
 	})
 }

@@ -64,6 +64,40 @@ type Route struct {
 	// SetsSession marks the routes whose answer may set or clear the
 	// session cookie; only their Set-Cookie header is passed back.
 	SetsSession bool
+	// Query lists the query parameters the route takes, each with a format
+	// in QueryFormats and each required. A route without it refuses any
+	// query string.
+	Query []string
+	// Render says how the front writes a 200 answer (JSON by default).
+	Render Render
+}
+
+// Render is how the front writes a route's successful answer. Either way
+// the core answers typed JSON, which the front decodes and validates first:
+// the front never forwards bytes it did not parse.
+type Render int
+
+const (
+	// RenderJSON re-encodes the typed response as JSON.
+	RenderJSON Render = iota
+	// RenderTar writes the response, which implements Archive, as a plain
+	// tar (application/x-tar) built by the front from the typed members.
+	RenderTar
+)
+
+// Archive is a response the front renders as a tar.
+type Archive interface {
+	// ArchiveName is the download's file name (Content-Disposition).
+	ArchiveName() string
+	// ArchiveFiles are the members, in order.
+	ArchiveFiles() []ArchiveFile
+}
+
+// ArchiveFile is one member of an Archive: a plain file name (no
+// directory) and its content.
+type ArchiveFile struct {
+	Name string
+	Data string
 }
 
 // StateChanging reports whether the route changes state (and so needs the

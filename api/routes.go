@@ -59,6 +59,24 @@ var (
 	RouteApprovalOVPNWait = endpoint[ApprovalRequest, ApprovalResponse](Route{Name: "approval.ovpn_wait",
 		Method: http.MethodPost, Pattern: "/key/ovpn_wait/{org_id}/{user_id}/{server_id}", Auth: AuthClient, BodyLimit: 16 << 10})
 
+	// Profiles for the Pritunl Client (docs/clients.md): a .tar of freshly
+	// issued profiles (all the organization's servers, or one), a
+	// temporary single-use link whose code is the credential of GET
+	// /ku/{link_code}, and profile sync, signed like an approval.
+	RouteUserProfileTar = endpoint[NoBody, ProfileArchive](Route{Name: "user.profile.tar",
+		Method: http.MethodPost, Pattern: "/organization/{org_id}/user/{user_id}/tar", Auth: AuthAdmin,
+		ResponseLimit: 8 << 20, Render: RenderTar})
+	RouteUserProfileTarServer = endpoint[NoBody, ProfileArchive](Route{Name: "user.profile.tar.server",
+		Method: http.MethodPost, Pattern: "/organization/{org_id}/user/{user_id}/tar/{server_id}", Auth: AuthAdmin,
+		Render: RenderTar})
+	RouteUserProfileLink = endpoint[NoBody, ProfileLink](Route{Name: "user.profile.link",
+		Method: http.MethodPost, Pattern: "/organization/{org_id}/user/{user_id}/link", Auth: AuthAdmin})
+	RouteProfileLinkGet = endpoint[NoBody, ProfileMap](Route{Name: "profile.link.get",
+		Method: http.MethodGet, Pattern: "/ku/{link_code}", Auth: AuthPublic, ResponseLimit: 8 << 20})
+	RouteProfileSync = endpoint[NoBody, ProfileSync](Route{Name: "profile.sync",
+		Method: http.MethodGet, Pattern: "/key/sync/{org_id}/{user_id}/{server_id}/{sync_hash}", Auth: AuthClient,
+		Query: []string{"ver"}})
+
 	// IPsec links (admin).
 	RouteLinkList = endpoint[NoBody, LinkList](Route{Name: "link.list",
 		Method: http.MethodGet, Pattern: "/link", Auth: AuthAdmin, ResponseLimit: 8 << 20})
@@ -101,6 +119,7 @@ var Routes = []*Route{
 	RouteUserProfile.Route,
 	RouteServerList.Route, RouteServerCreate.Route, RouteServerGet.Route, RouteServerUpdate.Route, RouteServerDelete.Route,
 	RouteApprovalOVPN.Route, RouteApprovalOVPNWait.Route,
+	RouteUserProfileTar.Route, RouteUserProfileTarServer.Route, RouteUserProfileLink.Route, RouteProfileLinkGet.Route, RouteProfileSync.Route,
 	RouteLinkList.Route, RouteLinkCreate.Route, RouteLinkGet.Route, RouteLinkUpdate.Route, RouteLinkDelete.Route,
 	RouteLocationCreate.Route, RouteLocationUpdate.Route, RouteLocationDelete.Route,
 	RouteHostCreate.Route, RouteHostUpdate.Route, RouteHostDelete.Route, RouteHostURI.Route,

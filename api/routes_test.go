@@ -38,6 +38,16 @@ func TestRouteTableIsConsistent(t *testing.T) {
 		if r.Limit() <= 0 || r.RespLimit() <= 0 {
 			t.Errorf("%s: limits must be positive", r.Name)
 		}
+		for _, q := range r.Query {
+			if _, ok := QueryFormats[q]; !ok {
+				t.Errorf("%s: query parameter %q has no format", r.Name, q)
+			}
+		}
+		if r.Render == RenderTar {
+			if _, ok := r.NewResponse().(Archive); !ok {
+				t.Errorf("%s: rendered as a tar, but %T is not an Archive", r.Name, r.NewResponse())
+			}
+		}
 	}
 }
 

@@ -50,6 +50,8 @@ func validatorInstance() *validator.Validate {
 		// than the rest of an approval's validation on kilobyte fields.
 		must("b64std", isBase64Std)
 		must("proposal", proposalRe.MatchString)
+		must("ovpnname", ovpnNameRe.MatchString)
+		must("tarname", tarNameRe.MatchString)
 		validate = v
 	})
 	return validate
@@ -91,11 +93,21 @@ var ruleText = map[string]string{
 	"b64std":      "must be padded standard base64",
 	"proposal":    "must be a proposal such as aes128-sha256-x25519",
 	"cidr":        "must be a network in CIDR notation",
+	"ovpnname":    "must be a file name of letters, digits and . _ @ + - ending in .ovpn",
+	"tarname":     "must be a file name of letters, digits and . _ @ + - ending in .tar",
+	"startswith":  "has the wrong scheme",
 }
+
+// selfChecker is a wire type that is not a struct (a JSON object used as a
+// map) and validates itself.
+type selfChecker interface{ CheckSelf() error }
 
 // Validate checks v's validate tags and returns a *FieldError naming the
 // first field that fails, in its JSON spelling.
 func Validate(v any) error {
+	if sc, ok := v.(selfChecker); ok {
+		return sc.CheckSelf()
+	}
 	err := validatorInstance().Struct(v)
 	if err == nil {
 		return nil

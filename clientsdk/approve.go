@@ -40,7 +40,8 @@ type Options struct {
 	// Now and Rand default to the clock and crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader
-	// Hosts, when set, replaces the candidate list (tests).
+	// Hosts, when set, replaces the candidate list (tests): host[:port]
+	// for Approve, https URLs for Sync.
 	Hosts []string
 }
 
@@ -150,18 +151,7 @@ func shuffle(s []string) {
 // Approve asks the gateway's hosts in order until one answers with a
 // valid sealed decision (allow or deny).
 func Approve(ctx context.Context, p *Profile, o Options) (*Result, error) {
-	if o.Timeout <= 0 {
-		o.Timeout = 40 * time.Second
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Rand == nil {
-		o.Rand = rand.Reader
-	}
-	if o.TLS == nil {
-		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
+	o = o.withDefaults(40 * time.Second)
 	hosts := o.Hosts
 	if hosts == nil {
 		hosts = Candidates(p)
@@ -174,10 +164,7 @@ func Approve(ctx context.Context, p *Profile, o Options) (*Result, error) {
 		return nil, err
 	}
 	fields.PublicAddress, fields.PublicAddress6, fields.ClientVersion = o.PublicAddress, o.PublicAddress6, o.ClientVersion
-	client := &http.Client{Timeout: o.Timeout, Transport: &http.Transport{
-		TLSClientConfig: o.TLS, DisableKeepAlives: true, TLSHandshakeTimeout: 8 * time.Second,
-		DialContext: (&net.Dialer{Timeout: 8 * time.Second}).DialContext,
-	}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := o.httpClient(8 * time.Second)
 	var errs []error
 	for _, host := range hosts {
 		res, err := approveHost(ctx, client, host, p, fields, o)
@@ -190,6 +177,32 @@ func Approve(ctx context.Context, p *Profile, o Options) (*Result, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: %w", ErrAllHostsFailed, errors.Join(errs...))
+}
+
+// withDefaults fills o's zero fields; timeout is the per-host default.
+func (o Options) withDefaults(timeout time.Duration) Options {
+	if o.Timeout <= 0 {
+		o.Timeout = timeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.TLS == nil {
+		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return o
+}
+
+// httpClient is a client like the Pritunl Client's: one connection per
+// request, a bounded handshake, redirects not followed.
+func (o Options) httpClient(handshake time.Duration) *http.Client {
+	return &http.Client{Timeout: o.Timeout, Transport: &http.Transport{
+		TLSClientConfig: o.TLS, DisableKeepAlives: true, TLSHandshakeTimeout: handshake,
+		DialContext: (&net.Dialer{Timeout: handshake}).DialContext,
+	}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // InnerFields are the inner-request values that change between attempts.

@@ -31,6 +31,7 @@ type Header struct {
 	ServerID           string   `json:"server_id"`
 	ServerBoxPublicKey string   `json:"server_box_public_key"`
 	SyncHosts          []string `json:"sync_hosts"`
+	SyncHash           string   `json:"sync_hash"`
 	DynamicFirewall    bool     `json:"dynamic_firewall"`
 	SSOAuth            bool     `json:"sso_auth"`
 	DeviceAuth         bool     `json:"device_auth"`

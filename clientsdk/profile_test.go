@@ -7,20 +7,30 @@ import (
 	"testing"
 )
 
-// The profile builder's golden file is the contract both sides share.
-const golden = "../core/profile/testdata/profile.golden.ovpn"
+// The profile builder's golden files are the contract both sides share.
+const (
+	golden     = "../core/profile/testdata/profile.golden.ovpn"
+	syncGolden = "../core/profile/testdata/sync.golden.ovpn"
+)
 
-func TestParseGoldenProfileHeader(t *testing.T) {
+// goldenProfile is the builder's golden full profile with a real key in
+// place of its placeholder, and its parse.
+func goldenProfile(t testing.TB) (string, *Profile) {
+	t.Helper()
 	raw, err := os.ReadFile(golden)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The golden profile has a placeholder key; put a real one in.
 	text := strings.Replace(string(raw), "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----", testKeyPEM, 1)
 	p, err := ParseProfile(text)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return text, p
+}
+
+func TestParseGoldenProfileHeader(t *testing.T) {
+	_, p := goldenProfile(t)
 	h := p.Header
 	if h.OrganizationID != "aaaaaaaaaaaaaaaaaaaaaaaa" || h.UserID != "bbbbbbbbbbbbbbbbbbbbbbbb" || h.ServerID != "cccccccccccccccccccccccc" ||
 		!h.DynamicFirewall || h.SyncToken != "TOKENtoken0123456789TOKENtoken01" || len(h.SyncHosts) != 1 {
@@ -47,8 +57,7 @@ func TestParseGoldenProfileHeader(t *testing.T) {
 }
 
 func TestParseProfileErrors(t *testing.T) {
-	raw, _ := os.ReadFile(golden)
-	good := strings.Replace(string(raw), "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----", testKeyPEM, 1)
+	good, _ := goldenProfile(t)
 	cases := map[string]string{
 		"no header":      strings.Replace(good, "#{", "# {", 1),
 		"bad JSON":       strings.Replace(good, `# "version": 1,`, `# "version": 1,,`, 1),
@@ -68,8 +77,9 @@ func TestParseProfileErrors(t *testing.T) {
 
 func FuzzParseProfile(f *testing.F) {
 	raw, _ := os.ReadFile(golden)
+	good, _ := goldenProfile(f)
 	f.Add(string(raw))
-	f.Add(strings.Replace(string(raw), "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----", testKeyPEM, 1))
+	f.Add(good)
 	f.Add("#{\n#}\nremote a 1 udp\n<key>\n</key>\n")
 	f.Add("remote x 99999 tcp\nremote y 1 sctp\nsetenv UV_ID\n")
 	f.Fuzz(func(t *testing.T, text string) {

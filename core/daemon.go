@@ -205,7 +205,7 @@ func (d *daemon) buildServices(ctx context.Context) error {
 	d.approver = dynfw.NewApprover(dynfw.Config{Window: d.cfg.Window, TokenTTL: d.cfg.TokenTTL,
 		ReportedAddresses: d.cfg.Approval.ReportedAddresses, TrustedProxies: d.cfg.TrustedProxies}, NewDirectory(d.st), d.st, gate, d.log)
 	d.svc = NewService(Deps{Store: d.st, Admin: d.adm, Log: d.log, SyncHosts: d.cfg.SyncHosts(d.httpsLn.Addr().String()),
-		Approver: d.approver})
+		Approver: d.approver, Window: d.cfg.Window, FrontPort: listenerPort(d.httpsLn)})
 	guarded, err := d.svc.guardedPorts(ctx)
 	if err != nil {
 		return err
@@ -224,9 +224,9 @@ func (d *daemon) buildServices(ctx context.Context) error {
 	return err
 }
 
-// startBackground starts the periodic work: expired approvals are purged
-// every minute; link elections are re-evaluated (timeouts, back-offs)
-// every 250 ms.
+// startBackground starts the periodic work: expired approvals and
+// temporary profile links are purged every minute; link elections are
+// re-evaluated (timeouts, back-offs) every 250 ms.
 func (d *daemon) startBackground(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -235,6 +235,9 @@ func (d *daemon) startBackground(context.Context) error {
 			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			d.approver.PurgeExpired(pctx)
+			if _, err := d.svc.PurgeProfileLinks(pctx); err != nil {
+				d.log.Warn("expired profile links not purged", "err", err)
+			}
 		})
 	})
 	wg.Go(func() { every(ctx, 250*time.Millisecond, d.svc.Links().Tick) })
@@ -402,6 +405,14 @@ func buildFrontSpec(cfg *Checked, binary, coreSock string, httpsLn, httpLn net.L
 		spec.Names = append(spec.Names, l.name)
 	}
 	return spec, nil
+}
+
+// listenerPort returns the TCP port ln listens on (0 if it has none).
+func listenerPort(ln net.Listener) int {
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
 }
 
 // every runs fn every interval until ctx ends.

@@ -28,6 +28,13 @@ type Deps struct {
 	SyncHosts []string
 	// Approver decides the approval routes; nil answers them 503.
 	Approver *dynfw.Approver
+	// Window is the accepted clock difference of signed profile syncs (0:
+	// dynfw.DefaultWindow); the approvals' window.
+	Window time.Duration
+	// FrontPort is the port the front listens on (0: unknown). When
+	// SyncHosts is empty (the front listens on every address), profiles
+	// name https://<server host>:<FrontPort> as their sync hosts.
+	FrontPort int
 }
 
 // Service implements the routes of the table on top of the store.
@@ -40,6 +47,8 @@ type Service struct {
 	startedAt time.Time
 	approver  *dynfw.Approver
 	links     *links.Service
+	window    time.Duration
+	frontPort int
 
 	orgs    rpc.Kind[orgRecord, api.Organization]
 	users   rpc.Kind[userRecord, api.User]
@@ -49,8 +58,12 @@ type Service struct {
 // NewService returns the service.
 func NewService(d Deps) *Service {
 	log := logging.OrDiscard(d.Log)
+	if d.Window <= 0 {
+		d.Window = dynfw.DefaultWindow
+	}
 	return &Service{st: d.Store, admin: d.Admin, log: log, now: time.Now, syncHosts: d.SyncHosts,
 		startedAt: time.Now(), approver: d.Approver, links: links.New(d.Store, log, d.SyncHosts),
+		window: d.Window, frontPort: d.FrontPort,
 		orgs:    rpc.Kind[orgRecord, api.Organization]{Bucket: store.BucketOrgs, What: "organization", ToAPI: (*orgRecord).toAPI},
 		users:   rpc.Kind[userRecord, api.User]{Bucket: store.BucketUsers, What: "user", ToAPI: (*userRecord).toAPI},
 		servers: rpc.Kind[serverRecord, api.Server]{Bucket: store.BucketServers, What: "server", ToAPI: (*serverRecord).toAPI},
@@ -95,6 +108,13 @@ func (s *Service) Mux() *rpc.Mux {
 	// approvals.go
 	rpc.Handle(m, api.RouteApprovalOVPN, s.approve)
 	rpc.Handle(m, api.RouteApprovalOVPNWait, s.approveWait)
+	// profiles.go, profilelinks.go, profilesync.go: the Pritunl Client's
+	// .tar, temporary links and sync
+	rpc.Handle(m, api.RouteUserProfileTar, s.downloadTar)
+	rpc.Handle(m, api.RouteUserProfileTarServer, s.downloadTarServer)
+	rpc.Handle(m, api.RouteUserProfileLink, s.createProfileLink)
+	rpc.Handle(m, api.RouteProfileLinkGet, s.useProfileLink)
+	rpc.Handle(m, api.RouteProfileSync, s.syncProfile)
 	// core/links
 	s.links.Register(m)
 	return m

@@ -32,7 +32,7 @@ func TestHandlersMatchRouteTable(t *testing.T) {
 
 // testCore runs the real APIServer and Service on a unix socket.
 type testCore struct {
-	t       *testing.T
+	t       testing.TB
 	api     *rpc.Server
 	svc     *Service
 	st      *store.Bolt
@@ -43,14 +43,14 @@ type testCore struct {
 	adminPW string
 }
 
-func newTestCore(t *testing.T, allowed []int) *testCore {
+func newTestCore(t testing.TB, allowed []int) *testCore {
 	t.Helper()
 	return openTestCore(t, allowed, filepath.Join(t.TempDir(), "s.db"))
 }
 
 // openTestCore runs a core on the store file at path (created if missing),
 // with a known password for the initial admin.
-func openTestCore(t *testing.T, allowed []int, path string) *testCore {
+func openTestCore(t testing.TB, allowed []int, path string) *testCore {
 	t.Helper()
 	dir := filepath.Dir(path)
 	st, err := store.OpenBolt(path, time.Second)

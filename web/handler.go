@@ -89,15 +89,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Go's server accepts absolute-form targets and odd paths; only the
 	// plain origin form with a clean path is matched against the table.
-	if r.URL.RawPath != "" || r.URL.Opaque != "" || r.URL.RawQuery != "" {
-		h.fail(w, http.StatusBadRequest, "bad_path", "", "escaped paths and query strings are not accepted")
+	// Query strings are checked per route (serveRoute): refused wherever
+	// the table declares none.
+	if r.URL.RawPath != "" || r.URL.Opaque != "" {
+		h.fail(w, http.StatusBadRequest, "bad_path", "", "escaped paths are not accepted")
 		return
 	}
 	h.router.ServeHTTP(w, r)
 }
 
 func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Route) {
-	// 2. Path parameters, each against its exact format.
+	// 2. The query string: only the parameters the route declares, each
+	// once and in its format; every other route refuses one.
+	query, err := rt.ParseQuery(r.URL.RawQuery, r.URL.ForceQuery)
+	if err != nil {
+		field := ""
+		var qe *api.QueryError
+		if errors.As(err, &qe) {
+			field = qe.Param
+		}
+		h.fail(w, http.StatusBadRequest, "bad_query", field, err.Error())
+		return
+	}
+	// Path parameters, each against its exact format.
 	params := make(map[string]string, 3)
 	for _, name := range rt.Params() {
 		v := chi.URLParam(r, name)
@@ -179,16 +193,16 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		h.fail(w, http.StatusBadRequest, "unexpected_body", "", "this route takes no body")
 		return
 	}
-	h.forward(w, r, rt, params, body, csrf, extra)
+	h.forward(w, r, rt, rt.BuildPath(params)+rt.BuildQuery(query), body, csrf, extra)
 }
 
 // forward builds a new request from validated values only, sends it to the
 // core and re-encodes the core's typed answer.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route, params map[string]string, body []byte, csrf []string, extra http.Header) {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route, target string, body []byte, csrf []string, extra http.Header) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.opt.CoreTimeout)
 	defer cancel()
 	reqID := newRequestID()
-	out, err := http.NewRequestWithContext(ctx, rt.Method, "http://"+api.InternalHost+rt.BuildPath(params), bytes.NewReader(body))
+	out, err := http.NewRequestWithContext(ctx, rt.Method, "http://"+api.InternalHost+target, bytes.NewReader(body))
 	if err != nil {
 		h.fail(w, http.StatusInternalServerError, "internal", "", "cannot build request")
 		return
@@ -245,6 +259,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route,
 				w.Header().Add("Set-Cookie", c)
 			}
 		}
+	}
+	if status == http.StatusOK && rt.Render == api.RenderTar {
+		h.writeArchive(w, rt, reqID, v)
+		return
 	}
 	writeJSON(w, status, v)
 }

@@ -30,6 +30,7 @@ type stubCore struct {
 
 type recorded struct {
 	Method, Path string
+	Query        string
 	Header       http.Header
 	Body         []byte
 }
@@ -37,7 +38,7 @@ type recorded struct {
 func (s *stubCore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
-	s.requests = append(s.requests, recorded{r.Method, r.URL.Path, r.Header.Clone(), b})
+	s.requests = append(s.requests, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), b})
 	status, body, hdr := s.status, s.body, s.header
 	s.mu.Unlock()
 	for k, v := range hdr {
@@ -133,7 +134,8 @@ func TestFrontRefusesBadRequestsWithoutTouchingTheCore(t *testing.T) {
 		{"wrong method", "PATCH", "/organization", "", "", nil, 405, "method_not_allowed", ""},
 		{"bad id", "GET", "/organization/XYZ", "", "", auth, 400, "bad_parameter", "org_id"},
 		{"upper-case id", "GET", "/organization/0123456789ABCDEF01234567", "", "", auth, 400, "bad_parameter", "org_id"},
-		{"query string", "GET", "/organization?x=1", "", "", auth, 400, "bad_path", ""},
+		{"query string", "GET", "/organization?x=1", "", "", auth, 400, "bad_query", ""},
+		{"empty query string", "GET", "/organization?", "", "", auth, 400, "bad_query", ""},
 		{"escaped path", "GET", "/organization/0123456789abcdef0123456%37", "", "", auth, 400, "bad_path", ""},
 		{"no content type", "POST", "/organization", "", `{"name":"a"}`, auth, 415, "content_type", "Content-Type"},
 		{"wrong content type", "POST", "/organization", "text/plain", `{"name":"a"}`, auth, 415, "content_type", "Content-Type"},

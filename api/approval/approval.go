@@ -48,6 +48,17 @@ func RequestHMACMessage(h api.ApprovalHeaders, method, path string, b *api.Appro
 	return strings.Join(parts, "&")
 }
 
+// SyncHMACMessage returns the exact string the Auth-Signature of a profile
+// sync covers: token&timestamp&nonce&GET&path, where path is the request
+// path without its query string (the client adds ?ver=2 after signing).
+func SyncHMACMessage(h api.ApprovalHeaders, path string) string {
+	return strings.Join([]string{h.Token, h.Timestamp, h.Nonce, "GET", path}, "&")
+}
+
+// ConfSignature is the signature of a profile-sync answer:
+// b64std(HMAC-SHA512(sync_secret, conf)).
+func ConfSignature(syncSecret, conf string) string { return HMACSign(syncSecret, conf) }
+
 // HMACSign returns b64std(HMAC-SHA512(secret, msg)).
 func HMACSign(secret, msg string) string {
 	m := hmac.New(sha512.New, []byte(secret))

@@ -5,7 +5,7 @@
 package profile
 
 import (
-	"crypto/md5"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -51,26 +51,81 @@ const (
 	DefaultTokenTTL = 2592000
 )
 
-// Build returns the profile text (LF line endings).
+// Build returns the full profile (LF line endings): the header with the
+// sync secrets, the directives, and the <ca>, <tls-crypt>, <cert> and <key>
+// blocks. Its header's sync_hash is SyncHash(in).
 func Build(in Input) (string, error) {
+	in, err := prepare(in)
+	if err != nil {
+		return "", err
+	}
+	return render(in, syncHash(in), true), nil
+}
+
+// BuildSync returns what a profile sync answers when the client's
+// sync_hash is not current: the profile without anything secret (no
+// sync_token or sync_secret in the header, no <tls-crypt>, no <key>; the
+// Pritunl Client keeps its own), and its sync hash, which is also in its
+// header.
+func BuildSync(in Input) (conf, hash string, err error) {
+	if in, err = prepare(in); err != nil {
+		return "", "", err
+	}
+	hash = syncHash(in)
+	return render(in, hash, false), hash, nil
+}
+
+// SyncHash returns the profile's sync hash (see syncHash).
+func SyncHash(in Input) (string, error) {
+	in, err := prepare(in)
+	if err != nil {
+		return "", err
+	}
+	return syncHash(in), nil
+}
+
+// syncHashTag versions the sync-hash definition: changing what the hash
+// covers changes the tag, so every client receives one update.
+const syncHashTag = "portcullis-sync-hash-1\n"
+
+// syncHash defines Portcullis's sync_hash (Pritunl's is an MD5 over its
+// own settings and does not carry over): the first 16 bytes, as 32
+// lowercase hex characters, of SHA-256(syncHashTag ‖ C), where C is the
+// sync conf (BuildSync's text) rendered with an empty sync_hash and empty
+// UV_ID/UV_NAME values. It covers the names, IDs, server box key,
+// sync_hosts, flags, remote lines, ciphers, the CA and the user's
+// certificate — everything a sync can hand over — and nothing secret or
+// random: the device identity is the client's own (it keeps its UV_ID and
+// UV_NAME lines when it applies an update), and the secrets are never in a
+// sync answer.
+func syncHash(in Input) string {
+	in.DeviceID, in.DeviceName = "", ""
+	sum := sha256.Sum256([]byte(syncHashTag + render(in, "", false)))
+	return hex.EncodeToString(sum[:16])
+}
+
+func prepare(in Input) (Input, error) {
 	if in.Protocol != "udp" && in.Protocol != "tcp" {
-		return "", fmt.Errorf("profile: protocol %q is not udp or tcp", in.Protocol)
+		return in, fmt.Errorf("profile: protocol %q is not udp or tcp", in.Protocol)
 	}
 	if len(in.Hosts) == 0 {
-		return "", fmt.Errorf("profile: server has no public host")
+		return in, fmt.Errorf("profile: server has no public host")
 	}
 	if in.TokenTTL == 0 {
 		in.TokenTTL = DefaultTokenTTL
 	}
-	body := directives(in) + blocks(in)
-	sum := md5.Sum([]byte(directives(in))) // over the parts without secrets
-	header := headerTree(in, hex.EncodeToString(sum[:]))
+	return in, nil
+}
+
+// render writes the profile; full adds the secrets.
+func render(in Input, syncHash string, full bool) string {
 	var b strings.Builder
-	for _, line := range strings.Split(pyDump(header), "\n") {
+	for _, line := range strings.Split(pyDump(headerTree(in, syncHash, full)), "\n") {
 		b.WriteString("#" + line + "\n")
 	}
-	b.WriteString(body)
-	return b.String(), nil
+	b.WriteString(directives(in))
+	b.WriteString(blocks(in, full))
+	return b.String()
 }
 
 // Filename returns <org>_<user>_<server>.ovpn with unsafe characters
@@ -79,11 +134,16 @@ func Filename(org, user, server string) string {
 	return safeName(org) + "_" + safeName(user) + "_" + safeName(server) + ".ovpn"
 }
 
+// ArchiveName returns <org>_<user>.tar with unsafe characters replaced.
+func ArchiveName(org, user string) string {
+	return safeName(org) + "_" + safeName(user) + ".tar"
+}
+
 var unsafeRe = regexp.MustCompile(`[^A-Za-z0-9._@+-]`)
 
 func safeName(s string) string { return unsafeRe.ReplaceAllString(s, "_") }
 
-func headerTree(in Input, syncHash string) []kv {
+func headerTree(in Input, syncHash string, withSecrets bool) []kv {
 	remotes := make([]kv, 0, len(in.Hosts))
 	for _, h := range orderedHosts(in.Hosts) {
 		remotes = append(remotes, kv{h, []kv{{"priority", 1}}})
@@ -92,7 +152,7 @@ func headerTree(in Input, syncHash string) []kv {
 	if syncHosts == nil {
 		syncHosts = []string{}
 	}
-	return []kv{
+	tree := []kv{
 		{"version", 1},
 		{"user", in.UserName},
 		{"organization", in.OrgName},
@@ -123,9 +183,11 @@ func headerTree(in Input, syncHash string) []kv {
 		{"token_ttl", in.TokenTTL},
 		{"remotes_data", remotes},
 		{"token", false},
-		{"sync_token", in.Sync.Token},
-		{"sync_secret", in.Sync.Secret},
 	}
+	if withSecrets {
+		tree = append(tree, kv{"sync_token", in.Sync.Token}, kv{"sync_secret", in.Sync.Secret})
+	}
+	return tree
 }
 
 // orderedHosts puts IPv6 literals first, as Pritunl does.
@@ -192,7 +254,7 @@ func directives(in Input) string {
 	return b.String()
 }
 
-func blocks(in Input) string {
+func blocks(in Input, withSecrets bool) string {
 	var b strings.Builder
 	block := func(tag, pem string) {
 		b.WriteString("<" + tag + ">\n")
@@ -200,9 +262,13 @@ func blocks(in Input) string {
 		b.WriteString("\n</" + tag + ">\n")
 	}
 	block("ca", in.CACertPEM)
-	block("tls-crypt", in.TLSCryptKey)
+	if withSecrets {
+		block("tls-crypt", in.TLSCryptKey)
+	}
 	block("cert", in.CertPEM)
-	block("key", in.KeyPEM)
+	if withSecrets {
+		block("key", in.KeyPEM)
+	}
 	return b.String()
 }
 

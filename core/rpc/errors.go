@@ -47,6 +47,17 @@ func HeaderError(code string, err error) error {
 	return e
 }
 
+// queryErr answers a refused query string with 400 "bad_query", naming the
+// parameter.
+func queryErr(err error) error {
+	e := &Error{Status: http.StatusBadRequest, Code: "bad_query", Message: err.Error()}
+	var qe *api.QueryError
+	if errors.As(err, &qe) {
+		e.Field = qe.Param
+	}
+	return e
+}
+
 // Answers of the socket guard and of admin authentication.
 var (
 	ErrUnauthorized = &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "log in first"}

@@ -32,6 +32,10 @@ type Call struct {
 	Route *api.Route
 	// Params are the path parameters, each checked against its format.
 	Params map[string]string
+	// Query holds the route's declared query parameters, each checked
+	// against its format (nil on routes that declare none: those refuse
+	// any query string).
+	Query map[string]string
 	// Peer is the client's address as the front saw it (ip:port).
 	Peer      string
 	RequestID string

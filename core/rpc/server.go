@@ -167,9 +167,18 @@ func (s *Server) serveRoute(b binding) http.HandlerFunc {
 	}
 }
 
-// read checks the path parameters and reads the body, repeating the
+// read checks the path, the query string (only the route's declared
+// parameters) and the path parameters, and reads the body, repeating the
 // front's checks: the core trusts the front's identity, not its work.
 func (s *Server) read(c *Call) error {
+	if c.req.URL.RawPath != "" || c.req.URL.Opaque != "" {
+		return &Error{Status: http.StatusBadRequest, Code: "bad_path", Message: "escaped paths are not accepted"}
+	}
+	q, err := c.Route.ParseQuery(c.req.URL.RawQuery, c.req.URL.ForceQuery)
+	if err != nil {
+		return queryErr(err)
+	}
+	c.Query = q
 	for _, name := range c.Route.Params() {
 		v := chi.URLParam(c.req, name)
 		if err := api.CheckParam(name, v); err != nil {

@@ -26,6 +26,7 @@
 //	links         core/links
 //	link_names    core/links
 //	link_secrets  core/links
+//	profile_links core
 package store
 
 import (
@@ -59,12 +60,15 @@ const (
 	BucketLinks       = "links"        // link_id -> link with locations and hosts
 	BucketLinkNames   = "link_names"   // unique link names: name -> link_id
 	BucketLinkSecrets = "link_secrets" // link/<link_id> -> PSK secret, host/<host_id> -> host secret
+	// BucketProfileLinks holds the unused temporary profile links, keyed by
+	// the SHA-256 (hex) of the code; the code itself is never stored.
+	BucketProfileLinks = "profile_links"
 )
 
 // Buckets lists every bucket the schema creates.
 var Buckets = []string{BucketMeta, BucketOrgs, BucketUsers, BucketServers, BucketSecrets,
 	BucketAdmins, BucketSessions, BucketRevoked, BucketNames, BucketNonces, BucketApprovals, BucketLinks,
-	BucketLinkNames, BucketLinkSecrets}
+	BucketLinkNames, BucketLinkSecrets, BucketProfileLinks}
 
 // Store is a transactional key-value store.
 type Store interface {
