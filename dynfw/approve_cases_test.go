@@ -50,7 +50,7 @@ func TestApproveRefusals(t *testing.T) {
 		{"unknown organization", func(r *Request) { r.OrgID = "dddddddddddddddddddddddd" }, reqOpts{}, nil, 404},
 		{"unknown user", func(r *Request) { r.UserID = "dddddddddddddddddddddddd" }, reqOpts{}, nil, 404},
 		{"unknown server", func(r *Request) { r.ServerID = "dddddddddddddddddddddddd" }, reqOpts{}, nil, 404},
-		{"wrong Auth-Token", func(r *Request) { r.Headers.Token = "X" + r.Headers.Token[1:] }, reqOpts{}, nil, 411},
+		{"wrong Auth-Token", func(r *Request) { r.Headers.Token = testkit.FlipMid(r.Headers.Token) }, reqOpts{}, nil, 411},
 		{"flipped data", func(r *Request) { r.Body.Data = testkit.FlipMid(r.Body.Data) }, reqOpts{}, nil, 401},
 		{"flipped nonce", func(r *Request) { r.Body.Nonce = testkit.FlipMid(r.Body.Nonce) }, reqOpts{}, nil, 401},
 		{"flipped public key", func(r *Request) { r.Body.PublicKey = testkit.FlipMid(r.Body.PublicKey) }, reqOpts{}, nil, 401},
