@@ -60,7 +60,9 @@ func plan(n netip.Prefix) (addressing, error) {
 	base := n.Addr().As4()
 	v := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
 	mask := ^uint32(0) << (32 - n.Bits())
-	addr := func(x uint32) netip.Addr { return netip.AddrFrom4([4]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)}) }
+	addr := func(x uint32) netip.Addr {
+		return netip.AddrFrom4([4]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)})
+	}
 	last := v | ^mask
 	a := addressing{Server: addr(v + 1), PoolStart: addr(v + 2), PoolEnd: addr(last - 1), Mask: addr(mask).String()}
 	a.Prefix = netip.PrefixFrom(a.Server, n.Bits())
