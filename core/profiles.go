@@ -111,6 +111,7 @@ func (s *Service) downloadProfile(c *rpc.Call, _ *api.NoBody) (*api.Profile, err
 	}
 	s.log.Info("profile issued", "org_id", orgID, "user_id", userID, "server_id", serverID,
 		"serial", cert.Serial, "revoked_serial", oldSerial, "by", c.Session.Username)
+	s.endUserSessions(c.Ctx, userID, serverID, "new profile") // sessions on the revoked certificate; new CRLs
 	return &api.Profile{Filename: profile.Filename(org.Name, user.Name, srv.Name), CertSerial: cert.Serial, Profile: text}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/portcullis-gw/portcullis/core/admin"
 	"github.com/portcullis-gw/portcullis/core/links"
 	"github.com/portcullis-gw/portcullis/core/rpc"
+	"github.com/portcullis-gw/portcullis/core/vpn"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/store"
@@ -41,6 +42,12 @@ type Service struct {
 	approver  *dynfw.Approver
 	links     *links.Service
 
+	// VPN workers (workers.go): nil until the daemon starts them, and
+	// when the core cannot run them (not root). revoker takes a user's
+	// firewall elements away when it is disabled or deleted.
+	workers *vpn.Manager
+	revoker userRevoker
+
 	orgs    rpc.Kind[orgRecord, api.Organization]
 	users   rpc.Kind[userRecord, api.User]
 	servers rpc.Kind[serverRecord, api.Server]
@@ -50,7 +57,7 @@ type Service struct {
 func NewService(d Deps) *Service {
 	log := logging.OrDiscard(d.Log)
 	return &Service{st: d.Store, admin: d.Admin, log: log, now: time.Now, syncHosts: d.SyncHosts,
-		startedAt: time.Now(), approver: d.Approver, links: links.New(d.Store, log, d.SyncHosts),
+		startedAt: time.Now(), approver: d.Approver, links: links.New(d.Store, log, d.SyncHosts), revoker: noRevoker{},
 		orgs:    rpc.Kind[orgRecord, api.Organization]{Bucket: store.BucketOrgs, What: "organization", ToAPI: (*orgRecord).toAPI},
 		users:   rpc.Kind[userRecord, api.User]{Bucket: store.BucketUsers, What: "user", ToAPI: (*userRecord).toAPI},
 		servers: rpc.Kind[serverRecord, api.Server]{Bucket: store.BucketServers, What: "server", ToAPI: (*serverRecord).toAPI},
@@ -92,6 +99,12 @@ func (s *Service) Mux() *rpc.Mux {
 	rpc.Handle(m, api.RouteServerGet, s.getServer)
 	rpc.Handle(m, api.RouteServerUpdate, s.updateServer)
 	rpc.Handle(m, api.RouteServerDelete, s.deleteServer)
+	// workerroutes.go
+	rpc.Handle(m, api.RouteServerStart, s.startServer)
+	rpc.Handle(m, api.RouteServerStop, s.stopServer)
+	rpc.Handle(m, api.RouteServerRestart, s.restartServer)
+	rpc.Handle(m, api.RouteServerStatus, s.serverStatus)
+	rpc.Handle(m, api.RouteServerClients, s.serverClients)
 	// approvals.go
 	rpc.Handle(m, api.RouteApprovalOVPN, s.approve)
 	rpc.Handle(m, api.RouteApprovalOVPNWait, s.approveWait)

@@ -52,9 +52,13 @@ type Options struct {
 	Dir string
 	// OpenVPN is the openvpn executable.
 	OpenVPN string
-	// Account is the user every worker runs as; MgmtUser the only user
-	// OpenVPN lets use the management socket (the core's).
-	Account  Account
+	// User names the account every worker runs as; it is looked up (and
+	// created when missing, see EnsureAccount) at the first start. Account,
+	// when set, is used instead (tests).
+	User    string
+	Account Account
+	// MgmtUser is the only user OpenVPN lets use the management socket
+	// (the core's).
 	MgmtUser string
 	Decider  Decider
 	Specs    Specs
@@ -114,7 +118,7 @@ func (m *Manager) Start(ctx context.Context, serverID string) error {
 		m.mu.Unlock()
 		return nil
 	}
-	if err := prepareBase(m.o.Dir); err != nil {
+	if err := m.prepare(ctx); err != nil {
 		m.mu.Unlock()
 		return err
 	}
@@ -130,6 +134,22 @@ func (m *Manager) Start(ctx context.Context, serverID string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// prepare checks, before the first start, the executable, the account and
+// the base directory (m.mu held).
+func (m *Manager) prepare(ctx context.Context) error {
+	if _, err := os.Stat(m.o.OpenVPN); err != nil {
+		return fmt.Errorf("openvpn executable (install the openvpn package): %w", err)
+	}
+	if m.o.Account.UID == 0 {
+		a, err := EnsureAccount(ctx, m.o.User, m.o.Log)
+		if err != nil {
+			return err
+		}
+		m.o.Account = a
+	}
+	return prepareBase(m.o.Dir)
 }
 
 // Stop stops the server's worker and removes its device and directory.
