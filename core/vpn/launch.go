@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -30,6 +32,24 @@ type process struct {
 	// err is its exit status then.
 	done chan struct{}
 	err  error
+
+	mu   sync.Mutex
+	tail []string // the last lines of its output
+}
+
+// exitError says how the process ended, with its last output lines.
+func (p *process) exitError() error {
+	p.mu.Lock()
+	tail := strings.Join(p.tail, " | ")
+	p.mu.Unlock()
+	err := p.err
+	if err == nil {
+		err = errors.New("exited")
+	}
+	if tail == "" {
+		return fmt.Errorf("openvpn: %w", err)
+	}
+	return fmt.Errorf("openvpn: %w (last output: %s)", err, tail)
 }
 
 // maxConfig bounds a configuration (it must fit the pipe it travels in).
@@ -57,6 +77,12 @@ func launch(ls launchSpec) (*process, error) {
 		return nil, err
 	}
 	defer cfgR.Close()
+	// The worker opens /dev/fd/3 anew, which checks the pipe's owner: a
+	// pipe is its creator's, mode 0600. Handing it over keeps it private
+	// to the worker (and root).
+	if err := cfgR.Chown(ls.Account.UID, ls.Account.GID); err != nil {
+		return nil, fmt.Errorf("configuration pipe: %w", err)
+	}
 	dir, err := os.OpenFile(ls.Dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open worker directory: %w", err)
@@ -99,7 +125,7 @@ func launch(ls launchSpec) (*process, error) {
 			return
 		}
 		p.pid, p.proc = cmd.Process.Pid, cmd.Process
-		go func() { defer close(logsDone); forwardLines(outR, ls.Log) }()
+		go func() { defer close(logsDone); p.forwardLines(outR, ls.Log) }()
 		started <- nil
 		p.err = cmd.Wait()
 		<-logsDone
@@ -153,13 +179,20 @@ func restrictThread() error {
 	return nil
 }
 
-// forwardLines logs every line of r until it ends.
-func forwardLines(r *os.File, log *slog.Logger) {
+// forwardLines logs every line of r until it ends, and keeps the last
+// three.
+func (p *process) forwardLines(r *os.File, log *slog.Logger) {
 	defer r.Close()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), MaxLine)
 	for sc.Scan() {
 		log.Info("openvpn: " + sc.Text())
+		p.mu.Lock()
+		p.tail = append(p.tail, sc.Text())
+		if len(p.tail) > 3 {
+			p.tail = p.tail[1:]
+		}
+		p.mu.Unlock()
 	}
 	if err := sc.Err(); err != nil {
 		log.Warn("openvpn output unreadable", "err", err)

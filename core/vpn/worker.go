@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -117,12 +118,20 @@ func (w *worker) once(ctx context.Context, onStart func(error)) (err error) {
 	if err != nil {
 		return err
 	}
-	onStart(nil)
-	w.log.Info("vpn worker started", "pid", p.pid, "uid", w.o.Account.UID, "device", w.dev)
 	sctx, cancel := context.WithCancel(ctx)
+	ready := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { w.manage(sctx, p) })
+	wg.Go(func() { w.manage(sctx, p, ready) })
 	select {
+	case <-ready:
+		// Started: it serves, and the core decides its connects.
+		onStart(nil)
+		w.log.Info("vpn worker started", "pid", p.pid, "uid", w.o.Account.UID, "device", w.dev)
+		select {
+		case <-ctx.Done():
+			w.stopProcess(p)
+		case <-p.done:
+		}
 	case <-ctx.Done():
 		w.stopProcess(p)
 	case <-p.done:
@@ -137,10 +146,7 @@ func (w *worker) once(ctx context.Context, onStart func(error)) (err error) {
 		w.log.Info("vpn worker stopped", "pid", p.pid)
 		return nil
 	}
-	if p.err == nil {
-		return errors.New("openvpn exited")
-	}
-	return fmt.Errorf("openvpn: %w", p.err)
+	return p.exitError()
 }
 
 // start prepares the device, the directory and the CRL from a fresh spec
@@ -196,9 +202,10 @@ func (w *worker) stopProcess(p *process) {
 }
 
 // manage keeps a management connection to the process until ctx ends or
-// the process exits. A process whose socket cannot be reached decides
+// the process exits; ready is closed once the first one is made. A process whose socket cannot be reached decides
 // nothing: it is killed (and restarted).
-func (w *worker) manage(ctx context.Context, p *process) {
+func (w *worker) manage(ctx context.Context, p *process, ready chan<- struct{}) {
+	first := true
 	for ctx.Err() == nil {
 		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 		conn, err := dialMgmt(dctx, filepath.Join(w.dir, mgmtFile))
@@ -209,6 +216,10 @@ func (w *worker) manage(ctx context.Context, p *process) {
 				p.signal(syscall.SIGKILL)
 			}
 			return
+		}
+		if first {
+			close(ready)
+			first = false
 		}
 		w.serve(ctx, conn)
 		select {
@@ -336,9 +347,15 @@ func (w *worker) decide(ctx context.Context, conn *mgmtConn, ev *Event) {
 	}
 }
 
-// killUser ends the user's sessions: established ones with client-kill
-// (HALT: the client does not reconnect), ones being decided by turning
-// their decision into a refusal. It returns how many were ended.
+// haltDelay is how long a killed client gets to receive its HALT before
+// its instance is ended.
+const haltDelay = 150 * time.Millisecond
+
+// killUser ends the user's sessions: ones being decided by turning their
+// decision into a refusal, established ones with client-kill HALT (the
+// client exits and does not reconnect) and then, since OpenVPN keeps a
+// halted instance for seconds, with kill <cn> (the instance ends at once).
+// It returns how many sessions were ended.
 func (w *worker) killUser(ctx context.Context, userID string) (int, error) {
 	w.mu.Lock()
 	conn := w.conn
@@ -369,6 +386,17 @@ func (w *worker) killUser(ctx context.Context, userID string) (int, error) {
 		}
 		n++
 		w.log.Info("vpn client disconnected by the core", "cid", cid, "user_id", userID)
+	}
+	select {
+	case <-time.After(haltDelay):
+	case <-ctx.Done():
+	}
+	// The certificate's CN is the user ID (checked on connect): every
+	// instance of the user goes. "not found": they are gone already.
+	if safeWord(userID) {
+		if _, err := conn.Command(ctx, "kill "+userID, false); err != nil && !strings.Contains(err.Error(), "not found") {
+			errs = append(errs, err)
+		}
 	}
 	return n, errors.Join(errs...)
 }
