@@ -142,7 +142,7 @@ func (m *Manager) prepare(ctx context.Context) error {
 	if _, err := os.Stat(m.o.OpenVPN); err != nil {
 		return fmt.Errorf("openvpn executable (install the openvpn package): %w", err)
 	}
-	if m.o.Account.UID == 0 {
+	if m.o.Account == (Account{}) {
 		a, err := EnsureAccount(ctx, m.o.User, m.o.Log)
 		if err != nil {
 			return err
