@@ -246,32 +246,38 @@ func TestWorkerSpecHasCRLs(t *testing.T) {
 	}
 }
 
-func parseCerts(t *testing.T, s string) []*x509.Certificate {
-	var out []*x509.Certificate
-	for rest := []byte(s); ; {
+// pemBlocks returns the DER of every PEM block of raw.
+func pemBlocks(raw []byte) [][]byte {
+	var out [][]byte
+	for {
 		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
+		if b, raw = pem.Decode(raw); b == nil {
 			return out
 		}
-		c, err := x509.ParseCertificate(b.Bytes)
+		out = append(out, b.Bytes)
+	}
+}
+
+func parseCerts(t *testing.T, s string) []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, der := range pemBlocks([]byte(s)) {
+		c, err := x509.ParseCertificate(der)
 		if err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, c)
 	}
+	return out
 }
 
 func parseCRLs(t *testing.T, raw []byte) []*x509.RevocationList {
 	var out []*x509.RevocationList
-	for rest := raw; ; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			return out
-		}
-		c, err := x509.ParseRevocationList(b.Bytes)
+	for _, der := range pemBlocks(raw) {
+		c, err := x509.ParseRevocationList(der)
 		if err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, c)
 	}
+	return out
 }
