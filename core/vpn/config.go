@@ -79,7 +79,10 @@ func renderConfig(s *Spec, dev, mgmtUser string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	proto := map[string]string{"udp": "udp", "tcp": "tcp-server"}[s.Protocol]
+	// An IPv6 socket that also takes IPv4 (OpenVPN binds it dual-stack):
+	// approvals open IPv6 addresses too. IPv4 clients appear mapped and are
+	// unmapped when read.
+	proto := map[string]string{"udp": "udp6", "tcp": "tcp6-server"}[s.Protocol]
 	if proto == "" {
 		return nil, fmt.Errorf("protocol %q is not udp or tcp", s.Protocol)
 	}

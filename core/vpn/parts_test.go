@@ -143,7 +143,7 @@ func TestRenderConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden.Check(t, "testdata/server-udp.conf", string(cfg))
-	for _, line := range []string{"proto udp\n", "ifconfig-noexec\n", "route-noexec\n", "disable-dco\n", "dh none\n",
+	for _, line := range []string{"proto udp6\n", "ifconfig-noexec\n", "route-noexec\n", "disable-dco\n", "dh none\n",
 		"management /proc/self/fd/4/mgmt.sock unix\n", "management-client-auth\n", "crl-verify /proc/self/fd/4/crl.pem\n"} {
 		if !strings.Contains(string(cfg), line) {
 			t.Errorf("no %q", line)
@@ -155,7 +155,7 @@ func TestRenderConfig(t *testing.T) {
 		}
 	}
 	s.Protocol = "tcp"
-	if cfg, err := renderConfig(s, "pcv1", "root"); err != nil || !strings.Contains(string(cfg), "proto tcp-server\n") ||
+	if cfg, err := renderConfig(s, "pcv1", "root"); err != nil || !strings.Contains(string(cfg), "proto tcp6-server\n") ||
 		strings.Contains(string(cfg), "explicit-exit-notify") {
 		t.Fatalf("tcp: %v", err)
 	}
