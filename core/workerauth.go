@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"math/big"
@@ -179,6 +178,3 @@ func credentialReason(err error, log *slog.Logger, r *vpn.AuthRequest) string {
 	log.Error("vpn decision: credential check", "req", r, "err", err)
 	return "the firewall credential could not be checked"
 }
-
-// serialHex is a certificate serial as the store writes it.
-func serialHex(n *big.Int) string { return hex.EncodeToString(n.Bytes()) }

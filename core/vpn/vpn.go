@@ -86,7 +86,9 @@ type running struct {
 // Errors callers branch on.
 var (
 	ErrNotRunning = errors.New("worker not running")
+	ErrStopped    = errors.New("worker stopped before it started")
 	ErrClosed     = errors.New("workers stopped")
+	ErrDevice     = errors.New("device name taken")
 )
 
 // New returns a Manager; nothing runs until Start.
@@ -117,6 +119,12 @@ func (m *Manager) Start(ctx context.Context, serverID string) error {
 	if m.workers[serverID] != nil {
 		m.mu.Unlock()
 		return nil
+	}
+	for id := range m.workers {
+		if DeviceName(id) == DeviceName(serverID) {
+			m.mu.Unlock()
+			return fmt.Errorf("%w: server %s's worker uses %s", ErrDevice, id, DeviceName(id))
+		}
 	}
 	if err := m.prepare(ctx); err != nil {
 		m.mu.Unlock()

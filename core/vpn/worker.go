@@ -75,6 +75,11 @@ func newWorker(id string, o *Options) *worker {
 func (w *worker) run(ctx context.Context, started chan<- error) {
 	backoff := w.o.MinBackoff
 	first := true
+	defer func() {
+		if first { // stopped before it ever started
+			started <- ErrStopped
+		}
+	}()
 	for ctx.Err() == nil {
 		began := time.Now()
 		err := w.once(ctx, func(err error) {

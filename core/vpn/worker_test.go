@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -194,6 +195,9 @@ func TestWorkerWithFakeOpenVPN(t *testing.T) {
 	}
 	if err := m.Start(ctx, id); err != nil {
 		t.Fatalf("second start: %v", err)
+	}
+	if err := m.Start(ctx, id[:12]+"ffffffffffff"); !errors.Is(err, ErrDevice) {
+		t.Fatalf("a server whose device name is taken: %v", err)
 	}
 	st, ok := m.Status(id)
 	if !ok || !st.Running || st.PID == 0 || st.Starts != 1 || st.Device != DeviceName(id) {

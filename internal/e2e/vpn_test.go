@@ -185,7 +185,7 @@ type ovpnClient struct {
 
 // connect starts openvpn with the profile and the credential, from src
 // ("" : the namespace's default source address).
-func (l *vpnLab) connect(profile string, c credential, src string) *ovpnClient {
+func (l *vpnLab) connect(profile string, c credential, src string, extra ...string) *ovpnClient {
 	l.t.Helper()
 	l.n++
 	auth := filepath.Join(l.g.dir, fmt.Sprintf("auth%d", l.n))
@@ -206,7 +206,7 @@ func (l *vpnLab) connect(profile string, c credential, src string) *ovpnClient {
 		args = append(args[:0], "--config", bound, "--auth-user-pass", auth, "--verb", "3", "--connect-retry-max", "1",
 			"--local", src, "--lport", "0")
 	}
-	oc := &ovpnClient{cmd: l.cl.Command(l.openvpn, args...), done: make(chan struct{})}
+	oc := &ovpnClient{cmd: l.cl.Command(l.openvpn, append(args, extra...)...), done: make(chan struct{})}
 	pr, pw := io.Pipe()
 	oc.cmd.Stdout, oc.cmd.Stderr = pw, pw
 	oc.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -286,9 +286,9 @@ func (oc *ovpnClient) stop() {
 const connected = "Initialization Sequence Completed"
 
 // mustConnect connects and fails the test unless the tunnel comes up.
-func (l *vpnLab) mustConnect(profile string, c credential) *ovpnClient {
+func (l *vpnLab) mustConnect(profile string, c credential, extra ...string) *ovpnClient {
 	l.t.Helper()
-	oc := l.connect(profile, c, "")
+	oc := l.connect(profile, c, "", extra...)
 	if oc.waitFor(15*time.Second, connected, "AUTH_FAILED") != connected {
 		l.t.Fatalf("the client did not connect:\n%s\ngateway:\n%s", oc.output(), l.g.Logs())
 	}
@@ -312,7 +312,12 @@ func (l *vpnLab) mustBeRefused(what, profile string, c credential, src, reason s
 // waitLog waits for text in the gateway's log.
 func (l *vpnLab) waitLog(what, text string) {
 	l.t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(l.g.Logs(), text); time.Sleep(20 * time.Millisecond) {
+	l.waitLogFor(5*time.Second, what, text)
+}
+
+func (l *vpnLab) waitLogFor(d time.Duration, what, text string) {
+	l.t.Helper()
+	for deadline := time.Now().Add(d); !strings.Contains(l.g.Logs(), text); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			l.t.Fatalf("%s: no %q in the gateway's log:\n%s", what, text, l.g.Logs())
 		}
@@ -392,7 +397,7 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 	// Approve, connect with the $f$ credential, ping across the tunnel.
 	t0 := time.Now()
 	cred := l.approve(p1)
-	a := l.mustConnect(p1, cred)
+	a := l.mustConnect(p1, cred, "--reneg-sec", "5") // renegotiates during the refusals below
 	if !l.ping(vTun1) {
 		t.Fatalf("no ping across the tunnel:\n%s", a.output())
 	}
@@ -428,8 +433,14 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 	fresh := l.approve(p1)            // minted for vCl
 	l.approveFrom(p1parsed, vClOther) // the port opens for vClOther too
 	l.mustBeRefused("token from another address", p1, fresh, vClOther, "the firewall token's approval did not open the client's address")
+	// Meanwhile the session renegotiated: the same credential (its token
+	// used by now) is accepted again for this session only.
+	l.waitLogFor(10*time.Second, "re-authentication", "req.reauth=true")
+	if strings.Contains(l.g.Logs(), "re-authentication with another") {
+		t.Fatalf("re-authentication refused:\n%s", l.g.Logs())
+	}
 	if !l.ping(vTun1) {
-		t.Fatal("the first session did not survive the refusals")
+		t.Fatalf("the first session did not survive the refusals and its renegotiation:\n%s", a.output())
 	}
 
 	// Disabling the user ends the live session within a second.
