@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/logging"
 )
 
 // DefaultUser is the account every worker runs as (deploy/sysusers.conf
@@ -31,6 +33,7 @@ var ErrAccount = errors.New("worker account")
 // as root. Root, uid 65534 and "nobody" are refused: a worker must run as
 // an account nothing else uses.
 func EnsureAccount(ctx context.Context, name string, log *slog.Logger) (Account, error) {
+	log = logging.OrDiscard(log)
 	u, err := user.Lookup(name)
 	var unknown user.UnknownUserError
 	if errors.As(err, &unknown) && os.Geteuid() == 0 {

@@ -1,6 +1,7 @@
 package vpn
 
 import (
+	"context"
 	"errors"
 	"math/big"
 	"net/netip"
@@ -180,5 +181,13 @@ func TestRenderConfig(t *testing.T) {
 func TestDeviceName(t *testing.T) {
 	if got := DeviceName("0123456789abcdef01234567"); got != "pcv0123456789ab" || len(got) > 15 {
 		t.Fatal(got)
+	}
+}
+
+func TestEnsureAccountRefusesSharedAccounts(t *testing.T) {
+	for _, name := range []string{"root", "nobody"} {
+		if _, err := EnsureAccount(context.Background(), name, nil); !errors.Is(err, ErrAccount) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
