@@ -51,6 +51,18 @@ var (
 	RouteServerDelete = endpoint[NoBody, OKResponse](Route{Name: "server.delete",
 		Method: http.MethodDelete, Pattern: "/server/{server_id}", Auth: AuthAdmin})
 
+	// VPN workers: one OpenVPN process per started server (docs/vpn.md).
+	RouteServerStart = endpoint[NoBody, ServerStatus](Route{Name: "server.start",
+		Method: http.MethodPost, Pattern: "/server/{server_id}/start", Auth: AuthAdmin})
+	RouteServerStop = endpoint[NoBody, ServerStatus](Route{Name: "server.stop",
+		Method: http.MethodPost, Pattern: "/server/{server_id}/stop", Auth: AuthAdmin})
+	RouteServerRestart = endpoint[NoBody, ServerStatus](Route{Name: "server.restart",
+		Method: http.MethodPost, Pattern: "/server/{server_id}/restart", Auth: AuthAdmin})
+	RouteServerStatus = endpoint[NoBody, ServerStatus](Route{Name: "server.status",
+		Method: http.MethodGet, Pattern: "/server/{server_id}/status", Auth: AuthAdmin})
+	RouteServerClients = endpoint[NoBody, VPNClientList](Route{Name: "server.clients",
+		Method: http.MethodGet, Pattern: "/server/{server_id}/clients", Auth: AuthAdmin, ResponseLimit: 16 << 20})
+
 	// Connection approval (Pritunl Client protocol): signed, sealed, and
 	// answered with a sealed, signed body. /key/ovpn_wait is the SSO
 	// variant, answered 431 until SSO exists.
@@ -118,6 +130,7 @@ var Routes = []*Route{
 	RouteUserList.Route, RouteUserCreate.Route, RouteUserGet.Route, RouteUserUpdate.Route, RouteUserDelete.Route,
 	RouteUserProfile.Route,
 	RouteServerList.Route, RouteServerCreate.Route, RouteServerGet.Route, RouteServerUpdate.Route, RouteServerDelete.Route,
+	RouteServerStart.Route, RouteServerStop.Route, RouteServerRestart.Route, RouteServerStatus.Route, RouteServerClients.Route,
 	RouteApprovalOVPN.Route, RouteApprovalOVPNWait.Route,
 	RouteUserProfileTar.Route, RouteUserProfileTarServer.Route, RouteUserProfileLink.Route, RouteProfileLinkGet.Route, RouteProfileSync.Route,
 	RouteLinkList.Route, RouteLinkCreate.Route, RouteLinkGet.Route, RouteLinkUpdate.Route, RouteLinkDelete.Route,

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/rpc"
@@ -31,9 +32,10 @@ func writeReady(w io.WriteCloser, r api.Ready) error {
 	return errors.Join(werr, w.Close())
 }
 
-// controlHandler serves the control socket: the request counters and the
-// process status, for root and the core's own user only.
-func controlHandler(apiSrv *rpc.Server, status func() api.ControlStatus, log *slog.Logger) http.Handler {
+// controlHandler serves the control socket: the request counters, the
+// process status and the worker commands (servers), for root and the
+// core's own user only.
+func controlHandler(apiSrv *rpc.Server, status func() api.ControlStatus, servers http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cred := rpc.PeerCredFrom(r.Context())
 		if cred == nil || (cred.UID != 0 && cred.UID != os.Geteuid()) {
@@ -46,6 +48,8 @@ func controlHandler(apiSrv *rpc.Server, status func() api.ControlStatus, log *sl
 			rpc.WriteJSON(w, http.StatusOK, apiSrv.Counters())
 		case r.Method == http.MethodGet && r.URL.Path == api.StatusPath:
 			rpc.WriteJSON(w, http.StatusOK, status())
+		case servers != nil && strings.HasPrefix(r.URL.Path, api.ControlServerPath):
+			servers.ServeHTTP(w, r)
 		default:
 			rpc.WriteError(w, &rpc.Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such control route"})
 		}
@@ -66,12 +70,18 @@ func Status(ctx context.Context, runtimeDir string) (api.ControlStatus, error) {
 
 // controlGet reads one JSON answer from the control socket.
 func controlGet(ctx context.Context, runtimeDir, path string, v any) error {
+	return controlDo(ctx, runtimeDir, http.MethodGet, path, 1<<16, v)
+}
+
+// controlDo sends one request to the control socket and reads its JSON
+// answer (at most limit bytes).
+func controlDo(ctx context.Context, runtimeDir, method, path string, limit int64, v any) error {
 	sock := filepath.Join(runtimeDir, ControlSocketName)
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api.InternalHost+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+api.InternalHost+path, nil)
 	if err != nil {
 		return err
 	}
@@ -80,7 +90,7 @@ func controlGet(ctx context.Context, runtimeDir, path string, v any) error {
 		return fmt.Errorf("control socket %s: %w", sock, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
 		return fmt.Errorf("control socket %s: %w", sock, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
 	"github.com/portcullis-gw/portcullis/core/rpc"
+	"github.com/portcullis-gw/portcullis/core/vpn"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/listenfds"
 	"github.com/portcullis-gw/portcullis/internal/logging"
@@ -60,6 +61,7 @@ func Run(ctx context.Context, cfg *Checked, log *slog.Logger, rio RunIO) error {
 		{"bind listeners", d.bindListeners},
 		{"build services", d.buildServices},
 		{"start background work", d.startBackground},
+		{"start vpn workers", d.startWorkers},
 		{"prepare front", d.prepareFront},
 		{"serve sockets", d.serveSockets},
 		{"start front", d.startFront},
@@ -245,6 +247,31 @@ func (d *daemon) startBackground(context.Context) error {
 	return nil
 }
 
+// startWorkers starts the OpenVPN worker of every server marked started
+// and signs their CRLs again every day; the cleanup stops them all (and
+// removes their tun devices). The workers need root: without it the core
+// runs without them and the worker routes answer 503.
+func (d *daemon) startWorkers(ctx context.Context) error {
+	if os.Geteuid() != 0 {
+		d.log.Warn("vpn workers disabled: the core is not root (it makes their tun devices and starts them as " + vpn.DefaultUser + ")")
+		return nil
+	}
+	var creds credentialChecker
+	if d.approver != nil {
+		creds = approverCredentials{d.approver}
+	}
+	m, err := d.svc.newWorkers(d.cfg.RuntimeDir, creds)
+	if err != nil {
+		return err
+	}
+	d.svc.workers = m // before the sockets serve: no handler has run yet
+	bg, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { every(bg, 24*time.Hour, func() { d.svc.refreshCRLs(bg) }) })
+	d.onStop(func() { cancel(); wg.Wait(); m.Close() })
+	return d.svc.startStartedServers(ctx)
+}
+
 // prepareFront builds how the front is started and its supervisor (not yet
 // running).
 func (d *daemon) prepareFront(context.Context) error {
@@ -274,7 +301,7 @@ func (d *daemon) serveSockets(context.Context) error {
 	}
 	servers := []*http.Server{
 		rpc.HTTPServer(d.apiSrv.Handler(), d.log),
-		rpc.HTTPServer(controlHandler(d.apiSrv, d.status, d.log), d.log),
+		rpc.HTTPServer(controlHandler(d.apiSrv, d.status, d.svc.workerControl(d.log), d.log), d.log),
 	}
 	d.serveErr = make(chan error, len(servers))
 	var wg sync.WaitGroup

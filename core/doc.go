@@ -19,9 +19,12 @@
 //	profiles.go    profile download (a new key and certificate per user and server)
 //	approvals.go   the approval routes and the firewall's guarded ports
 //	directory.go   dynfw.Directory: what approvals read of users and servers
+//	workers.go     the VPN workers' specs (with a CRL per CA), started servers, ended sessions
+//	workerauth.go  the workers' Decider: every connect; the credential check's adapter
+//	workerroutes.go  worker start, stop, restart, status, clients (admin routes, control socket)
 //	records.go     the stored records and their keys
 //
 // Sub-packages: rpc (the core socket's server, typed handler binding,
 // errors, record helpers), links (the IPsec link routes and their buckets),
-// admin (accounts and sessions), pki, profile.
+// admin (accounts and sessions), pki, profile, vpn (the OpenVPN workers).
 package core

@@ -242,6 +242,11 @@ func (s *Service) issueProfiles(ctx context.Context, orgID, userID, serverID, by
 		s.log.Info("profile issued", "org_id", orgID, "user_id", userID, "server_id", srv.ID,
 			"serial", m.serial, "revoked_serial", oldSerials[i], "by", by)
 	}
+	// Sessions still on a certificate just revoked end now, and the CRLs
+	// the workers read are written again.
+	for _, p := range out {
+		s.endUserSessions(ctx, userID, p.ServerID, "new profile")
+	}
 	return out, nil
 }
 

@@ -70,6 +70,7 @@ type serverRecord struct {
 	CertPEM         string    `json:"cert"`
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
+	Started         bool      `json:"started,omitempty"` // its VPN worker runs whenever the core runs
 }
 
 func (s *serverRecord) toAPI() api.Server {

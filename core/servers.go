@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -154,7 +155,9 @@ func checkServerConflicts(tx store.Tx, rec *serverRecord) error {
 }
 
 func (s *Service) updateServer(c *rpc.Call, req *api.ServerUpdate) (*api.Server, error) {
+	var before serverRecord
 	rec, err := s.servers.Edit(c.Ctx, s.st, c.Params["server_id"], func(tx store.Tx, rec *serverRecord) (err error) {
+		before = *rec
 		if req.Name != nil {
 			rec.Name = *req.Name
 		}
@@ -188,13 +191,66 @@ func (s *Service) updateServer(c *rpc.Call, req *api.ServerUpdate) (*api.Server,
 		return nil, err
 	}
 	s.log.Info("server updated", "server_id", rec.ID, "by", c.Session.Username)
+	if before.Protocol != rec.Protocol || before.Port != rec.Port {
+		// What approvals opened is for the old port: closed now.
+		s.revokeServerFirewall(c.Ctx, rec.ID, "server port changed")
+	}
+	if rec.Started && workerChanged(&before, rec) {
+		s.restartWorker(c.Ctx, rec.ID)
+	}
 	return s.afterServerChange(c, rec)
 }
 
-// deleteServer removes the server and its keys and revokes every profile
-// issued for it.
+// workerChanged reports whether an update changes what the server's worker
+// runs (its configuration); the dynamic firewall, hosts and name are read
+// per connect or not at all.
+func workerChanged(a, b *serverRecord) bool {
+	return a.Protocol != b.Protocol || a.Port != b.Port || a.Network != b.Network ||
+		!slices.Equal(a.Organizations, b.Organizations)
+}
+
+// revokeServerFirewall closes what live approvals opened for the server
+// and spends their tokens; a failure is logged (the kernel timeouts still
+// close the elements).
+func (s *Service) revokeServerFirewall(ctx context.Context, id, why string) {
+	if s.approver == nil {
+		return
+	}
+	n, err := s.approver.RevokeServer(ctx, id)
+	if err != nil {
+		s.log.Error("firewall elements of the server not revoked", "server_id", id, "why", why, "err", err)
+		return
+	}
+	if n > 0 {
+		s.log.Info("firewall elements of the server revoked", "server_id", id, "why", why, "count", n)
+	}
+}
+
+// restartWorker restarts a started server's worker after a change; a
+// failure is logged (the worker keeps retrying).
+func (s *Service) restartWorker(ctx context.Context, id string) {
+	if s.workers == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, workerTimeout)
+	defer cancel()
+	if err := s.workers.Restart(ctx, id); err != nil {
+		s.log.Error("vpn worker not restarted after the server changed", "server_id", id, "err", err)
+	}
+}
+
+// deleteServer stops the server's worker, removes the server and its keys
+// and revokes every profile issued for it.
 func (s *Service) deleteServer(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, error) {
 	id := c.Params["server_id"]
+	if s.workers != nil {
+		ctx, cancel := context.WithTimeout(c.Ctx, workerTimeout)
+		err := s.workers.Stop(ctx, id)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+	}
 	_, err := s.servers.Remove(c.Ctx, s.st, id, func(tx store.Tx, _ *serverRecord) error {
 		users, err := store.ScanJSON[userRecord](tx, store.BucketUsers, "")
 		if err != nil {
@@ -218,6 +274,7 @@ func (s *Service) deleteServer(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, err
 		return nil, err
 	}
 	s.log.Info("server deleted", "server_id", id, "by", c.Session.Username)
+	s.revokeServerFirewall(c.Ctx, id, "server deleted")
 	if err := s.syncGuarded(c.Ctx); err != nil {
 		return nil, err
 	}

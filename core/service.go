@@ -8,6 +8,7 @@ import (
 	"github.com/portcullis-gw/portcullis/core/admin"
 	"github.com/portcullis-gw/portcullis/core/links"
 	"github.com/portcullis-gw/portcullis/core/rpc"
+	"github.com/portcullis-gw/portcullis/core/vpn"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/store"
@@ -50,9 +51,23 @@ type Service struct {
 	window    time.Duration
 	frontPort int
 
+	// VPN workers (workers.go): nil until the daemon starts them, and
+	// when the core cannot run them (not root). revoker takes a user's
+	// firewall elements away when it is disabled or deleted.
+	workers *vpn.Manager
+	revoker userRevoker
+
 	orgs    rpc.Kind[orgRecord, api.Organization]
 	users   rpc.Kind[userRecord, api.User]
 	servers rpc.Kind[serverRecord, api.Server]
+}
+
+// revokerOf is the approver's user revocation, or none without approvals.
+func revokerOf(a *dynfw.Approver) userRevoker {
+	if a == nil {
+		return noRevoker{}
+	}
+	return approverRevoker{a}
 }
 
 // NewService returns the service.
@@ -63,7 +78,7 @@ func NewService(d Deps) *Service {
 	}
 	return &Service{st: d.Store, admin: d.Admin, log: log, now: time.Now, syncHosts: d.SyncHosts,
 		startedAt: time.Now(), approver: d.Approver, links: links.New(d.Store, log, d.SyncHosts),
-		window: d.Window, frontPort: d.FrontPort,
+		window: d.Window, frontPort: d.FrontPort, revoker: revokerOf(d.Approver),
 		orgs:    rpc.Kind[orgRecord, api.Organization]{Bucket: store.BucketOrgs, What: "organization", ToAPI: (*orgRecord).toAPI},
 		users:   rpc.Kind[userRecord, api.User]{Bucket: store.BucketUsers, What: "user", ToAPI: (*userRecord).toAPI},
 		servers: rpc.Kind[serverRecord, api.Server]{Bucket: store.BucketServers, What: "server", ToAPI: (*serverRecord).toAPI},
@@ -105,6 +120,12 @@ func (s *Service) Mux() *rpc.Mux {
 	rpc.Handle(m, api.RouteServerGet, s.getServer)
 	rpc.Handle(m, api.RouteServerUpdate, s.updateServer)
 	rpc.Handle(m, api.RouteServerDelete, s.deleteServer)
+	// workerroutes.go
+	rpc.Handle(m, api.RouteServerStart, s.startServer)
+	rpc.Handle(m, api.RouteServerStop, s.stopServer)
+	rpc.Handle(m, api.RouteServerRestart, s.restartServer)
+	rpc.Handle(m, api.RouteServerStatus, s.serverStatus)
+	rpc.Handle(m, api.RouteServerClients, s.serverClients)
 	// approvals.go
 	rpc.Handle(m, api.RouteApprovalOVPN, s.approve)
 	rpc.Handle(m, api.RouteApprovalOVPNWait, s.approveWait)

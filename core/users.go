@@ -71,6 +71,7 @@ func (s *Service) updateUser(c *rpc.Call, req *api.UserUpdate) (*api.User, error
 	}
 	if disabledNow {
 		s.log.Info("user disabled", "org_id", rec.OrgID, "user_id", rec.ID, "by", c.Session.Username)
+		s.endUserSessions(c.Ctx, rec.ID, "", "user disabled")
 	}
 	return s.users.API(rec), nil
 }
@@ -84,6 +85,7 @@ func (s *Service) deleteUser(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, error
 		return nil, err
 	}
 	s.log.Info("user deleted", "org_id", c.Params["org_id"], "user_id", c.Params["user_id"], "by", c.Session.Username)
+	s.endUserSessions(c.Ctx, c.Params["user_id"], "", "user deleted")
 	return &api.OKResponse{OK: true}, nil
 }
 

@@ -4,11 +4,14 @@
 //	portcullis admin reset-password [flags]  set a new random admin password
 //	portcullis counters [flags]              print the core's request counters
 //	portcullis status [flags]                print the core's process status
+//	portcullis server start|stop|restart|status|clients <server-id> [flags]
+//	                                         a server's OpenVPN worker (control socket)
 //	portcullis firewall remove               delete table inet portcullis
 //	portcullis version
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +40,8 @@ commands:
   admin reset-password    set a new random password for an admin (core must be stopped)
   counters                print the running core's request counters
   status                  print the running core's process status (pids, addresses)
+  server <action> <id>    a server's OpenVPN worker: start, stop, restart, status, clients
+                          (the running core's control socket; root)
   firewall remove         delete the nftables table inet portcullis (every guarded port opens)
   version                 print the version
 
@@ -57,6 +63,8 @@ func main() {
 		err = printControl("counters", os.Args[2:], core.Counters)
 	case "status":
 		err = printControl("status", os.Args[2:], core.Status)
+	case "server":
+		err = serverCommand(os.Args[2:])
 	case "firewall":
 		err = subcommand("firewall", "remove", os.Args[2:], firewallRemove)
 	case "version":
@@ -250,4 +258,67 @@ func firewallRemove(args []string) error {
 	}
 	fmt.Printf("removed nftables table inet %s\n", dynfw.TableName)
 	return nil
+}
+
+// serverActions are the worker commands of "portcullis server".
+var serverActions = map[string]string{
+	"start":   "mark the server started and start its OpenVPN worker",
+	"stop":    "mark the server stopped and stop its worker",
+	"restart": "restart a started server's worker",
+	"status":  "print the worker's state",
+	"clients": "print the connected clients",
+}
+
+// serverCommand runs "portcullis server <action> <server-id> [flags]" on
+// the running core's control socket (root or the core's user; no admin
+// password).
+func serverCommand(args []string) error {
+	line := "usage: portcullis server start|stop|restart|status|clients <server-id> [flags] (see 'portcullis server start -h')\n"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Print(line)
+		return nil
+	}
+	if len(args) == 0 || serverActions[args[0]] == "" {
+		fmt.Fprint(os.Stderr, line)
+		os.Exit(2)
+	}
+	action, rest := args[0], args[1:]
+	id := ""
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		id, rest = rest[0], rest[1:]
+	}
+	fs := flag.NewFlagSet("server "+action, flag.ExitOnError)
+	cf := addConfigFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: portcullis server %s <server-id> [flags]: %s\n", action, serverActions[action])
+		fs.PrintDefaults()
+	}
+	_ = fs.Parse(rest)
+	if id == "" && fs.NArg() > 0 {
+		id = fs.Arg(0)
+		_ = fs.Parse(fs.Args()[1:])
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see 'portcullis server %s -h')", fs.Arg(0), action)
+	}
+	if id == "" {
+		return fmt.Errorf("server %s: which server? (see 'portcullis server %s -h')", action, action)
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	raw, err := core.ServerCommand(ctx, cfg.RuntimeDir, id, action)
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, raw, "", "  "); err != nil {
+		return fmt.Errorf("answer: %w", err)
+	}
+	out.WriteByte('\n')
+	_, err = out.WriteTo(os.Stdout)
+	return err
 }

@@ -1,7 +1,8 @@
 // Package pki owns the gateway's key material: per-organization certificate
 // authorities, per-user RSA-4096 client certificates, per-server OpenVPN
-// certificates, tls-crypt keys and NaCl box key pairs, the self-signed TLS
-// certificate of the front, and random secrets and IDs.
+// certificates, the CAs' revocation lists, tls-crypt keys and NaCl box key
+// pairs, the self-signed TLS certificate of the front, and random secrets
+// and IDs.
 //
 // Nothing here touches the store: callers decide what is kept. The rule the
 // core follows is that a user's private key is returned once, inside the
@@ -233,4 +234,41 @@ func marshalKey(key any) ([]byte, error) {
 
 func pemBlock(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+// Revoked is one revoked certificate on a CRL.
+type Revoked struct {
+	Serial    string // lowercase hex, as Issued.Serial
+	RevokedAt time.Time
+}
+
+// CRLValidity is how long a CRL is valid. The core signs new ones on every
+// change, at every worker start and daily, long before they expire
+// (OpenVPN refuses every client of a CA whose CRL has expired).
+const CRLValidity = 30 * 24 * time.Hour
+
+// CRL signs the CA's certificate revocation list (PEM) of the given
+// serials, valid from now for CRLValidity. Its number grows with time, so
+// a later list always has a higher number.
+func (ca *CA) CRL(revoked []Revoked, now time.Time) ([]byte, error) {
+	entries := make([]x509.RevocationListEntry, 0, len(revoked))
+	for _, r := range revoked {
+		b, err := hex.DecodeString(r.Serial)
+		if err != nil || len(b) == 0 {
+			return nil, fmt.Errorf("CRL: serial %q is not hex", r.Serial)
+		}
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: new(big.Int).SetBytes(b), RevocationTime: r.RevokedAt.UTC()})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		RevokedCertificateEntries: entries,
+		Number:                    big.NewInt(now.UnixNano()),
+		// A minute back: a worker's clock a little behind the core's
+		// must not find the list not yet valid.
+		ThisUpdate: now.Add(-time.Minute).UTC(),
+		NextUpdate: now.Add(CRLValidity).UTC(),
+	}, ca.Cert, ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("sign CRL: %w", err)
+	}
+	return pemBlock("X509 CRL", der), nil
 }

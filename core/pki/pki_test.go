@@ -4,9 +4,12 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/random"
 )
@@ -143,3 +146,51 @@ func TestSelfSignedTLS(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestCRL(t *testing.T) {
+	ca, err := NewCA("0123456789abcdef01234567")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := ca.IssueUser("0123456789abcdef01234567", "89abcdef0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	raw, err := ca.CRL([]Revoked{{Serial: iss.Serial, RevokedAt: now}, {Serial: "05", RevokedAt: now}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(raw)
+	if b == nil || b.Type != "X509 CRL" {
+		t.Fatalf("not a PEM CRL: %q", raw)
+	}
+	crl, err := x509.ParseRevocationList(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crl.CheckSignatureFrom(ca.Cert); err != nil {
+		t.Fatalf("signature: %v", err)
+	}
+	if len(crl.RevokedCertificateEntries) != 2 || hexSerial(crl.RevokedCertificateEntries[0].SerialNumber) != iss.Serial ||
+		crl.RevokedCertificateEntries[1].SerialNumber.Int64() != 5 {
+		t.Fatalf("entries: %+v", crl.RevokedCertificateEntries)
+	}
+	if crl.ThisUpdate.After(now) || crl.NextUpdate.Before(now.Add(CRLValidity-time.Minute)) {
+		t.Fatalf("validity %v .. %v", crl.ThisUpdate, crl.NextUpdate)
+	}
+	later, err := ca.CRL(nil, now.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := pem.Decode(later)
+	crl2, err := x509.ParseRevocationList(b2.Bytes)
+	if err != nil || crl2.Number.Cmp(crl.Number) <= 0 || len(crl2.RevokedCertificateEntries) != 0 {
+		t.Fatalf("later list: %v %v", err, crl2)
+	}
+	if _, err := ca.CRL([]Revoked{{Serial: "xyz"}}, now); err == nil {
+		t.Fatal("bad serial accepted")
+	}
+}
+
+func hexSerial(n *big.Int) string { return hex.EncodeToString(n.Bytes()) }

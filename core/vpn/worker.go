@@ -1,0 +1,446 @@
+package vpn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Timeouts of one worker.
+const (
+	decideTimeout  = 10 * time.Second // the Decider's answer
+	commandTimeout = 5 * time.Second  // one management command
+	dialTimeout    = 10 * time.Second // the management socket after a start
+)
+
+// worker supervises one server's openvpn process: it makes the device and
+// the directory, starts the process, keeps the management connection and
+// decides every connect through the Decider, and restarts the process with
+// back-off when it dies.
+type worker struct {
+	id, dev, dir string
+	o            *Options
+	log          *slog.Logger
+
+	// crlMu orders CRL writes: a start reads the spec and writes its CRL
+	// under it, so an update made after a store change is never
+	// overwritten by an older spec.
+	crlMu sync.Mutex
+
+	mu       sync.Mutex
+	st       Status
+	conn     *mgmtConn
+	sessions map[uint64]*session
+}
+
+// session is one client the core allowed (or is deciding on).
+type session struct {
+	userID, orgID string
+	addr          netip.Addr
+	grant         []byte
+	// deciding is set while the Decider runs; killed, when a kill came in
+	// meanwhile, turns its allow into a refusal.
+	deciding, killed bool
+}
+
+// Status is a worker's state.
+type Status struct {
+	ServerID string
+	Device   string
+	// Running: a process is up. PID is its process ID, Since when it
+	// started; Starts counts starts since the worker was started.
+	Running bool
+	PID     int
+	Since   time.Time
+	Starts  int
+	// LastError is why the last start failed or the last process ended.
+	LastError string
+}
+
+func newWorker(id string, o *Options) *worker {
+	return &worker{id: id, dev: DeviceName(id), dir: filepath.Join(o.Dir, id), o: o,
+		log: o.Log.With("server_id", id), sessions: map[uint64]*session{},
+		st: Status{ServerID: id, Device: DeviceName(id)}}
+}
+
+// run starts the process and restarts it with back-off until ctx ends.
+// started gets the result of the first start.
+func (w *worker) run(ctx context.Context, started chan<- error) {
+	backoff := w.o.MinBackoff
+	first := true
+	defer func() {
+		if first { // stopped before it ever started
+			started <- ErrStopped
+		}
+	}()
+	for ctx.Err() == nil {
+		began := time.Now()
+		err := w.once(ctx, func(err error) {
+			if first {
+				started <- err
+				first = false
+			}
+		})
+		w.mu.Lock()
+		w.st.Running, w.st.PID = false, 0
+		if err != nil {
+			w.st.LastError = err.Error()
+		}
+		w.mu.Unlock()
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(began) > time.Minute {
+			backoff = w.o.MinBackoff
+		}
+		w.log.Warn("vpn worker ended; restarting", "err", err, "after", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, w.o.MaxBackoff)
+	}
+}
+
+// once runs one process from its start to its end (or ctx's end, when it
+// is stopped). onStart gets nil once the process runs, or the error that
+// kept it from running.
+func (w *worker) once(ctx context.Context, onStart func(error)) (err error) {
+	defer func() {
+		if err != nil {
+			onStart(err)
+		}
+	}()
+	p, err := w.start(ctx)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	ready := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { w.manage(sctx, p, ready) })
+	select {
+	case <-ready:
+		// Started: it serves, and the core decides its connects.
+		onStart(nil)
+		w.log.Info("vpn worker started", "pid", p.pid, "uid", w.o.Account.UID, "device", w.dev)
+		select {
+		case <-ctx.Done():
+			w.stopProcess(p)
+		case <-p.done:
+		}
+	case <-ctx.Done():
+		w.stopProcess(p)
+	case <-p.done:
+	}
+	cancel()
+	wg.Wait()
+	<-p.done
+	w.mu.Lock()
+	clear(w.sessions)
+	w.mu.Unlock()
+	if ctx.Err() != nil {
+		w.log.Info("vpn worker stopped", "pid", p.pid)
+		return nil
+	}
+	return p.exitError()
+}
+
+// start prepares the device, the directory and the CRL from a fresh spec
+// and starts the process.
+func (w *worker) start(ctx context.Context) (*process, error) {
+	w.crlMu.Lock()
+	defer w.crlMu.Unlock()
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	spec, err := w.o.Specs.Spec(sctx, w.id)
+	if err != nil {
+		return nil, fmt.Errorf("server %s: %w", w.id, err)
+	}
+	a, err := plan(spec.Network)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := renderConfig(spec, w.dev, w.o.MgmtUser)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	if err := w.o.Links.Ensure(sctx, Tun{Name: w.dev, UID: w.o.Account.UID, GID: w.o.Account.GID, Addr: a.Prefix, MTU: MTU}); err != nil {
+		return nil, fmt.Errorf("tun device: %w", err)
+	}
+	if err := prepareDir(w.dir, w.o.Account.GID); err != nil {
+		return nil, err
+	}
+	if err := writeCRL(w.dir, w.o.Account.GID, spec.CRLPEM); err != nil {
+		return nil, err
+	}
+	p, err := launch(launchSpec{Binary: w.o.OpenVPN, Config: cfg, Dir: w.dir, Account: w.o.Account, Log: w.log})
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	w.st.Running, w.st.PID, w.st.Since, w.st.LastError = true, p.pid, time.Now().UTC(), ""
+	w.st.Starts++
+	w.mu.Unlock()
+	return p, nil
+}
+
+// stopProcess ends the process: SIGTERM, then SIGKILL after the grace
+// period.
+func (w *worker) stopProcess(p *process) {
+	p.signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(w.o.StopGrace):
+		w.log.Warn("openvpn did not stop in time; killing it", "pid", p.pid)
+		p.signal(syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// manage keeps a management connection to the process until ctx ends or
+// the process exits; ready is closed once the first one is made. A process whose socket cannot be reached decides
+// nothing: it is killed (and restarted).
+func (w *worker) manage(ctx context.Context, p *process, ready chan<- struct{}) {
+	first := true
+	for ctx.Err() == nil {
+		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		conn, err := dialMgmt(dctx, filepath.Join(w.dir, mgmtFile))
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Error("no management connection; killing the worker", "err", err)
+				p.signal(syscall.SIGKILL)
+			}
+			return
+		}
+		if first {
+			close(ready)
+			first = false
+		}
+		w.serve(ctx, conn)
+		select {
+		case <-p.done:
+			return
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// serve reads one management connection's events until it ends; each
+// connect is decided in its own goroutine, which serve waits for.
+func (w *worker) serve(ctx context.Context, conn *mgmtConn) {
+	w.mu.Lock()
+	w.conn = conn
+	w.mu.Unlock()
+	var wg sync.WaitGroup
+	stop := context.AfterFunc(ctx, conn.Close)
+	defer func() {
+		stop()
+		conn.Close()
+		wg.Wait()
+		w.mu.Lock()
+		if w.conn == conn {
+			w.conn = nil
+		}
+		w.mu.Unlock()
+	}()
+	wg.Go(func() { w.seedSessions(ctx, conn) })
+	for ev := range conn.Events() {
+		switch ev.Kind {
+		case KindConnect, KindReauth:
+			wg.Go(func() { w.decide(ctx, conn, ev) })
+		case KindDisconnect:
+			w.mu.Lock()
+			delete(w.sessions, ev.CID)
+			w.mu.Unlock()
+			w.log.Info("vpn client disconnected", "cid", ev.CID, "cn", ev.Get("common_name"),
+				"bytes_in", ev.Get("bytes_received"), "bytes_out", ev.Get("bytes_sent"))
+		case KindEstablished:
+			w.log.Info("vpn client connected", "cid", ev.CID, "cn", ev.Get("common_name"),
+				"addr", ev.Get("trusted_ip"), "virtual", ev.Get("ifconfig_pool_remote_ip"))
+		}
+	}
+	if err := conn.Wait(); err != nil && ctx.Err() == nil && !errors.Is(err, ErrMgmtClosed) {
+		w.log.Warn("management connection ended", "err", err)
+	}
+}
+
+// seedSessions learns the clients already connected when a management
+// connection starts (after a reconnect), so that kills still find them.
+func (w *worker) seedSessions(ctx context.Context, conn *mgmtConn) {
+	cctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	defer cancel()
+	lines, err := conn.Command(cctx, "status 3", true)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("could not list connected clients", "err", err)
+		}
+		return
+	}
+	clients, err := parseStatus(lines)
+	if err != nil {
+		w.log.Warn("could not list connected clients", "err", err)
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range clients {
+		if w.sessions[c.CID] == nil {
+			w.sessions[c.CID] = &session{userID: c.CommonName, addr: c.Real}
+		}
+	}
+}
+
+// decide asks the Decider about one connect or re-authentication and
+// answers OpenVPN.
+func (w *worker) decide(ctx context.Context, conn *mgmtConn, ev *Event) {
+	dctx, cancel := context.WithTimeout(ctx, decideTimeout)
+	defer cancel()
+	req, err := authRequest(w.id, ev)
+	var d Decision
+	if err != nil {
+		d = Deny("%v", err)
+	} else {
+		w.mu.Lock()
+		s := w.sessions[ev.CID]
+		if s == nil || ev.Kind == KindConnect {
+			s = &session{userID: req.CommonName}
+			w.sessions[ev.CID] = s
+		}
+		s.deciding, s.killed = true, false
+		req.Grant = s.grant
+		w.mu.Unlock()
+		d = w.o.Decider.Decide(dctx, req)
+		w.mu.Lock()
+		s.deciding = false
+		switch {
+		case d.Allow && s.killed:
+			d = Deny("the user's sessions were ended while the connect was decided")
+		case d.Allow:
+			s.userID, s.orgID, s.addr, s.grant = d.UserID, d.OrgID, req.Addr, d.Grant
+		}
+		if !d.Allow && w.sessions[ev.CID] == s {
+			delete(w.sessions, ev.CID)
+		}
+		w.mu.Unlock()
+	}
+	cmd := fmt.Sprintf("client-auth-nt %d %d", ev.CID, ev.KID)
+	if !d.Allow {
+		cmd = fmt.Sprintf("client-deny %d %d %s", ev.CID, ev.KID, quote(d.Reason))
+	}
+	actx, cancel2 := context.WithTimeout(ctx, commandTimeout)
+	defer cancel2()
+	_, cerr := conn.Command(actx, cmd, false)
+	if d.Allow {
+		w.log.Info("vpn client allowed", "req", req, "user_id", d.UserID, "org_id", d.OrgID)
+	} else {
+		w.log.Warn("vpn client refused", "req", req, "reason", d.Reason)
+	}
+	if cerr != nil && ctx.Err() == nil {
+		w.log.Warn("could not answer openvpn", "cid", ev.CID, "err", cerr)
+	}
+}
+
+// haltDelay is how long a killed client gets to receive its HALT before
+// its instance is ended.
+const haltDelay = 150 * time.Millisecond
+
+// killUser ends the user's sessions: ones being decided by turning their
+// decision into a refusal, established ones with client-kill HALT (the
+// client exits and does not reconnect) and then, since OpenVPN keeps a
+// halted instance for seconds, with kill <cn> (the instance ends at once).
+// It returns how many sessions were ended.
+func (w *worker) killUser(ctx context.Context, userID string) (int, error) {
+	w.mu.Lock()
+	conn := w.conn
+	var cids []uint64
+	for cid, s := range w.sessions {
+		if s.userID != userID {
+			continue
+		}
+		if s.deciding {
+			s.killed = true
+			continue
+		}
+		cids = append(cids, cid)
+	}
+	w.mu.Unlock()
+	if len(cids) == 0 {
+		return 0, nil
+	}
+	if conn == nil {
+		return 0, fmt.Errorf("server %s: %w", w.id, ErrMgmtClosed)
+	}
+	n := 0
+	var errs []error
+	for _, cid := range cids {
+		if _, err := conn.Command(ctx, fmt.Sprintf("client-kill %d HALT", cid), false); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+		w.log.Info("vpn client disconnected by the core", "cid", cid, "user_id", userID)
+	}
+	select {
+	case <-time.After(haltDelay):
+	case <-ctx.Done():
+	}
+	// The certificate's CN is the user ID (checked on connect): every
+	// instance of the user goes. "not found": they are gone already.
+	if safeWord(userID) {
+		if _, err := conn.Command(ctx, "kill "+userID, false); err != nil && !strings.Contains(err.Error(), "not found") {
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// clients lists the connected clients (status 3) with their users.
+func (w *worker) clients(ctx context.Context) ([]Client, error) {
+	w.mu.Lock()
+	conn := w.conn
+	w.mu.Unlock()
+	if conn == nil {
+		return nil, fmt.Errorf("server %s: %w", w.id, ErrMgmtClosed)
+	}
+	lines, err := conn.Command(ctx, "status 3", true)
+	if err != nil {
+		return nil, err
+	}
+	out, err := parseStatus(lines)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range out {
+		if s := w.sessions[out[i].CID]; s != nil {
+			out[i].UserID, out[i].OrgID = s.userID, s.orgID
+		}
+	}
+	return out, nil
+}
+
+// updateCRL writes a new CRL into a running worker's directory.
+func (w *worker) updateCRL(pem []byte) error {
+	w.crlMu.Lock()
+	defer w.crlMu.Unlock()
+	return writeCRL(w.dir, w.o.Account.GID, pem)
+}
+
+func (w *worker) status() Status {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.st
+}

@@ -1,0 +1,284 @@
+package vpn
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The worker tests run a fake openvpn: this test binary, started by a
+// wrapper script with fakeEnv set. It reads its configuration from fd 3 as
+// openvpn does, listens on the management socket through fd 4, announces
+// two connects (user "u1" and user "u2") and answers the core's commands,
+// printing each one (the output reaches the worker's log).
+const fakeEnv = "PORTCULLIS_FAKE_OPENVPN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(fakeEnv) == "1" {
+		os.Exit(fakeOpenVPN())
+	}
+	os.Exit(m.Run())
+}
+
+func fakeOpenVPN() int {
+	cfg, err := os.ReadFile(fmt.Sprintf("/dev/fd/%d", configFD))
+	if err != nil || !bytes.Contains(cfg, []byte("management "+dirRef+"/mgmt.sock unix\n")) {
+		fmt.Println("FAKE bad config:", err)
+		return 1
+	}
+	ln, err := net.Listen("unix", dirRef+"/"+mgmtFile)
+	if err != nil {
+		fmt.Println("FAKE listen:", err)
+		return 1
+	}
+	fmt.Println("FAKE listening")
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return 1
+		}
+		fakeSession(c)
+	}
+}
+
+func fakeSession(c net.Conn) {
+	defer c.Close()
+	w := func(lines ...string) {
+		for _, l := range lines {
+			_, _ = io.WriteString(c, l+"\r\n")
+		}
+	}
+	env := func(cid int, user, ip string) []string {
+		return []string{fmt.Sprintf(">CLIENT:CONNECT,%d,1", cid), ">CLIENT:ENV,untrusted_ip=" + ip,
+			">CLIENT:ENV,common_name=" + user, ">CLIENT:ENV,X509_0_CN=" + user, ">CLIENT:ENV,X509_0_O=org",
+			">CLIENT:ENV,tls_serial_0=" + fmt.Sprint(cid+10), ">CLIENT:ENV,password=$f$secret", ">CLIENT:ENV,END"}
+	}
+	w(">INFO:OpenVPN Management Interface Version 5 -- fake")
+	w(env(0, "u1", "192.0.2.1")...)
+	w(env(1, "u2", "192.0.2.2")...)
+	allowed := map[string]string{}
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		cmd := sc.Text()
+		fmt.Println("FAKE got", cmd)
+		f := strings.Fields(cmd)
+		switch {
+		case len(f) == 3 && f[0] == "client-auth-nt":
+			allowed[f[1]] = map[string]string{"0": "u1", "1": "u2"}[f[1]]
+			w("SUCCESS: client-auth command succeeded", ">CLIENT:ESTABLISHED,"+f[1], ">CLIENT:ENV,END")
+		case len(f) >= 3 && f[0] == "client-deny":
+			w("SUCCESS: client-deny command succeeded")
+		case cmd == "status 3":
+			w("TITLE\tfake", "HEADER\tCLIENT_LIST\tCommon Name\tReal Address\tVirtual Address\tVirtual IPv6 Address\tBytes Received\tBytes Sent\tConnected Since\tConnected Since (time_t)\tUsername\tClient ID\tPeer ID\tData Channel Cipher")
+			for cid, user := range allowed {
+				w(fmt.Sprintf("CLIENT_LIST\t%s\t192.0.2.1:1194\t10.9.0.2\t\t100\t200\tx\t1700000000\tUNDEF\t%s\t0\tAES-256-GCM", user, cid))
+			}
+			w("END")
+		case len(f) == 3 && f[0] == "client-kill":
+			delete(allowed, f[1])
+			w("SUCCESS: client-kill command succeeded", ">CLIENT:DISCONNECT,"+f[1], ">CLIENT:ENV,END")
+		case len(f) == 2 && f[0] == "kill":
+			w("ERROR: common name '" + f[1] + "' not found")
+		default:
+			w("ERROR: unknown command")
+		}
+	}
+}
+
+// fakeDecider allows u1 and refuses everyone else.
+type fakeDecider struct {
+	mu   sync.Mutex
+	reqs []*AuthRequest
+}
+
+func (d *fakeDecider) Decide(_ context.Context, r *AuthRequest) Decision {
+	d.mu.Lock()
+	d.reqs = append(d.reqs, r)
+	d.mu.Unlock()
+	if r.CommonName == "u1" && r.Password == "$f$secret" && r.Addr == netip.MustParseAddr("192.0.2.1") {
+		return Decision{Allow: true, UserID: "u1", OrgID: "org"}
+	}
+	return Deny("not u1")
+}
+
+// fakeLinks records the devices made and removed.
+type fakeLinks struct {
+	mu      sync.Mutex
+	made    []Tun
+	removed []string
+}
+
+func (f *fakeLinks) Ensure(_ context.Context, t Tun) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.made = append(f.made, t)
+	return nil
+}
+
+func (f *fakeLinks) Remove(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, name)
+	return nil
+}
+
+type fakeSpecs struct{}
+
+func (fakeSpecs) Spec(_ context.Context, id string) (*Spec, error) {
+	s := testSpec()
+	s.ServerID = id
+	s.CRLPEM = []byte("-----BEGIN X509 CRL-----\nx\n-----END X509 CRL-----\n")
+	return s, nil
+}
+
+// logBuffer is a log the test reads.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuffer) waitFor(t *testing.T, text string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(l.String(), text); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log:\n%s", text, l.String())
+		}
+	}
+}
+
+func TestWorkerWithFakeOpenVPN(t *testing.T) {
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "openvpn")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+fakeEnv+"=1 exec "+self+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	dec, links := &fakeDecider{}, &fakeLinks{}
+	m := New(Options{Log: slog.New(slog.NewTextHandler(logs, nil)), Dir: filepath.Join(dir, "vpn"), OpenVPN: script,
+		Account: Account{Name: "me", UID: os.Geteuid(), GID: os.Getegid()}, MgmtUser: "me",
+		Decider: dec, Specs: fakeSpecs{}, Links: links, MinBackoff: 50 * time.Millisecond})
+	defer m.Close()
+	const id = "0123456789abcdef01234567"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := m.Start(ctx, id); err != nil {
+		t.Fatalf("start: %v\n%s", err, logs)
+	}
+	if err := m.Start(ctx, id); err != nil {
+		t.Fatalf("second start: %v", err)
+	}
+	if err := m.Start(ctx, id[:12]+"ffffffffffff"); !errors.Is(err, ErrDevice) {
+		t.Fatalf("a server whose device name is taken: %v", err)
+	}
+	st, ok := m.Status(id)
+	if !ok || !st.Running || st.PID == 0 || st.Starts != 1 || st.Device != DeviceName(id) {
+		t.Fatalf("status: %+v %v", st, ok)
+	}
+	if len(links.made) != 1 || links.made[0].Addr != netip.MustParsePrefix("10.9.0.1/24") || links.made[0].MTU != MTU {
+		t.Fatalf("devices: %+v", links.made)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "vpn", id))
+	if err != nil || fi.Mode().Perm() != 0o770 {
+		t.Fatalf("worker directory: %v %v", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "vpn", id, crlFile)); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("CRL: %v", err)
+	}
+
+	// u1 allowed, u2 refused with the reason quoted.
+	logs.waitFor(t, "FAKE got client-auth-nt 0 1")
+	logs.waitFor(t, `FAKE got client-deny 1 1 \"not u1\"`)
+	if strings.Contains(logs.String(), "secret") {
+		t.Fatalf("the password reached the log:\n%s", logs)
+	}
+	clients, err := m.Clients(ctx, id)
+	if err != nil || len(clients) != 1 || clients[0].UserID != "u1" || clients[0].OrgID != "org" || clients[0].BytesOut != 200 {
+		t.Fatalf("clients: %+v %v", clients, err)
+	}
+
+	// A kill ends u1's session: client-kill HALT, then kill by name.
+	n, err := m.KillUser(ctx, "u1", "")
+	if err != nil || n != 1 {
+		t.Fatalf("kill: %d %v", n, err)
+	}
+	logs.waitFor(t, "FAKE got client-kill 0 HALT")
+	logs.waitFor(t, "FAKE got kill u1")
+	if n, err := m.KillUser(ctx, "u1", ""); n != 0 || err != nil {
+		t.Fatalf("second kill: %d %v", n, err)
+	}
+	if err := m.UpdateCRL(id, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := os.ReadFile(filepath.Join(dir, "vpn", id, crlFile)); string(raw) != "new" {
+		t.Fatalf("CRL after the update: %q", raw)
+	}
+
+	// A worker that dies is restarted.
+	_ = syscall.Kill(st.PID, syscall.SIGKILL)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if st2, _ := m.Status(id); st2.Running && st2.PID != st.PID && st2.Starts == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not restarted:\n%s", logs)
+		}
+	}
+	logs.waitFor(t, "vpn worker ended; restarting")
+
+	// Stop removes the device and the directory.
+	if err := m.Stop(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Status(id); ok || len(m.Running()) != 0 {
+		t.Fatal("still running after stop")
+	}
+	if len(links.removed) != 1 || links.removed[0] != DeviceName(id) {
+		t.Fatalf("removed: %v", links.removed)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "vpn", id)); !os.IsNotExist(err) {
+		t.Fatalf("directory left: %v", err)
+	}
+	if _, err := m.Clients(ctx, id); err == nil {
+		t.Fatal("clients of a stopped worker")
+	}
+}
+
+func TestStartFailsWithoutOpenVPN(t *testing.T) {
+	m := New(Options{Dir: t.TempDir(), OpenVPN: "/nonexistent/openvpn", Account: Account{Name: "x", UID: 1, GID: 1}})
+	if err := m.Start(context.Background(), "0123456789abcdef01234567"); err == nil || !strings.Contains(err.Error(), "openvpn") {
+		t.Fatalf("start: %v", err)
+	}
+	m.Close()
+	if err := m.Start(context.Background(), "x"); err != ErrClosed {
+		t.Fatalf("start after close: %v", err)
+	}
+}

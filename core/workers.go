@@ -1,0 +1,200 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/core/pki"
+	"github.com/portcullis-gw/portcullis/core/vpn"
+	"github.com/portcullis-gw/portcullis/internal/store"
+)
+
+// The core's side of the VPN workers (core/vpn runs them): what a worker
+// runs (vpn.Specs on the store, with a CRL per CA), the started servers,
+// and what a change of users does to live sessions and CRLs.
+
+// OpenVPNBinary is the openvpn executable the workers run (Debian's
+// openvpn package).
+const OpenVPNBinary = "/usr/sbin/openvpn"
+
+// workerDirName is the workers' directory in the runtime directory.
+const workerDirName = "vpn"
+
+// newWorkers builds the worker manager for the service (nothing runs yet).
+func (s *Service) newWorkers(runtimeDir string, creds credentialChecker) (*vpn.Manager, error) {
+	me, err := user.LookupId(strconv.Itoa(os.Geteuid()))
+	if err != nil {
+		return nil, fmt.Errorf("the core's own user: %w", err)
+	}
+	return vpn.New(vpn.Options{Log: s.log, Dir: filepath.Join(runtimeDir, workerDirName), OpenVPN: OpenVPNBinary,
+		User: vpn.DefaultUser, MgmtUser: me.Username, Decider: newWorkerAuth(s.st, creds, s.log),
+		Specs: workerSpecs{st: s.st, now: s.now}, Links: vpn.Netlink{}}), nil
+}
+
+// startStartedServers starts the worker of every server marked started. A
+// worker that does not start is logged and keeps being retried.
+func (s *Service) startStartedServers(ctx context.Context) error {
+	var ids []string
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		recs, err := store.ScanJSON[serverRecord](tx, store.BucketServers, "")
+		for _, r := range recs {
+			if r.Started {
+				ids = append(ids, r.ID)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := s.workers.Start(ctx, id); err != nil {
+			s.log.Error("vpn worker did not start; retrying with back-off", "server_id", id, "err", err)
+		}
+	}
+	s.log.Info("vpn workers started", "servers", len(ids))
+	return nil
+}
+
+// workerSpecs implements vpn.Specs on the store.
+type workerSpecs struct {
+	st  store.Store
+	now func() time.Time
+}
+
+// trustedCA is one CA whose clients may connect to a server, with its
+// revoked serials.
+type trustedCA struct {
+	certPEM, keyPEM []byte
+	revoked         []pki.Revoked
+}
+
+func (w workerSpecs) Spec(ctx context.Context, serverID string) (*vpn.Spec, error) {
+	var (
+		srv *serverRecord
+		sec *serverSecrets
+		cas []trustedCA
+	)
+	err := w.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		if srv, err = store.GetJSON[serverRecord](tx, store.BucketServers, serverID); err != nil {
+			return err
+		}
+		if sec, err = store.GetJSON[serverSecrets](tx, store.BucketSecrets, serverSecretKey(serverID)); err != nil {
+			return fmt.Errorf("server secrets: %w", err)
+		}
+		cas, err = trustTx(tx, srv, sec)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	network, err := netip.ParsePrefix(srv.Network)
+	if err != nil {
+		return nil, fmt.Errorf("network %q: %w", srv.Network, err)
+	}
+	spec := &vpn.Spec{ServerID: srv.ID, Protocol: srv.Protocol, Port: srv.Port, Network: network,
+		CertPEM: srv.CertPEM, KeyPEM: sec.KeyPEM, TLSCryptKey: sec.TLSCryptKey}
+	var caPEM strings.Builder
+	now := w.now()
+	for _, c := range cas {
+		ca, err := pki.LoadCA(c.certPEM, c.keyPEM)
+		if err != nil {
+			return nil, err
+		}
+		crl, err := ca.CRL(c.revoked, now)
+		if err != nil {
+			return nil, err
+		}
+		caPEM.Write(c.certPEM)
+		spec.CRLPEM = append(spec.CRLPEM, crl...)
+	}
+	spec.CAPEM = caPEM.String()
+	return spec, nil
+}
+
+// trustTx reads the CAs of the server's organizations with their revoked
+// serials. A server without organizations trusts its own CA, which never
+// issued a client certificate: nobody can connect.
+func trustTx(tx store.Tx, srv *serverRecord, sec *serverSecrets) ([]trustedCA, error) {
+	if len(srv.Organizations) == 0 {
+		return []trustedCA{{certPEM: []byte(srv.CACertPEM), keyPEM: []byte(sec.CAKeyPEM)}}, nil
+	}
+	out := make([]trustedCA, 0, len(srv.Organizations))
+	for _, orgID := range srv.Organizations {
+		org, err := store.GetJSON[orgRecord](tx, store.BucketOrgs, orgID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		key, err := tx.Get(store.BucketSecrets, orgCAKey(orgID))
+		if err != nil {
+			return nil, fmt.Errorf("organization %s CA key: %w", orgID, err)
+		}
+		c := trustedCA{certPEM: []byte(org.CACertPEM), keyPEM: key}
+		err = tx.Scan(store.BucketRevoked, orgID+"/", func(k string, v []byte) error {
+			var e revokedEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("revoked %s: %w", k, err)
+			}
+			c.revoked = append(c.revoked, pki.Revoked{Serial: strings.TrimPrefix(k, orgID+"/"), RevokedAt: e.RevokedAt})
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// refreshCRLs writes new CRLs into every running worker's directory (after
+// a profile, a disable or a delete changed what is revoked).
+func (s *Service) refreshCRLs(ctx context.Context) {
+	if s.workers == nil {
+		return
+	}
+	specs := workerSpecs{st: s.st, now: s.now}
+	for _, id := range s.workers.Running() {
+		spec, err := specs.Spec(ctx, id)
+		if err == nil {
+			err = s.workers.UpdateCRL(id, spec.CRLPEM)
+		}
+		if err != nil {
+			s.log.Error("CRL not updated", "server_id", id, "err", err)
+		}
+	}
+}
+
+// endUserSessions ends the user's live VPN sessions (on serverID's worker
+// only, when it is set) and takes away its firewall elements; then the
+// CRLs are signed again.
+func (s *Service) endUserSessions(ctx context.Context, userID, serverID, why string) {
+	if s.workers != nil {
+		kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n, err := s.workers.KillUser(kctx, userID, serverID)
+		cancel()
+		if err != nil {
+			s.log.Error("vpn sessions not all ended", "user_id", userID, "why", why, "err", err)
+		}
+		if n > 0 {
+			s.log.Info("vpn sessions ended", "user_id", userID, "count", n, "why", why)
+		}
+	}
+	if serverID == "" {
+		if err := s.revoker.RevokeUser(ctx, userID); err != nil {
+			s.log.Error("firewall elements of the user not revoked", "user_id", userID, "err", err)
+		}
+	}
+	s.refreshCRLs(ctx)
+}

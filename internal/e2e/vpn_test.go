@@ -1,0 +1,514 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/api/approval"
+	"github.com/portcullis-gw/portcullis/clientsdk"
+	"github.com/portcullis-gw/portcullis/core/vpn"
+	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/testenv"
+)
+
+// vpnLab: the real core, front, nftables and OpenVPN workers in a gateway
+// namespace; the real portcullis-client and openvpn client in a client
+// namespace with two addresses.
+type vpnLab struct {
+	t          *testing.T
+	gw, cl     *netlab.NS
+	g          *gateway
+	admin      *adminClient
+	openvpn    string
+	org        api.Organization
+	alice, bob api.User
+	s1, s2     api.Server
+	n          int // client counter (auth files, names)
+}
+
+const (
+	vGW      = "10.202.0.1"
+	vCl      = "10.202.0.2" // the client's address
+	vClOther = "10.202.0.3" // its second address
+	vPort1   = 11294
+	vPort2   = 11296
+	vNet1    = "10.220.0.0/24"
+	vTun1    = "10.220.0.1" // s1's tunnel address
+	vNet2    = "10.221.0.0/24"
+)
+
+func newVPNLab(t *testing.T) *vpnLab {
+	netlab.Require(t)
+	l := &vpnLab{t: t, openvpn: testenv.NeedBinary(t, "openvpn", "openvpn")}
+	testenv.NeedBinary(t, "ping", "iputils-ping")
+	l.gw, l.cl = netlab.NewNS(t, "vgw"), netlab.NewNS(t, "vcl")
+	_, clIf := netlab.Veth(t, l.gw, vGW+"/24", l.cl, vCl+"/24")
+	l.cl.MustIP("addr", "add", vClOther+"/24", "dev", clIf)
+	l.g = startGatewayWith(t, gwOpts{ns: l.gw, listen: vGW + ":8443",
+		extra: "[approval]\ntoken_ttl = \"60s\"\nreported_addresses = false\n"})
+	l.admin = l.g.clientFrom(l.cl)
+	l.admin.login(l.g.AdminPW)
+	l.admin.must("POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &l.org)
+	l.admin.must("POST", "/organization/"+l.org.ID+"/user", api.UserCreate{Name: "alice"}, &l.alice)
+	l.admin.must("POST", "/organization/"+l.org.ID+"/user", api.UserCreate{Name: "bob"}, &l.bob)
+	for _, s := range []struct {
+		dst  *api.Server
+		port int
+		net  string
+	}{{&l.s1, vPort1, vNet1}, {&l.s2, vPort2, vNet2}} {
+		l.admin.must("POST", "/server", api.ServerCreate{Name: "vpn" + strconv.Itoa(s.port), Protocol: "udp", Port: s.port,
+			Network: s.net, Hosts: []string{vGW}, DynamicFirewall: true, Organizations: []string{l.org.ID}}, s.dst)
+	}
+	return l
+}
+
+// profile downloads a new profile of user for server.
+func (l *vpnLab) profile(user api.User, serverID string) (string, *clientsdk.Profile) {
+	l.t.Helper()
+	var p api.Profile
+	l.admin.must("POST", "/organization/"+l.org.ID+"/user/"+user.ID+"/profile/"+serverID, nil, &p)
+	l.n++
+	path := filepath.Join(l.g.dir, fmt.Sprintf("p%d.ovpn", l.n))
+	if err := os.WriteFile(path, []byte(p.Profile), 0o600); err != nil {
+		l.t.Fatal(err)
+	}
+	parsed, err := clientsdk.ParseProfile(p.Profile)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return path, parsed
+}
+
+// credential is an approval's OpenVPN username and password.
+type credential struct{ user, pass, token string }
+
+// approve runs the real portcullis-client in the client namespace (from
+// vCl) and returns the credential carrying the firewall token.
+func (l *vpnLab) approve(profile string) credential {
+	l.t.Helper()
+	out, err := l.cl.Command(filepath.Join(binDir, "portcullis-client"), "approve", "--profile", profile,
+		"--ca", filepath.Join(l.g.dir, "data", "tls", "cert.pem"), "--timeout", "10s", "--credential", "--show-token").Output()
+	if err != nil {
+		l.t.Fatalf("portcullis-client: %v\n%s", err, out)
+	}
+	var res struct {
+		Allow                     bool
+		Username, Password, Token string
+	}
+	if err := json.Unmarshal(out, &res); err != nil || !res.Allow || !strings.HasPrefix(res.Password, "$f$") {
+		l.t.Fatalf("approval %s: %v", out, err)
+	}
+	return credential{res.Username, res.Password, res.Token}
+}
+
+// approveFrom sends an approval request from src (a sealed, signed request
+// as the client makes it) and checks it is allowed.
+func (l *vpnLab) approveFrom(p *clientsdk.Profile, src string) {
+	l.t.Helper()
+	f, err := clientsdk.Fields(rand.Reader, time.Now())
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	r, err := clientsdk.NewRequest(p, f, nil, rand.Reader)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	tc := l.g.tlsConfig()
+	tc.ServerName = vGW
+	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, DialContext: dialIn(l.cl, src), DisableKeepAlives: true}}
+	req, _ := http.NewRequest("POST", "https://"+vGW+":8443"+r.Path, bytes.NewReader(r.Body))
+	req.Header.Set("Content-Type", "application/json")
+	api.SetApprovalHeaders(req.Header, r.Headers)
+	resp, err := cl.Do(req)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var outer api.ApprovalResponse
+	if err := json.NewDecoder(resp.Body).Decode(&outer); err != nil || resp.StatusCode != 200 {
+		l.t.Fatalf("approval from %s: %d %v", src, resp.StatusCode, err)
+	}
+	plain, err := approval.OpenResponse(&outer, p.Header.SyncSecret, &p.BoxPublic, &r.ClientPriv)
+	if err != nil || !bytes.Contains(plain, []byte(`"allow":true`)) {
+		l.t.Fatalf("approval from %s: %s %v", src, plain, err)
+	}
+}
+
+// server runs `portcullis server <action> <id>` against the running core.
+func (l *vpnLab) server(action, id string, out any) {
+	l.t.Helper()
+	raw, err := exec.Command(filepath.Join(binDir, "portcullis"), "server", action, id, "--config", l.g.cfgPath).CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("portcullis server %s: %v\n%s", action, err, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			l.t.Fatalf("portcullis server %s: %q: %v", action, raw, err)
+		}
+	}
+}
+
+func (l *vpnLab) status(id string) api.ServerStatus {
+	var st api.ServerStatus
+	l.server("status", id, &st)
+	return st
+}
+
+func (l *vpnLab) clients(id string) []api.VPNClient {
+	var cl api.VPNClientList
+	l.server("clients", id, &cl)
+	return cl.Clients
+}
+
+// ovpnClient is a real openvpn client in the client namespace.
+type ovpnClient struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	mu   sync.Mutex
+	out  bytes.Buffer
+}
+
+// connect starts openvpn with the profile and the credential, from src
+// ("" : the namespace's default source address).
+func (l *vpnLab) connect(profile string, c credential, src string, extra ...string) *ovpnClient {
+	l.t.Helper()
+	l.n++
+	auth := filepath.Join(l.g.dir, fmt.Sprintf("auth%d", l.n))
+	if err := os.WriteFile(auth, []byte(c.user+"\n"+c.pass+"\n"), 0o600); err != nil {
+		l.t.Fatal(err)
+	}
+	args := []string{"--config", profile, "--auth-user-pass", auth, "--verb", "3", "--connect-retry-max", "1"}
+	if src != "" {
+		// From a chosen source address: a copy of the profile that binds.
+		raw, err := os.ReadFile(profile)
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		bound := filepath.Join(l.g.dir, fmt.Sprintf("bound%d.ovpn", l.n))
+		if err := os.WriteFile(bound, bytes.Replace(raw, []byte("\nnobind\n"), []byte("\n"), 1), 0o600); err != nil {
+			l.t.Fatal(err)
+		}
+		args = append(args[:0], "--config", bound, "--auth-user-pass", auth, "--verb", "3", "--connect-retry-max", "1",
+			"--local", src, "--lport", "0")
+	}
+	oc := &ovpnClient{cmd: l.cl.Command(l.openvpn, append(args, extra...)...), done: make(chan struct{})}
+	pr, pw := io.Pipe()
+	oc.cmd.Stdout, oc.cmd.Stderr = pw, pw
+	oc.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := oc.cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			oc.mu.Lock()
+			oc.out.WriteString(sc.Text() + "\n")
+			oc.mu.Unlock()
+		}
+	}()
+	go func() { _ = oc.cmd.Wait(); pw.Close(); close(oc.done) }()
+	l.t.Cleanup(oc.stop)
+	return oc
+}
+
+func (oc *ovpnClient) output() string {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	return oc.out.String()
+}
+
+// waitFor waits until the output holds one of the texts (returned), the
+// client exits, or the time is up ("").
+func (oc *ovpnClient) waitFor(d time.Duration, texts ...string) string {
+	deadline := time.Now().Add(d)
+	for {
+		out := oc.output()
+		for _, s := range texts {
+			if strings.Contains(out, s) {
+				return s
+			}
+		}
+		select {
+		case <-oc.done:
+			out = oc.output()
+			for _, s := range texts {
+				if strings.Contains(out, s) {
+					return s
+				}
+			}
+			return ""
+		default:
+		}
+		if time.Now().After(deadline) {
+			return ""
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (oc *ovpnClient) exited() bool {
+	select {
+	case <-oc.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (oc *ovpnClient) stop() {
+	if oc.exited() {
+		return
+	}
+	_ = oc.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-oc.done:
+	case <-time.After(5 * time.Second):
+		_ = oc.cmd.Process.Kill()
+		<-oc.done
+	}
+}
+
+const connected = "Initialization Sequence Completed"
+
+// mustConnect connects and fails the test unless the tunnel comes up.
+func (l *vpnLab) mustConnect(profile string, c credential, extra ...string) *ovpnClient {
+	l.t.Helper()
+	oc := l.connect(profile, c, "", extra...)
+	if oc.waitFor(15*time.Second, connected, "AUTH_FAILED") != connected {
+		l.t.Fatalf("the client did not connect:\n%s\ngateway:\n%s", oc.output(), l.g.Logs())
+	}
+	return oc
+}
+
+// mustBeRefused connects and fails the test unless the core refuses the
+// client with reason (the core's log says so).
+func (l *vpnLab) mustBeRefused(what, profile string, c credential, src, reason string) {
+	l.t.Helper()
+	start := time.Now()
+	oc := l.connect(profile, c, src)
+	if got := oc.waitFor(15*time.Second, connected, "AUTH_FAILED"); got != "AUTH_FAILED" {
+		l.t.Fatalf("%s: the client was not refused (%q):\n%s", what, got, oc.output())
+	}
+	oc.stop()
+	l.waitLog(what, reason)
+	l.t.Logf("%s: refused in %v (%q)", what, time.Since(start).Round(time.Millisecond), reason)
+}
+
+// waitLog waits for text in the gateway's log.
+func (l *vpnLab) waitLog(what, text string) {
+	l.t.Helper()
+	l.waitLogFor(5*time.Second, what, text)
+}
+
+func (l *vpnLab) waitLogFor(d time.Duration, what, text string) {
+	l.t.Helper()
+	for deadline := time.Now().Add(d); !strings.Contains(l.g.Logs(), text); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			l.t.Fatalf("%s: no %q in the gateway's log:\n%s", what, text, l.g.Logs())
+		}
+	}
+}
+
+func (l *vpnLab) ping(addr string) bool {
+	return l.cl.Command("ping", "-c", "1", "-W", "2", addr).Run() == nil
+}
+
+// procStatus reads fields of /proc/<pid>/status.
+func procStatus(t *testing.T, pid int) map[string]string {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			out[k] = strings.TrimSpace(v)
+		}
+	}
+	return out
+}
+
+// TestVPNWorkersEndToEnd: approved clients connect through unprivileged
+// OpenVPN workers, and every connect the core should refuse is refused.
+func TestVPNWorkersEndToEnd(t *testing.T) {
+	testStart := time.Now()
+	l := newVPNLab(t)
+	p1, p1parsed := l.profile(l.alice, l.s1.ID)
+	p2, _ := l.profile(l.alice, l.s2.ID)
+	pb, _ := l.profile(l.bob, l.s1.ID)
+
+	// Start both servers with the CLI (control socket, no admin password).
+	var st api.ServerStatus
+	l.server("start", l.s1.ID, &st)
+	if !st.Started || !st.Running || st.PID == 0 {
+		t.Fatalf("start: %+v", st)
+	}
+	l.server("start", l.s2.ID, nil)
+	dev := vpn.DeviceName(l.s1.ID)
+	if out := l.gw.MustIP("-d", "link", "show", dev); !strings.Contains(out, "persist on") || !strings.Contains(out, "user "+vpn.DefaultUser) {
+		t.Fatalf("tun device: %s", out)
+	}
+	if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.PID)); string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})) != "/usr/sbin/openvpn --config /dev/fd/3 " {
+		t.Fatalf("worker command line %q", cmdline)
+	}
+	dir := filepath.Join(l.g.runtimeDir, "vpn", l.s1.ID)
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o770 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Fatalf("worker directory: %v %v", fi.Mode(), err)
+	}
+	if err := filepath.Walk(l.g.runtimeDir, func(path string, fi os.FileInfo, err error) error {
+		if err != nil || !fi.Mode().IsRegular() {
+			return err
+		}
+		raw, err := os.ReadFile(path)
+		if bytes.Contains(raw, []byte("PRIVATE KEY")) || bytes.Contains(raw, []byte("OpenVPN Static key")) {
+			t.Errorf("key material in %s", path)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A client that never approved never reaches the port.
+	oc := l.connect(p1, credential{"x", "$f$x", ""}, vClOther)
+	if got := oc.waitFor(3*time.Second, connected, "AUTH_FAILED"); got != "" || oc.exited() ||
+		!strings.Contains(oc.output(), "link local (bound): [AF_INET]"+vClOther) {
+		t.Fatalf("an unapproved client got %q (or did not try):\n%s", got, oc.output())
+	}
+	oc.stop()
+	if strings.Contains(l.g.Logs(), vClOther) {
+		t.Fatalf("the worker heard from the unapproved address:\n%s", l.g.Logs())
+	}
+
+	// Approve, connect with the $f$ credential, ping across the tunnel.
+	t0 := time.Now()
+	cred := l.approve(p1)
+	a := l.mustConnect(p1, cred, "--reneg-sec", "5") // renegotiates during the refusals below
+	if !l.ping(vTun1) {
+		t.Fatalf("no ping across the tunnel:\n%s", a.output())
+	}
+	t.Logf("approval to first ping through the tunnel: %v", time.Since(t0).Round(time.Millisecond))
+	ps := procStatus(t, l.status(l.s1.ID).PID)
+	uid := strings.Fields(ps["Uid"])
+	if len(uid) != 4 || uid[0] == "0" || uid[1] == "0" || uid[2] == "0" || uid[3] == "0" ||
+		ps["CapEff"] != "0000000000000000" || ps["CapPrm"] != "0000000000000000" || ps["NoNewPrivs"] != "1" {
+		t.Fatalf("worker privileges with a client connected: Uid %q CapEff %s CapPrm %s NoNewPrivs %s", ps["Uid"], ps["CapEff"], ps["CapPrm"], ps["NoNewPrivs"])
+	}
+	t.Logf("worker with a client connected: Uid %s Gid %s CapEff %s CapPrm %s CapBnd %s NoNewPrivs %s",
+		ps["Uid"], ps["Gid"], ps["CapEff"], ps["CapPrm"], ps["CapBnd"], ps["NoNewPrivs"])
+	cls := l.clients(l.s1.ID)
+	if len(cls) != 1 || cls[0].UserID != l.alice.ID || cls[0].OrgID != l.org.ID || !strings.HasPrefix(cls[0].RealAddress, vCl+":") ||
+		cls[0].VirtualAddress != "10.220.0.2" || cls[0].BytesIn == 0 || cls[0].BytesOut == 0 || time.Since(cls[0].ConnectedSince) > time.Minute {
+		t.Fatalf("clients: %+v", cls)
+	}
+	var viaAPI api.VPNClientList
+	l.admin.must("GET", "/server/"+l.s1.ID+"/clients", nil, &viaAPI)
+	if len(viaAPI.Clients) != 1 || viaAPI.Clients[0].UserID != l.alice.ID {
+		t.Fatalf("clients through the front: %+v", viaAPI)
+	}
+
+	// Refusals, each for its own reason.
+	l.mustBeRefused("token reused", p1, cred, "", "the firewall token was used before")
+	l.mustBeRefused("another user's token", p1, l.approve(pb), "", "the firewall token was issued to another user or server")
+	other := l.approve(p2) // alice's token for server 2, sealed for server 1
+	user, pass, err := clientsdk.Credential(p1parsed, other.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.mustBeRefused("another server's token", p1, credential{user, pass, ""}, "", "the firewall token was issued to another user or server")
+	fresh := l.approve(p1)            // minted for vCl
+	l.approveFrom(p1parsed, vClOther) // the port opens for vClOther too
+	l.mustBeRefused("token from another address", p1, fresh, vClOther, "the firewall token's approval did not open the client's address")
+	// Meanwhile the session renegotiated: the same credential (its token
+	// used by now) is accepted again for this session only.
+	l.waitLogFor(10*time.Second, "re-authentication", "req.reauth=true")
+	if strings.Contains(l.g.Logs(), "re-authentication with another") {
+		t.Fatalf("re-authentication refused:\n%s", l.g.Logs())
+	}
+	if !l.ping(vTun1) {
+		t.Fatalf("the first session did not survive the refusals and its renegotiation:\n%s", a.output())
+	}
+
+	// Disabling the user ends the live session within a second.
+	yes, no := true, false
+	t0 = time.Now()
+	l.admin.must("PUT", "/organization/"+l.org.ID+"/user/"+l.alice.ID, api.UserUpdate{Disabled: &yes}, &l.alice)
+	for len(l.clients(l.s1.ID)) > 0 {
+		if time.Since(t0) > time.Second {
+			t.Fatalf("session still listed %v after the disable", time.Since(t0))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	gone := time.Since(t0)
+	if a.waitFor(2*time.Second, "SIGTERM[soft,remote-exit]", "exiting") == "" && !a.exited() {
+		t.Fatalf("the client was not told to exit:\n%s", a.output())
+	}
+	t.Logf("disable to session gone from the worker: %v", gone.Round(time.Millisecond))
+	l.admin.must("PUT", "/organization/"+l.org.ID+"/user/"+l.alice.ID, api.UserUpdate{Disabled: &no}, &l.alice)
+
+	// A superseded certificate is refused (CRL), the new one connects with
+	// the same credential (the refusal happened before the token was used).
+	p1new, _ := l.profile(l.alice, l.s1.ID)
+	cred = l.approve(p1new)
+	old := l.connect(p1, cred, "")
+	l.waitLog("old certificate", "certificate revoked")
+	if old.output() != "" && strings.Contains(old.output(), connected) {
+		t.Fatal("the superseded certificate connected")
+	}
+	old.stop()
+	b := l.mustConnect(p1new, cred)
+	if !l.ping(vTun1) {
+		t.Fatal("no ping with the new profile")
+	}
+	b.stop()
+
+	// A worker killed is restarted by the core.
+	before := l.status(l.s1.ID)
+	_ = syscall.Kill(before.PID, syscall.SIGKILL)
+	t0 = time.Now()
+	for st = l.status(l.s1.ID); !st.Running || st.PID == before.PID; st = l.status(l.s1.ID) {
+		if time.Since(t0) > 10*time.Second {
+			t.Fatalf("worker not restarted: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st.Starts != before.Starts+1 {
+		t.Fatalf("restart: %+v after %+v", st, before)
+	}
+	t.Logf("worker killed: running again (pid %d) after %v", st.PID, time.Since(t0).Round(time.Millisecond))
+
+	// Stop removes the device; started servers come back with the core.
+	l.server("stop", l.s2.ID, &st)
+	if st.Started || st.Running {
+		t.Fatalf("stop: %+v", st)
+	}
+	if out, err := l.gw.Command("ip", "link", "show", vpn.DeviceName(l.s2.ID)).CombinedOutput(); err == nil {
+		t.Fatalf("device of the stopped server still there: %s", out)
+	}
+	l.g.stop()
+	if out, err := l.gw.Command("ip", "link", "show", dev).CombinedOutput(); err == nil {
+		t.Fatalf("device still there after the core stopped: %s", out)
+	}
+	l.g.start()
+	if st := l.status(l.s1.ID); !st.Started || !st.Running {
+		t.Fatalf("s1 after the core restarted: %+v", st)
+	}
+	if st := l.status(l.s2.ID); st.Started || st.Running {
+		t.Fatalf("s2 after the core restarted: %+v", st)
+	}
+	t.Logf("whole test: %v", time.Since(testStart).Round(time.Millisecond))
+}
