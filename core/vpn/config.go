@@ -125,6 +125,11 @@ func renderConfig(s *Spec, dev, mgmtUser string) ([]byte, error) {
 	w("management-client-auth")
 	if s.Protocol == "udp" {
 		w("explicit-exit-notify 1")
+		// Pritunl's profiles do not ask for it: pushed, a client that
+		// stops says so, and its session (and the clients list) ends
+		// after openvpn's 5 s exit delay, not at the 120 s keepalive
+		// timeout.
+		w(`push "explicit-exit-notify 1"`)
 	}
 	w("verb 3")
 	w("suppress-timestamps")

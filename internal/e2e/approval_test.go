@@ -159,20 +159,24 @@ func (l *approvalLab) send(r *clientsdk.Request, src string) int {
 }
 
 // elements lists the kernel's allow elements in the gateway namespace.
-func (l *approvalLab) elements() []dynfw.Element {
-	f, err := os.Open(l.gw.Path())
+func (l *approvalLab) elements() []dynfw.Element { return gateElements(l.t, l.gw) }
+
+// gateElements lists the kernel's allow elements in the namespace.
+func gateElements(t *testing.T, ns *netlab.NS) []dynfw.Element {
+	t.Helper()
+	f, err := os.Open(ns.Path())
 	if err != nil {
-		l.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer f.Close()
 	g, err := dynfw.OpenNFT(slog.New(slog.NewTextHandler(io.Discard, nil)), int(f.Fd()))
 	if err != nil {
-		l.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer g.Close()
 	els, err := g.Elements()
 	if err != nil {
-		l.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return els
 }

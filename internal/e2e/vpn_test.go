@@ -458,6 +458,13 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 		t.Fatalf("the client was not told to exit:\n%s", a.output())
 	}
 	t.Logf("disable to session gone from the worker: %v", gone.Round(time.Millisecond))
+	// And what alice's approvals opened is closed: vClOther was opened for
+	// her alone (vCl stays open for bob's live approval, as it must).
+	for _, e := range gateElements(t, l.gw) {
+		if e.Addr.String() == vClOther && e.Port == vPort1 {
+			t.Fatalf("the disabled user's element is still in the allow set: %+v", e)
+		}
+	}
 	l.admin.must("PUT", "/organization/"+l.org.ID+"/user/"+l.alice.ID, api.UserUpdate{Disabled: &no}, &l.alice)
 
 	// A superseded certificate is refused (CRL), the new one connects with
@@ -474,7 +481,18 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 	if !l.ping(vTun1) {
 		t.Fatal("no ping with the new profile")
 	}
+	// A client that stops says so (the worker pushes explicit-exit-notify,
+	// which Pritunl's profiles lack): its session ends after openvpn's
+	// fixed 5 s exit delay, not at the 120 s keepalive timeout.
 	b.stop()
+	t0 = time.Now()
+	for len(l.clients(l.s1.ID)) > 0 {
+		if time.Since(t0) > 8*time.Second {
+			t.Fatalf("a stopped client is still listed after %v:\n%s", time.Since(t0), b.output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("client stop to session gone from the worker: %v", time.Since(t0).Round(time.Millisecond))
 
 	// A worker killed is restarted by the core.
 	before := l.status(l.s1.ID)
