@@ -191,9 +191,9 @@ func (g *NFTGate) natState(c *nftables.Conn) (*nftables.Chain, []*nftables.Rule,
 	return chains[i], rules, nil
 }
 
-// natRules lists the NAT rules the kernel holds, read back from their tags
+// NATRules lists the NAT rules the kernel holds, read back from their tags
 // (a rule without the gate's tag is left out).
-func (g *NFTGate) natRules(ctx context.Context) ([]NATRule, error) {
+func (g *NFTGate) NATRules(ctx context.Context) ([]NATRule, error) {
 	var out []NATRule
 	err := g.c.Do(ctx, func(c *nftables.Conn) error {
 		_, have, err := g.natState(c)

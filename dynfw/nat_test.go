@@ -100,7 +100,7 @@ func (l *natLab) sync(t *testing.T, want []NATRule, wantAdded, wantRemoved int) 
 	if added != wantAdded || removed != wantRemoved {
 		t.Fatalf("SyncNAT: added %d removed %d, want %d and %d", added, removed, wantAdded, wantRemoved)
 	}
-	got, err := l.gate.natRules(context.Background())
+	got, err := l.gate.NATRules(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
