@@ -128,10 +128,10 @@ func TestServerNAT(t *testing.T) {
 	// Not a bool: refused before anything changes.
 	var e api.Error
 	calls := fake.count()
-	if st := c.do("PUT", "/server/"+b.ID, json.RawMessage(`{"nat":"yes"}`), &e); st != 400 {
+	if st := c.do("PUT", "/server/"+b.ID, json.RawMessage(`{"nat":"yes"}`), &e); st != 400 || e.Error != "bad_request" || e.Field != "nat" {
 		t.Fatalf(`"nat":"yes": %d %+v`, st, e)
 	}
-	if st := c.do("POST", "/server", json.RawMessage(`{"name":"c","protocol":"udp","port":1196,"network":"10.6.0.0/24","hosts":["198.51.100.7"],"nat":1}`), &e); st != 400 {
+	if st := c.do("POST", "/server", json.RawMessage(`{"name":"c","protocol":"udp","port":1196,"network":"10.6.0.0/24","hosts":["198.51.100.7"],"nat":1}`), &e); st != 400 || e.Field != "nat" {
 		t.Fatalf(`"nat":1: %d %+v`, st, e)
 	}
 	if fake.count() != calls {
