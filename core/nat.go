@@ -50,11 +50,15 @@ func (s *Service) natRules(ctx context.Context) ([]dynfw.NATRule, error) {
 }
 
 // reconcileNAT makes the kernel's NAT rules match the servers (nothing
-// without a firewall).
+// without a firewall). Reconciles run one at a time, each reading the
+// store under the lock: of two concurrent server changes, the later
+// reconcile reads both, so an older view never lands last.
 func (s *Service) reconcileNAT(ctx context.Context) error {
 	if s.nat == nil {
 		return nil
 	}
+	s.natMu.Lock()
+	defer s.natMu.Unlock()
 	want, err := s.natRules(ctx)
 	if err != nil {
 		return err

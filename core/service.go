@@ -2,6 +2,7 @@ package core
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
@@ -51,7 +52,8 @@ type Service struct {
 	startedAt time.Time
 	approver  *dynfw.Approver
 	nat       dynfw.NAT
-	ipForward string // net.ipv4.ip_forward's file ("": the real one; tests)
+	natMu     sync.Mutex // one NAT reconcile at a time (core/nat.go)
+	ipForward string     // net.ipv4.ip_forward's file ("": the real one; tests)
 	links     *links.Service
 	window    time.Duration
 	frontPort int
