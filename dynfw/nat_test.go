@@ -3,10 +3,7 @@ package dynfw
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -54,17 +51,7 @@ func newNATLab(t *testing.T) *natLab {
 	l.up.MustIP("route", "add", "10.8.0.0/15", "via", natUplinkGW)
 	l.gw.Sysctl("net.ipv4.ip_forward", "1") // the namespace's own, never the host's
 	l.sink = netlab.ListenUDPSink(t, l.up, natSinkAddr)
-	f, err := os.Open(l.gw.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	g, err := OpenNFT(slog.New(slog.NewTextHandler(io.Discard, nil)), int(f.Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	l.gate = g
+	l.gate = openGateIn(t, l.gw)
 	return l
 }
 
