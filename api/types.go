@@ -114,6 +114,9 @@ type Server struct {
 	// Network is the tunnel network (IPv4 CIDR) clients get addresses from.
 	Network         string `json:"network" validate:"required,cidrv4"`
 	DynamicFirewall bool   `json:"dynamic_firewall"`
+	// NAT masquerades the tunnel network behind the gateway's address on
+	// whatever interface the traffic leaves by (docs/vpn.md).
+	NAT bool `json:"nat"`
 	// Hosts are the public addresses (IP or DNS name) clients connect to;
 	// they become the profile's remote lines.
 	Hosts []string `json:"hosts" validate:"required,min=1,max=16,dive,hostaddr"`
@@ -134,6 +137,7 @@ type ServerCreate struct {
 	Port            int      `json:"port" validate:"required,min=1,max=65535"`
 	Network         string   `json:"network" validate:"required,cidrv4"`
 	DynamicFirewall bool     `json:"dynamic_firewall,omitempty"`
+	NAT             bool     `json:"nat,omitempty"`
 	Hosts           []string `json:"hosts" validate:"required,min=1,max=16,unique,dive,hostaddr"`
 	Organizations   []string `json:"organizations,omitempty" validate:"max=256,unique,dive,objectid"`
 }
@@ -145,6 +149,7 @@ type ServerUpdate struct {
 	Port            *int      `json:"port,omitempty" validate:"omitempty,min=1,max=65535"`
 	Network         *string   `json:"network,omitempty" validate:"omitempty,cidrv4"`
 	DynamicFirewall *bool     `json:"dynamic_firewall,omitempty"`
+	NAT             *bool     `json:"nat,omitempty"`
 	Hosts           *[]string `json:"hosts,omitempty" validate:"omitempty,min=1,max=16,unique,dive,hostaddr"`
 	Organizations   *[]string `json:"organizations,omitempty" validate:"omitempty,max=256,unique,dive,objectid"`
 }

@@ -190,30 +190,37 @@ func (d *daemon) bindListeners(context.Context) (err error) {
 }
 
 // buildServices wires the core in one pass: the firewall gate, the approver
-// on the store's directory, the service, the firewall and links brought in
-// line with the store, and the core socket's server with a new token.
+// on the store's directory, the service, the firewall (guarded ports,
+// approvals' elements, NAT rules) and links brought in line with the store,
+// and the core socket's server with a new token.
 func (d *daemon) buildServices(ctx context.Context) error {
-	var gate dynfw.Gate
+	var (
+		gate dynfw.Gate
+		nat  dynfw.NAT
+	)
 	if d.cfg.Firewall.Enabled {
 		g, err := dynfw.OpenNFT(d.log, -1)
 		if err != nil {
 			return fmt.Errorf("firewall: %w (run as root, or set firewall.enabled = false)", err)
 		}
 		d.onStop(func() { g.Close() })
-		gate = g
+		gate, nat = g, g
 	} else {
 		d.log.Warn("firewall disabled (firewall.enabled = false): approvals open no port")
 	}
 	d.approver = dynfw.NewApprover(dynfw.Config{Window: d.cfg.Window, TokenTTL: d.cfg.TokenTTL,
 		ReportedAddresses: d.cfg.Approval.ReportedAddresses, TrustedProxies: d.cfg.TrustedProxies}, NewDirectory(d.st), d.st, gate, d.log)
 	d.svc = NewService(Deps{Store: d.st, Admin: d.adm, Log: d.log, SyncHosts: d.cfg.SyncHosts(d.httpsLn.Addr().String()),
-		Approver: d.approver, Window: d.cfg.Window, FrontPort: listenerPort(d.httpsLn)})
+		Approver: d.approver, NAT: nat, Window: d.cfg.Window, FrontPort: listenerPort(d.httpsLn)})
 	guarded, err := d.svc.guardedPorts(ctx)
 	if err != nil {
 		return err
 	}
 	if _, _, err := d.approver.Reconcile(ctx, guarded); err != nil {
 		return fmt.Errorf("firewall: %w (run as root, or set firewall.enabled = false)", err)
+	}
+	if err := d.svc.startNAT(ctx); err != nil {
+		return fmt.Errorf("firewall NAT rules: %w", err)
 	}
 	if err := d.svc.Links().Sync(ctx); err != nil {
 		return fmt.Errorf("load links: %w", err)

@@ -71,6 +71,7 @@ type serverRecord struct {
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
 	Started         bool      `json:"started,omitempty"` // its VPN worker runs whenever the core runs
+	NAT             bool      `json:"nat,omitempty"`     // its tunnel network is masqueraded (core/nat.go)
 }
 
 func (s *serverRecord) toAPI() api.Server {
@@ -79,7 +80,7 @@ func (s *serverRecord) toAPI() api.Server {
 		orgs = []string{}
 	}
 	return api.Server{ID: s.ID, Name: s.Name, Protocol: s.Protocol, Port: s.Port, Network: s.Network,
-		DynamicFirewall: s.DynamicFirewall, Hosts: s.Hosts, Organizations: orgs, CreatedAt: s.CreatedAt}
+		DynamicFirewall: s.DynamicFirewall, NAT: s.NAT, Hosts: s.Hosts, Organizations: orgs, CreatedAt: s.CreatedAt}
 }
 
 // serverSecrets are a server's private keys (secrets bucket, "server/<id>").

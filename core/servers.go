@@ -43,7 +43,7 @@ func (s *Service) createServer(c *rpc.Call, req *api.ServerCreate) (*api.Server,
 		orgs = []string{}
 	}
 	rec := &serverRecord{ID: id, Name: req.Name, Protocol: req.Protocol, Port: req.Port, Network: network,
-		DynamicFirewall: req.DynamicFirewall, Hosts: req.Hosts, Organizations: orgs,
+		DynamicFirewall: req.DynamicFirewall, NAT: req.NAT, Hosts: req.Hosts, Organizations: orgs,
 		BoxPublicKey: pub.BoxPublicKey, CACertPEM: pub.CACertPEM, CertPEM: pub.CertPEM,
 		CreatedAt: now, UpdatedAt: now}
 	err = s.servers.Create(c.Ctx, s.st, id, rec, func(tx store.Tx) error {
@@ -56,7 +56,7 @@ func (s *Service) createServer(c *rpc.Call, req *api.ServerCreate) (*api.Server,
 		return nil, err
 	}
 	s.log.Info("server created", "server_id", id, "name", req.Name, "protocol", req.Protocol, "port", req.Port,
-		"dynamic_firewall", req.DynamicFirewall, "by", c.Session.Username)
+		"dynamic_firewall", req.DynamicFirewall, "nat", req.NAT, "by", c.Session.Username)
 	return s.afterServerChange(c, rec)
 }
 
@@ -94,10 +94,13 @@ func newServerKeys(id string) (*serverSecrets, *serverPublic, error) {
 		&serverPublic{BoxPublicKey: box.Public[:], CACertPEM: string(ca.CertPEM), CertPEM: string(cert.CertPEM)}, nil
 }
 
-// afterServerChange brings the firewall's guarded ports in line and answers
-// with the server.
+// afterServerChange brings the firewall's guarded ports and NAT rules in
+// line and answers with the server.
 func (s *Service) afterServerChange(c *rpc.Call, rec *serverRecord) (*api.Server, error) {
 	if err := s.syncGuarded(c.Ctx); err != nil {
+		return nil, err
+	}
+	if err := s.syncNAT(c.Ctx); err != nil {
 		return nil, err
 	}
 	return s.servers.API(rec), nil
@@ -175,6 +178,9 @@ func (s *Service) updateServer(c *rpc.Call, req *api.ServerUpdate) (*api.Server,
 		if req.DynamicFirewall != nil {
 			rec.DynamicFirewall = *req.DynamicFirewall
 		}
+		if req.NAT != nil {
+			rec.NAT = *req.NAT
+		}
 		if req.Hosts != nil {
 			rec.Hosts = slices.Clone(*req.Hosts)
 		}
@@ -197,6 +203,9 @@ func (s *Service) updateServer(c *rpc.Call, req *api.ServerUpdate) (*api.Server,
 	}
 	if rec.Started && workerChanged(&before, rec) {
 		s.restartWorker(c.Ctx, rec.ID)
+	}
+	if rec.Started && rec.NAT && !before.NAT {
+		s.warnIfNotForwarding(rec.ID)
 	}
 	return s.afterServerChange(c, rec)
 }
@@ -276,6 +285,9 @@ func (s *Service) deleteServer(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, err
 	s.log.Info("server deleted", "server_id", id, "by", c.Session.Username)
 	s.revokeServerFirewall(c.Ctx, id, "server deleted")
 	if err := s.syncGuarded(c.Ctx); err != nil {
+		return nil, err
+	}
+	if err := s.syncNAT(c.Ctx); err != nil {
 		return nil, err
 	}
 	return &api.OKResponse{OK: true}, nil

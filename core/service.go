@@ -2,6 +2,7 @@ package core
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
@@ -29,6 +30,9 @@ type Deps struct {
 	SyncHosts []string
 	// Approver decides the approval routes; nil answers them 503.
 	Approver *dynfw.Approver
+	// NAT masquerades the tunnel networks of servers with NAT on; nil
+	// without a firewall.
+	NAT dynfw.NAT
 	// Window is the accepted clock difference of signed profile syncs (0:
 	// dynfw.DefaultWindow); the approvals' window.
 	Window time.Duration
@@ -47,6 +51,9 @@ type Service struct {
 	syncHosts []string
 	startedAt time.Time
 	approver  *dynfw.Approver
+	nat       dynfw.NAT
+	natMu     sync.Mutex // one NAT reconcile at a time (core/nat.go)
+	ipForward string     // net.ipv4.ip_forward's file ("": the real one; tests)
 	links     *links.Service
 	window    time.Duration
 	frontPort int
@@ -77,7 +84,7 @@ func NewService(d Deps) *Service {
 		d.Window = dynfw.DefaultWindow
 	}
 	return &Service{st: d.Store, admin: d.Admin, log: log, now: time.Now, syncHosts: d.SyncHosts,
-		startedAt: time.Now(), approver: d.Approver, links: links.New(d.Store, log, d.SyncHosts),
+		startedAt: time.Now(), approver: d.Approver, nat: d.NAT, links: links.New(d.Store, log, d.SyncHosts),
 		window: d.Window, frontPort: d.FrontPort, revoker: revokerOf(d.Approver),
 		orgs:    rpc.Kind[orgRecord, api.Organization]{Bucket: store.BucketOrgs, What: "organization", ToAPI: (*orgRecord).toAPI},
 		users:   rpc.Kind[userRecord, api.User]{Bucket: store.BucketUsers, What: "user", ToAPI: (*userRecord).toAPI},

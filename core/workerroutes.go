@@ -46,12 +46,11 @@ func (s *Service) serverClients(c *rpc.Call, _ *api.NoBody) (*api.VPNClientList,
 }
 
 // setStarted stores the server's started flag.
-func (s *Service) setStarted(ctx context.Context, id string, started bool) error {
-	_, err := s.servers.Edit(ctx, s.st, id, func(_ store.Tx, rec *serverRecord) error {
+func (s *Service) setStarted(ctx context.Context, id string, started bool) (*serverRecord, error) {
+	return s.servers.Edit(ctx, s.st, id, func(_ store.Tx, rec *serverRecord) error {
 		rec.Started = started
 		return nil
 	})
-	return err
 }
 
 // workerStart marks the server started and starts its worker.
@@ -59,10 +58,14 @@ func (s *Service) workerStart(ctx context.Context, id, by string) (*api.ServerSt
 	if s.workers == nil {
 		return nil, errNoWorkers
 	}
-	if err := s.setStarted(ctx, id, true); err != nil {
+	rec, err := s.setStarted(ctx, id, true)
+	if err != nil {
 		return nil, err
 	}
 	s.log.Info("server started", "server_id", id, "by", by)
+	if rec.NAT {
+		s.warnIfNotForwarding(id)
+	}
 	ctx, cancel := context.WithTimeout(ctx, workerTimeout)
 	defer cancel()
 	if err := s.workers.Start(ctx, id); err != nil {
@@ -75,7 +78,7 @@ func (s *Service) workerStart(ctx context.Context, id, by string) (*api.ServerSt
 
 // workerStop marks the server stopped and stops its worker.
 func (s *Service) workerStop(ctx context.Context, id, by string) (*api.ServerStatus, error) {
-	if err := s.setStarted(ctx, id, false); err != nil {
+	if _, err := s.setStarted(ctx, id, false); err != nil {
 		return nil, err
 	}
 	s.log.Info("server stopped", "server_id", id, "by", by)

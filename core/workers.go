@@ -43,18 +43,24 @@ func (s *Service) newWorkers(runtimeDir string, creds credentialChecker) (*vpn.M
 // startStartedServers starts the worker of every server marked started. A
 // worker that does not start is logged and keeps being retried.
 func (s *Service) startStartedServers(ctx context.Context) error {
-	var ids []string
+	var ids, nat []string
 	err := s.st.View(ctx, func(tx store.Tx) error {
 		recs, err := store.ScanJSON[serverRecord](tx, store.BucketServers, "")
 		for _, r := range recs {
 			if r.Started {
 				ids = append(ids, r.ID)
 			}
+			if r.Started && r.NAT {
+				nat = append(nat, r.ID)
+			}
 		}
 		return err
 	})
 	if err != nil {
 		return err
+	}
+	for _, id := range nat {
+		s.warnIfNotForwarding(id)
 	}
 	for _, id := range ids {
 		if err := s.workers.Start(ctx, id); err != nil {

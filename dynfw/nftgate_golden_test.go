@@ -16,6 +16,7 @@ import (
 	"github.com/mdlayher/netlink"
 
 	"github.com/portcullis-gw/portcullis/internal/golden"
+	"github.com/portcullis-gw/portcullis/internal/nftkit"
 )
 
 // TestNFTGateMessagesGolden pins the exact netlink messages the gate sends
@@ -28,26 +29,12 @@ import (
 // flags included. Regenerate with -update after checking the change.
 func TestNFTGateMessagesGolden(t *testing.T) {
 	var out strings.Builder
-	d := newNFDumper()
-	dial := func(req []netlink.Message) ([]netlink.Message, error) {
-		for _, m := range req {
-			b, err := m.MarshalBinary()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(b) < 16 {
-				continue
-			}
-			fmt.Fprintf(&out, "# %s\n%s\n", d.describe(b), hex.EncodeToString(b[16:]))
-		}
-		return req, nil
-	}
+	g := recordingGate(t, &out)
 	section := func(s string) { fmt.Fprintf(&out, "\n## %s\n", s) }
-
-	g, err := openNFT(slog.New(slog.NewTextHandler(io.Discard, nil)), nftables.WithTestDial(dial))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// google/nftables numbers sets from a process-wide counter: fix the
+	// IDs, so that tests run before this one (which made sets) do not
+	// shift them.
+	g.guarded.ID, g.allow4.ID, g.allow6.ID = 1, 2, 3
 	section("build: the table, its sets, the input chain and its four rules in one batch")
 	if err := g.c.Do(context.Background(), g.create); err != nil {
 		t.Fatal(err)
@@ -72,6 +59,32 @@ func TestNFTGateMessagesGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden.Check(t, "testdata/nftgate.golden", strings.TrimPrefix(out.String(), "\n"))
+}
+
+// recordingGate is a gate on a test connection that writes every message
+// it sends to out, one per line under a "# comment" (see
+// TestNFTGateMessagesGolden), and answers each batch with its own messages.
+func recordingGate(t *testing.T, out *strings.Builder) *NFTGate {
+	t.Helper()
+	d := newNFDumper()
+	dial := func(req []netlink.Message) ([]netlink.Message, error) {
+		for _, m := range req {
+			b, err := m.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) < 16 {
+				continue
+			}
+			fmt.Fprintf(out, "# %s\n%s\n", d.describe(b), hex.EncodeToString(b[16:]))
+		}
+		return req, nil
+	}
+	g, err := openNFT(slog.New(slog.NewTextHandler(io.Discard, nil)), nftables.WithTestDial(dial))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
 
 // nfDumper names nf_tables netlink messages for the golden file, in the
@@ -163,8 +176,21 @@ func (d *nfDumper) describe(b []byte) string {
 	case "newrule":
 		s = fmt.Sprintf("%s %s %s %s: %s", name, fam, attrStr(as, 1), attrStr(as, 2), ruleExprs(attr(as, 4)))
 		if ud := attr(as, 7); ud != nil {
-			s += fmt.Sprintf(" (userdata %q)", ud)
+			if text, ok := nftkit.ParseComment(ud); ok {
+				s += fmt.Sprintf(" (comment %q)", text)
+			} else {
+				s += fmt.Sprintf(" (userdata %q)", ud)
+			}
 		}
+	case "delrule":
+		s = fmt.Sprintf("%s %s %s %s", name, fam, attrStr(as, 1), attrStr(as, 2))
+		if h := attr(as, 3); len(h) == 8 {
+			s += fmt.Sprintf(" handle %d", binary.BigEndian.Uint64(h))
+		} else {
+			s += " (flush)"
+		}
+	case "delchain":
+		s = fmt.Sprintf("%s %s %s %s", name, fam, attrStr(as, 1), attrStr(as, 3))
 	case "newset":
 		s = fmt.Sprintf("%s %s %s %s { %s }", name, fam, attrStr(as, 1), attrStr(as, 2), d.setSpec(as))
 	case "newsetelem", "delsetelem":
@@ -252,7 +278,7 @@ func ruleExprs(b []byte) string {
 		tok := name
 		switch name {
 		case "meta":
-			keys := map[uint32]string{15: "nfproto", 16: "l4proto"}
+			keys := map[uint32]string{7: "oifname", 15: "nfproto", 16: "l4proto"}
 			k, _ := attrU32(data, 2)
 			tok = "meta " + keys[k]
 			if keys[k] == "" {
@@ -276,7 +302,11 @@ func ruleExprs(b []byte) string {
 			ops := []string{"==", "!=", "<", "<=", ">", ">="}
 			op, _ := attrU32(data, 2)
 			if int(op) < len(ops) {
-				tok = "cmp " + ops[op] + " 0x" + hex.EncodeToString(attr(parseAttrs(attr(data, 3)), 1))
+				v := attr(parseAttrs(attr(data, 3)), 1)
+				tok = "cmp " + ops[op] + " 0x" + hex.EncodeToString(v)
+				if len(toks) > 0 && toks[len(toks)-1] == "meta oifname" {
+					tok = fmt.Sprintf("cmp %s %q", ops[op], strings.TrimRight(string(v), "\x00"))
+				}
 			}
 		case "lookup":
 			tok = "lookup @" + attrStr(data, 1)

@@ -57,7 +57,19 @@ func newGateLab(t *testing.T) *gateLab {
 	gwIf := "veth-" + "cl"
 	gw.MustIP("addr", "add", "fd00:199::1/64", "dev", gwIf, "nodad")
 	cl.MustIP("addr", "add", "fd00:199::2/64", "dev", clIf, "nodad")
-	f, err := os.Open(gw.Path())
+	lab := &gateLab{gw: gw, cl: cl, gate: openGateIn(t, gw)}
+	for _, addr := range []string{"10.199.0.1:7001", "10.199.0.1:7003", "[fd00:199::1]:7001"} {
+		netlab.ServeTCP(t, gw, addr)
+	}
+	netlab.EchoUDP(t, gw, "10.199.0.1:7002")
+	return lab
+}
+
+// openGateIn opens a gate on the namespace's nftables, closed when the
+// test ends.
+func openGateIn(t *testing.T, ns *netlab.NS) *NFTGate {
+	t.Helper()
+	f, err := os.Open(ns.Path())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,12 +79,7 @@ func newGateLab(t *testing.T) *gateLab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.Close() })
-	lab := &gateLab{gw: gw, cl: cl, gate: g}
-	for _, addr := range []string{"10.199.0.1:7001", "10.199.0.1:7003", "[fd00:199::1]:7001"} {
-		netlab.ServeTCP(t, gw, addr)
-	}
-	netlab.EchoUDP(t, gw, "10.199.0.1:7002")
-	return lab
+	return g
 }
 
 func (l *gateLab) tcpOpen(t *testing.T, src, dst string) bool {

@@ -130,6 +130,19 @@ func (n *NS) startWorker() {
 	}
 }
 
+// Sysctl sets a network sysctl (e.g. "net.ipv4.ip_forward") inside the
+// namespace only: /proc/sys/net is the namespace's own for a thread in it.
+func (n *NS) Sysctl(name, value string) {
+	n.t.Helper()
+	path := "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
+	if !strings.HasPrefix(name, "net.") {
+		n.t.Fatalf("netlab: %s is not a network sysctl: it would change the host", name)
+	}
+	if err := n.Do(func() error { return os.WriteFile(path, []byte(value), 0o644) }); err != nil {
+		n.t.Fatalf("sysctl %s=%s in %s: %v", name, value, n.Name, err)
+	}
+}
+
 // Veth connects two namespaces with a veth pair; the addresses are CIDRs
 // (e.g. "10.99.0.1/24"); more addresses can be added to either end later.
 func Veth(t T, a *NS, aAddr string, b *NS, bAddr string) (aIf, bIf string) {

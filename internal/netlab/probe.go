@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 )
 
@@ -92,4 +93,64 @@ func Reaches(t T, ns *NS, proto, src, dst string, wait time.Duration) bool {
 		t.Fatalf("probe from %s: %v", src, err)
 	}
 	return ok
+}
+
+// UDPSink records, by payload, the source address of every datagram that
+// reaches its address: what a host behind a NAT sees.
+type UDPSink struct {
+	mu   sync.Mutex
+	seen map[string]netip.Addr
+}
+
+// ListenUDPSink listens on addr inside ns until the test ends.
+func ListenUDPSink(t T, ns *NS, addr string) *UDPSink {
+	t.Helper()
+	s := &UDPSink{seen: map[string]netip.Addr{}}
+	buf := make([]byte, 256)
+	serve(t, ns, "udp "+addr, func() (net.PacketConn, error) { return net.ListenPacket("udp", addr) },
+		func(pc net.PacketConn) error {
+			n, from, err := pc.ReadFrom(buf)
+			if ua, ok := from.(*net.UDPAddr); err == nil && ok {
+				s.mu.Lock()
+				s.seen[string(buf[:n])] = ua.AddrPort().Addr().Unmap()
+				s.mu.Unlock()
+			}
+			return err
+		})
+	return s
+}
+
+// Source waits up to wait for the datagram carrying payload and returns
+// the source address it arrived with.
+func (s *UDPSink) Source(payload string, wait time.Duration) (netip.Addr, bool) {
+	for deadline := time.Now().Add(wait); ; time.Sleep(10 * time.Millisecond) {
+		s.mu.Lock()
+		a, ok := s.seen[payload]
+		s.mu.Unlock()
+		if ok || time.Now().After(deadline) {
+			return a, ok
+		}
+	}
+}
+
+// SendUDP sends one datagram from src (an address of ns; port chosen by
+// the kernel, so each call is a new flow for conntrack) to dst.
+func SendUDP(t T, ns *NS, src, dst, payload string) {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(dst)
+	if err != nil {
+		t.Fatalf("udp destination %q: %v", dst, err)
+	}
+	err = ns.Do(func() error {
+		c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, net.UDPAddrFromAddrPort(ap))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte(payload))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("send udp from %s to %s in %s: %v", src, dst, ns.Name, err)
+	}
 }

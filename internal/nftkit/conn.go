@@ -2,7 +2,8 @@
 // (dynfw) and the link agent's firewall (linkmgr/agent): a lasting netlink
 // connection with a large send buffer and a deadline on every batch, table
 // lookup and removal, the element keys of concatenated sets, the rule
-// fragments both match with, and element adds chunked below the kernel's
+// fragments both match with (and the source NAT chain, rule fragments and
+// comment tags of nat.go), and element adds chunked below the kernel's
 // silent limit. PutElements adds elements of timeout sets with an explicit
 // expiration, which google/nftables cannot send, so that re-adding an
 // element sets its expiry. It owns no table: each caller owns, names and
