@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
@@ -14,9 +15,14 @@ import (
 
 func (s *Service) login(c *rpc.Call, req *api.LoginRequest) (*api.SessionResponse, error) {
 	sess, sid, err := s.admin.Login(c.Ctx, req.Username, req.Password, peerHost(c.Peer))
+	if secs, ok := admin.RetryAfter(err); ok {
+		c.RespHeader.Set("Retry-After", strconv.Itoa(secs))
+	}
 	switch {
 	case errors.Is(err, admin.ErrRateLimited):
 		return nil, &rpc.Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many failed logins; try again later"}
+	case errors.Is(err, admin.ErrBusy):
+		return nil, &rpc.Error{Status: http.StatusServiceUnavailable, Code: "busy", Message: "too many logins in progress; try again shortly"}
 	case errors.Is(err, admin.ErrBadCredentials):
 		return nil, &rpc.Error{Status: http.StatusUnauthorized, Code: "bad_credentials", Message: "wrong username or password"}
 	case err != nil:

@@ -68,17 +68,39 @@ type Service struct {
 	now        func() time.Time
 	sessionTTL time.Duration
 	limiter    *Limiter
+	// fullLogged is when a full source table was last logged.
+	fullMu     sync.Mutex
+	fullLogged time.Time
 }
 
 // Options configure a Service.
 type Options struct {
 	SessionTTL time.Duration
-	// MaxFailures failed logins per Window per peer address and per
-	// username are allowed; more are refused until the window passes.
+	// MaxFailures failed logins per Window per (username, source) are
+	// allowed, SourceFactor times as many per source (an IPv4 address or an
+	// IPv6 /64); more are refused until the window passes (see Limiter).
 	MaxFailures int
 	Window      time.Duration
-	Now         func() time.Time
+	// PasswordChecks bounds the argon2id checks of logins that run at once
+	// (64 MiB each); default 4.
+	PasswordChecks int
+	// Sources bounds the limiter's source table (default 65,536) and
+	// CheckWait how long a login waits for a check slot (default 3 s).
+	Sources   int
+	CheckWait time.Duration
+	Now       func() time.Time
 }
+
+// Login limiter sizes.
+const (
+	// SourceFactor: a source may fail this many times MaxFailures per
+	// window, over all usernames.
+	SourceFactor = 4
+	// WaitersPerCheck logins per check slot may wait for one.
+	WaitersPerCheck = 16
+	// DefaultSources bounds the source table: about 30 MB at worst.
+	DefaultSources = 1 << 16
+)
 
 // New returns a Service. A nil log discards its records.
 func New(st store.Store, log *slog.Logger, o Options) *Service {
@@ -95,8 +117,18 @@ func New(st store.Store, log *slog.Logger, o Options) *Service {
 	if o.Window <= 0 {
 		o.Window = 5 * time.Minute
 	}
-	return &Service{st: st, log: logging.OrDiscard(log), now: o.Now, sessionTTL: o.SessionTTL,
-		limiter: NewLimiter(o.MaxFailures, o.Window, 10000, o.Now)}
+	if o.PasswordChecks <= 0 {
+		o.PasswordChecks = 4
+	}
+	if o.Sources <= 0 {
+		o.Sources = DefaultSources
+	}
+	if o.CheckWait <= 0 {
+		o.CheckWait = 3 * time.Second
+	}
+	lim := Limits{UserMax: o.MaxFailures, SourceMax: SourceFactor * o.MaxFailures, Window: o.Window, Sources: o.Sources,
+		Checks: o.PasswordChecks, Waiters: WaitersPerCheck * o.PasswordChecks, Wait: o.CheckWait}
+	return &Service{st: st, log: log, now: o.Now, sessionTTL: o.SessionTTL, limiter: NewLimiter(lim, o.Now)}
 }
 
 // HashPassword returns an encoded argon2id hash of pw.
@@ -123,8 +155,10 @@ func VerifyPassword(encoded, pw string) bool {
 	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
 		return false
 	}
+	// m is at most the memory hashes are made with: a login's check slot
+	// holds that much (see Limiter).
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || t == 0 || p == 0 ||
-		m > 1<<20 || t > 16 {
+		m > argonMemory || t > 16 {
 		return false
 	}
 	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
@@ -214,12 +248,11 @@ func (s *Service) ResetPassword(ctx context.Context, username string) (string, e
 }
 
 // Login checks the credentials and opens a session. It returns the session
-// and the session ID for the cookie (only its hash is stored).
+// and the session ID for the cookie (only its hash is stored). peer is the
+// client's IP address. A refusal before the password check is a
+// *RetryError (ErrRateLimited or ErrBusy; see RetryAfter).
 func (s *Service) Login(ctx context.Context, username, password, peer string) (*Session, string, error) {
-	if !s.limiter.Allow("peer:"+peer) || !s.limiter.Allow("user:"+username) {
-		s.log.Warn("login refused: rate limited", "username", username, "peer", peer)
-		return nil, "", ErrRateLimited
-	}
+	hash := dummyHash()
 	var acc *Account
 	err := s.st.View(ctx, func(tx store.Tx) error {
 		var err error
@@ -229,16 +262,21 @@ func (s *Service) Login(ctx context.Context, username, password, peer string) (*
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, "", fmt.Errorf("login: %w", err)
 	}
-	hash := dummyHash()
 	if acc != nil {
 		hash = acc.Hash
 	}
+	att, err := s.limiter.Begin(ctx, username, peer)
+	if err != nil {
+		s.logRefusal(err, username, peer)
+		return nil, "", err
+	}
+	defer att.Done(Aborted) // a no-op once the outcome is recorded
 	if !VerifyPassword(hash, password) || acc == nil {
-		s.limiter.Fail("peer:" + peer)
-		s.limiter.Fail("user:" + username)
-		s.log.Warn("login failed", "username", username, "peer", peer)
+		reached := att.Done(Failed)
+		s.log.Warn("login failed", "username", username, "peer", peer, "source", SourceKey(peer), "limit_reached", reached)
 		return nil, "", ErrBadCredentials
 	}
+	att.Done(Succeeded)
 	sid, err := random.Hex(32)
 	if err != nil {
 		return nil, "", err
@@ -260,6 +298,28 @@ func (s *Service) Login(ctx context.Context, username, password, peer string) (*
 	}
 	s.log.Info("admin logged in", "username", username, "peer", peer)
 	return sess, sid, nil
+}
+
+// logRefusal logs a login refused before its password check: at debug
+// level (they cost nothing and can come in floods), except a full source
+// table, a warning at most once a minute.
+func (s *Service) logRefusal(err error, username, peer string) {
+	var re *RetryError
+	if errors.As(err, &re) && re.Reason == ReasonTableFull {
+		s.fullMu.Lock()
+		now := s.now()
+		due := now.Sub(s.fullLogged) >= time.Minute
+		if due {
+			s.fullLogged = now
+		}
+		s.fullMu.Unlock()
+		if due {
+			s.log.Warn("login refused: the limiter's source table is full of failing sources; new sources wait until entries expire",
+				"peer", peer, "retry_after", re.After.Round(time.Second))
+			return
+		}
+	}
+	s.log.Debug("login refused", "username", username, "peer", peer, "err", err)
 }
 
 // Authenticate returns the live session for a session ID.

@@ -91,8 +91,8 @@ func TestLoginRateLimit(t *testing.T) {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
-	// The right password is refused too while the window lasts.
-	if _, _, err := s.Login(ctx, "admin", pw, "10.0.0.2"); !errors.Is(err, ErrRateLimited) {
+	// That source is refused, even with the right password.
+	if _, _, err := s.Login(ctx, "admin", pw, "10.0.0.1"); !errors.Is(err, ErrRateLimited) {
 		t.Fatalf("after 3 failures: got %v, want ErrRateLimited", err)
 	}
 	c.t = c.t.Add(time.Minute)
@@ -102,6 +102,88 @@ func TestLoginRateLimit(t *testing.T) {
 	// An unknown user counts as a failure too, and says the same thing.
 	if _, _, err := s.Login(ctx, "nobody", "x", "10.0.0.3"); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("unknown user: %v", err)
+	}
+}
+
+// TestLoginCleanSourceDuringLockout (issue 9, item 9): failures count per
+// source (a /64 for IPv6) and per (user, source); a source that has not
+// failed still logs in with the right password, refused attempts do not
+// extend the window.
+func TestLoginCleanSourceDuringLockout(t *testing.T) {
+	s, c := newService(t)
+	ctx := context.Background()
+	pw, _, _ := s.EnsureInitialAdmin(ctx)
+	fail := func(user, peer string) {
+		t.Helper()
+		if _, _, err := s.Login(ctx, user, "wrong", peer); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("%s from %s: %v, want ErrBadCredentials", user, peer, err)
+		}
+	}
+	limited := func(user, password, peer string) {
+		t.Helper()
+		if _, _, err := s.Login(ctx, user, password, peer); !errors.Is(err, ErrRateLimited) {
+			t.Fatalf("%s from %s: %v, want ErrRateLimited", user, peer, err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		fail("admin", "10.0.0.1")
+	}
+	limited("admin", pw, "10.0.0.1")
+	// Another address that has not failed logs in.
+	if _, _, err := s.Login(ctx, "admin", pw, "10.0.0.2"); err != nil {
+		t.Fatalf("clean source during the lockout of another: %v", err)
+	}
+	// An IPv6 /64 is one source; the next /64 is another. An IPv4-mapped
+	// address is its IPv4 address.
+	for i := 0; i < 3; i++ {
+		fail("admin", "2001:db8:1:2::"+string(rune('1'+i)))
+	}
+	limited("admin", pw, "2001:db8:1:2:ffff:ffff:ffff:ffff")
+	limited("admin", pw, "::ffff:10.0.0.1")
+	if _, _, err := s.Login(ctx, "admin", pw, "2001:db8:1:3::1"); err != nil {
+		t.Fatalf("next /64: %v", err)
+	}
+	// Per (user, source): the locked user from that source is refused, the
+	// same source may still fail for another name.
+	fail("nobody", "10.0.0.1")
+	// Refused attempts during the window do not extend it.
+	c.t = c.t.Add(59 * time.Second)
+	limited("admin", pw, "10.0.0.1")
+	c.t = c.t.Add(time.Second)
+	if _, _, err := s.Login(ctx, "admin", pw, "10.0.0.1"); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+}
+
+// TestLoginCountsAttemptBeforeHashing (issue 9, item 8): parallel wrong
+// logins from one source are counted before the hash, so no more than the
+// maximum reach the password check; the others are refused.
+func TestLoginCountsAttemptBeforeHashing(t *testing.T) {
+	s, _ := newService(t)
+	ctx := context.Background()
+	pw, _, _ := s.EnsureInitialAdmin(ctx)
+	const n = 24
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, _, err := s.Login(ctx, "admin", "wrong", "198.51.100.7")
+			errs <- err
+		}()
+	}
+	bad := 0
+	for i := 0; i < n; i++ {
+		switch err := <-errs; {
+		case errors.Is(err, ErrBadCredentials):
+			bad++
+		case err == nil:
+			t.Fatal("wrong password accepted")
+		}
+	}
+	if bad > 3 {
+		t.Fatalf("%d of %d parallel wrong logins reached the password check, want at most 3", bad, n)
+	}
+	if _, _, err := s.Login(ctx, "admin", pw, "198.51.100.7"); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("right password from the source that failed: %v, want ErrRateLimited", err)
 	}
 }
 
