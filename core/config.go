@@ -82,6 +82,9 @@ type AdminConfig struct {
 	SessionTTL       config.Duration `toml:"session_ttl"`
 	LoginMaxFailures config.Int      `toml:"login_max_failures"`
 	LoginWindow      config.Duration `toml:"login_window"`
+	// LoginConcurrency bounds the password checks of logins that run at
+	// once: each holds 64 MiB (argon2id), so it sizes the core's memory.
+	LoginConcurrency config.Int `toml:"login_concurrency"`
 }
 
 // DefaultConfig returns the production defaults, and with them the range
@@ -97,6 +100,7 @@ func DefaultConfig() Config {
 			SessionTTL:       config.Duration{D: 12 * time.Hour, Min: time.Minute, Max: 720 * time.Hour},
 			LoginMaxFailures: config.Int{N: 5, Min: 1, Max: 1000},
 			LoginWindow:      config.Duration{D: 5 * time.Minute, Min: time.Second, Max: 24 * time.Hour},
+			LoginConcurrency: config.Int{N: 4, Min: 1, Max: 64},
 		},
 		Approval: ApprovalConfig{
 			Window:            config.Duration{D: 120 * time.Second, Min: 5 * time.Second, Max: 12 * time.Hour},
@@ -174,6 +178,7 @@ type WebSettings struct {
 // Checked.SessionTTL and Checked.LoginWindow.
 type AdminSettings struct {
 	LoginMaxFailures int
+	LoginConcurrency int
 }
 
 // ApprovalSettings is the checked [approval] table; its durations and
@@ -221,7 +226,7 @@ func (c Config) Check() (*Checked, error) {
 		LogFormat:  c.LogFormat.String(),
 		Web: WebSettings{Listen: string(c.Web.Listen), RedirectListen: string(c.Web.RedirectListen), Binary: c.Web.Binary,
 			User: c.Web.User, TLSCert: c.Web.TLSCert, TLSKey: c.Web.TLSKey, PublicURLs: config.Strings(c.Web.PublicURLs)},
-		Admin:          AdminSettings{LoginMaxFailures: c.Admin.LoginMaxFailures.N},
+		Admin:          AdminSettings{LoginMaxFailures: c.Admin.LoginMaxFailures.N, LoginConcurrency: c.Admin.LoginConcurrency.N},
 		Approval:       ApprovalSettings{ReportedAddresses: c.Approval.ReportedAddresses, ForwardedHeader: string(c.Approval.ForwardedHeader)},
 		Firewall:       c.Firewall,
 		SessionTTL:     c.Admin.SessionTTL.D,

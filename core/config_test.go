@@ -93,6 +93,8 @@ func TestConfigErrorMessages(t *testing.T) {
 		{"[admin]\nlogin_window = \"25h\"", `config: admin.login_window: "25h" is not a duration between 1s and 24h`},
 		{"[admin]\nlogin_max_failures = 0", `config: admin.login_max_failures: 0 is not between 1 and 1000`},
 		{"[admin]\nlogin_max_failures = 1001", `config: admin.login_max_failures: 1001 is not between 1 and 1000`},
+		{"[admin]\nlogin_concurrency = 0", `config: admin.login_concurrency: 0 is not between 1 and 64`},
+		{"[admin]\nlogin_concurrency = 65", `config: admin.login_concurrency: 65 is not between 1 and 64`},
 		{"[approval]\nwindow = \"5x\"", `config: approval.window: "5x" is not a duration between 5s and 12h`},
 		{"[approval]\nwindow = \"4s\"", `config: approval.window: "4s" is not a duration between 5s and 12h`},
 		{"[approval]\nwindow = \"13h\"", `config: approval.window: "13h" is not a duration between 5s and 12h`},
@@ -122,13 +124,13 @@ func loadChecked(t *testing.T, text string) (*Checked, error) {
 
 func TestConfigBoundariesAccepted(t *testing.T) {
 	c, err := loadChecked(t, "log_level = \"DEBUG\"\nlog_format = \"json\"\n"+
-		"[admin]\nsession_ttl = \"1m\"\nlogin_window = \"24h\"\nlogin_max_failures = 1000\n"+
+		"[admin]\nsession_ttl = \"1m\"\nlogin_window = \"24h\"\nlogin_max_failures = 1000\nlogin_concurrency = 64\n"+
 		"[approval]\nwindow = \"5s\"\ntoken_ttl = \"1h\"\nforwarded_header = \"\"\ntrusted_proxies = [\"10.1.2.3/8\", \"2001:db8::1\"]\n"+
 		"[web]\nlisten = \"[::1]:0\"\nredirect_listen = \"localhost:http\"\npublic_urls = [\"https://vpn.example.com/\"]\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SessionTTL != time.Minute || c.LoginWindow != 24*time.Hour || c.Admin.LoginMaxFailures != 1000 ||
+	if c.SessionTTL != time.Minute || c.LoginWindow != 24*time.Hour || c.Admin.LoginMaxFailures != 1000 || c.Admin.LoginConcurrency != 64 ||
 		c.Window != 5*time.Second || c.TokenTTL != time.Hour || c.Approval.ForwardedHeader != "" || !c.Approval.ReportedAddresses {
 		t.Fatalf("got %+v", c)
 	}
@@ -202,7 +204,7 @@ func configKeys(t reflect.Type, prefix string) []string {
 // key, and the example files load.
 func TestConfigDocumented(t *testing.T) {
 	keys := configKeys(reflect.TypeOf(Config{}), "")
-	if len(keys) != 20 {
+	if len(keys) != 21 {
 		t.Fatalf("%d keys: %v", len(keys), keys)
 	}
 	doc, err := os.ReadFile("../docs/config.md")

@@ -155,7 +155,8 @@ func (d *daemon) openStore(context.Context) (err error) {
 // ensureAdmin creates the first admin on the first run and prints its
 // password once, to the terminal, never to the log.
 func (d *daemon) ensureAdmin(ctx context.Context) error {
-	d.adm = admin.New(d.st, d.log, admin.Options{SessionTTL: d.cfg.SessionTTL, MaxFailures: d.cfg.Admin.LoginMaxFailures, Window: d.cfg.LoginWindow})
+	d.adm = admin.New(d.st, d.log, admin.Options{SessionTTL: d.cfg.SessionTTL, MaxFailures: d.cfg.Admin.LoginMaxFailures,
+		Window: d.cfg.LoginWindow, PasswordChecks: d.cfg.Admin.LoginConcurrency})
 	pw, created, err := d.adm.EnsureInitialAdmin(ctx)
 	if err != nil || !created {
 		return err
