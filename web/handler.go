@@ -260,6 +260,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route,
 			}
 		}
 	}
+	if ra := passRetryAfter(status, resp.Header); ra != "" {
+		w.Header().Set("Retry-After", ra)
+	}
 	if status == http.StatusOK && rt.Render == api.RenderTar {
 		h.writeArchive(w, rt, reqID, v)
 		return

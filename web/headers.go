@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/portcullis-gw/portcullis/api"
@@ -62,6 +63,28 @@ func passSessionCookie(h string) string {
 		return ""
 	}
 	return out.String()
+}
+
+// maxRetryAfter bounds a passed Retry-After: the core's longest login
+// window (admin.login_window, at most 24 h).
+const maxRetryAfter = 24 * 3600
+
+// passRetryAfter returns the core's Retry-After for a 429 or 503 answer
+// when it is exactly one delay in whole seconds (canonical decimal, at most
+// maxRetryAfter), or "". An HTTP-date or anything else is dropped.
+func passRetryAfter(status int, h http.Header) string {
+	vals := h.Values("Retry-After")
+	if (status != http.StatusTooManyRequests && status != http.StatusServiceUnavailable) || len(vals) != 1 {
+		return ""
+	}
+	v := vals[0]
+	if v == "" || len(v) > 5 || strings.Trim(v, "0123456789") != "" || (len(v) > 1 && v[0] == '0') {
+		return ""
+	}
+	if n, err := strconv.Atoi(v); err != nil || n > maxRetryAfter {
+		return ""
+	}
+	return v
 }
 
 // signedHeaders are the signed-request headers of the routes that carry
