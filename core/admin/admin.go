@@ -252,9 +252,14 @@ func (s *Service) ResetPassword(ctx context.Context, username string) (string, e
 // client's IP address. A refusal before the password check is a
 // *RetryError (ErrRateLimited or ErrBusy; see RetryAfter).
 func (s *Service) Login(ctx context.Context, username, password, peer string) (*Session, string, error) {
-	hash := dummyHash()
+	att, err := s.limiter.Begin(ctx, username, peer)
+	if err != nil {
+		s.logRefusal(err, username, peer)
+		return nil, "", err
+	}
+	defer att.Done(Aborted) // a no-op once the outcome is recorded
 	var acc *Account
-	err := s.st.View(ctx, func(tx store.Tx) error {
+	err = s.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		acc, err = store.GetJSON[Account](tx, store.BucketAdmins, username)
 		return err
@@ -262,15 +267,10 @@ func (s *Service) Login(ctx context.Context, username, password, peer string) (*
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, "", fmt.Errorf("login: %w", err)
 	}
+	hash := dummyHash()
 	if acc != nil {
 		hash = acc.Hash
 	}
-	att, err := s.limiter.Begin(ctx, username, peer)
-	if err != nil {
-		s.logRefusal(err, username, peer)
-		return nil, "", err
-	}
-	defer att.Done(Aborted) // a no-op once the outcome is recorded
 	if !VerifyPassword(hash, password) || acc == nil {
 		reached := att.Done(Failed)
 		s.log.Warn("login failed", "username", username, "peer", peer, "source", SourceKey(peer), "limit_reached", reached)

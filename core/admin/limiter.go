@@ -307,8 +307,11 @@ func (l *Limiter) wait(ctx context.Context, key string) error {
 		return &RetryError{Err: ErrBusy, Reason: reason, After: after}
 	}
 	if len(l.waiters) >= l.lim.Waiters {
+		if l.lim.Waiters == 0 {
+			return busy(ReasonQueueFull, l.lim.Wait)
+		}
 		worst := slices.MaxFunc(l.waiters, l.cmpWaiters)
-		if l.lim.Waiters == 0 || l.score(worst.key) <= l.score(key) {
+		if l.score(worst.key) <= l.score(key) {
 			return busy(ReasonQueueFull, l.lim.Wait)
 		}
 		l.remove(worst)
@@ -329,6 +332,10 @@ func (l *Limiter) wait(ctx context.Context, key string) error {
 	l.mu.Lock()
 	switch w.state {
 	case granted:
+		if ctx.Err() != nil { // the caller is gone: no check for it
+			l.release()
+			return busy(ReasonWait, l.lim.Wait)
+		}
 		return nil
 	case dropped:
 		return busy(ReasonQueueFull, l.lim.Wait)

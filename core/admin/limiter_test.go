@@ -223,6 +223,11 @@ func TestLimiterCheckSlots(t *testing.T) {
 	if l.free != 1 || len(l.waiters) != 0 || l.score("10.0.0.3") != 0 {
 		t.Fatalf("after all Done: free %d, waiters %d, 10.0.0.3 score %d", l.free, len(l.waiters), l.score("10.0.0.3"))
 	}
+	// No queue at all: a busy slot refuses at once.
+	l = testLimiter(c, Limits{UserMax: 5, SourceMax: 20, Sources: 10, Checks: 1})
+	held = mustBegin(t, l, "admin", "10.0.0.1")
+	refused(t, l, "admin", "10.0.0.2", ErrBusy, ReasonQueueFull)
+	held.Done(Aborted)
 }
 
 // TestLimiterPrefersCleanSources: the next free slot goes to the waiter
