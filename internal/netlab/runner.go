@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -14,6 +16,7 @@ import (
 // made is removed however it ends. Defer Done in main.
 type Runner struct {
 	name     string
+	ending   atomic.Bool // a Fatalf is running the cleanups
 	mu       sync.Mutex
 	cleanups []func()
 }
@@ -44,7 +47,13 @@ func (r *Runner) Cleanup(f func()) {
 func (r *Runner) Skip(args ...any) { r.Fatalf("%s", fmt.Sprint(args...)) }
 
 // Fatalf prints the message, runs the cleanups and exits with status 1.
+// Once one Fatalf is under way, a later one (a goroutine whose processes
+// the cleanups just stopped) prints nothing and ends its goroutine, as
+// testing.T.FailNow does; so cleanups must not call Fatalf.
 func (r *Runner) Fatalf(format string, args ...any) {
+	if r.ending.Swap(true) {
+		runtime.Goexit()
+	}
 	fmt.Fprintf(os.Stderr, r.name+": "+format+"\n", args...)
 	r.Done()
 	os.Exit(1)
