@@ -34,13 +34,16 @@ fuzz:
 	./scripts/fuzz-smoke.sh $(FUZZTIME)
 
 # Decoder micro-benchmark, front vs reverse proxy, and (as root: network
-# namespaces and nftables) approvals end to end. See README "Benchmarks".
+# namespaces and nftables) approvals end to end and approval to first ping
+# through an OpenVPN tunnel. See README "Benchmarks".
 bench:
 	./scripts/bench-deps.sh
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./api/
 	$(GO) run ./internal/benchfront
 	@if [ "$$(id -u)" = 0 ]; then $(GO) run ./internal/benchapprove; \
 	else echo "benchapprove: needs root (network namespaces, nftables): not run"; fi
+	@if [ "$$(id -u)" = 0 ]; then GO=$(GO) $(GO) run ./internal/benchtunnel; \
+	else echo "benchtunnel: needs root (network namespaces, nftables, OpenVPN workers): not run"; fi
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

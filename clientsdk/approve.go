@@ -279,6 +279,14 @@ func approveHost(ctx context.Context, client *http.Client, host string, p *Profi
 	if err != nil {
 		return nil, err
 	}
+	return Send(ctx, client, host, p, sealed)
+}
+
+// Send posts a sealed request of the profile to host (host[:port]) with
+// client, as the Pritunl Client does, and opens the gateway's sealed
+// decision: Approve's exchange with one host, for callers that seal ahead
+// of time or bring their own connection (a chosen source address).
+func Send(ctx context.Context, client *http.Client, host string, p *Profile, sealed *Request) (*Result, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+host+sealed.Path, bytes.NewReader(sealed.Body))
 	if err != nil {
 		return nil, &HostError{Host: host, Err: err}

@@ -52,24 +52,6 @@ import (
 	"github.com/portcullis-gw/portcullis/web"
 )
 
-// runner is netlab.T for a program: failures end it, cleanups run at exit.
-type runner struct{ cleanups []func() }
-
-func (r *runner) Helper()          {}
-func (r *runner) Cleanup(f func()) { r.cleanups = append(r.cleanups, f) }
-func (r *runner) Skip(args ...any) { r.Fatalf("%s", fmt.Sprint(args...)) }
-func (r *runner) Fatalf(format string, args ...any) {
-	r.done()
-	fmt.Fprintf(os.Stderr, "benchapprove: "+format+"\n", args...)
-	os.Exit(1)
-}
-func (r *runner) done() {
-	for i := len(r.cleanups) - 1; i >= 0; i-- {
-		r.cleanups[i]()
-	}
-	r.cleanups = nil
-}
-
 const (
 	gwAddr    = "10.203.0.1"
 	vpnPort   = 11194
@@ -83,8 +65,8 @@ func main() {
 	execs := flag.Int("nft-ops", 200, "element adds in the nft-binary comparison")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the throughput runs here")
 	flag.Parse()
-	r := &runner{}
-	defer r.done()
+	r := netlab.NewRunner("benchapprove")
+	defer r.Done()
 	lab := setup(r, *clients, 2**latency)
 	fmt.Printf("benchapprove: %d clients (distinct users, RSA-4096 keys), token TTL %s, GOMAXPROCS=%d\n\n",
 		*clients, dynfw.DefaultTokenTTL, numCPU())
@@ -126,7 +108,7 @@ type lab struct {
 	cpuProfile string
 }
 
-func setup(r *runner, clients, latencyAddrs int) *lab {
+func setup(r *netlab.Runner, clients, latencyAddrs int) *lab {
 	netlab.Require(r)
 	l := &lab{gw: netlab.NewNS(r, "bgw"), cl: netlab.NewNS(r, "bcl")}
 	_, clIf := netlab.Veth(r, l.gw, gwAddr+"/16", l.cl, "10.203.0.2/16")
@@ -277,7 +259,7 @@ func (l *lab) httpClient(src string, keepAlive bool) *http.Client {
 }
 
 // seal signs n requests round-robin over the profiles, on every core.
-func (l *lab) seal(r *runner, n int) []*clientsdk.Request {
+func (l *lab) seal(r *netlab.Runner, n int) []*clientsdk.Request {
 	out := make([]*clientsdk.Request, n)
 	var wg sync.WaitGroup
 	var next atomic.Int64
@@ -322,7 +304,7 @@ func (l *lab) send(c *http.Client, s *clientsdk.Request) (int, error) {
 
 // throughput fires n pre-signed approvals from as many workers as there are
 // profiles, each worker using its own user's requests.
-func (l *lab) throughput(r *runner, n int, keepAlive bool) (float64, int64) {
+func (l *lab) throughput(r *netlab.Runner, n int, keepAlive bool) (float64, int64) {
 	fmt.Fprintf(os.Stderr, "benchapprove: signing %d requests...\n", n)
 	reqs := l.seal(r, n)
 	workers := len(l.profiles)
@@ -357,7 +339,7 @@ func (l *lab) throughput(r *runner, n int, keepAlive bool) (float64, int64) {
 
 // latency approves from a new source address each time and measures until
 // the first TCP connect from that address is accepted.
-func (l *lab) latency(r *runner, n int, keepAlive bool) (p50, p99, max, exchange time.Duration) {
+func (l *lab) latency(r *netlab.Runner, n int, keepAlive bool) (p50, p99, max, exchange time.Duration) {
 	srcs := l.srcs[:n]
 	if keepAlive {
 		srcs = l.srcs[n : 2*n]
@@ -404,7 +386,7 @@ func (l *lab) latency(r *runner, n int, keepAlive bool) (p50, p99, max, exchange
 
 // elementCost compares one element add through the lasting netlink
 // connection with the same add by executing nft in the gateway namespace.
-func (l *lab) elementCost(r *runner, n int) (netlink, nft time.Duration, err error) {
+func (l *lab) elementCost(r *netlab.Runner, n int) (netlink, nft time.Duration, err error) {
 	nftBin, err := exec.LookPath("nft")
 	if err != nil {
 		return 0, 0, fmt.Errorf("nft binary not installed (apt-get install nftables)")

@@ -22,6 +22,7 @@ import (
 	"github.com/portcullis-gw/portcullis/clientsdk"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 )
 
 // approvalLab is the system-test network: a gateway namespace running the
@@ -56,20 +57,20 @@ func newApprovalLab(t *testing.T) *approvalLab {
 	l := &approvalLab{t: t, gw: netlab.NewNS(t, "gw"), cl: netlab.NewNS(t, "cl")}
 	_, clIf := netlab.Veth(t, l.gw, gwAddr+"/24", l.cl, clAddr+"/24")
 	l.cl.MustIP("addr", "add", clOther+"/24", "dev", clIf)
-	l.g = startGatewayWith(t, gwOpts{ns: l.gw, listen: gwAddr + ":8443",
-		extra: fmt.Sprintf("[approval]\ntoken_ttl = %q\nreported_addresses = false\n", tokenTTL)})
-	l.caPath = filepath.Join(l.g.dir, "data", "tls", "cert.pem")
-	l.admin = l.g.clientFrom(l.cl)
-	l.admin.login(l.g.AdminPW)
-	l.admin.must("POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &l.org)
-	l.admin.must("POST", "/organization/"+l.org.ID+"/user", api.UserCreate{Name: "alice"}, &l.user)
+	l.g = startGatewayWith(t, gwOpts{NS: l.gw, Listen: gwAddr + ":8443",
+		Extra: fmt.Sprintf("[approval]\ntoken_ttl = %q\nreported_addresses = false\n", tokenTTL)})
+	l.caPath = filepath.Join(l.g.Dir, "data", "tls", "cert.pem")
+	l.admin = l.g.ClientFrom(l.cl)
+	l.admin.Login(l.g.AdminPW)
+	l.admin.Must("POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &l.org)
+	l.admin.Must("POST", "/organization/"+l.org.ID+"/user", api.UserCreate{Name: "alice"}, &l.user)
 	for _, s := range []struct {
 		dst   *api.Server
 		proto string
 		port  int
 		net   string
 	}{{&l.tcpSrv, "tcp", tcpPort, "10.210.0.0/24"}, {&l.udpSrv, "udp", udpPort, "10.211.0.0/24"}} {
-		l.admin.must("POST", "/server", api.ServerCreate{Name: "vpn-" + s.proto, Protocol: s.proto, Port: s.port, Network: s.net,
+		l.admin.Must("POST", "/server", api.ServerCreate{Name: "vpn-" + s.proto, Protocol: s.proto, Port: s.port, Network: s.net,
 			Hosts: []string{gwAddr}, DynamicFirewall: true, Organizations: []string{l.org.ID}}, s.dst)
 	}
 	l.tcpProfile, l.tcpP = l.profile(l.tcpSrv.ID)
@@ -81,8 +82,8 @@ func newApprovalLab(t *testing.T) *approvalLab {
 
 func (l *approvalLab) profile(serverID string) (string, *clientsdk.Profile) {
 	var p api.Profile
-	l.admin.must("POST", "/organization/"+l.org.ID+"/user/"+l.user.ID+"/profile/"+serverID, nil, &p)
-	path := filepath.Join(l.g.dir, serverID+".ovpn")
+	l.admin.Must("POST", "/organization/"+l.org.ID+"/user/"+l.user.ID+"/profile/"+serverID, nil, &p)
+	path := filepath.Join(l.g.Dir, serverID+".ovpn")
 	if err := os.WriteFile(path, []byte(p.Profile), 0o600); err != nil {
 		l.t.Fatal(err)
 	}
@@ -91,12 +92,6 @@ func (l *approvalLab) profile(serverID string) (string, *clientsdk.Profile) {
 		l.t.Fatal(err)
 	}
 	return path, parsed
-}
-
-func (g *gateway) clientFrom(ns *netlab.NS) *adminClient {
-	c := g.client()
-	c.http.Transport.(*http.Transport).DialContext = dialIn(ns, "")
-	return c
 }
 
 // open reports whether src reaches the guarded port of proto.
@@ -143,9 +138,9 @@ func (l *approvalLab) seal(p *clientsdk.Profile, key *rsa.PrivateKey, ts time.Ti
 
 func (l *approvalLab) send(r *clientsdk.Request, src string) int {
 	l.t.Helper()
-	tc := l.g.tlsConfig()
+	tc := l.g.TLSConfig()
 	tc.ServerName = gwAddr
-	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, DialContext: dialIn(l.cl, src), DisableKeepAlives: true}}
+	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, DialContext: vpnlab.DialIn(l.cl, src), DisableKeepAlives: true}}
 	req, _ := http.NewRequest("POST", "https://"+gwAddr+":8443"+r.Path, bytes.NewReader(r.Body))
 	req.Header.Set("Content-Type", "application/json")
 	api.SetApprovalHeaders(req.Header, r.Headers)
@@ -248,11 +243,11 @@ func TestApprovalOpensTheFirewallEndToEnd(t *testing.T) {
 		t.Fatalf("wrong signature: %d, want 412", st)
 	}
 	yes, no := true, false
-	l.admin.must("PUT", "/organization/"+l.org.ID+"/user/"+l.user.ID, api.UserUpdate{Disabled: &yes}, &l.user)
+	l.admin.Must("PUT", "/organization/"+l.org.ID+"/user/"+l.user.ID, api.UserUpdate{Disabled: &yes}, &l.user)
 	if st := l.send(l.seal(l.tcpP, nil, time.Now()), clOther); st != 403 {
 		t.Fatalf("disabled user: %d, want 403", st)
 	}
-	l.admin.must("PUT", "/organization/"+l.org.ID+"/user/"+l.user.ID, api.UserUpdate{Disabled: &no}, &l.user)
+	l.admin.Must("PUT", "/organization/"+l.org.ID+"/user/"+l.user.ID, api.UserUpdate{Disabled: &no}, &l.user)
 	if l.open("tcp", clOther) {
 		t.Fatal("a refused request opened the port")
 	}
@@ -262,7 +257,7 @@ func TestApprovalOpensTheFirewallEndToEnd(t *testing.T) {
 		t.Fatalf("approval before the kill: %d", st)
 	}
 	live := time.Now()
-	l.g.kill()
+	l.g.Kill()
 	els := l.elements()
 	if len(els) != 1 || els[0].Addr != netip.MustParseAddr(clAddr) {
 		t.Fatalf("kernel elements after SIGKILL: %+v", els)
@@ -270,7 +265,7 @@ func TestApprovalOpensTheFirewallEndToEnd(t *testing.T) {
 	// Lose the kernel's copy too (as after a reboot): the restarted core
 	// must put it back from the store, with its remaining time.
 	l.removeElements(els)
-	l.g.start()
+	l.g.Start()
 	els = l.elements()
 	if len(els) != 1 || els[0].Addr != netip.MustParseAddr(clAddr) || els[0].Timeout <= 0 || els[0].Timeout > tokenTTL-time.Since(live)+time.Second {
 		t.Fatalf("after restart: %+v (approval %v old)", els, time.Since(live))
@@ -289,7 +284,7 @@ func TestApprovalOpensTheFirewallEndToEnd(t *testing.T) {
 	// Turning the dynamic firewall off for a server takes its port out of
 	// the guarded set at once.
 	off := false
-	l.admin.must("PUT", "/server/"+l.udpSrv.ID, api.ServerUpdate{DynamicFirewall: &off}, &l.udpSrv)
+	l.admin.Must("PUT", "/server/"+l.udpSrv.ID, api.ServerUpdate{DynamicFirewall: &off}, &l.udpSrv)
 	if !l.open("udp", clOther) {
 		t.Fatal("udp port still guarded after dynamic_firewall was turned off")
 	}
@@ -297,7 +292,7 @@ func TestApprovalOpensTheFirewallEndToEnd(t *testing.T) {
 		t.Fatal("tcp port opened by another server's update")
 	}
 	// `portcullis firewall remove` deletes the table: nothing is guarded.
-	l.g.stop()
+	l.g.Stop()
 	if out, err := l.gw.Command(filepath.Join(binDir, "portcullis"), "firewall", "remove").CombinedOutput(); err != nil {
 		t.Fatalf("firewall remove: %v\n%s", err, out)
 	}

@@ -2,30 +2,24 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core"
-	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 )
 
 // binDir holds the binaries built once for the whole package.
@@ -45,9 +39,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	_ = os.Chmod(dir, 0o755)
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/portcullis", "../../cmd/portcullis-web", "../../cmd/portcullis-client", "../../cmd/portcullis-link")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
+	if err := vpnlab.Build(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)
 		os.Exit(1)
 	}
@@ -62,24 +54,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// gateway is a running core with its front.
+// gateway is the real core and front (vpnlab) with what the tests add.
 type gateway struct {
-	t            *testing.T
-	dir          string
-	runtimeDir   string
-	cfgPath      string
-	ns           *netlab.NS
-	cmd          *exec.Cmd
-	done         chan error
-	URL          string
-	RedirectAddr string
-	AdminPW      string
-	FrontPID     int
-	certPEM      []byte
-
-	mu   sync.Mutex
-	logs bytes.Buffer
+	*vpnlab.Gateway
+	t *testing.T
 }
+
+// adminClient is an admin session through the front.
+type adminClient = vpnlab.AdminClient
+
+// gwOpts choose where and how the gateway runs (Dir and BinDir are filled
+// in).
+type gwOpts = vpnlab.Options
 
 // searchableTempDir returns a temporary directory that the front, running
 // as an unprivileged user when the test runs as root, can traverse.
@@ -93,114 +79,25 @@ func searchableTempDir(t *testing.T) string {
 	return dir
 }
 
-// gwOpts choose where and how the gateway runs.
-type gwOpts struct {
-	// ns, when set, runs the core (and so the front) inside that namespace.
-	ns *netlab.NS
-	// listen is web.listen (default 127.0.0.1:0).
-	listen string
-	// extra is appended to the config file (TOML).
-	extra string
-	// redirect adds a plain-HTTP redirect listener.
-	redirect bool
-}
-
 func startGateway(t *testing.T) *gateway {
 	// These tests run in the host's network namespace: no firewall here
 	// (the system tests run the gate inside namespaces they create).
-	return startGatewayWith(t, gwOpts{extra: "[firewall]\nenabled = false\n"})
+	return startGatewayWith(t, gwOpts{Extra: "[firewall]\nenabled = false\n"})
 }
 
+// startGatewayWith starts the gateway; its logs are printed if the test
+// fails.
 func startGatewayWith(t *testing.T, o gwOpts) *gateway {
 	t.Helper()
-	if o.listen == "" {
-		o.listen = "127.0.0.1:0"
-	}
-	dir := searchableTempDir(t)
-	g := &gateway{t: t, dir: dir, runtimeDir: filepath.Join(dir, "run"), ns: o.ns}
-	redirect := ""
-	if o.redirect {
-		redirect = "redirect_listen = \"127.0.0.1:0\"\n"
-	}
-	cfg := fmt.Sprintf("data_dir = %q\nruntime_dir = %q\nlog_level = \"info\"\n[web]\nlisten = %q\nbinary = %q\n%s%s",
-		filepath.Join(dir, "data"), g.runtimeDir, o.listen, filepath.Join(binDir, "portcullis-web"), redirect, o.extra)
-	g.cfgPath = filepath.Join(dir, "portcullis.toml")
-	if err := os.WriteFile(g.cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		g.stop()
-		if t.Failed() {
+	o.Dir, o.BinDir = searchableTempDir(t), binDir
+	var g *gateway
+	t.Cleanup(func() { // runs after the gateway stopped
+		if t.Failed() && g != nil {
 			t.Logf("gateway logs:\n%s", g.Logs())
 		}
 	})
-	g.start()
-	var err error
-	if g.certPEM, err = os.ReadFile(filepath.Join(dir, "data", "tls", "cert.pem")); err != nil {
-		t.Fatal(err)
-	}
+	g = &gateway{Gateway: vpnlab.StartGateway(t, o), t: t}
 	return g
-}
-
-// start runs the core and waits for its ready report (api.Ready on an
-// inherited pipe): addresses, pids and the initial admin come from there,
-// not from log lines. The logs are kept for failure reports only.
-func (g *gateway) start() {
-	t := g.t
-	t.Helper()
-	bin := filepath.Join(binDir, "portcullis")
-	args := []string{"serve", "--config", g.cfgPath, "--ready-fd", "3"}
-	if g.ns != nil {
-		g.cmd = g.ns.Command(bin, args...)
-	} else {
-		g.cmd = exec.Command(bin, args...)
-	}
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer readyR.Close()
-	g.cmd.ExtraFiles = []*os.File{readyW}
-	g.done = make(chan error, 1)
-	pr, pw := io.Pipe()
-	g.cmd.Stdout, g.cmd.Stderr = pw, pw
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	readyW.Close()
-	cmd, done := g.cmd, g.done
-	go func() { done <- cmd.Wait(); pw.Close() }()
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			g.mu.Lock()
-			g.logs.WriteString(sc.Text() + "\n")
-			g.mu.Unlock()
-		}
-	}()
-	readyc := make(chan api.Ready, 1)
-	go func() {
-		var r api.Ready
-		// EOF without a line: the core exited first (reported below).
-		if err := json.NewDecoder(readyR).Decode(&r); err == nil {
-			readyc <- r
-		}
-	}()
-	select {
-	case r := <-readyc:
-		g.mu.Lock()
-		g.URL = "https://" + r.HTTPS
-		g.RedirectAddr = r.HTTP
-		g.FrontPID = r.FrontPID
-		if r.InitialAdmin != nil {
-			g.AdminPW = r.InitialAdmin.Password
-		}
-		g.mu.Unlock()
-	case err := <-done:
-		t.Fatalf("core exited at start: %v\n%s", err, g.Logs())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("gateway not ready after 20s:\n%s", g.Logs())
-	}
 }
 
 // status asks the running core's control socket for its process status.
@@ -208,64 +105,17 @@ func (g *gateway) status() api.ControlStatus {
 	g.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := core.Status(ctx, g.runtimeDir)
+	st, err := core.Status(ctx, g.RuntimeDir)
 	if err != nil {
 		g.t.Fatalf("control socket: %v", err)
 	}
 	return st
 }
 
-// kill ends the core with SIGKILL (its front follows by its parent-death
-// signal) and waits for it.
-func (g *gateway) kill() {
-	_ = g.cmd.Process.Kill()
-	<-g.done
-	g.mu.Lock()
-	front := g.FrontPID
-	g.mu.Unlock()
-	for i := 0; i < 100 && syscall.Kill(front, 0) == nil; i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (g *gateway) redirect() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.RedirectAddr
-}
-
-func (g *gateway) Logs() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.logs.String()
-}
-
-func (g *gateway) stop() {
-	if g.cmd == nil || g.cmd.ProcessState != nil {
-		return
-	}
-	_ = g.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-g.done:
-	case <-time.After(20 * time.Second):
-		_ = g.cmd.Process.Kill()
-		<-g.done
-	}
-}
-
-// tlsConfig trusts exactly the gateway's self-signed certificate.
-func (g *gateway) tlsConfig() *tls.Config {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(g.certPEM) {
-		g.t.Fatal("bad gateway certificate")
-	}
-	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
-}
-
 // counters reads the core's request counters on its control socket.
 func (g *gateway) counters() api.Counters {
 	g.t.Helper()
-	out, err := exec.Command(filepath.Join(binDir, "portcullis"), "counters", "--runtime-dir", g.runtimeDir).CombinedOutput()
+	out, err := exec.Command(filepath.Join(binDir, "portcullis"), "counters", "--runtime-dir", g.RuntimeDir).CombinedOutput()
 	if err != nil {
 		g.t.Fatalf("portcullis counters: %v: %s", err, out)
 	}
@@ -276,87 +126,11 @@ func (g *gateway) counters() api.Counters {
 	return c
 }
 
-// adminClient is an HTTPS client with a cookie jar and the CSRF token.
-type adminClient struct {
-	g    *gateway
-	http *http.Client
-	csrf string
-}
-
-func (g *gateway) client() *adminClient {
-	jar, _ := cookiejar.New(nil)
-	tr := &http.Transport{TLSClientConfig: g.tlsConfig()}
-	if g.ns != nil {
-		tr.DialContext = dialIn(g.ns, "")
-	}
-	return &adminClient{g: g, http: &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: tr}}
-}
-
-func (c *adminClient) do(method, path string, body, out any) int {
-	c.g.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, method, c.g.URL+path, rd)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.csrf != "" {
-		req.Header.Set(api.HeaderCSRF, c.csrf)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		c.g.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			c.g.t.Fatalf("%s %s: %d %q: %v", method, path, resp.StatusCode, raw, err)
-		}
-	}
-	return resp.StatusCode
-}
-
-func (c *adminClient) login(pw string) {
-	c.g.t.Helper()
-	var s api.SessionResponse
-	if st := c.do("POST", "/auth/session", api.LoginRequest{Username: "admin", Password: pw}, &s); st != 200 {
-		c.g.t.Fatalf("login: status %d", st)
-	}
-	c.csrf = s.CSRFToken
-}
-
-func (c *adminClient) must(method, path string, body, out any) {
-	c.g.t.Helper()
-	if st := c.do(method, path, body, out); st != 200 {
-		c.g.t.Fatalf("%s %s: status %d", method, path, st)
-	}
-}
-
-// dialIn returns a DialContext that opens connections from inside ns,
-// from the local address src when it is set.
-func dialIn(ns *netlab.NS, src string) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		d := net.Dialer{Timeout: 5 * time.Second}
-		if src != "" {
-			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
-		}
-		var c net.Conn
-		err := ns.Do(func() (err error) { c, err = d.DialContext(ctx, network, addr); return })
-		return c, err
-	}
-}
-
 // rawRequest sends bytes as they are over a new TLS connection and returns
 // the status code of the answer (0 when the connection closed without one).
 func (g *gateway) rawRequest(raw string) (int, string) {
 	g.t.Helper()
-	conn, err := tls.Dial("tcp", strings.TrimPrefix(g.URL, "https://"), g.tlsConfig())
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(g.URL, "https://"), g.TLSConfig())
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -229,18 +229,18 @@ func TestIPsecLinkFailover(t *testing.T) {
 	netlab.Bridge(t, wan, "br0")
 	gwNS := netlab.NewNS(t, "lgw")
 	netlab.Attach(t, gwNS, "10.250.0.1/24", wan, "br0")
-	g := startGatewayWith(t, gwOpts{ns: gwNS, listen: "10.250.0.1:8443", extra: "[firewall]\nenabled = false\n"})
-	admin := g.clientFrom(gwNS)
-	admin.login(g.AdminPW)
+	g := startGatewayWith(t, gwOpts{NS: gwNS, Listen: "10.250.0.1:8443", Extra: "[firewall]\nenabled = false\n"})
+	admin := g.ClientFrom(gwNS)
+	admin.Login(g.AdminPW)
 
 	var l api.Link
-	admin.must("POST", "/link", api.LinkCreate{Name: "corp"}, &l)
-	admin.must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "A", Routes: []string{"10.1.0.0/24"}}, &l)
-	admin.must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "B", Routes: []string{"10.2.0.0/24"}}, &l)
+	admin.Must("POST", "/link", api.LinkCreate{Name: "corp"}, &l)
+	admin.Must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "A", Routes: []string{"10.1.0.0/24"}}, &l)
+	admin.Must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "B", Routes: []string{"10.2.0.0/24"}}, &l)
 	locA, locB := l.Locations[0].ID, l.Locations[1].ID
-	admin.must("POST", "/link/"+l.ID+"/location/"+locA+"/host", api.HostCreate{Name: "a1"}, &l)
-	admin.must("POST", "/link/"+l.ID+"/location/"+locB+"/host", api.HostCreate{Name: "b1", Priority: 2, Backoff: 6}, &l)
-	admin.must("POST", "/link/"+l.ID+"/location/"+locB+"/host", api.HostCreate{Name: "b2", Priority: 1}, &l)
+	admin.Must("POST", "/link/"+l.ID+"/location/"+locA+"/host", api.HostCreate{Name: "a1"}, &l)
+	admin.Must("POST", "/link/"+l.ID+"/location/"+locB+"/host", api.HostCreate{Name: "b1", Priority: 2, Backoff: 6}, &l)
+	admin.Must("POST", "/link/"+l.ID+"/location/"+locB+"/host", api.HostCreate{Name: "b2", Priority: 1}, &l)
 
 	base := searchableTempDir(t)
 	hosts := map[string]*siteHost{}
@@ -256,8 +256,8 @@ func TestIPsecLinkFailover(t *testing.T) {
 		loc := l.FindLocationByID(spec.loc)
 		var u api.HostURI
 		hostID := loc.Hosts[map[string]int{"a1": 0, "b1": 0, "b2": 1}[spec.name]].ID
-		admin.must("GET", "/link/"+l.ID+"/location/"+spec.loc+"/host/"+hostID+"/uri", nil, &u)
-		args := []string{"add", u.URI, "--address", spec.addr, "--vici", h.vici, "--ca", filepath.Join(g.dir, "data", "tls", "cert.pem"), "--state-dir", h.dir}
+		admin.Must("GET", "/link/"+l.ID+"/location/"+spec.loc+"/host/"+hostID+"/uri", nil, &u)
+		args := []string{"add", u.URI, "--address", spec.addr, "--vici", h.vici, "--ca", filepath.Join(g.Dir, "data", "tls", "cert.pem"), "--state-dir", h.dir}
 		if spec.name == "a1" {
 			// Site A also exercises routes in a custom table with an fwmark
 			// rule, and the up/down hook.
@@ -338,7 +338,7 @@ func TestIPsecLinkFailover(t *testing.T) {
 	b1.startAgent()
 	activeB := func() string {
 		var v api.Link
-		admin.must("GET", "/link/"+l.ID, nil, &v)
+		admin.Must("GET", "/link/"+l.ID, nil, &v)
 		for _, h := range v.Locations[1].Hosts {
 			if h.Active {
 				return h.Name
@@ -348,7 +348,7 @@ func TestIPsecLinkFailover(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "b1 reporting again", func() bool {
 		var v api.Link
-		admin.must("GET", "/link/"+l.ID, nil, &v)
+		admin.Must("GET", "/link/"+l.ID, nil, &v)
 		return v.Locations[1].Hosts[0].Available
 	})
 	if got := activeB(); got != "b2" {

@@ -14,23 +14,23 @@ import (
 // sealed states, a graceful stop and the failover it causes.
 func TestLinkAgentsThroughTheFront(t *testing.T) {
 	g := startGateway(t)
-	c := g.client()
-	c.login(g.AdminPW)
+	c := g.Client()
+	c.Login(g.AdminPW)
 	var l api.Link
-	c.must("POST", "/link", api.LinkCreate{Name: "corp"}, &l)
-	c.must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "a", Routes: []string{"10.1.0.0/24"}}, &l)
-	c.must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "b", Routes: []string{"10.2.0.0/24"}}, &l)
-	c.must("POST", "/link/"+l.ID+"/location/"+l.Locations[0].ID+"/host", api.HostCreate{Name: "a1"}, &l)
-	c.must("POST", "/link/"+l.ID+"/location/"+l.Locations[1].ID+"/host", api.HostCreate{Name: "b1", Priority: 2}, &l)
-	c.must("POST", "/link/"+l.ID+"/location/"+l.Locations[1].ID+"/host", api.HostCreate{Name: "b2"}, &l)
+	c.Must("POST", "/link", api.LinkCreate{Name: "corp"}, &l)
+	c.Must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "a", Routes: []string{"10.1.0.0/24"}}, &l)
+	c.Must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "b", Routes: []string{"10.2.0.0/24"}}, &l)
+	c.Must("POST", "/link/"+l.ID+"/location/"+l.Locations[0].ID+"/host", api.HostCreate{Name: "a1"}, &l)
+	c.Must("POST", "/link/"+l.ID+"/location/"+l.Locations[1].ID+"/host", api.HostCreate{Name: "b1", Priority: 2}, &l)
+	c.Must("POST", "/link/"+l.ID+"/location/"+l.Locations[1].ID+"/host", api.HostCreate{Name: "b2"}, &l)
 	client := func(loc, host int) *agent.Client {
 		var u api.HostURI
-		c.must("GET", "/link/"+l.ID+"/location/"+l.Locations[loc].ID+"/host/"+l.Locations[loc].Hosts[host].ID+"/uri", nil, &u)
+		c.Must("GET", "/link/"+l.ID+"/location/"+l.Locations[loc].ID+"/host/"+l.Locations[loc].Hosts[host].ID+"/uri", nil, &u)
 		uri, err := agent.ParseURI(u.URI)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return agent.NewClient(uri, g.tlsConfig())
+		return agent.NewClient(uri, g.TLSConfig())
 	}
 	a1, b1, b2 := client(0, 0), client(1, 0), client(1, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -57,7 +57,7 @@ func TestLinkAgentsThroughTheFront(t *testing.T) {
 		t.Fatalf("after b1 stopped, a1 peers with %s", st.Peers[0].RemoteAddress)
 	}
 	// A host removed from the link is refused.
-	c.must("DELETE", "/link/"+l.ID+"/location/"+l.Locations[1].ID+"/host/"+l.Locations[1].Hosts[1].ID, nil, &l)
+	c.Must("DELETE", "/link/"+l.ID+"/location/"+l.Locations[1].ID+"/host/"+l.Locations[1].Hosts[1].ID, nil, &l)
 	if _, err := b2.Report(ctx, &api.LinkReport{Version: 1, Reach: []api.LinkReach{}, Connections: []api.LinkConnection{}}); err == nil {
 		t.Fatal("removed host still gets a state")
 	}

@@ -28,7 +28,7 @@ type loginClient struct {
 }
 
 func (g *gateway) loginClient(src string) *loginClient {
-	tr := &http.Transport{TLSClientConfig: g.tlsConfig(), DisableKeepAlives: true,
+	tr := &http.Transport{TLSClientConfig: g.TLSConfig(), DisableKeepAlives: true,
 		DialContext: (&net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}).DialContext}
 	return &loginClient{g: g, http: &http.Client{Transport: tr, Timeout: 90 * time.Second}}
 }
@@ -99,7 +99,7 @@ func checkRetryAfter(t *testing.T, r loginResult) {
 // never reach the password check.
 func TestLoginParallelWrongPeakRSS(t *testing.T) {
 	g := startGateway(t)
-	pid := g.cmd.Process.Pid
+	pid := g.status().PID
 	before := vmHWM(t, pid)
 	const n = 64
 	run := func(src func(i int) string) map[int]int {

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,22 +17,6 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/clientsdk"
 )
-
-// raw sends an admin request and returns the answer as it came.
-func (c *adminClient) raw(method, path string) (*http.Response, []byte) {
-	c.g.t.Helper()
-	req, _ := http.NewRequest(method, c.g.URL+path, nil)
-	if c.csrf != "" {
-		req.Header.Set(api.HeaderCSRF, c.csrf)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		c.g.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
-}
 
 // client runs the real portcullis-client and decodes its JSON output.
 func (g *gateway) clientCLI(out any, args ...string) error {
@@ -56,22 +39,22 @@ func (g *gateway) clientCLI(out any, args ...string) error {
 // and used by the real portcullis-client the way the Pritunl Client does.
 func TestPritunlClientProfilesThroughTheFront(t *testing.T) {
 	g := startGateway(t)
-	c := g.client()
-	c.login(g.AdminPW)
-	caPath := filepath.Join(g.dir, "data", "tls", "cert.pem")
+	c := g.Client()
+	c.Login(g.AdminPW)
+	caPath := filepath.Join(g.Dir, "data", "tls", "cert.pem")
 	var org api.Organization
-	c.must("POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &org)
+	c.Must("POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &org)
 	var user api.User
-	c.must("POST", "/organization/"+org.ID+"/user", api.UserCreate{Name: "alice"}, &user)
+	c.Must("POST", "/organization/"+org.ID+"/user", api.UserCreate{Name: "alice"}, &user)
 	var main, backup api.Server
-	c.must("POST", "/server", api.ServerCreate{Name: "main", Protocol: "udp", Port: 1194, Network: "10.9.0.0/24",
+	c.Must("POST", "/server", api.ServerCreate{Name: "main", Protocol: "udp", Port: 1194, Network: "10.9.0.0/24",
 		Hosts: []string{"198.51.100.7"}, DynamicFirewall: true, Organizations: []string{org.ID}}, &main)
-	c.must("POST", "/server", api.ServerCreate{Name: "backup", Protocol: "tcp", Port: 1195, Network: "10.10.0.0/24",
+	c.Must("POST", "/server", api.ServerCreate{Name: "backup", Protocol: "tcp", Port: 1195, Network: "10.10.0.0/24",
 		Hosts: []string{"198.51.100.8"}, DynamicFirewall: true, Organizations: []string{org.ID}}, &backup)
 	userPath := "/organization/" + org.ID + "/user/" + user.ID
 
 	// .tar: written by the front, a plain tar the Pritunl Client imports.
-	resp, body := c.raw("POST", userPath+"/tar")
+	resp, body := c.Raw("POST", userPath+"/tar", nil)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-tar" ||
 		resp.Header.Get("Content-Disposition") != `attachment; filename="Acme_alice.tar"` ||
 		resp.Header.Get("Content-Security-Policy") == "" || resp.Header.Get("Strict-Transport-Security") == "" ||
@@ -91,11 +74,11 @@ func TestPritunlClientProfilesThroughTheFront(t *testing.T) {
 			t.Errorf("member %s: sync_hosts %v, want the front %s", name, p.Header.SyncHosts, g.URL)
 		}
 	}
-	tarPath := filepath.Join(g.dir, "alice.tar")
+	tarPath := filepath.Join(g.Dir, "alice.tar")
 	if err := os.WriteFile(tarPath, body, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tarDir := filepath.Join(g.dir, "from-tar")
+	tarDir := filepath.Join(g.Dir, "from-tar")
 	_ = os.Mkdir(tarDir, 0o700)
 	var imported struct{ Profiles []string }
 	if err := g.clientCLI(&imported, "import", "--tar", tarPath, "--dir", tarDir); err != nil || len(imported.Profiles) != 2 {
@@ -104,11 +87,11 @@ func TestPritunlClientProfilesThroughTheFront(t *testing.T) {
 
 	// Temporary link: minted by the admin, used once by the client.
 	var link api.ProfileLink
-	c.must("POST", userPath+"/link", nil, &link)
+	c.Must("POST", userPath+"/link", nil, &link)
 	if !strings.HasPrefix(link.URI, "pritunl://"+strings.TrimPrefix(g.URL, "https://")+"/k/") {
 		t.Fatalf("link %s does not point at the front %s", link.URI, g.URL)
 	}
-	linkDir := filepath.Join(g.dir, "from-link")
+	linkDir := filepath.Join(g.Dir, "from-link")
 	_ = os.Mkdir(linkDir, 0o700)
 	if err := g.clientCLI(&imported, "import", "--link", link.URI, "--dir", linkDir, "--ca", caPath); err != nil || len(imported.Profiles) != 2 {
 		t.Fatalf("import --link: %v %v", imported, err)
@@ -133,7 +116,7 @@ func TestPritunlClientProfilesThroughTheFront(t *testing.T) {
 		t.Fatalf("sync of a current profile: %+v %v", synced, err)
 	}
 	hosts := []string{"198.51.100.70"}
-	c.must("PUT", "/server/"+main.ID, api.ServerUpdate{Hosts: &hosts}, &main)
+	c.Must("PUT", "/server/"+main.ID, api.ServerUpdate{Hosts: &hosts}, &main)
 	if err := g.clientCLI(&synced, "sync", "--profile", profPath, "--ca", caPath, "--write"); err != nil || !synced.Updated || !synced.Written {
 		t.Fatalf("sync after a change: %+v %v", synced, err)
 	}
@@ -149,7 +132,7 @@ func TestPritunlClientProfilesThroughTheFront(t *testing.T) {
 	// The sync route through the front: a replayed request, a query the
 	// table does not declare, ver=3.
 	send := func(req *http.Request) int {
-		cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: g.tlsConfig(), DisableKeepAlives: true}}
+		cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: g.TLSConfig(), DisableKeepAlives: true}}
 		resp, err := cl.Do(req)
 		if err != nil {
 			t.Fatal(err)

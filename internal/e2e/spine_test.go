@@ -27,22 +27,22 @@ func TestAdminFlowAndProfileThroughTheFront(t *testing.T) {
 	if g.AdminPW == "" {
 		t.Fatal("no initial admin line printed")
 	}
-	c := g.client()
+	c := g.Client()
 	var e api.Error
-	if st := c.do("POST", "/auth/session", api.LoginRequest{Username: "admin", Password: "wrong"}, &e); st != 401 {
+	if st := c.Do("POST", "/auth/session", api.LoginRequest{Username: "admin", Password: "wrong"}, &e); st != 401 {
 		t.Fatalf("wrong password: %d", st)
 	}
-	c.login(g.AdminPW)
+	c.Login(g.AdminPW)
 
 	var org api.Organization
-	c.must("POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &org)
+	c.Must("POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &org)
 	var user api.User
-	c.must("POST", "/organization/"+org.ID+"/user", api.UserCreate{Name: "alice"}, &user)
+	c.Must("POST", "/organization/"+org.ID+"/user", api.UserCreate{Name: "alice"}, &user)
 	var srv api.Server
-	c.must("POST", "/server", api.ServerCreate{Name: "main", Protocol: "udp", Port: 1194, Network: "10.9.0.0/24",
+	c.Must("POST", "/server", api.ServerCreate{Name: "main", Protocol: "udp", Port: 1194, Network: "10.9.0.0/24",
 		Hosts: []string{"198.51.100.7"}, DynamicFirewall: true, Organizations: []string{org.ID}}, &srv)
 	var prof api.Profile
-	c.must("POST", "/organization/"+org.ID+"/user/"+user.ID+"/profile/"+srv.ID, nil, &prof)
+	c.Must("POST", "/organization/"+org.ID+"/user/"+user.ID+"/profile/"+srv.ID, nil, &prof)
 	if prof.Filename != "Acme_alice_main.ovpn" {
 		t.Errorf("filename %q", prof.Filename)
 	}
@@ -174,8 +174,8 @@ func TestNegativeSuiteNeverReachesTheCore(t *testing.T) {
 		t.Fatalf("the core received %d of the refused requests", after.Requests-before.Requests)
 	}
 	// The counter does count what the front forwards: one good request.
-	c := g.client()
-	c.login(g.AdminPW)
+	c := g.Client()
+	c.Login(g.AdminPW)
 	if got := g.counters().Requests; got != after.Requests+1 {
 		t.Fatalf("core counter %d after one forwarded request, want %d", got, after.Requests+1)
 	}
@@ -203,7 +203,7 @@ func socketClientHelper() int {
 
 func TestCoreSocketRefusesStrangers(t *testing.T) {
 	g := startGateway(t)
-	sock := g.runtimeDir + "/core.sock"
+	sock := g.RuntimeDir + "/core.sock"
 	before := g.counters()
 
 	// An allowed uid (this process) without the token.
@@ -242,9 +242,7 @@ func TestCoreSocketRefusesStrangers(t *testing.T) {
 
 func TestFrontIsRestartedAndStoppedWithTheCore(t *testing.T) {
 	g := startGateway(t)
-	g.mu.Lock()
 	first := g.FrontPID
-	g.mu.Unlock()
 	if testenv.Have(t, testenv.IsRoot(), "root to check the front runs as nobody", "") {
 		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", first))
 		if err != nil || !strings.Contains(string(st), "Uid:\t65534") {
@@ -271,11 +269,11 @@ func TestFrontIsRestartedAndStoppedWithTheCore(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// The restarted front serves on the same socket.
-	c := g.client()
+	c := g.Client()
 	var ok bool
 	for i := 0; i < 100 && !ok; i++ {
 		var e api.Error
-		resp, err := c.http.Get(g.URL + "/status")
+		resp, err := c.HTTP.Get(g.URL + "/status")
 		if err == nil {
 			_ = json.NewDecoder(resp.Body).Decode(&e)
 			resp.Body.Close()
@@ -289,30 +287,26 @@ func TestFrontIsRestartedAndStoppedWithTheCore(t *testing.T) {
 		t.Fatal("restarted front does not answer")
 	}
 	// SIGINT to the core stops both, cleanly.
-	_ = g.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case err := <-g.done:
-		if err != nil {
-			t.Fatalf("core exit: %v", err)
-		}
-	case <-time.After(20 * time.Second):
+	if exited, err := g.Interrupt(20 * time.Second); !exited {
 		t.Fatal("core did not stop within 20s of SIGINT")
+	} else if err != nil {
+		t.Fatalf("core exit: %v", err)
 	}
 	if err := syscall.Kill(second, 0); err == nil {
 		t.Fatalf("front %d still running after the core stopped", second)
 	}
-	if _, err := os.Stat(g.runtimeDir + "/core.sock"); !os.IsNotExist(err) {
+	if _, err := os.Stat(g.RuntimeDir + "/core.sock"); !os.IsNotExist(err) {
 		t.Fatalf("core socket left behind: %v", err)
 	}
 }
 
 func TestRedirectListener(t *testing.T) {
-	g := startGatewayWith(t, gwOpts{redirect: true, extra: "[firewall]\nenabled = false\n"})
-	if g.redirect() == "" {
+	g := startGatewayWith(t, gwOpts{Redirect: true, Extra: "[firewall]\nenabled = false\n"})
+	if g.Redirect() == "" {
 		t.Fatal("the ready report names no redirect listener")
 	}
 	cl := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := cl.Get("http://" + g.redirect() + "/status")
+	resp, err := cl.Get("http://" + g.Redirect() + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}

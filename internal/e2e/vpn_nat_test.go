@@ -13,6 +13,7 @@ import (
 	"github.com/portcullis-gw/portcullis/core/vpn"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 )
 
 const (
@@ -40,7 +41,7 @@ func TestVPNNATEndToEnd(t *testing.T) {
 
 	yes, no := true, false
 	var s1 api.Server
-	l.admin.must("PUT", "/server/"+l.s1.ID, api.ServerUpdate{NAT: &yes}, &s1)
+	l.admin.Must("PUT", "/server/"+l.s1.ID, api.ServerUpdate{NAT: &yes}, &s1)
 	if !s1.NAT {
 		t.Fatalf("nat not set: %+v", s1)
 	}
@@ -68,25 +69,25 @@ func TestVPNNATEndToEnd(t *testing.T) {
 	if got := source(); got != natUpGW {
 		t.Fatalf("NAT on: the uplink host saw %s, want the gateway's uplink address %s", got, natUpGW)
 	}
-	l.admin.must("PUT", "/server/"+l.s1.ID, api.ServerUpdate{NAT: &no}, &s1)
+	l.admin.Must("PUT", "/server/"+l.s1.ID, api.ServerUpdate{NAT: &no}, &s1)
 	if got := source(); got != virt {
 		t.Fatalf("NAT off: the uplink host saw %s, want the client's own %s", got, virt)
 	}
-	l.admin.must("PUT", "/server/"+l.s1.ID, api.ServerUpdate{NAT: &yes}, &s1)
+	l.admin.Must("PUT", "/server/"+l.s1.ID, api.ServerUpdate{NAT: &yes}, &s1)
 	if got := source(); got != natUpGW {
 		t.Fatalf("NAT on again: the uplink host saw %s", got)
 	}
 
 	// While the core is down the kernel drifts: s1's rule is replaced by
 	// the rule of a server that does not exist. The restart reconciles.
-	oc.stop()
-	l.g.stop()
+	oc.Stop()
+	l.g.Stop()
 	gate := openGate(t, l.gw)
 	stale := dynfw.NATRule{ServerID: strings.Repeat("f", 24), Network: netip.MustParsePrefix("10.230.0.0/24"), Device: "pcvffffffffffff"}
 	if _, _, err := gate.SyncNAT(context.Background(), []dynfw.NATRule{stale}); err != nil {
 		t.Fatal(err)
 	}
-	l.g.start()
+	l.g.Start()
 	rules, err := gate.NATRules(context.Background())
 	want := dynfw.NATRule{ServerID: l.s1.ID, Network: netip.MustParsePrefix(vNet1), Device: vpn.DeviceName(l.s1.ID)}
 	if err != nil || len(rules) != 1 || rules[0] != want {
@@ -104,7 +105,7 @@ func TestVPNNATEndToEnd(t *testing.T) {
 // connectThroughTunnel approves and connects a client of s1 with the
 // profile and routes the uplink network through its tunnel in the client
 // namespace; it returns the client and its tunnel address.
-func (l *vpnLab) connectThroughTunnel(profile string) (*ovpnClient, string) {
+func (l *vpnLab) connectThroughTunnel(profile string) (*vpnlab.OpenVPN, string) {
 	l.t.Helper()
 	oc := l.mustConnect(profile, l.approve(profile))
 	cls := l.clients(l.s1.ID)

@@ -1,29 +1,25 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
-	"crypto/rand"
+	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
-	"github.com/portcullis-gw/portcullis/api/approval"
 	"github.com/portcullis-gw/portcullis/clientsdk"
 	"github.com/portcullis-gw/portcullis/core/vpn"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 )
 
 // vpnLab: the real core, front, nftables and OpenVPN workers in a gateway
@@ -38,7 +34,8 @@ type vpnLab struct {
 	org        api.Organization
 	alice, bob api.User
 	s1, s2     api.Server
-	n          int // client counter (auth files, names)
+	ovpn       *vpnlab.Clients
+	n          int // profile counter (file names)
 }
 
 const (
@@ -59,19 +56,20 @@ func newVPNLab(t *testing.T) *vpnLab {
 	l.gw, l.cl = netlab.NewNS(t, "vgw"), netlab.NewNS(t, "vcl")
 	_, clIf := netlab.Veth(t, l.gw, vGW+"/24", l.cl, vCl+"/24")
 	l.cl.MustIP("addr", "add", vClOther+"/24", "dev", clIf)
-	l.g = startGatewayWith(t, gwOpts{ns: l.gw, listen: vGW + ":8443",
-		extra: "[approval]\ntoken_ttl = \"60s\"\nreported_addresses = false\n"})
-	l.admin = l.g.clientFrom(l.cl)
-	l.admin.login(l.g.AdminPW)
-	l.admin.must("POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &l.org)
-	l.admin.must("POST", "/organization/"+l.org.ID+"/user", api.UserCreate{Name: "alice"}, &l.alice)
-	l.admin.must("POST", "/organization/"+l.org.ID+"/user", api.UserCreate{Name: "bob"}, &l.bob)
+	l.g = startGatewayWith(t, gwOpts{NS: l.gw, Listen: vGW + ":8443",
+		Extra: "[approval]\ntoken_ttl = \"60s\"\nreported_addresses = false\n"})
+	l.ovpn = &vpnlab.Clients{T: t, NS: l.cl, Binary: l.openvpn, Dir: l.g.Dir}
+	l.admin = l.g.ClientFrom(l.cl)
+	l.admin.Login(l.g.AdminPW)
+	l.admin.Must("POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &l.org)
+	l.admin.Must("POST", "/organization/"+l.org.ID+"/user", api.UserCreate{Name: "alice"}, &l.alice)
+	l.admin.Must("POST", "/organization/"+l.org.ID+"/user", api.UserCreate{Name: "bob"}, &l.bob)
 	for _, s := range []struct {
 		dst  *api.Server
 		port int
 		net  string
 	}{{&l.s1, vPort1, vNet1}, {&l.s2, vPort2, vNet2}} {
-		l.admin.must("POST", "/server", api.ServerCreate{Name: "vpn" + strconv.Itoa(s.port), Protocol: "udp", Port: s.port,
+		l.admin.Must("POST", "/server", api.ServerCreate{Name: "vpn" + strconv.Itoa(s.port), Protocol: "udp", Port: s.port,
 			Network: s.net, Hosts: []string{vGW}, DynamicFirewall: true, Organizations: []string{l.org.ID}}, s.dst)
 	}
 	return l
@@ -81,9 +79,9 @@ func newVPNLab(t *testing.T) *vpnLab {
 func (l *vpnLab) profile(user api.User, serverID string) (string, *clientsdk.Profile) {
 	l.t.Helper()
 	var p api.Profile
-	l.admin.must("POST", "/organization/"+l.org.ID+"/user/"+user.ID+"/profile/"+serverID, nil, &p)
+	l.admin.Must("POST", "/organization/"+l.org.ID+"/user/"+user.ID+"/profile/"+serverID, nil, &p)
 	l.n++
-	path := filepath.Join(l.g.dir, fmt.Sprintf("p%d.ovpn", l.n))
+	path := filepath.Join(l.g.Dir, fmt.Sprintf("p%d.ovpn", l.n))
 	if err := os.WriteFile(path, []byte(p.Profile), 0o600); err != nil {
 		l.t.Fatal(err)
 	}
@@ -102,7 +100,7 @@ type credential struct{ user, pass, token string }
 func (l *vpnLab) approve(profile string) credential {
 	l.t.Helper()
 	out, err := l.cl.Command(filepath.Join(binDir, "portcullis-client"), "approve", "--profile", profile,
-		"--ca", filepath.Join(l.g.dir, "data", "tls", "cert.pem"), "--timeout", "10s", "--credential", "--show-token").Output()
+		"--ca", filepath.Join(l.g.Dir, "data", "tls", "cert.pem"), "--timeout", "10s", "--credential", "--show-token").Output()
 	if err != nil {
 		l.t.Fatalf("portcullis-client: %v\n%s", err, out)
 	}
@@ -120,39 +118,16 @@ func (l *vpnLab) approve(profile string) credential {
 // as the client makes it) and checks it is allowed.
 func (l *vpnLab) approveFrom(p *clientsdk.Profile, src string) {
 	l.t.Helper()
-	f, err := clientsdk.Fields(rand.Reader, time.Now())
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	r, err := clientsdk.NewRequest(p, f, nil, rand.Reader)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	tc := l.g.tlsConfig()
-	tc.ServerName = vGW
-	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, DialContext: dialIn(l.cl, src), DisableKeepAlives: true}}
-	req, _ := http.NewRequest("POST", "https://"+vGW+":8443"+r.Path, bytes.NewReader(r.Body))
-	req.Header.Set("Content-Type", "application/json")
-	api.SetApprovalHeaders(req.Header, r.Headers)
-	resp, err := cl.Do(req)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var outer api.ApprovalResponse
-	if err := json.NewDecoder(resp.Body).Decode(&outer); err != nil || resp.StatusCode != 200 {
-		l.t.Fatalf("approval from %s: %d %v", src, resp.StatusCode, err)
-	}
-	plain, err := approval.OpenResponse(&outer, p.Header.SyncSecret, &p.BoxPublic, &r.ClientPriv)
-	if err != nil || !bytes.Contains(plain, []byte(`"allow":true`)) {
-		l.t.Fatalf("approval from %s: %s %v", src, plain, err)
+	res, err := l.g.NewApproval(p, l.cl, src, vGW+":8443").Send(context.Background())
+	if err != nil || !res.Allow {
+		l.t.Fatalf("approval from %s: %+v %v", src, res, err)
 	}
 }
 
 // server runs `portcullis server <action> <id>` against the running core.
 func (l *vpnLab) server(action, id string, out any) {
 	l.t.Helper()
-	raw, err := exec.Command(filepath.Join(binDir, "portcullis"), "server", action, id, "--config", l.g.cfgPath).CombinedOutput()
+	raw, err := exec.Command(filepath.Join(binDir, "portcullis"), "server", action, id, "--config", l.g.CfgPath).CombinedOutput()
 	if err != nil {
 		l.t.Fatalf("portcullis server %s: %v\n%s", action, err, raw)
 	}
@@ -175,122 +150,21 @@ func (l *vpnLab) clients(id string) []api.VPNClient {
 	return cl.Clients
 }
 
-// ovpnClient is a real openvpn client in the client namespace.
-type ovpnClient struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex
-	out  bytes.Buffer
-}
-
 // connect starts openvpn with the profile and the credential, from src
 // ("" : the namespace's default source address).
-func (l *vpnLab) connect(profile string, c credential, src string, extra ...string) *ovpnClient {
+func (l *vpnLab) connect(profile string, c credential, src string, extra ...string) *vpnlab.OpenVPN {
 	l.t.Helper()
-	l.n++
-	auth := filepath.Join(l.g.dir, fmt.Sprintf("auth%d", l.n))
-	if err := os.WriteFile(auth, []byte(c.user+"\n"+c.pass+"\n"), 0o600); err != nil {
-		l.t.Fatal(err)
-	}
-	args := []string{"--config", profile, "--auth-user-pass", auth, "--verb", "3", "--connect-retry-max", "1"}
-	if src != "" {
-		// From a chosen source address: a copy of the profile that binds.
-		raw, err := os.ReadFile(profile)
-		if err != nil {
-			l.t.Fatal(err)
-		}
-		bound := filepath.Join(l.g.dir, fmt.Sprintf("bound%d.ovpn", l.n))
-		if err := os.WriteFile(bound, bytes.Replace(raw, []byte("\nnobind\n"), []byte("\n"), 1), 0o600); err != nil {
-			l.t.Fatal(err)
-		}
-		args = append(args[:0], "--config", bound, "--auth-user-pass", auth, "--verb", "3", "--connect-retry-max", "1",
-			"--local", src, "--lport", "0")
-	}
-	oc := &ovpnClient{cmd: l.cl.Command(l.openvpn, append(args, extra...)...), done: make(chan struct{})}
-	pr, pw := io.Pipe()
-	oc.cmd.Stdout, oc.cmd.Stderr = pw, pw
-	oc.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := oc.cmd.Start(); err != nil {
-		l.t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			oc.mu.Lock()
-			oc.out.WriteString(sc.Text() + "\n")
-			oc.mu.Unlock()
-		}
-	}()
-	go func() { _ = oc.cmd.Wait(); pw.Close(); close(oc.done) }()
-	l.t.Cleanup(oc.stop)
-	return oc
+	return l.ovpn.Connect(profile, c.user, c.pass, src, extra...)
 }
 
-func (oc *ovpnClient) output() string {
-	oc.mu.Lock()
-	defer oc.mu.Unlock()
-	return oc.out.String()
-}
-
-// waitFor waits until the output holds one of the texts (returned), the
-// client exits, or the time is up ("").
-func (oc *ovpnClient) waitFor(d time.Duration, texts ...string) string {
-	deadline := time.Now().Add(d)
-	for {
-		out := oc.output()
-		for _, s := range texts {
-			if strings.Contains(out, s) {
-				return s
-			}
-		}
-		select {
-		case <-oc.done:
-			out = oc.output()
-			for _, s := range texts {
-				if strings.Contains(out, s) {
-					return s
-				}
-			}
-			return ""
-		default:
-		}
-		if time.Now().After(deadline) {
-			return ""
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (oc *ovpnClient) exited() bool {
-	select {
-	case <-oc.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (oc *ovpnClient) stop() {
-	if oc.exited() {
-		return
-	}
-	_ = oc.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-oc.done:
-	case <-time.After(5 * time.Second):
-		_ = oc.cmd.Process.Kill()
-		<-oc.done
-	}
-}
-
-const connected = "Initialization Sequence Completed"
+const connected = vpnlab.Connected
 
 // mustConnect connects and fails the test unless the tunnel comes up.
-func (l *vpnLab) mustConnect(profile string, c credential, extra ...string) *ovpnClient {
+func (l *vpnLab) mustConnect(profile string, c credential, extra ...string) *vpnlab.OpenVPN {
 	l.t.Helper()
 	oc := l.connect(profile, c, "", extra...)
-	if oc.waitFor(15*time.Second, connected, "AUTH_FAILED") != connected {
-		l.t.Fatalf("the client did not connect:\n%s\ngateway:\n%s", oc.output(), l.g.Logs())
+	if oc.WaitFor(15*time.Second, connected, "AUTH_FAILED") != connected {
+		l.t.Fatalf("the client did not connect:\n%s\ngateway:\n%s", oc.Output(), l.g.Logs())
 	}
 	return oc
 }
@@ -301,10 +175,10 @@ func (l *vpnLab) mustBeRefused(what, profile string, c credential, src, reason s
 	l.t.Helper()
 	start := time.Now()
 	oc := l.connect(profile, c, src)
-	if got := oc.waitFor(15*time.Second, connected, "AUTH_FAILED"); got != "AUTH_FAILED" {
-		l.t.Fatalf("%s: the client was not refused (%q):\n%s", what, got, oc.output())
+	if got := oc.WaitFor(15*time.Second, connected, "AUTH_FAILED"); got != "AUTH_FAILED" {
+		l.t.Fatalf("%s: the client was not refused (%q):\n%s", what, got, oc.Output())
 	}
-	oc.stop()
+	oc.Stop()
 	l.waitLog(what, reason)
 	l.t.Logf("%s: refused in %v (%q)", what, time.Since(start).Round(time.Millisecond), reason)
 }
@@ -366,11 +240,11 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 	if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.PID)); string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})) != "/usr/sbin/openvpn --config /dev/fd/3 " {
 		t.Fatalf("worker command line %q", cmdline)
 	}
-	dir := filepath.Join(l.g.runtimeDir, "vpn", l.s1.ID)
+	dir := filepath.Join(l.g.RuntimeDir, "vpn", l.s1.ID)
 	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o770 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
 		t.Fatalf("worker directory: %v %v", fi.Mode(), err)
 	}
-	if err := filepath.Walk(l.g.runtimeDir, func(path string, fi os.FileInfo, err error) error {
+	if err := filepath.Walk(l.g.RuntimeDir, func(path string, fi os.FileInfo, err error) error {
 		if err != nil || !fi.Mode().IsRegular() {
 			return err
 		}
@@ -385,11 +259,11 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 
 	// A client that never approved never reaches the port.
 	oc := l.connect(p1, credential{"x", "$f$x", ""}, vClOther)
-	if got := oc.waitFor(3*time.Second, connected, "AUTH_FAILED"); got != "" || oc.exited() ||
-		!strings.Contains(oc.output(), "link local (bound): [AF_INET]"+vClOther) {
-		t.Fatalf("an unapproved client got %q (or did not try):\n%s", got, oc.output())
+	if got := oc.WaitFor(3*time.Second, connected, "AUTH_FAILED"); got != "" || oc.Exited() ||
+		!strings.Contains(oc.Output(), "link local (bound): [AF_INET]"+vClOther) {
+		t.Fatalf("an unapproved client got %q (or did not try):\n%s", got, oc.Output())
 	}
-	oc.stop()
+	oc.Stop()
 	if strings.Contains(l.g.Logs(), vClOther) {
 		t.Fatalf("the worker heard from the unapproved address:\n%s", l.g.Logs())
 	}
@@ -399,7 +273,7 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 	cred := l.approve(p1)
 	a := l.mustConnect(p1, cred, "--reneg-sec", "5") // renegotiates during the refusals below
 	if !l.ping(vTun1) {
-		t.Fatalf("no ping across the tunnel:\n%s", a.output())
+		t.Fatalf("no ping across the tunnel:\n%s", a.Output())
 	}
 	t.Logf("approval to first ping through the tunnel: %v", time.Since(t0).Round(time.Millisecond))
 	ps := procStatus(t, l.status(l.s1.ID).PID)
@@ -416,7 +290,7 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 		t.Fatalf("clients: %+v", cls)
 	}
 	var viaAPI api.VPNClientList
-	l.admin.must("GET", "/server/"+l.s1.ID+"/clients", nil, &viaAPI)
+	l.admin.Must("GET", "/server/"+l.s1.ID+"/clients", nil, &viaAPI)
 	if len(viaAPI.Clients) != 1 || viaAPI.Clients[0].UserID != l.alice.ID {
 		t.Fatalf("clients through the front: %+v", viaAPI)
 	}
@@ -440,13 +314,13 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 		t.Fatalf("re-authentication refused:\n%s", l.g.Logs())
 	}
 	if !l.ping(vTun1) {
-		t.Fatalf("the first session did not survive the refusals and its renegotiation:\n%s", a.output())
+		t.Fatalf("the first session did not survive the refusals and its renegotiation:\n%s", a.Output())
 	}
 
 	// Disabling the user ends the live session within a second.
 	yes, no := true, false
 	t0 = time.Now()
-	l.admin.must("PUT", "/organization/"+l.org.ID+"/user/"+l.alice.ID, api.UserUpdate{Disabled: &yes}, &l.alice)
+	l.admin.Must("PUT", "/organization/"+l.org.ID+"/user/"+l.alice.ID, api.UserUpdate{Disabled: &yes}, &l.alice)
 	for len(l.clients(l.s1.ID)) > 0 {
 		if time.Since(t0) > time.Second {
 			t.Fatalf("session still listed %v after the disable", time.Since(t0))
@@ -454,8 +328,8 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	gone := time.Since(t0)
-	if a.waitFor(2*time.Second, "SIGTERM[soft,remote-exit]", "exiting") == "" && !a.exited() {
-		t.Fatalf("the client was not told to exit:\n%s", a.output())
+	if a.WaitFor(2*time.Second, "SIGTERM[soft,remote-exit]", "exiting") == "" && !a.Exited() {
+		t.Fatalf("the client was not told to exit:\n%s", a.Output())
 	}
 	t.Logf("disable to session gone from the worker: %v", gone.Round(time.Millisecond))
 	// And what alice's approvals opened is closed: vClOther was opened for
@@ -465,7 +339,7 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 			t.Fatalf("the disabled user's element is still in the allow set: %+v", e)
 		}
 	}
-	l.admin.must("PUT", "/organization/"+l.org.ID+"/user/"+l.alice.ID, api.UserUpdate{Disabled: &no}, &l.alice)
+	l.admin.Must("PUT", "/organization/"+l.org.ID+"/user/"+l.alice.ID, api.UserUpdate{Disabled: &no}, &l.alice)
 
 	// A superseded certificate is refused (CRL), the new one connects with
 	// the same credential (the refusal happened before the token was used).
@@ -473,10 +347,10 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 	cred = l.approve(p1new)
 	old := l.connect(p1, cred, "")
 	l.waitLog("old certificate", "certificate revoked")
-	if old.output() != "" && strings.Contains(old.output(), connected) {
+	if old.Output() != "" && strings.Contains(old.Output(), connected) {
 		t.Fatal("the superseded certificate connected")
 	}
-	old.stop()
+	old.Stop()
 	b := l.mustConnect(p1new, cred)
 	if !l.ping(vTun1) {
 		t.Fatal("no ping with the new profile")
@@ -484,11 +358,11 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 	// A client that stops says so (the worker pushes explicit-exit-notify,
 	// which Pritunl's profiles lack): its session ends after openvpn's
 	// fixed 5 s exit delay, not at the 120 s keepalive timeout.
-	b.stop()
+	b.Stop()
 	t0 = time.Now()
 	for len(l.clients(l.s1.ID)) > 0 {
 		if time.Since(t0) > 8*time.Second {
-			t.Fatalf("a stopped client is still listed after %v:\n%s", time.Since(t0), b.output())
+			t.Fatalf("a stopped client is still listed after %v:\n%s", time.Since(t0), b.Output())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -517,11 +391,11 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 	if out, err := l.gw.Command("ip", "link", "show", vpn.DeviceName(l.s2.ID)).CombinedOutput(); err == nil {
 		t.Fatalf("device of the stopped server still there: %s", out)
 	}
-	l.g.stop()
+	l.g.Stop()
 	if out, err := l.gw.Command("ip", "link", "show", dev).CombinedOutput(); err == nil {
 		t.Fatalf("device still there after the core stopped: %s", out)
 	}
-	l.g.start()
+	l.g.Start()
 	if st := l.status(l.s1.ID); !st.Started || !st.Running {
 		t.Fatalf("s1 after the core restarted: %+v", st)
 	}
