@@ -115,9 +115,10 @@ func (d *daemon) stop() {
 }
 
 // prepareDirs resolves the front's user and executable and creates the data
-// and runtime directories with their modes.
-func (d *daemon) prepareDirs(context.Context) (err error) {
-	if d.front, err = resolveFrontUser(d.cfg, d.log); err != nil {
+// and runtime directories with their modes (and their missing parents,
+// searchable: the front reaches its socket through them).
+func (d *daemon) prepareDirs(ctx context.Context) (err error) {
+	if d.front, err = resolveFrontUser(ctx, d.cfg, d.log); err != nil {
 		return err
 	}
 	d.binary = d.cfg.Web.Binary
@@ -131,10 +132,7 @@ func (d *daemon) prepareDirs(context.Context) (err error) {
 	if _, err := os.Stat(d.binary); err != nil {
 		return fmt.Errorf("config: web.binary: the front executable: %w", err)
 	}
-	if err := os.MkdirAll(d.cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("config: data_dir: %w", err)
-	}
-	if err := os.Chmod(d.cfg.DataDir, 0o700); err != nil {
+	if err := makeDataDir(d.cfg.DataDir); err != nil {
 		return fmt.Errorf("config: data_dir: %w", err)
 	}
 	d.coreSock = filepath.Join(d.cfg.RuntimeDir, CoreSocketName)
@@ -229,7 +227,9 @@ func (d *daemon) buildServices(ctx context.Context) error {
 	if _, err := rand.Read(d.token); err != nil {
 		return fmt.Errorf("internal token: %w", err)
 	}
-	d.apiSrv, err = NewAPIServer(d.log, d.token, []int{0, d.front.uid}, d.svc)
+	// Only the front: its uid here, and its pid (the one the supervisor
+	// started) once prepareFront has the supervisor.
+	d.apiSrv, err = NewAPIServer(d.log, d.token, []int{d.front.uid}, d.svc)
 	return err
 }
 
@@ -292,6 +292,7 @@ func (d *daemon) prepareFront(context.Context) error {
 		return err
 	}
 	d.sup = newSupervisor(d.log, spec)
+	d.apiSrv.RequirePeerPID(d.sup.currentPID)
 	return nil
 }
 

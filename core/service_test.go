@@ -166,6 +166,31 @@ func TestCoreSocketGuard(t *testing.T) {
 	}
 }
 
+// TestCoreSocketServesOnlyTheFrontPID: with RequirePeerPID (the daemon
+// passes its supervisor's front pid), a peer with the allowed uid and the
+// right token is still refused, 403 and counted, unless it is that
+// process.
+func TestCoreSocketServesOnlyTheFrontPID(t *testing.T) {
+	c := newTestCore(t, []int{os.Getuid()})
+	var e api.Error
+	c.api.RequirePeerPID(func() int { return os.Getpid() }) // the test process is "the front"
+	if st := c.do("GET", "/status", nil, &e); st != 401 {
+		t.Fatalf("the front's pid, right token: %d %+v (want 401: no session)", st, e)
+	}
+	c.client.CloseIdleConnections()
+	c.api.RequirePeerPID(func() int { return os.Getpid() + 1 }) // another process is the front
+	if st := c.do("GET", "/status", nil, &e); st != 403 || e.Error != "forbidden" {
+		t.Fatalf("same uid, right token, another pid: %d %+v (want 403)", st, e)
+	}
+	c.api.RequirePeerPID(func() int { return 0 }) // no front runs
+	if st := c.do("GET", "/status", nil, &e); st != 403 {
+		t.Fatalf("no front running: %d (want 403)", st)
+	}
+	if got := c.api.Counters(); got.Requests != 3 || got.Forbidden != 2 {
+		t.Fatalf("counters %+v, want 3 requests, 2 forbidden", got)
+	}
+}
+
 func TestCoreAdminFlow(t *testing.T) {
 	c := newTestCore(t, []int{os.Getuid()})
 	c.login()

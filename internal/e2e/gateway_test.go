@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(socketClientHelper())
 	}
+	if os.Getenv(procReadEnv) != "" {
+		os.Exit(procReadHelper())
+	}
 	flag.Parse()
 	if testenv.ShortMain() {
 		os.Exit(0)
@@ -66,7 +69,9 @@ func TestMain(m *testing.M) {
 type gateway struct {
 	t            *testing.T
 	dir          string
+	dataDir      string
 	runtimeDir   string
+	cred         *syscall.Credential
 	cfgPath      string
 	ns           *netlab.NS
 	cmd          *exec.Cmd
@@ -103,6 +108,13 @@ type gwOpts struct {
 	extra string
 	// redirect adds a plain-HTTP redirect listener.
 	redirect bool
+	// cred, when set, runs the core as that user (its directory is given
+	// to it); the front then runs as the same user.
+	cred *syscall.Credential
+	// relativeDirs names data_dir and runtime_dir as var/data and var/run,
+	// relative to the core's working directory (the test's directory), as
+	// deploy/dev.toml does; they do not exist before the start.
+	relativeDirs bool
 }
 
 func startGateway(t *testing.T) *gateway {
@@ -117,16 +129,28 @@ func startGatewayWith(t *testing.T, o gwOpts) *gateway {
 		o.listen = "127.0.0.1:0"
 	}
 	dir := searchableTempDir(t)
-	g := &gateway{t: t, dir: dir, runtimeDir: filepath.Join(dir, "run"), ns: o.ns}
+	g := &gateway{t: t, dir: dir, dataDir: filepath.Join(dir, "data"), runtimeDir: filepath.Join(dir, "run"), ns: o.ns}
+	dataKey, runtimeKey := g.dataDir, g.runtimeDir
+	if o.relativeDirs {
+		g.dataDir, g.runtimeDir = filepath.Join(dir, "var", "data"), filepath.Join(dir, "var", "run")
+		dataKey, runtimeKey = "var/data", "var/run"
+	}
 	redirect := ""
 	if o.redirect {
 		redirect = "redirect_listen = \"127.0.0.1:0\"\n"
 	}
 	cfg := fmt.Sprintf("data_dir = %q\nruntime_dir = %q\nlog_level = \"info\"\n[web]\nlisten = %q\nbinary = %q\n%s%s",
-		filepath.Join(dir, "data"), g.runtimeDir, o.listen, filepath.Join(binDir, "portcullis-web"), redirect, o.extra)
+		dataKey, runtimeKey, o.listen, filepath.Join(binDir, "portcullis-web"), redirect, o.extra)
 	g.cfgPath = filepath.Join(dir, "portcullis.toml")
 	if err := os.WriteFile(g.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if g.cred = o.cred; g.cred != nil {
+		for _, p := range []string{dir, g.cfgPath} {
+			if err := os.Chown(p, int(g.cred.Uid), int(g.cred.Gid)); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	t.Cleanup(func() {
 		g.stop()
@@ -136,7 +160,7 @@ func startGatewayWith(t *testing.T, o gwOpts) *gateway {
 	})
 	g.start()
 	var err error
-	if g.certPEM, err = os.ReadFile(filepath.Join(dir, "data", "tls", "cert.pem")); err != nil {
+	if g.certPEM, err = os.ReadFile(filepath.Join(g.dataDir, "tls", "cert.pem")); err != nil {
 		t.Fatal(err)
 	}
 	return g
@@ -154,6 +178,10 @@ func (g *gateway) start() {
 		g.cmd = g.ns.Command(bin, args...)
 	} else {
 		g.cmd = exec.Command(bin, args...)
+	}
+	g.cmd.Dir = g.dir
+	if g.cred != nil {
+		g.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: g.cred}
 	}
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
