@@ -37,7 +37,9 @@ const startTimeout = 2 * time.Minute
 // RunIO is where Run reports to the operator and to its caller.
 type RunIO struct {
 	// Out is the terminal: the initial admin credentials are printed there
-	// on the run that creates them (never to the log). Nil: not printed.
+	// on the run that creates them (never to the log), unless the core runs
+	// under systemd (then they go to a file, see InitialAdminFile). Nil:
+	// not printed.
 	Out io.Writer
 	// Ready, when set, receives one api.Ready JSON line once the gateway
 	// serves, and is then closed.
@@ -57,13 +59,15 @@ func Run(ctx context.Context, cfg *Checked, log *slog.Logger, rio RunIO) error {
 	}{
 		{"prepare directories", d.prepareDirs},
 		{"open store", d.openStore},
-		{"ensure admin", d.ensureAdmin},
 		{"bind listeners", d.bindListeners},
 		{"build services", d.buildServices},
 		{"start background work", d.startBackground},
 		{"start vpn workers", d.startWorkers},
 		{"prepare front", d.prepareFront},
 		{"serve sockets", d.serveSockets},
+		// Last but the front: a start that fails (a port in use, the
+		// firewall) has made no admin and revealed no password.
+		{"ensure admin", d.ensureAdmin},
 		{"start front", d.startFront},
 	} {
 		if err := step.run(startCtx); err != nil {
@@ -86,6 +90,7 @@ type daemon struct {
 	st                *store.Bolt
 	adm               *admin.Service
 	initial           *api.AdminCredentials // set on the run that creates the first admin
+	initialFile       string                // where its password was written (under systemd)
 	httpsLn, httpLn   net.Listener
 	certPEM, keyPEM   []byte
 	token             []byte
@@ -150,21 +155,6 @@ func (d *daemon) openStore(context.Context) (err error) {
 	return nil
 }
 
-// ensureAdmin creates the first admin on the first run and prints its
-// password once, to the terminal, never to the log.
-func (d *daemon) ensureAdmin(ctx context.Context) error {
-	d.adm = admin.New(d.st, d.log, admin.Options{SessionTTL: d.cfg.SessionTTL, MaxFailures: d.cfg.Admin.LoginMaxFailures, Window: d.cfg.LoginWindow})
-	pw, created, err := d.adm.EnsureInitialAdmin(ctx)
-	if err != nil || !created {
-		return err
-	}
-	d.initial = &api.AdminCredentials{Username: admin.InitialUsername, Password: pw}
-	if d.rio.Out != nil {
-		fmt.Fprintf(d.rio.Out, "initial admin: username=%s password=%s\n", admin.InitialUsername, pw)
-	}
-	return nil
-}
-
 // bindListeners takes the front's listening sockets (inherited from systemd
 // or bound here) and its TLS certificate.
 func (d *daemon) bindListeners(context.Context) (err error) {
@@ -192,6 +182,7 @@ func (d *daemon) bindListeners(context.Context) (err error) {
 // approvals' elements, NAT rules) and links brought in line with the store,
 // and the core socket's server with a new token.
 func (d *daemon) buildServices(ctx context.Context) error {
+	d.adm = admin.New(d.st, d.log, admin.Options{SessionTTL: d.cfg.SessionTTL, MaxFailures: d.cfg.Admin.LoginMaxFailures, Window: d.cfg.LoginWindow})
 	var (
 		gate dynfw.Gate
 		nat  dynfw.NAT
@@ -209,7 +200,8 @@ func (d *daemon) buildServices(ctx context.Context) error {
 	d.approver = dynfw.NewApprover(dynfw.Config{Window: d.cfg.Window, TokenTTL: d.cfg.TokenTTL,
 		ReportedAddresses: d.cfg.Approval.ReportedAddresses, TrustedProxies: d.cfg.TrustedProxies}, NewDirectory(d.st), d.st, gate, d.log)
 	d.svc = NewService(Deps{Store: d.st, Admin: d.adm, Log: d.log, SyncHosts: d.cfg.SyncHosts(d.httpsLn.Addr().String()),
-		Approver: d.approver, NAT: nat, Window: d.cfg.Window, FrontPort: listenerPort(d.httpsLn)})
+		Approver: d.approver, NAT: nat, Window: d.cfg.Window, FrontPort: listenerPort(d.httpsLn),
+		InitialAdminFile: filepath.Join(d.cfg.DataDir, InitialAdminFile)})
 	guarded, err := d.svc.guardedPorts(ctx)
 	if err != nil {
 		return err
@@ -352,7 +344,7 @@ func (d *daemon) startFront(ctx context.Context) error {
 	_, _ = sd.SdNotify(false, sd.SdNotifyReady)
 	if d.rio.Ready != nil {
 		if err := writeReady(d.rio.Ready, api.Ready{ControlStatus: d.status(), CoreSocket: d.coreSock,
-			ControlSocket: d.ctlSock, InitialAdmin: d.initial}); err != nil {
+			ControlSocket: d.ctlSock, InitialAdmin: d.initial, InitialAdminFile: d.initialFile}); err != nil {
 			d.log.Warn("could not write the ready report", "err", err)
 		}
 	}

@@ -61,7 +61,7 @@ func openTestCore(t testing.TB, allowed []int, path string) *testCore {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	adm := admin.New(st, log, admin.Options{})
 	ctx := context.Background()
-	pw, created, err := adm.EnsureInitialAdmin(ctx)
+	pw, created, err := adm.EnsureInitialAdmin(ctx, nil)
 	if err == nil && !created {
 		pw, err = adm.ResetPassword(ctx, admin.InitialUsername)
 	}
@@ -131,6 +131,8 @@ func (c *testCore) do(method, path string, body any, out any) int {
 	return resp.StatusCode
 }
 
+// login opens a session and, when the password must be changed first (the
+// initial admin's, a reset), changes it as an admin would.
 func (c *testCore) login() {
 	c.t.Helper()
 	var s api.SessionResponse
@@ -138,6 +140,13 @@ func (c *testCore) login() {
 		c.t.Fatalf("login: %d", st)
 	}
 	c.csrf = s.CSRFToken
+	if s.PasswordChangeRequired {
+		pw := c.adminPW + "-changed"
+		if st := c.do("POST", "/auth/password", api.PasswordChange{OldPassword: c.adminPW, NewPassword: pw}, &s); st != 200 || s.PasswordChangeRequired {
+			c.t.Fatalf("password change: %d %+v", st, s)
+		}
+		c.adminPW = pw
+	}
 }
 
 func TestCoreSocketGuard(t *testing.T) {

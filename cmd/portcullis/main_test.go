@@ -150,7 +150,7 @@ func TestDestructiveCommandsNeedYes(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		if _, _, err := admin.New(st, nil, admin.Options{}).EnsureInitialAdmin(context.Background()); err != nil {
+		if _, _, err := admin.New(st, nil, admin.Options{}).EnsureInitialAdmin(context.Background(), nil); err != nil {
 			t.Fatal(err)
 		}
 	}()

@@ -211,7 +211,9 @@ func (s *Server) read(c *Call) error {
 }
 
 // authenticate checks the admin session (and, on state-changing routes, its
-// CSRF token) of admin routes; other routes authenticate in their handler.
+// CSRF token) of admin routes, and that a session whose password must be
+// changed uses only the routes for that; other routes authenticate in their
+// handler.
 func (s *Server) authenticate(c *Call) error {
 	if c.Route.Auth != api.AuthAdmin {
 		return nil
@@ -228,6 +230,9 @@ func (s *Server) authenticate(c *Call) error {
 	}
 	if c.Route.StateChanging() && !admin.CheckCSRF(sess, c.Header.Get(api.HeaderCSRF)) {
 		return ErrCSRF
+	}
+	if sess.MustChangePassword && !c.Route.BeforePasswordChange {
+		return ErrPasswordChange
 	}
 	c.Session, c.SessionID = sess, ck.Value
 	return nil

@@ -67,20 +67,23 @@ func TestMain(m *testing.M) {
 
 // gateway is a running core with its front.
 type gateway struct {
-	t            *testing.T
-	dir          string
-	dataDir      string
-	runtimeDir   string
-	cred         *syscall.Credential
-	cfgPath      string
-	ns           *netlab.NS
-	cmd          *exec.Cmd
-	done         chan error
-	URL          string
-	RedirectAddr string
-	AdminPW      string
-	FrontPID     int
-	certPEM      []byte
+	t          *testing.T
+	dir        string
+	dataDir    string
+	runtimeDir string
+	cred       *syscall.Credential
+	env        []string
+	// initialAdminFile is the ready report's initial_admin_file.
+	initialAdminFile string
+	cfgPath          string
+	ns               *netlab.NS
+	cmd              *exec.Cmd
+	done             chan error
+	URL              string
+	RedirectAddr     string
+	AdminPW          string
+	FrontPID         int
+	certPEM          []byte
 
 	mu   sync.Mutex
 	logs bytes.Buffer
@@ -111,6 +114,8 @@ type gwOpts struct {
 	// cred, when set, runs the core as that user (its directory is given
 	// to it); the front then runs as the same user.
 	cred *syscall.Credential
+	// env is added to the core's environment.
+	env []string
 	// relativeDirs names data_dir and runtime_dir as var/data and var/run,
 	// relative to the core's working directory (the test's directory), as
 	// deploy/dev.toml does; they do not exist before the start.
@@ -145,6 +150,7 @@ func startGatewayWith(t *testing.T, o gwOpts) *gateway {
 	if err := os.WriteFile(g.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	g.env = o.env
 	if g.cred = o.cred; g.cred != nil {
 		for _, p := range []string{dir, g.cfgPath} {
 			if err := os.Chown(p, int(g.cred.Uid), int(g.cred.Gid)); err != nil {
@@ -180,6 +186,9 @@ func (g *gateway) start() {
 		g.cmd = exec.Command(bin, args...)
 	}
 	g.cmd.Dir = g.dir
+	if g.env != nil {
+		g.cmd.Env = append(os.Environ(), g.env...)
+	}
 	if g.cred != nil {
 		g.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: g.cred}
 	}
@@ -222,6 +231,7 @@ func (g *gateway) start() {
 		g.FrontPID = r.FrontPID
 		if r.InitialAdmin != nil {
 			g.AdminPW = r.InitialAdmin.Password
+			g.initialAdminFile = r.InitialAdminFile
 		}
 		g.mu.Unlock()
 	case err := <-done:
@@ -266,6 +276,19 @@ func (g *gateway) Logs() string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.logs.String()
+}
+
+// logsContain waits up to 5s for the core's output (read by a goroutine)
+// to contain s.
+func (g *gateway) logsContain(s string) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(g.Logs(), s) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }
 
 func (g *gateway) stop() {
@@ -350,6 +373,9 @@ func (c *adminClient) do(method, path string, body, out any) int {
 	return resp.StatusCode
 }
 
+// login opens a session. The first login with a password the gateway made
+// (the initial admin's) must change it: login does, as an admin would, and
+// keeps the new one in g.AdminPW for the next logins.
 func (c *adminClient) login(pw string) {
 	c.g.t.Helper()
 	var s api.SessionResponse
@@ -357,6 +383,15 @@ func (c *adminClient) login(pw string) {
 		c.g.t.Fatalf("login: status %d", st)
 	}
 	c.csrf = s.CSRFToken
+	if s.PasswordChangeRequired {
+		next := pw + "-e2e-changed"
+		if st := c.do("POST", "/auth/password", api.PasswordChange{OldPassword: pw, NewPassword: next}, &s); st != 200 || s.PasswordChangeRequired {
+			c.g.t.Fatalf("password change after the first login: status %d %+v", st, s)
+		}
+		c.g.mu.Lock()
+		c.g.AdminPW = next
+		c.g.mu.Unlock()
+	}
 }
 
 func (c *adminClient) must(method, path string, body, out any) {
