@@ -30,9 +30,9 @@ const DefaultFrontUser = "portcullis-web"
 // resolveFrontUser returns who the front runs as: the core's own user when
 // the core is not root (it cannot switch), else web.user (default
 // portcullis-web), created when missing. nobody, root and the VPN workers'
-// account are refused: a process sharing the front's uid could read its
-// memory (the TLS key, the internal token) if the front were dumpable, and
-// could connect to the core's socket as it.
+// account are refused: every process sharing the front's uid could signal
+// it and, in the moment before the front makes itself non-dumpable, read
+// its memory (the TLS key, the internal token).
 func resolveFrontUser(ctx context.Context, cfg *Checked, log *slog.Logger) (*frontIdentity, error) {
 	if os.Geteuid() != 0 {
 		if cfg.Web.User != "" {
