@@ -11,9 +11,9 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
 
-# Starts the core and the front on https://127.0.0.1:8443 with data in ./var/.
+# Starts the core and the front on https://127.0.0.1:8443 with data in ./var/
+# (the core makes ./var and its directories with the modes it needs).
 run: build
-	@mkdir -p var
 	./$(BIN)/portcullis serve --config deploy/dev.toml --web-binary $(BIN)/portcullis-web \
 		$(if $(filter 0,$(shell id -u)),,--no-firewall)
 

@@ -68,6 +68,9 @@ type Ready struct {
 	ControlSocket string `json:"control_socket"`
 	// InitialAdmin is set on the run that created the first admin.
 	InitialAdmin *AdminCredentials `json:"initial_admin,omitempty"`
+	// InitialAdminFile is where that password was written instead of the
+	// terminal (under systemd; see core.InitialAdminFile).
+	InitialAdminFile string `json:"initial_admin_file,omitempty"`
 }
 
 // AdminCredentials are an admin's username and password.

@@ -70,6 +70,10 @@ type Route struct {
 	Query []string
 	// Render says how the front writes a 200 answer (JSON by default).
 	Render Render
+	// BeforePasswordChange marks the admin routes a session may use while
+	// its password must still be changed (the change itself, logout);
+	// every other admin route answers 403 password_change_required.
+	BeforePasswordChange bool
 }
 
 // Render is how the front writes a route's successful answer. Either way

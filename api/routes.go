@@ -9,7 +9,9 @@ var (
 	RouteSessionLogin = endpoint[LoginRequest, SessionResponse](Route{Name: "session.login",
 		Method: http.MethodPost, Pattern: "/auth/session", Auth: AuthPublic, BodyLimit: 2 << 10, SetsSession: true})
 	RouteSessionLogout = endpoint[NoBody, OKResponse](Route{Name: "session.logout",
-		Method: http.MethodDelete, Pattern: "/auth/session", Auth: AuthAdmin, SetsSession: true})
+		Method: http.MethodDelete, Pattern: "/auth/session", Auth: AuthAdmin, SetsSession: true, BeforePasswordChange: true})
+	RoutePasswordChange = endpoint[PasswordChange, SessionResponse](Route{Name: "session.password",
+		Method: http.MethodPost, Pattern: "/auth/password", Auth: AuthAdmin, BodyLimit: 2 << 10, BeforePasswordChange: true})
 	RouteStatus = endpoint[NoBody, StatusResponse](Route{Name: "status",
 		Method: http.MethodGet, Pattern: "/status", Auth: AuthAdmin})
 
@@ -125,7 +127,7 @@ var (
 // Routes is the static route table: every request the front accepts is one
 // of these, and the core implements exactly these (a test checks both).
 var Routes = []*Route{
-	RouteSessionLogin.Route, RouteSessionLogout.Route, RouteStatus.Route,
+	RouteSessionLogin.Route, RouteSessionLogout.Route, RoutePasswordChange.Route, RouteStatus.Route,
 	RouteOrgList.Route, RouteOrgCreate.Route, RouteOrgGet.Route, RouteOrgUpdate.Route, RouteOrgDelete.Route,
 	RouteUserList.Route, RouteUserCreate.Route, RouteUserGet.Route, RouteUserUpdate.Route, RouteUserDelete.Route,
 	RouteUserProfile.Route,

@@ -30,6 +30,18 @@ type SessionResponse struct {
 	Username  string    `json:"username" validate:"required,username"`
 	CSRFToken string    `json:"csrf_token" validate:"required,len=64,hexadecimal"`
 	ExpiresAt time.Time `json:"expires_at" validate:"required"`
+	// PasswordChangeRequired: the password is one the gateway made (the
+	// initial admin's, a CLI reset); until it is changed (POST
+	// /auth/password) every other admin route but logout answers 403
+	// password_change_required.
+	PasswordChangeRequired bool `json:"password_change_required"`
+}
+
+// PasswordChange changes the logged-in admin's password. The old password
+// is required; the new one must differ and have at least 12 characters.
+type PasswordChange struct {
+	OldPassword string `json:"old_password" validate:"required,min=1,max=256"`
+	NewPassword string `json:"new_password" validate:"required,min=12,max=256"`
 }
 
 // StatusResponse is the gateway's summary for a logged-in admin.

@@ -66,7 +66,8 @@ type WebConfig struct {
 	// own executable).
 	Binary string `toml:"binary"`
 	// User is the account the front runs as when the core runs as root
-	// (default "nobody", better a dedicated "portcullis-web").
+	// (default "portcullis-web", created when missing; root, nobody and
+	// the VPN workers' account are refused).
 	User string `toml:"user"`
 	// TLSCert and TLSKey are PEM files; when both are empty a self-signed
 	// certificate is generated in DataDir/tls.
@@ -86,6 +87,10 @@ type AdminConfig struct {
 	// once: each holds 64 MiB (argon2id), so it sizes the core's memory.
 	LoginConcurrency config.Int `toml:"login_concurrency"`
 }
+
+// DefaultConfigFile is the configuration the commands read when no
+// --config is given and it exists (the systemd unit names it too).
+const DefaultConfigFile = "/etc/portcullis/portcullis.toml"
 
 // DefaultConfig returns the production defaults, and with them the range
 // of every bounded value.

@@ -37,7 +37,9 @@ const startTimeout = 2 * time.Minute
 // RunIO is where Run reports to the operator and to its caller.
 type RunIO struct {
 	// Out is the terminal: the initial admin credentials are printed there
-	// on the run that creates them (never to the log). Nil: not printed.
+	// on the run that creates them (never to the log), unless the core runs
+	// under systemd (then they go to a file, see InitialAdminFile). Nil:
+	// not printed.
 	Out io.Writer
 	// Ready, when set, receives one api.Ready JSON line once the gateway
 	// serves, and is then closed.
@@ -57,13 +59,15 @@ func Run(ctx context.Context, cfg *Checked, log *slog.Logger, rio RunIO) error {
 	}{
 		{"prepare directories", d.prepareDirs},
 		{"open store", d.openStore},
-		{"ensure admin", d.ensureAdmin},
 		{"bind listeners", d.bindListeners},
 		{"build services", d.buildServices},
 		{"start background work", d.startBackground},
 		{"start vpn workers", d.startWorkers},
 		{"prepare front", d.prepareFront},
 		{"serve sockets", d.serveSockets},
+		// Last but the front: a start that fails (a port in use, the
+		// firewall) has made no admin and revealed no password.
+		{"ensure admin", d.ensureAdmin},
 		{"start front", d.startFront},
 	} {
 		if err := step.run(startCtx); err != nil {
@@ -86,6 +90,7 @@ type daemon struct {
 	st                *store.Bolt
 	adm               *admin.Service
 	initial           *api.AdminCredentials // set on the run that creates the first admin
+	initialFile       string                // where its password was written (under systemd)
 	httpsLn, httpLn   net.Listener
 	certPEM, keyPEM   []byte
 	token             []byte
@@ -115,9 +120,10 @@ func (d *daemon) stop() {
 }
 
 // prepareDirs resolves the front's user and executable and creates the data
-// and runtime directories with their modes.
-func (d *daemon) prepareDirs(context.Context) (err error) {
-	if d.front, err = resolveFrontUser(d.cfg, d.log); err != nil {
+// and runtime directories with their modes (and their missing parents,
+// searchable: the front reaches its socket through them).
+func (d *daemon) prepareDirs(ctx context.Context) (err error) {
+	if d.front, err = resolveFrontUser(ctx, d.cfg, d.log); err != nil {
 		return err
 	}
 	d.binary = d.cfg.Web.Binary
@@ -131,10 +137,7 @@ func (d *daemon) prepareDirs(context.Context) (err error) {
 	if _, err := os.Stat(d.binary); err != nil {
 		return fmt.Errorf("config: web.binary: the front executable: %w", err)
 	}
-	if err := os.MkdirAll(d.cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("config: data_dir: %w", err)
-	}
-	if err := os.Chmod(d.cfg.DataDir, 0o700); err != nil {
+	if err := makeDataDir(d.cfg.DataDir); err != nil {
 		return fmt.Errorf("config: data_dir: %w", err)
 	}
 	d.coreSock = filepath.Join(d.cfg.RuntimeDir, CoreSocketName)
@@ -149,22 +152,6 @@ func (d *daemon) openStore(context.Context) (err error) {
 	}
 	d.onStop(func() { _ = d.st.Close() })
 	d.log.Info("store open", "path", d.st.Path(), "schema_version", d.st.SchemaVersion())
-	return nil
-}
-
-// ensureAdmin creates the first admin on the first run and prints its
-// password once, to the terminal, never to the log.
-func (d *daemon) ensureAdmin(ctx context.Context) error {
-	d.adm = admin.New(d.st, d.log, admin.Options{SessionTTL: d.cfg.SessionTTL, MaxFailures: d.cfg.Admin.LoginMaxFailures,
-		Window: d.cfg.LoginWindow, PasswordChecks: d.cfg.Admin.LoginConcurrency})
-	pw, created, err := d.adm.EnsureInitialAdmin(ctx)
-	if err != nil || !created {
-		return err
-	}
-	d.initial = &api.AdminCredentials{Username: admin.InitialUsername, Password: pw}
-	if d.rio.Out != nil {
-		fmt.Fprintf(d.rio.Out, "initial admin: username=%s password=%s\n", admin.InitialUsername, pw)
-	}
 	return nil
 }
 
@@ -195,6 +182,8 @@ func (d *daemon) bindListeners(context.Context) (err error) {
 // approvals' elements, NAT rules) and links brought in line with the store,
 // and the core socket's server with a new token.
 func (d *daemon) buildServices(ctx context.Context) error {
+	d.adm = admin.New(d.st, d.log, admin.Options{SessionTTL: d.cfg.SessionTTL, MaxFailures: d.cfg.Admin.LoginMaxFailures,
+		Window: d.cfg.LoginWindow, PasswordChecks: d.cfg.Admin.LoginConcurrency})
 	var (
 		gate dynfw.Gate
 		nat  dynfw.NAT
@@ -212,7 +201,8 @@ func (d *daemon) buildServices(ctx context.Context) error {
 	d.approver = dynfw.NewApprover(dynfw.Config{Window: d.cfg.Window, TokenTTL: d.cfg.TokenTTL,
 		ReportedAddresses: d.cfg.Approval.ReportedAddresses, TrustedProxies: d.cfg.TrustedProxies}, NewDirectory(d.st), d.st, gate, d.log)
 	d.svc = NewService(Deps{Store: d.st, Admin: d.adm, Log: d.log, SyncHosts: d.cfg.SyncHosts(d.httpsLn.Addr().String()),
-		Approver: d.approver, NAT: nat, Window: d.cfg.Window, FrontPort: listenerPort(d.httpsLn)})
+		Approver: d.approver, NAT: nat, Window: d.cfg.Window, FrontPort: listenerPort(d.httpsLn),
+		InitialAdminFile: filepath.Join(d.cfg.DataDir, InitialAdminFile)})
 	guarded, err := d.svc.guardedPorts(ctx)
 	if err != nil {
 		return err
@@ -230,7 +220,9 @@ func (d *daemon) buildServices(ctx context.Context) error {
 	if _, err := rand.Read(d.token); err != nil {
 		return fmt.Errorf("internal token: %w", err)
 	}
-	d.apiSrv, err = NewAPIServer(d.log, d.token, []int{0, d.front.uid}, d.svc)
+	// Only the front: its uid here, and its pid (the one the supervisor
+	// started) once prepareFront has the supervisor.
+	d.apiSrv, err = NewAPIServer(d.log, d.token, []int{d.front.uid}, d.svc)
 	return err
 }
 
@@ -293,6 +285,7 @@ func (d *daemon) prepareFront(context.Context) error {
 		return err
 	}
 	d.sup = newSupervisor(d.log, spec)
+	d.apiSrv.RequirePeerPID(d.sup.currentPID)
 	return nil
 }
 
@@ -352,7 +345,7 @@ func (d *daemon) startFront(ctx context.Context) error {
 	_, _ = sd.SdNotify(false, sd.SdNotifyReady)
 	if d.rio.Ready != nil {
 		if err := writeReady(d.rio.Ready, api.Ready{ControlStatus: d.status(), CoreSocket: d.coreSock,
-			ControlSocket: d.ctlSock, InitialAdmin: d.initial}); err != nil {
+			ControlSocket: d.ctlSock, InitialAdmin: d.initial, InitialAdminFile: d.initialFile}); err != nil {
 			d.log.Warn("could not write the ready report", "err", err)
 		}
 	}

@@ -1,12 +1,18 @@
 package core
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/user"
-	"strconv"
+	"path/filepath"
 	"syscall"
+
+	"github.com/portcullis-gw/portcullis/core/vpn"
+	"github.com/portcullis-gw/portcullis/internal/sysuser"
 )
 
 // frontIdentity is who the front runs as.
@@ -17,7 +23,17 @@ type frontIdentity struct {
 	cred *syscall.Credential
 }
 
-func resolveFrontUser(cfg *Checked, log *slog.Logger) (*frontIdentity, error) {
+// DefaultFrontUser is the account the front runs as when the core is root
+// and web.user is not set (created at start when missing).
+const DefaultFrontUser = "portcullis-web"
+
+// resolveFrontUser returns who the front runs as: the core's own user when
+// the core is not root (it cannot switch), else web.user (default
+// portcullis-web), created when missing. nobody, root and the VPN workers'
+// account are refused: every process sharing the front's uid could signal
+// it and, in the moment before the front makes itself non-dumpable, read
+// its memory (the TLS key, the internal token).
+func resolveFrontUser(ctx context.Context, cfg *Checked, log *slog.Logger) (*frontIdentity, error) {
 	if os.Geteuid() != 0 {
 		if cfg.Web.User != "" {
 			if u, err := user.Current(); err != nil || u.Username != cfg.Web.User {
@@ -29,22 +45,74 @@ func resolveFrontUser(cfg *Checked, log *slog.Logger) (*frontIdentity, error) {
 	}
 	name := cfg.Web.User
 	if name == "" {
-		name = "nobody"
+		name = DefaultFrontUser
 	}
-	u, err := user.Lookup(name)
-	if err != nil {
+	if name == vpn.DefaultUser {
+		return nil, fmt.Errorf("config: web.user: %q is the VPN workers' account; the front needs an account of its own (%s)", name, DefaultFrontUser)
+	}
+	a, err := sysuser.Ensure(ctx, name, "Portcullis web front", log)
+	if errors.Is(err, sysuser.ErrShared) {
+		return nil, fmt.Errorf("config: web.user: %q is shared with other processes (root or nobody): the front needs an account of its own, such as %s, which the core creates when it is missing: %w",
+			name, DefaultFrontUser, err)
+	} else if err != nil {
 		return nil, fmt.Errorf("config: web.user: %w", err)
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if uid == 0 {
-		return nil, fmt.Errorf("config: web.user: %q is root; the front must run unprivileged", name)
+	return &frontIdentity{name: a.Name, uid: a.UID, gid: a.GID,
+		cred: &syscall.Credential{Uid: uint32(a.UID), Gid: uint32(a.GID), Groups: []uint32{}}}, nil
+}
+
+// makeDataDir creates the data directory, mode 0700, and its missing
+// parents, 0755.
+func makeDataDir(dir string) error {
+	if err := mkdirParents(dir); err != nil {
+		return err
 	}
-	return &frontIdentity{name: name, uid: uid, gid: gid,
-		cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}, nil
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// mkdirParents creates the missing parents of dir, each mode 0755 whatever
+// the umask: the front must search every directory above the runtime
+// directory to reach its socket, and the data directory's parents are
+// often the same (./var of make run). Directories that exist are left as
+// they are (prepareRuntimeDir checks that the front gets through them).
+func mkdirParents(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for p := filepath.Dir(abs); ; p = filepath.Dir(p) {
+		if _, err := os.Stat(p); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, p)
+		if p == filepath.Dir(p) {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		err := os.Mkdir(missing[i], 0o755)
+		if errors.Is(err, fs.ErrExist) {
+			continue // made meanwhile by someone else: theirs
+		} else if err != nil {
+			return err
+		}
+		if err := os.Chmod(missing[i], 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func prepareRuntimeDir(dir string, front *frontIdentity) error {
+	if err := mkdirParents(dir); err != nil {
+		return fmt.Errorf("config: runtime_dir: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("config: runtime_dir: %w", err)
 	}

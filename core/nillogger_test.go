@@ -26,7 +26,7 @@ func TestNilLoggers(t *testing.T) {
 	defer st.Close()
 
 	adm := admin.New(st, nil, admin.Options{})
-	if _, _, err := adm.EnsureInitialAdmin(ctx); err != nil { // logs at info
+	if _, _, err := adm.EnsureInitialAdmin(ctx, nil); err != nil { // logs at info
 		t.Fatal(err)
 	}
 	if _, _, err := adm.Login(ctx, admin.InitialUsername, "wrong", "192.0.2.1"); !errors.Is(err, admin.ErrBadCredentials) { // logs a warning

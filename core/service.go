@@ -36,6 +36,9 @@ type Deps struct {
 	// Window is the accepted clock difference of signed profile syncs (0:
 	// dynfw.DefaultWindow); the approvals' window.
 	Window time.Duration
+	// InitialAdminFile is where the core wrote the initial admin's password
+	// (under systemd); it is removed when that password is changed.
+	InitialAdminFile string
 	// FrontPort is the port the front listens on (0: unknown). When
 	// SyncHosts is empty (the front listens on every address), profiles
 	// name https://<server host>:<FrontPort> as their sync hosts.
@@ -57,6 +60,8 @@ type Service struct {
 	links     *links.Service
 	window    time.Duration
 	frontPort int
+	// initialAdminFile: see Deps.InitialAdminFile.
+	initialAdminFile string
 
 	// VPN workers (workers.go): nil until the daemon starts them, and
 	// when the core cannot run them (not root). revoker takes a user's
@@ -85,7 +90,7 @@ func NewService(d Deps) *Service {
 	}
 	return &Service{st: d.Store, admin: d.Admin, log: log, now: time.Now, syncHosts: d.SyncHosts,
 		startedAt: time.Now(), approver: d.Approver, nat: d.NAT, links: links.New(d.Store, log, d.SyncHosts),
-		window: d.Window, frontPort: d.FrontPort, revoker: revokerOf(d.Approver),
+		window: d.Window, frontPort: d.FrontPort, revoker: revokerOf(d.Approver), initialAdminFile: d.InitialAdminFile,
 		orgs:    rpc.Kind[orgRecord, api.Organization]{Bucket: store.BucketOrgs, What: "organization", ToAPI: (*orgRecord).toAPI},
 		users:   rpc.Kind[userRecord, api.User]{Bucket: store.BucketUsers, What: "user", ToAPI: (*userRecord).toAPI},
 		servers: rpc.Kind[serverRecord, api.Server]{Bucket: store.BucketServers, What: "server", ToAPI: (*serverRecord).toAPI},
@@ -106,6 +111,7 @@ func (s *Service) Mux() *rpc.Mux {
 	// session.go
 	rpc.Handle(m, api.RouteSessionLogin, s.login)
 	rpc.Handle(m, api.RouteSessionLogout, s.logout)
+	rpc.Handle(m, api.RoutePasswordChange, s.changePassword)
 	rpc.Handle(m, api.RouteStatus, s.status)
 	// orgs.go
 	rpc.Handle(m, api.RouteOrgList, s.listOrgs)

@@ -61,7 +61,7 @@ func openTestCore(t testing.TB, allowed []int, path string) *testCore {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	adm := admin.New(st, log, admin.Options{})
 	ctx := context.Background()
-	pw, created, err := adm.EnsureInitialAdmin(ctx)
+	pw, created, err := adm.EnsureInitialAdmin(ctx, nil)
 	if err == nil && !created {
 		pw, err = adm.ResetPassword(ctx, admin.InitialUsername)
 	}
@@ -131,6 +131,8 @@ func (c *testCore) do(method, path string, body any, out any) int {
 	return resp.StatusCode
 }
 
+// login opens a session and, when the password must be changed first (the
+// initial admin's, a reset), changes it as an admin would.
 func (c *testCore) login() {
 	c.t.Helper()
 	var s api.SessionResponse
@@ -138,6 +140,13 @@ func (c *testCore) login() {
 		c.t.Fatalf("login: %d", st)
 	}
 	c.csrf = s.CSRFToken
+	if s.PasswordChangeRequired {
+		pw := c.adminPW + "-changed"
+		if st := c.do("POST", "/auth/password", api.PasswordChange{OldPassword: c.adminPW, NewPassword: pw}, &s); st != 200 || s.PasswordChangeRequired {
+			c.t.Fatalf("password change: %d %+v", st, s)
+		}
+		c.adminPW = pw
+	}
 }
 
 func TestCoreSocketGuard(t *testing.T) {
@@ -163,6 +172,31 @@ func TestCoreSocketGuard(t *testing.T) {
 	other := newTestCore(t, []int{os.Getuid() + 12345})
 	if st := other.do("GET", "/status", nil, &e); st != 403 {
 		t.Fatalf("disallowed uid: %d", st)
+	}
+}
+
+// TestCoreSocketServesOnlyTheFrontPID: with RequirePeerPID (the daemon
+// passes its supervisor's front pid), a peer with the allowed uid and the
+// right token is still refused, 403 and counted, unless it is that
+// process.
+func TestCoreSocketServesOnlyTheFrontPID(t *testing.T) {
+	c := newTestCore(t, []int{os.Getuid()})
+	var e api.Error
+	c.api.RequirePeerPID(func() int { return os.Getpid() }) // the test process is "the front"
+	if st := c.do("GET", "/status", nil, &e); st != 401 {
+		t.Fatalf("the front's pid, right token: %d %+v (want 401: no session)", st, e)
+	}
+	c.client.CloseIdleConnections()
+	c.api.RequirePeerPID(func() int { return os.Getpid() + 1 }) // another process is the front
+	if st := c.do("GET", "/status", nil, &e); st != 403 || e.Error != "forbidden" {
+		t.Fatalf("same uid, right token, another pid: %d %+v (want 403)", st, e)
+	}
+	c.api.RequirePeerPID(func() int { return 0 }) // no front runs
+	if st := c.do("GET", "/status", nil, &e); st != 403 {
+		t.Fatalf("no front running: %d (want 403)", st)
+	}
+	if got := c.api.Counters(); got.Requests != 3 || got.Forbidden != 2 {
+		t.Fatalf("counters %+v, want 3 requests, 2 forbidden", got)
 	}
 }
 

@@ -3,7 +3,9 @@ package core
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -31,7 +33,40 @@ func (s *Service) login(c *rpc.Call, req *api.LoginRequest) (*api.SessionRespons
 	cookie := &http.Cookie{Name: api.SessionCookie, Value: sid, Path: "/", HttpOnly: true, Secure: true,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(time.Until(sess.ExpiresAt).Seconds())}
 	c.RespHeader.Add("Set-Cookie", cookie.String())
-	return &api.SessionResponse{Username: sess.Username, CSRFToken: sess.CSRFToken, ExpiresAt: sess.ExpiresAt}, nil
+	return sessionResponse(sess), nil
+}
+
+func sessionResponse(sess *admin.Session) *api.SessionResponse {
+	return &api.SessionResponse{Username: sess.Username, CSRFToken: sess.CSRFToken, ExpiresAt: sess.ExpiresAt,
+		PasswordChangeRequired: sess.MustChangePassword}
+}
+
+// changePassword sets the logged-in admin's password (the old one
+// required). It is the one admin route, with logout, that a session whose
+// password must be changed may use. Changing the initial admin's password
+// removes the file the core wrote it into under systemd.
+func (s *Service) changePassword(c *rpc.Call, req *api.PasswordChange) (*api.SessionResponse, error) {
+	sess, err := s.admin.ChangePassword(c.Ctx, c.SessionID, req.OldPassword, req.NewPassword)
+	switch {
+	case errors.Is(err, admin.ErrRateLimited):
+		return nil, &rpc.Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many wrong passwords; try again later"}
+	case errors.Is(err, admin.ErrBadCredentials):
+		return nil, &rpc.Error{Status: http.StatusForbidden, Code: "bad_credentials", Message: "the old password is wrong", Field: "old_password"}
+	case errors.Is(err, admin.ErrSamePassword), errors.Is(err, admin.ErrPasswordTooShort):
+		return nil, rpc.BadRequest("new_password", err.Error())
+	case errors.Is(err, admin.ErrNoSession):
+		return nil, rpc.ErrUnauthorized
+	case err != nil:
+		return nil, err
+	}
+	if s.initialAdminFile != "" && sess.Username == admin.InitialUsername {
+		if err := os.Remove(s.initialAdminFile); err == nil {
+			s.log.Info("removed the initial admin's password file: the password was changed", "file", s.initialAdminFile)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("could not remove the initial admin's password file", "file", s.initialAdminFile, "err", err)
+		}
+	}
+	return sessionResponse(sess), nil
 }
 
 func (s *Service) logout(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, error) {

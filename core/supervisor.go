@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -41,6 +42,19 @@ type supervisor struct {
 	started chan int
 	// pid is the running front's process ID (0: none); starts counts them.
 	pid, starts atomic.Int64
+	// starting is held (write) while a front is started and its pid not
+	// yet stored; currentPID waits for it, so that the core socket never
+	// refuses the new front's first request for a pid it does not know yet.
+	starting sync.RWMutex
+}
+
+// currentPID returns the running front's process ID (0 while none runs),
+// waiting for a start under way to record it. The core socket serves only
+// that process.
+func (s *supervisor) currentPID() int {
+	s.starting.RLock()
+	defer s.starting.RUnlock()
+	return int(s.pid.Load())
 }
 
 // frontPID returns the running front's process ID (0 while none runs) and
@@ -57,11 +71,15 @@ func (s *supervisor) run(ctx context.Context) {
 	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
 		began := time.Now()
+		s.starting.Lock()
 		cmd, err := s.start()
+		if err == nil {
+			s.pid.Store(int64(cmd.Process.Pid))
+		}
+		s.starting.Unlock()
 		if err != nil {
 			s.log.Error("cannot start the front", "binary", s.spec.Binary, "err", err)
 		} else {
-			s.pid.Store(int64(cmd.Process.Pid))
 			s.starts.Add(1)
 			select {
 			case s.started <- cmd.Process.Pid:

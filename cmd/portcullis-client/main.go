@@ -32,12 +32,15 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/clientsdk"
+	"github.com/portcullis-gw/portcullis/internal/cli"
 )
 
 const usage = `usage:
   portcullis-client approve --profile FILE [--ca FILE | --insecure] [--show-token] [--credential]
   portcullis-client sync    --profile FILE [--ca FILE | --insecure] [--write]
-  portcullis-client import  (--link URI | --tar FILE) --dir DIR [--ca FILE | --insecure]`
+  portcullis-client import  (--link URI | --tar FILE) --dir DIR [--ca FILE | --insecure]
+
+Run 'portcullis-client <command> -h' for its flags.`
 
 func main() {
 	if len(os.Args) < 2 {
@@ -45,6 +48,9 @@ func main() {
 		os.Exit(2)
 	}
 	switch os.Args[1] {
+	case "-h", "-help", "--help", "help":
+		fmt.Println(usage)
+		os.Exit(0)
 	case "approve":
 		os.Exit(approve(os.Args[2:]))
 	case "sync":
@@ -54,6 +60,19 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, usage)
 	os.Exit(2)
+}
+
+// parse parses a command's flags. done says the command stops there, with
+// code: after its help (0) or a bad command line (2).
+func parse(fs *flag.FlagSet, args []string) (code int, done bool) {
+	err := cli.ParseNoArgs(fs, args, os.Stdout, os.Stderr)
+	if err == nil {
+		return 0, false
+	}
+	if cli.ExitCode(err) != 0 {
+		fmt.Fprintln(os.Stderr, "portcullis-client:", err)
+	}
+	return cli.ExitCode(err), true
 }
 
 func fail(format string, a ...any) int {
@@ -123,7 +142,8 @@ type approveOutput struct {
 }
 
 func approve(args []string) int {
-	fs := flag.NewFlagSet("approve", flag.ExitOnError)
+	fs := cli.NewFlagSet("portcullis-client", "approve", "--profile FILE [flags]",
+		"Ask the profile's gateway to open its VPN port for this machine; print the decision as JSON.")
 	profilePath := fs.String("profile", "", "profile file (.ovpn)")
 	tf := addTLSFlags(fs)
 	showToken := fs.Bool("show-token", false, "print the firewall token (secret, single use)")
@@ -131,7 +151,9 @@ func approve(args []string) int {
 	pub4 := fs.String("public-address", "", "public IPv4 address to report")
 	pub6 := fs.String("public-address6", "", "public IPv6 address to report")
 	timeout := fs.Duration("timeout", 40*time.Second, "per-host request timeout")
-	_ = fs.Parse(args)
+	if code, done := parse(fs, args); done {
+		return code
+	}
 	_, p, err := readProfile(*profilePath)
 	if err != nil {
 		return fail("%v", err)
@@ -169,12 +191,15 @@ type syncOutput struct {
 }
 
 func syncProfile(args []string) int {
-	fs := flag.NewFlagSet("sync", flag.ExitOnError)
+	fs := cli.NewFlagSet("portcullis-client", "sync", "--profile FILE [flags]",
+		"Ask the profile's sync hosts whether it changed, check the signed answer, and with --write merge the update.")
 	profilePath := fs.String("profile", "", "profile file (.ovpn)")
 	tf := addTLSFlags(fs)
 	write := fs.Bool("write", false, "merge an update into the profile file")
 	timeout := fs.Duration("timeout", 5*time.Second, "per-host request timeout (the Pritunl Client: 5s)")
-	_ = fs.Parse(args)
+	if code, done := parse(fs, args); done {
+		return code
+	}
 	text, p, err := readProfile(*profilePath)
 	if err != nil {
 		return fail("%v", err)
@@ -212,12 +237,15 @@ func syncProfile(args []string) int {
 }
 
 func importProfiles(args []string) int {
-	fs := flag.NewFlagSet("import", flag.ExitOnError)
+	fs := cli.NewFlagSet("portcullis-client", "import", "(--link URI | --tar FILE) --dir DIR [flags]",
+		"Write the profiles of a temporary link (single use) or of a .tar into DIR.")
 	link := fs.String("link", "", "temporary profile link, pritunl://host/k/CODE (single use)")
 	tarPath := fs.String("tar", "", ".tar of profiles")
 	dir := fs.String("dir", "", "directory to write the profiles into")
 	tf := addTLSFlags(fs)
-	_ = fs.Parse(args)
+	if code, done := parse(fs, args); done {
+		return code
+	}
 	if *dir == "" || (*link == "") == (*tarPath == "") {
 		return fail("give --dir and one of --link or --tar")
 	}

@@ -3,11 +3,12 @@
 //	portcullis-link add URI --address ADDR [--vici SOCKET] [--ca FILE]
 //	portcullis-link start                 run until SIGINT/SIGTERM (graceful failover)
 //	portcullis-link status                connections, states, byte counters
-//	portcullis-link remove                forget the URI, unload connections, remove the firewall table
+//	portcullis-link remove --yes          forget the URI, unload connections, remove the firewall table
 //	portcullis-link remove-routes-on|off
 //	portcullis-link firewall-on|off
 //
-// Every command takes --state-dir (default /var/lib/portcullis-link).
+// Every command takes --state-dir (default /var/lib/portcullis-link); -h
+// prints a command's own flags and does nothing else.
 package main
 
 import (
@@ -21,11 +22,11 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/cli"
 	"github.com/portcullis-gw/portcullis/internal/config"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/linkmgr/agent"
@@ -37,15 +38,24 @@ commands:
   add URI --address ADDR [--vici SOCKET] [--ca FILE]   bind this host to a link host URI
   start                                                 run the agent
   status                                                list the connections
-  remove                                                unbind, unload connections, remove the firewall
+  remove --yes                                          unbind, unload connections, remove the firewall
   remove-routes-on | remove-routes-off                  toggle route removal
   firewall-on | firewall-off                            toggle the automatic firewall
 
-Run 'portcullis-link <command> -h' for its flags; start takes --log-level and --log-format.
+Run 'portcullis-link <command> -h' for its flags.
 `
 
-// commands are the commands run knows.
-var commands = []string{"add", "start", "status", "remove", "remove-routes-on", "remove-routes-off", "firewall-on", "firewall-off"}
+// commands are the commands run knows, with their synopsis and summary.
+var commands = map[string]struct{ synopsis, summary string }{
+	"add":               {"URI --address ADDR [flags]", "Bind this host to a link host URI (writes <state dir>/agent.json, mode 0600)."},
+	"start":             {"[flags]", "Run the agent until SIGINT/SIGTERM (a graceful stop hands over to another host)."},
+	"status":            {"[flags]", "List charon's connections, their states and byte counters."},
+	"remove":            {"--yes [flags]", "Unbind this host: unload its connections, remove its routes and firewall table, forget the URI."},
+	"remove-routes-on":  {"[flags]", "Remove the routes of connections the agent no longer carries (next start)."},
+	"remove-routes-off": {"[flags]", "Keep the routes of connections the agent no longer carries (next start)."},
+	"firewall-on":       {"[flags]", "Turn the automatic firewall (table inet portcullis_link) on (next start)."},
+	"firewall-off":      {"[flags]", "Turn the automatic firewall off (next start)."},
+}
 
 func main() {
 	if len(os.Args) < 2 {
@@ -53,49 +63,80 @@ func main() {
 		os.Exit(2)
 	}
 	switch cmd := os.Args[1]; {
-	case cmd == "-h" || cmd == "-help" || cmd == "--help" || cmd == "help":
+	case cli.IsHelp(cmd):
 		fmt.Print(usage)
 		return
-	case !slices.Contains(commands, cmd):
+	case commands[cmd].summary == "":
 		fmt.Fprintf(os.Stderr, "portcullis-link: unknown command %q\n\n%s", cmd, usage)
 		os.Exit(2)
 	}
-	if err := run(os.Args[1], os.Args[2:]); err != nil {
+	err := run(os.Args[1], os.Args[2:])
+	if cli.ExitCode(err) != 0 {
 		fmt.Fprintln(os.Stderr, "portcullis-link:", err)
-		os.Exit(1)
 	}
+	os.Exit(cli.ExitCode(err))
+}
+
+// cmdFlags are the flags of one command; each command defines only its own
+// (the others stay nil).
+type cmdFlags struct {
+	dir                   *string
+	address               config.Addr
+	vici, ca, routeDev    *string
+	routeTable, routeMark *int
+	hook                  *string
+	level                 logging.Level
+	format                logging.Format
+	yes                   *bool
+}
+
+func newFlags(cmd string) (*flag.FlagSet, *cmdFlags) {
+	c := commands[cmd]
+	fs := cli.NewFlagSet("portcullis-link", cmd, c.synopsis, c.summary)
+	f := &cmdFlags{dir: fs.String("state-dir", "/var/lib/portcullis-link", "state `directory`"), level: logging.Level(slog.LevelInfo), format: logging.Text}
+	switch cmd {
+	case "add":
+		fs.TextVar(&f.address, "address", f.address, "this host's IP `address` for its peers")
+		f.vici = fs.String("vici", agent.DefaultVici, "charon's VICI `socket`")
+		f.ca = fs.String("ca", "", "PEM certificate `file` to trust for the gateway")
+		f.routeDev = fs.String("route-dev", "", "route the remote subnets over this `device`")
+		f.routeTable = fs.Int("route-table", 0, "routing `table` for those routes, 0 = main")
+		f.routeMark = fs.Int("route-fwmark", 0, "`fwmark` of a rule selecting --route-table")
+		f.hook = fs.String("hook", "", "`command` run on connection up/down")
+	case "start":
+		fs.TextVar(&f.level, "log-level", f.level, "log `level`: debug, info, warn or error")
+		fs.TextVar(&f.format, "log-format", f.format, "log `format`: text or json")
+	case "remove":
+		f.yes = cli.Yes(fs)
+	}
+	return fs, f
 }
 
 func run(cmd string, args []string) error {
-	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
-	dir := fs.String("state-dir", "/var/lib/portcullis-link", "state directory")
-	var address config.Addr
-	fs.TextVar(&address, "address", address, "this host's IP `address` for its peers (add)")
-	vici := fs.String("vici", agent.DefaultVici, "charon's VICI socket (add)")
-	ca := fs.String("ca", "", "PEM certificate to trust for the gateway (add)")
-	routeDev := fs.String("route-dev", "", "route the remote subnets over this device (add)")
-	routeTable := fs.Int("route-table", 0, "routing table for those routes, 0 = main (add)")
-	routeMark := fs.Int("route-fwmark", 0, "fwmark of a rule selecting --route-table (add)")
-	hook := fs.String("hook", "", "command run on connection up/down (add)")
-	level := logging.Level(slog.LevelInfo)
-	fs.TextVar(&level, "log-level", level, "log `level`: debug, info, warn or error (start)")
-	format := logging.Text
-	fs.TextVar(&format, "log-format", format, "log `format`: text or json (start)")
+	fs, f := newFlags(cmd)
 	// add takes its URI before or after the flags; -h asks for help.
 	var uri string
 	if cmd == "add" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		uri, args = args[0], args[1:]
 	}
-	_ = fs.Parse(args)
+	if err := cli.Parse(fs, args, os.Stdout, os.Stderr); err != nil {
+		return err
+	}
+	dir, address, level, format := f.dir, f.address, f.level, f.format
 	rest := fs.Args()
 	if cmd == "add" && uri == "" && len(rest) > 0 {
 		uri, rest = rest[0], rest[1:]
 	}
 	if len(rest) > 0 {
-		return fmt.Errorf("%s: unexpected argument %q (see 'portcullis-link %s -h')", cmd, rest[0], cmd)
+		return cli.Usagef("%s: unexpected argument %q (see 'portcullis-link %s -h')", cmd, rest[0], cmd)
 	}
 	if cmd == "add" && uri == "" {
-		return fmt.Errorf("add needs a URI")
+		return cli.Usagef("add needs a URI (see 'portcullis-link add -h')")
+	}
+	if f.yes != nil {
+		if err := cli.Confirm(*f.yes, "remove", "unloads this host's connections, removes its routes and firewall table and forgets its URI"); err != nil {
+			return err
+		}
 	}
 	// Every command but add works on the settings add saved.
 	var s *agent.Settings
@@ -114,8 +155,8 @@ func run(cmd string, args []string) error {
 		if !netip.Addr(address).IsValid() {
 			return fmt.Errorf("--address %q is not an IP address", address)
 		}
-		s = &agent.Settings{URI: uri, Address: address.String(), Vici: *vici, CAFile: *ca, RouteDev: *routeDev,
-			RouteTable: *routeTable, RouteMark: *routeMark, Hook: *hook}
+		s = &agent.Settings{URI: uri, Address: address.String(), Vici: *f.vici, CAFile: *f.ca, RouteDev: *f.routeDev,
+			RouteTable: *f.routeTable, RouteMark: *f.routeMark, Hook: *f.hook}
 		if old, err := agent.LoadSettings(*dir); err == nil {
 			s.Firewall, s.RemoveRoutes = old.Firewall, old.RemoveRoutes
 		}

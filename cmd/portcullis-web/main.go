@@ -1,7 +1,8 @@
 // Command portcullis-web is the front: the only Portcullis process facing
 // the network. The core starts it (portcullis serve) with its listening
 // sockets, the internal token and the TLS key passed as inherited file
-// descriptors; it runs with no privileges.
+// descriptors; it runs with no privileges, as an account of its own
+// (portcullis-web), and is not dumpable.
 package main
 
 import (
@@ -20,10 +21,18 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/config"
 	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/internal/procguard"
 	"github.com/portcullis-gw/portcullis/web"
 )
 
 func main() {
+	// First, before the bootstrap brings the internal token and the TLS
+	// key: no other process of the front's user may read its memory
+	// through /proc (execve made it dumpable again).
+	if err := procguard.SetNotDumpable(); err != nil {
+		fmt.Fprintln(os.Stderr, "portcullis-web:", err)
+		os.Exit(1)
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "portcullis-web:", err)
 		os.Exit(1)

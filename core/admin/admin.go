@@ -51,6 +51,9 @@ type Account struct {
 	Hash      string    `json:"hash"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// MustChangePassword is set on a password the gateway made (the
+	// initial admin's, a CLI reset) until the admin changes it.
+	MustChangePassword bool `json:"must_change_password,omitempty"`
 }
 
 // Session is a server-side admin session.
@@ -59,6 +62,9 @@ type Session struct {
 	CSRFToken string    `json:"csrf_token"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// MustChangePassword: the session may only change the password (and
+	// log out) until it has (password.go).
+	MustChangePassword bool `json:"must_change_password,omitempty"`
 }
 
 // Service manages accounts and sessions in the store.
@@ -185,7 +191,10 @@ var dummyHash = sync.OnceValue(func() string {
 
 // EnsureInitialAdmin creates the admin account with a random password when
 // there is no admin at all. It returns the password only when it created it.
-func (s *Service) EnsureInitialAdmin(ctx context.Context) (password string, created bool, err error) {
+// The password must be changed at the first login. reveal, when set, is
+// given the password before the account is committed: if it fails (the
+// password could not be shown or written), no account is made.
+func (s *Service) EnsureInitialAdmin(ctx context.Context, reveal func(password string) error) (password string, created bool, err error) {
 	err = s.st.Update(ctx, func(tx store.Tx) error {
 		n, err := store.Count(tx, store.BucketAdmins, "")
 		if err != nil || n > 0 {
@@ -201,8 +210,13 @@ func (s *Service) EnsureInitialAdmin(ctx context.Context) (password string, crea
 		}
 		now := s.now()
 		if err := store.Insert(tx, store.BucketAdmins, InitialUsername,
-			Account{Username: InitialUsername, Hash: h, CreatedAt: now, UpdatedAt: now}); err != nil {
+			Account{Username: InitialUsername, Hash: h, CreatedAt: now, UpdatedAt: now, MustChangePassword: true}); err != nil {
 			return err
+		}
+		if reveal != nil {
+			if err := reveal(pw); err != nil {
+				return err
+			}
 		}
 		password, created = pw, true
 		return nil
@@ -217,7 +231,8 @@ func (s *Service) EnsureInitialAdmin(ctx context.Context) (password string, crea
 }
 
 // ResetPassword sets a new random password for an existing admin, ends all
-// of that admin's sessions and returns the password.
+// of that admin's sessions and returns the password, which must be changed
+// at the next login.
 func (s *Service) ResetPassword(ctx context.Context, username string) (string, error) {
 	pw, err := random.Alnum(20)
 	if err != nil {
@@ -234,7 +249,7 @@ func (s *Service) ResetPassword(ctx context.Context, username string) (string, e
 		} else if err != nil {
 			return err
 		}
-		acc.Hash, acc.UpdatedAt = h, s.now()
+		acc.Hash, acc.UpdatedAt, acc.MustChangePassword = h, s.now(), true
 		if err := store.PutJSON(tx, store.BucketAdmins, username, acc); err != nil {
 			return err
 		}
@@ -286,7 +301,8 @@ func (s *Service) Login(ctx context.Context, username, password, peer string) (*
 		return nil, "", err
 	}
 	now := s.now()
-	sess := &Session{Username: username, CSRFToken: csrf, CreatedAt: now, ExpiresAt: now.Add(s.sessionTTL)}
+	sess := &Session{Username: username, CSRFToken: csrf, CreatedAt: now, ExpiresAt: now.Add(s.sessionTTL),
+		MustChangePassword: acc.MustChangePassword}
 	err = s.st.Update(ctx, func(tx store.Tx) error {
 		if err := s.deleteSessions(tx, func(old *Session) bool { return !now.Before(old.ExpiresAt) }); err != nil {
 			return err

@@ -51,11 +51,11 @@ func TestPasswordHash(t *testing.T) {
 func TestInitialAdminLoginLogout(t *testing.T) {
 	s, c := newService(t)
 	ctx := context.Background()
-	pw, created, err := s.EnsureInitialAdmin(ctx)
+	pw, created, err := s.EnsureInitialAdmin(ctx, nil)
 	if err != nil || !created || len(pw) != 20 {
 		t.Fatalf("first run: pw=%q created=%v err=%v", pw, created, err)
 	}
-	if pw2, created, err := s.EnsureInitialAdmin(ctx); err != nil || created || pw2 != "" {
+	if pw2, created, err := s.EnsureInitialAdmin(ctx, nil); err != nil || created || pw2 != "" {
 		t.Fatalf("second run must not create again: %q %v %v", pw2, created, err)
 	}
 	sess, sid, err := s.Login(ctx, "admin", pw, "127.0.0.1")
@@ -85,7 +85,7 @@ func TestInitialAdminLoginLogout(t *testing.T) {
 func TestLoginRateLimit(t *testing.T) {
 	s, c := newService(t)
 	ctx := context.Background()
-	pw, _, _ := s.EnsureInitialAdmin(ctx)
+	pw, _, _ := s.EnsureInitialAdmin(ctx, nil)
 	for i := 0; i < 3; i++ {
 		if _, _, err := s.Login(ctx, "admin", "wrong", "10.0.0.1"); !errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("attempt %d: %v", i, err)
@@ -112,7 +112,7 @@ func TestLoginRateLimit(t *testing.T) {
 func TestLoginCleanSourceDuringLockout(t *testing.T) {
 	s, c := newService(t)
 	ctx := context.Background()
-	pw, _, _ := s.EnsureInitialAdmin(ctx)
+	pw, _, _ := s.EnsureInitialAdmin(ctx, nil)
 	fail := func(user, peer string) {
 		t.Helper()
 		if _, _, err := s.Login(ctx, user, "wrong", peer); !errors.Is(err, ErrBadCredentials) {
@@ -161,7 +161,7 @@ func TestLoginCleanSourceDuringLockout(t *testing.T) {
 func TestLoginCountsAttemptBeforeHashing(t *testing.T) {
 	s, _ := newService(t)
 	ctx := context.Background()
-	pw, _, _ := s.EnsureInitialAdmin(ctx)
+	pw, _, _ := s.EnsureInitialAdmin(ctx, nil)
 	const n = 24
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {
@@ -190,7 +190,7 @@ func TestLoginCountsAttemptBeforeHashing(t *testing.T) {
 func TestResetPasswordEndsSessions(t *testing.T) {
 	s, _ := newService(t)
 	ctx := context.Background()
-	pw, _, _ := s.EnsureInitialAdmin(ctx)
+	pw, _, _ := s.EnsureInitialAdmin(ctx, nil)
 	_, sid, err := s.Login(ctx, "admin", pw, "p")
 	if err != nil {
 		t.Fatal(err)

@@ -63,6 +63,10 @@ var (
 	ErrUnauthorized = &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "log in first"}
 	ErrCSRF         = &Error{Status: http.StatusForbidden, Code: "csrf", Message: "missing or wrong X-CSRF-Token header"}
 	ErrForbidden    = &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "request not allowed on this socket"}
+	// ErrPasswordChange answers every admin route but the password change
+	// and logout while the session's password must be changed.
+	ErrPasswordChange = &Error{Status: http.StatusForbidden, Code: "password_change_required",
+		Message: "change the password first (POST /auth/password with old_password and new_password)"}
 )
 
 // AsError returns err's *Error, or a 500 "internal" one.

@@ -59,8 +59,8 @@ type Mux struct {
 	problems []string
 }
 
-// binding is a handler bound to its route: serve decodes the body into the
-// route's request type, authenticates and calls the typed handler.
+// binding is a handler bound to its route: serve authenticates, decodes the
+// body into the route's request type and calls the typed handler.
 type binding struct {
 	route *api.Route
 	serve func(c *Call) (any, error)
@@ -72,11 +72,13 @@ func NewMux() *Mux { return &Mux{bound: map[string]binding{}} }
 // Handle binds fn to the route e.
 func Handle[Req, Resp any](m *Mux, e api.Endpoint[Req, Resp], fn func(c *Call, req *Req) (*Resp, error)) {
 	m.add(e.Route, func(c *Call) (any, error) {
-		req := new(Req)
-		if err := c.decode(req); err != nil {
+		// The session first: the body of a request that may not use the
+		// route (no session, a password still to change) is not parsed.
+		if err := c.srv.authenticate(c); err != nil {
 			return nil, err
 		}
-		if err := c.srv.authenticate(c); err != nil {
+		req := new(Req)
+		if err := c.decode(req); err != nil {
 			return nil, err
 		}
 		resp, err := fn(c, req)

@@ -41,9 +41,19 @@ type Server struct {
 	admin       *admin.Service
 	timeout     time.Duration
 
+	// peerPID, when set, returns the one process the socket serves (the
+	// front the core started); see RequirePeerPID.
+	peerPID atomic.Pointer[func() int]
+
 	requests  atomic.Uint64
 	forbidden atomic.Uint64
 }
+
+// RequirePeerPID makes the server refuse every peer but the process pid
+// returns (read per request: the front's pid changes when it is
+// restarted), on top of the uid and token checks: another process running
+// under the front's uid is refused even with the token.
+func (s *Server) RequirePeerPID(pid func() int) { s.peerPID.Store(&pid) }
 
 // NewServer returns the server for the handlers of m, which must match
 // api.Routes one to one.
@@ -104,8 +114,8 @@ func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// guard counts every request and refuses any whose peer is not allowed or
-// that lacks the internal token.
+// guard counts every request and refuses any whose peer is not allowed (its
+// uid, and with RequirePeerPID its pid) or that lacks the internal token.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
@@ -113,6 +123,12 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		if cred == nil || !s.allowedUIDs[cred.UID] {
 			s.refuse(w, r, cred, "peer not allowed")
 			return
+		}
+		if pid := s.peerPID.Load(); pid != nil {
+			if want := (*pid)(); want == 0 || cred.PID != want {
+				s.refuse(w, r, cred, "peer is not the front process", "front_pid", want)
+				return
+			}
 		}
 		tok, err := hex.DecodeString(r.Header.Get(api.HeaderToken))
 		if err != nil || subtle.ConstantTimeCompare(tok, s.token) != 1 {
@@ -123,9 +139,9 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, cred *PeerCred, why string) {
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, cred *PeerCred, why string, more ...any) {
 	s.forbidden.Add(1)
-	attrs := []any{"reason", why, "method", r.Method, "path", r.URL.Path}
+	attrs := append([]any{"reason", why, "method", r.Method, "path", r.URL.Path}, more...)
 	if cred != nil {
 		attrs = append(attrs, "peer_uid", cred.UID, "peer_pid", cred.PID)
 	} else {
@@ -195,7 +211,9 @@ func (s *Server) read(c *Call) error {
 }
 
 // authenticate checks the admin session (and, on state-changing routes, its
-// CSRF token) of admin routes; other routes authenticate in their handler.
+// CSRF token) of admin routes, and that a session whose password must be
+// changed uses only the routes for that; other routes authenticate in their
+// handler.
 func (s *Server) authenticate(c *Call) error {
 	if c.Route.Auth != api.AuthAdmin {
 		return nil
@@ -212,6 +230,9 @@ func (s *Server) authenticate(c *Call) error {
 	}
 	if c.Route.StateChanging() && !admin.CheckCSRF(sess, c.Header.Get(api.HeaderCSRF)) {
 		return ErrCSRF
+	}
+	if sess.MustChangePassword && !c.Route.BeforePasswordChange {
+		return ErrPasswordChange
 	}
 	c.Session, c.SessionID = sess, ck.Value
 	return nil

@@ -130,8 +130,13 @@ func setup(r *netlab.Runner, clients, latencyAddrs int) *lab {
 	r.Cleanup(func() { st.Close() })
 	ctx := context.Background()
 	adm := admin.New(st, quiet, admin.Options{})
-	pw, _, _ := adm.EnsureInitialAdmin(ctx)
-	sess, sid, err := adm.Login(ctx, admin.InitialUsername, pw, "127.0.0.1")
+	pw, _, _ := adm.EnsureInitialAdmin(ctx, nil)
+	_, sid, err := adm.Login(ctx, admin.InitialUsername, pw, "127.0.0.1")
+	if err != nil {
+		r.Fatalf("%v", err)
+	}
+	// The initial password must be changed before any other admin route.
+	sess, err := adm.ChangePassword(ctx, sid, pw, pw+"-changed")
 	if err != nil {
 		r.Fatalf("%v", err)
 	}

@@ -66,11 +66,16 @@ func run(dur time.Duration, rounds, workers int) error {
 	defer st.Close()
 	ctx := context.Background()
 	adm := admin.New(st, quiet, admin.Options{})
-	pw, _, err := adm.EnsureInitialAdmin(ctx)
+	pw, _, err := adm.EnsureInitialAdmin(ctx, nil)
 	if err != nil {
 		return err
 	}
-	sess, sid, err := adm.Login(ctx, admin.InitialUsername, pw, "127.0.0.1")
+	_, sid, err := adm.Login(ctx, admin.InitialUsername, pw, "127.0.0.1")
+	if err != nil {
+		return err
+	}
+	// The initial password must be changed before any other admin route.
+	sess, err := adm.ChangePassword(ctx, sid, pw, pw+"-changed")
 	if err != nil {
 		return err
 	}

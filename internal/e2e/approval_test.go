@@ -293,7 +293,7 @@ func TestApprovalOpensTheFirewallEndToEnd(t *testing.T) {
 	}
 	// `portcullis firewall remove` deletes the table: nothing is guarded.
 	l.g.Stop()
-	if out, err := l.gw.Command(filepath.Join(binDir, "portcullis"), "firewall", "remove").CombinedOutput(); err != nil {
+	if out, err := l.gw.Command(filepath.Join(binDir, "portcullis"), "firewall", "remove", "--yes").CombinedOutput(); err != nil {
 		t.Fatalf("firewall remove: %v\n%s", err, out)
 	}
 	if !l.open("tcp", clOther) {

@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(socketClientHelper())
 	}
+	if os.Getenv(procReadEnv) != "" {
+		os.Exit(procReadHelper())
+	}
 	flag.Parse()
 	if testenv.ShortMain() {
 		os.Exit(0)

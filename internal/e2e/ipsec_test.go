@@ -393,7 +393,7 @@ func TestIPsecLinkFailover(t *testing.T) {
 	// `portcullis-link remove` takes away everything the agent made.
 	a1.stop()
 	a1.startCharonOnly()
-	if out, err := a1.ns.Command(filepath.Join(binDir, "portcullis-link"), "remove", "--state-dir", a1.dir).CombinedOutput(); err != nil {
+	if out, err := a1.ns.Command(filepath.Join(binDir, "portcullis-link"), "remove", "--yes", "--state-dir", a1.dir).CombinedOutput(); err != nil {
 		t.Fatalf("remove: %v %s", err, out)
 	}
 	out, _ := a1.ns.Command("ip", "route", "show", "table", "100", "proto", "156").CombinedOutput()

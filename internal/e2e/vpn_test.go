@@ -127,7 +127,11 @@ func (l *vpnLab) approveFrom(p *clientsdk.Profile, src string) {
 // server runs `portcullis server <action> <id>` against the running core.
 func (l *vpnLab) server(action, id string, out any) {
 	l.t.Helper()
-	raw, err := exec.Command(filepath.Join(binDir, "portcullis"), "server", action, id, "--config", l.g.CfgPath).CombinedOutput()
+	args := []string{"server", action, id, "--config", l.g.CfgPath}
+	if action == "stop" {
+		args = append(args, "--yes") // it disconnects every client: the command asks for it
+	}
+	raw, err := exec.Command(filepath.Join(binDir, "portcullis"), args...).CombinedOutput()
 	if err != nil {
 		l.t.Fatalf("portcullis server %s: %v\n%s", action, err, raw)
 	}

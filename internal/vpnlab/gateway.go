@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -67,6 +68,15 @@ type Options struct {
 	Extra string
 	// Redirect adds a plain-HTTP redirect listener.
 	Redirect bool
+	// Cred, when set, runs the core as that user (Dir and the
+	// configuration are given to it); the front then runs as the same user.
+	Cred *syscall.Credential
+	// Env is added to the core's environment.
+	Env []string
+	// RelativeDirs names data_dir and runtime_dir as var/data and var/run,
+	// relative to the core's working directory (Dir), as deploy/dev.toml
+	// does; they do not exist before the start.
+	RelativeDirs bool
 }
 
 // Gateway is a running core with its front.
@@ -74,9 +84,12 @@ type Gateway struct {
 	t          netlab.T
 	Dir        string
 	BinDir     string
+	DataDir    string
 	RuntimeDir string
 	CfgPath    string
 	NS         *netlab.NS
+	cred       *syscall.Credential
+	env        []string
 	// CertPEM is the front's self-signed certificate.
 	CertPEM []byte
 
@@ -87,7 +100,9 @@ type Gateway struct {
 	// From the last ready report (written under mu).
 	URL, RedirectAddr, AdminPW string
 	FrontPID                   int
-	logs                       bytes.Buffer
+	// InitialAdminFile is the ready report's initial_admin_file.
+	InitialAdminFile string
+	logs             bytes.Buffer
 }
 
 // StartGateway writes the configuration and starts the gateway; it is
@@ -97,21 +112,34 @@ func StartGateway(t netlab.T, o Options) *Gateway {
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:0"
 	}
-	g := &Gateway{t: t, Dir: o.Dir, BinDir: o.BinDir, RuntimeDir: filepath.Join(o.Dir, "run"), NS: o.NS}
+	g := &Gateway{t: t, Dir: o.Dir, BinDir: o.BinDir, DataDir: filepath.Join(o.Dir, "data"),
+		RuntimeDir: filepath.Join(o.Dir, "run"), NS: o.NS, cred: o.Cred, env: o.Env}
+	dataKey, runtimeKey := g.DataDir, g.RuntimeDir
+	if o.RelativeDirs {
+		g.DataDir, g.RuntimeDir = filepath.Join(o.Dir, "var", "data"), filepath.Join(o.Dir, "var", "run")
+		dataKey, runtimeKey = "var/data", "var/run"
+	}
 	redirect := ""
 	if o.Redirect {
 		redirect = "redirect_listen = \"127.0.0.1:0\"\n"
 	}
 	cfg := fmt.Sprintf("data_dir = %q\nruntime_dir = %q\nlog_level = \"info\"\n[web]\nlisten = %q\nbinary = %q\n%s%s",
-		filepath.Join(o.Dir, "data"), g.RuntimeDir, o.Listen, filepath.Join(o.BinDir, "portcullis-web"), redirect, o.Extra)
+		dataKey, runtimeKey, o.Listen, filepath.Join(o.BinDir, "portcullis-web"), redirect, o.Extra)
 	g.CfgPath = filepath.Join(o.Dir, "portcullis.toml")
 	if err := os.WriteFile(g.CfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatalf("%v", err)
 	}
+	if g.cred != nil {
+		for _, p := range []string{o.Dir, g.CfgPath} {
+			if err := os.Chown(p, int(g.cred.Uid), int(g.cred.Gid)); err != nil {
+				t.Fatalf("%v", err)
+			}
+		}
+	}
 	t.Cleanup(g.Stop)
 	g.Start()
 	var err error
-	if g.CertPEM, err = os.ReadFile(filepath.Join(o.Dir, "data", "tls", "cert.pem")); err != nil {
+	if g.CertPEM, err = os.ReadFile(filepath.Join(g.DataDir, "tls", "cert.pem")); err != nil {
 		t.Fatalf("%v", err)
 	}
 	return g
@@ -129,6 +157,13 @@ func (g *Gateway) Start() {
 		g.cmd = g.NS.Command(bin, args...)
 	} else {
 		g.cmd = exec.Command(bin, args...)
+	}
+	g.cmd.Dir = g.Dir
+	if g.env != nil {
+		g.cmd.Env = append(os.Environ(), g.env...)
+	}
+	if g.cred != nil {
+		g.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: g.cred}
 	}
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
@@ -169,6 +204,7 @@ func (g *Gateway) Start() {
 		g.FrontPID = r.FrontPID
 		if r.InitialAdmin != nil {
 			g.AdminPW = r.InitialAdmin.Password
+			g.InitialAdminFile = r.InitialAdminFile
 		}
 		g.mu.Unlock()
 	case err := <-done:
@@ -214,6 +250,19 @@ func (g *Gateway) Interrupt(d time.Duration) (exited bool, err error) {
 		return true, err
 	case <-time.After(d):
 		return false, nil
+	}
+}
+
+// LogsContain waits up to 5s for the core's output (read by a goroutine)
+// to contain s.
+func (g *Gateway) LogsContain(s string) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(g.Logs(), s) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
 	}
 }
 
