@@ -147,8 +147,8 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 	// 3. Body: limits, content type, strict decode, validation.
 	var body []byte
 	if rt.NewRequest != nil {
-		if ct := r.Header.Values("Content-Type"); len(ct) != 1 || ct[0] != "application/json" {
-			h.fail(w, http.StatusUnsupportedMediaType, "content_type", "Content-Type", "Content-Type must be exactly application/json")
+		if !api.IsJSONContentType(r.Header.Values("Content-Type")) {
+			h.fail(w, http.StatusUnsupportedMediaType, "content_type", "Content-Type", "Content-Type must be application/json, optionally with charset=utf-8")
 			return
 		}
 		// Go's server drops Content-Length when Transfer-Encoding is also
