@@ -257,7 +257,7 @@ func TestFrontCoreDown(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	resp, e := do(t, srv, "GET", "/status", "", "", nil)
+	resp, e := do(t, srv, "GET", "/status", "", "", map[string]string{"Cookie": api.SessionCookie + "=" + sid})
 	if resp.StatusCode != 502 || e.Error != "core_unavailable" {
 		t.Fatalf("got %d %+v", resp.StatusCode, e)
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
 )
 
 // TestNilLoggers: the handler and the server accept a nil logger (they log
@@ -21,7 +23,7 @@ func TestNilLoggers(t *testing.T) {
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	// The core is down: logged as an error.
-	if resp, e := do(t, srv, "GET", "/status", "", "", nil); resp.StatusCode != 502 {
+	if resp, e := do(t, srv, "GET", "/status", "", "", map[string]string{"Cookie": api.SessionCookie + "=" + sid}); resp.StatusCode != 502 {
 		t.Fatalf("got %d %+v", resp.StatusCode, e)
 	}
 
