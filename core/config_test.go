@@ -202,7 +202,7 @@ func configKeys(t reflect.Type, prefix string) []string {
 // key, and the example files load.
 func TestConfigDocumented(t *testing.T) {
 	keys := configKeys(reflect.TypeOf(Config{}), "")
-	if len(keys) != 20 {
+	if len(keys) != 21 {
 		t.Fatalf("%d keys: %v", len(keys), keys)
 	}
 	doc, err := os.ReadFile("../docs/config.md")

@@ -179,8 +179,14 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 			return
 		}
 		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.Limit()))
-		if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
 			h.refuse(w, r, rt, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("body larger than %d bytes", rt.Limit()))
+			return
+		} else if err != nil {
+			// Cut short, too slow (ReadTimeout), or the connection closed
+			// to make room (connlimit.go).
+			h.refuse(w, r, rt, http.StatusBadRequest, "incomplete_body", "", "the body ended before its Content-Length")
 			return
 		}
 		v := rt.NewRequest()
@@ -223,6 +229,9 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 // forward builds a new request from validated values only, sends it to the
 // core and re-encodes the core's typed answer.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route, target string, body []byte, sid string, csrf []string, extra http.Header) {
+	// From here the request is with the core: its connection is not
+	// reclaimed for a newcomer (connlimit.go).
+	markBusy(r.Context())
 	ctx, cancel := context.WithTimeout(r.Context(), h.opt.CoreTimeout)
 	defer cancel()
 	reqID := newRequestID()

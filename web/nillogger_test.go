@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
 	"net/http/httptest"
 	"path/filepath"
@@ -34,7 +33,7 @@ func TestNilLoggers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	// Logs "front listening", then stops with its context.
-	if err := Serve(ctx, nil, h, tls.Certificate{}, ln, nil, 0, time.Second); err != nil {
+	if err := Serve(ctx, ServeConfig{Handler: h, HTTPS: ln, Grace: time.Second}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -76,20 +76,48 @@ func bytesTrimNL(p []byte) []byte {
 	return p
 }
 
-// Serve runs the HTTPS listener (and, if non-nil, the redirect listener)
-// until ctx ends, then shuts both down gracefully within the grace period.
-func Serve(ctx context.Context, logger *slog.Logger, h http.Handler, cert tls.Certificate, httpsLn, httpLn net.Listener, httpsPort int, grace time.Duration) error {
-	logger = logging.OrDiscard(logger)
-	srv := newServer(h, TLSConfig(cert), logger)
+// ServeConfig is what Serve runs.
+type ServeConfig struct {
+	Log     *slog.Logger
+	Handler http.Handler
+	Cert    tls.Certificate
+	// HTTPS is the TLS listener; HTTP, when not nil, the plain listener
+	// that redirects to HTTPSPort.
+	HTTPS, HTTP net.Listener
+	HTTPSPort   int
+	// Grace bounds the graceful shutdown.
+	Grace time.Duration
+	// MaxConnections bounds the connections of both listeners together
+	// (0: DefaultMaxConnections); ReclaimAge is how long a waiting
+	// connection is safe from being closed to make room (0: ReclaimAge).
+	// See connlimit.go.
+	MaxConnections int
+	ReclaimAge     time.Duration
+	// LogInterval and LogBurst rate-limit the connection refusal lines
+	// (0: LogInterval and LogBurst).
+	LogInterval time.Duration
+	LogBurst    int
+}
+
+// Serve runs the HTTPS listener (and, if set, the redirect listener) until
+// ctx ends, then shuts both down gracefully within the grace period.
+func Serve(ctx context.Context, cfg ServeConfig) error {
+	logger := logging.OrDiscard(cfg.Log)
+	events := newRateLog(logger, cfg.LogInterval, cfg.LogBurst)
+	defer events.close()
+	limit := newConnLimit(cfg.MaxConnections, cfg.ReclaimAge, events)
+	srv := newServer(cfg.Handler, TLSConfig(cfg.Cert), logger)
+	limit.hook(srv)
 	servers := []*http.Server{srv}
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(tls.NewListener(httpsLn, srv.TLSConfig)) }()
-	logger.Info("front listening", "https", httpsLn.Addr().String())
-	if httpLn != nil {
-		rs := newServer(RedirectHandler(httpsPort), nil, logger)
+	go func() { errc <- srv.Serve(tls.NewListener(limit.listener(cfg.HTTPS), srv.TLSConfig)) }()
+	logger.Info("front listening", "https", cfg.HTTPS.Addr().String(), "max_connections", limit.max)
+	if cfg.HTTP != nil {
+		rs := newServer(RedirectHandler(cfg.HTTPSPort), nil, logger)
+		limit.hook(rs)
 		servers = append(servers, rs)
-		go func() { errc <- rs.Serve(httpLn) }()
-		logger.Info("front redirecting", "http", httpLn.Addr().String())
+		go func() { errc <- rs.Serve(limit.listener(cfg.HTTP)) }()
+		logger.Info("front redirecting", "http", cfg.HTTP.Addr().String())
 	}
 	var err error
 	select {
@@ -97,7 +125,7 @@ func Serve(ctx context.Context, logger *slog.Logger, h http.Handler, cert tls.Ce
 	case err = <-errc:
 		err = fmt.Errorf("serve: %w", err)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Grace)
 	defer cancel()
 	for _, s := range servers {
 		if serr := s.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
