@@ -152,7 +152,9 @@ func (g *gateway) legit(conn **tls.Conn, br **bufio.Reader, cookie string, recon
 func percentiles(d []time.Duration) string {
 	s := slices.Clone(d)
 	slices.Sort(s)
-	at := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))].Round(10 * time.Microsecond) }
+	at := func(p float64) time.Duration {
+		return s[min(len(s)-1, int(p*float64(len(s))))].Round(10 * time.Microsecond)
+	}
 	return fmt.Sprintf("p50 %v, p90 %v, max %v (n=%d)", at(0.5), at(0.9), s[len(s)-1].Round(10*time.Microsecond), len(s))
 }
 
