@@ -129,7 +129,10 @@ func (l *connLimit) admit(c net.Conn) *trackedConn {
 // longest, if it waited at least reclaimAge.
 func (l *connLimit) reclaimLocked(now time.Time) *trackedConn {
 	for e := l.waiting.Front(); e != nil; e = e.Next() {
-		tc := e.Value.(*trackedConn)
+		tc, ok := e.Value.(*trackedConn)
+		if !ok {
+			continue
+		}
 		if now.Sub(tc.since) < l.reclaimAge {
 			return nil // the rest are younger still
 		}
