@@ -103,6 +103,35 @@ func TestFramingErrorClosesTheConnection(t *testing.T) {
 	}
 }
 
+// TestServerFramingErrorsCloseTheConnection: the framing errors Go's
+// server answers itself, before the front's handler, close the connection
+// too (a regression check on the server the front is built on).
+func TestServerFramingErrorsCloseTheConnection(t *testing.T) {
+	core, srv := newFront(t)
+	for name, raw := range map[string]string{
+		"unknown transfer coding":      "POST /organization HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello",
+		"two transfer codings":         "GET /status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+		"two Transfer-Encoding fields": "GET /status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"two different lengths":        "POST /organization HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+		"bad length":                   "POST /organization HTTP/1.1\r\nHost: x\r\nContent-Length: +4\r\n\r\nabcd",
+		"HTTP/2.0 request line":        "GET /status HTTP/2.0\r\nHost: x\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := dialRaw(t, srv)
+			c.send(raw + smuggled)
+			if resp := c.next(); resp == nil || resp.StatusCode < 400 {
+				t.Fatalf("no refusal: %v", resp)
+			}
+			if second := c.next(); second != nil {
+				t.Errorf("a second answer (%d): the hidden request was read", second.StatusCode)
+			}
+		})
+	}
+	if core.count() != 0 {
+		t.Fatalf("%d request(s) reached the core", core.count())
+	}
+}
+
 // TestHTTP10IsRefusedAndClosed (issue 9, item 2): HTTP/1.0 is answered 426
 // with Upgrade: HTTP/1.1 (505 is for an unsupported major version) and the
 // connection closed, even when the client asks to keep it alive.
