@@ -200,6 +200,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		}
 		// 5. The body the core sees is the re-encoded struct.
 		if body, err = json.Marshal(v); err != nil {
+			h.opt.Log.Error("cannot encode request", "route", rt.Name, "err", err)
 			writeError(w, http.StatusInternalServerError, "internal", "cannot encode request")
 			return
 		}
@@ -237,6 +238,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route,
 	reqID := newRequestID()
 	out, err := http.NewRequestWithContext(ctx, rt.Method, "http://"+api.InternalHost+target, bytes.NewReader(body))
 	if err != nil {
+		h.opt.Log.Error("cannot build request", "route", rt.Name, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "cannot build request")
 		return
 	}
