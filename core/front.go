@@ -7,6 +7,8 @@ import (
 	"os/user"
 	"strconv"
 	"syscall"
+
+	"github.com/portcullis-gw/portcullis/internal/logging"
 )
 
 // frontIdentity is who the front runs as.
@@ -50,6 +52,7 @@ func resolveFrontUser(cfg *Checked, log *slog.Logger) (*frontIdentity, error) {
 // systemd LimitNOFILE= in the unit). When it cannot, it says so; the front
 // then holds as many connections as its limit allows and says so too.
 func raiseFileLimit(need uint64, log *slog.Logger) {
+	log = logging.OrDiscard(log)
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		log.Warn("cannot read RLIMIT_NOFILE", "err", err)

@@ -20,13 +20,19 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
-// needFiles requires a hard RLIMIT_NOFILE of at least n for this process
-// (Go raises the soft limit to it).
+// needFiles requires an RLIMIT_NOFILE of at least n for this process,
+// raising it when it may (root); the gateway it starts inherits it.
 func needFiles(t *testing.T, n uint64) {
 	t.Helper()
 	var lim syscall.Rlimit
 	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	testenv.Require(t, lim.Max >= n, fmt.Sprintf("a hard RLIMIT_NOFILE of at least %d (ulimit -Hn; it is %d)", n, lim.Max), "")
+	if lim.Cur < n {
+		want := syscall.Rlimit{Cur: n, Max: max(n, lim.Max)}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err == nil {
+			lim = want
+		}
+	}
+	testenv.Require(t, lim.Cur >= n, fmt.Sprintf("an RLIMIT_NOFILE of at least %d (ulimit -n; it is %d, hard %d)", n, lim.Cur, lim.Max), "")
 }
 
 // frontFiles counts the front's open descriptors.
