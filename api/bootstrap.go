@@ -38,4 +38,23 @@ type Bootstrap struct {
 	// sets them.
 	LogLevel  string `json:"log_level,omitempty" validate:"omitempty,max=16,printascii"`
 	LogFormat string `json:"log_format,omitempty" validate:"omitempty,oneof=text json"`
+	// MaxConnections is the core's web.max_connections: the most
+	// connections the front holds (0: the front's default).
+	MaxConnections int `json:"max_connections,omitempty" validate:"min=0,max=1048576"`
+}
+
+// Descriptors of the front besides its client connections.
+const (
+	// FrontCorePool is the front's default pool of connections to the
+	// core (its --core-pool).
+	FrontCorePool = 128
+	// FrontFileReserve covers the listeners, the standard streams, the
+	// runtime's own descriptors and some room.
+	FrontFileReserve = 128
+)
+
+// FrontFiles is the RLIMIT_NOFILE the front needs to hold maxConns client
+// connections with a pool of poolSize connections to the core.
+func FrontFiles(maxConns, poolSize int) uint64 {
+	return uint64(maxConns) + uint64(poolSize) + FrontFileReserve
 }

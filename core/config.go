@@ -76,6 +76,9 @@ type WebConfig struct {
 	// PublicURLs are the gateway's public HTTPS URLs, written into profiles
 	// as sync_hosts (default: https://<listen address>).
 	PublicURLs config.HTTPSURLs `toml:"public_urls"`
+	// MaxConnections bounds the connections the front holds (idle, slow
+	// and busy together; see docs/security.md).
+	MaxConnections config.Int `toml:"max_connections"`
 }
 
 // AdminConfig configures admin sessions and login limits.
@@ -100,7 +103,7 @@ func DefaultConfig() Config {
 		RuntimeDir: "/run/portcullis",
 		LogLevel:   logging.Level(slog.LevelInfo),
 		LogFormat:  logging.Text,
-		Web:        WebConfig{Listen: ":443"},
+		Web:        WebConfig{Listen: ":443", MaxConnections: config.Int{N: 4096, Min: 16, Max: 1 << 20}},
 		Admin: AdminConfig{
 			SessionTTL:       config.Duration{D: 12 * time.Hour, Min: time.Minute, Max: 720 * time.Hour},
 			LoginMaxFailures: config.Int{N: 5, Min: 1, Max: 1000},
@@ -177,6 +180,7 @@ type Checked struct {
 type WebSettings struct {
 	Listen, RedirectListen, Binary, User, TLSCert, TLSKey string
 	PublicURLs                                            []string
+	MaxConnections                                        int
 }
 
 // AdminSettings is the checked [admin] table; its durations are
@@ -230,7 +234,8 @@ func (c Config) Check() (*Checked, error) {
 		LogLevel:   c.LogLevel.String(),
 		LogFormat:  c.LogFormat.String(),
 		Web: WebSettings{Listen: string(c.Web.Listen), RedirectListen: string(c.Web.RedirectListen), Binary: c.Web.Binary,
-			User: c.Web.User, TLSCert: c.Web.TLSCert, TLSKey: c.Web.TLSKey, PublicURLs: config.Strings(c.Web.PublicURLs)},
+			User: c.Web.User, TLSCert: c.Web.TLSCert, TLSKey: c.Web.TLSKey, PublicURLs: config.Strings(c.Web.PublicURLs),
+			MaxConnections: c.Web.MaxConnections.N},
 		Admin:          AdminSettings{LoginMaxFailures: c.Admin.LoginMaxFailures.N, LoginConcurrency: c.Admin.LoginConcurrency.N},
 		Approval:       ApprovalSettings{ReportedAddresses: c.Approval.ReportedAddresses, ForwardedHeader: string(c.Approval.ForwardedHeader)},
 		Firewall:       c.Firewall,

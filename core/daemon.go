@@ -284,6 +284,7 @@ func (d *daemon) prepareFront(context.Context) error {
 	if err != nil {
 		return err
 	}
+	raiseFileLimit(api.FrontFiles(d.cfg.Web.MaxConnections, api.FrontCorePool), d.log)
 	d.sup = newSupervisor(d.log, spec)
 	d.apiSrv.RequirePeerPID(d.sup.currentPID)
 	return nil
@@ -409,7 +410,8 @@ func buildFrontSpec(cfg *Checked, binary, coreSock string, httpsLn, httpLn net.L
 		Args:       []string{"--core-socket", coreSock},
 		Credential: front.cred,
 		Bootstrap: api.Bootstrap{Token: hex.EncodeToString(token), TLSCertPEM: string(certPEM), TLSKeyPEM: string(keyPEM),
-			ForwardedHeader: cfg.Approval.ForwardedHeader, LogLevel: cfg.LogLevel, LogFormat: cfg.LogFormat},
+			ForwardedHeader: cfg.Approval.ForwardedHeader, LogLevel: cfg.LogLevel, LogFormat: cfg.LogFormat,
+			MaxConnections: cfg.Web.MaxConnections},
 	}
 	if _, p, err := net.SplitHostPort(httpsLn.Addr().String()); err == nil {
 		spec.Bootstrap.HTTPSPort, _ = strconv.Atoi(p)

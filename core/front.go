@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/portcullis-gw/portcullis/core/vpn"
+	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/sysuser"
 )
 
@@ -107,6 +108,32 @@ func mkdirParents(dir string) error {
 		}
 	}
 	return nil
+}
+
+// raiseFileLimit lets the front, which inherits the core's RLIMIT_NOFILE,
+// have need descriptors: when the hard limit is lower, the core raises its
+// own soft and hard limits to need (root with CAP_SYS_RESOURCE, or under
+// systemd LimitNOFILE= in the unit). When it cannot, it says so; the front
+// then holds as many connections as its limit allows and says so too.
+func raiseFileLimit(need uint64, log *slog.Logger) {
+	log = logging.OrDiscard(log)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("cannot read RLIMIT_NOFILE", "err", err)
+		return
+	}
+	// Go's runtime raises a process's soft limit to one below its hard
+	// limit: the front gets need when the hard limit exceeds it.
+	if lim.Max > need {
+		return
+	}
+	want := syscall.Rlimit{Cur: need + 1, Max: need + 1}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		log.Warn("cannot raise RLIMIT_NOFILE for the front's web.max_connections; raise the hard limit (LimitNOFILE=)",
+			"need", need, "hard_limit", lim.Max, "err", err)
+		return
+	}
+	log.Info("RLIMIT_NOFILE raised for the front's web.max_connections", "limit", want.Max, "was", lim.Max)
 }
 
 func prepareRuntimeDir(dir string, front *frontIdentity) error {

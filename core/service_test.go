@@ -41,6 +41,9 @@ type testCore struct {
 	cookie  string
 	csrf    string
 	adminPW string
+	// ctype, when set, replaces application/json as the Content-Type of
+	// request bodies.
+	ctype string
 }
 
 func newTestCore(t testing.TB, allowed []int) *testCore {
@@ -101,6 +104,9 @@ func (c *testCore) do(method, path string, body any, out any) int {
 	req, _ := http.NewRequest(method, "http://"+api.InternalHost+path, rd)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+		if c.ctype != "" {
+			req.Header.Set("Content-Type", c.ctype)
+		}
 	}
 	if c.token != "" {
 		req.Header.Set(api.HeaderToken, c.token)

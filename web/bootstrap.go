@@ -23,6 +23,8 @@ type Boot struct {
 	// not set them: then the front's flags apply.
 	LogLevel  *logging.Level
 	LogFormat *logging.Format
+	// MaxConnections is the core's web.max_connections (0: not set).
+	MaxConnections int
 }
 
 // ReadBootstrap reads the core's bootstrap value from the inherited pipe
@@ -58,7 +60,7 @@ func ReadBootstrap() (*Boot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap TLS certificate: %w", err)
 	}
-	boot := &Boot{Token: token, Cert: cert, HTTPSPort: b.HTTPSPort, ForwardedHeader: b.ForwardedHeader}
+	boot := &Boot{Token: token, Cert: cert, HTTPSPort: b.HTTPSPort, ForwardedHeader: b.ForwardedHeader, MaxConnections: b.MaxConnections}
 	if b.LogLevel != "" {
 		boot.LogLevel = new(logging.Level)
 		if err := config.Set("bootstrap log_level", b.LogLevel, boot.LogLevel); err != nil {

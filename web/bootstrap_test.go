@@ -100,3 +100,18 @@ func TestBootstrapCarriesLogging(t *testing.T) {
 		}
 	}
 }
+
+// TestBootstrapCarriesMaxConnections: web.max_connections reaches the
+// front through the bootstrap; out of range is refused.
+func TestBootstrapCarriesMaxConnections(t *testing.T) {
+	certPEM, keyPEM := testCertPEM(t)
+	b := api.Bootstrap{Token: hex.EncodeToString(testToken), TLSCertPEM: certPEM, TLSKeyPEM: keyPEM, MaxConnections: 5000}
+	boot, err := readBootstrap(t, b)
+	if err != nil || boot.MaxConnections != 5000 {
+		t.Fatalf("got %+v, %v", boot, err)
+	}
+	b.MaxConnections = -1
+	if _, err := readBootstrap(t, b); err == nil || !strings.Contains(err.Error(), "max_connections") {
+		t.Fatalf("negative maximum: %v", err)
+	}
+}

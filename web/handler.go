@@ -35,6 +35,10 @@ type Options struct {
 	// client routes (the core trusts it only from configured proxies).
 	ForwardedHeader string
 	Log             *slog.Logger
+	// LogInterval and LogBurst rate-limit the refusal log lines per
+	// reason (0: the package's LogInterval and LogBurst).
+	LogInterval time.Duration
+	LogBurst    int
 }
 
 // Handler is the front's generic, table-driven handler.
@@ -43,6 +47,7 @@ type Handler struct {
 	tokenHex string
 	client   *http.Client
 	router   chi.Router
+	refusals *rateLog
 }
 
 // NewHandler builds the handler for every route of api.Routes.
@@ -61,13 +66,14 @@ func NewHandler(opt Options) (*Handler, error) {
 		opt:      opt,
 		tokenHex: hex.EncodeToString(opt.Token),
 		client:   &http.Client{Transport: newCoreTransport(opt.CoreSocket, opt.PoolSize)},
+		refusals: newRateLog(opt.Log, opt.LogInterval, opt.LogBurst),
 	}
 	r := chi.NewRouter()
-	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		h.fail(w, http.StatusNotFound, "not_found", "", "no such route")
+	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
+		h.refuse(w, req, nil, http.StatusNotFound, "not_found", "", "no such route")
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
-		h.fail(w, http.StatusMethodNotAllowed, "method_not_allowed", "", "method not allowed on this route")
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		h.refuse(w, req, nil, http.StatusMethodNotAllowed, "method_not_allowed", "", "method not allowed on this route")
 	})
 	for _, rt := range api.Routes {
 		r.Method(rt.Method, rt.Pattern, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -78,13 +84,29 @@ func NewHandler(opt Options) (*Handler, error) {
 	return h, nil
 }
 
-// Close releases the pooled connections to the core.
-func (h *Handler) Close() { h.client.CloseIdleConnections() }
+// Close releases the pooled connections to the core and writes the
+// pending refusal summaries.
+func (h *Handler) Close() {
+	h.client.CloseIdleConnections()
+	h.refusals.close()
+}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	setSecurityHeaders(w.Header())
+	// HTTP/1.0 (Go's server answers other versions itself): 426 and the
+	// connection closed. 505 would say the major version is unsupported.
 	if r.ProtoMajor < 1 || (r.ProtoMajor == 1 && r.ProtoMinor < 1) {
-		h.fail(w, http.StatusHTTPVersionNotSupported, "http_version", "", "HTTP/1.1 or later is required")
+		w.Header().Set("Upgrade", "HTTP/1.1")
+		h.refuse(w, r, nil, http.StatusUpgradeRequired, "http_version", "", "HTTP/1.1 is required")
+		return
+	}
+	// Framing first, whatever the route: a Transfer-Encoding (with or
+	// without a Content-Length, which Go's server then drops) is refused
+	// and the connection closed after the answer (refuse), so no byte
+	// after this request's head is ever read as another request
+	// (RFC 9112 §6.1, §6.3): the request-smuggling vector.
+	if len(r.TransferEncoding) > 0 || r.ContentLength < 0 {
+		h.refuse(w, r, nil, http.StatusBadRequest, "transfer_encoding", "Transfer-Encoding", "Transfer-Encoding is not accepted: send the body with a Content-Length")
 		return
 	}
 	// Go's server accepts absolute-form targets and odd paths; only the
@@ -92,7 +114,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Query strings are checked per route (serveRoute): refused wherever
 	// the table declares none.
 	if r.URL.RawPath != "" || r.URL.Opaque != "" {
-		h.fail(w, http.StatusBadRequest, "bad_path", "", "escaped paths are not accepted")
+		h.refuse(w, r, nil, http.StatusBadRequest, "bad_path", "", "escaped paths are not accepted")
 		return
 	}
 	h.router.ServeHTTP(w, r)
@@ -108,7 +130,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		if errors.As(err, &qe) {
 			field = qe.Param
 		}
-		h.fail(w, http.StatusBadRequest, "bad_query", field, err.Error())
+		h.refuse(w, r, rt, http.StatusBadRequest, "bad_query", field, err.Error())
 		return
 	}
 	// Path parameters, each against its exact format.
@@ -116,7 +138,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 	for _, name := range rt.Params() {
 		v := chi.URLParam(r, name)
 		if err := api.CheckParam(name, v); err != nil {
-			h.fail(w, http.StatusBadRequest, "bad_parameter", name, err.Error())
+			h.refuse(w, r, rt, http.StatusBadRequest, "bad_parameter", name, err.Error())
 			return
 		}
 		params[name] = v
@@ -124,13 +146,13 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 	// Allow-listed headers, each format-checked.
 	csrf := r.Header.Values(api.HeaderCSRF)
 	if len(csrf) > 1 || (len(csrf) == 1 && !isHexToken(csrf[0], 64)) {
-		h.fail(w, http.StatusBadRequest, "bad_header", api.HeaderCSRF, "X-CSRF-Token must be 64 lowercase hex characters")
+		h.refuse(w, r, rt, http.StatusBadRequest, "bad_header", api.HeaderCSRF, "X-CSRF-Token must be 64 lowercase hex characters")
 		return
 	}
 	extra := make(http.Header, 5)
 	if sh, ok := signedHeaders[rt.Auth]; ok {
 		if err := sh.pass(r.Header, extra); err != nil {
-			h.failHeader(w, sh.code, err)
+			h.refuseHeader(w, r, rt, sh.code, err)
 			return
 		}
 	}
@@ -138,7 +160,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		if vals := r.Header.Values(h.opt.ForwardedHeader); len(vals) > 0 {
 			addrs, err := api.ParseForwarded(strings.Join(vals, ","))
 			if err != nil {
-				h.fail(w, http.StatusBadRequest, "bad_header", h.opt.ForwardedHeader, err.Error())
+				h.refuse(w, r, rt, http.StatusBadRequest, "bad_header", h.opt.ForwardedHeader, err.Error())
 				return
 			}
 			extra.Set(api.HeaderForwarded, api.FormatForwarded(addrs))
@@ -147,38 +169,39 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 	// 3. Body: limits, content type, strict decode, validation.
 	var body []byte
 	if rt.NewRequest != nil {
-		if ct := r.Header.Values("Content-Type"); len(ct) != 1 || ct[0] != "application/json" {
-			h.fail(w, http.StatusUnsupportedMediaType, "content_type", "Content-Type", "Content-Type must be exactly application/json")
+		if !api.IsJSONContentType(r.Header.Values("Content-Type")) {
+			h.refuse(w, r, rt, http.StatusUnsupportedMediaType, "content_type", "Content-Type", "Content-Type must be application/json, optionally with charset=utf-8")
 			return
 		}
-		// Go's server drops Content-Length when Transfer-Encoding is also
-		// present, so a conflicting pair cannot be told from chunking
-		// alone: both are refused, the classic request-smuggling vector.
-		if len(r.TransferEncoding) > 0 || r.ContentLength < 0 {
-			h.fail(w, http.StatusBadRequest, "transfer_encoding", "Transfer-Encoding", "Transfer-Encoding is not accepted: send the body with a Content-Length")
-			return
-		}
+		// Transfer-Encoding was refused in ServeHTTP: the length is known.
 		if r.ContentLength > rt.Limit() {
-			h.fail(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("body larger than %d bytes", rt.Limit()))
+			h.refuse(w, r, rt, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("body larger than %d bytes", rt.Limit()))
 			return
 		}
 		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.Limit()))
-		if err != nil {
-			h.fail(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("body larger than %d bytes", rt.Limit()))
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			h.refuse(w, r, rt, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("body larger than %d bytes", rt.Limit()))
+			return
+		} else if err != nil {
+			// Cut short, too slow (ReadTimeout), or the connection closed
+			// to make room (connlimit.go).
+			h.refuse(w, r, rt, http.StatusBadRequest, "incomplete_body", "", "the body ended before its Content-Length")
 			return
 		}
 		v := rt.NewRequest()
 		if err := api.DecodeStrict(raw, v); err != nil {
-			h.failField(w, err)
+			h.refuseField(w, r, rt, err)
 			return
 		}
 		if err := api.Validate(v); err != nil {
-			h.failField(w, err)
+			h.refuseField(w, r, rt, err)
 			return
 		}
 		// 5. The body the core sees is the re-encoded struct.
 		if body, err = json.Marshal(v); err != nil {
-			h.fail(w, http.StatusInternalServerError, "internal", "", "cannot encode request")
+			h.opt.Log.Error("cannot encode request", "route", rt.Name, "err", err)
+			writeError(w, http.StatusInternalServerError, "internal", "cannot encode request")
 			return
 		}
 		// Link agents sign the SHA-512 of the body bytes, so their body
@@ -186,25 +209,37 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		// then the signature checked by the core covers exactly what the
 		// agent sent.
 		if rt.Auth == api.AuthLinkHost && !bytes.Equal(body, raw) {
-			h.fail(w, http.StatusBadRequest, "not_canonical", "", "link reports must be sent as encoding/json writes them (compact, fields in order)")
+			h.refuse(w, r, rt, http.StatusBadRequest, "not_canonical", "", "link reports must be sent as encoding/json writes them (compact, fields in order)")
 			return
 		}
-	} else if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
-		h.fail(w, http.StatusBadRequest, "unexpected_body", "", "this route takes no body")
+	} else if r.ContentLength != 0 {
+		h.refuse(w, r, rt, http.StatusBadRequest, "unexpected_body", "", "this route takes no body")
 		return
 	}
-	h.forward(w, r, rt, rt.BuildPath(params)+rt.BuildQuery(query), body, csrf, extra)
+	// Admin routes need a session: without exactly one well-formed session
+	// cookie the answer is the core's 401, given here (the core checks the
+	// session itself).
+	sid := sessionCookie(r)
+	if rt.Auth == api.AuthAdmin && sid == "" {
+		h.refuse(w, r, rt, http.StatusUnauthorized, "unauthorized", "", "log in first")
+		return
+	}
+	h.forward(w, r, rt, rt.BuildPath(params)+rt.BuildQuery(query), body, sid, csrf, extra)
 }
 
 // forward builds a new request from validated values only, sends it to the
 // core and re-encodes the core's typed answer.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route, target string, body []byte, csrf []string, extra http.Header) {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route, target string, body []byte, sid string, csrf []string, extra http.Header) {
+	// From here the request is with the core: its connection is not
+	// reclaimed for a newcomer (connlimit.go).
+	markBusy(r.Context())
 	ctx, cancel := context.WithTimeout(r.Context(), h.opt.CoreTimeout)
 	defer cancel()
 	reqID := newRequestID()
 	out, err := http.NewRequestWithContext(ctx, rt.Method, "http://"+api.InternalHost+target, bytes.NewReader(body))
 	if err != nil {
-		h.fail(w, http.StatusInternalServerError, "internal", "", "cannot build request")
+		h.opt.Log.Error("cannot build request", "route", rt.Name, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "cannot build request")
 		return
 	}
 	out.Header = extra
@@ -214,7 +249,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route,
 	out.Header.Set(api.HeaderToken, h.tokenHex)
 	out.Header.Set(api.HeaderPeer, r.RemoteAddr)
 	out.Header.Set(api.HeaderRequestID, reqID)
-	if sid := sessionCookie(r); sid != "" {
+	if sid != "" {
 		out.Header.Set("Cookie", api.SessionCookie+"="+sid)
 	}
 	if len(csrf) == 1 {
@@ -225,7 +260,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route,
 	resp, err := h.client.Do(out)
 	if err != nil {
 		h.opt.Log.Error("core unreachable", "route", rt.Name, "request_id", reqID, "err", err)
-		h.fail(w, http.StatusBadGateway, "core_unavailable", "", "the gateway core is not answering")
+		writeError(w, http.StatusBadGateway, "core_unavailable", "the gateway core is not answering")
 		return
 	}
 	defer resp.Body.Close()
@@ -272,31 +307,82 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route,
 
 func (h *Handler) badCore(w http.ResponseWriter, rt *api.Route, reqID string, err error) {
 	h.opt.Log.Error("core answer refused", "route", rt.Name, "request_id", reqID, "err", err)
-	h.fail(w, http.StatusBadGateway, "bad_core_answer", "", "the gateway core gave an answer the front could not check")
+	writeError(w, http.StatusBadGateway, "bad_core_answer", "the gateway core gave an answer the front could not check")
 }
 
-func (h *Handler) failField(w http.ResponseWriter, err error) {
+func (h *Handler) refuseField(w http.ResponseWriter, r *http.Request, rt *api.Route, err error) {
 	var fe *api.FieldError
 	field := ""
 	if errors.As(err, &fe) {
 		field = fe.Field
 	}
-	h.fail(w, http.StatusBadRequest, "bad_request", field, err.Error())
+	h.refuse(w, r, rt, http.StatusBadRequest, "bad_request", field, err.Error())
 }
 
-// failHeader answers a refused signed-request header with the status and
+// refuseHeader answers a refused signed-request header with the status and
 // header name its *api.HeaderError carries (400 for any other error).
-func (h *Handler) failHeader(w http.ResponseWriter, code string, err error) {
+func (h *Handler) refuseHeader(w http.ResponseWriter, r *http.Request, rt *api.Route, code string, err error) {
 	status, field := http.StatusBadRequest, ""
 	var he *api.HeaderError
 	if errors.As(err, &he) {
 		status, field = he.Status, he.Header
 	}
-	h.fail(w, status, code, field, err.Error())
+	h.refuse(w, r, rt, status, code, field, err.Error())
 }
 
-func (h *Handler) fail(w http.ResponseWriter, status int, code, field, msg string) {
+// closingCodes are the refusals after which the connection is closed
+// whatever the request: its framing or its version is in doubt.
+var closingCodes = map[string]bool{"transfer_encoding": true, "http_version": true}
+
+// refuse answers a request the front does not forward (rt is nil when no
+// route matched) and logs it, rate-limited, by reason, route, status and
+// peer. After a framing or version refusal, and after any refusal of a
+// request that declared a body, the connection is closed (Connection:
+// close): nothing the client sent after the head is read as a request.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, rt *api.Route, status int, code, field, msg string) {
+	if closingCodes[code] || r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+	route := "-"
+	if rt != nil {
+		route = rt.Name
+	}
+	h.refusals.event(slog.LevelInfo, "request refused", code, r.RemoteAddr, "route", route, "method", logMethod(r.Method),
+		"status", status, "field", logField(field))
 	writeJSON(w, status, &api.Error{Error: code, Message: msg, Field: field})
+}
+
+// writeError answers an error that is not the client's (the front's or
+// the core's); its cause is logged where it happens.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, &api.Error{Error: code, Message: msg})
+}
+
+// logMethod is a request method as logged: the standard ones by name,
+// anything else (a client-chosen token of any length) as "other".
+func logMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
+		http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// logField is a refusal's field as logged: a header, parameter or JSON
+// field name when it looks like one (a client may send any key), else
+// "(other)".
+func logField(f string) string {
+	if len(f) > 64 {
+		return "(other)"
+	}
+	for i := 0; i < len(f); i++ {
+		c := f[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == '[' || c == ']') {
+			return "(other)"
+		}
+	}
+	return f
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

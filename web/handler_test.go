@@ -139,7 +139,12 @@ func TestFrontRefusesBadRequestsWithoutTouchingTheCore(t *testing.T) {
 		{"escaped path", "GET", "/organization/0123456789abcdef0123456%37", "", "", auth, 400, "bad_path", ""},
 		{"no content type", "POST", "/organization", "", `{"name":"a"}`, auth, 415, "content_type", "Content-Type"},
 		{"wrong content type", "POST", "/organization", "text/plain", `{"name":"a"}`, auth, 415, "content_type", "Content-Type"},
-		{"charset parameter", "POST", "/organization", "application/json; charset=utf-8", `{"name":"a"}`, auth, 415, "content_type", "Content-Type"},
+		{"charset other than utf-8", "POST", "/organization", "application/json; charset=latin1", `{"name":"a"}`, auth, 415, "content_type", "Content-Type"},
+		{"quoted charset", "POST", "/organization", `application/json; charset="utf-8"`, `{"name":"a"}`, auth, 415, "content_type", "Content-Type"},
+		{"second parameter", "POST", "/organization", "application/json; charset=utf-8; v=1", `{"name":"a"}`, auth, 415, "content_type", "Content-Type"},
+		{"other parameter", "POST", "/organization", "application/json; v=1", `{"name":"a"}`, auth, 415, "content_type", "Content-Type"},
+		{"empty parameter", "POST", "/organization", "application/json;", `{"name":"a"}`, auth, 415, "content_type", "Content-Type"},
+		{"type in upper case", "POST", "/organization", "Application/JSON", `{"name":"a"}`, auth, 415, "content_type", "Content-Type"},
 		{"unknown field", "POST", "/organization", "application/json", `{"name":"a","admin":true}`, auth, 400, "bad_request", "admin"},
 		{"duplicate key", "POST", "/organization", "application/json", `{"name":"a","name":"b"}`, auth, 400, "bad_request", "name"},
 		{"trailing data", "POST", "/organization", "application/json", `{"name":"a"}{}`, auth, 400, "bad_request", ""},
@@ -252,7 +257,7 @@ func TestFrontCoreDown(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	resp, e := do(t, srv, "GET", "/status", "", "", nil)
+	resp, e := do(t, srv, "GET", "/status", "", "", map[string]string{"Cookie": api.SessionCookie + "=" + sid})
 	if resp.StatusCode != 502 || e.Error != "core_unavailable" {
 		t.Fatalf("got %d %+v", resp.StatusCode, e)
 	}

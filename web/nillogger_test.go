@@ -2,12 +2,13 @@ package web
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
 )
 
 // TestNilLoggers: the handler and the server accept a nil logger (they log
@@ -21,7 +22,7 @@ func TestNilLoggers(t *testing.T) {
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	// The core is down: logged as an error.
-	if resp, e := do(t, srv, "GET", "/status", "", "", nil); resp.StatusCode != 502 {
+	if resp, e := do(t, srv, "GET", "/status", "", "", map[string]string{"Cookie": api.SessionCookie + "=" + sid}); resp.StatusCode != 502 {
 		t.Fatalf("got %d %+v", resp.StatusCode, e)
 	}
 
@@ -32,7 +33,7 @@ func TestNilLoggers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	// Logs "front listening", then stops with its context.
-	if err := Serve(ctx, nil, h, tls.Certificate{}, ln, nil, 0, time.Second); err != nil {
+	if err := Serve(ctx, ServeConfig{Handler: h, HTTPS: ln, Grace: time.Second}); err != nil {
 		t.Fatal(err)
 	}
 }

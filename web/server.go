@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
@@ -47,7 +48,7 @@ func TLSConfig(cert tls.Certificate) *tls.Config {
 }
 
 // newServer returns an http.Server with the front's limits.
-func newServer(h http.Handler, tlsConf *tls.Config, logger *slog.Logger) *http.Server {
+func newServer(h http.Handler, tlsConf *tls.Config, logger *slog.Logger, events *rateLog) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		TLSConfig:         tlsConf,
@@ -58,14 +59,29 @@ func newServer(h http.Handler, tlsConf *tls.Config, logger *slog.Logger) *http.S
 		MaxHeaderBytes:    MaxHeaderBytes,
 		// A non-nil empty map turns HTTP/2 off.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
-		ErrorLog:     log.New(slogWriter{logger}, "", 0),
+		ErrorLog:     log.New(slogWriter{logger, events}, "", 0),
 	}
 }
 
-type slogWriter struct{ l *slog.Logger }
+// slogWriter takes the lines of Go's server: failed TLS handshakes (a
+// scanner's daily bread) go to the rate-limited log at debug, reason
+// "tls_handshake"; the rest to the log at debug.
+type slogWriter struct {
+	l      *slog.Logger
+	events *rateLog
+}
+
+const tlsHandshakePrefix = "http: TLS handshake error from "
 
 func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Debug("http server", "msg", string(bytesTrimNL(p)))
+	msg := string(bytesTrimNL(p))
+	if rest, ok := strings.CutPrefix(msg, tlsHandshakePrefix); ok && w.events != nil {
+		// "http: TLS handshake error from ip:port: err"
+		peer, cause, _ := strings.Cut(rest, ": ")
+		w.events.event(slog.LevelDebug, "TLS handshake failed", "tls_handshake", peer, "err", cause)
+		return len(p), nil
+	}
+	w.l.Debug("http server", "msg", msg)
 	return len(p), nil
 }
 
@@ -76,20 +92,48 @@ func bytesTrimNL(p []byte) []byte {
 	return p
 }
 
-// Serve runs the HTTPS listener (and, if non-nil, the redirect listener)
-// until ctx ends, then shuts both down gracefully within the grace period.
-func Serve(ctx context.Context, logger *slog.Logger, h http.Handler, cert tls.Certificate, httpsLn, httpLn net.Listener, httpsPort int, grace time.Duration) error {
-	logger = logging.OrDiscard(logger)
-	srv := newServer(h, TLSConfig(cert), logger)
+// ServeConfig is what Serve runs.
+type ServeConfig struct {
+	Log     *slog.Logger
+	Handler http.Handler
+	Cert    tls.Certificate
+	// HTTPS is the TLS listener; HTTP, when not nil, the plain listener
+	// that redirects to HTTPSPort.
+	HTTPS, HTTP net.Listener
+	HTTPSPort   int
+	// Grace bounds the graceful shutdown.
+	Grace time.Duration
+	// MaxConnections bounds the connections of both listeners together
+	// (0: DefaultMaxConnections); ReclaimAge is how long a waiting
+	// connection is safe from being closed to make room (0: ReclaimAge).
+	// See connlimit.go.
+	MaxConnections int
+	ReclaimAge     time.Duration
+	// LogInterval and LogBurst rate-limit the connection refusal lines
+	// (0: LogInterval and LogBurst).
+	LogInterval time.Duration
+	LogBurst    int
+}
+
+// Serve runs the HTTPS listener (and, if set, the redirect listener) until
+// ctx ends, then shuts both down gracefully within the grace period.
+func Serve(ctx context.Context, cfg ServeConfig) error {
+	logger := logging.OrDiscard(cfg.Log)
+	events := newRateLog(logger, cfg.LogInterval, cfg.LogBurst)
+	defer events.close()
+	limit := newConnLimit(cfg.MaxConnections, cfg.ReclaimAge, events)
+	srv := newServer(cfg.Handler, TLSConfig(cfg.Cert), logger, events)
+	limit.hook(srv)
 	servers := []*http.Server{srv}
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(tls.NewListener(httpsLn, srv.TLSConfig)) }()
-	logger.Info("front listening", "https", httpsLn.Addr().String())
-	if httpLn != nil {
-		rs := newServer(RedirectHandler(httpsPort), nil, logger)
+	go func() { errc <- srv.Serve(tls.NewListener(limit.listener(cfg.HTTPS), srv.TLSConfig)) }()
+	logger.Info("front listening", "https", cfg.HTTPS.Addr().String(), "max_connections", limit.max)
+	if cfg.HTTP != nil {
+		rs := newServer(RedirectHandler(cfg.HTTPSPort), nil, logger, events)
+		limit.hook(rs)
 		servers = append(servers, rs)
-		go func() { errc <- rs.Serve(httpLn) }()
-		logger.Info("front redirecting", "http", httpLn.Addr().String())
+		go func() { errc <- rs.Serve(limit.listener(cfg.HTTP)) }()
+		logger.Info("front redirecting", "http", cfg.HTTP.Addr().String())
 	}
 	var err error
 	select {
@@ -97,7 +141,7 @@ func Serve(ctx context.Context, logger *slog.Logger, h http.Handler, cert tls.Ce
 	case err = <-errc:
 		err = fmt.Errorf("serve: %w", err)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Grace)
 	defer cancel()
 	for _, s := range servers {
 		if serr := s.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {

@@ -47,7 +47,7 @@ func run() error {
 	flag.TextVar(&level, "log-level", level, "log `level`: debug, info, warn or error (the core's bootstrap wins)")
 	format := logging.Text
 	flag.TextVar(&format, "log-format", format, "log `format`: text or json (the core's bootstrap wins)")
-	pool := flag.Int("core-pool", 128, "idle connections kept to the core")
+	pool := flag.Int("core-pool", api.FrontCorePool, "idle connections kept to the core")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see 'portcullis-web -h')", flag.Arg(0))
@@ -88,14 +88,30 @@ func run() error {
 			httpsPort, _ = strconv.Atoi(p)
 		}
 	}
+	if *pool <= 0 {
+		*pool = api.FrontCorePool
+	}
 	h, err := web.NewHandler(web.Options{CoreSocket: *coreSocket, Token: boot.Token, PoolSize: *pool, ForwardedHeader: boot.ForwardedHeader, Log: logger})
 	if err != nil {
 		return err
 	}
 	defer h.Close()
+	// Room for web.max_connections under RLIMIT_NOFILE (the core raises
+	// the hard limit when it can): fewer connections rather than accept
+	// errors when the descriptors run out.
+	maxConns := boot.MaxConnections
+	if maxConns == 0 {
+		maxConns = web.DefaultMaxConnections
+	}
+	fit, err := web.FitConnections(maxConns, *pool)
+	if err != nil || fit < maxConns {
+		logger.Warn("RLIMIT_NOFILE is too low for web.max_connections: the front holds fewer connections",
+			"max_connections", maxConns, "holds", fit, "err", err)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	logger.Info("front starting", "uid", os.Getuid(), "core_socket", *coreSocket)
-	return web.Serve(ctx, logger, h, boot.Cert, httpsLn, lns[api.ListenerHTTP], httpsPort, 10*time.Second)
+	return web.Serve(ctx, web.ServeConfig{Log: logger, Handler: h, Cert: boot.Cert, HTTPS: httpsLn, HTTP: lns[api.ListenerHTTP],
+		HTTPSPort: httpsPort, Grace: 10 * time.Second, MaxConnections: fit})
 }

@@ -129,8 +129,8 @@ func (c *Call) decode(v any) error {
 		}
 		return nil
 	}
-	if c.Header.Get("Content-Type") != "application/json" {
-		return &Error{Status: http.StatusUnsupportedMediaType, Code: "content_type", Message: "Content-Type must be application/json"}
+	if !api.IsJSONContentType(c.Header.Values("Content-Type")) {
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: "content_type", Message: "Content-Type must be application/json, optionally with charset=utf-8"}
 	}
 	if err := api.DecodeStrict(c.Raw, v); err != nil {
 		return fieldErr(err)

@@ -187,7 +187,9 @@ func setup(r *netlab.Runner, clients, latencyAddrs int) *lab {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	r.Cleanup(cancel)
-	go func() { _ = web.Serve(sctx, quiet, fh, cert, ln, nil, 0, time.Second) }()
+	go func() {
+		_ = web.Serve(sctx, web.ServeConfig{Log: quiet, Handler: fh, Cert: cert, HTTPS: ln, Grace: time.Second})
+	}()
 	netlab.ServeTCP(r, l.gw, net.JoinHostPort(gwAddr, strconv.Itoa(vpnPort)))
 
 	// Organization, a guarded server, and one user with a profile per client.

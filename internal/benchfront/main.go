@@ -113,7 +113,9 @@ func run(dur time.Duration, rounds, workers int) error {
 	if err != nil {
 		return err
 	}
-	go func() { _ = web.Serve(sctx, quiet, fh, cert, frontLn, nil, 0, time.Second) }()
+	go func() {
+		_ = web.Serve(sctx, web.ServeConfig{Log: quiet, Handler: fh, Cert: cert, HTTPS: frontLn, Grace: time.Second})
+	}()
 
 	// The baseline: a reverse proxy that validates nothing.
 	tr := &http.Transport{

@@ -152,7 +152,7 @@ func TestNegativeSuiteNeverReachesTheCore(t *testing.T) {
 			"POST /organization HTTP/1.1\r\nHost: " + host + "\r\nContent-Type: application/json\r\nContent-Length: 12\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{\"name\":\"a\"}", 400, ""},
 		{"chunked body",
 			"POST /organization HTTP/1.1\r\nHost: " + host + "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nc\r\n{\"name\":\"a\"}\r\n0\r\n\r\n", 400, "transfer_encoding"},
-		{"HTTP/1.0", "GET /status HTTP/1.0\r\nHost: " + host + "\r\n\r\n", 505, "http_version"},
+		{"HTTP/1.0", "GET /status HTTP/1.0\r\nHost: " + host + "\r\n\r\n", 426, "http_version"},
 		{"oversized headers", get("/status", "X-Big: "+strings.Repeat("a", 40000)), 431, ""},
 	}
 	before := g.counters()
@@ -320,6 +320,6 @@ func TestRedirectListener(t *testing.T) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != g.URL+"/status" {
-		t.Fatalf("redirect: %d %q, want 301 to %s/status", resp.StatusCode, resp.Header.Get("Location"), g.URL)
+		t.Fatalf("Redirect: %d %q, want 301 to %s/status", resp.StatusCode, resp.Header.Get("Location"), g.URL)
 	}
 }
