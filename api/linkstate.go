@@ -77,8 +77,9 @@ type LinkState struct {
 	Location string `json:"location" validate:"required,safename"`
 	// Active: this host carries its location's connections.
 	Active bool `json:"active"`
-	// Peers are the connections to load (only for the active host).
-	Peers []LinkPeer `json:"peers" validate:"max=256,dive"`
+	// Peers are the connections to load (only for the active host), each
+	// under its own name.
+	Peers []LinkPeer `json:"peers" validate:"max=256,unique=Name,dive"`
 	// IKE and ESP are the proposals, in order; Force means only these.
 	IKE   []string `json:"ike" validate:"min=1,max=16,dive,max=64,printascii"`
 	ESP   []string `json:"esp" validate:"min=1,max=16,dive,max=64,printascii"`
@@ -92,7 +93,9 @@ type LinkState struct {
 
 // LinkPeer is one connection to a peer location's active host.
 type LinkPeer struct {
-	Name          string   `json:"name" validate:"required,max=128,printascii"`
+	// Name is the connection's name in charon and in the hooks'
+	// environment.
+	Name          string   `json:"name" validate:"required,connname"`
 	Location      string   `json:"location" validate:"required,safename"`
 	RemoteAddress string   `json:"remote_address" validate:"required,ip"`
 	PSK           string   `json:"psk" validate:"required,len=44,b64std"`

@@ -182,6 +182,7 @@ func (m *Manager) State(l *Link, secret []byte, hostID string) *api.LinkState {
 	if !st.Active {
 		return st
 	}
+	names := map[string]bool{}
 	for _, peer := range l.Locations {
 		if peer.ID == loc.ID || l.Excluded(loc.ID, peer.ID) || len(peer.Routes) == 0 || len(loc.Routes) == 0 {
 			continue
@@ -191,8 +192,15 @@ func (m *Manager) State(l *Link, secret []byte, hostID string) *api.LinkState {
 		if active == "" || s == nil || s.Address == "" {
 			continue
 		}
+		// Two location names can read the same once cut to the allowed
+		// characters ("site a", "site_a"): the second gets the hashed form.
+		name := ConnName(l.Name, loc.Name, peer.Name)
+		if names[name] {
+			name = hashedConnName(l.Name, loc.Name, peer.Name, name)
+		}
+		names[name] = true
 		st.Peers = append(st.Peers, api.LinkPeer{
-			Name: ConnName(l.Name, loc.Name, peer.Name), Location: peer.Name, RemoteAddress: s.Address,
+			Name: name, Location: peer.Name, RemoteAddress: s.Address,
 			PSK: PairPSK(secret, loc.ID, peer.ID), LocalSubnets: loc.Routes, RemoteSubnets: peer.Routes,
 		})
 	}

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,5 +125,46 @@ func TestManagerRefusesTwoAgentsOnOneHost(t *testing.T) {
 	// Once the first has timed out, the host may move.
 	if _, err := m.Report(l, hA1, netip.MustParseAddr("192.0.2.9"), rep, now.Add(5*time.Second)); err != nil {
 		t.Fatalf("after the timeout: %v", err)
+	}
+}
+
+// TestConnNameIsSafe: the connection names the gateway hands out are
+// always 1-64 of [A-Za-z0-9_.-], distinct per peer, and unchanged for the
+// short names of existing links.
+func TestConnNameIsSafe(t *testing.T) {
+	ok := regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	long := strings.Repeat("Branch office ", 5)[:64]
+	names := map[string]bool{}
+	for _, n := range []string{ConnName("corp", "site a", "site-b"), ConnName(long, long, long), ConnName(long, long, long[:63]+"2"),
+		ConnName("l@x+y", "a b", "c"), ConnName(long, "a", "b")} {
+		if !ok.MatchString(n) {
+			t.Errorf("connection name %q", n)
+		}
+		if names[n] {
+			t.Errorf("two peers share the connection name %q", n)
+		}
+		names[n] = true
+	}
+	if n := ConnName("corp", "site a", "site-b"); n != "corp-site_a-site_b" {
+		t.Errorf("short name changed: %q", n)
+	}
+	// Two peer locations whose names read the same once cut to the
+	// allowed characters still get two connections.
+	m := NewManager(nil)
+	l := testLink()
+	l.Locations[2].Name = "site_b"
+	m.Sync([]Link{*l})
+	now := time.Unix(1760000000, 0)
+	for id, ip := range map[string]string{hA1: "192.0.2.1", hB1: "192.0.2.2", hC1: "192.0.2.4"} {
+		if _, err := m.Report(l, id, netip.MustParseAddr(ip), &api.LinkReport{Version: 1}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := m.State(l, []byte("s"), hA1)
+	if len(st.Peers) != 2 || st.Peers[0].Name == st.Peers[1].Name || !ok.MatchString(st.Peers[1].Name) {
+		t.Fatalf("peers %+v", st.Peers)
+	}
+	if err := api.Validate(st); err != nil {
+		t.Fatalf("state: %v", err)
 	}
 }
