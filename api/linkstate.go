@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"net/netip"
 )
 
 // The link API (crypto in api/linkproto): a link host agent reports its state with PUT /link/state
@@ -107,4 +108,13 @@ type LinkPeer struct {
 type LinkHostAddr struct {
 	HostID  string `json:"host_id" validate:"required,objectid"`
 	Address string `json:"address" validate:"required,ip"`
+}
+
+// UsableLinkHostAddr reports whether a can be a link host's address: every
+// agent opens its IKE and check ports to it and probes it, so it must be
+// one a peer can reach — not unspecified, loopback, multicast or the IPv4
+// broadcast address.
+func UsableLinkHostAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsValid() && !a.IsUnspecified() && !a.IsLoopback() && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }

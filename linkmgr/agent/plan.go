@@ -166,9 +166,9 @@ func desiredFrom(st *api.LinkState, local string) (desired, error) {
 		}
 	}
 	for _, h := range st.Hosts {
-		a, err := netip.ParseAddr(h.Address)
+		a, err := hostAddr(h)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("host %s: %w", h.HostID, err))
+			errs = append(errs, err)
 			continue
 		}
 		d.Hosts = append(d.Hosts, a)
@@ -179,6 +179,20 @@ func desiredFrom(st *api.LinkState, local string) (desired, error) {
 		d.CheckPort = uint16(st.CheckPort)
 	}
 	return d, errors.Join(errs...)
+}
+
+// hostAddr is a link host's address from the state; one no peer can use
+// (unspecified, loopback, multicast, broadcast) is refused, so that the
+// firewall never opens to it and no host check probes it.
+func hostAddr(h api.LinkHostAddr) (netip.Addr, error) {
+	a, err := netip.ParseAddr(h.Address)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("host %s: %w", h.HostID, err)
+	}
+	if !api.UsableLinkHostAddr(a) {
+		return netip.Addr{}, fmt.Errorf("host %s: address %s is unspecified, loopback, multicast or broadcast", h.HostID, a)
+	}
+	return a, nil
 }
 
 // plan returns the ordered steps that take the host from have to want:
