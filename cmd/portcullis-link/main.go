@@ -77,6 +77,17 @@ func run(cmd string, args []string) error {
 	routeTable := fs.Int("route-table", 0, "routing table for those routes, 0 = main (add)")
 	routeMark := fs.Int("route-fwmark", 0, "fwmark of a rule selecting --route-table (add)")
 	hook := fs.String("hook", "", "command run on connection up/down (add)")
+	var allowRoutes []string
+	fs.Func("allow-routes", "`CIDRs` (comma-separated, repeatable) the remote subnets accepted from the gateway must lie within;\n"+
+		"default: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7 (add)", func(v string) error {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				allowRoutes = append(allowRoutes, p)
+			}
+		}
+		return nil
+	})
+	allowDefault := fs.Bool("allow-default-route", false, "accept a default route (0.0.0.0/0, ::/0) through the link (add)")
 	level := logging.Level(slog.LevelInfo)
 	fs.TextVar(&level, "log-level", level, "log `level`: debug, info, warn or error (start)")
 	format := logging.Text
@@ -115,7 +126,10 @@ func run(cmd string, args []string) error {
 			return fmt.Errorf("--address %q is not an IP address", address)
 		}
 		s = &agent.Settings{URI: uri, Address: address.String(), Vici: *vici, CAFile: *ca, RouteDev: *routeDev,
-			RouteTable: *routeTable, RouteMark: *routeMark, Hook: *hook}
+			RouteTable: *routeTable, RouteMark: *routeMark, Hook: *hook, AllowRoutes: allowRoutes, AllowDefaultRoute: *allowDefault}
+		if _, err := s.AllowedRoutes(); err != nil {
+			return err
+		}
 		if old, err := agent.LoadSettings(*dir); err == nil {
 			s.Firewall, s.RemoveRoutes = old.Firewall, old.RemoveRoutes
 		}
@@ -226,8 +240,12 @@ func run(cmd string, args []string) error {
 			defer fw.Close()
 			deps.Firewall = fw
 		}
+		allow, err := s.AllowedRoutes()
+		if err != nil {
+			return err
+		}
 		a, err := agent.New(agent.Config{URI: u, Address: s.Address, StateDir: *dir, RemoveRoutes: s.RemoveRoutes,
-			Hook: s.Hook}, deps, log)
+			Hook: s.Hook, AllowRoutes: allow}, deps, log)
 		if err != nil {
 			return err
 		}

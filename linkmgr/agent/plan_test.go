@@ -33,7 +33,7 @@ func testState(active bool, remotes map[string]string, psk string) *api.LinkStat
 
 func mustDesired(t *testing.T, st *api.LinkState) desired {
 	t.Helper()
-	d, err := desiredFrom(st, testLocal)
+	d, err := desiredFrom(st, testLocal, DefaultAllowedRoutes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +280,7 @@ func TestDesiredFrom(t *testing.T) {
 	for _, bad := range []string{"127.0.0.1", "0.0.0.0", "::", "ff02::1", "255.255.255.255"} {
 		st.Hosts = append(st.Hosts, api.LinkHostAddr{HostID: "y", Address: bad})
 	}
-	d, err := desiredFrom(st, testLocal)
+	d, err := desiredFrom(st, testLocal, DefaultAllowedRoutes)
 	if err == nil || !strings.Contains(err.Error(), "not-an-address") || !strings.Contains(err.Error(), "127.0.0.1 is unspecified, loopback") {
 		t.Fatalf("bad hosts not reported: %v", err)
 	}
