@@ -1,6 +1,8 @@
 // Command portcullis-link is the link host agent.
 //
-//	portcullis-link add URI --address ADDR [--vici SOCKET] [--ca FILE]
+//	portcullis-link add --address ADDR [--uri-file FILE] [--vici SOCKET] [--ca FILE] < URI
+//	                                      bind this host; the URI (it holds the host secret) comes on standard
+//	                                      input or from a file of mode 0600, never on the command line
 //	portcullis-link start                 run until SIGINT/SIGTERM (graceful failover)
 //	portcullis-link status                connections, states, byte counters
 //	portcullis-link remove                forget the URI, unload connections, remove the firewall table
@@ -34,7 +36,8 @@ import (
 const usage = `usage: portcullis-link <command> [--state-dir DIR] [flags]
 
 commands:
-  add URI --address ADDR [--vici SOCKET] [--ca FILE]   bind this host to a link host URI
+  add --address ADDR [--uri-file FILE] [flags]          bind this host to a link host URI, read from
+                                                        standard input or FILE (mode 0600), never an argument
   start                                                 run the agent
   status                                                list the connections
   remove                                                unbind, unload connections, remove the firewall
@@ -60,14 +63,40 @@ func main() {
 		fmt.Fprintf(os.Stderr, "portcullis-link: unknown command %q\n\n%s", cmd, usage)
 		os.Exit(2)
 	}
-	if err := run(os.Args[1], os.Args[2:]); err != nil {
+	switch err := run(os.Args[1], os.Args[2:]); {
+	case errors.Is(err, errUsage):
+		os.Exit(2) // the flag package said what was wrong
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "portcullis-link:", err)
 		os.Exit(1)
 	}
 }
 
+// errUsage is a flag error the flag package already printed, with the usage.
+var errUsage = errors.New("usage")
+
+// stdin is where add reads the URI from without --uri-file.
+var stdin = os.Stdin
+
+// commandUsage is the first line of a command's -h.
+var commandUsage = map[string]string{
+	"add": "usage: portcullis-link add --address ADDR [--uri-file FILE] [flags] [< FILE]\n\n" +
+		"The URI holds the host secret: it is read from standard input (a prompt, not echoed, on a terminal) or from\n" +
+		"--uri-file FILE, which must be a regular file of mode 0600 (or stricter); never from the command line.\n",
+}
+
 func run(cmd string, args []string) error {
-	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.Usage = func() {
+		out := fs.Output()
+		if u, ok := commandUsage[cmd]; ok {
+			fmt.Fprintln(out, u)
+		} else {
+			fmt.Fprintf(out, "usage: portcullis-link %s [flags]\n\n", cmd)
+		}
+		fmt.Fprintln(out, "flags (those marked for another command are ignored):")
+		fs.PrintDefaults()
+	}
 	dir := fs.String("state-dir", "/var/lib/portcullis-link", "state directory")
 	var address config.Addr
 	fs.TextVar(&address, "address", address, "this host's IP `address` for its peers (add)")
@@ -77,6 +106,7 @@ func run(cmd string, args []string) error {
 	routeTable := fs.Int("route-table", 0, "routing table for those routes, 0 = main (add)")
 	routeMark := fs.Int("route-fwmark", 0, "fwmark of a rule selecting --route-table (add)")
 	hook := fs.String("hook", "", "command run on connection up/down (add)")
+	uriFile := fs.String("uri-file", "", "read the URI from this `file` (mode 0600) instead of standard input (add)")
 	var allowRoutes []string
 	fs.Func("allow-routes", "`CIDRs` (comma-separated, repeatable) the remote subnets accepted from the gateway must lie within;\n"+
 		"default: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7 (add)", func(v string) error {
@@ -92,21 +122,19 @@ func run(cmd string, args []string) error {
 	fs.TextVar(&level, "log-level", level, "log `level`: debug, info, warn or error (start)")
 	format := logging.Text
 	fs.TextVar(&format, "log-format", format, "log `format`: text or json (start)")
-	// add takes its URI before or after the flags; -h asks for help.
-	var uri string
-	if cmd == "add" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		uri, args = args[0], args[1:]
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		return nil
+	case err != nil:
+		return errUsage
 	}
-	_ = fs.Parse(args)
-	rest := fs.Args()
-	if cmd == "add" && uri == "" && len(rest) > 0 {
-		uri, rest = rest[0], rest[1:]
-	}
-	if len(rest) > 0 {
+	if rest := fs.Args(); len(rest) > 0 {
+		if cmd == "add" {
+			// Not even echoed back: it may be the URI, with the secret.
+			return errors.New("add: the URI holds the host secret and must not be on the command line (process " +
+				"listings, shell history): give it on standard input or with --uri-file FILE (mode 0600); see 'portcullis-link add -h'")
+		}
 		return fmt.Errorf("%s: unexpected argument %q (see 'portcullis-link %s -h')", cmd, rest[0], cmd)
-	}
-	if cmd == "add" && uri == "" {
-		return fmt.Errorf("add needs a URI")
 	}
 	// Every command but add works on the settings add saved.
 	var s *agent.Settings
@@ -118,12 +146,16 @@ func run(cmd string, args []string) error {
 	}
 	switch cmd {
 	case "add":
-		u, err := agent.ParseURI(uri)
+		if !netip.Addr(address).IsValid() {
+			return fmt.Errorf("add needs --address, this host's IP address for its peers")
+		}
+		uri, err := readURI(*uriFile)
 		if err != nil {
 			return err
 		}
-		if !netip.Addr(address).IsValid() {
-			return fmt.Errorf("--address %q is not an IP address", address)
+		u, err := agent.ParseURI(uri)
+		if err != nil {
+			return err
 		}
 		s = &agent.Settings{URI: uri, Address: address.String(), Vici: *vici, CAFile: *ca, RouteDev: *routeDev,
 			RouteTable: *routeTable, RouteMark: *routeMark, Hook: *hook, AllowRoutes: allowRoutes, AllowDefaultRoute: *allowDefault}

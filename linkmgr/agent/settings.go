@@ -42,7 +42,7 @@ type Settings struct {
 }
 
 // ErrNotConfigured is returned when no URI was added yet.
-var ErrNotConfigured = errors.New("no URI: run 'portcullis-link add URI' first")
+var ErrNotConfigured = errors.New("no URI: run 'portcullis-link add --address ADDR' with the URI on standard input first")
 
 // DefaultVici is charon's default VICI socket.
 const DefaultVici = "/var/run/charon.vici"
@@ -53,11 +53,17 @@ func settingsPath(dir string) string { return filepath.Join(dir, "agent.json") }
 // as the core reads its TOML file: unknown keys and bad values are errors
 // naming the key.
 func LoadSettings(dir string) (*Settings, error) {
-	raw, err := os.ReadFile(settingsPath(dir))
+	path := settingsPath(dir)
+	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNotConfigured
 	} else if err != nil {
 		return nil, err
+	}
+	if fi, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%s: mode %#o lets others read or change the host secret: make it 0600 (chmod 600 %s)", path, perm, path)
 	}
 	var s Settings
 	if err := config.DecodeJSON(settingsPath(dir), raw, &s); err != nil {

@@ -92,3 +92,19 @@ func TestSettingsAllowedRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestSettingsRefuseLooseMode: agent.json holds the host secret; a file
+// others may read or change is refused.
+func TestSettingsRefuseLooseMode(t *testing.T) {
+	dir := t.TempDir()
+	s := &Settings{URI: testURI, Address: "192.0.2.10", Vici: DefaultVici}
+	if err := s.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(settingsPath(dir), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadSettings(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("agent.json of mode 0640: %v", err)
+	}
+}
