@@ -133,12 +133,15 @@ func (m *Manager) Report(l *Link, hostID string, source netip.Addr, r *api.LinkR
 // reachesPeers says whether a host's host checks show it reaches the
 // active host of every location it may peer with. A standby elsewhere being
 // down says nothing about this host, and a check that is missing is not a
-// success: an empty list reaches no one.
+// success: an empty list reaches no one. With no active host to reach yet
+// no host does, so that a "yes" never stands for nothing (it would outlast
+// the moment a peer comes up, until the host's next report).
 func (m *Manager) reachesPeers(l *Link, e *Election, hostID string, reach []api.LinkReach) bool {
 	loc, _ := l.FindHost(hostID)
 	if loc == nil {
 		return false
 	}
+	peers := 0
 	for _, other := range l.Locations {
 		if other.ID == loc.ID || l.Excluded(loc.ID, other.ID) {
 			continue
@@ -147,6 +150,7 @@ func (m *Manager) reachesPeers(l *Link, e *Election, hostID string, reach []api.
 		if active == "" {
 			continue
 		}
+		peers++
 		checked := false
 		for _, x := range reach {
 			if x.HostID == active {
@@ -160,7 +164,7 @@ func (m *Manager) reachesPeers(l *Link, e *Election, hostID string, reach []api.
 			return false
 		}
 	}
-	return true
+	return peers > 0
 }
 
 // Stop records a host's graceful stop.
