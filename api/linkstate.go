@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"net/netip"
 )
 
 // The link API (crypto in api/linkproto): a link host agent reports its state with PUT /link/state
@@ -77,8 +78,9 @@ type LinkState struct {
 	Location string `json:"location" validate:"required,safename"`
 	// Active: this host carries its location's connections.
 	Active bool `json:"active"`
-	// Peers are the connections to load (only for the active host).
-	Peers []LinkPeer `json:"peers" validate:"max=256,dive"`
+	// Peers are the connections to load (only for the active host), each
+	// under its own name.
+	Peers []LinkPeer `json:"peers" validate:"max=256,unique=Name,dive"`
 	// IKE and ESP are the proposals, in order; Force means only these.
 	IKE   []string `json:"ike" validate:"min=1,max=16,dive,max=64,printascii"`
 	ESP   []string `json:"esp" validate:"min=1,max=16,dive,max=64,printascii"`
@@ -92,7 +94,9 @@ type LinkState struct {
 
 // LinkPeer is one connection to a peer location's active host.
 type LinkPeer struct {
-	Name          string   `json:"name" validate:"required,max=128,printascii"`
+	// Name is the connection's name in charon and in the hooks'
+	// environment.
+	Name          string   `json:"name" validate:"required,connname"`
 	Location      string   `json:"location" validate:"required,safename"`
 	RemoteAddress string   `json:"remote_address" validate:"required,ip"`
 	PSK           string   `json:"psk" validate:"required,len=44,b64std"`
@@ -104,4 +108,13 @@ type LinkPeer struct {
 type LinkHostAddr struct {
 	HostID  string `json:"host_id" validate:"required,objectid"`
 	Address string `json:"address" validate:"required,ip"`
+}
+
+// UsableLinkHostAddr reports whether a can be a link host's address: every
+// agent opens its IKE and check ports to it and probes it, so it must be
+// one a peer can reach — not unspecified, loopback, multicast or the IPv4
+// broadcast address.
+func UsableLinkHostAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsValid() && !a.IsUnspecified() && !a.IsLoopback() && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }

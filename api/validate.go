@@ -16,6 +16,9 @@ var (
 	safeNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._@+-]{0,63}$`)
 	userNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,31}$`)
 	dnsLabelRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+	// connNameRe: a link connection's name, which the agent hands to
+	// charon and to its hooks' environment.
+	connNameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 	// proposalRe: a strongSwan proposal, algorithms joined by '-'.
 	proposalRe = regexp.MustCompile(`^[a-z0-9]{2,32}(-[a-z0-9]{2,32}){1,7}$`)
 )
@@ -50,6 +53,7 @@ func validatorInstance() *validator.Validate {
 		// than the rest of an approval's validation on kilobyte fields.
 		must("b64std", isBase64Std)
 		must("proposal", proposalRe.MatchString)
+		must("connname", IsConnName)
 		must("ovpnname", ovpnNameRe.MatchString)
 		must("tarname", tarNameRe.MatchString)
 		validate = v
@@ -80,6 +84,10 @@ func IsHostAddr(s string) bool {
 	return strings.Trim(last, "0123456789") != ""
 }
 
+// IsConnName reports whether s is a valid link connection name: 1-64
+// letters, digits or . _ -.
+func IsConnName(s string) bool { return connNameRe.MatchString(s) }
+
 var ruleText = map[string]string{
 	"required":    "is required",
 	"objectid":    "must be 24 lowercase hex characters",
@@ -92,6 +100,7 @@ var ruleText = map[string]string{
 	"unique":      "must not repeat a value",
 	"b64std":      "must be padded standard base64",
 	"proposal":    "must be a proposal such as aes128-sha256-x25519",
+	"connname":    "must be 1-64 letters, digits or . _ -",
 	"cidr":        "must be a network in CIDR notation",
 	"ovpnname":    "must be a file name of letters, digits and . _ @ + - ending in .ovpn",
 	"tarname":     "must be a file name of letters, digits and . _ @ + - ending in .tar",

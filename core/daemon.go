@@ -202,7 +202,7 @@ func (d *daemon) buildServices(ctx context.Context) error {
 		ReportedAddresses: d.cfg.Approval.ReportedAddresses, TrustedProxies: d.cfg.TrustedProxies}, NewDirectory(d.st), d.st, gate, d.log)
 	d.svc = NewService(Deps{Store: d.st, Admin: d.adm, Log: d.log, SyncHosts: d.cfg.SyncHosts(d.httpsLn.Addr().String()),
 		Approver: d.approver, NAT: nat, Window: d.cfg.Window, FrontPort: listenerPort(d.httpsLn),
-		InitialAdminFile: filepath.Join(d.cfg.DataDir, InitialAdminFile)})
+		InitialAdminFile: filepath.Join(d.cfg.DataDir, InitialAdminFile), TrustedProxies: d.cfg.TrustedProxies})
 	guarded, err := d.svc.guardedPorts(ctx)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -18,8 +19,20 @@ import (
 	"github.com/portcullis-gw/portcullis/api/linkproto"
 )
 
-// agentCall sends a signed link request as an agent would.
+// agentCall sends a signed link request as an agent would, from the
+// report's address (192.0.2.50 when it names none).
 func (c *testCore) agentCall(method, hostID, secret string, report *api.LinkReport, mutate func(*api.LinkHeaders, *[]byte)) (int, *api.LinkState, api.Error) {
+	c.t.Helper()
+	peer := "192.0.2.50"
+	if report != nil && report.Address != "" {
+		peer = report.Address
+	}
+	return c.agentCallFrom(peer, "", method, hostID, secret, report, mutate)
+}
+
+// agentCallFrom sends a signed link request as the front passes it on from
+// peer, with the forwarded-for list forwarded ("": none).
+func (c *testCore) agentCallFrom(peer, forwarded, method, hostID, secret string, report *api.LinkReport, mutate func(*api.LinkHeaders, *[]byte)) (int, *api.LinkState, api.Error) {
 	c.t.Helper()
 	var body []byte
 	if report != nil {
@@ -37,7 +50,10 @@ func (c *testCore) agentCall(method, hostID, secret string, report *api.LinkRepo
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set(api.HeaderToken, c.token)
-	req.Header.Set(api.HeaderPeer, "192.0.2.50:4444")
+	req.Header.Set(api.HeaderPeer, net.JoinHostPort(peer, "4444"))
+	if forwarded != "" {
+		req.Header.Set(api.HeaderForwarded, forwarded)
+	}
 	api.SetLinkHeaders(req.Header, h)
 	resp, err := c.client.Do(req)
 	if err != nil {
@@ -178,5 +194,56 @@ func TestLinkAdminAndSignedAgentAPI(t *testing.T) {
 	c.do("DELETE", "/link/"+l.ID, nil, &ok)
 	if st, _, _ := c.agentCall("PUT", a1, a1s, rep("198.51.100.1"), nil); st != 401 {
 		t.Fatalf("host of a deleted link: %d", st)
+	}
+}
+
+// TestLinkReportAddressMustBeItsSource: the core takes a link host's
+// address from where its report came; a report naming another address, or
+// coming from a loopback or unspecified one, is refused (400 link_address)
+// and its address is never handed to the other hosts.
+func TestLinkReportAddressMustBeItsSource(t *testing.T) {
+	c := newTestCore(t, []int{os.Getuid()})
+	c.login()
+	var l api.Link
+	c.do("POST", "/link", api.LinkCreate{Name: "corp"}, &l)
+	c.do("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "a", Routes: []string{"10.1.0.0/24"}}, &l)
+	c.do("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "b", Routes: []string{"10.2.0.0/24"}}, &l)
+	c.do("POST", "/link/"+l.ID+"/location/"+l.Locations[0].ID+"/host", api.HostCreate{Name: "a1"}, &l)
+	c.do("POST", "/link/"+l.ID+"/location/"+l.Locations[1].ID+"/host", api.HostCreate{Name: "b1"}, &l)
+	var u api.HostURI
+	c.do("GET", "/link/"+l.ID+"/location/"+l.Locations[0].ID+"/host/"+l.Locations[0].Hosts[0].ID+"/uri", nil, &u)
+	a1, a1s := uriSecret(t, u.URI)
+	c.do("GET", "/link/"+l.ID+"/location/"+l.Locations[1].ID+"/host/"+l.Locations[1].Hosts[0].ID+"/uri", nil, &u)
+	b1, b1s := uriSecret(t, u.URI)
+	rep := func(addr string) *api.LinkReport {
+		return &api.LinkReport{Version: 1, Address: addr, Reach: []api.LinkReach{}, Connections: []api.LinkConnection{}}
+	}
+	for _, tc := range []struct{ peer, addr string }{
+		{"192.0.2.60", "203.0.113.80"}, // a third party
+		{"192.0.2.60", "127.0.0.1"},
+		{"192.0.2.60", "0.0.0.0"},
+		{"127.0.0.1", ""},
+		{"::1", ""},
+		{"127.0.0.1", "127.0.0.1"},
+	} {
+		if st, _, e := c.agentCallFrom(tc.peer, "", "PUT", a1, a1s, rep(tc.addr), nil); st != 400 || e.Error != "link_address" {
+			t.Errorf("address %q from %s: %d %+v, want 400 link_address", tc.addr, tc.peer, st, e)
+		}
+	}
+	st, sb, e := c.agentCallFrom("192.0.2.61", "", "PUT", b1, b1s, rep(""), nil)
+	if st != 200 {
+		t.Fatalf("b1: %d %+v", st, e)
+	}
+	for _, h := range sb.Hosts {
+		if h.HostID == a1 {
+			t.Fatalf("a refused address was handed to b1: %+v", sb.Hosts)
+		}
+	}
+	if st, _, e := c.agentCallFrom("192.0.2.60", "", "PUT", a1, a1s, rep("192.0.2.60"), nil); st != 200 {
+		t.Fatalf("a1 from its own address: %d %+v", st, e)
+	}
+	// A forwarded-for list from a peer that is no trusted proxy is ignored.
+	if st, _, e := c.agentCallFrom("192.0.2.61", "203.0.113.7", "PUT", b1, b1s, rep("203.0.113.7"), nil); st != 400 || e.Error != "link_address" {
+		t.Fatalf("forwarded address believed from an untrusted peer: %d %+v", st, e)
 	}
 }

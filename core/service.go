@@ -2,6 +2,7 @@ package core
 
 import (
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -43,6 +44,9 @@ type Deps struct {
 	// SyncHosts is empty (the front listens on every address), profiles
 	// name https://<server host>:<FrontPort> as their sync hosts.
 	FrontPort int
+	// TrustedProxies are the peers whose forwarded-for address is
+	// believed (approvals and link host reports).
+	TrustedProxies []netip.Prefix
 }
 
 // Service implements the routes of the table on top of the store.
@@ -89,7 +93,7 @@ func NewService(d Deps) *Service {
 		d.Window = dynfw.DefaultWindow
 	}
 	return &Service{st: d.Store, admin: d.Admin, log: log, now: time.Now, syncHosts: d.SyncHosts,
-		startedAt: time.Now(), approver: d.Approver, nat: d.NAT, links: links.New(d.Store, log, d.SyncHosts),
+		startedAt: time.Now(), approver: d.Approver, nat: d.NAT, links: links.New(d.Store, log, d.SyncHosts, d.TrustedProxies),
 		window: d.Window, frontPort: d.FrontPort, revoker: revokerOf(d.Approver), initialAdminFile: d.InitialAdminFile,
 		orgs:    rpc.Kind[orgRecord, api.Organization]{Bucket: store.BucketOrgs, What: "organization", ToAPI: (*orgRecord).toAPI},
 		users:   rpc.Kind[userRecord, api.User]{Bucket: store.BucketUsers, What: "user", ToAPI: (*userRecord).toAPI},

@@ -74,37 +74,97 @@ func (m *Manager) election(l *Link) *Election {
 // cannot share a host.
 var ErrHostInUse = errors.New("host is already reported by another agent")
 
-// Report records a host's report; peer is the address the report came
-// from, used when the report names none. A report for a host that is live
-// at another address is refused with ErrHostInUse.
-func (m *Manager) Report(l *Link, hostID string, peer netip.Addr, r *api.LinkReport, now time.Time) ([]Change, error) {
-	addr := r.Address
-	if addr == "" && peer.IsValid() {
-		addr = peer.Unmap().String()
+// ErrAddress says a report cannot give its host's address: the report names
+// an address other than the one it came from, or that address is one no
+// peer can use.
+var ErrAddress = errors.New("bad link host address")
+
+// HostAddress is the address of a host whose report came from source (the
+// address the gateway sees, or the one a trusted proxy forwards): every
+// agent opens its IKE and check ports to it and probes it, so the report
+// may only confirm it, never name another, and it must be an address a
+// peer can reach — not unspecified, loopback, multicast or broadcast.
+func HostAddress(reported string, source netip.Addr) (netip.Addr, error) {
+	source = source.Unmap()
+	if !source.IsValid() {
+		return netip.Addr{}, fmt.Errorf("%w: the report's source address is unknown", ErrAddress)
 	}
+	if reported != "" {
+		a, err := netip.ParseAddr(reported)
+		if err != nil || a.Zone() != "" {
+			return netip.Addr{}, fmt.Errorf("%w: %q is not an IP address", ErrAddress, reported)
+		}
+		if a.Unmap() != source {
+			return netip.Addr{}, fmt.Errorf("%w: the report names %s but comes from %s", ErrAddress, a.Unmap(), source)
+		}
+	}
+	if !api.UsableLinkHostAddr(source) {
+		return netip.Addr{}, fmt.Errorf("%w: %s is unspecified, loopback, multicast or broadcast", ErrAddress, source)
+	}
+	return source, nil
+}
+
+// Report records a host's report; source is the address the report came
+// from (see HostAddress), which becomes the host's address. A report with a
+// bad address is refused with ErrAddress, and one for a host that is live
+// at another address with ErrHostInUse.
+func (m *Manager) Report(l *Link, hostID string, source netip.Addr, r *api.LinkReport, now time.Time) ([]Change, error) {
+	ad, err := HostAddress(r.Address, source)
+	if err != nil {
+		return nil, err
+	}
+	addr := ad.String()
 	if _, h := l.FindHost(hostID); h != nil {
 		if prev := m.hostStatus(hostID); prev != nil && prev.Address != addr &&
 			now.Sub(prev.LastReport) <= time.Duration(h.Timeout)*time.Second && m.election(l).Available(hostID, now) {
 			return nil, fmt.Errorf("%w at %s", ErrHostInUse, prev.Address)
 		}
 	}
-	// The host must reach the active host of every other location (a
-	// standby elsewhere being down says nothing about this host).
 	e := m.election(l)
-	loc, _ := l.FindHost(hostID)
-	reaches := true
-	for _, x := range r.Reach {
-		other, _ := l.FindHost(x.HostID)
-		if other != nil && loc != nil && other.ID != loc.ID && e.Active(other.ID) == x.HostID {
-			reaches = reaches && x.OK
-		}
-	}
+	reaches := m.reachesPeers(l, e, hostID, r.Reach)
 	m.mu.Lock()
 	m.status[hostID] = &HostStatus{Address: addr, LastReport: now, Reach: r.Reach, Connections: r.Connections}
 	m.mu.Unlock()
-	changes := m.election(l).Report(hostID, now, reaches)
+	changes := e.Report(hostID, now, reaches)
 	m.logChanges(l, changes)
 	return changes, nil
+}
+
+// reachesPeers says whether a host's host checks show it reaches the
+// active host of every location it may peer with. A standby elsewhere being
+// down says nothing about this host, and a check that is missing is not a
+// success: an empty list reaches no one. With no active host to reach yet
+// no host does, so that a "yes" never stands for nothing (it would outlast
+// the moment a peer comes up, until the host's next report).
+func (m *Manager) reachesPeers(l *Link, e *Election, hostID string, reach []api.LinkReach) bool {
+	loc, _ := l.FindHost(hostID)
+	if loc == nil {
+		return false
+	}
+	peers := 0
+	for _, other := range l.Locations {
+		if other.ID == loc.ID || l.Excluded(loc.ID, other.ID) {
+			continue
+		}
+		active := e.Active(other.ID)
+		if active == "" {
+			continue
+		}
+		peers++
+		checked := false
+		for _, x := range reach {
+			if x.HostID == active {
+				if !x.OK {
+					return false
+				}
+				checked = true
+			}
+		}
+		if !checked {
+			return false
+		}
+	}
+	return peers > 0
 }
 
 // Stop records a host's graceful stop.
@@ -182,6 +242,7 @@ func (m *Manager) State(l *Link, secret []byte, hostID string) *api.LinkState {
 	if !st.Active {
 		return st
 	}
+	names := map[string]bool{}
 	for _, peer := range l.Locations {
 		if peer.ID == loc.ID || l.Excluded(loc.ID, peer.ID) || len(peer.Routes) == 0 || len(loc.Routes) == 0 {
 			continue
@@ -191,8 +252,15 @@ func (m *Manager) State(l *Link, secret []byte, hostID string) *api.LinkState {
 		if active == "" || s == nil || s.Address == "" {
 			continue
 		}
+		// Two location names can read the same once cut to the allowed
+		// characters ("site a", "site_a"): the second gets the hashed form.
+		name := ConnName(l.Name, loc.Name, peer.Name)
+		if names[name] {
+			name = hashedConnName(l.Name, loc.Name, peer.Name, name)
+		}
+		names[name] = true
 		st.Peers = append(st.Peers, api.LinkPeer{
-			Name: ConnName(l.Name, loc.Name, peer.Name), Location: peer.Name, RemoteAddress: s.Address,
+			Name: name, Location: peer.Name, RemoteAddress: s.Address,
 			PSK: PairPSK(secret, loc.ID, peer.ID), LocalSubnets: loc.Routes, RemoteSubnets: peer.Routes,
 		})
 	}

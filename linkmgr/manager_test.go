@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,8 +89,8 @@ func TestManagerPrefersHostsReachingThePeerActive(t *testing.T) {
 	l.Locations = l.Locations[:2]
 	m.Sync([]Link{*l})
 	now := time.Unix(1760000000, 0)
-	ok := &api.LinkReport{Version: 1}
-	m.Report(l, hA1, netip.MustParseAddr("192.0.2.1"), ok, now)
+	ok := &api.LinkReport{Version: 1, Reach: []api.LinkReach{{HostID: hA1, OK: true}}}
+	m.Report(l, hA1, netip.MustParseAddr("192.0.2.1"), &api.LinkReport{Version: 1}, now)
 	m.Report(l, hB2, netip.MustParseAddr("192.0.2.3"), ok, now)
 	m.Report(l, hB1, netip.MustParseAddr("192.0.2.2"), ok, now)
 	if m.State(l, []byte("s"), hB1).Active != true {
@@ -123,5 +125,128 @@ func TestManagerRefusesTwoAgentsOnOneHost(t *testing.T) {
 	// Once the first has timed out, the host may move.
 	if _, err := m.Report(l, hA1, netip.MustParseAddr("192.0.2.9"), rep, now.Add(5*time.Second)); err != nil {
 		t.Fatalf("after the timeout: %v", err)
+	}
+}
+
+// TestManagerHostAddressIsWhereTheReportComesFrom: a host's address is the
+// address its report came from; a report naming another one, or coming
+// from an unspecified, loopback or multicast address, is refused and never
+// handed to the other hosts (their firewalls and host checks).
+func TestManagerHostAddressIsWhereTheReportComesFrom(t *testing.T) {
+	m := NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l := testLink()
+	m.Sync([]Link{*l})
+	now := time.Unix(1760000000, 0)
+	for _, tc := range []struct{ reported, from string }{
+		{"127.0.0.1", "192.0.2.1"},
+		{"0.0.0.0", "192.0.2.1"},
+		{"203.0.113.80", "192.0.2.1"}, // a third party
+		{"", "127.0.0.1"},
+		{"127.0.0.1", "127.0.0.1"},
+		{"", "0.0.0.0"},
+		{"", "::"},
+		{"::1", "::1"},
+		{"224.0.0.251", "224.0.0.251"},
+		{"ff02::1", "ff02::1"},
+		{"255.255.255.255", "255.255.255.255"},
+	} {
+		// Each case after the last one's timeout: a refusal here is never
+		// the host-in-use one.
+		now = now.Add(10 * time.Second)
+		rep := &api.LinkReport{Version: 1, Address: tc.reported, Reach: []api.LinkReach{}}
+		if _, err := m.Report(l, hA1, netip.MustParseAddr(tc.from), rep, now); err == nil {
+			t.Errorf("address %q reported from %s accepted", tc.reported, tc.from)
+		}
+	}
+	now = now.Add(10 * time.Second)
+	if _, err := m.Report(l, hA1, netip.Addr{}, &api.LinkReport{Version: 1, Address: "192.0.2.1"}, now); err == nil {
+		t.Error("a report from an unknown source accepted")
+	}
+	if hosts := m.State(l, []byte("s"), hB1).Hosts; len(hosts) != 0 {
+		t.Fatalf("refused addresses handed out: %+v", hosts)
+	}
+	now = now.Add(10 * time.Second)
+	if _, err := m.Report(l, hA1, netip.MustParseAddr("::ffff:192.0.2.1"), &api.LinkReport{Version: 1, Address: "192.0.2.1"}, now); err != nil {
+		t.Fatalf("the report's own address: %v", err)
+	}
+	if _, err := m.Report(l, hB1, netip.MustParseAddr("2001:db8::2"), &api.LinkReport{Version: 1}, now); err != nil {
+		t.Fatalf("no address, from a global one: %v", err)
+	}
+	if hosts := m.State(l, []byte("s"), hB2).Hosts; len(hosts) != 2 || hosts[0].Address != "192.0.2.1" || hosts[1].Address != "2001:db8::2" {
+		t.Fatalf("hosts %+v", hosts)
+	}
+}
+
+// TestManagerEmptyReachIsNotReaching: a host that reports no host check of
+// the other locations' active hosts does not "reach every peer": a host
+// that proved it reaches them ranks above it, whatever the priorities.
+func TestManagerEmptyReachIsNotReaching(t *testing.T) {
+	m := NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l := testLink()
+	l.Locations = l.Locations[:2]
+	m.Sync([]Link{*l})
+	now := time.Unix(1760000000, 0)
+	report := func(id, addr string, reach []api.LinkReach) {
+		t.Helper()
+		if _, err := m.Report(l, id, netip.MustParseAddr(addr), &api.LinkReport{Version: 1, Reach: reach}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report(hA1, "192.0.2.1", []api.LinkReach{})
+	report(hB1, "192.0.2.2", []api.LinkReach{}) // priority 2, checked nothing
+	report(hB2, "192.0.2.3", []api.LinkReach{{HostID: hA1, OK: true}})
+	report(hB1, "192.0.2.2", nil)
+	if !m.State(l, []byte("s"), hB2).Active {
+		t.Fatal("b1, which reported no host check of a1, outranks b2, which reaches a1")
+	}
+	// A check of some other host does not stand in for a1's either.
+	report(hB1, "192.0.2.2", []api.LinkReach{{HostID: hB2, OK: true}})
+	if !m.State(l, []byte("s"), hB2).Active {
+		t.Fatal("b1's check of its own location's host counted as reaching a1")
+	}
+	report(hB1, "192.0.2.2", []api.LinkReach{{HostID: hA1, OK: true}})
+	if !m.State(l, []byte("s"), hB1).Active {
+		t.Fatal("b1 does not take over once it reaches a1")
+	}
+}
+
+// TestConnNameIsSafe: the connection names the gateway hands out are
+// always 1-64 of [A-Za-z0-9_.-], distinct per peer, and unchanged for the
+// short names of existing links.
+func TestConnNameIsSafe(t *testing.T) {
+	ok := regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	long := strings.Repeat("Branch office ", 5)[:64]
+	names := map[string]bool{}
+	for _, n := range []string{ConnName("corp", "site a", "site-b"), ConnName(long, long, long), ConnName(long, long, long[:63]+"2"),
+		ConnName("l@x+y", "a b", "c"), ConnName(long, "a", "b")} {
+		if !ok.MatchString(n) {
+			t.Errorf("connection name %q", n)
+		}
+		if names[n] {
+			t.Errorf("two peers share the connection name %q", n)
+		}
+		names[n] = true
+	}
+	if n := ConnName("corp", "site a", "site-b"); n != "corp-site_a-site_b" {
+		t.Errorf("short name changed: %q", n)
+	}
+	// Two peer locations whose names read the same once cut to the
+	// allowed characters still get two connections.
+	m := NewManager(nil)
+	l := testLink()
+	l.Locations[2].Name = "site_b"
+	m.Sync([]Link{*l})
+	now := time.Unix(1760000000, 0)
+	for id, ip := range map[string]string{hA1: "192.0.2.1", hB1: "192.0.2.2", hC1: "192.0.2.4"} {
+		if _, err := m.Report(l, id, netip.MustParseAddr(ip), &api.LinkReport{Version: 1}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := m.State(l, []byte("s"), hA1)
+	if len(st.Peers) != 2 || st.Peers[0].Name == st.Peers[1].Name || !ok.MatchString(st.Peers[1].Name) {
+		t.Fatalf("peers %+v", st.Peers)
+	}
+	if err := api.Validate(st); err != nil {
+		t.Fatalf("state: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package linkmgr
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"io"
 	"regexp"
 	"time"
@@ -116,9 +117,26 @@ func CheckKey(linkSecret []byte) string { return derive(linkSecret, "portcullis 
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.]`)
 
+// maxConnName is the longest connection name an agent accepts
+// (api.IsConnName).
+const maxConnName = 64
+
 // ConnName is the readable strongSwan connection name
-// <link>-<location>-<peer location>.
+// <link>-<location>-<peer location>, in letters, digits and . _ - only.
+// A name longer than 64 characters is cut and ends in a hash of the three
+// names, which keeps the names of one host's peers apart.
 func ConnName(link, loc, peer string) string {
 	c := func(s string) string { return unsafeName.ReplaceAllString(s, "_") }
-	return c(link) + "-" + c(loc) + "-" + c(peer)
+	name := c(link) + "-" + c(loc) + "-" + c(peer)
+	if len(name) <= maxConnName {
+		return name
+	}
+	return hashedConnName(link, loc, peer, name)
+}
+
+// hashedConnName is readable cut to fit, with a hash of the three names.
+func hashedConnName(link, loc, peer, readable string) string {
+	sum := sha256.Sum256([]byte(link + "\x00" + loc + "\x00" + peer))
+	suffix := "-" + hex.EncodeToString(sum[:6])
+	return readable[:min(len(readable), maxConnName-len(suffix))] + suffix
 }

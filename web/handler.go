@@ -32,7 +32,8 @@ type Options struct {
 	// CoreTimeout bounds one request to the core.
 	CoreTimeout time.Duration
 	// ForwardedHeader names the header whose IP list is passed on for
-	// client routes (the core trusts it only from configured proxies).
+	// client and link host routes (the core trusts it only from configured
+	// proxies).
 	ForwardedHeader string
 	Log             *slog.Logger
 	// LogInterval and LogBurst rate-limit the refusal log lines per
@@ -156,7 +157,9 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 			return
 		}
 	}
-	if rt.Auth == api.AuthClient && h.opt.ForwardedHeader != "" {
+	// Client and link host routes carry the forwarded-for list: the core
+	// believes its last entry only from a trusted proxy.
+	if (rt.Auth == api.AuthClient || rt.Auth == api.AuthLinkHost) && h.opt.ForwardedHeader != "" {
 		if vals := r.Header.Values(h.opt.ForwardedHeader); len(vals) > 0 {
 			addrs, err := api.ParseForwarded(strings.Join(vals, ","))
 			if err != nil {

@@ -47,7 +47,7 @@ Run 'portcullis-link <command> -h' for its flags.
 
 // commands are the commands run knows, with their synopsis and summary.
 var commands = map[string]struct{ synopsis, summary string }{
-	"add":               {"URI --address ADDR [flags]", "Bind this host to a link host URI (writes <state dir>/agent.json, mode 0600)."},
+	"add":               {"--address ADDR [--uri-file FILE] [flags] [< URI]", "Bind this host to a link host URI (writes <state dir>/agent.json, mode 0600). The URI holds the host secret: it is read from standard input (not echoed on a terminal) or from --uri-file FILE (mode 0600 or stricter), never from the command line."},
 	"start":             {"[flags]", "Run the agent until SIGINT/SIGTERM (a graceful stop hands over to another host)."},
 	"status":            {"[flags]", "List charon's connections, their states and byte counters."},
 	"remove":            {"--yes [flags]", "Unbind this host: unload its connections, remove its routes and firewall table, forget the URI."},
@@ -88,6 +88,9 @@ type cmdFlags struct {
 	level                 logging.Level
 	format                logging.Format
 	yes                   *bool
+	uriFile               *string
+	allowRoutes           []string
+	allowDefault          *bool
 }
 
 func newFlags(cmd string) (*flag.FlagSet, *cmdFlags) {
@@ -103,6 +106,17 @@ func newFlags(cmd string) (*flag.FlagSet, *cmdFlags) {
 		f.routeTable = fs.Int("route-table", 0, "routing `table` for those routes, 0 = main")
 		f.routeMark = fs.Int("route-fwmark", 0, "`fwmark` of a rule selecting --route-table")
 		f.hook = fs.String("hook", "", "`command` run on connection up/down")
+		f.uriFile = fs.String("uri-file", "", "read the URI from this `file` (mode 0600) instead of standard input")
+		fs.Func("allow-routes", "`CIDRs` (comma-separated, repeatable) the remote subnets accepted from the gateway must lie within;\n"+
+			"default: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7", func(v string) error {
+			for _, p := range strings.Split(v, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					f.allowRoutes = append(f.allowRoutes, p)
+				}
+			}
+			return nil
+		})
+		f.allowDefault = fs.Bool("allow-default-route", false, "accept a default route (0.0.0.0/0, ::/0) through the link")
 	case "start":
 		fs.TextVar(&f.level, "log-level", f.level, "log `level`: debug, info, warn or error")
 		fs.TextVar(&f.format, "log-format", f.format, "log `format`: text or json")
@@ -112,26 +126,22 @@ func newFlags(cmd string) (*flag.FlagSet, *cmdFlags) {
 	return fs, f
 }
 
+// stdin is where add reads the URI from without --uri-file.
+var stdin = os.Stdin
+
 func run(cmd string, args []string) error {
 	fs, f := newFlags(cmd)
-	// add takes its URI before or after the flags; -h asks for help.
-	var uri string
-	if cmd == "add" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		uri, args = args[0], args[1:]
-	}
 	if err := cli.Parse(fs, args, os.Stdout, os.Stderr); err != nil {
 		return err
 	}
 	dir, address, level, format := f.dir, f.address, f.level, f.format
-	rest := fs.Args()
-	if cmd == "add" && uri == "" && len(rest) > 0 {
-		uri, rest = rest[0], rest[1:]
-	}
-	if len(rest) > 0 {
+	if rest := fs.Args(); len(rest) > 0 {
+		if cmd == "add" {
+			// Not even echoed back: it may be the URI, with the secret.
+			return cli.Usagef("add: the URI holds the host secret and must not be on the command line (process " +
+				"listings, shell history): give it on standard input or with --uri-file FILE (mode 0600); see 'portcullis-link add -h'")
+		}
 		return cli.Usagef("%s: unexpected argument %q (see 'portcullis-link %s -h')", cmd, rest[0], cmd)
-	}
-	if cmd == "add" && uri == "" {
-		return cli.Usagef("add needs a URI (see 'portcullis-link add -h')")
 	}
 	if f.yes != nil {
 		if err := cli.Confirm(*f.yes, "remove", "unloads this host's connections, removes its routes and firewall table and forgets its URI"); err != nil {
@@ -148,15 +158,22 @@ func run(cmd string, args []string) error {
 	}
 	switch cmd {
 	case "add":
+		if !netip.Addr(address).IsValid() {
+			return cli.Usagef("add needs --address, this host's IP address for its peers")
+		}
+		uri, err := readURI(*f.uriFile)
+		if err != nil {
+			return err
+		}
 		u, err := agent.ParseURI(uri)
 		if err != nil {
 			return err
 		}
-		if !netip.Addr(address).IsValid() {
-			return fmt.Errorf("--address %q is not an IP address", address)
-		}
 		s = &agent.Settings{URI: uri, Address: address.String(), Vici: *f.vici, CAFile: *f.ca, RouteDev: *f.routeDev,
-			RouteTable: *f.routeTable, RouteMark: *f.routeMark, Hook: *f.hook}
+			RouteTable: *f.routeTable, RouteMark: *f.routeMark, Hook: *f.hook, AllowRoutes: f.allowRoutes, AllowDefaultRoute: *f.allowDefault}
+		if _, err := s.AllowedRoutes(); err != nil {
+			return err
+		}
 		if old, err := agent.LoadSettings(*dir); err == nil {
 			s.Firewall, s.RemoveRoutes = old.Firewall, old.RemoveRoutes
 		}
@@ -267,8 +284,12 @@ func run(cmd string, args []string) error {
 			defer fw.Close()
 			deps.Firewall = fw
 		}
+		allow, err := s.AllowedRoutes()
+		if err != nil {
+			return err
+		}
 		a, err := agent.New(agent.Config{URI: u, Address: s.Address, StateDir: *dir, RemoveRoutes: s.RemoveRoutes,
-			Hook: s.Hook}, deps, log)
+			Hook: s.Hook, AllowRoutes: allow}, deps, log)
 		if err != nil {
 			return err
 		}

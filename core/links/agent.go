@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
@@ -95,11 +96,15 @@ func (s *Service) report(c *rpc.Call, rep *api.LinkReport) (*api.LinkSealed, err
 	if err != nil {
 		return nil, err
 	}
-	var peer netip.Addr
-	if ap, err := netip.ParseAddrPort(c.Peer); err == nil {
-		peer = ap.Addr()
+	source, err := s.source(c)
+	if err != nil {
+		return nil, err
 	}
-	if _, err := s.mgr.Report(ar.link, ar.hdr.Host, peer, rep, s.now()); err != nil {
+	_, err = s.mgr.Report(ar.link, ar.hdr.Host, source, rep, s.now())
+	if errors.Is(err, linkmgr.ErrAddress) {
+		s.log.Warn("link report refused: bad address", "host_id", ar.hdr.Host, "peer", c.Peer, "source", source, "err", err)
+		return nil, &rpc.Error{Status: http.StatusBadRequest, Code: "link_address", Message: err.Error()}
+	} else if err != nil {
 		s.log.Warn("link report refused", "host_id", ar.hdr.Host, "peer", c.Peer, "err", err)
 		return nil, &rpc.Error{Status: http.StatusConflict, Code: "host_in_use", Message: err.Error()}
 	}
@@ -108,6 +113,28 @@ func (s *Service) report(c *rpc.Call, rep *api.LinkReport) (*api.LinkSealed, err
 		return nil, err
 	}
 	return linkproto.Seal(rand.Reader, ar.sealKey, ar.hdr.Nonce, plain)
+}
+
+// source is the address a report came from: the peer the front saw or,
+// when that peer is a trusted proxy that forwards an address, the last
+// address it forwards (the one it saw).
+func (s *Service) source(c *rpc.Call) (netip.Addr, error) {
+	var peer netip.Addr
+	if ap, err := netip.ParseAddrPort(c.Peer); err == nil {
+		peer = ap.Addr().Unmap()
+	}
+	f := c.Header.Get(api.HeaderForwarded)
+	if f == "" || !peer.IsValid() || !slices.ContainsFunc(s.trusted, func(p netip.Prefix) bool { return p.Contains(peer) }) {
+		return peer, nil
+	}
+	fwd, err := api.ParseForwarded(f)
+	if err != nil {
+		return netip.Addr{}, rpc.BadRequest(api.HeaderForwarded, err.Error())
+	}
+	if len(fwd) == 0 {
+		return peer, nil
+	}
+	return fwd[len(fwd)-1].Unmap(), nil
 }
 
 // stop takes a host's graceful stop: its location fails over at once.

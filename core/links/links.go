@@ -14,6 +14,7 @@ package links
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -42,7 +43,10 @@ type Service struct {
 	now func() time.Time
 	// gateways are the public URLs of the gateway, written into host URIs.
 	gateways []string
-	mgr      *linkmgr.Manager
+	// trusted are the proxies whose forwarded-for address is a report's
+	// source.
+	trusted []netip.Prefix
+	mgr     *linkmgr.Manager
 	// kind reads links in their API form: the stored link and the
 	// election's view of its hosts.
 	kind rpc.Kind[linkmgr.Link, api.Link]
@@ -53,10 +57,11 @@ type Service struct {
 }
 
 // New returns the link service. gateways are the gateway's public URLs
-// (https://host:port), written into host URIs.
-func New(st store.Store, log *slog.Logger, gateways []string) *Service {
+// (https://host:port), written into host URIs; a report that comes through
+// one of the trusted proxies comes from the last address it forwards.
+func New(st store.Store, log *slog.Logger, gateways []string, trusted []netip.Prefix) *Service {
 	log = logging.OrDiscard(log)
-	s := &Service{st: st, log: log, now: time.Now, gateways: gateways, mgr: linkmgr.NewManager(log)}
+	s := &Service{st: st, log: log, now: time.Now, gateways: gateways, trusted: trusted, mgr: linkmgr.NewManager(log)}
 	s.kind = rpc.Kind[linkmgr.Link, api.Link]{Bucket: store.BucketLinks, What: "link", ToAPI: s.view}
 	return s
 }

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -40,6 +41,10 @@ type Config struct {
 	Hook string
 	// Interval between reports (default 1 s).
 	Interval time.Duration
+	// AllowRoutes are the prefixes the remote subnets the agent accepts
+	// from the gateway must lie within (nil: DefaultAllowedRoutes); a /0
+	// among them is the operator's opt-in to a default route.
+	AllowRoutes []netip.Prefix
 }
 
 // Deps are what the agent drives.
@@ -74,6 +79,8 @@ type Agent struct {
 	up map[string]bool
 	// want is the last state's peers, for the hooks' details.
 	want map[string]*api.LinkPeer
+	// leftOut is what of the state was last left out (logged once).
+	leftOut string
 }
 
 // New returns an agent; Run starts it. A nil log discards.
@@ -86,6 +93,9 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Agent, error) {
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
+	}
+	if cfg.AllowRoutes == nil {
+		cfg.AllowRoutes = DefaultAllowedRoutes
 	}
 	log = logging.OrDiscard(log)
 	a := &Agent{cfg: cfg, log: log, gw: deps.Gateway, now: time.Now, up: map[string]bool{},
@@ -157,9 +167,15 @@ func (a *Agent) round(ctx context.Context) error {
 // apply plans what the state asks for against what is, and carries it out.
 // listed says whether listing is charon's answer of this round.
 func (a *Agent) apply(ctx context.Context, st *api.LinkState, listing Listing, listed bool, up map[string]bool) error {
-	want, derr := desiredFrom(st, a.cfg.Address)
-	if derr != nil {
+	want, derr := desiredFrom(st, a.cfg.Address, a.cfg.AllowRoutes)
+	// What the state asks for and the agent refuses is said once, and
+	// again when it changes, not every round.
+	if text := fmt.Sprint(derr); derr != nil && text != a.leftOut {
 		a.log.Warn("state entries left out", "err", derr)
+		a.leftOut = text
+	} else if derr == nil && a.leftOut != "" {
+		a.log.Info("every state entry accepted again")
+		a.leftOut = ""
 	}
 	want.Firewall = a.exec.firewall != nil
 	want.Routes, want.RemoveRoutes = a.exec.routes != nil, a.cfg.RemoveRoutes

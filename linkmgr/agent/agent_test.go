@@ -181,3 +181,54 @@ func TestNewRequiresGatewayAndCharon(t *testing.T) {
 		t.Fatal("agent without a URI")
 	}
 }
+
+// TestAgentRoutesOnlyAllowedPrefixes: remote subnets outside the host's
+// allow-list (by default the private ranges, never a default route) are
+// left out of the connection, the routes, the routes file and the hooks.
+func TestAgentRoutesOnlyAllowedPrefixes(t *testing.T) {
+	c := &calls{}
+	dir := t.TempDir()
+	a, ch, gw := testAgent(t, c, dir)
+	a.exec.routes = fakeRoutes{c}
+	st := testState(true, map[string]string{"B": "127.0.0.2", "C": "127.0.0.3"}, pskOld)
+	st.Peers[0].RemoteSubnets = []string{"0.0.0.0/0", "10.2.0.0/24", "203.0.113.0/24", "::/0", "fd00:2::/64"}
+	st.Peers[1].RemoteSubnets = []string{"0.0.0.0/1", "128.0.0.0/1"}
+	gw.set(st)
+	_ = a.round(context.Background())
+	got := c.take()
+	if !slices.Contains(got, "routes [10.2.0.0/24 fd00:2::/64]") {
+		t.Errorf("routes: calls %q", got)
+	}
+	if slices.Contains(got, "load-conn corp-A-C remote 127.0.0.3") {
+		t.Errorf("a connection with no allowed remote subnet was loaded: %q", got)
+	}
+	ch.mu.Lock()
+	conn := ch.conns["corp-A-B"]
+	ch.mu.Unlock()
+	if !slices.Equal(conn.Peer.RemoteSubnets, []string{"10.2.0.0/24", "fd00:2::/64"}) {
+		t.Errorf("connection loaded with remote subnets %q", conn.Peer.RemoteSubnets)
+	}
+	if raw, _ := os.ReadFile(filepath.Join(dir, routesFile)); string(raw) != "10.2.0.0/24\nfd00:2::/64\n" {
+		t.Errorf("routes file %q", raw)
+	}
+}
+
+// TestAgentRoutesDefaultRouteWithOptIn: the host's operator may opt in to
+// a default route through the link (add --allow-default-route).
+func TestAgentRoutesDefaultRouteWithOptIn(t *testing.T) {
+	c := &calls{}
+	a, _, gw := testAgent(t, c, "")
+	a.exec.routes = fakeRoutes{c}
+	s := Settings{AllowDefaultRoute: true}
+	var err error
+	if a.cfg.AllowRoutes, err = s.AllowedRoutes(); err != nil {
+		t.Fatal(err)
+	}
+	st := testState(true, map[string]string{"B": "127.0.0.2"}, pskOld)
+	st.Peers[0].RemoteSubnets = []string{"0.0.0.0/0", "203.0.113.0/24"}
+	gw.set(st)
+	mustRound(t, a)
+	if got := c.take(); !slices.Contains(got, "routes [0.0.0.0/0 203.0.113.0/24]") {
+		t.Fatalf("calls %q", got)
+	}
+}

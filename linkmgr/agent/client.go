@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -49,18 +50,42 @@ func NewClient(u *URI, tlsConf *tls.Config) *Client {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
+// SetDialer makes the client reach the gateways through dial (a fixed
+// source address, another network namespace); nil restores the default.
+func (c *Client) SetDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) {
+	c.http.Transport.(*http.Transport).DialContext = dial
+}
+
 // GatewayError is one gateway's failure.
 type GatewayError struct {
 	Gateway string
 	Status  int
-	Err     error
+	// Code and Message are the gateway's error answer, when it gave one
+	// (e.g. link_address: the report names an address it does not come
+	// from).
+	Code, Message string
+	Err           error
 }
 
 func (e *GatewayError) Error() string {
+	if e.Status != 0 && e.Code != "" {
+		return fmt.Sprintf("%s: HTTP %d %s: %q", e.Gateway, e.Status, e.Code, e.Message)
+	}
 	if e.Status != 0 {
 		return fmt.Sprintf("%s: HTTP %d", e.Gateway, e.Status)
 	}
 	return fmt.Sprintf("%s: %v", e.Gateway, e.Err)
+}
+
+// statusError is a gateway's answer other than 200, with its error code
+// and message when the body is a well-formed error answer.
+func statusError(gw string, status int, body []byte) *GatewayError {
+	e := &GatewayError{Gateway: gw, Status: status}
+	var ae api.Error
+	if api.DecodeStrict(body, &ae) == nil && api.Validate(&ae) == nil {
+		e.Code, e.Message = ae.Error, ae.Message
+	}
+	return e
 }
 
 // ErrNoGateway wraps the per-gateway errors when none answered.
@@ -156,7 +181,7 @@ func (c *Client) reportTo(ctx context.Context, gw string, body []byte) (*api.Lin
 		return nil, &GatewayError{Gateway: gw, Err: err}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, &GatewayError{Gateway: gw, Status: resp.StatusCode}
+		return nil, statusError(gw, resp.StatusCode, raw)
 	}
 	var sealed api.LinkSealed
 	if err := api.DecodeStrict(raw, &sealed); err != nil {

@@ -19,6 +19,10 @@ type executor struct {
 	stateDir string   // where the routes file goes
 	log      *slog.Logger
 	now      func() time.Time
+	// routesErr is the last failure of the routes step: a route conflict
+	// lasts until an operator resolves it, and is logged once, not every
+	// round.
+	routesErr string
 }
 
 // run carries out the steps in order and updates have to what happened.
@@ -35,6 +39,10 @@ func (e *executor) run(ctx context.Context, steps []step, have *actual) error {
 			continue
 		}
 		err := e.do(ctx, s, have)
+		if s.Op == opRoutes && err == nil && e.routesErr != "" {
+			e.log.Info("routes installed", "prefixes", len(s.Prefixes))
+			e.routesErr = ""
+		}
 		if err == nil {
 			continue
 		}
@@ -44,6 +52,12 @@ func (e *executor) run(ctx context.Context, steps []step, have *actual) error {
 		err = fmt.Errorf("%s: %w", s, err)
 		errs = append(errs, err)
 		level, what := failure(s.Op)
+		if s.Op == opRoutes {
+			if err.Error() == e.routesErr {
+				level = slog.LevelDebug
+			}
+			e.routesErr = err.Error()
+		}
 		e.log.Log(ctx, level, what, "name", s.Name, "err", err)
 		if s.Op.blocks() {
 			failed[s.Name] = true

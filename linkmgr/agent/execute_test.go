@@ -3,8 +3,10 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -188,5 +190,34 @@ func TestExecuteFirewallAndRoutesFailures(t *testing.T) {
 	steps := stepStrings(plan(want, have, now.Add(time.Second)))
 	if len(steps) != 3 {
 		t.Fatalf("next round does not retry everything: %q", steps)
+	}
+}
+
+// TestExecuteRouteConflictLoggedOnce: a route conflict lasts until an
+// operator resolves it; it is logged when it appears or changes, not every
+// round, and its end is said.
+func TestExecuteRouteConflictLoggedOnce(t *testing.T) {
+	c := &calls{}
+	e, _, _ := testExecutor(c, "")
+	var buf strings.Builder
+	e.log = slog.New(slog.NewTextHandler(&buf, nil))
+	have := actual{}
+	round := func(prefix string) {
+		e.run(context.Background(), []step{{Op: opRoutes, Prefixes: []netip.Prefix{netip.MustParsePrefix(prefix)}}}, &have)
+	}
+	c.failOn("routes [10.2.0.0/24]", fmt.Errorf("%w: 10.2.0.0/24", ErrRouteConflict))
+	c.failOn("routes [10.3.0.0/24]", fmt.Errorf("%w: 10.3.0.0/24", ErrRouteConflict))
+	round("10.2.0.0/24")
+	round("10.2.0.0/24")
+	round("10.2.0.0/24")
+	round("10.3.0.0/24")
+	c.heal("routes [10.3.0.0/24]")
+	round("10.3.0.0/24")
+	round("10.3.0.0/24")
+	if n := strings.Count(buf.String(), "level=WARN"); n != 2 {
+		t.Errorf("%d warnings for two conflicts:\n%s", n, buf.String())
+	}
+	if n := strings.Count(buf.String(), "routes installed"); n != 1 {
+		t.Errorf("the end of the conflict said %d times:\n%s", n, buf.String())
 	}
 }

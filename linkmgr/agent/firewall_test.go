@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
 func TestFirewallInNamespace(t *testing.T) {
 	netlab.Require(t)
+	testenv.NeedBinary(t, "ping", "iputils-ping")
 	host := netlab.NewNS(t, "lhost")
 	peer := netlab.NewNS(t, "lpeer")
 	_, peerIf := netlab.Veth(t, host, "10.198.0.1/24", peer, "10.198.0.2/24")
@@ -31,6 +33,14 @@ func TestFirewallInNamespace(t *testing.T) {
 	}
 	defer fw.Close()
 	ctx := context.Background()
+	// The link is up and both peer addresses resolve before the probes (ICMP
+	// is not guarded): a probe lost to a link still coming up on a loaded
+	// machine would read as a drop.
+	for _, src := range []string{"10.198.0.2", "10.198.0.3"} {
+		if out, err := peer.Command("ping", "-c", "1", "-W", "3", "-I", src, "10.198.0.1").CombinedOutput(); err != nil {
+			t.Fatalf("peer %s cannot reach the host: %v\n%s", src, err, out)
+		}
+	}
 	reach := func(proto, src, dst string) bool {
 		return netlab.Reaches(t, peer, proto, src, dst, 300*time.Millisecond)
 	}

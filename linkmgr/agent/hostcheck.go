@@ -179,7 +179,7 @@ func probeAll(ctx context.Context, st *api.LinkState, self string) []api.LinkRea
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, h := range st.Hosts {
-		if h.HostID == self {
+		if _, err := hostAddr(h); h.HostID == self || err != nil {
 			continue
 		}
 		wg.Add(1)

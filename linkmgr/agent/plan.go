@@ -143,15 +143,28 @@ func fingerprint(c Conn) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
-// desiredFrom reads what the gateway's state asks of this host. Entries
-// that do not parse (the state is validated, so none should) are left out
-// and returned as the error.
-func desiredFrom(st *api.LinkState, local string) (desired, error) {
+// desiredFrom reads what the gateway's state asks of this host. Remote
+// subnets outside allow are left out of their connection (and a connection
+// left with none is not carried); they, and entries that do not parse (the
+// state is validated, so none should), are returned as the error.
+func desiredFrom(st *api.LinkState, local string, allow RouteAllowList) (desired, error) {
 	var d desired
 	var errs []error
 	if st.Active {
 		for i := range st.Peers {
-			d.Conns = append(d.Conns, connFor(st, &st.Peers[i], local))
+			p := st.Peers[i]
+			kept, err := allow.filter(p.RemoteSubnets)
+			if err != nil {
+				if len(kept) == 0 {
+					err = fmt.Errorf("%w: the connection is not carried", err)
+				}
+				errs = append(errs, fmt.Errorf("connection %s: %w", p.Name, err))
+			}
+			if len(kept) == 0 {
+				continue
+			}
+			p.RemoteSubnets = kept
+			d.Conns = append(d.Conns, connFor(st, &p, local))
 		}
 		sort.Slice(d.Conns, func(i, j int) bool { return d.Conns[i].Name() < d.Conns[j].Name() })
 	}
@@ -166,9 +179,9 @@ func desiredFrom(st *api.LinkState, local string) (desired, error) {
 		}
 	}
 	for _, h := range st.Hosts {
-		a, err := netip.ParseAddr(h.Address)
+		a, err := hostAddr(h)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("host %s: %w", h.HostID, err))
+			errs = append(errs, err)
 			continue
 		}
 		d.Hosts = append(d.Hosts, a)
@@ -179,6 +192,20 @@ func desiredFrom(st *api.LinkState, local string) (desired, error) {
 		d.CheckPort = uint16(st.CheckPort)
 	}
 	return d, errors.Join(errs...)
+}
+
+// hostAddr is a link host's address from the state; one no peer can use
+// (unspecified, loopback, multicast, broadcast) is refused, so that the
+// firewall never opens to it and no host check probes it.
+func hostAddr(h api.LinkHostAddr) (netip.Addr, error) {
+	a, err := netip.ParseAddr(h.Address)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("host %s: %w", h.HostID, err)
+	}
+	if !api.UsableLinkHostAddr(a) {
+		return netip.Addr{}, fmt.Errorf("host %s: address %s is unspecified, loopback, multicast or broadcast", h.HostID, a)
+	}
+	return a, nil
 }
 
 // plan returns the ordered steps that take the host from have to want:

@@ -33,7 +33,7 @@ func testState(active bool, remotes map[string]string, psk string) *api.LinkStat
 
 func mustDesired(t *testing.T, st *api.LinkState) desired {
 	t.Helper()
-	d, err := desiredFrom(st, testLocal)
+	d, err := desiredFrom(st, testLocal, DefaultAllowedRoutes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,9 +276,13 @@ func TestDesiredFrom(t *testing.T) {
 	st = testState(true, map[string]string{"C": "198.51.100.31", "B": "198.51.100.21"}, pskOld)
 	st.Peers[0].RemoteSubnets = append(st.Peers[0].RemoteSubnets, "10.2.0.1/24")
 	st.Hosts = append(st.Hosts, api.LinkHostAddr{HostID: "x", Address: "not-an-address"})
-	d, err := desiredFrom(st, testLocal)
-	if err == nil || !strings.Contains(err.Error(), "not-an-address") {
-		t.Fatalf("bad host not reported: %v", err)
+	// Addresses no peer can use never reach the firewall or the checks.
+	for _, bad := range []string{"127.0.0.1", "0.0.0.0", "::", "ff02::1", "255.255.255.255"} {
+		st.Hosts = append(st.Hosts, api.LinkHostAddr{HostID: "y", Address: bad})
+	}
+	d, err := desiredFrom(st, testLocal, DefaultAllowedRoutes)
+	if err == nil || !strings.Contains(err.Error(), "not-an-address") || !strings.Contains(err.Error(), "127.0.0.1 is unspecified, loopback") {
+		t.Fatalf("bad hosts not reported: %v", err)
 	}
 	if len(d.Conns) != 2 || d.Conns[0].Name() != "corp-A-B" || len(d.Hosts) != 2 {
 		t.Fatalf("active: %+v", d)

@@ -108,42 +108,119 @@ func (r *NetlinkRoutes) Sync(ctx context.Context, subnets []netip.Prefix) error 
 	return r.bounded(ctx, func() error { return r.sync(subnets) })
 }
 
+// ErrRouteConflict is wrapped by the error of a remote subnet that the
+// host already routes with a route the agent did not make: the agent never
+// replaces such a route (nor, so, removes it later).
+var ErrRouteConflict = errors.New("route conflict")
+
+// sync makes the agent's routes (those tagged RouteProtocol in its table)
+// exactly subnets over its device. It removes only its own routes, and
+// adds exclusively: a subnet the table already routes otherwise — at any
+// metric, the host's default route or a connected LAN included — is left
+// alone and reported as an ErrRouteConflict, and tried again next time.
 func (r *NetlinkRoutes) sync(subnets []netip.Prefix) error {
 	link, err := r.h.LinkByName(r.dev)
 	if err != nil {
 		return fmt.Errorf("route device %s: %w", r.dev, err)
 	}
-	want := map[string]netip.Prefix{}
+	idx := link.Attrs().Index
+	want := map[netip.Prefix]bool{}
 	for _, p := range subnets {
-		want[p.Masked().String()] = p.Masked()
+		want[p.Masked()] = true
 	}
 	have, err := r.list()
 	if err != nil {
 		return err
 	}
 	var errs []error
+	ours := map[netip.Prefix]bool{}
 	for _, rt := range have {
-		if _, ok := want[rt.Dst.String()]; !ok || rt.LinkIndex != link.Attrs().Index {
-			if err := r.h.RouteDel(&rt); err != nil && !errors.Is(err, unix.ESRCH) {
-				errs = append(errs, fmt.Errorf("delete route %s: %w", rt.Dst, err))
+		if p, ok := routePrefix(rt); ok && want[p] && rt.LinkIndex == idx && !ours[p] {
+			ours[p] = true
+			continue
+		}
+		errs = append(errs, r.del(rt))
+	}
+	var add []netip.Prefix
+	for p := range want {
+		if !ours[p] {
+			add = append(add, p)
+		}
+	}
+	if len(add) > 0 {
+		foreign, err := r.foreign()
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		for _, p := range sortedPrefixes(add) {
+			if rt, ok := foreign[p]; ok {
+				errs = append(errs, r.conflict(p, &rt))
+				continue
+			}
+			dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+			rt := &netlink.Route{LinkIndex: idx, Dst: dst, Table: r.table, Protocol: RouteProtocol, Scope: netlink.SCOPE_LINK}
+			// Exclusive: what appeared since the listing is not replaced.
+			if err := r.h.RouteAdd(rt); errors.Is(err, unix.EEXIST) {
+				errs = append(errs, r.conflict(p, nil))
+			} else if err != nil {
+				errs = append(errs, fmt.Errorf("route %s dev %s table %d: %w", p, r.dev, r.table, err))
 			}
 		}
 	}
-	for _, p := range want {
-		dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-		rt := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Table: r.table, Protocol: RouteProtocol, Scope: netlink.SCOPE_LINK}
-		if err := r.h.RouteReplace(rt); err != nil {
-			errs = append(errs, fmt.Errorf("route %s dev %s table %d: %w", p, r.dev, r.table, err))
-		}
-	}
 	if r.mark > 0 && r.table != unix.RT_TABLE_MAIN {
-		if err := r.ensureRule(); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, r.ensureRule())
 	}
 	return errors.Join(errs...)
 }
 
+// conflict says what route is in the way of p (rt, when known).
+func (r *NetlinkRoutes) conflict(p netip.Prefix, rt *netlink.Route) error {
+	what := "a route the agent did not make"
+	if rt != nil {
+		what = "the host's route"
+		if l, err := r.h.LinkByIndex(rt.LinkIndex); err == nil {
+			what += " dev " + l.Attrs().Name
+		}
+		if rt.Gw != nil {
+			what += " via " + rt.Gw.String()
+		}
+		what += fmt.Sprintf(" proto %s metric %d", rt.Protocol, rt.Priority)
+	}
+	return fmt.Errorf("%w: %s in table %d is already routed (%s); the agent does not replace it", ErrRouteConflict, p, r.table, what)
+}
+
+// del removes one of the agent's own routes; it refuses any other (the
+// kernel also matches the protocol on delete).
+func (r *NetlinkRoutes) del(rt netlink.Route) error {
+	if rt.Protocol != RouteProtocol {
+		return fmt.Errorf("route %s: not the agent's (proto %s), not deleted", rt.Dst, rt.Protocol)
+	}
+	if err := r.h.RouteDel(&rt); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("delete route %s: %w", rt.Dst, err)
+	}
+	return nil
+}
+
+// routePrefix is a route's destination (the default route included).
+func routePrefix(rt netlink.Route) (netip.Prefix, bool) {
+	if rt.Dst == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(rt.Dst.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	if rt.Family == netlink.FAMILY_V4 || len(rt.Dst.IP) == net.IPv4len {
+		a = a.Unmap()
+	}
+	ones, bits := rt.Dst.Mask.Size()
+	if bits != a.BitLen() {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, ones), true
+}
+
+// list returns the agent's routes: those of its table tagged RouteProtocol.
 func (r *NetlinkRoutes) list() ([]netlink.Route, error) {
 	var out []netlink.Route
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
@@ -157,12 +234,39 @@ func (r *NetlinkRoutes) list() ([]netlink.Route, error) {
 	return out, nil
 }
 
+// foreign returns the routes of the agent's table that are not its own, by
+// destination.
+func (r *NetlinkRoutes) foreign() (map[netip.Prefix]netlink.Route, error) {
+	out := map[netip.Prefix]netlink.Route{}
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rts, err := r.h.RouteListFiltered(fam, &netlink.Route{Table: r.table}, netlink.RT_FILTER_TABLE)
+		if err != nil {
+			return nil, fmt.Errorf("list routes: %w", err)
+		}
+		for _, rt := range rts {
+			if rt.Family == 0 {
+				rt.Family = fam
+			}
+			if p, ok := routePrefix(rt); ok && rt.Protocol != RouteProtocol {
+				if _, seen := out[p]; !seen {
+					out[p] = rt
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// rule is the agent's fwmark rule, tagged RouteProtocol like its routes
+// (the kernel matches the protocol on delete: another rule with the same
+// selector is never removed).
 func (r *NetlinkRoutes) rule(family int) *netlink.Rule {
 	rule := netlink.NewRule()
 	rule.Family = family
 	rule.Mark = uint32(r.mark)
 	rule.Table = r.table
 	rule.Priority = rulePriority
+	rule.Protocol = uint8(RouteProtocol)
 	return rule
 }
 
@@ -172,7 +276,7 @@ func (r *NetlinkRoutes) ensureRule() error {
 		return fmt.Errorf("list rules: %w", err)
 	}
 	for _, ru := range rules {
-		if ru.Priority == rulePriority && ru.Table == r.table && ru.Mark == uint32(r.mark) {
+		if ru.Priority == rulePriority && ru.Table == r.table && ru.Mark == uint32(r.mark) && ru.Protocol == uint8(RouteProtocol) {
 			return nil
 		}
 	}
@@ -182,7 +286,8 @@ func (r *NetlinkRoutes) ensureRule() error {
 	return nil
 }
 
-// RemoveAll implements Routes.
+// RemoveAll implements Routes: it removes the routes of the agent's table
+// tagged RouteProtocol, and its rule; nothing else.
 func (r *NetlinkRoutes) RemoveAll(ctx context.Context) error {
 	return r.bounded(ctx, r.removeAll)
 }
@@ -194,9 +299,7 @@ func (r *NetlinkRoutes) removeAll() error {
 	}
 	var errs []error
 	for _, rt := range have {
-		if err := r.h.RouteDel(&rt); err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, fmt.Errorf("delete route %s: %w", rt.Dst, err))
-		}
+		errs = append(errs, r.del(rt))
 	}
 	if r.mark > 0 && r.table != unix.RT_TABLE_MAIN {
 		if err := r.h.RuleDel(r.rule(netlink.FAMILY_V4)); err != nil && !errors.Is(err, unix.ENOENT) {

@@ -3,8 +3,11 @@ package agent
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/portcullis-gw/portcullis/internal/config"
@@ -29,10 +32,17 @@ type Settings struct {
 	// Hook, when set, is run (no shell) when a connection goes up or down,
 	// with the details in PORTCULLIS_LINK_* environment variables.
 	Hook string `json:"hook,omitempty"`
+	// AllowRoutes are the prefixes (CIDRs) the remote subnets the agent
+	// accepts from the gateway must lie within (empty: the private-use
+	// ranges, DefaultAllowedRoutes). A /0 is allowed only with
+	// AllowDefaultRoute, the host operator's opt-in to a default route
+	// through the link, which also allows 0.0.0.0/0 and ::/0.
+	AllowRoutes       []string `json:"allow_routes,omitempty"`
+	AllowDefaultRoute bool     `json:"allow_default_route,omitempty"`
 }
 
 // ErrNotConfigured is returned when no URI was added yet.
-var ErrNotConfigured = errors.New("no URI: run 'portcullis-link add URI' first")
+var ErrNotConfigured = errors.New("no URI: run 'portcullis-link add --address ADDR' with the URI on standard input first")
 
 // DefaultVici is charon's default VICI socket.
 const DefaultVici = "/var/run/charon.vici"
@@ -43,11 +53,17 @@ func settingsPath(dir string) string { return filepath.Join(dir, "agent.json") }
 // as the core reads its TOML file: unknown keys and bad values are errors
 // naming the key.
 func LoadSettings(dir string) (*Settings, error) {
-	raw, err := os.ReadFile(settingsPath(dir))
+	path := settingsPath(dir)
+	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNotConfigured
 	} else if err != nil {
 		return nil, err
+	}
+	if fi, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%s: mode %#o lets others read or change the host secret: make it 0600 (chmod 600 %s)", path, perm, path)
 	}
 	var s Settings
 	if err := config.DecodeJSON(settingsPath(dir), raw, &s); err != nil {
@@ -64,7 +80,35 @@ func (s *Settings) check() error {
 	if _, err := ParseURI(s.URI); err != nil {
 		return &config.Error{Key: "uri", Err: err}
 	}
-	return config.Set("address", s.Address, new(config.Addr))
+	if err := config.Set("address", s.Address, new(config.Addr)); err != nil {
+		return err
+	}
+	_, err := s.AllowedRoutes()
+	return err
+}
+
+// AllowedRoutes is the allow-list of the remote subnets the agent accepts
+// (Config.AllowRoutes).
+func (s *Settings) AllowedRoutes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, text := range s.AllowRoutes {
+		p, err := netip.ParsePrefix(text)
+		if err != nil || p != p.Masked() {
+			return nil, &config.Error{Key: fmt.Sprintf("allow_routes[%d]", i), Err: fmt.Errorf("%q is not a CIDR without host bits", text)}
+		}
+		if p.Bits() == 0 && !s.AllowDefaultRoute {
+			return nil, &config.Error{Key: fmt.Sprintf("allow_routes[%d]", i),
+				Err: fmt.Errorf("%s allows a default route: only with allow_default_route (--allow-default-route)", p)}
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		out = slices.Clone(DefaultAllowedRoutes)
+	}
+	if s.AllowDefaultRoute {
+		out = append(out, DefaultRoutes...)
+	}
+	return out, nil
 }
 
 // Save writes the settings atomically with mode 0600.

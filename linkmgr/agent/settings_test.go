@@ -2,8 +2,11 @@ package agent
 
 import (
 	"errors"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -15,7 +18,8 @@ func TestSettingsRoundTrip(t *testing.T) {
 	if _, err := LoadSettings(dir); !errors.Is(err, ErrNotConfigured) {
 		t.Fatalf("empty dir: got %v", err)
 	}
-	s := &Settings{URI: testURI, Address: "192.0.2.10", Vici: DefaultVici, Firewall: true, RouteDev: "ipsec0", RouteTable: 100, RouteMark: 153, Hook: "/bin/true"}
+	s := &Settings{URI: testURI, Address: "192.0.2.10", Vici: DefaultVici, Firewall: true, RouteDev: "ipsec0", RouteTable: 100, RouteMark: 153, Hook: "/bin/true",
+		AllowRoutes: []string{"10.0.0.0/8", "2001:db8::/32"}}
 	if err := s.Save(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +27,7 @@ func TestSettingsRoundTrip(t *testing.T) {
 		t.Fatalf("mode: %v %v", fi, err)
 	}
 	got, err := LoadSettings(dir)
-	if err != nil || *got != *s {
+	if err != nil || !reflect.DeepEqual(got, s) {
 		t.Fatalf("got %+v %v", got, err)
 	}
 }
@@ -40,6 +44,8 @@ func TestSettingsErrorsNameTheKey(t *testing.T) {
 		`{"uri":"https://x","address":"192.0.2.10","vici":"/v"}`:                      "config: uri: bad link URI: must start with portcullis://",
 		`{"uri":"` + testURI + `","address":"192.0.2.10","route_table":"100"}`:        "route_table", // json's words
 		`{"uri":`: "config " + path + ": unexpected end of JSON input",
+		`{"uri":"` + testURI + `","address":"192.0.2.10","allow_routes":["10.0.0.1/8"]}`:             `config: allow_routes[0]: "10.0.0.1/8" is not a CIDR without host bits`,
+		`{"uri":"` + testURI + `","address":"192.0.2.10","allow_routes":["10.0.0.0/8","0.0.0.0/0"]}`: "config: allow_routes[1]: 0.0.0.0/0 allows a default route: only with allow_default_route (--allow-default-route)",
 	} {
 		if err := os.WriteFile(path, []byte(raw), 0o600); err != nil {
 			t.Fatal(err)
@@ -58,5 +64,47 @@ func TestSettingsErrorsNameTheKey(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "agent.json")); !os.IsNotExist(err) {
 		t.Fatalf("settings left: %v", err)
+	}
+}
+
+// TestSettingsAllowedRoutes: the private-use ranges unless the operator
+// names others; a default route only with the operator's opt-in.
+func TestSettingsAllowedRoutes(t *testing.T) {
+	for _, tc := range []struct {
+		s    Settings
+		want string
+	}{
+		{Settings{}, "[10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 fc00::/7]"},
+		{Settings{AllowRoutes: []string{"203.0.113.0/24"}}, "[203.0.113.0/24]"},
+		{Settings{AllowDefaultRoute: true}, "[10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 fc00::/7 0.0.0.0/0 ::/0]"},
+		{Settings{AllowRoutes: []string{"::/0"}, AllowDefaultRoute: true}, "[::/0 0.0.0.0/0 ::/0]"},
+	} {
+		got, err := tc.s.AllowedRoutes()
+		if err != nil || fmt.Sprint(got) != tc.want {
+			t.Errorf("%+v: %v %v, want %s", tc.s, got, err, tc.want)
+		}
+	}
+	allow := RouteAllowList(DefaultAllowedRoutes)
+	for p, want := range map[string]bool{"10.2.0.0/24": true, "10.0.0.0/8": true, "10.0.0.0/7": false, "0.0.0.0/0": false,
+		"0.0.0.0/1": false, "192.168.1.0/24": true, "fd00::/64": true, "::/0": false, "::ffff:10.0.0.0/104": false, "100.64.0.0/10": false} {
+		if got := allow.Allows(netip.MustParsePrefix(p)); got != want {
+			t.Errorf("default allow-list, %s: %v", p, got)
+		}
+	}
+}
+
+// TestSettingsRefuseLooseMode: agent.json holds the host secret; a file
+// others may read or change is refused.
+func TestSettingsRefuseLooseMode(t *testing.T) {
+	dir := t.TempDir()
+	s := &Settings{URI: testURI, Address: "192.0.2.10", Vici: DefaultVici}
+	if err := s.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(settingsPath(dir), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadSettings(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("agent.json of mode 0640: %v", err)
 	}
 }
