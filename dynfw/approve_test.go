@@ -209,3 +209,8 @@ func wantStatus(t *testing.T, err error, status int) {
 		t.Fatalf("got %v, want status %d", err, status)
 	}
 }
+
+func isStatus(err error, status int) bool {
+	var r *Refusal
+	return errors.As(err, &r) && r.Status == status
+}
