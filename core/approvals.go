@@ -54,15 +54,23 @@ func (s *Service) approval(c *rpc.Call, body *api.ApprovalRequest, wait bool) (*
 }
 
 // guardedPorts lists (protocol, port) of every server with the dynamic
-// firewall on.
+// firewall on, but never one of the gateway's own ports (nor TCP 22 unless
+// allowed): a server stored before those were refused is left unguarded,
+// loudly, rather than locking everyone out of the gateway.
 func (s *Service) guardedPorts(ctx context.Context) ([]dynfw.ProtoPort, error) {
 	var out []dynfw.ProtoPort
 	err := s.st.View(ctx, func(tx store.Tx) error {
 		servers, err := store.ScanJSON[serverRecord](tx, store.BucketServers, "")
-		for _, srv := range servers {
-			if srv.DynamicFirewall {
-				out = append(out, dynfw.ProtoPort{Proto: srv.Protocol, Port: uint16(srv.Port)})
+		for i, srv := range servers {
+			if !srv.DynamicFirewall {
+				continue
 			}
+			if why := s.portConflict(&servers[i]); why != "" {
+				s.log.Error("server's port left unguarded: change the server's port", "server_id", srv.ID,
+					"protocol", srv.Protocol, "port", srv.Port, "why", why)
+				continue
+			}
+			out = append(out, dynfw.ProtoPort{Proto: srv.Protocol, Port: uint16(srv.Port)})
 		}
 		return err
 	})

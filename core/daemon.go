@@ -199,7 +199,7 @@ func (d *daemon) buildServices(ctx context.Context) error {
 		nat  dynfw.NAT
 	)
 	if d.cfg.Firewall.Enabled {
-		g, err := dynfw.OpenNFT(d.log, -1)
+		g, err := dynfw.OpenNFT(d.log, -1, dynfw.AllowSetSize(d.cfg.Firewall.AllowSetSize))
 		if err != nil {
 			return fmt.Errorf("firewall: %w (run as root, or set firewall.enabled = false)", err)
 		}
@@ -209,9 +209,12 @@ func (d *daemon) buildServices(ctx context.Context) error {
 		d.log.Warn("firewall disabled (firewall.enabled = false): approvals open no port")
 	}
 	d.approver = dynfw.NewApprover(dynfw.Config{Window: d.cfg.Window, TokenTTL: d.cfg.TokenTTL,
-		ReportedAddresses: d.cfg.Approval.ReportedAddresses, TrustedProxies: d.cfg.TrustedProxies}, NewDirectory(d.st), d.st, gate, d.log)
+		ReportedAddresses: d.cfg.Approval.ReportedAddresses, TrustedProxies: d.cfg.TrustedProxies,
+		MaxUserElements: d.cfg.Approval.MaxElementsPerUser, MaxApprovalsPerMinute: d.cfg.Approval.MaxApprovalsPerMinute},
+		NewDirectory(d.st), d.st, gate, d.log)
 	d.svc = NewService(Deps{Store: d.st, Admin: d.adm, Log: d.log, SyncHosts: d.cfg.SyncHosts(d.httpsLn.Addr().String()),
-		Approver: d.approver, NAT: nat, Window: d.cfg.Window, FrontPort: listenerPort(d.httpsLn)})
+		Approver: d.approver, NAT: nat, Window: d.cfg.Window, FrontPort: listenerPort(d.httpsLn),
+		RedirectPort: listenerPort(d.httpLn), AllowPort22: d.cfg.Firewall.AllowPort22})
 	guarded, err := d.svc.guardedPorts(ctx)
 	if err != nil {
 		return err
@@ -441,8 +444,12 @@ func buildFrontSpec(cfg *Checked, binary, coreSock string, httpsLn, httpLn net.L
 	return spec, nil
 }
 
-// listenerPort returns the TCP port ln listens on (0 if it has none).
+// listenerPort returns the TCP port ln listens on (0 if it has none, or
+// for no listener).
 func listenerPort(ln net.Listener) int {
+	if ln == nil {
+		return 0
+	}
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		return a.Port
 	}

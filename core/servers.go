@@ -46,6 +46,9 @@ func (s *Service) createServer(c *rpc.Call, req *api.ServerCreate) (*api.Server,
 		DynamicFirewall: req.DynamicFirewall, NAT: req.NAT, Hosts: req.Hosts, Organizations: orgs,
 		BoxPublicKey: pub.BoxPublicKey, CACertPEM: pub.CACertPEM, CertPEM: pub.CertPEM,
 		CreatedAt: now, UpdatedAt: now}
+	if err := s.checkPortConflict(rec); err != nil {
+		return nil, err
+	}
 	err = s.servers.Create(c.Ctx, s.st, id, rec, func(tx store.Tx) error {
 		if err := checkServerConflicts(tx, rec); err != nil {
 			return err
@@ -186,6 +189,9 @@ func (s *Service) updateServer(c *rpc.Call, req *api.ServerUpdate) (*api.Server,
 		}
 		if req.Organizations != nil {
 			rec.Organizations = slices.Clone(*req.Organizations)
+		}
+		if err := s.checkPortConflict(rec); err != nil {
+			return err
 		}
 		if err := checkServerConflicts(tx, rec); err != nil {
 			return err

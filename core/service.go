@@ -40,6 +40,12 @@ type Deps struct {
 	// SyncHosts is empty (the front listens on every address), profiles
 	// name https://<server host>:<FrontPort> as their sync hosts.
 	FrontPort int
+	// RedirectPort is the port of the front's plain-HTTP redirect
+	// listener (0: none). No TCP server may use either.
+	RedirectPort int
+	// AllowPort22 lets a dynamic-firewall server use TCP 22
+	// (firewall.allow_port_22).
+	AllowPort22 bool
 }
 
 // Service implements the routes of the table on top of the store.
@@ -57,6 +63,11 @@ type Service struct {
 	links     *links.Service
 	window    time.Duration
 	frontPort int
+	// redirectPort and allowPort22: see Deps (gatewayports.go).
+	redirectPort int
+	allowPort22  bool
+	// guardMu orders the updates of the guarded ports (firewall.go).
+	guardMu sync.Mutex
 
 	// VPN workers (workers.go): nil until the daemon starts them, and
 	// when the core cannot run them (not root). revoker takes a user's
@@ -85,7 +96,7 @@ func NewService(d Deps) *Service {
 	}
 	return &Service{st: d.Store, admin: d.Admin, log: log, now: time.Now, syncHosts: d.SyncHosts,
 		startedAt: time.Now(), approver: d.Approver, nat: d.NAT, links: links.New(d.Store, log, d.SyncHosts),
-		window: d.Window, frontPort: d.FrontPort, revoker: revokerOf(d.Approver),
+		window: d.Window, frontPort: d.FrontPort, redirectPort: d.RedirectPort, allowPort22: d.AllowPort22, revoker: revokerOf(d.Approver),
 		orgs:    rpc.Kind[orgRecord, api.Organization]{Bucket: store.BucketOrgs, What: "organization", ToAPI: (*orgRecord).toAPI},
 		users:   rpc.Kind[userRecord, api.User]{Bucket: store.BucketUsers, What: "user", ToAPI: (*userRecord).toAPI},
 		servers: rpc.Kind[serverRecord, api.Server]{Bucket: store.BucketServers, What: "server", ToAPI: (*serverRecord).toAPI},
