@@ -76,20 +76,3 @@ func (s *Service) guardedPorts(ctx context.Context) ([]dynfw.ProtoPort, error) {
 	})
 	return out, err
 }
-
-// syncGuarded brings the guarded set in line with the servers after a
-// server change.
-func (s *Service) syncGuarded(ctx context.Context) error {
-	if s.approver == nil {
-		return nil
-	}
-	pp, err := s.guardedPorts(ctx)
-	if err != nil {
-		return err
-	}
-	if err := s.approver.SetGuarded(pp); err != nil {
-		s.log.Error("guarded ports not updated", "err", err)
-		return &rpc.Error{Status: http.StatusInternalServerError, Code: "firewall", Message: "saved, but the firewall's guarded ports could not be updated"}
-	}
-	return nil
-}

@@ -91,6 +91,7 @@ type daemon struct {
 	token             []byte
 	svc               *Service
 	approver          *dynfw.Approver
+	gate              *dynfw.NFTGate // nil without a firewall
 	apiSrv            *rpc.Server
 	sup               *supervisor
 	serveErr          chan error
@@ -204,7 +205,7 @@ func (d *daemon) buildServices(ctx context.Context) error {
 			return fmt.Errorf("firewall: %w (run as root, or set firewall.enabled = false)", err)
 		}
 		d.onStop(func() { g.Close() })
-		gate, nat = g, g
+		gate, nat, d.gate = g, g, g
 	} else {
 		d.log.Warn("firewall disabled (firewall.enabled = false): approvals open no port")
 	}
@@ -238,10 +239,14 @@ func (d *daemon) buildServices(ctx context.Context) error {
 
 // startBackground starts the periodic work: expired approvals and
 // temporary profile links are purged every minute; link elections are
-// re-evaluated (timeouts, back-offs) every 250 ms.
+// re-evaluated (timeouts, back-offs) every 250 ms; the firewall's table is
+// watched and put back within a second when it vanishes (dynfw Watch).
 func (d *daemon) startBackground(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	if d.gate != nil {
+		wg.Go(func() { d.gate.Watch(ctx, d.svc.watchHooks()) })
+	}
 	wg.Go(func() {
 		every(ctx, time.Minute, func() {
 			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -100,10 +100,7 @@ func newServerKeys(id string) (*serverSecrets, *serverPublic, error) {
 // afterServerChange brings the firewall's guarded ports and NAT rules in
 // line and answers with the server.
 func (s *Service) afterServerChange(c *rpc.Call, rec *serverRecord) (*api.Server, error) {
-	if err := s.syncGuarded(c.Ctx); err != nil {
-		return nil, err
-	}
-	if err := s.syncNAT(c.Ctx); err != nil {
+	if err := s.syncFirewall(c.Ctx); err != nil {
 		return nil, err
 	}
 	return s.servers.API(rec), nil
@@ -290,10 +287,7 @@ func (s *Service) deleteServer(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, err
 	}
 	s.log.Info("server deleted", "server_id", id, "by", c.Session.Username)
 	s.revokeServerFirewall(c.Ctx, id, "server deleted")
-	if err := s.syncGuarded(c.Ctx); err != nil {
-		return nil, err
-	}
-	if err := s.syncNAT(c.Ctx); err != nil {
+	if err := s.syncFirewall(c.Ctx); err != nil {
 		return nil, err
 	}
 	return &api.OKResponse{OK: true}, nil
