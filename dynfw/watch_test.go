@@ -89,14 +89,14 @@ func TestWatchRestoresTheTable(t *testing.T) {
 		return string(b)
 	}
 	// back waits for the table with everything in it, and says how long.
-	back := func(what string) time.Duration {
+	back := func(what string, also ...string) time.Duration {
 		t.Helper()
 		start := time.Now()
 		for time.Since(start) < 3*time.Second {
 			b, err := gw.Command("nft", "list", "table", "inet", TableName).CombinedOutput()
 			s := string(b)
 			if err == nil && strings.Contains(s, "192.0.2.10 . udp . 1194") && strings.Contains(s, "udp . 1194 }") &&
-				strings.Contains(s, "masquerade") {
+				strings.Contains(s, "masquerade") && containsAll(s, also) {
 				d := time.Since(start)
 				t.Logf("%s: table back after %v", what, d.Round(time.Millisecond))
 				if d > time.Second {
@@ -122,7 +122,7 @@ func TestWatchRestoresTheTable(t *testing.T) {
 	back("nft flush ruleset")
 	// The input chain's drop rule deleted (every guarded port open).
 	nft("delete", "rule", "inet", TableName, ChainInput, "handle", lastHandle(nft("-a", "list", "chain", "inet", TableName, ChainInput)))
-	back("nft delete rule (input drop)")
+	back("nft delete rule (input drop)", "@guarded drop")
 	if n := strings.Count(nft("list", "chain", "inet", TableName, ChainInput), "@guarded drop"); n != 1 {
 		t.Fatalf("%d guarded drop rules after the restore", n)
 	}
@@ -161,4 +161,13 @@ func TestWatchRestoresTheTable(t *testing.T) {
 func lastHandle(listing string) string {
 	i := strings.LastIndex(listing, "# handle ")
 	return strings.Fields(listing[i+len("# handle "):])[0]
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }

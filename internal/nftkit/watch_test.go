@@ -20,7 +20,9 @@ func TestDeletionOf(t *testing.T) {
 		return netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ)},
 			Data: append([]byte{family, 0, 0, 0}, b...)}
 	}
-	str := func(typ uint16, s string) netlink.Attribute { return netlink.Attribute{Type: typ, Data: append([]byte(s), 0)} }
+	str := func(typ uint16, s string) netlink.Attribute {
+		return netlink.Attribute{Type: typ, Data: append([]byte(s), 0)}
+	}
 	inet := byte(nftables.TableFamilyINet)
 	for _, tc := range []struct {
 		m    netlink.Message
