@@ -57,7 +57,7 @@ func newApprovalLab(t *testing.T) *approvalLab {
 	_, clIf := netlab.Veth(t, l.gw, gwAddr+"/24", l.cl, clAddr+"/24")
 	l.cl.MustIP("addr", "add", clOther+"/24", "dev", clIf)
 	l.g = startGatewayWith(t, gwOpts{ns: l.gw, listen: gwAddr + ":8443",
-		extra: fmt.Sprintf("[approval]\ntoken_ttl = %q\nreported_addresses = false\n", tokenTTL)})
+		extra: fmt.Sprintf("[approval]\ntoken_ttl = %q\n", tokenTTL)})
 	l.caPath = filepath.Join(l.g.dir, "data", "tls", "cert.pem")
 	l.admin = l.g.clientFrom(l.cl)
 	l.admin.login(l.g.AdminPW)
@@ -109,9 +109,10 @@ func (l *approvalLab) open(proto, src string) bool {
 }
 
 // approveCLI runs the real portcullis-client inside the client namespace.
-func (l *approvalLab) approveCLI(profile string) map[string]any {
+func (l *approvalLab) approveCLI(profile string, extra ...string) map[string]any {
 	l.t.Helper()
-	cmd := l.cl.Command(filepath.Join(binDir, "portcullis-client"), "approve", "--profile", profile, "--ca", l.caPath, "--timeout", "10s")
+	cmd := l.cl.Command(filepath.Join(binDir, "portcullis-client"), append([]string{"approve", "--profile", profile,
+		"--ca", l.caPath, "--timeout", "10s"}, extra...)...)
 	out, err := cmd.Output()
 	if err != nil {
 		stderr := ""
@@ -202,14 +203,21 @@ func TestApprovalOpensTheFirewallEndToEnd(t *testing.T) {
 		}
 	}
 	// The real client, through the front, over TLS pinned to the gateway.
+	// It reports public addresses too: with the default
+	// (approval.reported_addresses = false) only the peer is opened.
 	start := time.Now()
 	for _, p := range []string{l.tcpProfile, l.udpProfile} {
-		res := l.approveCLI(p)
+		res := l.approveCLI(p, "--public-address", "81.2.69.142", "--public-address6", "2a00:1450:4001::1")
 		if res["allow"] != true || res["remote"] != gwAddr {
 			t.Fatalf("approval: %v", res)
 		}
 		if _, shown := res["token"]; shown {
 			t.Fatal("the client printed the token without --show-token")
+		}
+	}
+	for _, e := range l.elements() {
+		if e.Addr != netip.MustParseAddr(clAddr) {
+			t.Fatalf("a reported address was opened by default: %+v", l.elements())
 		}
 	}
 	for _, proto := range []string{"tcp", "udp"} {

@@ -60,7 +60,7 @@ func newVPNLab(t *testing.T) *vpnLab {
 	_, clIf := netlab.Veth(t, l.gw, vGW+"/24", l.cl, vCl+"/24")
 	l.cl.MustIP("addr", "add", vClOther+"/24", "dev", clIf)
 	l.g = startGatewayWith(t, gwOpts{ns: l.gw, listen: vGW + ":8443",
-		extra: "[approval]\ntoken_ttl = \"60s\"\nreported_addresses = false\n"})
+		extra: "[approval]\ntoken_ttl = \"60s\"\n"})
 	l.admin = l.g.clientFrom(l.cl)
 	l.admin.login(l.g.AdminPW)
 	l.admin.must("POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &l.org)
