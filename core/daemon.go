@@ -220,7 +220,12 @@ func (d *daemon) buildServices(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := d.approver.Reconcile(ctx, guarded); err != nil {
+	if _, _, err := d.approver.Reconcile(ctx, guarded); errors.Is(err, dynfw.ErrSetFull) {
+		// More live elements than the sets hold (firewall.allow_set_size
+		// lowered): start anyway, guarded; the live approvals' elements
+		// missing from the kernel open nothing until they expire.
+		d.log.Error("live approvals not put back in the firewall: the allow sets are too small; raise firewall.allow_set_size", "err", err)
+	} else if err != nil {
 		return fmt.Errorf("firewall: %w (run as root, or set firewall.enabled = false)", err)
 	}
 	if err := d.svc.startNAT(ctx); err != nil {
