@@ -150,9 +150,10 @@ type Outcome struct {
 	Sources  []string
 }
 
-// Approve runs the checks in order and answers. Refusals before the box is
-// opened are plain statuses; an expired inner timestamp or a replayed inner
-// nonce is a boxed allow=false, as the Pritunl client expects.
+// Approve runs the checks in order and answers (docs/approval.md). Refusals
+// before the box is opened are plain statuses (*Refusal); an expired inner
+// timestamp, a replayed inner nonce or a per-user limit is a boxed
+// allow=false, as the Pritunl client expects.
 func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 	now := a.cfg.Now()
 	ts, err := replay.ParseUnix(r.Headers.Timestamp)
