@@ -54,34 +54,25 @@ func (s *Service) approval(c *rpc.Call, body *api.ApprovalRequest, wait bool) (*
 }
 
 // guardedPorts lists (protocol, port) of every server with the dynamic
-// firewall on.
+// firewall on, but never one of the gateway's own ports (nor TCP 22 unless
+// allowed): a server stored before those were refused is left unguarded,
+// loudly, rather than locking everyone out of the gateway.
 func (s *Service) guardedPorts(ctx context.Context) ([]dynfw.ProtoPort, error) {
 	var out []dynfw.ProtoPort
 	err := s.st.View(ctx, func(tx store.Tx) error {
 		servers, err := store.ScanJSON[serverRecord](tx, store.BucketServers, "")
-		for _, srv := range servers {
-			if srv.DynamicFirewall {
-				out = append(out, dynfw.ProtoPort{Proto: srv.Protocol, Port: uint16(srv.Port)})
+		for i, srv := range servers {
+			if !srv.DynamicFirewall {
+				continue
 			}
+			if why := s.portConflict(&servers[i]); why != "" {
+				s.log.Error("server's port left unguarded: change the server's port", "server_id", srv.ID,
+					"protocol", srv.Protocol, "port", srv.Port, "why", why)
+				continue
+			}
+			out = append(out, dynfw.ProtoPort{Proto: srv.Protocol, Port: uint16(srv.Port)})
 		}
 		return err
 	})
 	return out, err
-}
-
-// syncGuarded brings the guarded set in line with the servers after a
-// server change.
-func (s *Service) syncGuarded(ctx context.Context) error {
-	if s.approver == nil {
-		return nil
-	}
-	pp, err := s.guardedPorts(ctx)
-	if err != nil {
-		return err
-	}
-	if err := s.approver.SetGuarded(pp); err != nil {
-		s.log.Error("guarded ports not updated", "err", err)
-		return &rpc.Error{Status: http.StatusInternalServerError, Code: "firewall", Message: "saved, but the firewall's guarded ports could not be updated"}
-	}
-	return nil
 }

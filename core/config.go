@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/config"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 )
@@ -40,18 +41,36 @@ type ApprovalConfig struct {
 	// TokenTTL is the firewall token's life and the kernel timeout of the
 	// opened addresses.
 	TokenTTL config.Duration `toml:"token_ttl"`
-	// ReportedAddresses opens the client-reported public addresses too.
+	// ReportedAddresses opens the client-reported public addresses too
+	// (at most one IPv4 and one IPv6 per approval, the peer's family
+	// first). Off by default: only the peer is opened.
 	ReportedAddresses bool `toml:"reported_addresses"`
-	// TrustedProxies are the peers whose ForwardedHeader is used.
-	TrustedProxies  config.Prefixes   `toml:"trusted_proxies"`
-	ForwardedHeader config.HeaderName `toml:"forwarded_header"`
+	// MaxElementsPerUser caps the firewall elements (address, protocol,
+	// port) one user's live approvals hold together.
+	MaxElementsPerUser config.Int `toml:"max_elements_per_user"`
+	// MaxApprovalsPerMinute caps the approvals granted to one user in any
+	// minute.
+	MaxApprovalsPerMinute config.Int `toml:"max_approvals_per_minute"`
+	// TrustedProxies are the peers whose ForwardedHeader is used; each at
+	// least as narrow as the minimum prefix of its family unless
+	// TrustedProxiesForce.
+	TrustedProxies           config.Prefixes   `toml:"trusted_proxies"`
+	TrustedProxiesMinPrefix4 config.Int        `toml:"trusted_proxies_min_prefix4"`
+	TrustedProxiesMinPrefix6 config.Int        `toml:"trusted_proxies_min_prefix6"`
+	TrustedProxiesForce      bool              `toml:"trusted_proxies_force"`
+	ForwardedHeader          config.HeaderName `toml:"forwarded_header"`
 }
 
-// FirewallConfig turns the nftables gate on or off.
+// FirewallConfig configures the nftables gate.
 type FirewallConfig struct {
 	// Enabled drives table inet portcullis; off, approvals are recorded
 	// but no port is guarded or opened.
 	Enabled bool `toml:"enabled"`
+	// AllowSetSize is the size of each allow set (allow4, allow6).
+	AllowSetSize config.Int `toml:"allow_set_size"`
+	// AllowPort22 lets a dynamic-firewall server use TCP port 22 (where
+	// the host's SSH usually listens).
+	AllowPort22 bool `toml:"allow_port_22"`
 }
 
 // WebConfig configures the front the core supervises.
@@ -111,12 +130,16 @@ func DefaultConfig() Config {
 			LoginConcurrency: config.Int{N: 4, Min: 1, Max: 64},
 		},
 		Approval: ApprovalConfig{
-			Window:            config.Duration{D: 120 * time.Second, Min: 5 * time.Second, Max: 12 * time.Hour},
-			TokenTTL:          config.Duration{D: 180 * time.Second, Min: 5 * time.Second, Max: time.Hour},
-			ReportedAddresses: true,
-			ForwardedHeader:   "X-Forwarded-For",
+			Window:                   config.Duration{D: 120 * time.Second, Min: 5 * time.Second, Max: 12 * time.Hour},
+			TokenTTL:                 config.Duration{D: 180 * time.Second, Min: 5 * time.Second, Max: time.Hour},
+			MaxElementsPerUser:       config.Int{N: dynfw.DefaultMaxUserElements, Min: 1, Max: 64},
+			MaxApprovalsPerMinute:    config.Int{N: dynfw.DefaultMaxApprovalsPerMinute, Min: 1, Max: 600},
+			TrustedProxiesMinPrefix4: config.Int{N: 16, Min: 0, Max: 32},
+			TrustedProxiesMinPrefix6: config.Int{N: 48, Min: 0, Max: 128},
+			ForwardedHeader:          "X-Forwarded-For",
 		},
-		Firewall: FirewallConfig{Enabled: true},
+		Firewall: FirewallConfig{Enabled: true,
+			AllowSetSize: config.Int{N: dynfw.DefaultAllowSetSize, Min: 16, Max: 1 << 24}},
 	}
 }
 
@@ -166,7 +189,7 @@ type Checked struct {
 	Web                 WebSettings
 	Admin               AdminSettings
 	Approval            ApprovalSettings
-	Firewall            FirewallConfig
+	Firewall            FirewallSettings
 	SessionTTL          time.Duration
 	LoginWindow         time.Duration
 	Level               slog.Level
@@ -193,8 +216,17 @@ type AdminSettings struct {
 // ApprovalSettings is the checked [approval] table; its durations and
 // prefixes are Checked.Window, TokenTTL and TrustedProxies.
 type ApprovalSettings struct {
-	ReportedAddresses bool
-	ForwardedHeader   string
+	ReportedAddresses     bool
+	MaxElementsPerUser    int
+	MaxApprovalsPerMinute int
+	ForwardedHeader       string
+}
+
+// FirewallSettings is the checked [firewall] table.
+type FirewallSettings struct {
+	Enabled      bool
+	AllowSetSize int
+	AllowPort22  bool
 }
 
 // Check makes the checks that span keys or look at the system (required
@@ -228,6 +260,9 @@ func (c Config) Check() (*Checked, error) {
 			return nil, bad(f.key, "%v", err)
 		}
 	}
+	if err := c.Approval.checkTrustedProxies(); err != nil {
+		return nil, err
+	}
 	return &Checked{
 		DataDir:    string(c.DataDir),
 		RuntimeDir: string(c.RuntimeDir),
@@ -236,9 +271,10 @@ func (c Config) Check() (*Checked, error) {
 		Web: WebSettings{Listen: string(c.Web.Listen), RedirectListen: string(c.Web.RedirectListen), Binary: c.Web.Binary,
 			User: c.Web.User, TLSCert: c.Web.TLSCert, TLSKey: c.Web.TLSKey, PublicURLs: config.Strings(c.Web.PublicURLs),
 			MaxConnections: c.Web.MaxConnections.N},
-		Admin:          AdminSettings{LoginMaxFailures: c.Admin.LoginMaxFailures.N, LoginConcurrency: c.Admin.LoginConcurrency.N},
-		Approval:       ApprovalSettings{ReportedAddresses: c.Approval.ReportedAddresses, ForwardedHeader: string(c.Approval.ForwardedHeader)},
-		Firewall:       c.Firewall,
+		Admin: AdminSettings{LoginMaxFailures: c.Admin.LoginMaxFailures.N, LoginConcurrency: c.Admin.LoginConcurrency.N},
+		Approval: ApprovalSettings{ReportedAddresses: c.Approval.ReportedAddresses, MaxElementsPerUser: c.Approval.MaxElementsPerUser.N,
+			MaxApprovalsPerMinute: c.Approval.MaxApprovalsPerMinute.N, ForwardedHeader: string(c.Approval.ForwardedHeader)},
+		Firewall:       FirewallSettings{Enabled: c.Firewall.Enabled, AllowSetSize: c.Firewall.AllowSetSize.N, AllowPort22: c.Firewall.AllowPort22},
 		SessionTTL:     c.Admin.SessionTTL.D,
 		LoginWindow:    c.Admin.LoginWindow.D,
 		Level:          slog.Level(c.LogLevel),
@@ -247,6 +283,27 @@ func (c Config) Check() (*Checked, error) {
 		TokenTTL:       c.Approval.TokenTTL.D,
 		TrustedProxies: c.Approval.TrustedProxies.Netip(),
 	}, nil
+}
+
+// checkTrustedProxies refuses a trusted proxy prefix broader than the
+// minimum of its family (believing the forwarded header of a whole /8, or
+// of everyone with 0.0.0.0/0, lets any client there name the address an
+// approval opens), unless trusted_proxies_force is set.
+func (a *ApprovalConfig) checkTrustedProxies() error {
+	if a.TrustedProxiesForce {
+		return nil
+	}
+	for i, p := range a.TrustedProxies.Netip() {
+		minBits, key := a.TrustedProxiesMinPrefix4.N, "approval.trusted_proxies_min_prefix4"
+		if p.Addr().Is6() {
+			minBits, key = a.TrustedProxiesMinPrefix6.N, "approval.trusted_proxies_min_prefix6"
+		}
+		if p.Bits() < minBits {
+			return &config.Error{Key: fmt.Sprintf("approval.trusted_proxies[%d]", i),
+				Err: fmt.Errorf("%s is broader than /%d (%s); list the proxies' own addresses, or set approval.trusted_proxies_force = true", p, minBits, key)}
+		}
+	}
+	return nil
 }
 
 // SyncHosts returns the URLs written into profiles as sync_hosts.

@@ -127,12 +127,15 @@ func TestConfigBoundariesAccepted(t *testing.T) {
 	c, err := loadChecked(t, "log_level = \"DEBUG\"\nlog_format = \"json\"\n"+
 		"[admin]\nsession_ttl = \"1m\"\nlogin_window = \"24h\"\nlogin_max_failures = 1000\nlogin_concurrency = 64\n"+
 		"[approval]\nwindow = \"5s\"\ntoken_ttl = \"1h\"\nforwarded_header = \"\"\ntrusted_proxies = [\"10.1.2.3/8\", \"2001:db8::1\"]\n"+
+		"reported_addresses = true\nmax_elements_per_user = 64\nmax_approvals_per_minute = 600\ntrusted_proxies_min_prefix4 = 8\ntrusted_proxies_min_prefix6 = 128\n"+
+		"[firewall]\nallow_set_size = 16777216\n"+
 		"[web]\nlisten = \"[::1]:0\"\nredirect_listen = \"localhost:http\"\npublic_urls = [\"https://vpn.example.com/\"]\n")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.SessionTTL != time.Minute || c.LoginWindow != 24*time.Hour || c.Admin.LoginMaxFailures != 1000 || c.Admin.LoginConcurrency != 64 ||
-		c.Window != 5*time.Second || c.TokenTTL != time.Hour || c.Approval.ForwardedHeader != "" || !c.Approval.ReportedAddresses {
+		c.Window != 5*time.Second || c.TokenTTL != time.Hour || c.Approval.ForwardedHeader != "" || !c.Approval.ReportedAddresses ||
+		c.Approval.MaxElementsPerUser != 64 || c.Approval.MaxApprovalsPerMinute != 600 || c.Firewall.AllowSetSize != 1<<24 {
 		t.Fatalf("got %+v", c)
 	}
 	if fmt.Sprint(c.TrustedProxies) != "[10.0.0.0/8 2001:db8::1/128]" {

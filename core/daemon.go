@@ -96,6 +96,7 @@ type daemon struct {
 	token             []byte
 	svc               *Service
 	approver          *dynfw.Approver
+	gate              *dynfw.NFTGate // nil without a firewall
 	apiSrv            *rpc.Server
 	sup               *supervisor
 	serveErr          chan error
@@ -189,25 +190,33 @@ func (d *daemon) buildServices(ctx context.Context) error {
 		nat  dynfw.NAT
 	)
 	if d.cfg.Firewall.Enabled {
-		g, err := dynfw.OpenNFT(d.log, -1)
+		g, err := dynfw.OpenNFT(d.log, -1, dynfw.AllowSetSize(d.cfg.Firewall.AllowSetSize))
 		if err != nil {
 			return fmt.Errorf("firewall: %w (run as root, or set firewall.enabled = false)", err)
 		}
 		d.onStop(func() { g.Close() })
-		gate, nat = g, g
+		gate, nat, d.gate = g, g, g
 	} else {
 		d.log.Warn("firewall disabled (firewall.enabled = false): approvals open no port")
 	}
 	d.approver = dynfw.NewApprover(dynfw.Config{Window: d.cfg.Window, TokenTTL: d.cfg.TokenTTL,
-		ReportedAddresses: d.cfg.Approval.ReportedAddresses, TrustedProxies: d.cfg.TrustedProxies}, NewDirectory(d.st), d.st, gate, d.log)
+		ReportedAddresses: d.cfg.Approval.ReportedAddresses, TrustedProxies: d.cfg.TrustedProxies,
+		MaxUserElements: d.cfg.Approval.MaxElementsPerUser, MaxApprovalsPerMinute: d.cfg.Approval.MaxApprovalsPerMinute},
+		NewDirectory(d.st), d.st, gate, d.log)
 	d.svc = NewService(Deps{Store: d.st, Admin: d.adm, Log: d.log, SyncHosts: d.cfg.SyncHosts(d.httpsLn.Addr().String()),
 		Approver: d.approver, NAT: nat, Window: d.cfg.Window, FrontPort: listenerPort(d.httpsLn),
-		InitialAdminFile: filepath.Join(d.cfg.DataDir, InitialAdminFile), TrustedProxies: d.cfg.TrustedProxies})
+		InitialAdminFile: filepath.Join(d.cfg.DataDir, InitialAdminFile), TrustedProxies: d.cfg.TrustedProxies,
+		RedirectPort: listenerPort(d.httpLn), AllowPort22: d.cfg.Firewall.AllowPort22})
 	guarded, err := d.svc.guardedPorts(ctx)
 	if err != nil {
 		return err
 	}
-	if _, _, err := d.approver.Reconcile(ctx, guarded); err != nil {
+	if _, _, err := d.approver.Reconcile(ctx, guarded); errors.Is(err, dynfw.ErrSetFull) {
+		// More live elements than the sets hold (firewall.allow_set_size
+		// lowered): start anyway, guarded; the live approvals' elements
+		// missing from the kernel open nothing until they expire.
+		d.log.Error("live approvals not put back in the firewall: the allow sets are too small; raise firewall.allow_set_size", "err", err)
+	} else if err != nil {
 		return fmt.Errorf("firewall: %w (run as root, or set firewall.enabled = false)", err)
 	}
 	if err := d.svc.startNAT(ctx); err != nil {
@@ -228,10 +237,14 @@ func (d *daemon) buildServices(ctx context.Context) error {
 
 // startBackground starts the periodic work: expired approvals and
 // temporary profile links are purged every minute; link elections are
-// re-evaluated (timeouts, back-offs) every 250 ms.
+// re-evaluated (timeouts, back-offs) every 250 ms; the firewall's table is
+// watched and put back within a second when it vanishes (dynfw Watch).
 func (d *daemon) startBackground(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	if d.gate != nil {
+		wg.Go(func() { d.gate.Watch(ctx, d.svc.watchHooks()) })
+	}
 	wg.Go(func() {
 		every(ctx, time.Minute, func() {
 			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -437,8 +450,12 @@ func buildFrontSpec(cfg *Checked, binary, coreSock string, httpsLn, httpLn net.L
 	return spec, nil
 }
 
-// listenerPort returns the TCP port ln listens on (0 if it has none).
+// listenerPort returns the TCP port ln listens on (0 if it has none, or
+// for no listener).
 func listenerPort(ln net.Listener) int {
+	if ln == nil {
+		return 0
+	}
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		return a.Port
 	}

@@ -3,13 +3,11 @@ package core
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/core/rpc"
 	"github.com/portcullis-gw/portcullis/core/vpn"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/store"
@@ -67,15 +65,6 @@ func (s *Service) reconcileNAT(ctx context.Context) error {
 	defer cancel()
 	_, _, err = s.nat.SyncNAT(ctx, want)
 	return err
-}
-
-// syncNAT reconciles the NAT rules after a server change.
-func (s *Service) syncNAT(ctx context.Context) error {
-	if err := s.reconcileNAT(ctx); err != nil {
-		s.log.Error("NAT rules not updated", "err", err)
-		return &rpc.Error{Status: http.StatusInternalServerError, Code: "firewall", Message: "saved, but the firewall's NAT rules could not be updated"}
-	}
-	return nil
 }
 
 // startNAT reconciles the NAT rules when the core starts, and says so when

@@ -46,6 +46,9 @@ func (s *Service) createServer(c *rpc.Call, req *api.ServerCreate) (*api.Server,
 		DynamicFirewall: req.DynamicFirewall, NAT: req.NAT, Hosts: req.Hosts, Organizations: orgs,
 		BoxPublicKey: pub.BoxPublicKey, CACertPEM: pub.CACertPEM, CertPEM: pub.CertPEM,
 		CreatedAt: now, UpdatedAt: now}
+	if err := s.checkPortConflict(rec); err != nil {
+		return nil, err
+	}
 	err = s.servers.Create(c.Ctx, s.st, id, rec, func(tx store.Tx) error {
 		if err := checkServerConflicts(tx, rec); err != nil {
 			return err
@@ -97,10 +100,7 @@ func newServerKeys(id string) (*serverSecrets, *serverPublic, error) {
 // afterServerChange brings the firewall's guarded ports and NAT rules in
 // line and answers with the server.
 func (s *Service) afterServerChange(c *rpc.Call, rec *serverRecord) (*api.Server, error) {
-	if err := s.syncGuarded(c.Ctx); err != nil {
-		return nil, err
-	}
-	if err := s.syncNAT(c.Ctx); err != nil {
+	if err := s.syncFirewall(c.Ctx); err != nil {
 		return nil, err
 	}
 	return s.servers.API(rec), nil
@@ -186,6 +186,9 @@ func (s *Service) updateServer(c *rpc.Call, req *api.ServerUpdate) (*api.Server,
 		}
 		if req.Organizations != nil {
 			rec.Organizations = slices.Clone(*req.Organizations)
+		}
+		if err := s.checkPortConflict(rec); err != nil {
+			return err
 		}
 		if err := checkServerConflicts(tx, rec); err != nil {
 			return err
@@ -284,10 +287,7 @@ func (s *Service) deleteServer(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, err
 	}
 	s.log.Info("server deleted", "server_id", id, "by", c.Session.Username)
 	s.revokeServerFirewall(c.Ctx, id, "server deleted")
-	if err := s.syncGuarded(c.Ctx); err != nil {
-		return nil, err
-	}
-	if err := s.syncNAT(c.Ctx); err != nil {
+	if err := s.syncFirewall(c.Ctx); err != nil {
 		return nil, err
 	}
 	return &api.OKResponse{OK: true}, nil

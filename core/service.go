@@ -47,6 +47,12 @@ type Deps struct {
 	// TrustedProxies are the peers whose forwarded-for address is
 	// believed (approvals and link host reports).
 	TrustedProxies []netip.Prefix
+	// RedirectPort is the port of the front's plain-HTTP redirect
+	// listener (0: none). No TCP server may use either.
+	RedirectPort int
+	// AllowPort22 lets a dynamic-firewall server use TCP 22
+	// (firewall.allow_port_22).
+	AllowPort22 bool
 }
 
 // Service implements the routes of the table on top of the store.
@@ -66,6 +72,11 @@ type Service struct {
 	frontPort int
 	// initialAdminFile: see Deps.InitialAdminFile.
 	initialAdminFile string
+	// redirectPort and allowPort22: see Deps (gatewayports.go).
+	redirectPort int
+	allowPort22  bool
+	// guardMu orders the updates of the guarded ports (firewall.go).
+	guardMu sync.Mutex
 
 	// VPN workers (workers.go): nil until the daemon starts them, and
 	// when the core cannot run them (not root). revoker takes a user's
@@ -94,7 +105,8 @@ func NewService(d Deps) *Service {
 	}
 	return &Service{st: d.Store, admin: d.Admin, log: log, now: time.Now, syncHosts: d.SyncHosts,
 		startedAt: time.Now(), approver: d.Approver, nat: d.NAT, links: links.New(d.Store, log, d.SyncHosts, d.TrustedProxies),
-		window: d.Window, frontPort: d.FrontPort, revoker: revokerOf(d.Approver), initialAdminFile: d.InitialAdminFile,
+		window: d.Window, frontPort: d.FrontPort, redirectPort: d.RedirectPort, allowPort22: d.AllowPort22,
+		revoker: revokerOf(d.Approver), initialAdminFile: d.InitialAdminFile,
 		orgs:    rpc.Kind[orgRecord, api.Organization]{Bucket: store.BucketOrgs, What: "organization", ToAPI: (*orgRecord).toAPI},
 		users:   rpc.Kind[userRecord, api.User]{Bucket: store.BucketUsers, What: "user", ToAPI: (*userRecord).toAPI},
 		servers: rpc.Kind[serverRecord, api.Server]{Bucket: store.BucketServers, What: "server", ToAPI: (*serverRecord).toAPI},

@@ -64,8 +64,14 @@ type Config struct {
 	ReportedAddresses bool
 	// TrustedProxies are peers whose forwarded header is believed.
 	TrustedProxies []netip.Prefix
-	Now            func() time.Time
-	Rand           io.Reader
+	// MaxUserElements caps the firewall elements one user's live
+	// approvals hold together (0: DefaultMaxUserElements).
+	MaxUserElements int
+	// MaxApprovalsPerMinute caps the approvals granted to one user in any
+	// minute (0: DefaultMaxApprovalsPerMinute).
+	MaxApprovalsPerMinute int
+	Now                   func() time.Time
+	Rand                  io.Reader
 }
 
 // Defaults: stricter than Pritunl's ±12 h.
@@ -86,6 +92,8 @@ type Approver struct {
 	// a reconcile (exclusive) never sees a recorded approval whose
 	// elements are still to come.
 	gateMu sync.RWMutex
+	// limits bounds what one user's approvals open (limits.go).
+	limits *userLimits
 }
 
 // NewApprover returns an Approver. gate may be nil (no firewall: approvals
@@ -104,7 +112,8 @@ func NewApprover(cfg Config, dir Directory, st store.Store, gate Gate, log *slog
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &Approver{cfg: cfg, dir: dir, st: st, gate: gate, log: log}
+	return &Approver{cfg: cfg, dir: dir, st: st, gate: gate, log: log,
+		limits: newUserLimits(cfg.MaxUserElements, cfg.MaxApprovalsPerMinute)}
 }
 
 // Request is one approval request as the core received it.
@@ -141,9 +150,10 @@ type Outcome struct {
 	Sources  []string
 }
 
-// Approve runs the checks in order and answers. Refusals before the box is
-// opened are plain statuses; an expired inner timestamp or a replayed inner
-// nonce is a boxed allow=false, as the Pritunl client expects.
+// Approve runs the checks in order and answers (docs/approval.md). Refusals
+// before the box is opened are plain statuses (*Refusal); an expired inner
+// timestamp, a replayed inner nonce or a per-user limit is a boxed
+// allow=false, as the Pritunl client expects.
 func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 	now := a.cfg.Now()
 	ts, err := replay.ParseUnix(r.Headers.Timestamp)
@@ -179,6 +189,16 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 	}
 	if !approval.HMACCheck(sub.SyncSecret, msg, r.Headers.Signature) {
 		return nil, refuse(http.StatusUnauthorized, "auth_signature", "Auth-Signature does not match")
+	}
+	// The Auth-Nonce is recorded now, before any public-key work (as
+	// Pritunl does): a replay costs one store read, and whatever refuses
+	// the request from here on, its nonce is spent.
+	fresh, err := claimAuthNonce(ctx, a.st, sub.SyncToken, r.Headers.Nonce, now, replay.TTL(a.cfg.Window))
+	if err != nil {
+		return nil, fmt.Errorf("record Auth-Nonce: %w", err)
+	}
+	if !fresh {
+		return nil, refuse(http.StatusConflict, "replay", "Auth-Nonce was used before")
 	}
 	if !sub.Attached {
 		return nil, refuse(http.StatusNotFound, "not_found", "server not found for this organization")
@@ -222,37 +242,44 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 	case replay.CheckClock(time.Unix(inner.Timestamp, 0), now, a.cfg.Window) != nil:
 		reason = "Auth timestamp expired"
 	}
-	rec := &record{SyncToken: sub.SyncToken, UserID: r.UserID, AuthNonce: r.Headers.Nonce, BoxNonce: r.Body.Nonce,
+	// From the reservation against the per-user limits to the kernel add,
+	// no revocation or reconcile may run (see gateMu).
+	a.gateMu.RLock()
+	defer a.gateMu.RUnlock()
+	rec := &record{SyncToken: sub.SyncToken, UserID: r.UserID, BoxNonce: r.Body.Nonce,
 		InnerNonce: inner.Nonce, NonceTTL: replay.TTL(a.cfg.Window), Now: now, CheckInner: reason == ""}
 	if reason == "" {
 		token, err := random.Alnum(32)
 		if err != nil {
 			return nil, err
 		}
-		rec.Approval = &Approval{Token: token, OrgID: r.OrgID, UserID: r.UserID, ServerID: r.ServerID,
+		ap := &Approval{Token: token, OrgID: r.OrgID, UserID: r.UserID, ServerID: r.ServerID,
 			Protocol: sub.Protocol, Port: sub.Port, Addrs: addrs, Created: now, Expires: now.Add(a.cfg.TokenTTL)}
-	}
-	a.gateMu.RLock()
-	defer a.gateMu.RUnlock()
-	innerReplayed, err := commit(ctx, a.st, rec)
-	var re *ReplayError
-	if errors.As(err, &re) {
-		if re.Kind == nonceAuth {
-			return nil, refuse(http.StatusConflict, "replay", "Auth-Nonce was used before")
+		if reason, err = a.limits.reserve(ctx, a.st, ap, now); err != nil {
+			return nil, err
 		}
-		return nil, refuse(http.StatusUnsupportedMediaType, "replay", "box nonce was used before")
+		if reason == "" {
+			rec.Approval = ap
+		}
+	}
+	c, err := commit(ctx, a.st, rec)
+	if rec.Approval != nil && (err != nil || c.boxReplayed || c.innerReplayed) {
+		a.limits.release(r.UserID, rec.Approval.Token)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("record approval: %w", err)
 	}
-	if innerReplayed {
+	if c.boxReplayed {
+		return nil, refuse(http.StatusUnsupportedMediaType, "replay", "box nonce was used before")
+	}
+	if c.innerReplayed {
 		reason = "Duplicate nonce"
 	}
 	out := &Outcome{Reason: reason, Sources: sources}
 	resp := api.InnerResponse{}
 	remote, remote6 := publicHosts(sub.Hosts)
 	resp.Remote, resp.Remote6 = remote, remote6
-	if reason == "" && !innerReplayed {
+	if reason == "" {
 		ap := rec.Approval
 		if a.gate != nil {
 			els := ap.Elements()
@@ -261,6 +288,9 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 			}
 			if err := a.gate.Allow(els); err != nil {
 				a.log.Error("approval recorded but the firewall refused it", "user_id", r.UserID, "server_id", r.ServerID, "err", err)
+				if errors.Is(err, ErrSetFull) {
+					return nil, refuse(http.StatusServiceUnavailable, "firewall_full", "the firewall's allow set is full; try again later")
+				}
 				return nil, refuse(http.StatusServiceUnavailable, "firewall", "the firewall could not be opened")
 			}
 		}
@@ -294,64 +324,4 @@ func publicHosts(hosts []string) (remote, remote6 *string) {
 		}
 	}
 	return remote, remote6
-}
-
-// addresses picks the client addresses to open: the peer (or, behind a
-// trusted proxy, the last forwarded entry), and when enabled the reported
-// public_address and public_address6. At most one per source.
-func (a *Approver) addresses(r *Request, in *api.InnerRequest) ([]netip.Addr, []string, error) {
-	var addrs []netip.Addr
-	var sources []string
-	add := func(ad netip.Addr, source string) {
-		ad = ad.Unmap()
-		for _, have := range addrs {
-			if have == ad {
-				sources = append(sources, source)
-				return
-			}
-		}
-		addrs = append(addrs, ad)
-		sources = append(sources, source)
-	}
-	peer := r.Peer
-	if peer.IsValid() {
-		if len(r.Forwarded) > 0 && a.trusted(peer) {
-			add(r.Forwarded[len(r.Forwarded)-1], "forwarded")
-		} else {
-			add(peer, "peer")
-		}
-	}
-	if a.cfg.ReportedAddresses {
-		if in.PublicAddress != "" {
-			ad, err := netip.ParseAddr(in.PublicAddress)
-			if err != nil || !ad.Is4() || !isPublic(ad) {
-				return nil, nil, fmt.Errorf("public_address %q is not a global unicast IPv4 address", in.PublicAddress)
-			}
-			add(ad, "public_address")
-		}
-		if in.PublicAddress6 != "" {
-			ad, err := netip.ParseAddr(in.PublicAddress6)
-			if err != nil || !ad.Is6() || ad.Is4In6() || ad.Zone() != "" || !isPublic(ad) {
-				return nil, nil, fmt.Errorf("public_address6 %q is not a global unicast IPv6 address", in.PublicAddress6)
-			}
-			add(ad, "public_address6")
-		}
-	}
-	if len(addrs) == 0 {
-		return nil, nil, errors.New("no client address to open")
-	}
-	return addrs, sources, nil
-}
-
-func (a *Approver) trusted(ad netip.Addr) bool {
-	for _, p := range a.cfg.TrustedProxies {
-		if p.Contains(ad.Unmap()) {
-			return true
-		}
-	}
-	return false
-}
-
-func isPublic(ad netip.Addr) bool {
-	return ad.IsGlobalUnicast() && !ad.IsPrivate() && !ad.IsLoopback() && !ad.IsLinkLocalUnicast()
 }

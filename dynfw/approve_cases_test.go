@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,13 +161,14 @@ func TestApproveAddressSources(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	in := f.inner()
-	in.PublicAddress, in.PublicAddress6 = "198.51.100.9", "2001:db8::9"
+	in.PublicAddress, in.PublicAddress6 = "81.2.69.9", "2a00:1450:4001::9"
 	r := f.request(reqOpts{inner: in})
 	r.Peer = netip.MustParseAddr("10.0.0.5") // a trusted proxy
-	r.Forwarded = []netip.Addr{netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("198.51.100.20")}
+	r.Forwarded = []netip.Addr{netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("81.2.69.20")}
 	out := f.approve(r)
-	want := []string{"198.51.100.20", "198.51.100.9", "2001:db8::9"}
-	if len(out.Approval.Addrs) != 3 {
+	// One IPv4 (the forwarded one wins over the reported one) and one IPv6.
+	want := []string{"81.2.69.20", "2a00:1450:4001::9"}
+	if len(out.Approval.Addrs) != 2 {
 		t.Fatalf("addresses %v", out.Approval.Addrs)
 	}
 	for i, a := range out.Approval.Addrs {
@@ -174,7 +176,7 @@ func TestApproveAddressSources(t *testing.T) {
 			t.Fatalf("addresses %v, want %v", out.Approval.Addrs, want)
 		}
 	}
-	if got := out.Sources; len(got) != 3 || got[0] != "forwarded" || got[1] != "public_address" {
+	if got := strings.Join(out.Sources, ","); got != "forwarded,public_address:ignored,public_address6" {
 		t.Fatalf("sources %v", got)
 	}
 	// An untrusted peer's forwarded header is ignored.

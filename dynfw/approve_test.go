@@ -96,7 +96,7 @@ func TestMain(m *testing.M) {
 }
 
 type fixture struct {
-	t    *testing.T
+	t    testing.TB
 	dir  *fakeDir
 	st   store.Store
 	gate *recGate
@@ -112,7 +112,7 @@ const (
 	serverID = "cccccccccccccccccccccccc"
 )
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	pub, priv, _ := box.GenerateKey(rand.Reader)
 	tok, _ := random.Alnum(32)
 	sec, _ := random.Alnum(32)
@@ -208,4 +208,9 @@ func wantStatus(t *testing.T, err error, status int) {
 	if !errors.As(err, &r) || r.Status != status {
 		t.Fatalf("got %v, want status %d", err, status)
 	}
+}
+
+func isStatus(err error, status int) bool {
+	var r *Refusal
+	return errors.As(err, &r) && r.Status == status
 }

@@ -2,7 +2,6 @@ package dynfw
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -17,16 +16,6 @@ const (
 	nonceBox   = replay.KindBox   // box nonce, per sync token
 	nonceInner = replay.KindInner // inner JSON nonce, per user
 )
-
-// ReplayError says which nonce was seen before.
-type ReplayError struct{ Kind string }
-
-func (e *ReplayError) Error() string { return "replayed " + e.Kind + " nonce" }
-
-// ErrReplay is wrapped by every ReplayError.
-var ErrReplay = replay.ErrReplay
-
-func (e *ReplayError) Unwrap() error { return ErrReplay }
 
 // Approval is one opened gate: the client addresses allowed to reach one
 // server port until Expires. Its firewall token is the key.
@@ -52,46 +41,58 @@ func (a *Approval) Elements() []Element {
 	return out
 }
 
-// record is what one approval writes in one transaction.
+// record is what one approval writes in one transaction. Its Auth-Nonce
+// is not in it: claimAuthNonce recorded that one right after the HMAC
+// check.
 type record struct {
-	SyncToken, UserID   string
-	AuthNonce, BoxNonce string
-	InnerNonce          string
-	NonceTTL            time.Duration
-	Approval            *Approval // nil for a deny (nonces are still recorded)
-	Now                 time.Time
-	CheckInner          bool
+	SyncToken, UserID string
+	BoxNonce          string
+	InnerNonce        string
+	NonceTTL          time.Duration
+	Approval          *Approval // nil for a deny (nonces are still recorded)
+	Now               time.Time
+	CheckInner        bool
 }
 
-// commit checks the three nonces in order and stores them with the
-// approval, all in one transaction. A nonce that is present but expired
-// counts as unseen. The inner nonce, when replayed, does not fail the
-// transaction: it turns the approval into a deny (Pritunl answers it with a
-// boxed allow=false), reported by innerReplayed.
-func commit(ctx context.Context, st store.Store, r *record) (innerReplayed bool, err error) {
+// committed says what commit found of the nonces it checks.
+type committed struct {
+	// boxReplayed: the box nonce was seen before; nothing was written.
+	boxReplayed bool
+	// innerReplayed: the inner nonce was seen before; the box nonce was
+	// recorded, the approval not (Pritunl answers a boxed allow=false).
+	innerReplayed bool
+}
+
+// claimAuthNonce records the request's Auth-Nonce (per sync token) in a
+// transaction of its own, before any public-key work, as Pritunl does: a
+// replay is then refused before the RSA check and the box, whatever
+// happens to the request after this point. A replay writes nothing and
+// fails no store function, so it never rolls back a group commit of other
+// approvals.
+func claimAuthNonce(ctx context.Context, st store.Store, syncToken, nonce string, now time.Time, ttl time.Duration) (fresh bool, err error) {
+	return replay.ClaimOne(ctx, st, now, now.Add(ttl), replay.Key(nonceAuth, syncToken, nonce))
+}
+
+// commit checks the box nonce and the inner nonce in order and stores
+// them with the approval, all in one transaction. A nonce that is present
+// but expired counts as unseen. A replayed nonce does not fail the
+// transaction (which, in a group commit, would roll back every other
+// approval in it): it is reported in committed, with nothing of this
+// request written for a box nonce, and the box nonce alone for an inner one
+// (that turns the approval into a deny, as Pritunl's boxed allow=false).
+func commit(ctx context.Context, st store.Store, r *record) (c committed, err error) {
 	exp := r.Now.Add(r.NonceTTL)
 	err = st.Batch(ctx, func(tx store.Tx) error {
-		innerReplayed = false
-		authKey := replay.Key(nonceAuth, r.SyncToken, r.AuthNonce)
-		boxKey := replay.Key(nonceBox, r.SyncToken, r.BoxNonce)
-		if err := replay.Use(tx, r.Now, exp, authKey, boxKey); err != nil {
-			var re *replay.Error
-			if errors.As(err, &re) {
-				kind := nonceAuth
-				if re.Key == boxKey {
-					kind = nonceBox
-				}
-				return &ReplayError{Kind: kind}
-			}
+		c = committed{}
+		fresh, err := replay.Claim(tx, r.Now, exp, replay.Key(nonceBox, r.SyncToken, r.BoxNonce))
+		if err != nil || !fresh {
+			c.boxReplayed = err == nil
 			return err
 		}
 		if r.CheckInner {
-			err := replay.Use(tx, r.Now, exp, replay.Key(nonceInner, r.UserID, r.InnerNonce))
-			if errors.Is(err, replay.ErrReplay) {
-				innerReplayed = true
-				return nil
-			}
-			if err != nil {
+			fresh, err := replay.Claim(tx, r.Now, exp, replay.Key(nonceInner, r.UserID, r.InnerNonce))
+			if err != nil || !fresh {
+				c.innerReplayed = err == nil
 				return err
 			}
 		}
@@ -100,7 +101,7 @@ func commit(ctx context.Context, st store.Store, r *record) (innerReplayed bool,
 		}
 		return nil
 	})
-	return innerReplayed, err
+	return c, err
 }
 
 // liveApprovals returns the approvals that have not expired.

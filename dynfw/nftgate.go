@@ -26,6 +26,28 @@ const (
 	ruleTag    = "portcullis"
 )
 
+// DefaultAllowSetSize is the default size of each allow set: how many
+// (address, protocol, port) elements it can hold (firewall.allow_set_size).
+const DefaultAllowSetSize = 65536
+
+// ErrSetFull is an add refused because an allow set holds its size of
+// elements already (the kernel's ENFILE).
+var ErrSetFull = errors.New("allow set full")
+
+// NFTOption tunes an NFTGate.
+type NFTOption func(*NFTGate)
+
+// AllowSetSize sets the size of the allow sets (DefaultAllowSetSize when
+// not given or not positive). A table whose allow sets have another size
+// is recreated by Ensure (reconcile then puts the elements back).
+func AllowSetSize(n int) NFTOption {
+	return func(g *NFTGate) {
+		if n > 0 {
+			g.allowSize = uint32(n)
+		}
+	}
+}
+
 // NFTGate drives table inet portcullis over one lasting netlink connection.
 // The Gate methods take no context: each batch is bounded by
 // nftkit.DefaultTimeout.
@@ -36,17 +58,19 @@ type NFTGate struct {
 	guarded *nftables.Set
 	allow4  *nftables.Set
 	allow6  *nftables.Set
+	// allowSize is the size of allow4 and allow6.
+	allowSize uint32
 }
 
 // OpenNFT opens the netlink connection (with a large send buffer for large
 // reconcile batches). netnsFd, when not negative, selects another network
 // namespace (tests).
-func OpenNFT(log *slog.Logger, netnsFd int) (*NFTGate, error) {
+func OpenNFT(log *slog.Logger, netnsFd int, opts ...NFTOption) (*NFTGate, error) {
 	c, err := nftkit.Open(netnsFd)
 	if err != nil {
 		return nil, err
 	}
-	return newNFTGate(log, c), nil
+	return newNFTGate(log, c, opts...), nil
 }
 
 // openNFT opens a gate on a connection built from opts alone (tests).
@@ -58,15 +82,18 @@ func openNFT(log *slog.Logger, opts ...nftables.ConnOption) (*NFTGate, error) {
 	return newNFTGate(log, c), nil
 }
 
-func newNFTGate(log *slog.Logger, c *nftkit.Conn) *NFTGate {
+func newNFTGate(log *slog.Logger, c *nftkit.Conn, opts ...NFTOption) *NFTGate {
 	log = logging.OrDiscard(log)
-	g := &NFTGate{c: c, log: log}
+	g := &NFTGate{c: c, log: log, allowSize: DefaultAllowSetSize}
+	for _, o := range opts {
+		o(g)
+	}
 	g.table = &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
 	g.guarded = &nftables.Set{Table: g.table, Name: SetGuarded, Concatenation: true,
 		KeyType: nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)}
-	g.allow4 = &nftables.Set{Table: g.table, Name: SetAllow4, Concatenation: true, HasTimeout: true,
+	g.allow4 = &nftables.Set{Table: g.table, Name: SetAllow4, Concatenation: true, HasTimeout: true, Size: g.allowSize,
 		KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)}
-	g.allow6 = &nftables.Set{Table: g.table, Name: SetAllow6, Concatenation: true, HasTimeout: true,
+	g.allow6 = &nftables.Set{Table: g.table, Name: SetAllow6, Concatenation: true, HasTimeout: true, Size: g.allowSize,
 		KeyType: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)}
 	return g
 }
@@ -102,8 +129,13 @@ func (g *NFTGate) inspect(c *nftables.Conn) (complete, exists bool, err error) {
 	if err != nil || !exists {
 		return false, false, err
 	}
-	for _, name := range []string{SetGuarded, SetAllow4, SetAllow6} {
-		if _, err := c.GetSetByName(g.table, name); err != nil {
+	for _, want := range []*nftables.Set{g.guarded, g.allow4, g.allow6} {
+		s, err := c.GetSetByName(g.table, want.Name)
+		if err != nil {
+			return false, true, nil
+		}
+		if s.Size != want.Size {
+			g.log.Warn("nftables set has another size than configured", "set", want.Name, "size", s.Size, "want", want.Size)
 			return false, true, nil
 		}
 	}
@@ -198,8 +230,19 @@ func (g *NFTGate) Allow(elems []Element) error {
 	if err != nil {
 		return err
 	}
-	return g.c.PutElements(context.Background(),
+	err = g.c.PutElements(context.Background(),
 		nftkit.SetElements{Set: g.allow4, Elements: v4}, nftkit.SetElements{Set: g.allow6, Elements: v6})
+	if errors.Is(err, unix.ENFILE) {
+		set := SetAllow4 + " or " + SetAllow6
+		if len(v6) == 0 {
+			set = SetAllow4
+		} else if len(v4) == 0 {
+			set = SetAllow6
+		}
+		return fmt.Errorf("%w: set %s of table inet %s already holds %d elements, its size (firewall.allow_set_size): %w",
+			ErrSetFull, set, TableName, g.allowSize, err)
+	}
+	return err
 }
 
 // Remove implements Gate: one batch of deletes. An element the kernel no

@@ -344,6 +344,10 @@ func (d *nfDumper) setSpec(as []nlattr) string {
 		}
 		parts = append(parts, "flags "+strings.Join(fl, ","))
 	}
+	// NFTA_SET_DESC (9): NFTA_SET_DESC_SIZE (1), the set's size.
+	if n, ok := attrU32(parseAttrs(attr(as, 9)), 1); ok {
+		parts = append(parts, fmt.Sprintf("size %d", n))
+	}
 	return strings.Join(parts, "; ")
 }
 

@@ -103,7 +103,9 @@ func (a *Approver) SetGuarded(guarded []ProtoPort) error {
 func (a *Approver) PurgeExpired(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	n, err := purge(pctx, a.st, a.cfg.Now())
+	now := a.cfg.Now()
+	a.limits.sweep(now)
+	n, err := purge(pctx, a.st, now)
 	if err != nil {
 		a.log.Error("purge of expired approvals failed", "err", err)
 	} else if n > 0 {

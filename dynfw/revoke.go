@@ -64,6 +64,9 @@ func (a *Approver) revoke(ctx context.Context, field, id string, match func(*App
 	if err != nil {
 		return 0, fmt.Errorf("revoke approvals of %s %s: %w", field, id, err)
 	}
+	a.limits.forget(func(userID string, g *grant) bool {
+		return match(&Approval{UserID: userID, ServerID: g.serverID})
+	})
 	if len(revoked) == 0 || a.gate == nil {
 		a.log.Info("firewall access revoked", field, id, "approvals", len(revoked), "closed", 0)
 		return 0, nil

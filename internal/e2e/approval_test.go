@@ -58,7 +58,7 @@ func newApprovalLab(t *testing.T) *approvalLab {
 	_, clIf := netlab.Veth(t, l.gw, gwAddr+"/24", l.cl, clAddr+"/24")
 	l.cl.MustIP("addr", "add", clOther+"/24", "dev", clIf)
 	l.g = startGatewayWith(t, gwOpts{NS: l.gw, Listen: gwAddr + ":8443",
-		Extra: fmt.Sprintf("[approval]\ntoken_ttl = %q\nreported_addresses = false\n", tokenTTL)})
+		Extra: fmt.Sprintf("[approval]\ntoken_ttl = %q\n", tokenTTL)})
 	l.caPath = filepath.Join(l.g.Dir, "data", "tls", "cert.pem")
 	l.admin = l.g.ClientFrom(l.cl)
 	l.admin.Login(l.g.AdminPW)
@@ -104,9 +104,10 @@ func (l *approvalLab) open(proto, src string) bool {
 }
 
 // approveCLI runs the real portcullis-client inside the client namespace.
-func (l *approvalLab) approveCLI(profile string) map[string]any {
+func (l *approvalLab) approveCLI(profile string, extra ...string) map[string]any {
 	l.t.Helper()
-	cmd := l.cl.Command(filepath.Join(binDir, "portcullis-client"), "approve", "--profile", profile, "--ca", l.caPath, "--timeout", "10s")
+	cmd := l.cl.Command(filepath.Join(binDir, "portcullis-client"), append([]string{"approve", "--profile", profile,
+		"--ca", l.caPath, "--timeout", "10s"}, extra...)...)
 	out, err := cmd.Output()
 	if err != nil {
 		stderr := ""
@@ -197,14 +198,21 @@ func TestApprovalOpensTheFirewallEndToEnd(t *testing.T) {
 		}
 	}
 	// The real client, through the front, over TLS pinned to the gateway.
+	// It reports public addresses too: with the default
+	// (approval.reported_addresses = false) only the peer is opened.
 	start := time.Now()
 	for _, p := range []string{l.tcpProfile, l.udpProfile} {
-		res := l.approveCLI(p)
+		res := l.approveCLI(p, "--public-address", "81.2.69.142", "--public-address6", "2a00:1450:4001::1")
 		if res["allow"] != true || res["remote"] != gwAddr {
 			t.Fatalf("approval: %v", res)
 		}
 		if _, shown := res["token"]; shown {
 			t.Fatal("the client printed the token without --show-token")
+		}
+	}
+	for _, e := range l.elements() {
+		if e.Addr != netip.MustParseAddr(clAddr) {
+			t.Fatalf("a reported address was opened by default: %+v", l.elements())
 		}
 	}
 	for _, proto := range []string{"tcp", "udp"} {

@@ -57,7 +57,7 @@ func newVPNLab(t *testing.T) *vpnLab {
 	_, clIf := netlab.Veth(t, l.gw, vGW+"/24", l.cl, vCl+"/24")
 	l.cl.MustIP("addr", "add", vClOther+"/24", "dev", clIf)
 	l.g = startGatewayWith(t, gwOpts{NS: l.gw, Listen: vGW + ":8443",
-		Extra: "[approval]\ntoken_ttl = \"60s\"\nreported_addresses = false\n"})
+		Extra: "[approval]\ntoken_ttl = \"60s\"\n"})
 	l.ovpn = &vpnlab.Clients{T: t, NS: l.cl, Binary: l.openvpn, Dir: l.g.Dir}
 	l.admin = l.g.ClientFrom(l.cl)
 	l.admin.Login(l.g.AdminPW)

@@ -76,6 +76,30 @@ func Use(tx store.Tx, now, expires time.Time, keys ...string) error {
 	return nil
 }
 
+// Claim records key until expires unless the cache holds it (unexpired),
+// and reports whether it was fresh. A nonce seen before is not an error:
+// Claim returns false and writes nothing, so a caller in a group commit
+// (store.Batch) refuses the replay without failing its function, which
+// would roll back the transaction of every other writer in the group.
+func Claim(tx store.Tx, now, expires time.Time, key string) (fresh bool, err error) {
+	dup, err := Seen(tx, key, now)
+	if err != nil || dup {
+		return false, err
+	}
+	return true, Record(tx, key, expires)
+}
+
+// ClaimOne claims key in a transaction of its own (a group commit): the
+// way to record a nonce before the work it guards, so that a replay is
+// refused before that work is done.
+func ClaimOne(ctx context.Context, st store.Store, now, expires time.Time, key string) (fresh bool, err error) {
+	err = st.Batch(ctx, func(tx store.Tx) error {
+		fresh, err = Claim(tx, now, expires, key)
+		return err
+	})
+	return fresh, err
+}
+
 // Purge deletes every nonce that expired by now and returns how many.
 func Purge(ctx context.Context, st store.Store, now time.Time) (int, error) {
 	var doomed []string

@@ -151,3 +151,22 @@ func TestMemory(t *testing.T) {
 		t.Fatalf("Len = %d", m.Len())
 	}
 }
+
+// TestClaim: Claim records a fresh nonce and reports a replay without
+// failing, writing nothing (so a group commit is never rolled back by it).
+func TestClaim(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	now := time.Unix(1_760_000_000, 0)
+	k := Key(KindAuth, "tok", "n1")
+	for i, want := range []bool{true, false, false} {
+		fresh, err := ClaimOne(ctx, st, now.Add(time.Duration(i)*time.Second), now.Add(time.Minute), k)
+		if err != nil || fresh != want {
+			t.Fatalf("claim %d: fresh %v %v, want %v", i, fresh, err, want)
+		}
+	}
+	// A replayed Claim writes nothing: the expiry is the first one's.
+	if fresh, err := ClaimOne(ctx, st, now.Add(time.Minute), now.Add(2*time.Minute), k); err != nil || !fresh {
+		t.Fatalf("claim after the expiry: %v %v", fresh, err)
+	}
+}

@@ -1,0 +1,184 @@
+package dynfw
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/store"
+)
+
+// Per-user bounds of what approvals open (docs/approval.md, "Limits").
+const (
+	// DefaultMaxUserElements caps the firewall elements (address,
+	// protocol, port) one user's live approvals hold together.
+	DefaultMaxUserElements = 4
+	// DefaultMaxApprovalsPerMinute caps the approvals granted to one user
+	// in any minute.
+	DefaultMaxApprovalsPerMinute = 10
+)
+
+// Deny reasons of the limits, boxed back to the client like Pritunl's
+// "Too many authentication attempts".
+const (
+	reasonTooManyApprovals = "Too many approval requests"
+	reasonTooManyElements  = "Too many open addresses"
+)
+
+// rateWindow is the span of MaxApprovalsPerMinute.
+const rateWindow = time.Minute
+
+// userLimits tracks, per user, the approvals granted in the last minute and
+// the firewall elements of the live ones, in memory: loaded from the store
+// on first use, then kept in step by every approval, revocation and purge.
+// A grant is reserved before its store commit and released if the commit
+// does not happen, so concurrent approvals of one user cannot pass the
+// caps together.
+type userLimits struct {
+	maxElements, perMinute int
+
+	mu     sync.Mutex
+	loaded bool
+	users  map[string][]grant
+}
+
+// grant is one approval as the limits see it.
+type grant struct {
+	token, serverID string
+	keys            []string // Element.key() of each element
+	created         time.Time
+	expires         time.Time
+}
+
+func newUserLimits(maxElements, perMinute int) *userLimits {
+	if maxElements <= 0 {
+		maxElements = DefaultMaxUserElements
+	}
+	if perMinute <= 0 {
+		perMinute = DefaultMaxApprovalsPerMinute
+	}
+	return &userLimits{maxElements: maxElements, perMinute: perMinute, users: map[string][]grant{}}
+}
+
+func grantOf(ap *Approval) grant {
+	g := grant{token: ap.Token, serverID: ap.ServerID, created: ap.Created, expires: ap.Expires}
+	for _, e := range ap.Elements() {
+		g.keys = append(g.keys, e.key())
+	}
+	return g
+}
+
+// keep reports whether g still counts at now: live, or granted within the
+// rate window.
+func (g *grant) keep(now time.Time) bool {
+	return g.expires.After(now) || g.created.After(now.Add(-rateWindow))
+}
+
+// load reads the approvals the store holds (once); the caller holds mu.
+func (l *userLimits) load(ctx context.Context, st store.Store, now time.Time) error {
+	if l.loaded {
+		return nil
+	}
+	var all []Approval
+	err := st.View(ctx, func(tx store.Tx) (err error) {
+		all, err = store.ScanJSON[Approval](tx, store.BucketApprovals, "")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("load approvals for the per-user limits: %w", err)
+	}
+	for i := range all {
+		if g := grantOf(&all[i]); g.keep(now) {
+			l.users[all[i].UserID] = append(l.users[all[i].UserID], g)
+		}
+	}
+	l.loaded = true
+	return nil
+}
+
+// reserve counts ap against its user's limits at now: it returns the deny
+// reason when one is exceeded (and reserves nothing), else "" with ap
+// reserved until release or for good.
+func (l *userLimits) reserve(ctx context.Context, st store.Store, ap *Approval, now time.Time) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.load(ctx, st, now); err != nil {
+		return "", err
+	}
+	gs := l.prune(ap.UserID, now)
+	recent := 0
+	live := map[string]bool{}
+	for _, g := range gs {
+		if g.created.After(now.Add(-rateWindow)) {
+			recent++
+		}
+		if g.expires.After(now) {
+			for _, k := range g.keys {
+				live[k] = true
+			}
+		}
+	}
+	if recent >= l.perMinute {
+		return reasonTooManyApprovals, nil
+	}
+	mine := grantOf(ap)
+	for _, k := range mine.keys {
+		live[k] = true
+	}
+	if len(live) > l.maxElements {
+		return reasonTooManyElements, nil
+	}
+	l.users[ap.UserID] = append(gs, mine)
+	return "", nil
+}
+
+// prune drops the user's grants that no longer count and returns the
+// rest; the caller holds mu.
+func (l *userLimits) prune(userID string, now time.Time) []grant {
+	gs := l.users[userID][:0]
+	for _, g := range l.users[userID] {
+		if g.keep(now) {
+			gs = append(gs, g)
+		}
+	}
+	if len(gs) == 0 {
+		delete(l.users, userID)
+		return nil
+	}
+	l.users[userID] = gs
+	return gs
+}
+
+// release undoes a reservation whose approval was not recorded.
+func (l *userLimits) release(userID, token string) {
+	l.forget(func(u string, g *grant) bool { return u == userID && g.token == token })
+}
+
+// forget drops the grants match selects (revoked approvals).
+func (l *userLimits) forget(match func(userID string, g *grant) bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for u, gs := range l.users {
+		kept := gs[:0]
+		for i := range gs {
+			if !match(u, &gs[i]) {
+				kept = append(kept, gs[i])
+			}
+		}
+		if len(kept) == 0 {
+			delete(l.users, u)
+		} else {
+			l.users[u] = kept
+		}
+	}
+}
+
+// sweep drops every grant that no longer counts (the minute purge).
+func (l *userLimits) sweep(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for u := range l.users {
+		l.prune(u, now)
+	}
+}
