@@ -23,10 +23,8 @@ type pinger struct {
 func newPinger(r *netlab.Runner, ns *netlab.NS) *pinger {
 	p := &pinger{id: uint16(os.Getpid()), buf: make([]byte, 1500)}
 	if err := ns.Do(func() error {
-		c, err := net.ListenPacket("ip4:icmp", "0.0.0.0")
-		if err == nil {
-			p.conn = c.(*net.IPConn)
-		}
+		c, err := net.ListenIP("ip4:icmp", &net.IPAddr{IP: net.IPv4zero})
+		p.conn = c
 		return err
 	}); err != nil {
 		r.Fatalf("icmp socket in %s: %v", ns.Name, err)
@@ -78,7 +76,7 @@ func (p *pinger) firstReply(dst net.IP, interval, limit time.Duration) (time.Tim
 			wake = deadline
 		}
 		_ = p.conn.SetReadDeadline(wake)
-		n, from, err := p.conn.ReadFrom(p.buf)
+		n, from, err := p.conn.ReadFromIP(p.buf)
 		at := time.Now()
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
@@ -88,7 +86,7 @@ func (p *pinger) firstReply(dst net.IP, interval, limit time.Duration) (time.Tim
 		}
 		b := p.buf[:n]
 		if n >= 8 && b[0] == 0 && b[1] == 0 && binary.BigEndian.Uint16(b[4:]) == p.id &&
-			binary.BigEndian.Uint16(b[6:])-first < sent && from.(*net.IPAddr).IP.Equal(dst) {
+			binary.BigEndian.Uint16(b[6:])-first < sent && from.IP.Equal(dst) {
 			return at, nil
 		}
 	}
