@@ -158,4 +158,27 @@ func TestHTTP10IsRefusedAndClosed(t *testing.T) {
 	}
 }
 
+// TestHTTP2PrefaceIsAVersionRefusal: the HTTP/2 connection preface over
+// TLS is refused as a version (505 http_version), not as a framing error,
+// and closed; nothing reaches the core.
+func TestHTTP2PrefaceIsAVersionRefusal(t *testing.T) {
+	core, srv := newFront(t)
+	c := dialRaw(t, srv)
+	c.send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	resp := c.next()
+	if resp == nil {
+		t.Fatal("no answer")
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusHTTPVersionNotSupported || !strings.Contains(string(body), `"http_version"`) {
+		t.Errorf("got %d %s, want 505 http_version", resp.StatusCode, body)
+	}
+	if second := c.next(); second != nil {
+		t.Errorf("the connection stayed open: a second answer %d", second.StatusCode)
+	}
+	if core.count() != 0 {
+		t.Errorf("%d request(s) reached the core", core.count())
+	}
+}
+
 func itoa(n int) string { return strconv.Itoa(n) }

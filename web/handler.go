@@ -101,6 +101,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, nil, http.StatusUpgradeRequired, "http_version", "", "HTTP/1.1 is required")
 		return
 	}
+	// The HTTP/2 preface ("PRI * HTTP/2.0"), the one request line of
+	// another major version Go's server hands over: 505, closed.
+	if r.ProtoMajor != 1 {
+		h.refuse(w, r, nil, http.StatusHTTPVersionNotSupported, "http_version", "", "HTTP/1.1 is required")
+		return
+	}
 	// Framing first, whatever the route: a Transfer-Encoding (with or
 	// without a Content-Length, which Go's server then drops) is refused
 	// and the connection closed after the answer (refuse), so no byte
