@@ -166,7 +166,7 @@ type Endpoint[Req, Resp any] struct{ *Route }
 // endpoint binds r to Req and Resp: it sets r's untyped body constructors
 // from the types (no request constructor when Req is NoBody).
 func endpoint[Req, Resp any](r Route) Endpoint[Req, Resp] {
-	if _, none := any(new(Req)).(*NoBody); !none {
+	if _, isNoBody := any(new(Req)).(*NoBody); !isNoBody {
 		r.NewRequest = func() any { return new(Req) }
 	}
 	r.NewResponse = func() any { return new(Resp) }

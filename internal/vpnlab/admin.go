@@ -24,20 +24,17 @@ type AdminClient struct {
 
 // Client returns an admin client that dials from the gateway's namespace
 // (or the host's).
-func (g *Gateway) Client() *AdminClient {
+func (g *Gateway) Client() *AdminClient { return g.ClientFrom(g.NS) }
+
+// ClientFrom returns an admin client that dials from inside ns (nil: the
+// host's namespace).
+func (g *Gateway) ClientFrom(ns *netlab.NS) *AdminClient {
 	jar, _ := cookiejar.New(nil)
 	tr := &http.Transport{TLSClientConfig: g.TLSConfig()}
-	if g.NS != nil {
-		tr.DialContext = DialIn(g.NS, "")
+	if ns != nil {
+		tr.DialContext = DialIn(ns, "")
 	}
 	return &AdminClient{g: g, HTTP: &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: tr}}
-}
-
-// ClientFrom returns an admin client that dials from inside ns.
-func (g *Gateway) ClientFrom(ns *netlab.NS) *AdminClient {
-	c := g.Client()
-	c.HTTP.Transport.(*http.Transport).DialContext = DialIn(ns, "")
-	return c
 }
 
 // Raw sends an admin request (body, when not nil, as JSON) and returns the

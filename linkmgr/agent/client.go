@@ -35,6 +35,7 @@ type Client struct {
 	mac     []byte
 	seal    []byte
 	http    *http.Client
+	tr      *http.Transport // http's, kept to set its dialer
 	timeout time.Duration
 }
 
@@ -45,15 +46,16 @@ func NewClient(u *URI, tlsConf *tls.Config) *Client {
 	if tlsConf == nil {
 		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	return &Client{uri: u, mac: mac, seal: seal, timeout: 2 * time.Second,
-		http: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf, MaxIdleConnsPerHost: 2},
+	tr := &http.Transport{TLSClientConfig: tlsConf, MaxIdleConnsPerHost: 2}
+	return &Client{uri: u, mac: mac, seal: seal, timeout: 2 * time.Second, tr: tr,
+		http: &http.Client{Transport: tr,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
 // SetDialer makes the client reach the gateways through dial (a fixed
 // source address, another network namespace); nil restores the default.
 func (c *Client) SetDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) {
-	c.http.Transport.(*http.Transport).DialContext = dial
+	c.tr.DialContext = dial
 }
 
 // GatewayError is one gateway's failure.
