@@ -28,8 +28,9 @@ test: lint
 test-short:
 	$(GO) test -short -count=1 ./...
 
-# Longer fuzzing: every target for 10 minutes (over three hours in all);
-# FUZZTIME=1m make fuzz for a shorter pass.
+# Longer fuzzing: every target for 10 minutes (over three hours in all, one
+# target at a time); FUZZJOBS=2 runs two targets at once with one worker each,
+# FUZZTIME=1m a shorter pass. See scripts/fuzz-smoke.sh.
 FUZZTIME ?= 10m
 fuzz:
 	./scripts/fuzz-smoke.sh $(FUZZTIME)
