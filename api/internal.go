@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // Headers on the internal hop from the front to the core. The front sets
 // them; a client can never set them, because the front builds every request
 // to the core from scratch and copies no header by default.
@@ -77,4 +79,26 @@ type Ready struct {
 type AdminCredentials struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
+}
+
+// FrontStatePath is the core-socket path the front long-polls for the
+// state it enforces itself (a notification that takes the web surface
+// down). It is not in the route table: only the front calls it, with the
+// internal token, and no client request can reach it.
+const FrontStatePath = "/internal/front-state"
+
+// FrontStateWait is how long the core holds a FrontStatePath request whose
+// generation is current before it answers with the unchanged state.
+const FrontStateWait = 25 * time.Second
+
+// FrontState is what the front enforces without asking the core per
+// request. Generation grows with every change; the front passes the one it
+// holds as the "after" query parameter and gets an answer as soon as a newer
+// one exists (or after FrontStateWait).
+type FrontState struct {
+	Generation uint64 `json:"generation"`
+	// WWWDisabled: every request gets 503 with Message (a verified
+	// notification or an admin override, see docs/notifications.md).
+	WWWDisabled bool   `json:"www_disabled"`
+	Message     string `json:"message,omitempty"`
 }

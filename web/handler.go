@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/logging"
@@ -49,6 +50,8 @@ type Handler struct {
 	client   *http.Client
 	router   chi.Router
 	refusals *rateLog
+	// state is the last api.FrontState from the core (frontstate.go).
+	state atomic.Pointer[api.FrontState]
 }
 
 // NewHandler builds the handler for every route of api.Routes.
@@ -122,6 +125,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the table declares none.
 	if r.URL.RawPath != "" || r.URL.Opaque != "" {
 		h.refuse(w, r, nil, http.StatusBadRequest, "bad_path", "", "escaped paths are not accepted")
+		return
+	}
+	if h.disabled(w, r) {
 		return
 	}
 	h.router.ServeHTTP(w, r)

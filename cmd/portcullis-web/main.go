@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -112,6 +113,17 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	logger.Info("front starting", "uid", os.Getuid(), "core_socket", *coreSocket)
+	// The state the front enforces (a notification can disable the web
+	// surface): known before the first request is served, then followed.
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := h.SyncState(sctx); err != nil {
+		logger.Warn("front state not known at start; following it", "err", err)
+	}
+	cancel()
+	var follow sync.WaitGroup
+	defer follow.Wait()
+	defer stop() // before Wait: ends the follower
+	follow.Go(func() { h.FollowState(ctx) })
 	return web.Serve(ctx, web.ServeConfig{Log: logger, Handler: h, Cert: boot.Cert, HTTPS: httpsLn, HTTP: lns[api.ListenerHTTP],
 		HTTPSPort: httpsPort, Grace: 10 * time.Second, MaxConnections: fit})
 }

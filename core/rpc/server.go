@@ -47,6 +47,21 @@ type Server struct {
 
 	requests  atomic.Uint64
 	forbidden atomic.Uint64
+
+	// internal are the front-only paths outside the route table
+	// (HandleInternal), behind the same peer and token checks.
+	internal map[string]http.Handler
+}
+
+// HandleInternal serves h on path, outside the route table (the front's
+// own calls, such as api.FrontStatePath), behind the same checks as every
+// route: the front's uid and pid and the internal token. Call it before
+// Handler.
+func (s *Server) HandleInternal(path string, h http.Handler) {
+	if s.internal == nil {
+		s.internal = map[string]http.Handler{}
+	}
+	s.internal[path] = h
 }
 
 // RequirePeerPID makes the server refuse every peer but the process pid
@@ -95,6 +110,9 @@ func (s *Server) Handler() http.Handler {
 	})
 	for _, rt := range api.Routes {
 		r.Method(rt.Method, rt.Pattern, s.serveRoute(s.mux.bound[rt.Name]))
+	}
+	for path, h := range s.internal {
+		r.Handle(path, h)
 	}
 	return s.guard(r)
 }

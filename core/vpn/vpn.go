@@ -75,6 +75,8 @@ type Manager struct {
 	mu      sync.Mutex
 	workers map[string]*running
 	closed  bool
+	// suspended, when set, is why no worker may run (Suspend).
+	suspended error
 }
 
 type running struct {
@@ -89,6 +91,8 @@ var (
 	ErrStopped    = errors.New("worker stopped before it started")
 	ErrClosed     = errors.New("workers stopped")
 	ErrDevice     = errors.New("device name taken")
+	// ErrSuspended wraps the reason given to Suspend.
+	ErrSuspended = errors.New("vpn workers suspended")
 )
 
 // New returns a Manager; nothing runs until Start.
@@ -115,6 +119,11 @@ func (m *Manager) Start(ctx context.Context, serverID string) error {
 	if m.closed {
 		m.mu.Unlock()
 		return ErrClosed
+	}
+	if m.suspended != nil {
+		err := fmt.Errorf("%w: %w", ErrSuspended, m.suspended)
+		m.mu.Unlock()
+		return err
 	}
 	if m.workers[serverID] != nil {
 		m.mu.Unlock()
@@ -205,6 +214,45 @@ func (m *Manager) cleanup(ctx context.Context, serverID string) error {
 		err = errors.Join(err, fmt.Errorf("remove worker directory: %w", rerr))
 	}
 	return err
+}
+
+// Suspend stops every running worker (removing their devices) and makes
+// Start fail with ErrSuspended and why until Resume; it returns the IDs of
+// the workers it stopped. Suspending a suspended Manager replaces the
+// reason.
+func (m *Manager) Suspend(ctx context.Context, why error) []string {
+	m.mu.Lock()
+	m.suspended = why
+	ids := make([]string, 0, len(m.workers))
+	for id := range m.workers {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	sort.Strings(ids)
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Go(func() {
+			if err := m.Stop(ctx, id); err != nil {
+				m.o.Log.Warn("vpn worker not stopped cleanly", "server_id", id, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	return ids
+}
+
+// Resume lets workers start again after Suspend (it starts none itself).
+func (m *Manager) Resume() {
+	m.mu.Lock()
+	m.suspended = nil
+	m.mu.Unlock()
+}
+
+// Suspended returns why the workers are suspended (nil when they are not).
+func (m *Manager) Suspended() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.suspended
 }
 
 // Close stops every worker and removes their devices; Start fails after it.

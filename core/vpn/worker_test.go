@@ -282,3 +282,52 @@ func TestStartFailsWithoutOpenVPN(t *testing.T) {
 		t.Fatalf("start after close: %v", err)
 	}
 }
+
+func TestSuspendStopsWorkersAndRefusesStarts(t *testing.T) {
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "openvpn")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+fakeEnv+"=1 exec "+self+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	links := &fakeLinks{}
+	m := New(Options{Log: slog.New(slog.NewTextHandler(logs, nil)), Dir: filepath.Join(dir, "vpn"), OpenVPN: script,
+		Account: Account{Name: "me", UID: os.Geteuid(), GID: os.Getegid()}, MgmtUser: "me",
+		Decider: &fakeDecider{}, Specs: fakeSpecs{}, Links: links, MinBackoff: 50 * time.Millisecond})
+	defer m.Close()
+	const id = "0123456789abcdef01234567"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := m.Start(ctx, id); err != nil {
+		t.Fatalf("start: %v\n%s", err, logs)
+	}
+	st, _ := m.Status(id)
+	why := errors.New("notification: vpn disabled")
+	if got := m.Suspend(ctx, why); len(got) != 1 || got[0] != id {
+		t.Fatalf("suspend stopped %v", got)
+	}
+	if len(m.Running()) != 0 {
+		t.Fatalf("running after suspend: %v", m.Running())
+	}
+	if err := syscall.Kill(st.PID, 0); err == nil {
+		t.Fatalf("openvpn pid %d still alive after suspend", st.PID)
+	}
+	if len(links.removed) != 1 {
+		t.Fatalf("devices removed: %v", links.removed)
+	}
+	err = m.Start(ctx, id)
+	if !errors.Is(err, ErrSuspended) || !strings.Contains(err.Error(), why.Error()) || !errors.Is(m.Suspended(), why) {
+		t.Fatalf("start while suspended: %v", err)
+	}
+	m.Resume()
+	if err := m.Start(ctx, id); err != nil {
+		t.Fatalf("start after resume: %v", err)
+	}
+	if st2, ok := m.Status(id); !ok || !st2.Running || st2.PID == st.PID {
+		t.Fatalf("after resume: %+v", st2)
+	}
+}
