@@ -49,7 +49,7 @@ type RunIO struct {
 // Run starts the core: store, sockets, the front. It returns when ctx ends
 // and everything is stopped, in the reverse order of its start.
 func Run(ctx context.Context, cfg *Checked, log *slog.Logger, rio RunIO) error {
-	d := &daemon{cfg: cfg, log: logging.OrDiscard(log), rio: rio}
+	d := &daemon{cfg: cfg, log: logging.OrDiscard(log), rio: rio, fstate: newFrontState()}
 	defer d.stop()
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
@@ -91,7 +91,12 @@ type daemon struct {
 	adm               *admin.Service
 	initial           *api.AdminCredentials // set on the run that creates the first admin
 	initialFile       string                // where its password was written (under systemd)
-	httpsLn, httpLn   net.Listener
+	httpsLn, httpLn   net.Listener // guarded by webMu once the front runs
+	httpsAddr         string       // where the front serves, kept across a web surface down/up
+	httpAddr          string
+	frontFiles        []*os.File // the front's copies of the listeners (webMu)
+	webMu             sync.Mutex
+	webDown           bool
 	certPEM, keyPEM   []byte
 	token             []byte
 	svc               *Service
@@ -100,6 +105,7 @@ type daemon struct {
 	apiSrv            *rpc.Server
 	sup               *supervisor
 	serveErr          chan error
+	fstate            *frontState // what the front enforces itself (frontstate.go)
 
 	// cleanups undo the steps; stop runs them last first.
 	cleanups []func()
@@ -162,11 +168,14 @@ func (d *daemon) bindListeners(context.Context) (err error) {
 	if d.httpsLn, d.httpLn, err = frontListeners(d.cfg); err != nil {
 		return err
 	}
+	d.httpsAddr = d.httpsLn.Addr().String()
+	if d.httpLn != nil {
+		d.httpAddr = d.httpLn.Addr().String()
+	}
 	d.onStop(func() {
-		d.httpsLn.Close()
-		if d.httpLn != nil {
-			d.httpLn.Close()
-		}
+		d.webMu.Lock()
+		defer d.webMu.Unlock()
+		d.closeListenersLocked()
 	})
 	var generated bool
 	if d.certPEM, d.keyPEM, generated, err = frontTLS(d.cfg, d.httpsLn.Addr().String()); err != nil {
@@ -231,8 +240,11 @@ func (d *daemon) buildServices(ctx context.Context) error {
 	}
 	// Only the front: its uid here, and its pid (the one the supervisor
 	// started) once prepareFront has the supervisor.
-	d.apiSrv, err = NewAPIServer(d.log, d.token, []int{d.front.uid}, d.svc)
-	return err
+	if d.apiSrv, err = NewAPIServer(d.log, d.token, []int{d.front.uid}, d.svc); err != nil {
+		return err
+	}
+	d.apiSrv.HandleInternal(api.FrontStatePath, d.fstate)
+	return nil
 }
 
 // startBackground starts the periodic work: expired approvals and
@@ -289,11 +301,7 @@ func (d *daemon) startWorkers(ctx context.Context) error {
 // running).
 func (d *daemon) prepareFront(context.Context) error {
 	spec, err := buildFrontSpec(d.cfg, d.binary, d.coreSock, d.httpsLn, d.httpLn, d.token, d.certPEM, d.keyPEM, d.front)
-	d.onStop(func() {
-		for _, f := range spec.Listeners {
-			f.Close()
-		}
-	})
+	d.frontFiles = spec.Listeners // closed with the listeners (bindListeners' cleanup)
 	if err != nil {
 		return err
 	}
@@ -384,10 +392,7 @@ func (d *daemon) waitAndStop(ctx context.Context) error {
 
 // status is the control socket's process status.
 func (d *daemon) status() api.ControlStatus {
-	st := api.ControlStatus{PID: os.Getpid(), HTTPS: d.httpsLn.Addr().String()}
-	if d.httpLn != nil {
-		st.HTTP = d.httpLn.Addr().String()
-	}
+	st := api.ControlStatus{PID: os.Getpid(), HTTPS: d.httpsAddr, HTTP: d.httpAddr}
 	if d.sup != nil {
 		st.FrontPID, st.FrontStarts = d.sup.frontPID()
 	}

@@ -46,6 +46,41 @@ type supervisor struct {
 	// yet stored; currentPID waits for it, so that the core socket never
 	// refuses the new front's first request for a pid it does not know yet.
 	starting sync.RWMutex
+	// ctl takes hold and release requests (hold, release) to the run loop.
+	ctl chan holdRequest
+}
+
+// holdRequest asks the run loop to stop the front and start none (hold),
+// or to start it again with a new spec (release).
+type holdRequest struct {
+	hold bool
+	spec frontSpec
+	done chan struct{}
+}
+
+// hold stops the front and keeps it stopped until release. It returns once
+// the front has exited (or ctx ended, or the supervisor is not running).
+func (s *supervisor) hold(ctx context.Context) error {
+	return s.request(ctx, holdRequest{hold: true, done: make(chan struct{})})
+}
+
+// release starts the front again, with spec (its listeners are new).
+func (s *supervisor) release(ctx context.Context, spec frontSpec) error {
+	return s.request(ctx, holdRequest{spec: spec, done: make(chan struct{})})
+}
+
+func (s *supervisor) request(ctx context.Context, r holdRequest) error {
+	select {
+	case s.ctl <- r:
+	case <-ctx.Done():
+		return fmt.Errorf("front supervisor: %w", ctx.Err())
+	}
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("front supervisor: %w", ctx.Err())
+	}
 }
 
 // currentPID returns the running front's process ID (0 while none runs),
@@ -63,13 +98,37 @@ func (s *supervisor) frontPID() (pid, starts int) { return int(s.pid.Load()), in
 
 func newSupervisor(log *slog.Logger, spec frontSpec) *supervisor {
 	log = logging.OrDiscard(log)
-	return &supervisor{log: log, spec: spec, StopGrace: 10 * time.Second, started: make(chan int, 1)}
+	return &supervisor{log: log, spec: spec, StopGrace: 10 * time.Second, started: make(chan int, 1),
+		ctl: make(chan holdRequest)}
 }
 
-// run blocks until ctx ends; the front is stopped before it returns.
+// run blocks until ctx ends; the front is stopped before it returns. While
+// held (hold) it starts no front.
 func (s *supervisor) run(ctx context.Context) {
 	backoff := 500 * time.Millisecond
+	held := false
+	// apply takes a hold or release request.
+	apply := func(r holdRequest) {
+		held = r.hold
+		if !r.hold {
+			s.spec = r.spec
+			backoff = 500 * time.Millisecond
+			s.log.Info("front released: starting it again")
+		} else {
+			s.log.Warn("front held: stopped until released")
+		}
+		close(r.done)
+	}
 	for ctx.Err() == nil {
+		if held {
+			select {
+			case <-ctx.Done():
+				return
+			case r := <-s.ctl:
+				apply(r)
+			}
+			continue
+		}
 		began := time.Now()
 		s.starting.Lock()
 		cmd, err := s.start()
@@ -92,6 +151,12 @@ func (s *supervisor) run(ctx context.Context) {
 				s.stop(cmd, done)
 				s.pid.Store(0)
 				return
+			case r := <-s.ctl:
+				// Held, or released with new listeners: this front goes.
+				s.stop(cmd, done)
+				s.pid.Store(0)
+				apply(r)
+				continue
 			case err := <-done:
 				s.pid.Store(0)
 				s.log.Warn("front exited; restarting", "pid", cmd.Process.Pid, "err", err, "after", backoff)
@@ -103,6 +168,9 @@ func (s *supervisor) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case r := <-s.ctl:
+			apply(r)
+			continue
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 30*time.Second)
