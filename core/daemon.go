@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	sd "github.com/coreos/go-systemd/v22/daemon"
-
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
 	"github.com/portcullis-gw/portcullis/core/rpc"
@@ -25,6 +23,7 @@ import (
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/listenfds"
 	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/internal/sdnotify"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
@@ -44,6 +43,9 @@ type RunIO struct {
 	// Ready, when set, receives one api.Ready JSON line once the gateway
 	// serves, and is then closed.
 	Ready io.WriteCloser
+	// Notify tells systemd READY, STOPPING, STATUS and pings its watchdog
+	// (nil: nothing is sent).
+	Notify *sdnotify.Notifier
 }
 
 // Run starts the core: store, sockets, the front. It returns when ctx ends
@@ -91,8 +93,8 @@ type daemon struct {
 	adm               *admin.Service
 	initial           *api.AdminCredentials // set on the run that creates the first admin
 	initialFile       string                // where its password was written (under systemd)
-	httpsLn, httpLn   net.Listener // guarded by webMu once the front runs
-	httpsAddr         string       // where the front serves, kept across a web surface down/up
+	httpsLn, httpLn   net.Listener          // guarded by webMu once the front runs
+	httpsAddr         string                // where the front serves, kept across a web surface down/up
 	httpAddr          string
 	frontFiles        []*os.File // the front's copies of the listeners (webMu)
 	webMu             sync.Mutex
@@ -105,7 +107,8 @@ type daemon struct {
 	apiSrv            *rpc.Server
 	sup               *supervisor
 	serveErr          chan error
-	fstate            *frontState // what the front enforces itself (frontstate.go)
+	fstate            *frontState   // what the front enforces itself (frontstate.go)
+	noticeLine        func() string // the notification part of the status line (nil: none)
 
 	// cleanups undo the steps; stop runs them last first.
 	cleanups []func()
@@ -248,9 +251,9 @@ func (d *daemon) buildServices(ctx context.Context) error {
 }
 
 // startBackground starts the periodic work: expired approvals and
-// temporary profile links are purged every minute; link elections are
-// re-evaluated (timeouts, back-offs) every 250 ms; the firewall's table is
+// temporary profile links are purged every minute; the firewall's table is
 // watched and put back within a second when it vanishes (dynfw Watch).
+// Link elections are re-evaluated in the main loop (mainloop.go).
 func (d *daemon) startBackground(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -267,7 +270,6 @@ func (d *daemon) startBackground(context.Context) error {
 			}
 		})
 	})
-	wg.Go(func() { every(ctx, 250*time.Millisecond, d.svc.Links().Tick) })
 	d.onStop(func() { cancel(); wg.Wait() })
 	return nil
 }
@@ -364,7 +366,8 @@ func (d *daemon) startFront(ctx context.Context) error {
 	case <-wait.C:
 		d.log.Warn("the front has not started after 10s; reporting ready anyway")
 	}
-	_, _ = sd.SdNotify(false, sd.SdNotifyReady)
+	d.rio.Notify.Status(d.statusLine(ctx))
+	d.rio.Notify.Ready()
 	if d.rio.Ready != nil {
 		if err := writeReady(d.rio.Ready, api.Ready{ControlStatus: d.status(), CoreSocket: d.coreSock,
 			ControlSocket: d.ctlSock, InitialAdmin: d.initial, InitialAdminFile: d.initialFile}); err != nil {
@@ -374,18 +377,16 @@ func (d *daemon) startFront(ctx context.Context) error {
 	return nil
 }
 
-// waitAndStop waits for ctx to end or a socket to fail, then stops
-// everything in reverse order.
+// waitAndStop runs the main loop until ctx ends or a socket fails, then
+// stops everything in reverse order.
 func (d *daemon) waitAndStop(ctx context.Context) error {
-	var err error
-	select {
-	case <-ctx.Done():
+	err := d.mainLoop(ctx, func(context.Context) error { d.svc.Links().Tick(); return nil })
+	if err != nil {
+		d.log.Error("core stopping", "err", err)
+	} else {
 		d.log.Info("core stopping")
-	case err = <-d.serveErr:
-		d.log.Error("core socket failed", "err", err)
-		err = fmt.Errorf("serve sockets: %w", err)
 	}
-	_, _ = sd.SdNotify(false, sd.SdNotifyStopping)
+	d.rio.Notify.Stopping()
 	d.stop()
 	return err
 }

@@ -112,3 +112,10 @@ func (a *Approver) PurgeExpired(ctx context.Context) {
 		a.log.Debug("purged expired approval records", "count", n)
 	}
 }
+
+// LiveApprovals counts the approvals not yet expired (the core's status
+// line).
+func (a *Approver) LiveApprovals(ctx context.Context) (int, error) {
+	live, err := liveApprovals(ctx, a.st, a.cfg.Now())
+	return len(live), err
+}

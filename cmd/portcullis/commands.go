@@ -22,6 +22,7 @@ import (
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/cli"
 	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/internal/sdnotify"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
@@ -38,7 +39,8 @@ func (a *app) serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	rio := core.RunIO{Out: a.stdout}
+	logger := logging.New(a.stderr, cfg.Format, logging.Level(cfg.Level), "portcullis")
+	rio := core.RunIO{Out: a.stdout, Notify: sdnotify.FromEnv(logger)}
 	if *readyFD > 0 {
 		if *readyFD <= 2 {
 			return fmt.Errorf("--ready-fd %d: must be an inherited descriptor above 2", *readyFD)
@@ -49,7 +51,6 @@ func (a *app) serve(args []string) error {
 		}
 		rio.Ready = f
 	}
-	logger := logging.New(a.stderr, cfg.Format, logging.Level(cfg.Level), "portcullis")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return core.Run(ctx, cfg, logger, rio)
