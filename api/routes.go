@@ -91,6 +91,16 @@ var (
 		Method: http.MethodGet, Pattern: "/key/sync/{org_id}/{user_id}/{server_id}/{sync_hash}", Auth: AuthClient,
 		Query: []string{"ver"}})
 
+	// The notification (docs/notifications.md): its state, and an admin's
+	// override (recorded in the audit trail). While www or web is disabled
+	// the front refuses these too: use `portcullis notify` on the host.
+	RouteNotificationGet = endpoint[NoBody, NotificationStatus](Route{Name: "notification.get",
+		Method: http.MethodGet, Pattern: "/notification", Auth: AuthAdmin})
+	RouteNotificationOverride = endpoint[NotificationOverride, NotificationStatus](Route{Name: "notification.override",
+		Method: http.MethodPut, Pattern: "/notification/override", Auth: AuthAdmin, BodyLimit: 4 << 10})
+	RouteNotificationClear = endpoint[NoBody, NotificationStatus](Route{Name: "notification.clear",
+		Method: http.MethodDelete, Pattern: "/notification/override", Auth: AuthAdmin})
+
 	// IPsec links (admin).
 	RouteLinkList = endpoint[NoBody, LinkList](Route{Name: "link.list",
 		Method: http.MethodGet, Pattern: "/link", Auth: AuthAdmin, ResponseLimit: 8 << 20})
@@ -134,6 +144,7 @@ var Routes = []*Route{
 	RouteServerList.Route, RouteServerCreate.Route, RouteServerGet.Route, RouteServerUpdate.Route, RouteServerDelete.Route,
 	RouteServerStart.Route, RouteServerStop.Route, RouteServerRestart.Route, RouteServerStatus.Route, RouteServerClients.Route,
 	RouteApprovalOVPN.Route, RouteApprovalOVPNWait.Route,
+	RouteNotificationGet.Route, RouteNotificationOverride.Route, RouteNotificationClear.Route,
 	RouteUserProfileTar.Route, RouteUserProfileTarServer.Route, RouteUserProfileLink.Route, RouteProfileLinkGet.Route, RouteProfileSync.Route,
 	RouteLinkList.Route, RouteLinkCreate.Route, RouteLinkGet.Route, RouteLinkUpdate.Route, RouteLinkDelete.Route,
 	RouteLocationCreate.Route, RouteLocationUpdate.Route, RouteLocationDelete.Route,

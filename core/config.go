@@ -1,10 +1,14 @@
 package core
 
 import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,6 +18,7 @@ import (
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/config"
 	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/notify"
 )
 
 // Config is the core's configuration as written: one TOML file
@@ -32,6 +37,27 @@ type Config struct {
 	Admin      AdminConfig    `toml:"admin"`
 	Approval   ApprovalConfig `toml:"approval"`
 	Firewall   FirewallConfig `toml:"firewall"`
+	Notify     NotifyConfig   `toml:"notify"`
+}
+
+// NotifyConfig configures the signed notification poll
+// (docs/notifications.md).
+type NotifyConfig struct {
+	// Enabled polls URL when it is set; off, no poll is made (an admin
+	// override still works).
+	Enabled bool `toml:"enabled"`
+	// URL is the notification server's https base URL; the core GETs
+	// URL/<version>. Empty: no poll.
+	URL string `toml:"url"`
+	// PublicKey is the pinned Ed25519 key notices are signed with
+	// (`portcullis notify keygen` prints it); required with URL.
+	PublicKey string `toml:"public_key"`
+	// Interval between polls (each moved by up to ±10%).
+	Interval config.Duration `toml:"interval"`
+	// Timeout bounds one poll.
+	Timeout config.Duration `toml:"timeout"`
+	// CAFile, when set, is the only CA trusted for the server (PEM).
+	CAFile string `toml:"ca_file"`
 }
 
 // ApprovalConfig tunes connection approval (docs/approval.md).
@@ -140,6 +166,9 @@ func DefaultConfig() Config {
 		},
 		Firewall: FirewallConfig{Enabled: true,
 			AllowSetSize: config.Int{N: dynfw.DefaultAllowSetSize, Min: 16, Max: 1 << 24}},
+		Notify: NotifyConfig{Enabled: true,
+			Interval: config.Duration{D: notify.DefaultInterval, Min: notify.MinInterval, Max: 24 * time.Hour},
+			Timeout:  config.Duration{D: notify.DefaultTimeout, Min: time.Second, Max: 5 * time.Minute}},
 	}
 }
 
@@ -190,6 +219,7 @@ type Checked struct {
 	Admin               AdminSettings
 	Approval            ApprovalSettings
 	Firewall            FirewallSettings
+	Notify              NotifySettings
 	SessionTTL          time.Duration
 	LoginWindow         time.Duration
 	Level               slog.Level
@@ -229,6 +259,46 @@ type FirewallSettings struct {
 	AllowPort22  bool
 }
 
+// NotifySettings is the checked [notify] table. URL is empty when no poll
+// is made (notify.enabled false, or no notify.url).
+type NotifySettings struct {
+	URL       string
+	PublicKey ed25519.PublicKey
+	Interval  time.Duration
+	Timeout   time.Duration
+	RootCAs   *x509.CertPool // nil: the system's roots
+}
+
+// check checks the [notify] table and loads its key and CA.
+func (n *NotifyConfig) check() (NotifySettings, error) {
+	out := NotifySettings{Interval: n.Interval.D, Timeout: n.Timeout.D}
+	if !n.Enabled || n.URL == "" {
+		return out, nil
+	}
+	u, err := url.Parse(n.URL)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return out, &config.Error{Key: "notify.url", Err: fmt.Errorf("%q is not an https URL without query or user", n.URL)}
+	}
+	if n.PublicKey == "" {
+		return out, &config.Error{Key: "notify.public_key", Err: errors.New("must be set with notify.url (the key `portcullis notify keygen` printed)")}
+	}
+	if out.PublicKey, err = notify.ParsePublicKey(n.PublicKey); err != nil {
+		return out, &config.Error{Key: "notify.public_key", Err: err}
+	}
+	if n.CAFile != "" {
+		pem, err := os.ReadFile(n.CAFile)
+		if err != nil {
+			return out, &config.Error{Key: "notify.ca_file", Err: err}
+		}
+		out.RootCAs = x509.NewCertPool()
+		if !out.RootCAs.AppendCertsFromPEM(pem) {
+			return out, &config.Error{Key: "notify.ca_file", Err: fmt.Errorf("%s holds no PEM certificate", n.CAFile)}
+		}
+	}
+	out.URL = n.URL
+	return out, nil
+}
+
 // Check makes the checks that span keys or look at the system (required
 // keys, the socket path length, TLS files) and returns the plain values.
 // Each value already checked itself when the file or a flag was parsed.
@@ -263,6 +333,10 @@ func (c Config) Check() (*Checked, error) {
 	if err := c.Approval.checkTrustedProxies(); err != nil {
 		return nil, err
 	}
+	ns, err := c.Notify.check()
+	if err != nil {
+		return nil, err
+	}
 	return &Checked{
 		DataDir:    string(c.DataDir),
 		RuntimeDir: string(c.RuntimeDir),
@@ -275,6 +349,7 @@ func (c Config) Check() (*Checked, error) {
 		Approval: ApprovalSettings{ReportedAddresses: c.Approval.ReportedAddresses, MaxElementsPerUser: c.Approval.MaxElementsPerUser.N,
 			MaxApprovalsPerMinute: c.Approval.MaxApprovalsPerMinute.N, ForwardedHeader: string(c.Approval.ForwardedHeader)},
 		Firewall:       FirewallSettings{Enabled: c.Firewall.Enabled, AllowSetSize: c.Firewall.AllowSetSize.N, AllowPort22: c.Firewall.AllowPort22},
+		Notify:         ns,
 		SessionTTL:     c.Admin.SessionTTL.D,
 		LoginWindow:    c.Admin.LoginWindow.D,
 		Level:          slog.Level(c.LogLevel),

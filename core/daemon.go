@@ -25,6 +25,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/sdnotify"
 	"github.com/portcullis-gw/portcullis/internal/store"
+	"github.com/portcullis-gw/portcullis/notify"
 )
 
 // StoreFile is the name of the bbolt file in the data directory.
@@ -63,6 +64,7 @@ func Run(ctx context.Context, cfg *Checked, log *slog.Logger, rio RunIO) error {
 		{"open store", d.openStore},
 		{"bind listeners", d.bindListeners},
 		{"build services", d.buildServices},
+		{"load notification state", d.loadNotice},
 		{"start background work", d.startBackground},
 		{"start vpn workers", d.startWorkers},
 		{"prepare front", d.prepareFront},
@@ -71,6 +73,7 @@ func Run(ctx context.Context, cfg *Checked, log *slog.Logger, rio RunIO) error {
 		// firewall) has made no admin and revealed no password.
 		{"ensure admin", d.ensureAdmin},
 		{"start front", d.startFront},
+		{"start notification poll", d.startNotice},
 	} {
 		if err := step.run(startCtx); err != nil {
 			return fmt.Errorf("%s: %w", step.name, err)
@@ -109,6 +112,8 @@ type daemon struct {
 	serveErr          chan error
 	fstate            *frontState   // what the front enforces itself (frontstate.go)
 	noticeLine        func() string // the notification part of the status line (nil: none)
+	notice            *notify.Poller
+	effects           chan struct{} // wakes the notification applier (notice.go)
 
 	// cleanups undo the steps; stop runs them last first.
 	cleanups []func()
@@ -296,6 +301,11 @@ func (d *daemon) startWorkers(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { every(bg, 24*time.Hour, func() { d.svc.refreshCRLs(bg) }) })
 	d.onStop(func() { cancel(); wg.Wait(); m.Close() })
+	if e := d.notice.Effective(); e.VPN == notify.Disabled {
+		m.Suspend(ctx, errors.New("disabled by "+string(e.Source)+noticeSuffix(e.Message)))
+		d.log.Warn("vpn disabled by the notification state: no worker started", "source", e.Source)
+		return nil
+	}
 	return d.svc.startStartedServers(ctx)
 }
 
@@ -354,17 +364,29 @@ func (d *daemon) serveSockets(context.Context) error {
 // started (it serves on the sockets bound before, so a client's connect
 // already waits in their backlog).
 func (d *daemon) startFront(ctx context.Context) error {
+	webDown := d.notice.Effective().Web == notify.Disabled
+	if webDown {
+		// The notification state says the web surface is down: its
+		// listeners are closed and the front held until a verified ok.
+		d.webMu.Lock()
+		d.closeListenersLocked()
+		d.webDown, d.sup.startHeld = true, true
+		d.webMu.Unlock()
+		d.log.Warn("web surface down at start (notification state): the front's listeners are closed")
+	}
 	supCtx, stopSup := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); d.sup.run(supCtx) }()
 	d.onStop(func() { stopSup(); <-done })
-	wait := time.NewTimer(10 * time.Second)
-	defer wait.Stop()
-	select {
-	case <-d.sup.started:
-	case <-ctx.Done():
-	case <-wait.C:
-		d.log.Warn("the front has not started after 10s; reporting ready anyway")
+	if !webDown {
+		wait := time.NewTimer(10 * time.Second)
+		defer wait.Stop()
+		select {
+		case <-d.sup.started:
+		case <-ctx.Done():
+		case <-wait.C:
+			d.log.Warn("the front has not started after 10s; reporting ready anyway")
+		}
 	}
 	d.rio.Notify.Status(d.statusLine(ctx))
 	d.rio.Notify.Ready()

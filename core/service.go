@@ -14,6 +14,7 @@ import (
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/store"
+	"github.com/portcullis-gw/portcullis/notify"
 )
 
 // Version is the build's version string.
@@ -82,6 +83,9 @@ type Service struct {
 	// when the core cannot run them (not root). revoker takes a user's
 	// firewall elements away when it is disabled or deleted.
 	workers *vpn.Manager
+	// notice is the notification state (notice.go): nil until the daemon
+	// loads it, and in tests without one.
+	notice *notify.Poller
 	revoker userRevoker
 
 	orgs    rpc.Kind[orgRecord, api.Organization]
@@ -156,6 +160,10 @@ func (s *Service) Mux() *rpc.Mux {
 	rpc.Handle(m, api.RouteServerStatus, s.serverStatus)
 	rpc.Handle(m, api.RouteServerClients, s.serverClients)
 	// approvals.go
+	rpc.Handle(m, api.RouteNotificationGet, s.getNotification)
+	rpc.Handle(m, api.RouteNotificationOverride, s.overrideNotification)
+	rpc.Handle(m, api.RouteNotificationClear, s.clearNotification)
+
 	rpc.Handle(m, api.RouteApprovalOVPN, s.approve)
 	rpc.Handle(m, api.RouteApprovalOVPNWait, s.approveWait)
 	// profiles.go, profilelinks.go, profilesync.go: the Pritunl Client's

@@ -48,6 +48,8 @@ type supervisor struct {
 	starting sync.RWMutex
 	// ctl takes hold and release requests (hold, release) to the run loop.
 	ctl chan holdRequest
+	// startHeld, set before run, makes run start held.
+	startHeld bool
 }
 
 // holdRequest asks the run loop to stop the front and start none (hold),
@@ -106,7 +108,7 @@ func newSupervisor(log *slog.Logger, spec frontSpec) *supervisor {
 // held (hold) it starts no front.
 func (s *supervisor) run(ctx context.Context) {
 	backoff := 500 * time.Millisecond
-	held := false
+	held := s.startHeld
 	// apply takes a hold or release request.
 	apply := func(r holdRequest) {
 		held = r.hold

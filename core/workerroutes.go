@@ -45,6 +45,17 @@ func (s *Service) serverClients(c *rpc.Call, _ *api.NoBody) (*api.VPNClientList,
 	return s.workerClients(c.Ctx, c.Params["server_id"])
 }
 
+// vpnDisabled refuses a worker start while the workers are suspended (a
+// notification or an admin override disabled the VPN): 503, nothing
+// changed.
+func (s *Service) vpnDisabled() error {
+	if why := s.workers.Suspended(); why != nil {
+		return &rpc.Error{Status: http.StatusServiceUnavailable, Code: "vpn_disabled",
+			Message: "the VPN is disabled (" + why.Error() + "); no worker starts until it is enabled again"}
+	}
+	return nil
+}
+
 // setStarted stores the server's started flag.
 func (s *Service) setStarted(ctx context.Context, id string, started bool) (*serverRecord, error) {
 	return s.servers.Edit(ctx, s.st, id, func(_ store.Tx, rec *serverRecord) error {
@@ -57,6 +68,9 @@ func (s *Service) setStarted(ctx context.Context, id string, started bool) (*ser
 func (s *Service) workerStart(ctx context.Context, id, by string) (*api.ServerStatus, error) {
 	if s.workers == nil {
 		return nil, errNoWorkers
+	}
+	if err := s.vpnDisabled(); err != nil {
+		return nil, err
 	}
 	rec, err := s.setStarted(ctx, id, true)
 	if err != nil {
@@ -96,6 +110,9 @@ func (s *Service) workerStop(ctx context.Context, id, by string) (*api.ServerSta
 func (s *Service) workerRestart(ctx context.Context, id, by string) (*api.ServerStatus, error) {
 	if s.workers == nil {
 		return nil, errNoWorkers
+	}
+	if err := s.vpnDisabled(); err != nil {
+		return nil, err
 	}
 	st, err := s.workerStatus(ctx, id)
 	if err != nil {
