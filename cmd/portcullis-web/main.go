@@ -72,7 +72,7 @@ func run() error {
 		format = *boot.LogFormat
 		ignored = append(ignored, "log-format")
 	}
-	logger := logging.New(os.Stderr, format, level, "portcullis-web")
+	logger := logging.Auto(os.Stderr, format, level, "portcullis-web")
 	flag.Visit(func(f *flag.Flag) {
 		if slices.Contains(ignored, f.Name) {
 			logger.Warn("flag ignored: the core's bootstrap sets it", "flag", "--"+f.Name)

@@ -49,7 +49,7 @@ func (a *app) serve(args []string) error {
 		}
 		rio.Ready = f
 	}
-	logger := logging.New(a.stderr, cfg.Format, logging.Level(cfg.Level), "portcullis")
+	logger := logging.Auto(a.stderr, cfg.Format, logging.Level(cfg.Level), "portcullis")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return core.Run(ctx, cfg, logger, rio)
