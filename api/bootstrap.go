@@ -5,7 +5,17 @@ package api
 // more inherited descriptor, a pipe, from which the front reads a single
 // Bootstrap value and then closes it. Secrets never travel in argv, the
 // environment or a file.
+//
+// With web.external = true systemd runs the front as a unit of its own
+// (portcullis-web --bootstrap-from-core): the front then GETs the same
+// Bootstrap at BootstrapPath on the core's unix socket, where the core
+// answers only a peer with the front's uid (SO_PEERCRED) and from then on
+// serves only that peer's pid.
 const (
+	// BootstrapPath is where the core socket serves the bootstrap to an
+	// external front. It is not in Routes: the front never serves it.
+	BootstrapPath = "/_core/bootstrap"
+
 	// EnvBootstrapFD names the inherited descriptor of the bootstrap pipe.
 	EnvBootstrapFD = "PORTCULLIS_BOOTSTRAP_FD"
 	// EnvListenParent carries the core's PID. LISTEN_PID cannot be set

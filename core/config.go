@@ -124,6 +124,11 @@ type WebConfig struct {
 	// MaxConnections bounds the connections the front holds (idle, slow
 	// and busy together; see docs/security.md).
 	MaxConnections config.Int `toml:"max_connections"`
+	// External: systemd runs the front as a unit of its own
+	// (portcullis-web.socket and .service); the core binds no public port,
+	// starts no front, and hands the front its bootstrap on the core
+	// socket (external.go).
+	External bool `toml:"external"`
 }
 
 // AdminConfig configures admin sessions and login limits.
@@ -234,6 +239,7 @@ type WebSettings struct {
 	Listen, RedirectListen, Binary, User, TLSCert, TLSKey string
 	PublicURLs                                            []string
 	MaxConnections                                        int
+	External                                              bool
 }
 
 // AdminSettings is the checked [admin] table; its durations are
@@ -344,7 +350,7 @@ func (c Config) Check() (*Checked, error) {
 		LogFormat:  c.LogFormat.String(),
 		Web: WebSettings{Listen: string(c.Web.Listen), RedirectListen: string(c.Web.RedirectListen), Binary: c.Web.Binary,
 			User: c.Web.User, TLSCert: c.Web.TLSCert, TLSKey: c.Web.TLSKey, PublicURLs: config.Strings(c.Web.PublicURLs),
-			MaxConnections: c.Web.MaxConnections.N},
+			MaxConnections: c.Web.MaxConnections.N, External: c.Web.External},
 		Admin: AdminSettings{LoginMaxFailures: c.Admin.LoginMaxFailures.N, LoginConcurrency: c.Admin.LoginConcurrency.N},
 		Approval: ApprovalSettings{ReportedAddresses: c.Approval.ReportedAddresses, MaxElementsPerUser: c.Approval.MaxElementsPerUser.N,
 			MaxApprovalsPerMinute: c.Approval.MaxApprovalsPerMinute.N, ForwardedHeader: string(c.Approval.ForwardedHeader)},

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -109,6 +108,7 @@ type daemon struct {
 	gate              *dynfw.NFTGate // nil without a firewall
 	apiSrv            *rpc.Server
 	sup               *supervisor
+	ext               *externalFront // web.external: the front is a unit of its own (external.go)
 	serveErr          chan error
 	fstate            *frontState   // what the front enforces itself (frontstate.go)
 	noticeLine        func() string // the notification part of the status line (nil: none)
@@ -141,15 +141,16 @@ func (d *daemon) prepareDirs(ctx context.Context) (err error) {
 	if d.front, err = resolveFrontUser(ctx, d.cfg, d.log); err != nil {
 		return err
 	}
+	// With web.external the core starts no front: no executable to find.
 	d.binary = d.cfg.Web.Binary
-	if d.binary == "" {
+	if d.binary == "" && !d.cfg.Web.External {
 		self, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("find own executable: %w", err)
 		}
 		d.binary = filepath.Join(filepath.Dir(self), "portcullis-web")
 	}
-	if _, err := os.Stat(d.binary); err != nil {
+	if _, err := os.Stat(d.binary); err != nil && !d.cfg.Web.External {
 		return fmt.Errorf("config: web.binary: the front executable: %w", err)
 	}
 	if err := makeDataDir(d.cfg.DataDir); err != nil {
@@ -171,22 +172,28 @@ func (d *daemon) openStore(context.Context) (err error) {
 }
 
 // bindListeners takes the front's listening sockets (inherited from systemd
-// or bound here) and its TLS certificate.
+// or bound here; none with web.external) and its TLS certificate.
 func (d *daemon) bindListeners(context.Context) (err error) {
-	if d.httpsLn, d.httpLn, err = frontListeners(d.cfg); err != nil {
-		return err
+	if d.cfg.Web.External {
+		if err := refuseInheritedSockets(); err != nil {
+			return err
+		}
+	} else {
+		if d.httpsLn, d.httpLn, err = frontListeners(d.cfg); err != nil {
+			return err
+		}
+		d.httpsAddr = d.httpsLn.Addr().String()
+		if d.httpLn != nil {
+			d.httpAddr = d.httpLn.Addr().String()
+		}
+		d.onStop(func() {
+			d.webMu.Lock()
+			defer d.webMu.Unlock()
+			d.closeListenersLocked()
+		})
 	}
-	d.httpsAddr = d.httpsLn.Addr().String()
-	if d.httpLn != nil {
-		d.httpAddr = d.httpLn.Addr().String()
-	}
-	d.onStop(func() {
-		d.webMu.Lock()
-		defer d.webMu.Unlock()
-		d.closeListenersLocked()
-	})
 	var generated bool
-	if d.certPEM, d.keyPEM, generated, err = frontTLS(d.cfg, d.httpsLn.Addr().String()); err != nil {
+	if d.certPEM, d.keyPEM, generated, err = frontTLS(d.cfg, d.publicAddr()); err != nil {
 		return err
 	}
 	if generated {
@@ -220,10 +227,11 @@ func (d *daemon) buildServices(ctx context.Context) error {
 		ReportedAddresses: d.cfg.Approval.ReportedAddresses, TrustedProxies: d.cfg.TrustedProxies,
 		MaxUserElements: d.cfg.Approval.MaxElementsPerUser, MaxApprovalsPerMinute: d.cfg.Approval.MaxApprovalsPerMinute},
 		NewDirectory(d.st), d.st, gate, d.log)
-	d.svc = NewService(Deps{Store: d.st, Admin: d.adm, Log: d.log, SyncHosts: d.cfg.SyncHosts(d.httpsLn.Addr().String()),
-		Approver: d.approver, NAT: nat, Window: d.cfg.Window, FrontPort: listenerPort(d.httpsLn),
+	httpsPort, redirectPort := d.publicPorts()
+	d.svc = NewService(Deps{Store: d.st, Admin: d.adm, Log: d.log, SyncHosts: d.cfg.SyncHosts(d.publicAddr()),
+		Approver: d.approver, NAT: nat, Window: d.cfg.Window, FrontPort: httpsPort,
 		InitialAdminFile: filepath.Join(d.cfg.DataDir, InitialAdminFile), TrustedProxies: d.cfg.TrustedProxies,
-		RedirectPort: listenerPort(d.httpLn), AllowPort22: d.cfg.Firewall.AllowPort22})
+		RedirectPort: redirectPort, AllowPort22: d.cfg.Firewall.AllowPort22})
 	guarded, err := d.svc.guardedPorts(ctx)
 	if err != nil {
 		return err
@@ -310,8 +318,16 @@ func (d *daemon) startWorkers(ctx context.Context) error {
 }
 
 // prepareFront builds how the front is started and its supervisor (not yet
-// running).
-func (d *daemon) prepareFront(context.Context) error {
+// running); with web.external, what the core socket hands the front.
+func (d *daemon) prepareFront(context.Context) (err error) {
+	if d.cfg.Web.External {
+		httpsPort, _ := d.publicPorts()
+		if d.ext, err = newExternalFront(d.log, d.front.uid, frontBootstrap(d.cfg, d.token, d.certPEM, d.keyPEM, httpsPort)); err != nil {
+			return err
+		}
+		d.apiSrv.RequirePeerPID(d.ext.currentPID)
+		return nil
+	}
 	spec, err := buildFrontSpec(d.cfg, d.binary, d.coreSock, d.httpsLn, d.httpLn, d.token, d.certPEM, d.keyPEM, d.front)
 	d.frontFiles = spec.Listeners // closed with the listeners (bindListeners' cleanup)
 	if err != nil {
@@ -334,8 +350,12 @@ func (d *daemon) serveSockets(context.Context) error {
 		coreLn.Close()
 		return err
 	}
+	coreHandler := d.apiSrv.Handler()
+	if d.ext != nil {
+		coreHandler = d.ext.handler(coreHandler)
+	}
 	servers := []*http.Server{
-		rpc.HTTPServer(d.apiSrv.Handler(), d.log),
+		rpc.HTTPServer(coreHandler, d.log),
 		rpc.HTTPServer(controlHandler(d.apiSrv, d.status, d.svc.workerControl(d.log), d.log), d.log),
 	}
 	d.serveErr = make(chan error, len(servers))
@@ -362,31 +382,12 @@ func (d *daemon) serveSockets(context.Context) error {
 
 // startFront runs the supervisor and reports ready once the front is
 // started (it serves on the sockets bound before, so a client's connect
-// already waits in their backlog).
+// already waits in their backlog); with web.external it only reports ready.
 func (d *daemon) startFront(ctx context.Context) error {
-	webDown := d.notice.Effective().Web == notify.Disabled
-	if webDown {
-		// The notification state says the web surface is down: its
-		// listeners are closed and the front held until a verified ok.
-		d.webMu.Lock()
-		d.closeListenersLocked()
-		d.webDown, d.sup.startHeld = true, true
-		d.webMu.Unlock()
-		d.log.Warn("web surface down at start (notification state): the front's listeners are closed")
-	}
-	supCtx, stopSup := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); d.sup.run(supCtx) }()
-	d.onStop(func() { stopSup(); <-done })
-	if !webDown {
-		wait := time.NewTimer(10 * time.Second)
-		defer wait.Stop()
-		select {
-		case <-d.sup.started:
-		case <-ctx.Done():
-		case <-wait.C:
-			d.log.Warn("the front has not started after 10s; reporting ready anyway")
-		}
+	if d.ext != nil {
+		d.log.Info("web.external: the front is a unit of its own (portcullis-web.service); its bootstrap waits on the core socket")
+	} else {
+		d.superviseFront(ctx)
 	}
 	d.rio.Notify.Status(d.statusLine(ctx))
 	d.rio.Notify.Ready()
@@ -397,6 +398,35 @@ func (d *daemon) startFront(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// superviseFront runs the supervisor and waits (at most 10 s) for the
+// front's start. When the notification state has the web surface down,
+// the listeners are closed first and the front starts held.
+func (d *daemon) superviseFront(ctx context.Context) {
+	webDown := d.notice.Effective().Web == notify.Disabled
+	if webDown {
+		d.webMu.Lock()
+		d.closeListenersLocked()
+		d.webDown, d.sup.startHeld = true, true
+		d.webMu.Unlock()
+		d.log.Warn("web surface down at start (notification state): the front's listeners are closed")
+	}
+	supCtx, stopSup := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.sup.run(supCtx) }()
+	d.onStop(func() { stopSup(); <-done })
+	if webDown {
+		return
+	}
+	wait := time.NewTimer(10 * time.Second)
+	defer wait.Stop()
+	select {
+	case <-d.sup.started:
+	case <-ctx.Done():
+	case <-wait.C:
+		d.log.Warn("the front has not started after 10s; reporting ready anyway")
+	}
 }
 
 // waitAndStop runs the main loop until ctx ends or a socket fails, then
@@ -415,9 +445,14 @@ func (d *daemon) waitAndStop(ctx context.Context) error {
 
 // status is the control socket's process status.
 func (d *daemon) status() api.ControlStatus {
-	st := api.ControlStatus{PID: os.Getpid(), HTTPS: d.httpsAddr, HTTP: d.httpAddr}
+	st := api.ControlStatus{PID: os.Getpid(), HTTPS: d.publicAddr(), HTTP: d.httpAddr}
+	if d.ext != nil {
+		st.HTTP = d.cfg.Web.RedirectListen
+	}
 	if d.sup != nil {
 		st.FrontPID, st.FrontStarts = d.sup.frontPID()
+	} else if d.ext != nil {
+		st.FrontPID = d.ext.currentPID()
 	}
 	return st
 }
@@ -450,12 +485,7 @@ func buildFrontSpec(cfg *Checked, binary, coreSock string, httpsLn, httpLn net.L
 		Binary:     binary,
 		Args:       []string{"--core-socket", coreSock},
 		Credential: front.cred,
-		Bootstrap: api.Bootstrap{Token: hex.EncodeToString(token), TLSCertPEM: string(certPEM), TLSKeyPEM: string(keyPEM),
-			ForwardedHeader: cfg.Approval.ForwardedHeader, LogLevel: cfg.LogLevel, LogFormat: cfg.LogFormat,
-			MaxConnections: cfg.Web.MaxConnections},
-	}
-	if _, p, err := net.SplitHostPort(httpsLn.Addr().String()); err == nil {
-		spec.Bootstrap.HTTPSPort, _ = strconv.Atoi(p)
+		Bootstrap:  frontBootstrap(cfg, token, certPEM, keyPEM, addrPort(httpsLn.Addr().String())),
 	}
 	for _, l := range []struct {
 		ln   net.Listener
@@ -476,6 +506,14 @@ func buildFrontSpec(cfg *Checked, binary, coreSock string, httpsLn, httpLn net.L
 		spec.Names = append(spec.Names, l.name)
 	}
 	return spec, nil
+}
+
+// frontBootstrap is what the front gets from the core: through the pipe
+// the supervisor passes, or on the core socket (web.external).
+func frontBootstrap(cfg *Checked, token, certPEM, keyPEM []byte, httpsPort int) api.Bootstrap {
+	return api.Bootstrap{Token: hex.EncodeToString(token), TLSCertPEM: string(certPEM), TLSKeyPEM: string(keyPEM),
+		HTTPSPort: httpsPort, ForwardedHeader: cfg.Approval.ForwardedHeader, LogLevel: cfg.LogLevel,
+		LogFormat: cfg.LogFormat, MaxConnections: cfg.Web.MaxConnections}
 }
 
 // listenerPort returns the TCP port ln listens on (0 if it has none, or

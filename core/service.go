@@ -85,7 +85,7 @@ type Service struct {
 	workers *vpn.Manager
 	// notice is the notification state (notice.go): nil until the daemon
 	// loads it, and in tests without one.
-	notice *notify.Poller
+	notice  *notify.Poller
 	revoker userRevoker
 
 	orgs    rpc.Kind[orgRecord, api.Organization]

@@ -209,6 +209,12 @@ func (s *supervisor) start() (*exec.Cmd, error) {
 		api.EnvListenParent + "=" + strconv.Itoa(os.Getpid()),
 		api.EnvBootstrapFD + "=" + strconv.Itoa(3+len(s.spec.Listeners)),
 	}
+	// The front writes to the core's standard error: under systemd that is
+	// the journal's stream, and with JOURNAL_STREAM the front logs to
+	// journald with structured fields too (logging.Auto).
+	if js := os.Getenv("JOURNAL_STREAM"); js != "" {
+		cmd.Env = append(cmd.Env, "JOURNAL_STREAM="+js)
+	}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		// Own process group: a terminal's Ctrl-C reaches the core only,

@@ -33,7 +33,7 @@ func ReadBootstrap() (*Boot, error) {
 	fdText := os.Getenv(api.EnvBootstrapFD)
 	os.Unsetenv(api.EnvBootstrapFD)
 	if fdText == "" {
-		return nil, fmt.Errorf("%s is not set: portcullis-web is started by the core (portcullis serve), not by hand", api.EnvBootstrapFD)
+		return nil, fmt.Errorf("%s is not set: portcullis-web is started by the core (portcullis serve), or by systemd with --bootstrap-from-core (portcullis-web.service), not by hand", api.EnvBootstrapFD)
 	}
 	fd, err := strconv.Atoi(fdText)
 	if err != nil || fd < 3 {
@@ -45,6 +45,12 @@ func ReadBootstrap() (*Boot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read bootstrap pipe: %w", err)
 	}
+	return parseBootstrap(raw)
+}
+
+// parseBootstrap checks and decodes a bootstrap value, from the pipe or
+// from the core socket.
+func parseBootstrap(raw []byte) (*Boot, error) {
 	if len(raw) > api.MaxBootstrapSize {
 		return nil, fmt.Errorf("bootstrap larger than %d bytes", api.MaxBootstrapSize)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/cli"
 	"github.com/portcullis-gw/portcullis/internal/config"
 	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/internal/sdnotify"
 	"github.com/portcullis-gw/portcullis/linkmgr/agent"
 )
 
@@ -249,7 +250,7 @@ func run(cmd string, args []string) error {
 		fmt.Println("removed")
 		return nil
 	case "start":
-		log := logging.New(os.Stderr, format, level, "portcullis-link")
+		log := logging.Auto(os.Stderr, format, level, "portcullis-link")
 		u, _ := agent.ParseURI(s.URI)
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if s.CAFile != "" {
@@ -267,7 +268,7 @@ func run(cmd string, args []string) error {
 		defer stop()
 		charon := agent.NewVICI(s.Vici)
 		defer charon.Close()
-		deps := agent.Deps{Gateway: agent.NewClient(u, tc), Charon: charon}
+		deps := agent.Deps{Gateway: agent.NewClient(u, tc), Charon: charon, Notify: sdnotify.FromEnv(log)}
 		if s.RouteDev != "" {
 			r, err := agent.OpenRoutes("", s.RouteDev, s.RouteTable, s.RouteMark)
 			if err != nil {

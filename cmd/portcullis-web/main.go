@@ -3,6 +3,11 @@
 // sockets, the internal token and the TLS key passed as inherited file
 // descriptors; it runs with no privileges, as an account of its own
 // (portcullis-web), and is not dumpable.
+//
+// With --bootstrap-from-core, systemd runs it as a unit of its own
+// (deploy/portcullis-web.service, socket-activated): the listening sockets
+// come from systemd and the bootstrap from the core's socket (the core has
+// web.external = true); it tells systemd READY once it has both.
 package main
 
 import (
@@ -23,6 +28,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/config"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/procguard"
+	"github.com/portcullis-gw/portcullis/internal/sdnotify"
 	"github.com/portcullis-gw/portcullis/web"
 )
 
@@ -40,6 +46,9 @@ func main() {
 	}
 }
 
+// bootstrapTimeout bounds --bootstrap-from-core, the core's start included.
+const bootstrapTimeout = time.Minute
+
 func run() error {
 	coreSocket := flag.String("core-socket", "/run/portcullis/core.sock", "path of the core's unix socket")
 	listen := config.HostPort("127.0.0.1:8443")
@@ -49,6 +58,7 @@ func run() error {
 	format := logging.Text
 	flag.TextVar(&format, "log-format", format, "log `format`: text or json (the core's bootstrap wins)")
 	pool := flag.Int("core-pool", api.FrontCorePool, "idle connections kept to the core")
+	fromCore := flag.Bool("bootstrap-from-core", false, "get the bootstrap from the core socket (the core has web.external = true), not from an inherited pipe")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see 'portcullis-web -h')", flag.Arg(0))
@@ -58,7 +68,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	boot, err := web.ReadBootstrap()
+	var boot *web.Boot
+	if *fromCore {
+		fctx, cancel := context.WithTimeout(context.Background(), bootstrapTimeout)
+		boot, err = web.FetchBootstrap(fctx, *coreSocket)
+		cancel()
+	} else {
+		boot, err = web.ReadBootstrap()
+	}
 	if err != nil {
 		return err
 	}
@@ -73,7 +90,7 @@ func run() error {
 		format = *boot.LogFormat
 		ignored = append(ignored, "log-format")
 	}
-	logger := logging.New(os.Stderr, format, level, "portcullis-web")
+	logger := logging.Auto(os.Stderr, format, level, "portcullis-web")
 	flag.Visit(func(f *flag.Flag) {
 		if slices.Contains(ignored, f.Name) {
 			logger.Warn("flag ignored: the core's bootstrap sets it", "flag", "--"+f.Name)
@@ -81,6 +98,12 @@ func run() error {
 	})
 	httpsPort := boot.HTTPSPort
 	httpsLn := lns[api.ListenerHTTPS]
+	if httpsLn != nil && *fromCore {
+		// systemd's socket, not the core's: its own port is the public one.
+		if a, ok := httpsLn.Addr().(*net.TCPAddr); ok {
+			httpsPort = a.Port
+		}
+	}
 	if httpsLn == nil {
 		if httpsLn, err = net.Listen("tcp", string(listen)); err != nil {
 			return fmt.Errorf("listen %s: %w", listen, err)
@@ -124,6 +147,25 @@ func run() error {
 	defer follow.Wait()
 	defer stop() // before Wait: ends the follower
 	follow.Go(func() { h.FollowState(ctx) })
-	return web.Serve(ctx, web.ServeConfig{Log: logger, Handler: h, Cert: boot.Cert, HTTPS: httpsLn, HTTP: lns[api.ListenerHTTP],
+	// Under systemd (portcullis-web.service): ready, the listeners being
+	// bound already; stopping when a signal ends ctx. Started by the core,
+	// the front has no NOTIFY_SOCKET and this does nothing.
+	sd := sdnotify.FromEnv(logger)
+	sd.Ready()
+	served, told := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(told)
+		select {
+		case <-ctx.Done():
+		case <-served:
+		}
+		if ctx.Err() != nil {
+			sd.Stopping()
+		}
+	}()
+	err = web.Serve(ctx, web.ServeConfig{Log: logger, Handler: h, Cert: boot.Cert, HTTPS: httpsLn, HTTP: lns[api.ListenerHTTP],
 		HTTPSPort: httpsPort, Grace: 10 * time.Second, MaxConnections: fit})
+	close(served)
+	<-told
+	return err
 }

@@ -39,7 +39,7 @@ func (a *app) serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := logging.New(a.stderr, cfg.Format, logging.Level(cfg.Level), "portcullis")
+	logger := logging.Auto(a.stderr, cfg.Format, logging.Level(cfg.Level), "portcullis")
 	rio := core.RunIO{Out: a.stdout, Notify: sdnotify.FromEnv(logger)}
 	if *readyFD > 0 {
 		if *readyFD <= 2 {

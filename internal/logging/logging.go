@@ -1,5 +1,8 @@
 // Package logging builds the slog.Logger each command passes down. Nothing
-// in the project logs through a global logger.
+// in the project logs through a global logger. Auto, which the three
+// daemons use, sends to journald with structured fields when standard
+// error is the journal's stream (journal.go), else it is New: text or JSON
+// on standard error.
 //
 // The log level and the log format are parsed here, once, for the three
 // daemons: Level and Format implement encoding.TextUnmarshaler, so a TOML

@@ -5,10 +5,12 @@
 // the connections it loads into strongSwan's charon (the Charon interface,
 // over VICI in vici.go), the routes of the remote subnets (Routes, netlink
 // in routes.go), its nftables firewall (Firewall, firewall.go); runs the
-// up/down hooks (hooks.go), writes its state files (statefiles.go) and
-// answers and makes the host checks (hostcheck.go).
+// up/down hooks (hooks.go), writes its state files (statefiles.go),
+// answers and makes the host checks (hostcheck.go), and tells its service
+// manager that it is up, alive and what it carries (notify.go).
 //
-// Charon, the firewall, the routes and the gateway client are injected, so
+// Charon, the firewall, the routes, the gateway client and the service
+// manager's notifier are injected, so
 // that everything but the real implementations runs without root.
 package agent
 
@@ -54,6 +56,9 @@ type Deps struct {
 	// Firewall and Routes are optional: nil turns the feature off.
 	Firewall Firewall
 	Routes   Routes
+	// Notify is told READY, STATUS, WATCHDOG and STOPPING
+	// (sdnotify.Notifier); nil tells nothing.
+	Notify Notifier
 }
 
 // Agent reports, applies its state, and keeps the tunnels up.
@@ -81,6 +86,8 @@ type Agent struct {
 	want map[string]*api.LinkPeer
 	// leftOut is what of the state was last left out (logged once).
 	leftOut string
+	// notify is the service manager; see notify.go.
+	notify notifyState
 }
 
 // New returns an agent; Run starts it. A nil log discards.
@@ -99,7 +106,10 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Agent, error) {
 	}
 	log = logging.OrDiscard(log)
 	a := &Agent{cfg: cfg, log: log, gw: deps.Gateway, now: time.Now, up: map[string]bool{},
-		have: actual{Loaded: map[string]record{}}}
+		have: actual{Loaded: map[string]record{}}, notify: notifyState{to: deps.Notify}}
+	if a.notify.to == nil {
+		a.notify.to = noNotifier{}
+	}
 	a.exec = executor{charon: deps.Charon, firewall: deps.Firewall, routes: deps.Routes, stateDir: cfg.StateDir,
 		log: log, now: func() time.Time { return a.now() }}
 	return a, nil
@@ -107,7 +117,9 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Agent, error) {
 
 // Run reports every interval until ctx ends, then unloads its connections
 // and tells the gateways it stops (graceful failover). Until charon first
-// answers it neither reports nor applies anything.
+// answers it neither reports nor applies anything. Each round ends by
+// telling the service manager (tell): a watchdog ping, the status line, and
+// READY after the first state applied; a round that hangs stops the pings.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.closeCheck()
 	t := time.NewTicker(a.cfg.Interval)
@@ -118,8 +130,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err := a.round(ctx); err != nil {
 			a.log.Debug("round incomplete; what failed is planned again next round", "err", err)
 		}
+		a.tell()
 		select {
 		case <-ctx.Done():
+			a.notify.to.Stopping()
 			a.shutdown()
 			return nil
 		case <-t.C:
@@ -160,6 +174,10 @@ func (a *Agent) round(ctx context.Context) error {
 	up := installedSet(listing.SAs)
 	a.hooks(ctx, up)
 	err = a.apply(sctx, st, listing, lerr == nil, up)
+	// Applied, whatever failed in it (planned again next round): the
+	// agent is up. One connection charon refuses must not keep the unit
+	// from starting, nor make systemd restart it and drop the others.
+	a.notify.synced, a.notify.active = true, st.Active
 	a.hostChecks(ctx, st)
 	return errors.Join(lerr, err)
 }

@@ -138,9 +138,20 @@ type fakeGateway struct {
 	state   *api.LinkState
 	err     error
 	reports []*api.LinkReport
+	// hang, when set, makes Report hang, deaf to its context, until it is
+	// closed (a stalled call); each hanging call is sent on hung.
+	hang chan struct{}
+	hung chan struct{}
 }
 
 func (g *fakeGateway) Report(_ context.Context, r *api.LinkReport) (*api.LinkState, error) {
+	g.mu.Lock()
+	hang, hung := g.hang, g.hung
+	g.mu.Unlock()
+	if hang != nil {
+		hung <- struct{}{}
+		<-hang
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.reports = append(g.reports, r)
@@ -162,4 +173,25 @@ func (g *fakeGateway) set(st *api.LinkState) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.state = st
+}
+
+func (g *fakeGateway) setErr(err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.err = err
+}
+
+// stall makes the next reports hang until the returned function is
+// called; hung receives once per hanging call.
+func (g *fakeGateway) stall() (hung <-chan struct{}, release func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.hang, g.hung = make(chan struct{}), make(chan struct{}, 16)
+	hang := g.hang
+	return g.hung, func() {
+		g.mu.Lock()
+		g.hang = nil
+		g.mu.Unlock()
+		close(hang)
+	}
 }
