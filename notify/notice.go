@@ -26,6 +26,18 @@ const (
 // Valid reports whether s is OK or Disabled.
 func (s State) Valid() bool { return s == OK || s == Disabled }
 
+// UnmarshalText accepts exactly "ok" or "disabled" (flags, JSON).
+func (s *State) UnmarshalText(b []byte) error {
+	if v := State(b); v.Valid() {
+		*s = v
+		return nil
+	}
+	return fmt.Errorf("%q is not ok or disabled", clip(string(b)))
+}
+
+// MarshalText writes the state.
+func (s State) MarshalText() ([]byte, error) { return []byte(s), nil }
+
 // Notice is one signed notification: the message and the state of each
 // surface (www: the front's answers; web: the front's listeners; vpn: the
 // OpenVPN workers), valid from Issued to Expires.
