@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -203,14 +202,12 @@ func trimSlash(s string) string {
 // newClient is the poller's HTTPS client: certificates verified against
 // cfg.RootCAs (or the system roots), TLS 1.2 or later, no proxy, no
 // redirects followed (a 3xx is a failed poll), no idle connection kept
-// between polls.
+// between polls. Every poll runs under a context with cfg.Timeout, which
+// bounds the dial, the handshake and the whole answer.
 func newClient(cfg Config) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			TLSClientConfig:        &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
-			DialContext:            (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
-			TLSHandshakeTimeout:    cfg.Timeout,
-			ResponseHeaderTimeout:  cfg.Timeout,
 			MaxResponseHeaderBytes: 64 << 10,
 			DisableKeepAlives:      true,
 		},
