@@ -406,22 +406,38 @@ func TestPollerLogs(t *testing.T) {
 	}
 }
 
+// savedStore is a Store that says when it saved: after every poll.
+type savedStore struct {
+	Store
+	saved chan struct{}
+}
+
+func (s savedStore) Save(ctx context.Context, st Status) error {
+	err := s.Store.Save(ctx, st)
+	s.saved <- struct{}{}
+	return err
+}
+
 // TestRunPollsAtStartAndStops: Run polls at once, and returns when its
 // context ends.
 func TestRunPollsAtStartAndStops(t *testing.T) {
 	l := newLab(t)
-	changed := make(chan Status, 1)
-	l.restart(func(c *Config) { c.OnChange = func(s Status) { changed <- s } })
 	l.serve(notice(OK, OK, Disabled, t0))
+	st := savedStore{Store: NewStore(l.bolt), saved: make(chan struct{}, 1)}
+	p, err := New(l.config(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- l.p.Run(ctx) }()
-	if s := <-changed; s.Effective().VPN != Disabled {
-		t.Fatalf("first poll: %+v", s)
-	}
+	go func() { done <- p.Run(ctx) }()
+	<-st.saved // the first poll's outcome
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+	if p.Effective().VPN != Disabled || l.changeCount() != 1 || p.Status().LastError != "" {
+		t.Fatalf("first poll: %+v", p.Status())
 	}
 }
 
