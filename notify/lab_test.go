@@ -109,7 +109,7 @@ func newLab(t *testing.T) *lab {
 func (l *lab) config() Config {
 	return Config{
 		URL: l.srv.URL + "/notify", Version: "1.4.2", PublicKey: l.pub, RootCAs: l.srv.pool(),
-		Timeout: time.Second, Now: l.clock,
+		Timeout: 20 * time.Second, Now: l.clock,
 		OnChange: func(s Status) {
 			l.mu.Lock()
 			defer l.mu.Unlock()

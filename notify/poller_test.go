@@ -143,12 +143,6 @@ func TestPollerRefusals(t *testing.T) {
 			l.srv.header = http.Header{"Location": {l.srv.URL + "/elsewhere"}}
 			l.srv.mu.Unlock()
 		}, ErrFetch, "status 302"},
-		{"timeout", func() {
-			l.srv.answer(200, nil)
-			l.srv.mu.Lock()
-			l.srv.hang = true
-			l.srv.mu.Unlock()
-		}, ErrFetch, "deadline exceeded"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			now = now.Add(time.Minute)
@@ -180,6 +174,29 @@ func TestPollerRefusals(t *testing.T) {
 	}
 	if l.p.Effective() != effective(OK, OK, OK, newer.Message, SourceNotice) || l.p.Status().LastError != "" {
 		t.Fatalf("after the refusals a good notice: %+v", l.p.Status())
+	}
+}
+
+// TestPollerTimeout: a server that does not answer within the timeout
+// is a failed poll that keeps the last state.
+func TestPollerTimeout(t *testing.T) {
+	l := newLab(t)
+	l.serve(notice(OK, Disabled, OK, t0))
+	if err := l.p.PollNow(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	l.restart(func(c *Config) { c.Timeout = 300 * time.Millisecond })
+	l.srv.answer(200, nil)
+	l.srv.mu.Lock()
+	l.srv.hang = true
+	l.srv.mu.Unlock()
+	l.setClock(t0.Add(time.Hour))
+	err := l.p.PollNow(t.Context())
+	if !errors.Is(err, ErrFetch) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+	if st := l.p.Status(); l.p.Effective().Web != Disabled || st.LastError != err.Error() || !st.LastPoll.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("after the timeout: %+v", st)
 	}
 }
 
