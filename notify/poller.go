@@ -219,9 +219,7 @@ func newClient(cfg Config) *http.Client {
 // returns nil then. Each poll's outcome is logged and kept in the Status.
 func (p *Poller) Run(ctx context.Context) error {
 	for {
-		if err := p.PollNow(ctx); err != nil && ctx.Err() == nil {
-			p.log.Debug("notification poll changed nothing", "err", err)
-		}
+		_ = p.PollNow(ctx) // logged and recorded in the Status by PollNow
 		t := time.NewTimer(p.nextDelay())
 		select {
 		case <-ctx.Done():
@@ -284,9 +282,10 @@ func (p *Poller) PollNow(ctx context.Context) error {
 	if accepted {
 		next.Notice, next.Body, next.LastAccepted = &n, bytes.Clone(body), now
 	}
-	if serr := p.commit(ctx, cur, next); serr != nil {
+	if serr := p.commit(ctx, next); serr != nil {
 		return errors.Join(err, serr)
 	}
+	defer p.announce(ctx, cur, next)
 	switch {
 	case err != nil && errors.Is(err, ErrFetch):
 		p.log.Warn("notification poll failed; the last verified state holds", "err", err)
@@ -355,10 +354,11 @@ func (p *Poller) SetOverride(ctx context.Context, o *Override) error {
 	cur := p.Status()
 	next := cur.clone()
 	next.Override = &c
-	if err := p.commit(ctx, cur, next); err != nil {
+	if err := p.commit(ctx, next); err != nil {
 		return err
 	}
 	p.log.Warn("notification override set", "by", c.By, "www", c.WWW, "web", c.Web, "vpn", c.VPN, "message", c.Message)
+	p.announce(ctx, cur, next)
 	return nil
 }
 
@@ -373,17 +373,17 @@ func (p *Poller) ClearOverride(ctx context.Context) error {
 	}
 	next := cur.clone()
 	next.Override = nil
-	if err := p.commit(ctx, cur, next); err != nil {
+	if err := p.commit(ctx, next); err != nil {
 		return err
 	}
 	p.log.Warn("notification override cleared", "set_by", cur.Override.By)
+	p.announce(ctx, cur, next)
 	return nil
 }
 
-// commit saves next, puts it in memory, and reports a change of the
-// effective states. The caller holds writeMu. If the save fails nothing
-// changes.
-func (p *Poller) commit(ctx context.Context, cur, next Status) error {
+// commit saves next and puts it in memory. The caller holds writeMu. If
+// the save fails nothing changes.
+func (p *Poller) commit(ctx context.Context, next Status) error {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	if err := p.st.Save(sctx, next); err != nil {
@@ -393,9 +393,16 @@ func (p *Poller) commit(ctx context.Context, cur, next Status) error {
 	p.mu.Lock()
 	p.status = next.clone()
 	p.mu.Unlock()
+	return nil
+}
+
+// announce logs a change of what is in force from cur to next and calls
+// OnChange; nothing when the effective states and message are the same.
+// The caller holds writeMu, so calls come one at a time, in order.
+func (p *Poller) announce(ctx context.Context, cur, next Status) {
 	from, to := cur.Effective(), next.Effective()
 	if from == to {
-		return nil
+		return
 	}
 	level := slog.LevelInfo
 	if to.WWW == Disabled || to.Web == Disabled || to.VPN == Disabled {
@@ -406,7 +413,6 @@ func (p *Poller) commit(ctx context.Context, cur, next Status) error {
 	if p.cfg.OnChange != nil {
 		p.cfg.OnChange(next.clone())
 	}
-	return nil
 }
 
 // Status returns a copy of the current state.
