@@ -7,6 +7,7 @@
 //	portcullis server start|stop|restart|status|clients <server-id> [flags]
 //	                                         a server's OpenVPN worker (control socket)
 //	portcullis firewall remove --yes         delete table inet portcullis
+//	portcullis notify keygen|sign [flags]    run a notification server: key, signed answers
 //	portcullis version
 //
 // Every command's -h prints its own flags and does nothing else. Without
@@ -34,6 +35,7 @@ commands:
   server <action> <id>    a server's OpenVPN worker: start, stop (--yes), restart, status, clients
                           (the running core's control socket; root)
   firewall remove         delete the nftables table inet portcullis (every guarded port opens; --yes)
+  notify keygen|sign      make a notification signing key; sign a notification to serve
   version                 print the version
 
 Run 'portcullis <command> -h' for a command's flags. Without --config, the
@@ -93,6 +95,8 @@ func (a *app) dispatch(args []string) error {
 		return a.group("firewall", rest, map[string]groupCommand{
 			"remove": {"delete the nftables table inet portcullis", a.firewallRemove},
 		})
+	case cmd == "notify":
+		return a.group("notify", rest, a.notifyCommands())
 	case cmd == "version":
 		fs := cli.NewFlagSet("portcullis", "version", "", "Print the version.")
 		if err := cli.ParseNoArgs(fs, rest, a.stdout, a.stderr); err != nil {

@@ -199,6 +199,8 @@ func TestCommandHelpListsItsOwnFlags(t *testing.T) {
 		{[]string{"firewall", "remove", "-h"}, []string{"-yes"}, []string{"-config"}},
 		{[]string{"server", "stop", "-h"}, []string{"-runtime-dir", "-yes"}, []string{"-listen"}},
 		{[]string{"server", "status", "-h"}, []string{"-runtime-dir"}, []string{"-yes", "-listen"}},
+		{[]string{"notify", "keygen", "-h"}, []string{"-out", "-force"}, []string{"-config", "-key"}},
+		{[]string{"notify", "sign", "--help"}, []string{"-key", "-www", "-web", "-vpn", "-message", "-valid", "-issued"}, []string{"-config", "-out"}},
 	} {
 		code, out, errOut := runCLI(tc.args...)
 		if code != 0 || errOut != "" || !strings.HasPrefix(out, "usage: portcullis "+strings.Join(tc.args[:len(tc.args)-1], " ")) {

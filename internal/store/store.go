@@ -27,6 +27,7 @@
 //	link_names    core/links
 //	link_secrets  core/links
 //	profile_links core
+//	notify        notify
 package store
 
 import (
@@ -63,12 +64,15 @@ const (
 	// BucketProfileLinks holds the unused temporary profile links, keyed by
 	// the SHA-256 (hex) of the code; the code itself is never stored.
 	BucketProfileLinks = "profile_links"
+	// BucketNotify holds the notification poller's persisted state (one
+	// record: the last accepted signed notice, the last poll, the override).
+	BucketNotify = "notify"
 )
 
 // Buckets lists every bucket the schema creates.
 var Buckets = []string{BucketMeta, BucketOrgs, BucketUsers, BucketServers, BucketSecrets,
 	BucketAdmins, BucketSessions, BucketRevoked, BucketNames, BucketNonces, BucketApprovals, BucketLinks,
-	BucketLinkNames, BucketLinkSecrets, BucketProfileLinks}
+	BucketLinkNames, BucketLinkSecrets, BucketProfileLinks, BucketNotify}
 
 // Store is a transactional key-value store.
 type Store interface {
