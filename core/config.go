@@ -278,6 +278,13 @@ type NotifySettings struct {
 // check checks the [notify] table and loads its key and CA.
 func (n *NotifyConfig) check() (NotifySettings, error) {
 	out := NotifySettings{Interval: n.Interval.D, Timeout: n.Timeout.D}
+	var err error
+	// The key is loaded even without a poll: it verifies the saved notice.
+	if n.PublicKey != "" {
+		if out.PublicKey, err = notify.ParsePublicKey(n.PublicKey); err != nil {
+			return out, &config.Error{Key: "notify.public_key", Err: err}
+		}
+	}
 	if !n.Enabled || n.URL == "" {
 		return out, nil
 	}
@@ -287,9 +294,6 @@ func (n *NotifyConfig) check() (NotifySettings, error) {
 	}
 	if n.PublicKey == "" {
 		return out, &config.Error{Key: "notify.public_key", Err: errors.New("must be set with notify.url (the key `portcullis notify keygen` printed)")}
-	}
-	if out.PublicKey, err = notify.ParsePublicKey(n.PublicKey); err != nil {
-		return out, &config.Error{Key: "notify.public_key", Err: err}
 	}
 	if n.CAFile != "" {
 		pem, err := os.ReadFile(n.CAFile)

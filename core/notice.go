@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/core/audit"
 	"github.com/portcullis-gw/portcullis/notify"
 )
 
@@ -78,11 +79,11 @@ func (d *daemon) startNotice(context.Context) error {
 // request that set an override).
 func (d *daemon) noticeChanged(s notify.Status) {
 	e := s.Effective()
-	actor := "notification"
+	actor := audit.ActorNotification
 	if e.Source == notify.SourceOverride {
 		actor = s.Override.By
 	}
-	d.svc.record(context.Background(), auditEntry{Actor: actor, Action: "notify.change",
+	d.svc.record(context.Background(), audit.Entry{Actor: actor, Action: "notification.change", Outcome: audit.OutcomeOK,
 		Detail: fmt.Sprintf("www=%s web=%s vpn=%s source=%s message=%q", e.WWW, e.Web, e.VPN, e.Source, e.Message)})
 	select {
 	case d.effects <- struct{}{}:
@@ -105,11 +106,9 @@ func (d *daemon) applyNotice(ctx context.Context, e notify.Effective) {
 	switch {
 	case e.VPN == notify.Disabled && m.Suspended() == nil:
 		why := errors.New("disabled by " + string(e.Source) + noticeSuffix(e.Message))
+		// Each worker's end goes into the audit trail (the workers' events).
 		stopped := m.Suspend(ctx, why)
 		d.log.Warn("vpn disabled: every worker stopped, none starts", "stopped", len(stopped), "source", e.Source)
-		for _, id := range stopped {
-			d.svc.record(ctx, auditEntry{Actor: "notification", Action: "worker.stop", Target: id, Detail: why.Error()})
-		}
 	case e.VPN == notify.OK && m.Suspended() != nil:
 		m.Resume()
 		d.log.Info("vpn enabled again: starting the started servers' workers")

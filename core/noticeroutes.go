@@ -11,6 +11,9 @@ import (
 
 // The notification's admin routes (and the control socket's, which work
 // while the web surface is down): its state, an override and its removal.
+// Both paths are in the audit trail: the admin routes as every audited
+// call, the control socket's commands by recordControl; the change of the
+// state in force is recorded by the daemon (noticeChanged).
 
 // errNoNotice answers when the core runs without its notification state
 // (a Service built without a daemon, in tests).
@@ -36,10 +39,7 @@ func (s *Service) setNoticeOverride(ctx context.Context, req *api.NotificationOv
 	}
 	o := &notify.Override{WWW: notify.State(req.WWW), Web: notify.State(req.Web), VPN: notify.State(req.VPN),
 		Message: req.Message, By: by, At: s.now().UTC()}
-	err := s.notice.SetOverride(ctx, o)
-	s.record(ctx, auditEntry{Actor: by, Remote: from, Action: "notify.override",
-		Detail: "www=" + req.WWW + " web=" + req.Web + " vpn=" + req.VPN, Err: err})
-	if err != nil {
+	if err := s.notice.SetOverride(ctx, o); err != nil {
 		return nil, rpc.BadRequest("", err.Error())
 	}
 	s.log.Warn("notification override set", "by", by, "from", from, "www", req.WWW, "web", req.Web, "vpn", req.VPN)
@@ -52,9 +52,7 @@ func (s *Service) clearNoticeOverride(ctx context.Context, by, from string) (*ap
 	if s.notice == nil {
 		return nil, errNoNotice
 	}
-	err := s.notice.ClearOverride(ctx)
-	s.record(ctx, auditEntry{Actor: by, Remote: from, Action: "notify.override.clear", Err: err})
-	if err != nil {
+	if err := s.notice.ClearOverride(ctx); err != nil {
 		return nil, err
 	}
 	s.log.Warn("notification override cleared", "by", by, "from", from)

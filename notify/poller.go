@@ -36,8 +36,10 @@ const (
 // (connection, TLS, timeout, status other than 200).
 var ErrFetch = errors.New("notification poll failed")
 
-// Config is what the poller needs. URL, Version and PublicKey are
-// required; every other field has a default.
+// Config is what the poller needs. With a URL, Version and PublicKey are
+// required; without one the poller polls nothing (ErrNoServer) and only
+// keeps the saved state (its notice dropped when no PublicKey verifies
+// it) and the override. Every other field has a default.
 type Config struct {
 	// URL is the notification server's base URL; it must be https. The
 	// poller GETs URL + "/" + url.PathEscape(Version).
@@ -72,6 +74,16 @@ type Config struct {
 	// poller (Status, Effective) but must not change it.
 	OnChange func(Status)
 }
+
+// ErrNoServer is returned by Run and PollNow of a Poller made without a
+// URL: it keeps the saved state and the override, and polls nothing.
+var ErrNoServer = errors.New("no notification server configured")
+
+// Polling reports whether the poller has a server to poll.
+func (p *Poller) Polling() bool { return p.target != "" }
+
+// URL is the address polled ("" when none).
+func (p *Poller) URL() string { return p.target }
 
 // Poller polls the notification server, keeps the last verified notice
 // and the admin's override, and persists both.
@@ -114,6 +126,11 @@ func New(cfg Config, st Store, log *slog.Logger) (*Poller, error) {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
 	s.Notice = nil
+	if len(s.Body) > 0 && len(cfg.PublicKey) == 0 {
+		log.Warn("a stored notification is dropped: no public key is configured to verify it")
+		s.Body = nil
+		s.LastError = "stored notice dropped: no public key configured"
+	}
 	if len(s.Body) > 0 {
 		n, err := open(cfg.PublicKey, s.Body)
 		if err != nil {
@@ -136,6 +153,17 @@ func New(cfg Config, st Store, log *slog.Logger) (*Poller, error) {
 
 // checkConfig fills in the defaults and returns the URL to poll.
 func checkConfig(cfg *Config) (string, error) {
+	if cfg.URL == "" {
+		// No server: no poll. The saved state (a notice verified with
+		// the key, when there is one) and the override still hold.
+		if len(cfg.PublicKey) != 0 && len(cfg.PublicKey) != ed25519.PublicKeySize {
+			return "", fmt.Errorf("public key: %d bytes, want %d", len(cfg.PublicKey), ed25519.PublicKeySize)
+		}
+		if cfg.Now == nil {
+			cfg.Now = time.Now
+		}
+		return "", nil
+	}
 	u, err := url.Parse(cfg.URL)
 	switch {
 	case err != nil:
@@ -218,6 +246,9 @@ func newClient(cfg Config) *http.Client {
 // Run polls now and then every interval ± jitter until ctx ends; it
 // returns nil then. Each poll's outcome is logged and kept in the Status.
 func (p *Poller) Run(ctx context.Context) error {
+	if p.target == "" {
+		return ErrNoServer
+	}
 	for {
 		_ = p.PollNow(ctx) // logged and recorded in the Status by PollNow
 		t := time.NewTimer(p.nextDelay())
@@ -248,6 +279,9 @@ func schedule(interval time.Duration, jitter, u float64) time.Duration {
 // a newer verified notice replaces it. If ctx ends during the poll,
 // nothing is recorded.
 func (p *Poller) PollNow(ctx context.Context) error {
+	if p.target == "" {
+		return ErrNoServer
+	}
 	body, err := p.fetch(ctx)
 	if ctx.Err() != nil {
 		return ctx.Err()

@@ -558,3 +558,39 @@ func TestSchedule(t *testing.T) {
 		t.Fatalf("%d delays below the interval, %d above: not spread", below, above)
 	}
 }
+
+// Without a URL the poller polls nothing, but a saved notice verified with
+// the key still holds, and an override works.
+func TestPollerWithoutServer(t *testing.T) {
+	l := newLab(t)
+	n := notice(Disabled, OK, OK, t0)
+	l.serve(n)
+	if err := l.p.PollNow(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	l.restart(func(c *Config) { c.URL, c.Version = "", "" })
+	if l.p.Polling() || l.p.URL() != "" {
+		t.Fatalf("polling without a URL: %q", l.p.URL())
+	}
+	if err := l.p.PollNow(t.Context()); !errors.Is(err, ErrNoServer) {
+		t.Fatalf("PollNow without a server: %v", err)
+	}
+	if err := l.p.Run(t.Context()); !errors.Is(err, ErrNoServer) {
+		t.Fatalf("Run without a server: %v", err)
+	}
+	if e := l.p.Effective(); e.WWW != Disabled || e.Source != SourceNotice {
+		t.Fatalf("saved notice lost without a server: %+v", e)
+	}
+	if err := l.p.SetOverride(t.Context(), &Override{WWW: OK, Web: OK, VPN: Disabled, By: "admin:root"}); err != nil {
+		t.Fatal(err)
+	}
+	if e := l.p.Effective(); e.VPN != Disabled || e.WWW != OK || e.Source != SourceOverride {
+		t.Fatalf("override without a server: %+v", e)
+	}
+	// No key either: the saved notice cannot be verified and is dropped;
+	// the override stays.
+	l.restart(func(c *Config) { c.URL, c.Version, c.PublicKey = "", "", nil })
+	if st := l.p.Status(); st.Notice != nil || st.Override == nil || !strings.Contains(st.LastError, "no public key") {
+		t.Fatalf("without a key: %+v", st)
+	}
+}
