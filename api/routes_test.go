@@ -2,6 +2,7 @@ package api
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -38,9 +39,12 @@ func TestRouteTableIsConsistent(t *testing.T) {
 		if r.Limit() <= 0 || r.RespLimit() <= 0 {
 			t.Errorf("%s: limits must be positive", r.Name)
 		}
-		for _, q := range r.Query {
+		for _, q := range append(slices.Clone(r.Query), r.OptionalQuery...) {
 			if _, ok := QueryFormats[q]; !ok {
 				t.Errorf("%s: query parameter %q has no format", r.Name, q)
+			}
+			if slices.Contains(r.Query, q) && slices.Contains(r.OptionalQuery, q) {
+				t.Errorf("%s: query parameter %q is both required and optional", r.Name, q)
 			}
 		}
 		if r.Render == RenderTar {
