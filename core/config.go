@@ -32,6 +32,14 @@ type Config struct {
 	Admin      AdminConfig    `toml:"admin"`
 	Approval   ApprovalConfig `toml:"approval"`
 	Firewall   FirewallConfig `toml:"firewall"`
+	Audit      AuditConfig    `toml:"audit"`
+}
+
+// AuditConfig configures the audit trail (core/audit, docs/api.md).
+type AuditConfig struct {
+	// MaxAge is how long an entry is kept: older ones are pruned every
+	// hour; 0 keeps them for ever.
+	MaxAge config.Duration `toml:"max_age"`
 }
 
 // ApprovalConfig tunes connection approval (docs/approval.md).
@@ -140,6 +148,7 @@ func DefaultConfig() Config {
 		},
 		Firewall: FirewallConfig{Enabled: true,
 			AllowSetSize: config.Int{N: dynfw.DefaultAllowSetSize, Min: 16, Max: 1 << 24}},
+		Audit: AuditConfig{MaxAge: config.Duration{D: 90 * 24 * time.Hour, Min: 0, Max: 10 * 365 * 24 * time.Hour}},
 	}
 }
 
@@ -197,6 +206,8 @@ type Checked struct {
 	Window              time.Duration
 	TokenTTL            time.Duration
 	TrustedProxies      []netip.Prefix
+	// AuditMaxAge is audit.max_age (0: entries are kept for ever).
+	AuditMaxAge time.Duration
 }
 
 // WebSettings is the checked [web] table.
@@ -282,6 +293,7 @@ func (c Config) Check() (*Checked, error) {
 		Window:         c.Approval.Window.D,
 		TokenTTL:       c.Approval.TokenTTL.D,
 		TrustedProxies: c.Approval.TrustedProxies.Netip(),
+		AuditMaxAge:    c.Audit.MaxAge.D,
 	}, nil
 }
 

@@ -238,7 +238,8 @@ func (d *daemon) buildServices(ctx context.Context) error {
 // startBackground starts the periodic work: expired approvals and
 // temporary profile links are purged every minute; link elections are
 // re-evaluated (timeouts, back-offs) every 250 ms; the firewall's table is
-// watched and put back within a second when it vanishes (dynfw Watch).
+// watched and put back within a second when it vanishes (dynfw Watch);
+// audit entries older than audit.max_age are pruned every hour.
 func (d *daemon) startBackground(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -256,6 +257,9 @@ func (d *daemon) startBackground(context.Context) error {
 		})
 	})
 	wg.Go(func() { every(ctx, 250*time.Millisecond, d.svc.Links().Tick) })
+	if age := d.cfg.AuditMaxAge; age > 0 {
+		wg.Go(func() { every(ctx, time.Hour, func() { d.svc.pruneAudit(ctx, age) }) })
+	}
 	d.onStop(func() { cancel(); wg.Wait() })
 	return nil
 }

@@ -19,17 +19,21 @@ type AuditNote struct {
 
 // Auditor records how an audited call ended (err nil: it succeeded). The
 // audited calls are those to a state-changing route (not GET) made by an
-// admin session, or whose handler named an AuditNote.Actor; a request
-// refused before its session is known is not one. The server calls it
-// once the handler has returned, before the answer is written.
+// admin session, and those whose handler named an AuditNote.Actor; a
+// request refused before its session is known is not one. The server calls
+// it once the handler has returned, before the answer is written.
 type Auditor func(c *Call, err error)
 
 // audit hands the call to the Auditor when it is an audited one.
 func (s *Server) audit(c *Call, err error) {
-	if s.auditor != nil && c.Route.StateChanging() && c.Actor() != "" {
+	if s.auditor != nil && (c.Audit.Actor != "" || (c.Session != nil && c.Route.StateChanging())) {
 		s.auditor(c, err)
 	}
 }
+
+// secretParams are the path parameters that are credentials: never in an
+// audit entry.
+var secretParams = map[string]bool{"link_code": true, "sync_hash": true}
 
 // Actor is the admin of the call's session, else the AuditNote's actor.
 func (c *Call) Actor() string {
@@ -40,11 +44,12 @@ func (c *Call) Actor() string {
 }
 
 // AuditTarget names what the call acted on: its path parameters as
-// name=value, in the pattern's order, then the AuditNote's target.
+// name=value, in the pattern's order (but those that are credentials),
+// then the AuditNote's target.
 func (c *Call) AuditTarget() string {
 	parts := make([]string, 0, len(c.Params)+1)
 	for _, name := range c.Route.Params() {
-		if v, ok := c.Params[name]; ok {
+		if v, ok := c.Params[name]; ok && !secretParams[name] {
 			parts = append(parts, name+"="+v)
 		}
 	}
