@@ -198,12 +198,12 @@ func (f *failedStarts) fresh(id string, failed bool, outcome string) bool {
 
 // recordControl records a worker command of the control socket (root on
 // the host, no admin session).
-func (s *Service) recordControl(ctx context.Context, r *http.Request, action, serverID string, err error) {
+func (s *Service) recordControl(r *http.Request, action, serverID string, err error) {
 	remote := "control socket"
 	if cred := rpc.PeerCredFrom(r.Context()); cred != nil {
 		remote += " uid=" + strconv.Itoa(cred.UID)
 	}
 	e := audit.Entry{Actor: audit.ActorControl, Remote: remote, Action: action, Target: "server_id=" + serverID}
 	e.Outcome, e.Detail = outcome(err, "")
-	s.record(ctx, e)
+	s.record(r.Context(), e)
 }
