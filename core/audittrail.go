@@ -3,6 +3,8 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -38,11 +40,27 @@ const actorProfileLink = "profile-link"
 // poller records in it.
 func (s *Service) Audit() *audit.Log { return s.trail }
 
+// auditEntry is an entry as the core's code records it: its outcome is
+// Err's (nil: ok; an *rpc.Error: its code; another error: its text).
+type auditEntry struct {
+	Actor, Remote, Action, Target, Detail string
+	Err                                   error
+}
+
 // record appends e to the audit trail, which logs it too.
-func (s *Service) record(ctx context.Context, e audit.Entry) {
+func (s *Service) record(ctx context.Context, e auditEntry) {
+	out := audit.Entry{Actor: e.Actor, Remote: e.Remote, Action: e.Action, Target: e.Target, Detail: e.Detail,
+		Outcome: audit.OutcomeOK}
+	var re *rpc.Error
+	switch {
+	case errors.As(e.Err, &re):
+		out.Outcome = audit.Failed(re.Code)
+	case e.Err != nil:
+		out.Outcome = audit.Failed(e.Err.Error())
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
 	defer cancel()
-	_ = s.trail.Record(ctx, e)
+	_ = s.trail.Record(ctx, out)
 }
 
 // auditCall is the core socket's rpc.Auditor: one entry per audited call,
@@ -50,32 +68,28 @@ func (s *Service) record(ctx context.Context, e audit.Entry) {
 // fields an update sets (names only) and, when it failed, the answer's
 // code and message.
 func (s *Service) auditCall(c *rpc.Call, err error) {
-	e := audit.Entry{Actor: c.Actor(), Remote: c.Peer, Action: c.Route.Name, Target: c.AuditTarget(), Detail: c.Audit.Detail}
+	e := auditEntry{Actor: c.Actor(), Remote: c.Peer, Action: c.Route.Name, Target: c.AuditTarget(), Detail: c.Audit.Detail}
 	if c.Route.Method == http.MethodPut {
 		e.Detail = joinDetail(e.Detail, bodyFields(c.Raw))
 	}
-	var why string
-	e.Outcome, why = outcome(err, c.RequestID)
-	e.Detail = joinDetail(e.Detail, why)
+	if err != nil {
+		re := rpc.AsError(err) // what the caller is answered
+		e.Err, e.Detail = re, joinDetail(e.Detail, failureDetail(re, c.RequestID))
+	}
 	s.record(c.Ctx, e)
 }
 
-// outcome is the audit outcome of err and, for an error, its message: the
-// code and message the caller is answered with (an internal error's cause
-// is in the log, under the request ID).
-func outcome(err error, requestID string) (result, detail string) {
-	if err == nil {
-		return audit.OutcomeOK, ""
-	}
-	e := rpc.AsError(err)
-	detail = e.Message
+// failureDetail is the message an error is answered with (an internal
+// error's cause is in the log, under the request ID).
+func failureDetail(e *rpc.Error, requestID string) string {
+	detail := e.Message
 	if e.Field != "" {
 		detail = e.Field + ": " + detail
 	}
 	if e.Status >= http.StatusInternalServerError && requestID != "" {
 		detail += " (request_id " + requestID + ")"
 	}
-	return audit.Failed(e.Code), detail
+	return detail
 }
 
 // bodyFields names the top-level fields of a JSON body ("fields=a,b"),
@@ -146,7 +160,7 @@ func (s *Service) listAudit(c *rpc.Call, _ *api.NoBody) (*api.AuditList, error) 
 // system's: worker.start (ok, or failed), worker.exit (the process ended
 // by itself), worker.stop.
 func (s *Service) workerEvent(ev vpn.WorkerEvent) {
-	e := audit.Entry{Actor: audit.ActorSystem, Target: "server_id=" + ev.ServerID, Outcome: audit.OutcomeOK}
+	e := auditEntry{Actor: audit.ActorSystem, Target: "server_id=" + ev.ServerID, Err: ev.Err}
 	switch ev.Kind {
 	case vpn.WorkerStarted, vpn.WorkerFailed:
 		e.Action = "worker.start"
@@ -160,10 +174,7 @@ func (s *Service) workerEvent(ev vpn.WorkerEvent) {
 	if ev.PID != 0 {
 		e.Detail = "pid=" + strconv.Itoa(ev.PID)
 	}
-	if ev.Err != nil {
-		e.Outcome = audit.Failed(ev.Err.Error())
-	}
-	if !s.failedStarts.fresh(ev.ServerID, ev.Kind == vpn.WorkerFailed, e.Outcome) {
+	if !s.failedStarts.fresh(ev.ServerID, ev.Kind == vpn.WorkerFailed, fmt.Sprint(ev.Err)) {
 		return
 	}
 	s.record(context.Background(), e)
@@ -174,25 +185,25 @@ func (s *Service) workerEvent(ev vpn.WorkerEvent) {
 // fails the same way (the worker logs every one).
 type failedStarts struct {
 	mu   sync.Mutex
-	last map[string]string // server ID -> outcome of its last failed start
+	last map[string]string // server ID -> the error of its last failed start
 }
 
 // fresh reports whether an event of the worker is to be recorded: any but
-// a failed start whose outcome is the last one's.
-func (f *failedStarts) fresh(id string, failed bool, outcome string) bool {
+// a failed start whose error is the last one's.
+func (f *failedStarts) fresh(id string, failed bool, why string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !failed {
 		delete(f.last, id)
 		return true
 	}
-	if prev, ok := f.last[id]; ok && prev == outcome {
+	if prev, ok := f.last[id]; ok && prev == why {
 		return false
 	}
 	if f.last == nil {
 		f.last = map[string]string{}
 	}
-	f.last[id] = outcome
+	f.last[id] = why
 	return true
 }
 
@@ -203,7 +214,10 @@ func (s *Service) recordControl(r *http.Request, action, serverID string, err er
 	if cred := rpc.PeerCredFrom(r.Context()); cred != nil {
 		remote += " uid=" + strconv.Itoa(cred.UID)
 	}
-	e := audit.Entry{Actor: audit.ActorControl, Remote: remote, Action: action, Target: "server_id=" + serverID}
-	e.Outcome, e.Detail = outcome(err, "")
+	e := auditEntry{Actor: audit.ActorControl, Remote: remote, Action: action, Target: "server_id=" + serverID}
+	if err != nil {
+		re := rpc.AsError(err)
+		e.Err, e.Detail = re, failureDetail(re, "")
+	}
 	s.record(r.Context(), e)
 }

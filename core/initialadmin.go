@@ -40,8 +40,8 @@ func (d *daemon) ensureAdmin(ctx context.Context) error {
 		return err
 	}
 	d.initial = &api.AdminCredentials{Username: admin.InitialUsername, Password: pw}
-	d.svc.record(ctx, audit.Entry{Actor: audit.ActorSystem, Action: "admin.create", Target: "username=" + admin.InitialUsername,
-		Outcome: audit.OutcomeOK, Detail: "the initial admin (password to change at the first login)"})
+	d.svc.record(ctx, auditEntry{Actor: audit.ActorSystem, Action: "admin.create", Target: "username=" + admin.InitialUsername,
+		Detail: "the initial admin (password to change at the first login)"})
 	if file != "" {
 		d.initialFile = file
 		d.log.Warn("initial admin created: its password is in a file only root can read; log in and change it (required)",
