@@ -22,23 +22,24 @@ type NotificationStates struct {
 
 // NotificationOverride is an admin's override of the notification.
 type NotificationOverride struct {
-	NotificationStates
-	Message string `json:"message,omitempty" validate:"max=1024"`
+	States  NotificationStates `json:"states"`
+	Message string             `json:"message,omitempty" validate:"max=1024"`
 }
 
 // NotificationOverrideRecord is the override in force: who set it, when.
 type NotificationOverrideRecord struct {
-	NotificationOverride
-	By string    `json:"by"`
-	At time.Time `json:"at"`
+	States  NotificationStates `json:"states"`
+	Message string             `json:"message,omitempty"`
+	By      string             `json:"by"`
+	At      time.Time          `json:"at"`
 }
 
 // NotificationNotice is the last verified notification.
 type NotificationNotice struct {
-	NotificationStates
-	Message string    `json:"message,omitempty"`
-	Issued  time.Time `json:"issued"`
-	Expires time.Time `json:"expires"`
+	States  NotificationStates `json:"states"`
+	Message string             `json:"message,omitempty"`
+	Issued  time.Time          `json:"issued"`
+	Expires time.Time          `json:"expires"`
 }
 
 // NotificationStatus is the notification state the gateway runs under.

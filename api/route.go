@@ -64,10 +64,12 @@ type Route struct {
 	// SetsSession marks the routes whose answer may set or clear the
 	// session cookie; only their Set-Cookie header is passed back.
 	SetsSession bool
-	// Query lists the query parameters the route takes, each with a format
-	// in QueryFormats and each required. A route without it refuses any
+	// Query lists the query parameters the route requires, and
+	// OptionalQuery those it may take; each has a format in QueryFormats
+	// and may be given once. A route that declares neither refuses any
 	// query string.
-	Query []string
+	Query         []string
+	OptionalQuery []string
 	// Render says how the front writes a 200 answer (JSON by default).
 	Render Render
 	// BeforePasswordChange marks the admin routes a session may use while

@@ -127,6 +127,12 @@ var (
 	RouteHostURI = endpoint[NoBody, HostURI](Route{Name: "host.uri",
 		Method: http.MethodGet, Pattern: "/link/{link_id}/location/{location_id}/host/{host_id}/uri", Auth: AuthAdmin})
 
+	// The audit trail, newest first: ?limit=N (1–500, default 100) entries
+	// per page, ?before=<seq> for the page after the one whose next it was.
+	RouteAuditList = endpoint[NoBody, AuditList](Route{Name: "audit.list",
+		Method: http.MethodGet, Pattern: "/audit", Auth: AuthAdmin, ResponseLimit: 2 << 20,
+		OptionalQuery: []string{"before", "limit"}})
+
 	// IPsec links (agents): signed reports, sealed state.
 	RouteLinkStateReport = endpoint[LinkReport, LinkSealed](Route{Name: "link.state.report",
 		Method: http.MethodPut, Pattern: "/link/state", Auth: AuthLinkHost, BodyLimit: 64 << 10, ResponseLimit: 2 << 20})
@@ -150,4 +156,5 @@ var Routes = []*Route{
 	RouteLocationCreate.Route, RouteLocationUpdate.Route, RouteLocationDelete.Route,
 	RouteHostCreate.Route, RouteHostUpdate.Route, RouteHostDelete.Route, RouteHostURI.Route,
 	RouteLinkStateReport.Route, RouteLinkStateStop.Route,
+	RouteAuditList.Route,
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -38,9 +39,12 @@ func TestRouteTableIsConsistent(t *testing.T) {
 		if r.Limit() <= 0 || r.RespLimit() <= 0 {
 			t.Errorf("%s: limits must be positive", r.Name)
 		}
-		for _, q := range r.Query {
+		for _, q := range append(slices.Clone(r.Query), r.OptionalQuery...) {
 			if _, ok := QueryFormats[q]; !ok {
 				t.Errorf("%s: query parameter %q has no format", r.Name, q)
+			}
+			if slices.Contains(r.Query, q) && slices.Contains(r.OptionalQuery, q) {
+				t.Errorf("%s: query parameter %q is both required and optional", r.Name, q)
 			}
 		}
 		if r.Render == RenderTar {
@@ -109,6 +113,27 @@ func TestEndpointsBindTheirTypes(t *testing.T) {
 		}
 		if _, none := r.NewRequest().(*NoBody); none {
 			t.Errorf("%s: NoBody used as a request body", r.Name)
+		}
+	}
+}
+
+// Every route's request and response types are wire types the strict
+// decoder takes (it panics on a type it does not support, such as one with
+// an embedded struct): each decodes an empty object without panicking.
+func TestRouteTypesDecode(t *testing.T) {
+	for _, rt := range Routes {
+		for what, mk := range map[string]func() any{"request": rt.NewRequest, "response": rt.NewResponse} {
+			if mk == nil {
+				continue
+			}
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						t.Errorf("%s %s: %v", rt.Name, what, p)
+					}
+				}()
+				_ = DecodeStrict([]byte(`{}`), mk())
+			}()
 		}
 	}
 }

@@ -38,6 +38,14 @@ type Config struct {
 	Approval   ApprovalConfig `toml:"approval"`
 	Firewall   FirewallConfig `toml:"firewall"`
 	Notify     NotifyConfig   `toml:"notify"`
+	Audit      AuditConfig    `toml:"audit"`
+}
+
+// AuditConfig configures the audit trail (core/audit, docs/api.md).
+type AuditConfig struct {
+	// MaxAge is how long an entry is kept: older ones are pruned every
+	// hour; 0 keeps them for ever.
+	MaxAge config.Duration `toml:"max_age"`
 }
 
 // NotifyConfig configures the signed notification poll
@@ -174,6 +182,7 @@ func DefaultConfig() Config {
 		Notify: NotifyConfig{Enabled: true,
 			Interval: config.Duration{D: notify.DefaultInterval, Min: notify.MinInterval, Max: 24 * time.Hour},
 			Timeout:  config.Duration{D: notify.DefaultTimeout, Min: time.Second, Max: 5 * time.Minute}},
+		Audit: AuditConfig{MaxAge: config.Duration{D: 90 * 24 * time.Hour, Min: 0, Max: 10 * 365 * 24 * time.Hour}},
 	}
 }
 
@@ -232,6 +241,8 @@ type Checked struct {
 	Window              time.Duration
 	TokenTTL            time.Duration
 	TrustedProxies      []netip.Prefix
+	// AuditMaxAge is audit.max_age (0: entries are kept for ever).
+	AuditMaxAge time.Duration
 }
 
 // WebSettings is the checked [web] table.
@@ -367,6 +378,7 @@ func (c Config) Check() (*Checked, error) {
 		Window:         c.Approval.Window.D,
 		TokenTTL:       c.Approval.TokenTTL.D,
 		TrustedProxies: c.Approval.TrustedProxies.Netip(),
+		AuditMaxAge:    c.Audit.MaxAge.D,
 	}, nil
 }
 

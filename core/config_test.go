@@ -102,6 +102,8 @@ func TestConfigErrorMessages(t *testing.T) {
 		{"[approval]\ntoken_ttl = \"2h\"", `config: approval.token_ttl: "2h" is not a duration between 5s and 1h`},
 		{"[approval]\ntrusted_proxies = [\"10.0.0.1\", \"proxy.example\"]", `config: approval.trusted_proxies[1]: "proxy.example" is not an IP address or CIDR`},
 		{"[approval]\nforwarded_header = \"X Forwarded\"", `config: approval.forwarded_header: "X Forwarded" is not a header name`},
+		{"[audit]\nmax_age = \"-1h\"", `config: audit.max_age: "-1h" is not a duration between 0s and 87600h`},
+		{"[audit]\nmax_age = \"87601h\"", `config: audit.max_age: "87601h" is not a duration between 0s and 87600h`},
 	} {
 		if _, err := loadChecked(t, tc.toml); err == nil || err.Error() != tc.want {
 			t.Errorf("%q:\n got %v\nwant %s", tc.toml, err, tc.want)
@@ -248,6 +250,19 @@ func TestConfigDocumented(t *testing.T) {
 		}
 		if _, err := LoadConfig(f); err != nil {
 			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// TestConfigAuditMaxAge: 90 days by default; 0 (keep for ever) and the
+// top of the range are accepted.
+func TestConfigAuditMaxAge(t *testing.T) {
+	if c, err := DefaultConfig().Check(); err != nil || c.AuditMaxAge != 2160*time.Hour {
+		t.Fatalf("default: %v %v", c, err)
+	}
+	for text, want := range map[string]time.Duration{`"0s"`: 0, `"87600h"`: 87600 * time.Hour, `"1h30m"`: 90 * time.Minute} {
+		if c, err := loadChecked(t, "[audit]\nmax_age = "+text); err != nil || c.AuditMaxAge != want {
+			t.Errorf("max_age = %s: %v %v", text, c, err)
 		}
 	}
 }

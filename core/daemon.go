@@ -265,8 +265,9 @@ func (d *daemon) buildServices(ctx context.Context) error {
 
 // startBackground starts the periodic work: expired approvals and
 // temporary profile links are purged every minute; the firewall's table is
-// watched and put back within a second when it vanishes (dynfw Watch).
-// Link elections are re-evaluated in the main loop (mainloop.go).
+// watched and put back within a second when it vanishes (dynfw Watch);
+// audit entries older than audit.max_age are pruned every hour. Link
+// elections are re-evaluated in the main loop (mainloop.go).
 func (d *daemon) startBackground(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -283,6 +284,9 @@ func (d *daemon) startBackground(context.Context) error {
 			}
 		})
 	})
+	if age := d.cfg.AuditMaxAge; age > 0 {
+		wg.Go(func() { every(ctx, time.Hour, func() { d.svc.pruneAudit(ctx, age) }) })
+	}
 	d.onStop(func() { cancel(); wg.Wait() })
 	return nil
 }

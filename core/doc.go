@@ -23,8 +23,10 @@
 //	workerauth.go  the workers' Decider: every connect; the credential check's adapter
 //	workerroutes.go  worker start, stop, restart, status, clients (admin routes, control socket)
 //	records.go     the stored records and their keys
+//	audittrail.go  what goes into the audit trail (every audited call, control commands, worker starts and stops); audit.list
 //
 // Sub-packages: rpc (the core socket's server, typed handler binding,
-// errors, record helpers), links (the IPsec link routes and their buckets),
-// admin (accounts and sessions), pki, profile, vpn (the OpenVPN workers).
+// errors, record helpers, the audit hook), links (the IPsec link routes and
+// their buckets), admin (accounts and sessions), audit (the audit trail's
+// bucket), pki, profile, vpn (the OpenVPN workers).
 package core

@@ -8,6 +8,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
+	"github.com/portcullis-gw/portcullis/core/audit"
 )
 
 // InitialAdminFile is the file in the data directory the initial admin's
@@ -39,6 +40,8 @@ func (d *daemon) ensureAdmin(ctx context.Context) error {
 		return err
 	}
 	d.initial = &api.AdminCredentials{Username: admin.InitialUsername, Password: pw}
+	d.svc.record(ctx, auditEntry{Actor: audit.ActorSystem, Action: "admin.create", Target: "username=" + admin.InitialUsername,
+		Detail: "the initial admin (password to change at the first login)"})
 	if file != "" {
 		d.initialFile = file
 		d.log.Warn("initial admin created: its password is in a file only root can read; log in and change it (required)",

@@ -83,7 +83,7 @@ func (d *daemon) noticeChanged(s notify.Status) {
 	if e.Source == notify.SourceOverride {
 		actor = s.Override.By
 	}
-	d.svc.record(context.Background(), audit.Entry{Actor: actor, Action: "notification.change", Outcome: audit.OutcomeOK,
+	d.svc.record(context.Background(), auditEntry{Actor: actor, Action: "notification.change",
 		Detail: fmt.Sprintf("www=%s web=%s vpn=%s source=%s message=%q", e.WWW, e.Web, e.VPN, e.Source, e.Message)})
 	select {
 	case d.effects <- struct{}{}:

@@ -37,12 +37,12 @@ func (s *Service) setNoticeOverride(ctx context.Context, req *api.NotificationOv
 	if s.notice == nil {
 		return nil, errNoNotice
 	}
-	o := &notify.Override{WWW: notify.State(req.WWW), Web: notify.State(req.Web), VPN: notify.State(req.VPN),
+	o := &notify.Override{WWW: notify.State(req.States.WWW), Web: notify.State(req.States.Web), VPN: notify.State(req.States.VPN),
 		Message: req.Message, By: by, At: s.now().UTC()}
 	if err := s.notice.SetOverride(ctx, o); err != nil {
 		return nil, rpc.BadRequest("", err.Error())
 	}
-	s.log.Warn("notification override set", "by", by, "from", from, "www", req.WWW, "web", req.Web, "vpn", req.VPN)
+	s.log.Warn("notification override set", "by", by, "from", from, "www", req.States.WWW, "web", req.States.Web, "vpn", req.States.VPN)
 	return s.notificationStatus()
 }
 
@@ -69,19 +69,18 @@ func (s *Service) notificationStatus() (*api.NotificationStatus, error) {
 	out := &api.NotificationStatus{
 		Polling:   s.notice.Polling(),
 		URL:       s.notice.URL(),
-		Effective: api.NotificationStates{WWW: string(e.WWW), Web: string(e.Web), VPN: string(e.VPN)},
+		Effective: states(e.WWW, e.Web, e.VPN),
 		Message:   e.Message,
 		Source:    string(e.Source),
 		LastError: st.LastError,
 	}
 	if n := st.Notice; n != nil {
-		out.Notice = &api.NotificationNotice{NotificationStates: api.NotificationStates{WWW: string(n.WWW),
-			Web: string(n.Web), VPN: string(n.VPN)}, Message: n.Message, Issued: n.Issued, Expires: n.Expires}
+		out.Notice = &api.NotificationNotice{States: states(n.WWW, n.Web, n.VPN), Message: n.Message,
+			Issued: n.Issued, Expires: n.Expires}
 	}
 	if o := st.Override; o != nil {
-		out.Override = &api.NotificationOverrideRecord{NotificationOverride: api.NotificationOverride{
-			NotificationStates: api.NotificationStates{WWW: string(o.WWW), Web: string(o.Web), VPN: string(o.VPN)},
-			Message:            o.Message}, By: o.By, At: o.At}
+		out.Override = &api.NotificationOverrideRecord{States: states(o.WWW, o.Web, o.VPN), Message: o.Message,
+			By: o.By, At: o.At}
 	}
 	if !st.LastPoll.IsZero() {
 		t := st.LastPoll
@@ -92,4 +91,8 @@ func (s *Service) notificationStatus() (*api.NotificationStatus, error) {
 		out.LastAccepted = &t
 	}
 	return out, nil
+}
+
+func states(www, web, vpn notify.State) api.NotificationStates {
+	return api.NotificationStates{WWW: string(www), Web: string(web), VPN: string(vpn)}
 }

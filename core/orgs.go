@@ -32,6 +32,7 @@ func (s *Service) createOrg(c *rpc.Call, req *api.OrganizationCreate) (*api.Orga
 	if err != nil {
 		return nil, err
 	}
+	c.Audit.Detail = "name=" + req.Name
 	rec := &orgRecord{ID: id, Name: req.Name, CACertPEM: string(ca.CertPEM), CreatedAt: s.now().UTC()}
 	err = s.orgs.Create(c.Ctx, s.st, id, rec, func(tx store.Tx) error {
 		if err := rpc.Claim(tx, store.BucketNames, orgNameKey(req.Name), id, "organization name "+req.Name); err != nil {
@@ -42,6 +43,7 @@ func (s *Service) createOrg(c *rpc.Call, req *api.OrganizationCreate) (*api.Orga
 	if err != nil {
 		return nil, err
 	}
+	c.Audit.Target = "org_id=" + id
 	s.log.Info("organization created", "org_id", id, "name", req.Name, "by", c.Session.Username)
 	return s.orgs.API(rec), nil
 }

@@ -121,6 +121,10 @@ func (s *Service) useProfileLink(c *rpc.Call, _ *api.NoBody) (*api.ProfileMap, e
 		s.log.Info("profile link refused", "peer", c.Peer, "request_id", c.RequestID)
 		return nil, errLinkNotFound
 	}
+	// Audited from here: the code was a live one (an unknown code is not
+	// recorded, or anyone could fill the trail).
+	c.Audit.Actor, c.Audit.Target = actorProfileLink, "org_id="+rec.OrgID+" user_id="+rec.UserID
+	c.Audit.Detail = "link created by " + rec.CreatedBy
 	out, err := s.issueProfiles(c.Ctx, rec.OrgID, rec.UserID, "", "link by "+rec.CreatedBy)
 	if err != nil {
 		var e *rpc.Error

@@ -34,6 +34,7 @@ func (s *Service) downloadProfile(c *rpc.Call, _ *api.NoBody) (*api.Profile, err
 	if err != nil {
 		return nil, err
 	}
+	c.Audit.Detail = "cert_serial=" + out[0].Serial
 	return &api.Profile{Filename: out[0].Filename, CertSerial: out[0].Serial, Profile: out[0].Text}, nil
 }
 

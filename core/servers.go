@@ -38,6 +38,7 @@ func (s *Service) createServer(c *rpc.Call, req *api.ServerCreate) (*api.Server,
 		return nil, err
 	}
 	now := s.now().UTC()
+	c.Audit.Detail = "name=" + req.Name
 	orgs := req.Organizations
 	if orgs == nil {
 		orgs = []string{}
@@ -58,6 +59,7 @@ func (s *Service) createServer(c *rpc.Call, req *api.ServerCreate) (*api.Server,
 	if err != nil {
 		return nil, err
 	}
+	c.Audit.Target = "server_id=" + id
 	s.log.Info("server created", "server_id", id, "name", req.Name, "protocol", req.Protocol, "port", req.Port,
 		"dynamic_firewall", req.DynamicFirewall, "nat", req.NAT, "by", c.Session.Username)
 	return s.afterServerChange(c, rec)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
+	"github.com/portcullis-gw/portcullis/core/audit"
 	"github.com/portcullis-gw/portcullis/core/links"
 	"github.com/portcullis-gw/portcullis/core/rpc"
 	"github.com/portcullis-gw/portcullis/core/vpn"
@@ -78,6 +79,10 @@ type Service struct {
 	allowPort22  bool
 	// guardMu orders the updates of the guarded ports (firewall.go).
 	guardMu sync.Mutex
+	// trail is the audit trail (audittrail.go); failedStarts keeps
+	// workers retrying a failed start from filling it.
+	trail        *audit.Log
+	failedStarts failedStarts
 
 	// VPN workers (workers.go): nil until the daemon starts them, and
 	// when the core cannot run them (not root). revoker takes a user's
@@ -110,7 +115,7 @@ func NewService(d Deps) *Service {
 	return &Service{st: d.Store, admin: d.Admin, log: log, now: time.Now, syncHosts: d.SyncHosts,
 		startedAt: time.Now(), approver: d.Approver, nat: d.NAT, links: links.New(d.Store, log, d.SyncHosts, d.TrustedProxies),
 		window: d.Window, frontPort: d.FrontPort, redirectPort: d.RedirectPort, allowPort22: d.AllowPort22,
-		revoker: revokerOf(d.Approver), initialAdminFile: d.InitialAdminFile,
+		revoker: revokerOf(d.Approver), initialAdminFile: d.InitialAdminFile, trail: audit.New(d.Store, log),
 		orgs:    rpc.Kind[orgRecord, api.Organization]{Bucket: store.BucketOrgs, What: "organization", ToAPI: (*orgRecord).toAPI},
 		users:   rpc.Kind[userRecord, api.User]{Bucket: store.BucketUsers, What: "user", ToAPI: (*userRecord).toAPI},
 		servers: rpc.Kind[serverRecord, api.Server]{Bucket: store.BucketServers, What: "server", ToAPI: (*serverRecord).toAPI},
@@ -173,13 +178,17 @@ func (s *Service) Mux() *rpc.Mux {
 	rpc.Handle(m, api.RouteUserProfileLink, s.createProfileLink)
 	rpc.Handle(m, api.RouteProfileLinkGet, s.useProfileLink)
 	rpc.Handle(m, api.RouteProfileSync, s.syncProfile)
+	// audittrail.go
+	rpc.Handle(m, api.RouteAuditList, s.listAudit)
 	// core/links
 	s.links.Register(m)
 	return m
 }
 
 // NewAPIServer returns the core socket's server for the service's routes:
-// only peers in allowedUIDs with the internal token are served.
+// only peers in allowedUIDs with the internal token are served, and the
+// audited calls are recorded in the service's audit trail.
 func NewAPIServer(log *slog.Logger, token []byte, allowedUIDs []int, svc *Service) (*rpc.Server, error) {
-	return rpc.NewServer(rpc.Config{Log: log, Token: token, AllowedUIDs: allowedUIDs, Admin: svc.admin}, svc.Mux())
+	return rpc.NewServer(rpc.Config{Log: log, Token: token, AllowedUIDs: allowedUIDs, Admin: svc.admin,
+		Audit: svc.auditCall}, svc.Mux())
 }

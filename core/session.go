@@ -17,6 +17,12 @@ import (
 
 func (s *Service) login(c *rpc.Call, req *api.LoginRequest) (*api.SessionResponse, error) {
 	sess, sid, err := s.admin.Login(c.Ctx, req.Username, req.Password, peerHost(c.Peer))
+	// Audited when the password was checked: not a login refused by the
+	// rate limit or for want of a password check slot, which would let
+	// anyone fill the trail.
+	if !errors.Is(err, admin.ErrRateLimited) && !errors.Is(err, admin.ErrBusy) {
+		c.Audit.Actor = req.Username
+	}
 	if secs, ok := admin.RetryAfter(err); ok {
 		c.RespHeader.Set("Retry-After", strconv.Itoa(secs))
 	}

@@ -33,6 +33,7 @@ func (s *Service) createUser(c *rpc.Call, req *api.UserCreate) (*api.User, error
 		return nil, err
 	}
 	now := s.now().UTC()
+	c.Audit.Detail = "name=" + req.Name
 	rec := &userRecord{ID: id, OrgID: orgID, Name: req.Name, Email: req.Email, Disabled: req.Disabled, CreatedAt: now, UpdatedAt: now}
 	err = s.users.Create(c.Ctx, s.st, userKey(orgID, id), rec, func(tx store.Tx) error {
 		if err := s.orgExists(c)(tx); err != nil {
@@ -43,6 +44,7 @@ func (s *Service) createUser(c *rpc.Call, req *api.UserCreate) (*api.User, error
 	if err != nil {
 		return nil, err
 	}
+	c.Audit.Target = "user_id=" + id
 	s.log.Info("user created", "org_id", orgID, "user_id", id, "by", c.Session.Username)
 	return s.users.API(rec), nil
 }

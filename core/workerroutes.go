@@ -216,6 +216,9 @@ func (s *Service) workerControl(log *slog.Logger) http.Handler {
 		default:
 			err = &rpc.Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such control route"}
 		}
+		if r.Method == http.MethodPost && (action == "start" || action == "stop" || action == "restart") {
+			s.recordControl(r, "server."+action, id, err)
+		}
 		if err != nil {
 			e := rpc.AsError(err)
 			if e.Status == http.StatusInternalServerError {

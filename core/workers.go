@@ -37,7 +37,7 @@ func (s *Service) newWorkers(runtimeDir string, creds credentialChecker) (*vpn.M
 	}
 	return vpn.New(vpn.Options{Log: s.log, Dir: filepath.Join(runtimeDir, workerDirName), OpenVPN: OpenVPNBinary,
 		User: vpn.DefaultUser, MgmtUser: me.Username, Decider: newWorkerAuth(s.st, creds, s.log),
-		Specs: workerSpecs{st: s.st, now: s.now}, Links: vpn.Netlink{}}), nil
+		Specs: workerSpecs{st: s.st, now: s.now}, Links: vpn.Netlink{}, Events: s.workerEvent}), nil
 }
 
 // startStartedServers starts the worker of every server marked started. A

@@ -19,6 +19,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/core"
 	"github.com/portcullis-gw/portcullis/core/admin"
+	"github.com/portcullis-gw/portcullis/core/audit"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/cli"
 	"github.com/portcullis-gw/portcullis/internal/logging"
@@ -82,11 +83,27 @@ func (a *app) resetPassword(args []string) error {
 	defer st.Close()
 	svc := admin.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), admin.Options{})
 	pw, err := svc.ResetPassword(context.Background(), *username)
+	a.recordReset(st, *username, err)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "admin password reset: username=%s password=%s (change it at the first login)\n", *username, pw)
 	return nil
+}
+
+// recordReset puts the reset in the audit trail (root on the host, by the
+// CLI); a failed write is reported, not fatal: the reset has happened.
+func (a *app) recordReset(st store.Store, username string, resetErr error) {
+	e := audit.Entry{Actor: audit.ActorControl, Remote: fmt.Sprintf("cli uid=%d", os.Getuid()), Action: "admin.reset_password",
+		Target: "username=" + username, Outcome: audit.OutcomeOK}
+	if resetErr != nil {
+		e.Outcome = audit.Failed(resetErr.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := audit.New(st, nil).Record(ctx, e); err != nil {
+		fmt.Fprintf(a.stderr, "warning: %v\n", err)
+	}
 }
 
 func (a *app) counters(args []string) error {

@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core"
 	"github.com/portcullis-gw/portcullis/core/admin"
+	"github.com/portcullis-gw/portcullis/core/audit"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
@@ -180,6 +181,19 @@ func TestDestructiveCommandsNeedYes(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "password=") || hash() == before {
 		t.Fatalf("reset-password --yes: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+	// The reset, and only it, is in the audit trail.
+	func() {
+		st, err := store.OpenBolt(filepath.Join(data, core.StoreFile), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		es, _, err := audit.New(st, nil).List(context.Background(), 0, 0)
+		if err != nil || len(es) != 1 || es[0].Action != "admin.reset_password" || es[0].Actor != audit.ActorControl ||
+			es[0].Target != "username="+admin.InitialUsername || es[0].Outcome != audit.OutcomeOK {
+			t.Fatalf("audit trail after the reset: %+v %v", es, err)
+		}
+	}()
 	if code, out, errOut = runCLI("server", "stop", id, "--yes", "--config", cfg); code != 0 || !strings.Contains(out, `"POST"`) {
 		t.Fatalf("server stop --yes: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}

@@ -33,6 +33,7 @@ func (s *Service) create(c *rpc.Call, req *api.LinkCreate) (*api.Link, error) {
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
 	}
+	c.Audit.Detail = "name=" + req.Name
 	l := &linkmgr.Link{ID: id, Name: req.Name, IKE: req.IKE, ESP: req.ESP, Force: req.Force, CheckPort: req.CheckPort,
 		Excludes: [][2]string{}, Locations: []linkmgr.Location{}, CreatedAt: s.now().UTC()}
 	if len(l.IKE) == 0 {
@@ -53,6 +54,7 @@ func (s *Service) create(c *rpc.Call, req *api.LinkCreate) (*api.Link, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.Audit.Target = "link_id=" + id
 	s.log.Info("link created", "link_id", id, "name", req.Name, "by", c.Session.Username)
 	return s.afterChange(c, l)
 }
@@ -227,13 +229,18 @@ func (s *Service) createLocation(c *rpc.Call, req *api.LocationCreate) (*api.Lin
 	if err != nil {
 		return nil, err
 	}
-	return s.edit(c, func(_ store.Tx, l *linkmgr.Link) error {
+	c.Audit.Detail = "name=" + req.Name
+	link, err := s.edit(c, func(_ store.Tx, l *linkmgr.Link) error {
 		if err := uniqueLocationName(l, req.Name, ""); err != nil {
 			return err
 		}
 		l.Locations = append(l.Locations, linkmgr.Location{ID: id, Name: req.Name, Routes: routes, Hosts: []linkmgr.Host{}})
 		return nil
 	})
+	if err == nil {
+		c.Audit.Target = "location_id=" + id
+	}
+	return link, err
 }
 
 func (s *Service) updateLocation(c *rpc.Call, req *api.LocationUpdate) (*api.Link, error) {
@@ -283,10 +290,15 @@ func (s *Service) createHost(c *rpc.Call, req *api.HostCreate) (*api.Link, error
 	if h.Timeout == 0 {
 		h.Timeout = int(linkmgr.DefaultTimeout.Seconds())
 	}
-	return s.editLocation(c, func(tx store.Tx, l *linkmgr.Link, loc *linkmgr.Location) error {
+	c.Audit.Detail = "name=" + req.Name
+	link, err := s.editLocation(c, func(tx store.Tx, l *linkmgr.Link, loc *linkmgr.Location) error {
 		loc.Hosts = append(loc.Hosts, h)
 		return store.PutJSON(tx, store.BucketLinkSecrets, hostSecretKey(id), hostSecret{LinkID: l.ID, Secret: secret})
 	})
+	if err == nil {
+		c.Audit.Target = "host_id=" + id
+	}
+	return link, err
 }
 
 func (s *Service) updateHost(c *rpc.Call, req *api.HostUpdate) (*api.Link, error) {

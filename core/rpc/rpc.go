@@ -12,6 +12,10 @@
 // so a handler that takes another request type or returns another response
 // type does not compile. Mux.Check then finds the routes without a handler,
 // the handlers of routes not in api.Routes and the routes bound twice.
+//
+// The server hands every state-changing call of an admin (and every login
+// whose password was checked) to the Auditor of its Config, with how it
+// ended; handlers add to its entry through Call.Audit.
 package rpc
 
 import (
@@ -48,6 +52,8 @@ type Call struct {
 	Raw []byte
 	// RespHeader collects headers the handler sets (cookies).
 	RespHeader http.Header
+	// Audit is what the handler adds to the call's audit entry (audit.go).
+	Audit AuditNote
 
 	srv *Server
 	req *http.Request

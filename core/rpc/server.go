@@ -30,6 +30,8 @@ type Config struct {
 	Admin *admin.Service
 	// RequestTimeout bounds one request (0: 60 s, the front's default).
 	RequestTimeout time.Duration
+	// Audit, when set, records the audited calls (audit.go).
+	Audit Auditor
 }
 
 // Server serves the route table on the core socket.
@@ -40,6 +42,7 @@ type Server struct {
 	mux         *Mux
 	admin       *admin.Service
 	timeout     time.Duration
+	auditor     Auditor
 
 	// peerPID, when set, returns the one process the socket serves (the
 	// front the core started); see RequirePeerPID.
@@ -90,7 +93,7 @@ func NewServer(cfg Config, m *Mux) (*Server, error) {
 		allowed[u] = true
 	}
 	return &Server{log: logging.OrDiscard(cfg.Log), token: cfg.Token, allowedUIDs: allowed, mux: m,
-		admin: cfg.Admin, timeout: cfg.RequestTimeout}, nil
+		admin: cfg.Admin, timeout: cfg.RequestTimeout, auditor: cfg.Audit}, nil
 }
 
 // Counters returns the request counters.
@@ -188,6 +191,7 @@ func (s *Server) serveRoute(b binding) http.HandlerFunc {
 		err := s.read(c)
 		if err == nil {
 			resp, err = b.serve(c)
+			s.audit(c, err)
 		}
 		if err != nil {
 			e := AsError(err)

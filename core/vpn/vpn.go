@@ -22,6 +22,7 @@
 //	mgmt.go      the management-interface parser (pure, fuzzed); mgmtconn.go the connection
 //	auth.go      Decider, AuthRequest (read from a client's environment), Decision
 //	status.go    `status 3`: the connected clients
+//	events.go    WorkerEvent: each start and end of a process, told to Options.Events
 //
 // Everything outside — the store, the firewall tokens, the users — comes in
 // through the interfaces given to New: Specs, Decider and Links.
@@ -63,6 +64,10 @@ type Options struct {
 	Decider  Decider
 	Specs    Specs
 	Links    Links
+	// Events, when set, is told every start and end of a worker's
+	// process (events.go), from the worker's goroutine: it must return
+	// promptly.
+	Events func(WorkerEvent)
 	// Restart back-off (defaults 500 ms and 30 s) and the time a worker
 	// gets to stop after SIGTERM (default 5 s).
 	MinBackoff, MaxBackoff time.Duration

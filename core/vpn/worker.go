@@ -112,17 +112,32 @@ func (w *worker) run(ctx context.Context, started chan<- error) {
 
 // once runs one process from its start to its end (or ctx's end, when it
 // is stopped). onStart gets nil once the process runs, or the error that
-// kept it from running.
+// kept it from running. Options.Events is told of the start and of the
+// end (a start cut short by a stop is neither).
 func (w *worker) once(ctx context.Context, onStart func(error)) (err error) {
+	var (
+		pid     int
+		started bool
+	)
 	defer func() {
 		if err != nil {
 			onStart(err)
+		}
+		switch {
+		case ctx.Err() != nil && started:
+			w.event(WorkerStopped, pid, nil)
+		case ctx.Err() != nil:
+		case started:
+			w.event(WorkerExited, pid, err)
+		default:
+			w.event(WorkerFailed, pid, err)
 		}
 	}()
 	p, err := w.start(ctx)
 	if err != nil {
 		return err
 	}
+	pid = p.pid
 	sctx, cancel := context.WithCancel(ctx)
 	ready := make(chan struct{})
 	var wg sync.WaitGroup
@@ -131,7 +146,9 @@ func (w *worker) once(ctx context.Context, onStart func(error)) (err error) {
 	case <-ready:
 		// Started: it serves, and the core decides its connects.
 		onStart(nil)
+		started = true
 		w.log.Info("vpn worker started", "pid", p.pid, "uid", w.o.Account.UID, "device", w.dev)
+		w.event(WorkerStarted, p.pid, nil)
 		select {
 		case <-ctx.Done():
 			w.stopProcess(p)

@@ -144,6 +144,39 @@ func (t boltTx) Scan(bucket, prefix string, fn func(string, []byte) error) error
 	return nil
 }
 
+func (t boltTx) ScanReverse(bucket, before string, fn func(string, []byte) error) error {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	c := bk.Cursor()
+	var k, v []byte
+	if before == "" {
+		k, v = c.Last()
+	} else if k, v = c.Seek([]byte(before)); k == nil {
+		k, v = c.Last() // every key is below before
+	} else {
+		k, v = c.Prev() // Seek found the first key >= before
+	}
+	for ; k != nil; k, v = c.Prev() {
+		if err := fn(string(k), v); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (t boltTx) NextSequence(bucket string) (uint64, error) {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return 0, err
+	}
+	return bk.NextSequence()
+}
+
 // CurrentSchema is the schema version this build writes.
 func CurrentSchema() int { return len(migrations) }
 

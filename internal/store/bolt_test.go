@@ -113,6 +113,91 @@ func TestBoltScanPrefixAndStop(t *testing.T) {
 	})
 }
 
+func TestBoltScanReverse(t *testing.T) {
+	b, _ := openTemp(t)
+	ctx := context.Background()
+	_ = b.Update(ctx, func(tx Tx) error {
+		for _, k := range []string{"b", "d", "f"} {
+			if err := tx.Put(BucketUsers, k, []byte(k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	scan := func(before string, stopAfter int) string {
+		var seen []string
+		if err := b.View(ctx, func(tx Tx) error {
+			return tx.ScanReverse(BucketUsers, before, func(k string, v []byte) error {
+				if k != string(v) {
+					t.Errorf("key %q has value %q", k, v)
+				}
+				seen = append(seen, k)
+				if len(seen) == stopAfter {
+					return ErrStop
+				}
+				return nil
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(seen, ",")
+	}
+	for _, tc := range []struct {
+		before string
+		stop   int
+		want   string
+	}{
+		{"", 0, "f,d,b"}, {"z", 0, "f,d,b"}, {"f", 0, "d,b"}, {"e", 0, "d,b"}, {"b", 0, ""}, {"a", 0, ""},
+		{"", 2, "f,d"},
+	} {
+		if got := scan(tc.before, tc.stop); got != tc.want {
+			t.Errorf("ScanReverse before %q (stop after %d) = %q, want %q", tc.before, tc.stop, got, tc.want)
+		}
+	}
+	if err := b.View(ctx, func(tx Tx) error { return tx.ScanReverse("nope", "", nil) }); !errors.Is(err, ErrBucket) {
+		t.Errorf("unknown bucket: %v", err)
+	}
+}
+
+// TestBoltNextSequence: sequence numbers count up from 1, are not given
+// back by a rolled-back transaction's successor twice, and survive a
+// reopen.
+func TestBoltNextSequence(t *testing.T) {
+	b, path := openTemp(t)
+	ctx := context.Background()
+	next := func(b *Bolt) uint64 {
+		var n uint64
+		if err := b.Update(ctx, func(tx Tx) (err error) { n, err = tx.NextSequence(BucketAudit); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if a, c := next(b), next(b); a != 1 || c != 2 {
+		t.Fatalf("first sequences %d, %d", a, c)
+	}
+	_ = b.Update(ctx, func(tx Tx) error {
+		_, _ = tx.NextSequence(BucketAudit)
+		return errors.New("roll back")
+	})
+	if n := next(b); n != 3 {
+		t.Fatalf("after a rolled-back transaction: %d, want 3", n)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := OpenBolt(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	if n := next(b2); n != 4 {
+		t.Fatalf("after reopening: %d, want 4", n)
+	}
+	if err := b2.Update(ctx, func(tx Tx) error { _, err := tx.NextSequence("nope"); return err }); !errors.Is(err, ErrBucket) {
+		t.Errorf("unknown bucket: %v", err)
+	}
+}
+
 func TestBoltSchemaVersionRecorded(t *testing.T) {
 	b, path := openTemp(t)
 	if b.SchemaVersion() != CurrentSchema() {

@@ -28,6 +28,7 @@
 //	link_secrets  core/links
 //	profile_links core
 //	notify        notify
+//	audit         core/audit
 package store
 
 import (
@@ -67,12 +68,15 @@ const (
 	// BucketNotify holds the notification poller's persisted state (one
 	// record: the last accepted signed notice, the last poll, the override).
 	BucketNotify = "notify"
+	// BucketAudit is the append-only audit trail: key the 8-byte
+	// big-endian sequence number (NextSequence), value one entry.
+	BucketAudit = "audit"
 )
 
 // Buckets lists every bucket the schema creates.
 var Buckets = []string{BucketMeta, BucketOrgs, BucketUsers, BucketServers, BucketSecrets,
 	BucketAdmins, BucketSessions, BucketRevoked, BucketNames, BucketNonces, BucketApprovals, BucketLinks,
-	BucketLinkNames, BucketLinkSecrets, BucketProfileLinks, BucketNotify}
+	BucketLinkNames, BucketLinkSecrets, BucketProfileLinks, BucketNotify, BucketAudit}
 
 // Store is a transactional key-value store.
 type Store interface {
@@ -102,6 +106,14 @@ type Tx interface {
 	// value that is only valid during the call. fn returning ErrStop ends
 	// the scan without error.
 	Scan(bucket, prefix string, fn func(key string, value []byte) error) error
+	// ScanReverse calls fn for every key below before (every key when
+	// before is empty), last key first, with a value that is only valid
+	// during the call. fn returning ErrStop ends the scan without error.
+	ScanReverse(bucket, before string, fn func(key string, value []byte) error) error
+	// NextSequence returns the bucket's next sequence number (1 first),
+	// which is kept with the bucket: it never repeats, even after the keys
+	// made from it are deleted.
+	NextSequence(bucket string) (uint64, error)
 }
 
 // ErrStop ends a Scan early.

@@ -1,0 +1,121 @@
+package vpn
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// failingSpecs fails the first n specs, then gives fakeSpecs'.
+type failingSpecs struct {
+	mu sync.Mutex
+	n  int
+}
+
+var errNoSpec = errors.New("no spec yet")
+
+func (f *failingSpecs) Spec(ctx context.Context, id string) (*Spec, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n > 0 {
+		f.n--
+		return nil, errNoSpec
+	}
+	return fakeSpecs{}.Spec(ctx, id)
+}
+
+// eventLog collects the workers' events.
+type eventLog struct {
+	mu sync.Mutex
+	ev []WorkerEvent
+}
+
+func (l *eventLog) add(e WorkerEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ev = append(l.ev, e)
+}
+
+func (l *eventLog) all() []WorkerEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.ev)
+}
+
+// TestWorkerEvents: every start and end of a worker's process is told to
+// Options.Events, in order: a failed start, the start after the back-off,
+// the process's own exit and its restart, and the stop.
+func TestWorkerEvents(t *testing.T) {
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "openvpn")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+fakeEnv+"=1 exec "+self+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logs, events := &logBuffer{}, &eventLog{}
+	m := New(Options{Log: slog.New(slog.NewTextHandler(logs, nil)), Dir: filepath.Join(dir, "vpn"), OpenVPN: script,
+		Account: Account{Name: "me", UID: os.Geteuid(), GID: os.Getegid()}, MgmtUser: "me",
+		Decider: &fakeDecider{}, Specs: &failingSpecs{n: 1}, Links: &fakeLinks{}, MinBackoff: 50 * time.Millisecond,
+		Events: events.add})
+	defer m.Close()
+	const id = "0123456789abcdef01234567"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := m.Start(ctx, id); !errors.Is(err, errNoSpec) {
+		t.Fatalf("first start: %v, want the spec's error", err)
+	}
+	// started waits for the n-th start event (the process serves).
+	started := func(n int) WorkerEvent {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			var s []WorkerEvent
+			for _, e := range events.all() {
+				if e.Kind == WorkerStarted {
+					s = append(s, e)
+				}
+			}
+			if len(s) >= n {
+				return s[n-1]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no start %d: %+v\n%s", n, events.all(), logs)
+			}
+		}
+	}
+	first := started(1)
+	_ = syscall.Kill(first.PID, syscall.SIGKILL)
+	second := started(2)
+	if err := m.Stop(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	got := events.all()
+	want := []struct {
+		kind WorkerEventKind
+		pid  int
+		err  bool
+	}{
+		{WorkerFailed, 0, true}, {WorkerStarted, first.PID, false}, {WorkerExited, first.PID, true},
+		{WorkerStarted, second.PID, false}, {WorkerStopped, second.PID, false},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("events %+v, want %d", got, len(want))
+	}
+	for i, w := range want {
+		e := got[i]
+		if e.ServerID != id || e.Kind != w.kind || e.PID != w.pid || (e.Err != nil) != w.err {
+			t.Errorf("event %d: %+v (%s), want %s pid %d error %v", i, e, e.Kind, w.kind, w.pid, w.err)
+		}
+	}
+	if !errors.Is(got[0].Err, errNoSpec) {
+		t.Errorf("the failed start's error: %v", got[0].Err)
+	}
+}
