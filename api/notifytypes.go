@@ -61,3 +61,9 @@ type NotificationStatus struct {
 	LastAccepted *time.Time `json:"last_accepted,omitempty"`
 	LastError    string     `json:"last_error,omitempty"`
 }
+
+// ControlNotificationPath is the notification's state on the core's
+// control socket (GET); under it, "/poll" (POST: poll now) and "/override"
+// (PUT an override, DELETE it). `portcullis notify status|poll|override|
+// clear-override` use them: they work while the web surface is down.
+const ControlNotificationPath = "/control/notification"

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,7 +36,7 @@ func writeReady(w io.WriteCloser, r api.Ready) error {
 // controlHandler serves the control socket: the request counters, the
 // process status and the worker commands (servers), for root and the
 // core's own user only.
-func controlHandler(apiSrv *rpc.Server, status func() api.ControlStatus, servers http.Handler, log *slog.Logger) http.Handler {
+func controlHandler(apiSrv *rpc.Server, status func() api.ControlStatus, servers, notices http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cred := rpc.PeerCredFrom(r.Context())
 		if cred == nil || (cred.UID != 0 && cred.UID != os.Geteuid()) {
@@ -50,6 +51,8 @@ func controlHandler(apiSrv *rpc.Server, status func() api.ControlStatus, servers
 			rpc.WriteJSON(w, http.StatusOK, status())
 		case servers != nil && strings.HasPrefix(r.URL.Path, api.ControlServerPath):
 			servers.ServeHTTP(w, r)
+		case notices != nil && strings.HasPrefix(r.URL.Path, api.ControlNotificationPath):
+			notices.ServeHTTP(w, r)
 		default:
 			rpc.WriteError(w, &rpc.Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such control route"})
 		}
@@ -76,14 +79,22 @@ func controlGet(ctx context.Context, runtimeDir, path string, v any) error {
 // controlDo sends one request to the control socket and reads its JSON
 // answer (at most limit bytes).
 func controlDo(ctx context.Context, runtimeDir, method, path string, limit int64, v any) error {
+	return controlSend(ctx, runtimeDir, method, path, nil, limit, v)
+}
+
+// controlSend is controlDo with a JSON request body (nil: none).
+func controlSend(ctx context.Context, runtimeDir, method, path string, body []byte, limit int64, v any) error {
 	sock := filepath.Join(runtimeDir, ControlSocketName)
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+api.InternalHost+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+api.InternalHost+path, bytes.NewReader(body))
 	if err != nil {
 		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {

@@ -360,7 +360,7 @@ func (d *daemon) serveSockets(context.Context) error {
 	}
 	servers := []*http.Server{
 		rpc.HTTPServer(coreHandler, d.log),
-		rpc.HTTPServer(controlHandler(d.apiSrv, d.status, d.svc.workerControl(d.log), d.log), d.log),
+		rpc.HTTPServer(controlHandler(d.apiSrv, d.status, d.svc.workerControl(d.log), d.svc.noticeControl(), d.log), d.log),
 	}
 	d.serveErr = make(chan error, len(servers))
 	var wg sync.WaitGroup

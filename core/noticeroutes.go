@@ -2,9 +2,17 @@ package core
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/core/audit"
 	"github.com/portcullis-gw/portcullis/core/rpc"
 	"github.com/portcullis-gw/portcullis/notify"
 )
@@ -95,4 +103,103 @@ func (s *Service) notificationStatus() (*api.NotificationStatus, error) {
 
 func states(www, web, vpn notify.State) api.NotificationStates {
 	return api.NotificationStates{WWW: string(www), Web: string(web), VPN: string(vpn)}
+}
+
+// noticeControl serves api.ControlNotificationPath on the control socket
+// (root on the host): the state (GET), a poll now (POST /poll), an
+// override (PUT /override, a JSON api.NotificationOverride) and its
+// removal (DELETE /override). Each change is in the audit trail (actor
+// control) and every answer is the state after it.
+func (s *Service) noticeControl() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sub := strings.TrimPrefix(r.URL.Path, api.ControlNotificationPath)
+		by := "control"
+		if cred := rpc.PeerCredFrom(r.Context()); cred != nil {
+			by += " uid=" + strconv.Itoa(cred.UID)
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+		defer cancel()
+		var (
+			out    *api.NotificationStatus
+			err    error
+			action string
+		)
+		switch {
+		case r.Method == http.MethodGet && sub == "":
+			out, err = s.notificationStatus()
+		case r.Method == http.MethodPost && sub == "/poll":
+			if s.notice == nil {
+				err = errNoNotice
+				break
+			}
+			action = "notification.poll"
+			if perr := s.notice.PollNow(ctx); perr != nil {
+				// The state is answered with the refusal in last_error;
+				// a poll that could not run at all is the error.
+				if errors.Is(perr, notify.ErrNoServer) {
+					err = &rpc.Error{Status: http.StatusConflict, Code: "no_notification_server",
+						Message: "no notification server configured (notify.url)"}
+					break
+				}
+			}
+			out, err = s.notificationStatus()
+		case r.Method == http.MethodPut && sub == "/override":
+			action = "notification.override"
+			var req api.NotificationOverride
+			body, rerr := io.ReadAll(io.LimitReader(r.Body, 4<<10+1))
+			switch {
+			case rerr != nil || len(body) > 4<<10:
+				err = rpc.BadRequest("", "the override must be a JSON object of at most 4 KiB")
+			default:
+				if derr := api.DecodeStrict(body, &req); derr != nil {
+					err = rpc.BadRequest("", derr.Error())
+				} else if verr := api.Validate(&req); verr != nil {
+					err = rpc.BadRequest("", verr.Error())
+				} else {
+					out, err = s.setNoticeOverride(ctx, &req, by, "control socket")
+				}
+			}
+		case r.Method == http.MethodDelete && sub == "/override":
+			action = "notification.clear"
+			out, err = s.clearNoticeOverride(ctx, by, "control socket")
+		default:
+			err = &rpc.Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such control route"}
+		}
+		if action != "" {
+			s.record(ctx, auditEntry{Actor: audit.ActorControl, Remote: by, Action: action, Err: err})
+		}
+		if err != nil {
+			rpc.WriteError(w, rpc.AsError(err))
+			return
+		}
+		rpc.WriteJSON(w, http.StatusOK, out)
+	})
+}
+
+// NotificationCommand runs a notification command on a running core's
+// control socket: "status", "poll", "override" (body: the override) or
+// "clear-override"; it returns the state after it.
+func NotificationCommand(ctx context.Context, runtimeDir, command string, override *api.NotificationOverride) (*api.NotificationStatus, error) {
+	method, path := http.MethodGet, api.ControlNotificationPath
+	var body []byte
+	switch command {
+	case "status":
+	case "poll":
+		method, path = http.MethodPost, path+"/poll"
+	case "override":
+		b, err := json.Marshal(override)
+		if err != nil {
+			return nil, err
+		}
+		method, path, body = http.MethodPut, path+"/override", b
+	case "clear-override":
+		method, path = http.MethodDelete, path+"/override"
+	default:
+		return nil, fmt.Errorf("unknown notification command %q", command)
+	}
+	var out api.NotificationStatus
+	if err := controlSend(ctx, runtimeDir, method, path, body, 1<<16, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

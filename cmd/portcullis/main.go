@@ -7,6 +7,8 @@
 //	portcullis server start|stop|restart|status|clients <server-id> [flags]
 //	                                         a server's OpenVPN worker (control socket)
 //	portcullis firewall remove --yes         delete table inet portcullis
+//	portcullis notify status|poll|override|clear-override [flags]
+//	                                         the running core's notification state (control socket)
 //	portcullis notify keygen|sign [flags]    run a notification server: key, signed answers
 //	portcullis version
 //
@@ -35,7 +37,8 @@ commands:
   server <action> <id>    a server's OpenVPN worker: start, stop (--yes), restart, status, clients
                           (the running core's control socket; root)
   firewall remove         delete the nftables table inet portcullis (every guarded port opens; --yes)
-  notify keygen|sign      make a notification signing key; sign a notification to serve
+  notify <command>        the running core's notification state: status, poll, override (--yes
+                          to disable), clear-override; keygen and sign for a notification server
   version                 print the version
 
 Run 'portcullis <command> -h' for a command's flags. Without --config, the

@@ -40,6 +40,13 @@ var cliCommands = map[string][]cliCommand{
 		{[]string{"server", "clients"}, []string{"-runtime-dir"}},
 		{[]string{"firewall"}, nil},
 		{[]string{"firewall", "remove"}, []string{"-yes"}},
+		{[]string{"notify"}, nil},
+		{[]string{"notify", "status"}, []string{"-config", "-runtime-dir"}},
+		{[]string{"notify", "poll"}, []string{"-config", "-runtime-dir"}},
+		{[]string{"notify", "override"}, []string{"-runtime-dir", "-www", "-web", "-vpn", "-message", "-yes"}},
+		{[]string{"notify", "clear-override"}, []string{"-runtime-dir"}},
+		{[]string{"notify", "keygen"}, []string{"-out", "-force"}},
+		{[]string{"notify", "sign"}, []string{"-key", "-www", "-web", "-vpn", "-message", "-valid", "-issued"}},
 		{[]string{"version"}, nil},
 	},
 	"portcullis-link": {
