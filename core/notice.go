@@ -32,7 +32,7 @@ func (d *daemon) loadNotice(context.Context) error {
 	d.svc.notice = p
 	d.effects = make(chan struct{}, 1)
 	eff := p.Effective()
-	d.fstate.set(eff.WWW == notify.Disabled, eff.Message)
+	d.fstate.set(d.wwwDown(eff), eff.Message)
 	d.noticeLine = func() string {
 		e := p.Effective()
 		return fmt.Sprintf("notification: www %s, web %s, vpn %s (%s)", e.WWW, e.Web, e.VPN, e.Source)
@@ -95,8 +95,12 @@ func (d *daemon) noticeChanged(s notify.Status) {
 func (d *daemon) applyNotice(ctx context.Context, e notify.Effective) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	d.fstate.set(e.WWW == notify.Disabled, e.Message)
-	if err := d.setWebDisabled(ctx, e.Web == notify.Disabled); err != nil {
+	d.fstate.set(d.wwwDown(e), e.Message)
+	if d.cfg.Web.External {
+		if e.Web == notify.Disabled {
+			d.log.Error("web disabled, but with web.external the front's listeners are systemd's: the front answers every request with 503 instead; stop portcullis-web.socket to close them")
+		}
+	} else if err := d.setWebDisabled(ctx, e.Web == notify.Disabled); err != nil {
 		d.log.Error("web surface not changed as the notification says", "web", e.Web, "err", err)
 	}
 	m := d.svc.workers
@@ -116,6 +120,13 @@ func (d *daemon) applyNotice(ctx context.Context, e notify.Effective) {
 			d.log.Error("vpn workers not started again", "err", err)
 		}
 	}
+}
+
+// wwwDown says whether the front must answer every request with 503: www
+// disabled, or web disabled with an external front (whose listeners the
+// core cannot close).
+func (d *daemon) wwwDown(e notify.Effective) bool {
+	return e.WWW == notify.Disabled || (d.cfg.Web.External && e.Web == notify.Disabled)
 }
 
 func noticeSuffix(msg string) string {
