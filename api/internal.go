@@ -34,10 +34,14 @@ const CounterPath = "/control/counters"
 // Counters are the core's request counters.
 type Counters struct {
 	// Requests counts every request the core's API socket accepted a
-	// connection for and read headers of, authorised or not.
+	// connection for and read headers of, authorised or not, but the
+	// front's own calls (Internal).
 	Requests uint64 `json:"requests"`
 	// Forbidden counts requests refused for a bad peer or token.
 	Forbidden uint64 `json:"forbidden"`
+	// Internal counts the front's own calls (its state poll,
+	// FrontStatePath), which Requests leaves out.
+	Internal uint64 `json:"internal"`
 }
 
 // StatusPath is the path of the core's process status on its control

@@ -53,12 +53,20 @@ func (d *daemon) startNotice(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		// A change that could not be applied (the web ports taken when
+		// binding them again) is retried every noticeRetry until it is.
+		retry := time.NewTimer(noticeRetry)
+		retry.Stop()
+		defer retry.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-d.effects:
-				d.applyNotice(ctx, d.notice.Effective())
+			case <-retry.C:
+			}
+			if !d.applyNotice(ctx, d.notice.Effective()) {
+				retry.Reset(noticeRetry)
 			}
 		}
 	})
@@ -91,8 +99,14 @@ func (d *daemon) noticeChanged(s notify.Status) {
 	}
 }
 
-// applyNotice puts the three surfaces in the state e says.
-func (d *daemon) applyNotice(ctx context.Context, e notify.Effective) {
+// noticeRetry is how soon a notification state that could not be applied
+// is tried again.
+const noticeRetry = 5 * time.Second
+
+// applyNotice puts the three surfaces in the state e says; it reports
+// whether everything took effect.
+func (d *daemon) applyNotice(ctx context.Context, e notify.Effective) bool {
+	ok := true
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	d.fstate.set(d.wwwDown(e), e.Message)
@@ -101,11 +115,13 @@ func (d *daemon) applyNotice(ctx context.Context, e notify.Effective) {
 			d.log.Error("web disabled, but with web.external the front's listeners are systemd's: the front answers every request with 503 instead; stop portcullis-web.socket to close them")
 		}
 	} else if err := d.setWebDisabled(ctx, e.Web == notify.Disabled); err != nil {
-		d.log.Error("web surface not changed as the notification says", "web", e.Web, "err", err)
+		d.log.Error("web surface not changed as the notification says; retrying", "web", e.Web, "err", err,
+			"retry_in", noticeRetry)
+		ok = false
 	}
 	m := d.svc.workers
 	if m == nil {
-		return
+		return ok
 	}
 	switch {
 	case e.VPN == notify.Disabled && m.Suspended() == nil:
@@ -120,6 +136,7 @@ func (d *daemon) applyNotice(ctx context.Context, e notify.Effective) {
 			d.log.Error("vpn workers not started again", "err", err)
 		}
 	}
+	return ok
 }
 
 // wwwDown says whether the front must answer every request with 503: www

@@ -45,6 +45,8 @@ func (d *daemon) setWebDisabled(ctx context.Context, disabled bool) error {
 	}
 	d.httpsLn, d.httpLn, d.frontFiles = httpsLn, httpLn, spec.Listeners
 	if err := d.sup.release(ctx, spec); err != nil {
+		// Still down: close what was bound, for the next try to bind.
+		d.closeListenersLocked()
 		return err
 	}
 	d.webDown = false

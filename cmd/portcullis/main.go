@@ -37,8 +37,8 @@ commands:
   server <action> <id>    a server's OpenVPN worker: start, stop (--yes), restart, status, clients
                           (the running core's control socket; root)
   firewall remove         delete the nftables table inet portcullis (every guarded port opens; --yes)
-  notify <command>        the running core's notification state: status, poll, override (--yes
-                          to disable), clear-override; keygen and sign for a notification server
+  notify <command>        the running core's notification state: status, poll, override, clear-override
+                          (control socket; root); keygen and sign for a notification server
   version                 print the version
 
 Run 'portcullis <command> -h' for a command's flags. Without --config, the

@@ -50,6 +50,9 @@ type Server struct {
 
 	requests  atomic.Uint64
 	forbidden atomic.Uint64
+	// internalRequests counts the front's own calls (HandleInternal
+	// paths), apart from the requests it forwards.
+	internalRequests atomic.Uint64
 
 	// internal are the front-only paths outside the route table
 	// (HandleInternal), behind the same peer and token checks.
@@ -98,7 +101,7 @@ func NewServer(cfg Config, m *Mux) (*Server, error) {
 
 // Counters returns the request counters.
 func (s *Server) Counters() api.Counters {
-	return api.Counters{Requests: s.requests.Load(), Forbidden: s.forbidden.Load()}
+	return api.Counters{Requests: s.requests.Load(), Forbidden: s.forbidden.Load(), Internal: s.internalRequests.Load()}
 }
 
 // Handler returns the HTTP handler for the core socket. Serve it with an
@@ -139,7 +142,11 @@ func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 // uid, and with RequirePeerPID its pid) or that lacks the internal token.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.requests.Add(1)
+		if s.internal[r.URL.Path] != nil {
+			s.internalRequests.Add(1)
+		} else {
+			s.requests.Add(1)
+		}
 		cred := PeerCredFrom(r.Context())
 		if cred == nil || !s.allowedUIDs[cred.UID] {
 			s.refuse(w, r, cred, "peer not allowed")

@@ -282,7 +282,23 @@ func TestNotificationEffects(t *testing.T) {
 	if st := g.status(); st.FrontPID != 0 {
 		t.Fatalf("a front runs while web is disabled: %+v", st)
 	}
+	// Someone else takes the port meanwhile: the ok cannot bind it, the
+	// core says so and retries until the port is free again.
+	var squatter net.Listener
+	if err := gwNS.Do(func() (err error) {
+		squatter, err = net.Listen("tcp", strings.TrimPrefix(g.URL, "https://"))
+		return
+	}); err != nil {
+		t.Fatal(err)
+	}
 	next(notify.OK, notify.OK, notify.OK, "")
+	eventually(t, "the failed bind logged", func() error {
+		if !g.LogsContain("web surface not changed as the notification says; retrying") {
+			return errors.New("not logged")
+		}
+		return nil
+	})
+	squatter.Close()
 	eventually(t, "front back after ok", func() error {
 		if code, e, err := frontAnswer(g, admin); code != 200 {
 			return fmt.Errorf("%d %+v %v", code, e, err)
