@@ -60,6 +60,9 @@ type NotificationStatus struct {
 	LastPoll     *time.Time `json:"last_poll,omitempty"`
 	LastAccepted *time.Time `json:"last_accepted,omitempty"`
 	LastError    string     `json:"last_error,omitempty"`
+	// ApplyError, when set, is why the state in force has not taken
+	// effect yet (the web ports could not listen again); the core retries.
+	ApplyError string `json:"apply_error,omitempty"`
 }
 
 // ControlNotificationPath is the notification's state on the core's

@@ -306,6 +306,9 @@ func (n *NotifyConfig) check() (NotifySettings, error) {
 	if n.PublicKey == "" {
 		return out, &config.Error{Key: "notify.public_key", Err: errors.New("must be set with notify.url (the key `portcullis notify keygen` printed)")}
 	}
+	if n.Timeout.D > n.Interval.D {
+		return out, &config.Error{Key: "notify.timeout", Err: fmt.Errorf("%s is longer than notify.interval (%s)", n.Timeout.D, n.Interval.D)}
+	}
 	if n.CAFile != "" {
 		pem, err := os.ReadFile(n.CAFile)
 		if err != nil {

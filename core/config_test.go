@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/notify"
+
 	"github.com/BurntSushi/toml"
 
 	"github.com/portcullis-gw/portcullis/internal/logging"
@@ -34,6 +36,13 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"[admin]\nlogin_max_failures = 0", "admin.login_max_failures"},
 		{`data_dir = ""`, "data_dir"},
 		{`runtime_dir = "/` + strings.Repeat("x", 120) + `"`, "runtime_dir"},
+		{"[notify]\nurl = \"http://notify.example.com\"\npublic_key = \"" + testNoticeKey + "\"", "notify.url"},
+		{"[notify]\nurl = \"https://notify.example.com/n?x=1\"\npublic_key = \"" + testNoticeKey + "\"", "notify.url"},
+		{"[notify]\nurl = \"https://notify.example.com/n\"", "notify.public_key"},
+		{"[notify]\npublic_key = \"ed25519:short\"", "notify.public_key"},
+		{"[notify]\nurl = \"https://n.example.com\"\npublic_key = \"" + testNoticeKey + "\"\ninterval = \"20s\"", "notify.timeout"},
+		{"[notify]\nurl = \"https://n.example.com\"\npublic_key = \"" + testNoticeKey + "\"\nca_file = \"/nonexistent\"", "notify.ca_file"},
+		{"[notify]\ninterval = \"1s\"", "notify.interval"},
 	}
 	for _, tc := range cases {
 		if _, err := loadChecked(t, tc.toml); err == nil || !strings.Contains(err.Error(), tc.key+":") {
@@ -264,5 +273,25 @@ func TestConfigAuditMaxAge(t *testing.T) {
 		if c, err := loadChecked(t, "[audit]\nmax_age = "+text); err != nil || c.AuditMaxAge != want {
 			t.Errorf("max_age = %s: %v %v", text, c, err)
 		}
+	}
+}
+
+// testNoticeKey is a well-formed notification key (32 zero bytes).
+var testNoticeKey = notify.FormatPublicKey(make([]byte, 32))
+
+func TestConfigNotify(t *testing.T) {
+	c, err := DefaultConfig().Check()
+	if err != nil || c.Notify.URL != "" || c.Notify.Interval != time.Hour || c.Notify.Timeout != 30*time.Second {
+		t.Fatalf("default: %+v %v", c.Notify, err)
+	}
+	c, err = loadChecked(t, "[notify]\nurl = \"https://notify.example.com/portcullis\"\npublic_key = \""+testNoticeKey+"\"\ninterval = \"2h\"")
+	if err != nil || c.Notify.URL != "https://notify.example.com/portcullis" || len(c.Notify.PublicKey) != 32 || c.Notify.Interval != 2*time.Hour {
+		t.Fatalf("set: %+v %v", c.Notify, err)
+	}
+	// Turned off: no URL to poll, the key still loaded (it verifies the
+	// saved notification).
+	c, err = loadChecked(t, "[notify]\nenabled = false\nurl = \"https://notify.example.com\"\npublic_key = \""+testNoticeKey+"\"")
+	if err != nil || c.Notify.URL != "" || len(c.Notify.PublicKey) != 32 {
+		t.Fatalf("disabled: %+v %v", c.Notify, err)
 	}
 }

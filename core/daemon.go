@@ -61,9 +61,9 @@ func Run(ctx context.Context, cfg *Checked, log *slog.Logger, rio RunIO) error {
 	}{
 		{"prepare directories", d.prepareDirs},
 		{"open store", d.openStore},
+		{"load notification state", d.loadNotice},
 		{"bind listeners", d.bindListeners},
 		{"build services", d.buildServices},
-		{"load notification state", d.loadNotice},
 		{"start background work", d.startBackground},
 		{"start vpn workers", d.startWorkers},
 		{"prepare front", d.prepareFront},
@@ -191,6 +191,16 @@ func (d *daemon) bindListeners(context.Context) (err error) {
 			defer d.webMu.Unlock()
 			d.closeListenersLocked()
 		})
+		if d.notice.Effective().Web == notify.Disabled {
+			// The saved notification state has the web surface down:
+			// bound (the port is ours) but not listening from the start;
+			// the front starts held (superviseFront).
+			d.webMu.Lock()
+			d.pauseListenersLocked()
+			d.webDown = true
+			d.webMu.Unlock()
+			d.log.Warn("web surface down at start (notification state): the front's listeners do not listen")
+		}
 	}
 	var generated bool
 	if d.certPEM, d.keyPEM, generated, err = frontTLS(d.cfg, d.publicAddr()); err != nil {
@@ -232,6 +242,7 @@ func (d *daemon) buildServices(ctx context.Context) error {
 		Approver: d.approver, NAT: nat, Window: d.cfg.Window, FrontPort: httpsPort,
 		InitialAdminFile: filepath.Join(d.cfg.DataDir, InitialAdminFile), TrustedProxies: d.cfg.TrustedProxies,
 		RedirectPort: redirectPort, AllowPort22: d.cfg.Firewall.AllowPort22})
+	d.svc.notice = d.notice
 	guarded, err := d.svc.guardedPorts(ctx)
 	if err != nil {
 		return err
@@ -260,6 +271,7 @@ func (d *daemon) buildServices(ctx context.Context) error {
 		return err
 	}
 	d.apiSrv.HandleInternal(api.FrontStatePath, d.fstate)
+	d.apiSrv.SetGate(d.fstate.refusal)
 	return nil
 }
 
@@ -405,17 +417,13 @@ func (d *daemon) startFront(ctx context.Context) error {
 }
 
 // superviseFront runs the supervisor and waits (at most 10 s) for the
-// front's start. When the notification state has the web surface down,
-// the listeners are closed first and the front starts held.
+// front's start. When the web surface is down (bindListeners), the front
+// starts held.
 func (d *daemon) superviseFront(ctx context.Context) {
-	webDown := d.notice.Effective().Web == notify.Disabled
-	if webDown {
-		d.webMu.Lock()
-		d.closeListenersLocked()
-		d.webDown, d.sup.startHeld = true, true
-		d.webMu.Unlock()
-		d.log.Warn("web surface down at start (notification state): the front's listeners are closed")
-	}
+	d.webMu.Lock()
+	webDown := d.webDown
+	d.sup.startHeld = webDown
+	d.webMu.Unlock()
 	supCtx, stopSup := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); d.sup.run(supCtx) }()
@@ -469,6 +477,11 @@ func frontListeners(cfg *Checked) (httpsLn, httpLn net.Listener, err error) {
 	if inherited != nil {
 		if inherited[api.ListenerHTTPS] == nil {
 			return nil, nil, fmt.Errorf("systemd passed sockets but none named %q", api.ListenerHTTPS)
+		}
+		for name, ln := range inherited {
+			if !listening(ln) {
+				return nil, nil, fmt.Errorf("the socket systemd passed as %q %w", name, errNotListening)
+			}
 		}
 		return inherited[api.ListenerHTTPS], inherited[api.ListenerHTTP], nil
 	}

@@ -74,3 +74,18 @@ func (f *frontState) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rpc.WriteJSON(w, http.StatusOK, cur)
 }
+
+// refusal is the core socket's gate (rpc.Server.SetGate): while the www
+// surface is disabled every route is refused here too, as the front
+// refuses it.
+func (f *frontState) refusal() error {
+	st, _ := f.get()
+	if !st.WWWDisabled {
+		return nil
+	}
+	msg := st.Message
+	if msg == "" {
+		msg = "this gateway is temporarily disabled"
+	}
+	return &rpc.Error{Status: http.StatusServiceUnavailable, Code: "service_disabled", Message: msg}
+}

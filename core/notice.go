@@ -18,9 +18,10 @@ import (
 // and vpn (every OpenVPN worker stopped, none started).
 
 // loadNotice builds the poller on the store, which loads the persisted
-// state, and records what is in force before anything serves: the front
-// learns the www state from its first poll, the workers and the front are
-// started (or not) by their own steps according to it.
+// state, and records what is in force before anything is bound or serves:
+// the front learns the www state from its first poll; the listeners, the
+// workers and the front are started (or not) by their own steps according
+// to it.
 func (d *daemon) loadNotice(context.Context) error {
 	n := d.cfg.Notify
 	p, err := notify.New(notify.Config{URL: n.URL, Version: Version, PublicKey: n.PublicKey, Interval: n.Interval,
@@ -29,13 +30,16 @@ func (d *daemon) loadNotice(context.Context) error {
 		return err
 	}
 	d.notice = p
-	d.svc.notice = p
 	d.effects = make(chan struct{}, 1)
 	eff := p.Effective()
 	d.fstate.set(d.wwwDown(eff), eff.Message)
 	d.noticeLine = func() string {
 		e := p.Effective()
-		return fmt.Sprintf("notification: www %s, web %s, vpn %s (%s)", e.WWW, e.Web, e.VPN, e.Source)
+		line := fmt.Sprintf("notification: www %s, web %s, vpn %s (%s)", e.WWW, e.Web, e.VPN, e.Source)
+		if msg := d.svc.noticeApplyErr.Load(); msg != nil {
+			line += ", NOT APPLIED: " + *msg
+		}
+		return line
 	}
 	if n.URL == "" {
 		d.log.Info("no notification server configured (notify.url): not polling")
@@ -53,20 +57,28 @@ func (d *daemon) startNotice(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		// A change that could not be applied (the web ports taken when
-		// binding them again) is retried every noticeRetry until it is.
+		// A state that could not be applied (the web ports could not
+		// listen again) is retried with back-off until it is; the admin
+		// API and the status line show the error meanwhile.
 		retry := time.NewTimer(noticeRetry)
 		retry.Stop()
 		defer retry.Stop()
+		backoff := noticeRetry
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-d.effects:
+				backoff = noticeRetry
 			case <-retry.C:
 			}
-			if !d.applyNotice(ctx, d.notice.Effective()) {
-				retry.Reset(noticeRetry)
+			if err := d.applyNotice(ctx, d.notice.Effective()); err != nil {
+				d.svc.noticeApplyErr.Store(new(err.Error()))
+				d.log.Error("notification state not applied; retrying", "err", err, "retry_in", backoff)
+				retry.Reset(backoff)
+				backoff = min(2*backoff, noticeRetryMax)
+			} else {
+				d.svc.noticeApplyErr.Store(nil)
 			}
 		}
 	})
@@ -99,14 +111,17 @@ func (d *daemon) noticeChanged(s notify.Status) {
 	}
 }
 
-// noticeRetry is how soon a notification state that could not be applied
-// is tried again.
-const noticeRetry = 5 * time.Second
+// A notification state that could not be applied is tried again after
+// noticeRetry, doubling up to noticeRetryMax.
+const (
+	noticeRetry    = 5 * time.Second
+	noticeRetryMax = 5 * time.Minute
+)
 
-// applyNotice puts the three surfaces in the state e says; it reports
-// whether everything took effect.
-func (d *daemon) applyNotice(ctx context.Context, e notify.Effective) bool {
-	ok := true
+// applyNotice puts the three surfaces in the state e says; the error says
+// what did not take effect.
+func (d *daemon) applyNotice(ctx context.Context, e notify.Effective) error {
+	var failed error
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	d.fstate.set(d.wwwDown(e), e.Message)
@@ -115,13 +130,11 @@ func (d *daemon) applyNotice(ctx context.Context, e notify.Effective) bool {
 			d.log.Error("web disabled, but with web.external the front's listeners are systemd's: the front answers every request with 503 instead; stop portcullis-web.socket to close them")
 		}
 	} else if err := d.setWebDisabled(ctx, e.Web == notify.Disabled); err != nil {
-		d.log.Error("web surface not changed as the notification says; retrying", "web", e.Web, "err", err,
-			"retry_in", noticeRetry)
-		ok = false
+		failed = fmt.Errorf("web %s: %w", e.Web, err)
 	}
 	m := d.svc.workers
 	if m == nil {
-		return ok
+		return failed
 	}
 	switch {
 	case e.VPN == notify.Disabled && m.Suspended() == nil:
@@ -136,7 +149,7 @@ func (d *daemon) applyNotice(ctx context.Context, e notify.Effective) bool {
 			d.log.Error("vpn workers not started again", "err", err)
 		}
 	}
-	return ok
+	return failed
 }
 
 // wwwDown says whether the front must answer every request with 503: www

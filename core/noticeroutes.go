@@ -48,7 +48,10 @@ func (s *Service) setNoticeOverride(ctx context.Context, req *api.NotificationOv
 	o := &notify.Override{WWW: notify.State(req.States.WWW), Web: notify.State(req.States.Web), VPN: notify.State(req.States.VPN),
 		Message: req.Message, By: by, At: s.now().UTC()}
 	if err := s.notice.SetOverride(ctx, o); err != nil {
-		return nil, rpc.BadRequest("", err.Error())
+		if errors.Is(err, notify.ErrInvalid) {
+			return nil, rpc.BadRequest("", err.Error())
+		}
+		return nil, err
 	}
 	s.log.Warn("notification override set", "by", by, "from", from, "www", req.States.WWW, "web", req.States.Web, "vpn", req.States.VPN)
 	return s.notificationStatus()
@@ -81,6 +84,9 @@ func (s *Service) notificationStatus() (*api.NotificationStatus, error) {
 		Message:   e.Message,
 		Source:    string(e.Source),
 		LastError: st.LastError,
+	}
+	if msg := s.noticeApplyErr.Load(); msg != nil {
+		out.ApplyError = *msg
 	}
 	if n := st.Notice; n != nil {
 		out.Notice = &api.NotificationNotice{States: states(n.WWW, n.Web, n.VPN), Message: n.Message,

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
@@ -90,8 +91,11 @@ type Service struct {
 	workers *vpn.Manager
 	// notice is the notification state (notice.go): nil until the daemon
 	// loads it, and in tests without one.
-	notice  *notify.Poller
-	revoker userRevoker
+	notice *notify.Poller
+	// noticeApplyErr is why the state in force is not applied (nil: it
+	// is), set by the daemon's applier (notice.go).
+	noticeApplyErr atomic.Pointer[string]
+	revoker        userRevoker
 
 	orgs    rpc.Kind[orgRecord, api.Organization]
 	users   rpc.Kind[userRecord, api.User]

@@ -83,6 +83,12 @@ func (s *Service) workerStart(ctx context.Context, id, by string) (*api.ServerSt
 	ctx, cancel := context.WithTimeout(ctx, workerTimeout)
 	defer cancel()
 	if err := s.workers.Start(ctx, id); err != nil {
+		if errors.Is(err, vpn.ErrSuspended) {
+			// Suspended since the check: marked started, it starts when
+			// the VPN is enabled again.
+			return nil, &rpc.Error{Status: http.StatusServiceUnavailable, Code: "vpn_disabled",
+				Message: err.Error() + "; the server starts when the VPN is enabled again"}
+		}
 		s.log.Error("vpn worker did not start; retrying with back-off", "server_id", id, "err", err)
 		return nil, &rpc.Error{Status: http.StatusBadGateway, Code: "worker_failed",
 			Message: "the server is marked started, but its worker did not start (retrying): " + err.Error()}

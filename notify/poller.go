@@ -75,6 +75,11 @@ type Config struct {
 	OnChange func(Status)
 }
 
+// ErrInvalid is wrapped by SetOverride's refusal of an override that does
+// not check (a bad state, a message too long); any other error is the
+// store's.
+var ErrInvalid = errors.New("invalid override")
+
 // ErrNoServer is returned by Run and PollNow of a Poller made without a
 // URL: it keeps the saved state and the override, and polls nothing.
 var ErrNoServer = errors.New("no notification server configured")
@@ -374,14 +379,14 @@ func (p *Poller) fetch(ctx context.Context) ([]byte, error) {
 // o.By (who sets it) is required; a zero o.At is set to now.
 func (p *Poller) SetOverride(ctx context.Context, o *Override) error {
 	if o == nil {
-		return errors.New("notify: no override (ClearOverride clears it)")
+		return fmt.Errorf("%w: no override (ClearOverride clears it)", ErrInvalid)
 	}
 	c := *o
 	if c.At.IsZero() {
 		c.At = p.cfg.Now()
 	}
 	if err := c.check(); err != nil {
-		return fmt.Errorf("notify: %w", err)
+		return fmt.Errorf("notify: %w: %w", ErrInvalid, err)
 	}
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()

@@ -19,7 +19,11 @@ import (
 
 // SyncState fetches the current state once (the front calls it before it
 // serves, so that it never serves a request the state forbids).
+//
+// From the first call of SyncState or FollowState the front fails closed:
+// until the state is known, every request is answered 503.
 func (h *Handler) SyncState(ctx context.Context) error {
+	h.stateRequired.Store(true)
 	return h.pollState(ctx, 0)
 }
 
@@ -27,6 +31,7 @@ func (h *Handler) SyncState(ctx context.Context) error {
 // a failed poll is retried with back-off (1 s doubling to 15 s), keeping
 // the last state.
 func (h *Handler) FollowState(ctx context.Context) {
+	h.stateRequired.Store(true)
 	backoff := time.Second
 	for ctx.Err() == nil {
 		cur := h.state.Load()
@@ -89,10 +94,19 @@ func (h *Handler) pollState(ctx context.Context, gen uint64) error {
 }
 
 // disabled answers the request with 503 and the message when the www
-// surface is disabled, and reports whether it did.
+// surface is disabled (or, once the front follows the core's state, while
+// that state is not known yet), and reports whether it did.
 func (h *Handler) disabled(w http.ResponseWriter, r *http.Request) bool {
 	st := h.state.Load()
-	if st == nil || !st.WWWDisabled {
+	if st == nil {
+		if !h.stateRequired.Load() {
+			return false
+		}
+		w.Header().Set("Retry-After", "5")
+		h.refuse(w, r, nil, http.StatusServiceUnavailable, "starting", "", "the gateway is starting; try again shortly")
+		return true
+	}
+	if !st.WWWDisabled {
 		return false
 	}
 	msg := st.Message
@@ -102,4 +116,16 @@ func (h *Handler) disabled(w http.ResponseWriter, r *http.Request) bool {
 	w.Header().Set("Retry-After", "3600")
 	h.refuse(w, r, nil, http.StatusServiceUnavailable, "service_disabled", "", msg)
 	return true
+}
+
+// Gate answers 503 where ServeHTTP would (the www surface disabled, the
+// state not known yet) and passes every other request to next: the plain
+// HTTP redirect listener goes through it.
+func (h *Handler) Gate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.disabled(w, r) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -50,8 +50,10 @@ type Handler struct {
 	client   *http.Client
 	router   chi.Router
 	refusals *rateLog
-	// state is the last api.FrontState from the core (frontstate.go).
-	state atomic.Pointer[api.FrontState]
+	// state is the last api.FrontState from the core (frontstate.go);
+	// stateRequired, once set, makes an unknown state refuse requests.
+	state         atomic.Pointer[api.FrontState]
+	stateRequired atomic.Bool
 }
 
 // NewHandler builds the handler for every route of api.Routes.

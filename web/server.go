@@ -101,6 +101,8 @@ type ServeConfig struct {
 	// that redirects to HTTPSPort.
 	HTTPS, HTTP net.Listener
 	HTTPSPort   int
+	// Redirect serves HTTP (nil: RedirectHandler(HTTPSPort)).
+	Redirect http.Handler
 	// Grace bounds the graceful shutdown.
 	Grace time.Duration
 	// MaxConnections bounds the connections of both listeners together
@@ -129,7 +131,11 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	go func() { errc <- srv.Serve(tls.NewListener(limit.listener(cfg.HTTPS), srv.TLSConfig)) }()
 	logger.Info("front listening", "https", cfg.HTTPS.Addr().String(), "max_connections", limit.max)
 	if cfg.HTTP != nil {
-		rs := newServer(RedirectHandler(cfg.HTTPSPort), nil, logger, events)
+		redirect := cfg.Redirect
+		if redirect == nil {
+			redirect = RedirectHandler(cfg.HTTPSPort)
+		}
+		rs := newServer(redirect, nil, logger, events)
 		limit.hook(rs)
 		servers = append(servers, rs)
 		go func() { errc <- rs.Serve(limit.listener(cfg.HTTP)) }()

@@ -164,7 +164,7 @@ func run() error {
 		}
 	}()
 	err = web.Serve(ctx, web.ServeConfig{Log: logger, Handler: h, Cert: boot.Cert, HTTPS: httpsLn, HTTP: lns[api.ListenerHTTP],
-		HTTPSPort: httpsPort, Grace: 10 * time.Second, MaxConnections: fit})
+		HTTPSPort: httpsPort, Redirect: h.Gate(web.RedirectHandler(httpsPort)), Grace: 10 * time.Second, MaxConnections: fit})
 	close(served)
 	<-told
 	return err

@@ -54,10 +54,20 @@ type Server struct {
 	// paths), apart from the requests it forwards.
 	internalRequests atomic.Uint64
 
+	// gate, when set, refuses every route's request while it returns an
+	// error (SetGate).
+	gate atomic.Pointer[func() error]
+
 	// internal are the front-only paths outside the route table
 	// (HandleInternal), behind the same peer and token checks.
 	internal map[string]http.Handler
 }
+
+// SetGate makes every route's request answered with gate's error while it
+// returns one (the core's copy of the front's www check: a notification
+// that disables the web surface closes the routes here too, whatever the
+// front does).
+func (s *Server) SetGate(gate func() error) { s.gate.Store(&gate) }
 
 // HandleInternal serves h on path, outside the route table (the front's
 // own calls, such as api.FrontStatePath), behind the same checks as every
@@ -195,7 +205,13 @@ func (s *Server) serveRoute(b binding) http.HandlerFunc {
 			req:        r,
 		}
 		var resp any
-		err := s.read(c)
+		var err error
+		if g := s.gate.Load(); g != nil {
+			err = (*g)()
+		}
+		if err == nil {
+			err = s.read(c)
+		}
 		if err == nil {
 			resp, err = b.serve(c)
 			s.audit(c, err)

@@ -185,7 +185,13 @@ func (m *Manager) Restart(ctx context.Context, serverID string) error {
 	if err := m.stop(ctx, serverID, false); err != nil {
 		return err
 	}
-	return m.Start(ctx, serverID)
+	err := m.Start(ctx, serverID)
+	if errors.Is(err, ErrSuspended) {
+		// Suspended between the stop and the start: the device kept for
+		// the restart goes, as Suspend's stops remove theirs.
+		err = errors.Join(err, m.cleanup(ctx, serverID))
+	}
+	return err
 }
 
 func (m *Manager) stop(ctx context.Context, serverID string, remove bool) error {

@@ -176,7 +176,7 @@ func TestNotificationEffects(t *testing.T) {
 	day := 24 * time.Hour
 	ns.serve(200, signed(t, priv, notify.OK, notify.OK, notify.OK, "", t0, t0.Add(day)))
 
-	g := startGatewayWith(t, gwOpts{NS: gwNS, Listen: "10.203.0.1:8443", Extra: fmt.Sprintf(
+	g := startGatewayWith(t, gwOpts{NS: gwNS, Listen: "10.203.0.1:8443", Redirect: true, Extra: fmt.Sprintf(
 		"[notify]\nurl = %q\npublic_key = %q\nca_file = %q\n", ns.srv.URL+"/notify", notify.FormatPublicKey(pub), ns.caFile)})
 	admin := g.ClientFrom(clNS)
 	admin.Login(g.AdminPW)
@@ -225,6 +225,17 @@ func TestNotificationEffects(t *testing.T) {
 		}
 		return nil
 	})
+	// The plain-HTTP redirect listener too.
+	plain := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: vpnlab.DialIn(gwNS, "")},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := plain.Get("http://" + g.Redirect() + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("the redirect listener answered %d while www was disabled", resp.StatusCode)
+	}
 	next(notify.OK, notify.OK, notify.OK, "")
 	eventually(t, "200 after ok", func() error {
 		if code, e, err := frontAnswer(g, admin); code != 200 {
@@ -282,23 +293,22 @@ func TestNotificationEffects(t *testing.T) {
 	if st := g.status(); st.FrontPID != 0 {
 		t.Fatalf("a front runs while web is disabled: %+v", st)
 	}
-	// Someone else takes the port meanwhile: the ok cannot bind it, the
-	// core says so and retries until the port is free again.
-	var squatter net.Listener
-	if err := gwNS.Do(func() (err error) {
-		squatter, err = net.Listen("tcp", strings.TrimPrefix(g.URL, "https://"))
-		return
+	// The port stays the core's while it does not listen: no other
+	// process can take it meanwhile.
+	if err := gwNS.Do(func() error {
+		ln, err := net.Listen("tcp", strings.TrimPrefix(g.URL, "https://"))
+		if err == nil {
+			ln.Close()
+			return errors.New("another process could bind the front's port while web was disabled")
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return err
+		}
+		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	next(notify.OK, notify.OK, notify.OK, "")
-	eventually(t, "the failed bind logged", func() error {
-		if !g.LogsContain("web surface not changed as the notification says; retrying") {
-			return errors.New("not logged")
-		}
-		return nil
-	})
-	squatter.Close()
 	eventually(t, "front back after ok", func() error {
 		if code, e, err := frontAnswer(g, admin); code != 200 {
 			return fmt.Errorf("%d %+v %v", code, e, err)
@@ -307,6 +317,13 @@ func TestNotificationEffects(t *testing.T) {
 	})
 	if st := g.status(); st.FrontPID == 0 || st.FrontPID == frontBefore {
 		t.Fatalf("front after web ok: %+v (before: %d)", st, frontBefore)
+	}
+	// The redirect listener (bound to port 0, so bound again at its
+	// address) redirects again.
+	if resp, err := plain.Get("http://" + g.Redirect() + "/status"); err != nil || resp.StatusCode != http.StatusMovedPermanently {
+		t.Fatalf("redirect after web ok: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 
 	// Refused answers change nothing: the last notice stays in force and
@@ -343,15 +360,19 @@ func TestNotificationEffects(t *testing.T) {
 	}
 
 	// The state survives a restart, even when the server then fails.
-	next(notify.Disabled, notify.OK, notify.OK, "kept across restarts")
+	next(notify.Disabled, notify.Disabled, notify.OK, "kept across restarts")
 	ns.serve(500, []byte("down"))
 	g.Stop()
 	g.Start()
-	if code, e, _ := frontAnswer(g, admin); code != 503 || e.Message != "kept across restarts" {
-		t.Fatalf("first answer after the restart: %d %+v", code, e)
+	// Web disabled from the start: the port refuses at once, no front runs.
+	if _, _, err := frontAnswer(g, admin); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("first request after the restart: %v", err)
+	}
+	if st := g.status(); st.FrontPID != 0 {
+		t.Fatalf("a front runs after a restart with web disabled: %+v", st)
 	}
 	eventually(t, "the failed poll at start recorded", func() error {
-		if st := g.mustNotify("status"); st.LastError == "" || st.Effective.WWW != "disabled" {
+		if st := g.mustNotify("status"); st.LastError == "" || st.Effective.Web != "disabled" || st.Effective.WWW != "disabled" {
 			return fmt.Errorf("%+v", st)
 		}
 		return nil
@@ -380,7 +401,7 @@ func TestNotificationEffects(t *testing.T) {
 		t.Fatalf("admin override: %+v", ast)
 	}
 	admin.Must("GET", "/notification", nil, &ast)
-	if ast.Source != "override" || ast.Notice == nil || ast.Notice.States.WWW != "disabled" {
+	if ast.Source != "override" || ast.Notice == nil || ast.Notice.States.Web != "disabled" {
 		t.Fatalf("GET /notification: %+v", ast)
 	}
 	var trail api.AuditList
@@ -395,10 +416,10 @@ func TestNotificationEffects(t *testing.T) {
 			t.Errorf("audit trail lacks %q; has %v", want, seen)
 		}
 	}
-	// Cleared: the notice (www disabled) is in force again.
+	// Cleared: the notice (www and web disabled) is in force again.
 	admin.Must("DELETE", "/notification/override", nil, &ast)
-	eventually(t, "503 once the override is cleared", func() error {
-		if code, e, err := frontAnswer(g, admin); code != 503 {
+	eventually(t, "refused once the override is cleared", func() error {
+		if code, e, err := frontAnswer(g, admin); !errors.Is(err, syscall.ECONNREFUSED) {
 			return fmt.Errorf("%d %+v %v", code, e, err)
 		}
 		return nil
