@@ -186,9 +186,8 @@ func TestPollerTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.restart(func(c *Config) { c.Timeout = 300 * time.Millisecond })
-	l.srv.answer(200, nil)
-	l.srv.mu.Lock()
-	l.srv.hang = true
+	l.srv.mu.Lock() // one change: no poll sees an empty 200 in between
+	l.srv.status, l.srv.body, l.srv.hang = 200, nil, true
 	l.srv.mu.Unlock()
 	l.setClock(t0.Add(time.Hour))
 	err := l.p.PollNow(t.Context())
