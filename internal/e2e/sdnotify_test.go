@@ -87,7 +87,9 @@ func TestCoreSpeaksSdNotify(t *testing.T) {
 	if out, err := gwNS.Command(nft, "delete", "table", "inet", dynfw.TableName).CombinedOutput(); err != nil {
 		t.Logf("table not there after the stop (%v: %s)", err, out)
 	}
-	g.Start()
+	// Started without waiting for its ready report (written after READY):
+	// the test reacts to READY itself.
+	awaitReady := g.Begin()
 	ready, err := sock.WaitAfter(sdtest.Ready, stopping.Seq, 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +106,7 @@ func TestCoreSpeaksSdNotify(t *testing.T) {
 	if err := syscall.Kill(core, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
+	awaitReady()
 	if err != nil || !strings.Contains(string(table), "11395") {
 		t.Fatalf("at READY the firewall table is not back with the server's guarded port: %v\n%s", err, table)
 	}
@@ -138,9 +141,16 @@ func TestCoreSpeaksSdNotify(t *testing.T) {
 	if err != nil || bye.PID != core {
 		t.Fatalf("STOPPING: %v %v", bye, err)
 	}
+	readies := 0
 	for _, m := range sock.Messages() {
 		if m.Seq > stopping.Seq && m.PID != core {
 			t.Errorf("message from pid %d, not the core (%d): %v", m.PID, core, m)
 		}
+		if m.Seq > stopping.Seq && m.Has(sdtest.Ready) {
+			readies++
+		}
+	}
+	if readies != 1 {
+		t.Errorf("%d READY messages in one run", readies)
 	}
 }

@@ -149,6 +149,13 @@ func StartGateway(t netlab.T, o Options) *Gateway {
 // inherited pipe): addresses, pids and the initial admin come from there,
 // not from log lines. The logs are kept for failure reports only.
 func (g *Gateway) Start() {
+	g.t.Helper()
+	g.Begin()()
+}
+
+// Begin starts the core and returns at once; the function it returns waits
+// for the ready report as Start does (call it from the test's goroutine).
+func (g *Gateway) Begin() (awaitReady func()) {
 	t := g.t
 	t.Helper()
 	bin := filepath.Join(g.BinDir, "portcullis")
@@ -169,7 +176,6 @@ func (g *Gateway) Start() {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	defer readyR.Close()
 	g.cmd.ExtraFiles = []*os.File{readyW}
 	g.done = make(chan error, 1)
 	pr, pw := io.Pipe()
@@ -190,12 +196,19 @@ func (g *Gateway) Start() {
 	}()
 	readyc := make(chan api.Ready, 1)
 	go func() {
+		defer readyR.Close()
 		var r api.Ready
 		// EOF without a line: the core exited first (reported below).
 		if err := json.NewDecoder(readyR).Decode(&r); err == nil {
 			readyc <- r
 		}
 	}()
+	return func() { g.awaitReady(readyc, done) }
+}
+
+func (g *Gateway) awaitReady(readyc <-chan api.Ready, done <-chan error) {
+	t := g.t
+	t.Helper()
 	select {
 	case r := <-readyc:
 		g.mu.Lock()
