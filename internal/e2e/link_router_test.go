@@ -118,9 +118,11 @@ func loadRouterConfig(t *testing.T, r *siteHost, cfg *api.RouterConfig) string {
 
 // TestIPsecRouterLocation: site HQ is a router location, served by a plain
 // charon that its admin loads with `swanctl --load-all` from the
-// swanctl.conf the gateway generates; site A runs an agent, which gets the
-// router as its peer. A ping from site A's subnet address to HQ's crosses
-// the wire as ESP (in UDP: userland ESP) and never in the clear.
+// swanctl.conf the gateway generates; site A runs agents on a1 (active)
+// and a2 (standby), which get the router as their peer. A ping from site
+// A's subnet address to HQ's crosses the wire as ESP (in UDP: userland
+// ESP) and never in the clear. When a1 dies, a2 takes over and the router
+// answers it under the same configuration, and clears a1's dead SA.
 func TestIPsecRouterLocation(t *testing.T) {
 	netlab.Require(t)
 	testenv.NeedFile(t, charonBin, "strongswan-charon")
@@ -141,7 +143,8 @@ func TestIPsecRouterLocation(t *testing.T) {
 	admin.Must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "A", Routes: []string{"10.1.0.0/24"}}, &l)
 	admin.Must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "HQ", Routes: []string{"10.9.0.0/24"}, Router: true}, &l)
 	locA, locR := l.Locations[0].ID, l.Locations[1].ID
-	admin.Must("POST", "/link/"+l.ID+"/location/"+locA+"/host", api.HostCreate{Name: "a1"}, &l)
+	admin.Must("POST", "/link/"+l.ID+"/location/"+locA+"/host", api.HostCreate{Name: "a1", Priority: 2}, &l)
+	admin.Must("POST", "/link/"+l.ID+"/location/"+locA+"/host", api.HostCreate{Name: "a2", Priority: 1}, &l)
 	admin.Must("POST", "/link/"+l.ID+"/location/"+locR+"/host", api.HostCreate{Name: "r1", Address: "10.249.0.30"}, &l)
 	rc := "/link/" + l.ID + "/location/" + locR + "/router-config"
 
@@ -171,14 +174,21 @@ func TestIPsecRouterLocation(t *testing.T) {
 	}
 
 	a1 := addAgentHost(t, g, admin, wan, base, &l, locA, l.Locations[0].Hosts[0].ID, "a1", "10.249.0.11", "10.1.0.1/32")
+	a2 := addAgentHost(t, g, admin, wan, base, &l, locA, l.Locations[0].Hosts[1].ID, "a2", "10.249.0.12", "10.1.0.1/32")
 
-	// Until a1 reports, the gateway does not know its address: the
-	// configuration names it as pending.
+	// Until a host reports, the gateway does not know its address: the
+	// configuration names it as pending. Once both did, it has a
+	// connection to each, the standby a2 too.
 	var cfg api.RouterConfig
-	waitFor(t, 15*time.Second, "a1 in the router configuration", func() bool {
+	waitFor(t, 15*time.Second, "a1 and a2 in the router configuration", func() bool {
 		admin.Must("GET", rc, nil, &cfg)
 		return len(cfg.Pending) == 0
 	})
+	for _, conn := range []string{"corp-HQ-A-a1 {", "corp-HQ-A-a2 {"} {
+		if !strings.Contains(cfg.SwanctlConf, conn) {
+			t.Fatalf("no connection %s in\n%s", conn, cfg.SwanctlConf)
+		}
+	}
 	if len(cfg.Routes) != 1 || cfg.Routes[0] != (api.RouterRoute{Network: "10.1.0.0/24", Location: "A"}) {
 		t.Fatalf("routes %+v", cfg.Routes)
 	}
@@ -220,6 +230,45 @@ func TestIPsecRouterLocation(t *testing.T) {
 	if strings.Contains(g.Logs(), psk[1]) {
 		t.Fatal("the pair's PSK is in the gateway's logs")
 	}
+
+	// a1 dies (agent and charon): a2 becomes site A's active host and
+	// calls the router, which answers under the configuration it has
+	// (nothing reloaded); the router clears a1's SA on dead peer detection.
+	if ok, _ := installed(a2.sas()); ok {
+		t.Fatal("the standby a2 carries a tunnel")
+	}
+	// The router's site pings site A (10.1.0.1 is on both a1 and a2, as a
+	// LAN behind either would be).
+	p := startPinger(t, r1.ns, "10.9.0.1", "10.1.0.1", 60)
+	time.Sleep(time.Second)
+	a1.kill()
+	killed := time.Now()
+	gap, ok := p.gapAround(killed, 25*time.Second)
+	if !ok {
+		t.Fatal("no ping reply from site A within 25 s of a1's death")
+	}
+	t.Logf("a1 killed: the router's site reaches site A through a2 after a ping gap of %v", gap.Round(10*time.Millisecond))
+	waitFor(t, 15*time.Second, "the router to clear a1's dead SA (dead peer detection)", func() bool {
+		sas := r1.sas()
+		for _, sa := range sas {
+			if sa.Name == "corp-HQ-A-a1" {
+				return false
+			}
+		}
+		return len(sas) > 0
+	})
+	waitFor(t, 10*time.Second, "the router's SA to a2", func() bool {
+		for _, sa := range r1.sas() {
+			if sa.Name == "corp-HQ-A-a2" && sa.Remote == "10.249.0.12" {
+				for _, ch := range sa.Children {
+					if ch.State == "INSTALLED" {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	})
 }
 
 func tail(s string, n int) string {
