@@ -114,6 +114,11 @@ func TestRouterLocation(t *testing.T) {
 	if err := api.Validate(&cfg); err != nil {
 		t.Fatal(err)
 	}
+	// The router host has no secret: a report in its name is refused
+	// like one from an unknown host.
+	if st, _, e := c.agentCall("PUT", r1.ID, a1s, &api.LinkReport{Version: 1, Reach: []api.LinkReach{}, Connections: []api.LinkConnection{}}, nil); st != 401 || e.Error != "link_auth" {
+		t.Fatalf("report as the router host: %d %+v", st, e)
+	}
 	// The router host's address can change; the agents follow.
 	c.do("PUT", hostsR+"/"+r1.ID, api.HostUpdate{Address: ptr("203.0.113.8")}, &l)
 	if _, sa, _ = c.agentCall("PUT", a1, a1s, rep, nil); sa.Peers[0].RemoteAddress != "203.0.113.8" {
