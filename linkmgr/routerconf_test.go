@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -340,5 +341,41 @@ func TestRouterLocationInTheElection(t *testing.T) {
 	}
 	if v := m.View(l, now); v.Locations[2].Hosts[0].Address != routerAddr {
 		t.Fatalf("a report moved the router's address: %+v", v.Locations[2].Hosts[0])
+	}
+}
+
+// TestRouterConnNamesAreSwanctlSafe: the router's connection names hold
+// only letters, digits, _ and - (no dot, which would split swanctl's
+// setting paths), at most 64 characters, and two hosts whose names read
+// the same once cut ("b.1", "b_1") get different ones.
+func TestRouterConnNamesAreSwanctlSafe(t *testing.T) {
+	m := linkmgr.NewManager(nil)
+	l := routerLink()
+	l.Name = "corp.example@" + strings.Repeat("x", 40)
+	l.Locations[1].Hosts = []linkmgr.Host{{ID: rB1, Name: "b.1", Priority: 1, Timeout: 3}, {ID: rB2, Name: "b_1", Priority: 1, Timeout: 3}}
+	l.Locations[2].Name = "head office+" + strings.Repeat("y", 40)
+	m.Sync([]linkmgr.Link{*l})
+	now := time.Unix(1760000000, 0)
+	for id, ip := range map[string]string{rA1: "192.0.2.1", rB1: "192.0.2.2", rB2: "192.0.2.3"} {
+		if _, err := m.Report(l, id, netip.MustParseAddr(ip), &api.LinkReport{Version: 1}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc, err := m.RouterConfig(l, []byte("s"), rLocR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := sec(t, parseSwanctl(t, rc.SwanctlConf), "connections")
+	if len(conns) != 3 {
+		t.Fatalf("connections %v\n%s", conns, rc.SwanctlConf)
+	}
+	safe := regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	for name := range conns {
+		if !safe.MatchString(name) {
+			t.Errorf("connection name %q", name)
+		}
+		if _, ok := sec(t, parseSwanctl(t, rc.SwanctlConf), "secrets")["ike-"+name]; !ok {
+			t.Errorf("no secret for %s", name)
+		}
 	}
 }
