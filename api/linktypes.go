@@ -23,6 +23,9 @@ type LinkLocation struct {
 	Name   string     `json:"name" validate:"required,safename"`
 	Routes []string   `json:"routes" validate:"max=64,dive,cidr"`
 	Hosts  []LinkHost `json:"hosts" validate:"max=64,dive"`
+	// Router: an IPsec-router location (one host, no agent; its admin
+	// applies the configuration of GET …/router-config).
+	Router bool `json:"router"`
 }
 
 // LinkHost is one agent host of a location, with its live state.
@@ -64,38 +67,79 @@ type LinkUpdate struct {
 	Excludes  *[][]string `json:"excludes,omitempty" validate:"omitempty,max=256,dive,len=2,dive,objectid"`
 }
 
-// LocationCreate adds a location to a link.
+// LocationCreate adds a location to a link. Router makes it an
+// IPsec-router location: exactly one host, which runs no agent and is
+// given its address (HostCreate.Address).
 type LocationCreate struct {
 	Name   string   `json:"name" validate:"required,safename"`
 	Routes []string `json:"routes" validate:"required,min=1,max=64,dive,cidr"`
+	Router bool     `json:"router,omitempty"`
 }
 
-// LocationUpdate changes a location.
+// LocationUpdate changes a location. Router can change only while the
+// location has no host.
 type LocationUpdate struct {
 	Name   *string   `json:"name,omitempty" validate:"omitempty,safename"`
 	Routes *[]string `json:"routes,omitempty" validate:"omitempty,min=1,max=64,dive,cidr"`
+	Router *bool     `json:"router,omitempty"`
 }
 
 // HostCreate adds a host to a location. Priority defaults to 1, timeout to
-// 3 s, back-off to 0.
+// 3 s, back-off to 0. Address is required for the host of a router
+// location (its public address, which its peers connect to and which is
+// its IKE identity) and refused for an agent host (whose address is where
+// its reports come from); priority, timeout and back-off are refused for a
+// router host (it is not elected).
 type HostCreate struct {
 	Name     string `json:"name" validate:"required,safename"`
 	Priority int    `json:"priority,omitempty" validate:"omitempty,min=1,max=1000"`
 	Timeout  int    `json:"timeout,omitempty" validate:"omitempty,min=1,max=3600"`
 	Backoff  int    `json:"backoff,omitempty" validate:"omitempty,min=0,max=86400"`
+	Address  string `json:"address,omitempty" validate:"omitempty,ip"`
 }
 
-// HostUpdate changes a host.
+// HostUpdate changes a host; Address, priority, timeout and back-off as
+// in HostCreate.
 type HostUpdate struct {
 	Name     *string `json:"name,omitempty" validate:"omitempty,safename"`
 	Priority *int    `json:"priority,omitempty" validate:"omitempty,min=1,max=1000"`
 	Timeout  *int    `json:"timeout,omitempty" validate:"omitempty,min=1,max=3600"`
 	Backoff  *int    `json:"backoff,omitempty" validate:"omitempty,min=0,max=86400"`
+	Address  *string `json:"address,omitempty" validate:"omitempty,ip"`
 }
 
 // HostURI answers host.uri: portcullis://<host_id>:<secret>@<gateway>[,…].
 type HostURI struct {
 	URI string `json:"uri" validate:"required,max=2048"`
+}
+
+// RouterConfig answers location.router_config: the configuration of a
+// router location's strongSwan. It holds the PSKs of its connections: a
+// credential, like a host URI.
+type RouterConfig struct {
+	// SwanctlConf is a complete swanctl.conf: one connection to every
+	// agent host of every location it peers with (and to every other
+	// router), with its secrets.
+	SwanctlConf string `json:"swanctl_conf" validate:"required,max=4194304"`
+	// Routes are the remote subnets the site sends to its router.
+	Routes []RouterRoute `json:"routes" validate:"max=4096,dive"`
+	// Pending are the peer hosts left out because the gateway does not
+	// know their address yet (no report since it started): fetch the
+	// configuration again once they report.
+	Pending []RouterPendingHost `json:"pending" validate:"max=4096,dive"`
+}
+
+// RouterRoute is one static route a router location's site needs: the
+// network, behind the peer location, reached through the router host.
+type RouterRoute struct {
+	Network  string `json:"network" validate:"required,cidr"`
+	Location string `json:"location" validate:"required,safename"`
+}
+
+// RouterPendingHost is a peer host left out of a router configuration.
+type RouterPendingHost struct {
+	Location string `json:"location" validate:"required,safename"`
+	Host     string `json:"host" validate:"required,safename"`
 }
 
 // FindLocationByID returns the location with the ID, or nil.

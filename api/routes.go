@@ -126,6 +126,10 @@ var (
 		Method: http.MethodDelete, Pattern: "/link/{link_id}/location/{location_id}/host/{host_id}", Auth: AuthAdmin})
 	RouteHostURI = endpoint[NoBody, HostURI](Route{Name: "host.uri",
 		Method: http.MethodGet, Pattern: "/link/{link_id}/location/{location_id}/host/{host_id}/uri", Auth: AuthAdmin})
+	// The swanctl.conf (with its PSKs) and the static routes of a router
+	// location.
+	RouteLocationRouterConfig = endpoint[NoBody, RouterConfig](Route{Name: "location.router_config",
+		Method: http.MethodGet, Pattern: "/link/{link_id}/location/{location_id}/router-config", Auth: AuthAdmin, ResponseLimit: 8 << 20})
 
 	// The audit trail, newest first: ?limit=N (1–500, default 100) entries
 	// per page, ?before=<seq> for the page after the one whose next it was.
@@ -154,7 +158,7 @@ var Routes = []*Route{
 	RouteUserProfileTar.Route, RouteUserProfileTarServer.Route, RouteUserProfileLink.Route, RouteProfileLinkGet.Route, RouteProfileSync.Route,
 	RouteLinkList.Route, RouteLinkCreate.Route, RouteLinkGet.Route, RouteLinkUpdate.Route, RouteLinkDelete.Route,
 	RouteLocationCreate.Route, RouteLocationUpdate.Route, RouteLocationDelete.Route,
-	RouteHostCreate.Route, RouteHostUpdate.Route, RouteHostDelete.Route, RouteHostURI.Route,
+	RouteHostCreate.Route, RouteHostUpdate.Route, RouteHostDelete.Route, RouteHostURI.Route, RouteLocationRouterConfig.Route,
 	RouteLinkStateReport.Route, RouteLinkStateStop.Route,
 	RouteAuditList.Route,
 }

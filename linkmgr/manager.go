@@ -74,6 +74,10 @@ func (m *Manager) election(l *Link) *Election {
 // cannot share a host.
 var ErrHostInUse = errors.New("host is already reported by another agent")
 
+// ErrRouterHost says a report names the host of a router location, which
+// runs no agent.
+var ErrRouterHost = errors.New("the host of a router location runs no agent")
+
 // ErrAddress says a report cannot give its host's address: the report names
 // an address other than the one it came from, or that address is one no
 // peer can use.
@@ -114,6 +118,9 @@ func (m *Manager) Report(l *Link, hostID string, source netip.Addr, r *api.LinkR
 		return nil, err
 	}
 	addr := ad.String()
+	if loc, _ := l.FindHost(hostID); loc != nil && loc.Router {
+		return nil, ErrRouterHost
+	}
 	if _, h := l.FindHost(hostID); h != nil {
 		if prev := m.hostStatus(hostID); prev != nil && prev.Address != addr &&
 			now.Sub(prev.LastReport) <= time.Duration(h.Timeout)*time.Second && m.election(l).Available(hostID, now) {
@@ -131,7 +138,7 @@ func (m *Manager) Report(l *Link, hostID string, source netip.Addr, r *api.LinkR
 }
 
 // reachesPeers says whether a host's host checks show it reaches the
-// active host of every location it may peer with. A standby elsewhere being
+// active host of every agent location it may peer with. A standby elsewhere being
 // down says nothing about this host, and a check that is missing is not a
 // success: an empty list reaches no one. With no active host to reach yet
 // no host does, so that a "yes" never stands for nothing (it would outlast
@@ -143,7 +150,9 @@ func (m *Manager) reachesPeers(l *Link, e *Election, hostID string, reach []api.
 	}
 	peers := 0
 	for _, other := range l.Locations {
-		if other.ID == loc.ID || l.Excluded(loc.ID, other.ID) {
+		// A router location's host runs no agent, so no host check can
+		// reach it: it does not count either way.
+		if other.ID == loc.ID || other.Router || l.Excluded(loc.ID, other.ID) {
 			continue
 		}
 		active := e.Active(other.ID)
@@ -207,11 +216,16 @@ func (m *Manager) View(l *Link, now time.Time) api.Link {
 	}
 	for _, loc := range l.Locations {
 		al := api.LinkLocation{ID: loc.ID, Name: loc.Name, Routes: append([]string{}, loc.Routes...), Hosts: []api.LinkHost{}}
-		active := e.Active(loc.ID)
+		al.Router = loc.Router
+		active, _ := m.peerHost(e, &loc)
 		for _, h := range loc.Hosts {
 			ah := api.LinkHost{ID: h.ID, Name: h.Name, Priority: h.Priority, Timeout: h.Timeout, Backoff: h.Backoff,
 				Available: e.Available(h.ID, now), Active: h.ID == active}
-			if st := m.hostStatus(h.ID); st != nil {
+			if loc.Router {
+				// Never reported (no agent): never available, always
+				// active, at the address its admin set.
+				ah.Available, ah.Address = false, h.Address
+			} else if st := m.hostStatus(h.ID); st != nil {
 				ah.Address, ah.LastReport = st.Address, st.LastReport
 			}
 			al.Hosts = append(al.Hosts, ah)
@@ -221,17 +235,46 @@ func (m *Manager) View(l *Link, now time.Time) api.Link {
 	return out
 }
 
+// peerHost is the host a location's peers connect to, and its address
+// ("" while unknown): a router location's host, always (it is not
+// elected); otherwise the elected active host, at the address its reports
+// come from.
+func (m *Manager) peerHost(e *Election, loc *Location) (id, addr string) {
+	if loc.Router {
+		if h := loc.RouterHost(); h != nil {
+			return h.ID, h.Address
+		}
+		return "", ""
+	}
+	id = e.Active(loc.ID)
+	if id == "" {
+		return "", ""
+	}
+	if s := m.hostStatus(id); s != nil {
+		return id, s.Address
+	}
+	return id, ""
+}
+
 // State builds the state a host receives: whether it is active, and, if
-// so, one connection to the active host of every peer location it may
-// peer with, each with the PSK of that pair.
+// so, one connection to the peer host (see peerHost) of every location it
+// may peer with, each with the PSK of that pair.
 func (m *Manager) State(l *Link, secret []byte, hostID string) *api.LinkState {
 	e := m.election(l)
 	loc, _ := l.FindHost(hostID)
 	st := &api.LinkState{LinkID: l.ID, LinkName: l.Name, HostID: hostID, Location: loc.Name,
 		IKE: l.IKE, ESP: l.ESP, Force: l.Force, CheckPort: l.CheckPort, CheckKey: CheckKey(secret),
 		Peers: []api.LinkPeer{}, Hosts: []api.LinkHostAddr{}}
-	st.Active = e.Active(loc.ID) == hostID
+	st.Active = !loc.Router && e.Active(loc.ID) == hostID
 	for _, other := range l.Locations {
+		if other.Router {
+			// The router's address is its admin's: the agents' firewalls
+			// let its IKE in like any peer's.
+			if h := other.RouterHost(); h != nil {
+				st.Hosts = append(st.Hosts, api.LinkHostAddr{HostID: h.ID, Address: h.Address})
+			}
+			continue
+		}
 		for _, h := range other.Hosts {
 			if s := m.hostStatus(h.ID); s != nil && s.Address != "" {
 				st.Hosts = append(st.Hosts, api.LinkHostAddr{HostID: h.ID, Address: s.Address})
@@ -247,9 +290,8 @@ func (m *Manager) State(l *Link, secret []byte, hostID string) *api.LinkState {
 		if peer.ID == loc.ID || l.Excluded(loc.ID, peer.ID) || len(peer.Routes) == 0 || len(loc.Routes) == 0 {
 			continue
 		}
-		active := e.Active(peer.ID)
-		s := m.hostStatus(active)
-		if active == "" || s == nil || s.Address == "" {
+		_, addr := m.peerHost(e, &peer)
+		if addr == "" {
 			continue
 		}
 		// Two location names can read the same once cut to the allowed
@@ -260,7 +302,7 @@ func (m *Manager) State(l *Link, secret []byte, hostID string) *api.LinkState {
 		}
 		names[name] = true
 		st.Peers = append(st.Peers, api.LinkPeer{
-			Name: name, Location: peer.Name, RemoteAddress: s.Address,
+			Name: name, Location: peer.Name, RemoteAddress: addr,
 			PSK: PairPSK(secret, loc.ID, peer.ID), LocalSubnets: loc.Routes, RemoteSubnets: peer.Routes,
 		})
 	}

@@ -39,15 +39,23 @@ type Location struct {
 	Name   string   `json:"name"`
 	Routes []string `json:"routes"`
 	Hosts  []Host   `json:"hosts"`
+	// Router: the site is an IPsec router (a plain strongSwan its admin
+	// configures from RouterConfig) with exactly one host and no agent.
+	// Its host is never elected: it is always the one to connect to.
+	Router bool `json:"router,omitempty"`
 }
 
-// Host is one agent host of a location.
+// Host is one host of a location: an agent host, or a router location's
+// router.
 type Host struct {
 	ID       string `json:"id"`
 	Name     string `json:"name"`
 	Priority int    `json:"priority"`
 	Timeout  int    `json:"timeout"` // seconds
 	Backoff  int    `json:"backoff"` // seconds
+	// Address is a router host's public address, set by the admin (an
+	// agent host's address is where its reports come from, never stored).
+	Address string `json:"address,omitempty"`
 }
 
 // FindHost returns the location and host with the host ID.
@@ -82,10 +90,25 @@ func (l *Link) Excluded(a, b string) bool {
 	return false
 }
 
-// HostSpecs returns the election's view of the link's hosts.
+// RouterHost returns a router location's host, the one its peers connect
+// to; nil when the location is not a router location or has no host with
+// an address yet.
+func (loc *Location) RouterHost() *Host {
+	if !loc.Router || len(loc.Hosts) != 1 || loc.Hosts[0].Address == "" {
+		return nil
+	}
+	return &loc.Hosts[0]
+}
+
+// HostSpecs returns the election's view of the link's hosts: the agent
+// hosts. A router location's host is not elected (it never reports; it is
+// always its location's host to connect to).
 func (l *Link) HostSpecs() []HostSpec {
 	var out []HostSpec
 	for _, loc := range l.Locations {
+		if loc.Router {
+			continue
+		}
 		for _, h := range loc.Hosts {
 			out = append(out, HostSpec{ID: h.ID, Location: loc.ID, Priority: h.Priority,
 				Timeout: time.Duration(h.Timeout) * time.Second, Backoff: time.Duration(h.Backoff) * time.Second})

@@ -234,7 +234,7 @@ func (s *Service) createLocation(c *rpc.Call, req *api.LocationCreate) (*api.Lin
 		if err := uniqueLocationName(l, req.Name, ""); err != nil {
 			return err
 		}
-		l.Locations = append(l.Locations, linkmgr.Location{ID: id, Name: req.Name, Routes: routes, Hosts: []linkmgr.Host{}})
+		l.Locations = append(l.Locations, linkmgr.Location{ID: id, Name: req.Name, Routes: routes, Hosts: []linkmgr.Host{}, Router: req.Router})
 		return nil
 	})
 	if err == nil {
@@ -258,7 +258,7 @@ func (s *Service) updateLocation(c *rpc.Call, req *api.LocationUpdate) (*api.Lin
 			}
 			loc.Routes = routes
 		}
-		return nil
+		return checkRouterChange(loc, req.Router)
 	})
 }
 
@@ -292,7 +292,13 @@ func (s *Service) createHost(c *rpc.Call, req *api.HostCreate) (*api.Link, error
 	}
 	c.Audit.Detail = "name=" + req.Name
 	link, err := s.editLocation(c, func(tx store.Tx, l *linkmgr.Link, loc *linkmgr.Location) error {
+		if err := checkNewHost(loc, req, &h); err != nil {
+			return err
+		}
 		loc.Hosts = append(loc.Hosts, h)
+		if loc.Router {
+			return nil // no agent, so no secret
+		}
 		return store.PutJSON(tx, store.BucketLinkSecrets, hostSecretKey(id), hostSecret{LinkID: l.ID, Secret: secret})
 	})
 	if err == nil {
@@ -302,7 +308,10 @@ func (s *Service) createHost(c *rpc.Call, req *api.HostCreate) (*api.Link, error
 }
 
 func (s *Service) updateHost(c *rpc.Call, req *api.HostUpdate) (*api.Link, error) {
-	return s.editHost(c, func(_ store.Tx, _ *linkmgr.Location, h *linkmgr.Host) error {
+	return s.editHost(c, func(_ store.Tx, loc *linkmgr.Location, h *linkmgr.Host) error {
+		if err := checkHostUpdate(loc, req, h); err != nil {
+			return err
+		}
 		if req.Name != nil {
 			h.Name = *req.Name
 		}
@@ -335,8 +344,12 @@ func (s *Service) hostURI(c *rpc.Call, _ *api.NoBody) (*api.HostURI, error) {
 		if err != nil {
 			return err
 		}
-		if _, _, err := host(l, c); err != nil {
+		loc, _, err := host(l, c)
+		if err != nil {
 			return err
+		}
+		if loc.Router {
+			return rpc.Conflict("the host of a router location runs no agent and has no URI: use the location's router-config")
 		}
 		sec, err = store.GetJSON[hostSecret](tx, store.BucketLinkSecrets, hostSecretKey(c.Params["host_id"]))
 		return err

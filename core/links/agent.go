@@ -62,8 +62,11 @@ func (s *Service) verify(c *rpc.Call) (*agentRequest, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	if _, h := l.FindHost(hdr.Host); h == nil {
+	if loc, h := l.FindHost(hdr.Host); h == nil {
 		s.log.Warn("link request from a host its link no longer has", "host_id", hdr.Host)
+		return nil, errLinkAuth
+	} else if loc.Router {
+		s.log.Warn("link request as the host of a router location, which runs no agent", "host_id", hdr.Host)
 		return nil, errLinkAuth
 	}
 	macKey, sealKey := linkproto.Keys(sec.Secret)

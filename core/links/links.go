@@ -80,6 +80,7 @@ func (s *Service) Register(m *rpc.Mux) {
 	rpc.Handle(m, api.RouteHostUpdate, s.updateHost)
 	rpc.Handle(m, api.RouteHostDelete, s.deleteHost)
 	rpc.Handle(m, api.RouteHostURI, s.hostURI)
+	rpc.Handle(m, api.RouteLocationRouterConfig, s.routerConfig)
 	rpc.Handle(m, api.RouteLinkStateReport, s.report)
 	rpc.Handle(m, api.RouteLinkStateStop, s.stop)
 }
