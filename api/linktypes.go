@@ -36,6 +36,11 @@ type LinkHost struct {
 	Available  bool      `json:"available"`
 	Active     bool      `json:"active"`
 	LastReport time.Time `json:"last_report,omitempty"`
+	// Connections are the host's connections as its last report gave them,
+	// each with why it is not up (reason) and the gateway's history of its
+	// last events (events, up to 20, oldest first; kept in the core's
+	// memory, lost when it restarts).
+	Connections []LinkConnection `json:"connections,omitempty" validate:"max=256,dive"`
 }
 
 // LinkList answers link.list.
