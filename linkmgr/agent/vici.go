@@ -236,14 +236,17 @@ func parseSAs(m *vici.Message) []SA {
 			continue
 		}
 		sa := SA{Name: name, State: str(ike, "state"), Remote: str(ike, "remote-host")}
+		readIKEDetail(&sa, ike)
 		if children, ok := ike.Get("child-sas").(*vici.Message); ok {
 			for _, k := range children.Keys() {
 				ch, ok := children.Get(k).(*vici.Message)
 				if !ok {
 					continue
 				}
-				sa.Children = append(sa.Children, ChildSA{Name: str(ch, "name"), State: str(ch, "state"),
-					BytesIn: counter(ch, "bytes-in"), BytesOut: counter(ch, "bytes-out")})
+				c := ChildSA{Name: str(ch, "name"), State: str(ch, "state"),
+					BytesIn: counter(ch, "bytes-in"), BytesOut: counter(ch, "bytes-out")}
+				readChildDetail(&c, ch)
+				sa.Children = append(sa.Children, c)
 			}
 		}
 		out = append(out, sa)
