@@ -197,4 +197,3 @@ func StreamLog(ctx context.Context, socket, name, remote string, fn func(LogLine
 		}
 	})
 }
-
