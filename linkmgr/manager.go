@@ -21,6 +21,11 @@ type Manager struct {
 	log       *slog.Logger
 	elections map[string]*Election
 	status    map[string]*HostStatus
+	// kept is, for a location whose every host stopped reporting (timed
+	// out, not a graceful stop), the host that was active: its peers keep
+	// their connection to it (State), so that they keep trying it, say why
+	// it fails, and carry traffic again as soon as it is back.
+	kept map[string]string
 }
 
 // HostStatus is a host's last report.
@@ -29,12 +34,14 @@ type HostStatus struct {
 	LastReport  time.Time
 	Reach       []api.LinkReach
 	Connections []api.LinkConnection
+	// History is the last MaxHistory events of each connection.
+	History history
 }
 
 // NewManager returns an empty Manager.
 func NewManager(log *slog.Logger) *Manager {
 	log = logging.OrDiscard(log)
-	return &Manager{log: log, elections: map[string]*Election{}, status: map[string]*HostStatus{}}
+	return &Manager{log: log, elections: map[string]*Election{}, status: map[string]*HostStatus{}, kept: map[string]string{}}
 }
 
 // Sync brings the elections in line with the stored links (after start and
@@ -123,7 +130,12 @@ func (m *Manager) Report(l *Link, hostID string, source netip.Addr, r *api.LinkR
 	e := m.election(l)
 	reaches := m.reachesPeers(l, e, hostID, r.Reach)
 	m.mu.Lock()
-	m.status[hostID] = &HostStatus{Address: addr, LastReport: now, Reach: r.Reach, Connections: r.Connections}
+	var hist history
+	if prev := m.status[hostID]; prev != nil {
+		hist = prev.History
+	}
+	m.status[hostID] = &HostStatus{Address: addr, LastReport: now, Reach: r.Reach, Connections: r.Connections,
+		History: hist.merge(r.Connections)}
 	m.mu.Unlock()
 	changes := e.Report(hostID, now, reaches)
 	m.logChanges(l, changes)
@@ -171,6 +183,14 @@ func (m *Manager) reachesPeers(l *Link, e *Election, hostID string, reach []api.
 func (m *Manager) Stop(l *Link, hostID string, now time.Time) []Change {
 	changes := m.election(l).Stop(hostID, now)
 	m.logChanges(l, changes)
+	// A host that said goodbye is not waited for.
+	m.mu.Lock()
+	for loc, id := range m.kept {
+		if id == hostID {
+			delete(m.kept, loc)
+		}
+	}
+	m.mu.Unlock()
 	return changes
 }
 
@@ -182,9 +202,35 @@ func (m *Manager) Tick(links []Link, now time.Time) {
 }
 
 func (m *Manager) logChanges(l *Link, changes []Change) {
+	m.mu.Lock()
+	for _, c := range changes {
+		if c.To == "" && c.From != "" {
+			m.kept[c.Location] = c.From
+		} else if c.To != "" {
+			delete(m.kept, c.Location)
+		}
+	}
+	m.mu.Unlock()
 	for _, c := range changes {
 		m.log.Info("link active host changed", "link", l.Name, "location", c.Location, "from", c.From, "to", c.To)
 	}
+}
+
+// peerHost is the host a location's peers connect to: its active host or,
+// when it has none since its hosts timed out, the one kept (see kept).
+func (m *Manager) peerHost(e *Election, l *Link, loc *Location) string {
+	if a := e.Active(loc.ID); a != "" {
+		return a
+	}
+	m.mu.Lock()
+	id := m.kept[loc.ID]
+	m.mu.Unlock()
+	for _, h := range loc.Hosts {
+		if h.ID == id {
+			return id
+		}
+	}
+	return ""
 }
 
 func (m *Manager) hostStatus(id string) *HostStatus {
@@ -213,6 +259,9 @@ func (m *Manager) View(l *Link, now time.Time) api.Link {
 				Available: e.Available(h.ID, now), Active: h.ID == active}
 			if st := m.hostStatus(h.ID); st != nil {
 				ah.Address, ah.LastReport = st.Address, st.LastReport
+				if len(st.Connections) > 0 {
+					ah.Connections = st.History.connections(st.Connections)
+				}
 			}
 			al.Hosts = append(al.Hosts, ah)
 		}
@@ -247,7 +296,7 @@ func (m *Manager) State(l *Link, secret []byte, hostID string) *api.LinkState {
 		if peer.ID == loc.ID || l.Excluded(loc.ID, peer.ID) || len(peer.Routes) == 0 || len(loc.Routes) == 0 {
 			continue
 		}
-		active := e.Active(peer.ID)
+		active := m.peerHost(e, l, &peer)
 		s := m.hostStatus(active)
 		if active == "" || s == nil || s.Address == "" {
 			continue
