@@ -41,11 +41,11 @@ func TestManagerKeepsConnectionHistory(t *testing.T) {
 		report(api.EventUp)
 	}
 	v := m.View(l, now)
-	h := v.Locations[0].Hosts[0]
-	if len(h.Connections) != 1 || h.Connections[0].Reason == nil || h.Connections[0].Reason.Code != api.ReasonAuthFailed {
-		t.Fatalf("host connections %+v", h.Connections)
+	if len(v.Connections) != 1 || v.Connections[0].HostID != hA1 || v.Connections[0].Connection.Reason == nil ||
+		v.Connections[0].Connection.Reason.Code != api.ReasonAuthFailed {
+		t.Fatalf("connections %+v", v.Connections)
 	}
-	evs := h.Connections[0].Events
+	evs := v.Connections[0].Connection.Events
 	if len(evs) != MaxHistory || evs[len(evs)-1].Seq != seq || evs[0].Seq != seq-MaxHistory+1 {
 		t.Fatalf("history of %d, %+v … %+v", len(evs), evs[0], evs[len(evs)-1])
 	}
@@ -55,7 +55,7 @@ func TestManagerKeepsConnectionHistory(t *testing.T) {
 	if _, err := m.Report(l, hA1, netip.MustParseAddr("192.0.2.1"), &api.LinkReport{Version: 1}, now); err != nil {
 		t.Fatal(err)
 	}
-	if c := m.View(l, now).Locations[0].Hosts[0].Connections; len(c) != 0 {
+	if c := m.View(l, now).Connections; len(c) != 0 {
 		t.Fatalf("a connection no longer reported is still shown: %+v", c)
 	}
 }

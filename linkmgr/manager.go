@@ -259,8 +259,8 @@ func (m *Manager) View(l *Link, now time.Time) api.Link {
 				Available: e.Available(h.ID, now), Active: h.ID == active}
 			if st := m.hostStatus(h.ID); st != nil {
 				ah.Address, ah.LastReport = st.Address, st.LastReport
-				if len(st.Connections) > 0 {
-					ah.Connections = st.History.connections(st.Connections)
+				for _, c := range st.History.connections(st.Connections) {
+					out.Connections = append(out.Connections, api.LinkHostConnection{HostID: h.ID, Connection: c})
 				}
 			}
 			al.Hosts = append(al.Hosts, ah)
