@@ -181,6 +181,19 @@ func TestLinkDiagnosis(t *testing.T) {
 		t.Fatalf("no %s within 10 s; connection %+v", code, last)
 		return nil
 	}
+	// dpdFirst checks that the dead peer detection that noticed the fault
+	// is in the history, before the reason it led to.
+	dpdFirst := func(c *api.LinkConnection) {
+		t.Helper()
+		var codes []string
+		for _, e := range c.Events {
+			codes = append(codes, e.Code)
+		}
+		all := strings.Join(codes, " ")
+		if !strings.Contains(all, api.ReasonDPDTimeout+" "+c.Reason.Code) {
+			t.Fatalf("events %s: no %s before %s", all, api.ReasonDPDTimeout, c.Reason.Code)
+		}
+	}
 	// b1's connection as its agent loads it, with changes.
 	peerB := func() (*api.LinkState, *api.LinkPeer) {
 		st := &api.LinkState{IKE: l.IKE, ESP: l.ESP, Force: true}
@@ -247,6 +260,7 @@ func TestLinkDiagnosis(t *testing.T) {
 	if !strings.Contains(c.Reason.Text, "TCP 9790") {
 		t.Fatalf("the host check is not told: %+v", c.Reason)
 	}
+	dpdFirst(c)
 	if out, err := wan.Command("nft", "delete", "table", "bridge", "pcdiag").CombinedOutput(); err != nil {
 		t.Fatalf("nft delete: %v %s", err, out)
 	}
@@ -255,7 +269,7 @@ func TestLinkDiagnosis(t *testing.T) {
 	// 5. The peer host killed (agent and charon): no IKE, no host check.
 	at = time.Now()
 	b1.kill()
-	expect(api.ReasonHostDown, at)
+	dpdFirst(expect(api.ReasonHostDown, at))
 	b1.startCharon()
 	b1.startAgent()
 	healthy("the tunnel up again after the peer host came back")
