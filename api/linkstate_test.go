@@ -101,3 +101,28 @@ func TestLinkReportDiagnosis(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkViewWithinNesting: the admin view of a link with a host's
+// connection, its reason and history decodes under the strict decoder's
+// nesting limit (the front re-decodes every answer).
+func TestLinkViewWithinNesting(t *testing.T) {
+	var r LinkReport
+	if err := DecodeStrict([]byte(diagReport), &r); err != nil {
+		t.Fatal(err)
+	}
+	v := Link{ID: "0123456789abcdef01234567", Name: "corp", IKE: []string{"aes128-sha256-x25519"}, ESP: []string{"aes128gcm128-x25519"},
+		CheckPort: 9790, Excludes: [][]string{}, Locations: []LinkLocation{{ID: "0123456789abcdef01234568", Name: "a", Routes: []string{},
+			Hosts: []LinkHost{{ID: "0123456789abcdef01234569", Name: "a1", Priority: 1, Timeout: 3}}}},
+		Connections: []LinkHostConnection{{HostID: "0123456789abcdef01234569", Connection: r.Connections[0]}}}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Link
+	if err := DecodeStrict(b, &back); err != nil {
+		t.Fatalf("the admin view does not decode: %v", err)
+	}
+	if err := Validate(&back); err != nil {
+		t.Fatalf("the admin view does not validate: %v", err)
+	}
+}
