@@ -2,13 +2,11 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"time"
-
-	"github.com/strongswan/govici/vici"
 
 	"github.com/portcullis-gw/portcullis/internal/logging"
 )
@@ -42,8 +40,8 @@ type EventSource interface {
 // viciEventNames are the events the agent registers for.
 var viciEventNames = []string{"log", "ike-updown", "child-updown"}
 
-// VICIEvents streams charon's events over a VICI session of its own (events
-// and commands never share one: see lab-facts on govici).
+// VICIEvents streams charon's events over a VICI connection of its own,
+// read with the agent's own decoder (viciwire.go), not govici.
 type VICIEvents struct {
 	socket string
 	log    *slog.Logger
@@ -77,36 +75,70 @@ func (w *VICIEvents) Watch(ctx context.Context, fn func(CharonEvent)) error {
 	}
 }
 
-// session runs one VICI session until it breaks or ctx ends. The channel
-// is large: govici drops events a slow reader does not take.
+// session runs one VICI connection until it breaks or ctx ends: it
+// registers for each event in turn (events of those already registered may
+// arrive before a confirmation), then reads events. It owns the
+// connection: closed when ctx ends (which ends a blocked read) and when it
+// returns.
 func (w *VICIEvents) session(ctx context.Context, fn func(CharonEvent)) error {
-	// A unix socket connects at once or fails; govici bounds the register
-	// command with its own 5 s read deadline.
-	s, err := vici.NewSession(vici.WithSocketPath(w.socket))
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	var d net.Dialer
+	conn, err := d.DialContext(dctx, "unix", w.socket)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("vici events: connect %s: %w", w.socket, err)
 	}
-	defer s.Close()
-	events := make(chan vici.Event, 4096)
-	s.NotifyEvents(events)
-	if err := s.Subscribe(viciEventNames...); err != nil {
-		return fmt.Errorf("vici events: register %v: %w", viciEventNames, err)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case ev, ok := <-events:
-			if !ok {
-				return errors.New("vici events: session closed (charon stopped?)")
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	for _, name := range viciEventNames {
+		if err := conn.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			return fmt.Errorf("vici events: %w", err)
+		}
+		if _, err := conn.Write(registerPacket(name)); err != nil {
+			return fmt.Errorf("vici events: register %s: %w", name, err)
+		}
+		for confirmed := false; !confirmed; {
+			typ, ev, body, err := readPacket(conn)
+			if err != nil {
+				return fmt.Errorf("vici events: register %s: %w", name, err)
 			}
-			if ev.Message == nil {
-				continue
-			}
-			for _, ce := range parseEvent(ev.Name, ev.Timestamp, ev.Message) {
-				fn(ce)
+			switch typ {
+			case pktEventConfirm:
+				confirmed = true
+			case pktEventUnknown:
+				return fmt.Errorf("vici events: charon does not know the event %q", name)
+			case pktEvent:
+				deliver(ev, body, fn)
 			}
 		}
+	}
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("vici events: %w", err)
+	}
+	for {
+		typ, ev, body, err := readPacket(conn)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("vici events: %w", err)
+		}
+		if typ == pktEvent {
+			deliver(ev, body, fn)
+		}
+	}
+}
+
+// deliver decodes one event and hands it on; one that does not decode is
+// dropped (charon sent it; nothing else reads this socket).
+func deliver(name string, body []byte, fn func(CharonEvent)) {
+	m, err := decodeWire(body)
+	if err != nil {
+		return
+	}
+	for _, ce := range parseEvent(name, time.Now(), m) {
+		fn(ce)
 	}
 }
 
@@ -114,25 +146,25 @@ func (w *VICIEvents) session(ctx context.Context, fn func(CharonEvent)) error {
 // ikesa-name, ikesa-uniqueid and msg; an updown event "up" (only when up)
 // and one section per IKE SA, named after its connection, with its
 // uniqueid.
-func parseEvent(name string, at time.Time, m *vici.Message) []CharonEvent {
+func parseEvent(name string, at time.Time, m *wireMsg) []CharonEvent {
 	switch name {
 	case "log":
-		ev := CharonEvent{At: at, Kind: name, Conn: str(m, "ikesa-name"), IKEID: str(m, "ikesa-uniqueid"),
-			Group: str(m, "group"), Msg: str(m, "msg")}
+		ev := CharonEvent{At: at, Kind: name, Conn: m.str("ikesa-name"), IKEID: m.str("ikesa-uniqueid"),
+			Group: m.str("group"), Msg: m.str("msg")}
 		if ev.Conn == "(unnamed)" {
 			ev.Conn = ""
 		}
-		ev.Level, _ = strconv.Atoi(str(m, "level"))
+		ev.Level, _ = strconv.Atoi(m.str("level"))
 		return []CharonEvent{ev}
 	case "ike-updown", "child-updown":
-		up := str(m, "up") == "yes"
+		up := m.str("up") == "yes"
 		var out []CharonEvent
 		for _, k := range m.Keys() {
-			sa, ok := m.Get(k).(*vici.Message)
+			sa, ok := m.Get(k).(*wireMsg)
 			if !ok {
 				continue
 			}
-			out = append(out, CharonEvent{At: at, Kind: name, Conn: k, IKEID: str(sa, "uniqueid"), Up: up})
+			out = append(out, CharonEvent{At: at, Kind: name, Conn: k, IKEID: sa.str("uniqueid"), Up: up})
 		}
 		return out
 	}
