@@ -245,6 +245,7 @@ func (a *Agent) report(sas []SA) *api.LinkReport {
 	if r.Reach == nil {
 		r.Reach = []api.LinkReach{}
 	}
+	fitReport(r)
 	return r
 }
 

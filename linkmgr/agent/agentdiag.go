@@ -48,6 +48,43 @@ func (a *Agent) connections(sas []SA) []api.LinkConnection {
 	return out
 }
 
+// maxDiagReport is what a report's diagnosis may bring it to: the gateway
+// refuses a body over 256 KiB, and a refused report makes the host
+// unavailable — never for the sake of a diagnosis.
+const maxDiagReport = 192 << 10
+
+// fitReport trims the diagnosis of a report that would be too large: the
+// events first, then both sides' details, then the causes, then the
+// reasons.
+func fitReport(r *api.LinkReport) {
+	steps := []func(c *api.LinkConnection){
+		func(c *api.LinkConnection) { c.Events = nil },
+		func(c *api.LinkConnection) {
+			if c.Reason != nil {
+				c.Reason.Local, c.Reason.Remote = nil, nil
+			}
+		},
+		func(c *api.LinkConnection) {
+			if c.Reason != nil {
+				c.Reason.Cause = ""
+			}
+		},
+		func(c *api.LinkConnection) { c.Reason = nil },
+	}
+	for _, step := range steps {
+		if b, err := json.Marshal(r); err == nil && len(b) <= maxDiagReport {
+			return
+		}
+		for i := range r.Connections {
+			if r.Connections[i].Reason != nil {
+				rc := *r.Connections[i].Reason
+				r.Connections[i].Reason = &rc // not Diag's
+			}
+			step(&r.Connections[i])
+		}
+	}
+}
+
 // connectionOf sums a connection's SAs: the state and details of the best
 // one (an installed child first, then an established IKE SA), the counters
 // of all.

@@ -2,6 +2,9 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,4 +94,41 @@ func (s stopWatch) Watch(ctx context.Context, fn func(CharonEvent)) error {
 	err := s.EventSource.Watch(ctx, fn)
 	close(s.stopped)
 	return err
+}
+
+// TestFitReport: 256 connections, each down with the longest reason and
+// events the report allows, still make a report under the gateway's body
+// limit; a small report is left whole.
+func TestFitReport(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("x", n) }
+	var sides []string
+	for range 16 {
+		sides = append(sides, long(256))
+	}
+	r := &api.LinkReport{Version: 1, Reach: []api.LinkReach{}}
+	for i := range 256 {
+		var evs []api.LinkEvent
+		for j := range api.MaxReportEvents {
+			evs = append(evs, api.LinkEvent{Seq: uint64(j + 1), At: 1, Code: api.ReasonHostDown, Text: long(512)})
+		}
+		r.Connections = append(r.Connections, api.LinkConnection{Name: fmt.Sprintf("corp-A-%d", i), State: stateDown,
+			Reason: &api.LinkReason{Code: api.ReasonNoProposal, Text: long(512), Cause: long(1024), Local: sides, Remote: sides}, Events: evs})
+	}
+	fitReport(r)
+	b, _ := json.Marshal(r)
+	if len(b) > maxDiagReport {
+		t.Fatalf("report of %d bytes", len(b))
+	}
+	if err := api.Validate(r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Connections[0].Reason == nil || r.Connections[0].Reason.Code != api.ReasonNoProposal {
+		t.Fatalf("the reasons themselves were cut: %+v", r.Connections[0])
+	}
+	small := &api.LinkReport{Version: 1, Connections: []api.LinkConnection{{Name: "c", State: stateDown,
+		Reason: &api.LinkReason{Code: api.ReasonHostDown, Text: "t", Cause: "c", Local: []string{"l"}}, Events: []api.LinkEvent{{Seq: 1, Code: api.EventUp}}}}}
+	fitReport(small)
+	if small.Connections[0].Events == nil || small.Connections[0].Reason.Local == nil {
+		t.Fatal("a small report was trimmed")
+	}
 }
