@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -247,6 +246,3 @@ func clip(s string, n int) string {
 	}
 	return string(b)
 }
-
-// String is a one-line form of a reason, for logs and the CLI.
-func reasonString(r api.LinkReason) string { return fmt.Sprintf("%s: %s", r.Code, r.Text) }
