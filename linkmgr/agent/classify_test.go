@@ -181,3 +181,23 @@ func TestDiagEvents(t *testing.T) {
 		t.Fatal("kept a connection it no longer carries")
 	}
 }
+
+// TestDiagAttributesByAddress: an unnamed responder SA is its peer's
+// connection from "<address> is initiating an IKE_SA" on, and an ID charon
+// reuses (after a restart) for another peer is attributed anew.
+func TestDiagAttributesByAddress(t *testing.T) {
+	d := NewDiag()
+	d.SetConns(map[string]ConnConf{"ab": {Remote: "192.0.2.2"}, "ac": {Remote: "192.0.2.3"}}, nil)
+	d.Add(CharonEvent{Kind: "log", IKEID: "1", Msg: "192.0.2.2 is initiating an IKE_SA"})
+	d.Add(CharonEvent{Kind: "log", IKEID: "1", Msg: "received proposals unacceptable"})
+	d.Add(CharonEvent{Kind: "log", IKEID: "1", Msg: "192.0.2.3 is initiating an IKE_SA"})
+	d.Add(CharonEvent{Kind: "log", IKEID: "1", Msg: "tried 1 shared key for 'a' - 'b', but MAC mismatched"})
+	d.Add(CharonEvent{Kind: "log", IKEID: "1", Msg: "198.51.100.9 is initiating an IKE_SA"})
+	d.Add(CharonEvent{Kind: "log", IKEID: "1", Msg: "received AUTHENTICATION_FAILED notify error"})
+	if r, ok := d.Reason("ab", false); !ok || r.Code != api.ReasonNoProposal {
+		t.Fatalf("ab: %+v", r)
+	}
+	if r, ok := d.Reason("ac", false); !ok || r.Code != api.ReasonAuthFailed || r.Cause != "tried 1 shared key for 'a' - 'b', but MAC mismatched" {
+		t.Fatalf("ac: %+v", r)
+	}
+}

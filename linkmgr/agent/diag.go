@@ -111,17 +111,19 @@ func (d *Diag) attribute(ev CharonEvent) string {
 	if ev.IKEID == "" {
 		return ""
 	}
-	if name, ok := d.ikeConn[ev.IKEID]; ok {
+	// A responder's first lines: "<address> is initiating an IKE_SA". It
+	// decides before what is remembered: charon numbers its SAs from 1
+	// again after a restart.
+	if addr, ok := strings.CutSuffix(ev.Msg, " is initiating an IKE_SA"); ok {
+		name, ok := d.byRemote[addr]
+		if !ok {
+			delete(d.ikeConn, ev.IKEID)
+			return ""
+		}
+		d.remember(ev.IKEID, name)
 		return name
 	}
-	// A responder's first lines: "<address> is initiating an IKE_SA".
-	if addr, ok := strings.CutSuffix(ev.Msg, " is initiating an IKE_SA"); ok {
-		if name, ok := d.byRemote[addr]; ok {
-			d.remember(ev.IKEID, name)
-			return name
-		}
-	}
-	return ""
+	return d.ikeConn[ev.IKEID]
 }
 
 func (d *Diag) remember(id, name string) {
