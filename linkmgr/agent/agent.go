@@ -96,6 +96,8 @@ type Agent struct {
 	events    EventSource
 	diag      *Diag
 	savedDiag string
+	// reasons are the connections' last logged reasons.
+	reasons map[string]string
 }
 
 // New returns an agent; Run starts it. A nil log discards.
@@ -114,7 +116,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Agent, error) {
 	}
 	log = logging.OrDiscard(log)
 	a := &Agent{cfg: cfg, log: log, gw: deps.Gateway, now: time.Now, up: map[string]bool{},
-		have: actual{Loaded: map[string]record{}}, notify: notifyState{to: deps.Notify}, events: deps.Events, diag: NewDiag()}
+		have: actual{Loaded: map[string]record{}}, notify: notifyState{to: deps.Notify}, events: deps.Events, diag: NewDiag(), reasons: map[string]string{}}
 	if a.notify.to == nil {
 		a.notify.to = noNotifier{}
 	}

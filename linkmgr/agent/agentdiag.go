@@ -179,7 +179,41 @@ func (a *Agent) updateDiag(st *api.LinkState, sas []SA, listed bool) {
 			a.diag.Observe(name, up[name])
 		}
 	}
-	a.saveDiag(a.connections(sas))
+	conns := a.connections(sas)
+	a.logReasons(conns)
+	a.saveDiag(conns)
+}
+
+// logReasons logs a connection's reason when it changes, and when the
+// connection is up again (once each, not every round).
+func (a *Agent) logReasons(conns []api.LinkConnection) {
+	seen := map[string]bool{}
+	for _, c := range conns {
+		seen[c.Name] = true
+		code := ""
+		if c.Reason != nil && c.Reason.Code != api.ReasonConnecting && c.Reason.Code != api.ReasonNoChild {
+			code = c.Reason.Code
+		}
+		prev := a.reasons[c.Name]
+		switch {
+		case code != "" && code != prev:
+			a.log.Warn("connection not up", "name", c.Name, "reason", code, "why", c.Reason.Text, "cause", c.Reason.Cause)
+		case code == "" && prev != "" && c.Child == "INSTALLED":
+			a.log.Info("connection up again", "name", c.Name, "was", prev)
+		case code == "" && prev != "":
+			code = prev // still not up: the reason stands until it is
+		}
+		if code == "" {
+			delete(a.reasons, c.Name)
+		} else {
+			a.reasons[c.Name] = code
+		}
+	}
+	for name := range a.reasons {
+		if !seen[name] {
+			delete(a.reasons, name)
+		}
+	}
 }
 
 // saveDiag writes the connections with their diagnosis to the diag file

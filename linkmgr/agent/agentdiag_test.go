@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -130,5 +131,29 @@ func TestFitReport(t *testing.T) {
 	fitReport(small)
 	if small.Connections[0].Events == nil || small.Connections[0].Reason.Local == nil {
 		t.Fatal("a small report was trimmed")
+	}
+}
+
+// TestAgentLogsReasonsOnce: a reason is logged when it appears or changes,
+// not every round, and the connection coming up again is logged once.
+func TestAgentLogsReasonsOnce(t *testing.T) {
+	c := &calls{}
+	a, ch, _ := testAgent(t, c, "")
+	var buf strings.Builder
+	a.log = slog.New(slog.NewTextHandler(&buf, nil))
+	mustRound(t, a)
+	a.diag.Add(CharonEvent{At: time.Unix(1, 0), Kind: "log", Conn: "corp-A-B", IKEID: "3", Msg: "received AUTHENTICATION_FAILED notify error"})
+	for range 3 {
+		mustRound(t, a)
+	}
+	if n := strings.Count(buf.String(), "reason=AUTHENTICATION_FAILED"); n != 1 {
+		t.Fatalf("reason logged %d times:\n%s", n, buf.String())
+	}
+	ch.up("corp-A-B")
+	for range 3 {
+		mustRound(t, a)
+	}
+	if n := strings.Count(buf.String(), "connection up again"); n != 1 {
+		t.Fatalf("up logged %d times:\n%s", n, buf.String())
 	}
 }
