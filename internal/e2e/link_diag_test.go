@@ -129,17 +129,18 @@ func TestLinkDiagnosis(t *testing.T) {
 	})
 	const connA, connB = "corp-A-B", "corp-B-A"
 
-	// a1's connection as the admin API shows it.
-	conn := func() *api.LinkConnection {
+	// A host's connection as the admin API shows it.
+	connOf := func(loc int, name string) *api.LinkConnection {
 		var v api.Link
 		admin.Must("GET", "/link/"+l.ID, nil, &v)
 		for _, hc := range v.Connections {
-			if hc.HostID == v.Locations[0].Hosts[0].ID && hc.Connection.Name == connA {
+			if hc.HostID == v.Locations[loc].Hosts[0].ID && hc.Connection.Name == name {
 				return &hc.Connection
 			}
 		}
 		return nil
 	}
+	conn := func() *api.LinkConnection { return connOf(0, connA) }
 	healthy := func(what string) {
 		t.Helper()
 		var last *api.LinkConnection
@@ -245,6 +246,11 @@ func TestLinkDiagnosis(t *testing.T) {
 	if !strings.Contains(c.Reason.Text, "10.1.0.0/24") || !strings.Contains(c.Reason.Text, "10.2.0.0/24") {
 		t.Fatalf("subnets not told: %+v", c.Reason)
 	}
+	// b1 tells the subnets its charon has, not those its agent loaded.
+	waitFor(t, 10*time.Second, "b1's reason naming the subnet its charon expects", func() bool {
+		c := connOf(1, connB)
+		return c != nil && c.Reason != nil && c.Reason.Code == api.ReasonTSUnaccepted && strings.Contains(c.Reason.Text, "=== 10.9.0.0/24")
+	})
 	b1.restartAgent()
 	healthy("the tunnel up again after the subnets were fixed")
 

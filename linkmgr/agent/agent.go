@@ -199,7 +199,7 @@ func (a *Agent) round(ctx context.Context) error {
 	// from starting, nor make systemd restart it and drop the others.
 	a.notify.synced, a.notify.active = true, st.Active
 	a.hostChecks(ctx, st)
-	a.updateDiag(st, listing.SAs, lerr == nil)
+	a.updateDiag(st, listing, lerr == nil)
 	return errors.Join(lerr, err)
 }
 

@@ -150,9 +150,10 @@ func selectors(in []string) []string {
 }
 
 // updateDiag tells diag which connections the agent carries, what each
-// loaded, what the host checks say of their peers and whether charon lists
+// loaded (the subnets as charon lists them), what the host checks say of their peers and whether charon lists
 // them up; and writes the diag file for the CLI.
-func (a *Agent) updateDiag(st *api.LinkState, sas []SA, listed bool) {
+func (a *Agent) updateDiag(st *api.LinkState, listing Listing, listed bool) {
+	sas := listing.SAs
 	addrOf := map[string]string{}
 	for _, h := range st.Hosts {
 		addrOf[h.HostID] = h.Address
@@ -169,8 +170,14 @@ func (a *Agent) updateDiag(st *api.LinkState, sas []SA, listed bool) {
 	}
 	conf := map[string]ConnConf{}
 	for name, p := range a.want {
-		conf[name] = ConnConf{Remote: p.RemoteAddress, IKE: proposals(st.IKE, st.Force), ESP: proposals(st.ESP, st.Force),
+		cc := ConnConf{Remote: p.RemoteAddress, IKE: proposals(st.IKE, st.Force), ESP: proposals(st.ESP, st.Force),
 			LocalSubnets: p.LocalSubnets, RemoteSubnets: p.RemoteSubnets, CheckPort: st.CheckPort}
+		// What charon has loaded is the truth, should someone have
+		// changed it by hand.
+		if lc, ok := listing.Loaded[name]; ok && len(lc.LocalTS) > 0 && len(lc.RemoteTS) > 0 {
+			cc.LocalSubnets, cc.RemoteSubnets = lc.LocalTS, lc.RemoteTS
+		}
+		conf[name] = cc
 	}
 	a.diag.SetConns(conf, reach)
 	if listed {

@@ -50,6 +50,15 @@ type Listing struct {
 	SAs []SA
 	// Conns are the names of the loaded connections.
 	Conns []string
+	// Loaded are the loaded connections' traffic selectors as charon has
+	// them (list-conns), by name: what the diagnosis tells of this side,
+	// whoever loaded it.
+	Loaded map[string]LoadedConn
+}
+
+// LoadedConn is what charon has loaded of a connection.
+type LoadedConn struct {
+	LocalTS, RemoteTS []string
 }
 
 // SA is one IKE SA with its child SAs, as list-sas reports it.

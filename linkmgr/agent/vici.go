@@ -200,6 +200,7 @@ func listOn(ctx context.Context, s *vici.Session, events <-chan vici.Event) (Lis
 					l.SAs = append(l.SAs, parseSAs(ev.Message)...)
 				case "list-conn":
 					l.Conns = append(l.Conns, ev.Message.Keys()...)
+					l.addLoaded(ev.Message)
 				}
 			}
 			quiet.Reset(100 * time.Millisecond)

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -80,6 +81,10 @@ func TestEventsAgainstCharon(t *testing.T) {
 		}
 	}
 	initiate()
+	// list-conns gives the loaded connection's traffic selectors.
+	if l, err := v.List(ctx); err != nil || fmt.Sprint(l.Loaded[c.Name()]) != "{[10.1.0.0/24] [10.2.0.0/24]}" {
+		t.Fatalf("loaded %+v %v", l.Loaded, err)
+	}
 	has := func(what string) func() bool {
 		return func() bool {
 			mu.Lock()

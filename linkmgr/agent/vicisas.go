@@ -60,3 +60,29 @@ func list(m *vici.Message, key string) []string {
 	}
 	return nil
 }
+
+// addLoaded reads one list-conn event: each connection's children's
+// local-ts and remote-ts.
+func (l *Listing) addLoaded(m *vici.Message) {
+	for _, name := range m.Keys() {
+		conn, ok := m.Get(name).(*vici.Message)
+		if !ok {
+			continue
+		}
+		children, ok := conn.Get("children").(*vici.Message)
+		if !ok {
+			continue
+		}
+		var lc LoadedConn
+		for _, k := range children.Keys() {
+			if ch, ok := children.Get(k).(*vici.Message); ok {
+				lc.LocalTS = append(lc.LocalTS, list(ch, "local-ts")...)
+				lc.RemoteTS = append(lc.RemoteTS, list(ch, "remote-ts")...)
+			}
+		}
+		if l.Loaded == nil {
+			l.Loaded = map[string]LoadedConn{}
+		}
+		l.Loaded[name] = lc
+	}
+}
