@@ -62,12 +62,82 @@ type LinkReach struct {
 	LatencyMS int    `json:"latency_ms" validate:"min=0,max=600000"`
 }
 
-// LinkConnection is one IPsec connection as charon reports it.
+// LinkConnection is one IPsec connection as charon reports it. Everything
+// after the byte counters is its diagnosis: the child SA, times, packet
+// counters, what was negotiated, and — when it is not up — why (Reason),
+// and its latest events (oldest first). An agent older than the diagnosis
+// leaves those out, and each is omitted when empty, so that its reports
+// keep the form encoding/json writes. An agent sends at most
+// MaxReportEvents events; the admin API shows the gateway's history of up
+// to 20 in the same field.
 type LinkConnection struct {
 	Name     string `json:"name" validate:"required,max=128,printascii"`
 	State    string `json:"state" validate:"required,max=32,printascii"`
 	BytesIn  uint64 `json:"bytes_in"`
 	BytesOut uint64 `json:"bytes_out"`
+	// Child is the child SA's state (INSTALLED when up).
+	Child string `json:"child,omitempty" validate:"omitempty,max=32,printascii"`
+	// EstablishedS is how long ago the IKE SA was established (seconds);
+	// RekeyS and ReauthS how long until it is rekeyed or reauthenticated.
+	EstablishedS int64  `json:"established_s,omitempty" validate:"min=0,max=315360000"`
+	RekeyS       int64  `json:"rekey_s,omitempty" validate:"min=0,max=315360000"`
+	ReauthS      int64  `json:"reauth_s,omitempty" validate:"min=0,max=315360000"`
+	PacketsIn    uint64 `json:"packets_in,omitempty"`
+	PacketsOut   uint64 `json:"packets_out,omitempty"`
+	// IKEProposal and ESPProposal are the negotiated algorithms, e.g.
+	// AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/CURVE_25519.
+	IKEProposal string `json:"ike_proposal,omitempty" validate:"omitempty,max=160,printascii"`
+	ESPProposal string `json:"esp_proposal,omitempty" validate:"omitempty,max=160,printascii"`
+	// LocalTS and RemoteTS are the installed child's traffic selectors.
+	LocalTS  []string    `json:"local_ts,omitempty" validate:"max=64,dive,max=64,printascii"`
+	RemoteTS []string    `json:"remote_ts,omitempty" validate:"max=64,dive,max=64,printascii"`
+	Reason   *LinkReason `json:"reason,omitempty"`
+	Events   []LinkEvent `json:"events,omitempty" validate:"max=20,dive"`
+}
+
+// MaxReportEvents is how many of a connection's latest events an agent
+// puts in each report.
+const MaxReportEvents = 4
+
+// Reason codes of a connection that is not up (docs/links.md, "Why is my
+// tunnel down").
+const (
+	ReasonNoProposal   = "NO_PROPOSAL_CHOSEN"
+	ReasonAuthFailed   = "AUTHENTICATION_FAILED"
+	ReasonTSUnaccepted = "TS_UNACCEPTABLE"
+	ReasonIPsecBlocked = "IPSEC_BLOCKED"
+	ReasonHostDown     = "HOST_DOWN"
+	ReasonNoAnswer     = "NO_ANSWER"
+	ReasonDPDTimeout   = "DPD_TIMEOUT"
+	ReasonConnecting   = "CONNECTING"
+	ReasonNoChild      = "NO_CHILD_SA"
+	// EventUp and EventDown are the events of a connection coming up and
+	// going down (with no reason known yet).
+	EventUp   = "UP"
+	EventDown = "DOWN"
+)
+
+// LinkReason is why a connection is not up: a code, the reason in words,
+// the raw cause (charon's log lines that tell it, newest last), and what each
+// side has where the code is about a mismatch (proposals or subnets).
+type LinkReason struct {
+	Code   string   `json:"code" validate:"required,oneof=NO_PROPOSAL_CHOSEN AUTHENTICATION_FAILED TS_UNACCEPTABLE IPSEC_BLOCKED HOST_DOWN NO_ANSWER DPD_TIMEOUT CONNECTING NO_CHILD_SA"`
+	Text   string   `json:"text" validate:"required,max=512,printascii"`
+	Cause  string   `json:"cause,omitempty" validate:"omitempty,max=1024,printascii"`
+	Local  []string `json:"local,omitempty" validate:"max=16,dive,max=256,printascii"`
+	Remote []string `json:"remote,omitempty" validate:"max=16,dive,max=256,printascii"`
+	// Since is when the reason was first seen (Unix seconds).
+	Since int64 `json:"since" validate:"min=0,max=32503680000"`
+}
+
+// LinkEvent is one event of a connection: it came up, went down, or
+// failed for a reason. Seq grows by one per event of an agent's run (the
+// gateway keeps the ones it has not seen); At is Unix seconds.
+type LinkEvent struct {
+	Seq  uint64 `json:"seq" validate:"min=1"`
+	At   int64  `json:"at" validate:"min=0,max=32503680000"`
+	Code string `json:"code" validate:"required,oneof=UP DOWN NO_PROPOSAL_CHOSEN AUTHENTICATION_FAILED TS_UNACCEPTABLE IPSEC_BLOCKED HOST_DOWN NO_ANSWER DPD_TIMEOUT CONNECTING NO_CHILD_SA"`
+	Text string `json:"text" validate:"max=512,printascii"`
 }
 
 // LinkState is what the gateway hands an agent (sealed).

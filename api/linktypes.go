@@ -15,6 +15,8 @@ type Link struct {
 	Excludes  [][]string     `json:"excludes" validate:"max=256,dive,len=2,dive,objectid"`
 	Locations []LinkLocation `json:"locations" validate:"max=64,dive"`
 	CreatedAt time.Time      `json:"created_at"`
+	// Connections are the hosts' connections, in the order of the hosts.
+	Connections []LinkHostConnection `json:"connections,omitempty" validate:"max=4096,dive"`
 }
 
 // LinkLocation is one site of a link.
@@ -39,6 +41,16 @@ type LinkHost struct {
 	Available  bool      `json:"available"`
 	Active     bool      `json:"active"`
 	LastReport time.Time `json:"last_report,omitempty"`
+}
+
+// LinkHostConnection is one connection of a host (HostID) as its last
+// report gave it, with why it is not up (reason) and the gateway's history
+// of its last events (events, up to 20, oldest first; kept in the core's
+// memory, lost when it restarts). They sit at the link's level, not in the
+// host's, to stay within the decoder's nesting limit.
+type LinkHostConnection struct {
+	HostID     string         `json:"host_id" validate:"required,objectid"`
+	Connection LinkConnection `json:"connection"`
 }
 
 // LinkList answers link.list.

@@ -139,7 +139,7 @@ var (
 
 	// IPsec links (agents): signed reports, sealed state.
 	RouteLinkStateReport = endpoint[LinkReport, LinkSealed](Route{Name: "link.state.report",
-		Method: http.MethodPut, Pattern: "/link/state", Auth: AuthLinkHost, BodyLimit: 64 << 10, ResponseLimit: 2 << 20})
+		Method: http.MethodPut, Pattern: "/link/state", Auth: AuthLinkHost, BodyLimit: 256 << 10, ResponseLimit: 2 << 20})
 	RouteLinkStateStop = endpoint[NoBody, OKResponse](Route{Name: "link.state.stop",
 		Method: http.MethodDelete, Pattern: "/link/state", Auth: AuthLinkHost})
 )

@@ -21,6 +21,11 @@ type Manager struct {
 	log       *slog.Logger
 	elections map[string]*Election
 	status    map[string]*HostStatus
+	// kept is, for a location whose every host stopped reporting (timed
+	// out, not a graceful stop), the host that was active: its peers keep
+	// their connection to it (State), so that they keep trying it, say why
+	// it fails, and carry traffic again as soon as it is back.
+	kept map[string]string
 }
 
 // HostStatus is a host's last report.
@@ -29,12 +34,14 @@ type HostStatus struct {
 	LastReport  time.Time
 	Reach       []api.LinkReach
 	Connections []api.LinkConnection
+	// History is the last MaxHistory events of each connection.
+	History history
 }
 
 // NewManager returns an empty Manager.
 func NewManager(log *slog.Logger) *Manager {
 	log = logging.OrDiscard(log)
-	return &Manager{log: log, elections: map[string]*Election{}, status: map[string]*HostStatus{}}
+	return &Manager{log: log, elections: map[string]*Election{}, status: map[string]*HostStatus{}, kept: map[string]string{}}
 }
 
 // Sync brings the elections in line with the stored links (after start and
@@ -130,7 +137,12 @@ func (m *Manager) Report(l *Link, hostID string, source netip.Addr, r *api.LinkR
 	e := m.election(l)
 	reaches := m.reachesPeers(l, e, hostID, r.Reach)
 	m.mu.Lock()
-	m.status[hostID] = &HostStatus{Address: addr, LastReport: now, Reach: r.Reach, Connections: r.Connections}
+	var hist history
+	if prev := m.status[hostID]; prev != nil {
+		hist = prev.History
+	}
+	m.status[hostID] = &HostStatus{Address: addr, LastReport: now, Reach: r.Reach, Connections: r.Connections,
+		History: hist.merge(r.Connections)}
 	m.mu.Unlock()
 	changes := e.Report(hostID, now, reaches)
 	m.logChanges(l, changes)
@@ -180,6 +192,14 @@ func (m *Manager) reachesPeers(l *Link, e *Election, hostID string, reach []api.
 func (m *Manager) Stop(l *Link, hostID string, now time.Time) []Change {
 	changes := m.election(l).Stop(hostID, now)
 	m.logChanges(l, changes)
+	// A host that said goodbye is not waited for.
+	m.mu.Lock()
+	for loc, id := range m.kept {
+		if id == hostID {
+			delete(m.kept, loc)
+		}
+	}
+	m.mu.Unlock()
 	return changes
 }
 
@@ -191,6 +211,15 @@ func (m *Manager) Tick(links []Link, now time.Time) {
 }
 
 func (m *Manager) logChanges(l *Link, changes []Change) {
+	m.mu.Lock()
+	for _, c := range changes {
+		if c.To == "" && c.From != "" {
+			m.kept[c.Location] = c.From
+		} else if c.To != "" {
+			delete(m.kept, c.Location)
+		}
+	}
+	m.mu.Unlock()
 	for _, c := range changes {
 		m.log.Info("link active host changed", "link", l.Name, "location", c.Location, "from", c.From, "to", c.To)
 	}
@@ -227,6 +256,9 @@ func (m *Manager) View(l *Link, now time.Time) api.Link {
 				ah.Available, ah.Address = false, h.Address
 			} else if st := m.hostStatus(h.ID); st != nil {
 				ah.Address, ah.LastReport = st.Address, st.LastReport
+				for _, c := range st.History.connections(st.Connections) {
+					out.Connections = append(out.Connections, api.LinkHostConnection{HostID: h.ID, Connection: c})
+				}
 			}
 			al.Hosts = append(al.Hosts, ah)
 		}
@@ -237,8 +269,9 @@ func (m *Manager) View(l *Link, now time.Time) api.Link {
 
 // peerHost is the host a location's peers connect to, and its address
 // ("" while unknown): a router location's host, always (it is not
-// elected); otherwise the elected active host, at the address its reports
-// come from.
+// elected); otherwise the elected active host or, when the location has
+// none since its hosts timed out, the one kept (see kept), at the address
+// its reports come from.
 func (m *Manager) peerHost(e *Election, loc *Location) (id, addr string) {
 	if loc.Router {
 		if h := loc.RouterHost(); h != nil {
@@ -247,6 +280,16 @@ func (m *Manager) peerHost(e *Election, loc *Location) (id, addr string) {
 		return "", ""
 	}
 	id = e.Active(loc.ID)
+	if id == "" {
+		m.mu.Lock()
+		kept := m.kept[loc.ID]
+		m.mu.Unlock()
+		for _, h := range loc.Hosts {
+			if h.ID == kept {
+				id = kept
+			}
+		}
+	}
 	if id == "" {
 		return "", ""
 	}

@@ -268,7 +268,8 @@ func run(cmd string, args []string) error {
 		defer stop()
 		charon := agent.NewVICI(s.Vici)
 		defer charon.Close()
-		deps := agent.Deps{Gateway: agent.NewClient(u, tc), Charon: charon, Notify: sdnotify.FromEnv(log)}
+		deps := agent.Deps{Gateway: agent.NewClient(u, tc), Charon: charon, Notify: sdnotify.FromEnv(log),
+			Events: agent.NewVICIEvents(s.Vici, log)}
 		if s.RouteDev != "" {
 			r, err := agent.OpenRoutes("", s.RouteDev, s.RouteTable, s.RouteMark)
 			if err != nil {

@@ -1,7 +1,9 @@
 // Package links is the gateway side of the IPsec links: the stored links
 // with their locations and hosts, the link and host secrets, the admin
 // routes that edit them and the signed agent API (a host's report in, its
-// sealed state out). The elections themselves are linkmgr's.
+// sealed state out). The elections themselves are linkmgr's, as is the
+// hosts' live state: their last reports and the last 20 events of each of
+// their connections, kept in memory only (lost when the core restarts).
 //
 // It owns three buckets and no other package touches them:
 //

@@ -59,6 +59,9 @@ type Deps struct {
 	// Notify is told READY, STATUS, WATCHDOG and STOPPING
 	// (sdnotify.Notifier); nil tells nothing.
 	Notify Notifier
+	// Events is charon's event stream (VICIEvents), from which the agent
+	// tells why a connection is not up; nil: reports carry no reasons.
+	Events EventSource
 }
 
 // Agent reports, applies its state, and keeps the tunnels up.
@@ -88,6 +91,13 @@ type Agent struct {
 	leftOut string
 	// notify is the service manager; see notify.go.
 	notify notifyState
+	// events feeds diag, which says why connections are not up
+	// (agentdiag.go); savedDiag is the diag file's last content.
+	events    EventSource
+	diag      *Diag
+	savedDiag string
+	// reasons are the connections' last logged reasons.
+	reasons map[string]string
 }
 
 // New returns an agent; Run starts it. A nil log discards.
@@ -106,7 +116,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Agent, error) {
 	}
 	log = logging.OrDiscard(log)
 	a := &Agent{cfg: cfg, log: log, gw: deps.Gateway, now: time.Now, up: map[string]bool{},
-		have: actual{Loaded: map[string]record{}}, notify: notifyState{to: deps.Notify}}
+		have: actual{Loaded: map[string]record{}}, notify: notifyState{to: deps.Notify}, events: deps.Events, diag: NewDiag(), reasons: map[string]string{}}
 	if a.notify.to == nil {
 		a.notify.to = noNotifier{}
 	}
@@ -122,6 +132,16 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Agent, error) {
 // READY after the first state applied; a round that hangs stops the pings.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.closeCheck()
+	// The event stream runs as long as Run: it stops with ctx, and Run
+	// returns only once it has.
+	if a.events != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = a.events.Watch(ctx, a.diag.Add) // ctx's error: Run is ending
+		}()
+		defer func() { <-done }()
+	}
 	t := time.NewTicker(a.cfg.Interval)
 	defer t.Stop()
 	for {
@@ -179,6 +199,7 @@ func (a *Agent) round(ctx context.Context) error {
 	// from starting, nor make systemd restart it and drop the others.
 	a.notify.synced, a.notify.active = true, st.Active
 	a.hostChecks(ctx, st)
+	a.updateDiag(st, listing, lerr == nil)
 	return errors.Join(lerr, err)
 }
 
@@ -220,23 +241,13 @@ func (a *Agent) apply(ctx context.Context, st *api.LinkState, listing Listing, l
 }
 
 // report is what the agent tells the gateway: its address, the host checks
-// and its connections with their counters.
+// and its connections with their counters and diagnosis (agentdiag.go).
 func (a *Agent) report(sas []SA) *api.LinkReport {
-	r := &api.LinkReport{Version: 1, Address: a.cfg.Address, Reach: a.reach, Connections: []api.LinkConnection{}}
+	r := &api.LinkReport{Version: 1, Address: a.cfg.Address, Reach: a.reach, Connections: a.connections(sas)}
 	if r.Reach == nil {
 		r.Reach = []api.LinkReach{}
 	}
-	for _, sa := range sas {
-		if _, ours := a.have.Loaded[sa.Name]; !ours {
-			continue
-		}
-		c := api.LinkConnection{Name: sa.Name, State: sa.State}
-		for _, ch := range sa.Children {
-			c.BytesIn += ch.BytesIn
-			c.BytesOut += ch.BytesOut
-		}
-		r.Connections = append(r.Connections, c)
-	}
+	fitReport(r)
 	return r
 }
 

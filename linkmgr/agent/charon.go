@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
 )
@@ -49,6 +50,15 @@ type Listing struct {
 	SAs []SA
 	// Conns are the names of the loaded connections.
 	Conns []string
+	// Loaded are the loaded connections' traffic selectors as charon has
+	// them (list-conns), by name: what the diagnosis tells of this side,
+	// whoever loaded it.
+	Loaded map[string]LoadedConn
+}
+
+// LoadedConn is what charon has loaded of a connection.
+type LoadedConn struct {
+	LocalTS, RemoteTS []string
 }
 
 // SA is one IKE SA with its child SAs, as list-sas reports it.
@@ -57,13 +67,25 @@ type SA struct {
 	State    string // IKE state, e.g. ESTABLISHED
 	Remote   string
 	Children []ChildSA
+	// UniqueID is charon's ID of the IKE SA.
+	UniqueID string
+	// Established is how long ago it was established; Rekey and Reauth
+	// how long until it is rekeyed or reauthenticated (0: not scheduled).
+	Established, Rekey, Reauth time.Duration
+	// Proposal is the negotiated IKE proposal, e.g.
+	// AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/CURVE_25519.
+	Proposal string
 }
 
 // ChildSA is one child SA.
 type ChildSA struct {
-	Name              string
-	State             string // e.g. INSTALLED
-	BytesIn, BytesOut uint64
+	Name                  string
+	State                 string // e.g. INSTALLED
+	BytesIn, BytesOut     uint64
+	PacketsIn, PacketsOut uint64
+	// Proposal is the negotiated ESP proposal, e.g. AES_GCM_16-128/CURVE_25519.
+	Proposal          string
+	LocalTS, RemoteTS []string
 }
 
 // installedSet returns the connections with an installed child SA.

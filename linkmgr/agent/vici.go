@@ -200,6 +200,7 @@ func listOn(ctx context.Context, s *vici.Session, events <-chan vici.Event) (Lis
 					l.SAs = append(l.SAs, parseSAs(ev.Message)...)
 				case "list-conn":
 					l.Conns = append(l.Conns, ev.Message.Keys()...)
+					l.addLoaded(ev.Message)
 				}
 			}
 			quiet.Reset(100 * time.Millisecond)
@@ -236,14 +237,17 @@ func parseSAs(m *vici.Message) []SA {
 			continue
 		}
 		sa := SA{Name: name, State: str(ike, "state"), Remote: str(ike, "remote-host")}
+		readIKEDetail(&sa, ike)
 		if children, ok := ike.Get("child-sas").(*vici.Message); ok {
 			for _, k := range children.Keys() {
 				ch, ok := children.Get(k).(*vici.Message)
 				if !ok {
 					continue
 				}
-				sa.Children = append(sa.Children, ChildSA{Name: str(ch, "name"), State: str(ch, "state"),
-					BytesIn: counter(ch, "bytes-in"), BytesOut: counter(ch, "bytes-out")})
+				c := ChildSA{Name: str(ch, "name"), State: str(ch, "state"),
+					BytesIn: counter(ch, "bytes-in"), BytesOut: counter(ch, "bytes-out")}
+				readChildDetail(&c, ch)
+				sa.Children = append(sa.Children, c)
 			}
 		}
 		out = append(out, sa)
