@@ -246,7 +246,12 @@ func (m *Manager) View(l *Link, now time.Time) api.Link {
 	for _, loc := range l.Locations {
 		al := api.LinkLocation{ID: loc.ID, Name: loc.Name, Routes: append([]string{}, loc.Routes...), Hosts: []api.LinkHost{}}
 		al.Router = loc.Router
-		active, _ := m.peerHost(e, &loc)
+		// Active: the elected host (a router location's one host); a
+		// kept host (peerHost) is its peers' peer, not active.
+		active := e.Active(loc.ID)
+		if loc.Router {
+			active, _ = m.peerHost(e, &loc)
+		}
 		for _, h := range loc.Hosts {
 			ah := api.LinkHost{ID: h.ID, Name: h.Name, Priority: h.Priority, Timeout: h.Timeout, Backoff: h.Backoff,
 				Available: e.Available(h.ID, now), Active: h.ID == active}
