@@ -2,7 +2,11 @@
 //
 //	portcullis-link add URI --address ADDR [--vici SOCKET] [--ca FILE]
 //	portcullis-link start                 run until SIGINT/SIGTERM (graceful failover)
-//	portcullis-link status                connections, states, byte counters
+//	portcullis-link status [--json]       every connection: state, counters, proposals, selectors, why not up
+//	portcullis-link connect NAME          initiate one connection, streaming its log until up or failed
+//	portcullis-link disconnect NAME --yes terminate one connection, streaming its log
+//	portcullis-link logs [NAME]           follow charon's log (of one connection) until SIGINT
+//	portcullis-link check                 the checks an admin would run, one ok|fail line each
 //	portcullis-link remove --yes          forget the URI, unload connections, remove the firewall table
 //	portcullis-link remove-routes-on|off
 //	portcullis-link firewall-on|off
@@ -38,7 +42,11 @@ const usage = `usage: portcullis-link <command> [--state-dir DIR] [flags]
 commands:
   add URI --address ADDR [--vici SOCKET] [--ca FILE]   bind this host to a link host URI
   start                                                 run the agent
-  status                                                list the connections
+  status [--json]                                       every connection, its state and why it is not up
+  connect NAME [--timeout D]                            initiate one connection, streaming its log
+  disconnect NAME --yes [--timeout D]                   terminate one connection, streaming its log
+  logs [NAME]                                           follow charon's log (of one connection)
+  check                                                 gateway, clock, charon, peers, firewall, routes, kernel
   remove --yes                                          unbind, unload connections, remove the firewall
   remove-routes-on | remove-routes-off                  toggle route removal
   firewall-on | firewall-off                            toggle the automatic firewall
@@ -50,7 +58,11 @@ Run 'portcullis-link <command> -h' for its flags.
 var commands = map[string]struct{ synopsis, summary string }{
 	"add":               {"--address ADDR [--uri-file FILE] [flags] [< URI]", "Bind this host to a link host URI (writes <state dir>/agent.json, mode 0600). The URI holds the host secret: it is read from standard input (not echoed on a terminal) or from --uri-file FILE (mode 0600 or stricter), never from the command line."},
 	"start":             {"[flags]", "Run the agent until SIGINT/SIGTERM (a graceful stop hands over to another host)."},
-	"status":            {"[flags]", "List charon's connections, their states and byte counters."},
+	"status":            {"[--json] [flags]", "Every connection by its name, one line each: state, established since, bytes/packets in/out, proposals, traffic selectors and, when not up, the reason in words (from the agent's last round, refreshed from charon's list-sas). --json prints the structured form."},
+	"connect":           {"NAME [--timeout D] [flags]", "Initiate the connection NAME over VICI and stream only its charon log lines until it is up or failed (or the timeout); exit status 1 when it failed."},
+	"disconnect":        {"NAME --yes [--timeout D] [flags]", "Terminate the connection NAME (drops a live tunnel; the agent initiates it again at its next round) and stream its charon log lines until it is down."},
+	"logs":              {"[NAME] [flags]", "Follow charon's log, only the connection NAME's lines when given, until interrupted (SIGINT)."},
+	"check":             {"[flags]", "Run the checks an admin would: gateways reachable over HTTPS and clock within ±120 s, charon's VICI socket, TCP host-check port towards each peer, this host's nftables ruleset for UDP 500/4500, routes of the remote subnets, XFRM interface/VTI kernel support. One 'ok|fail what — what to do' line each; exit status 1 when any fails."},
 	"remove":            {"--yes [flags]", "Unbind this host: unload its connections, remove its routes and firewall table, forget the URI."},
 	"remove-routes-on":  {"[flags]", "Remove the routes of connections the agent no longer carries (next start)."},
 	"remove-routes-off": {"[flags]", "Keep the routes of connections the agent no longer carries (next start)."},
@@ -90,6 +102,8 @@ type cmdFlags struct {
 	format                logging.Format
 	yes                   *bool
 	uriFile               *string
+	json                  *bool
+	timeout               *time.Duration
 	allowRoutes           []string
 	allowDefault          *bool
 }
@@ -123,6 +137,13 @@ func newFlags(cmd string) (*flag.FlagSet, *cmdFlags) {
 		fs.TextVar(&f.format, "log-format", f.format, "log `format`: text or json")
 	case "remove":
 		f.yes = cli.Yes(fs)
+	case "status":
+		f.json = fs.Bool("json", false, "print the connections as JSON")
+	case "connect":
+		f.timeout = fs.Duration("timeout", 30*time.Second, "give up after this `duration`")
+	case "disconnect":
+		f.timeout = fs.Duration("timeout", 30*time.Second, "give up after this `duration`")
+		f.yes = cli.Yes(fs)
 	}
 	return fs, f
 }
@@ -136,7 +157,25 @@ func run(cmd string, args []string) error {
 		return err
 	}
 	dir, address, level, format := f.dir, f.address, f.level, f.format
-	if rest := fs.Args(); len(rest) > 0 {
+	rest := fs.Args()
+	var name string
+	switch cmd {
+	case "connect", "disconnect":
+		if len(rest) == 0 {
+			return cli.Usagef("%s needs the connection's NAME (see 'portcullis-link status')", cmd)
+		}
+		name, rest = rest[0], rest[1:]
+		// Flags may follow the name.
+		if err := cli.Parse(fs, rest, os.Stdout, os.Stderr); err != nil {
+			return err
+		}
+		rest = fs.Args()
+	case "logs":
+		if len(rest) > 0 {
+			name, rest = rest[0], rest[1:]
+		}
+	}
+	if len(rest) > 0 {
 		if cmd == "add" {
 			// Not even echoed back: it may be the URI, with the secret.
 			return cli.Usagef("add: the URI holds the host secret and must not be on the command line (process " +
@@ -145,7 +184,11 @@ func run(cmd string, args []string) error {
 		return cli.Usagef("%s: unexpected argument %q (see 'portcullis-link %s -h')", cmd, rest[0], cmd)
 	}
 	if f.yes != nil {
-		if err := cli.Confirm(*f.yes, "remove", "unloads this host's connections, removes its routes and firewall table and forgets its URI"); err != nil {
+		what := "unloads this host's connections, removes its routes and firewall table and forgets its URI"
+		if cmd == "disconnect" {
+			what = "terminates " + name + ", dropping its live tunnel"
+		}
+		if err := cli.Confirm(*f.yes, cmd, what); err != nil {
 			return err
 		}
 	}
@@ -200,22 +243,16 @@ func run(cmd string, args []string) error {
 		fmt.Printf("%s: done (takes effect at the next start)\n", cmd)
 		return nil
 	case "status":
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		sas, err := agent.Status(ctx, s.Vici)
-		if err != nil {
-			return err
+		return runStatus(*dir, s, *f.json)
+	case "connect", "disconnect":
+		if *f.timeout <= 0 {
+			return cli.Usagef("%s: --timeout must be positive", cmd)
 		}
-		if len(sas) == 0 {
-			fmt.Println("no connections")
-		}
-		for _, sa := range sas {
-			fmt.Printf("%s: %s, remote %s\n", sa.Name, sa.State, sa.Remote)
-			for _, ch := range sa.Children {
-				fmt.Printf("  %s: %s, %d bytes in, %d bytes out\n", ch.Name, ch.State, ch.BytesIn, ch.BytesOut)
-			}
-		}
-		return nil
+		return runConnect(*dir, s, name, cmd == "connect", *f.timeout)
+	case "logs":
+		return runLogs(*dir, s, name)
+	case "check":
+		return runCheck(*dir, s)
 	case "remove":
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()

@@ -52,7 +52,11 @@ var cliCommands = map[string][]cliCommand{
 	"portcullis-link": {
 		{[]string{"add"}, []string{"-state-dir", "-address", "-vici"}},
 		{[]string{"start"}, []string{"-state-dir", "-log-level"}},
-		{[]string{"status"}, []string{"-state-dir"}},
+		{[]string{"status"}, []string{"-state-dir", "-json"}},
+		{[]string{"connect"}, []string{"-state-dir", "-timeout"}},
+		{[]string{"disconnect"}, []string{"-state-dir", "-timeout", "-yes"}},
+		{[]string{"logs"}, []string{"-state-dir"}},
+		{[]string{"check"}, []string{"-state-dir"}},
 		{[]string{"remove"}, []string{"-state-dir", "-yes"}},
 		{[]string{"remove-routes-on"}, []string{"-state-dir"}},
 		{[]string{"remove-routes-off"}, []string{"-state-dir"}},
@@ -78,6 +82,9 @@ var flagsOnlyOf = map[string][]string{
 	"portcullis-link add":        {"-log-level", "-yes"},
 	"portcullis-link status":     {"-address", "-log-level", "-yes"},
 	"portcullis-link remove":     {"-address", "-log-level"},
+	"portcullis-link connect":    {"-address", "-log-level", "-yes", "-json"},
+	"portcullis-link logs":       {"-address", "-log-level", "-yes", "-timeout"},
+	"portcullis-link check":      {"-address", "-log-level", "-yes", "-timeout", "-json"},
 }
 
 // topLevelCommands reads the command names from a binary's own help.

@@ -96,6 +96,8 @@ type Agent struct {
 	events    EventSource
 	diag      *Diag
 	savedDiag string
+	// savedPeers is the peers file's last content (troubleshoot.go).
+	savedPeers string
 	// reasons are the connections' last logged reasons.
 	reasons map[string]string
 }

@@ -189,6 +189,7 @@ func (a *Agent) updateDiag(st *api.LinkState, listing Listing, listed bool) {
 	conns := a.connections(sas)
 	a.logReasons(conns)
 	a.saveDiag(conns)
+	a.savePeers(st)
 }
 
 // logReasons logs a connection's reason when it changes, and when the

@@ -1,0 +1,506 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/linkmgr/agent"
+)
+
+// statusView merges the agent's last diagnosis (diag.json: its
+// connections, with the reason when not up) with charon's live list-sas
+// (fresher state and counters; connections the agent does not carry are
+// listed too). live is nil when charon did not answer.
+func statusView(diag, live []api.LinkConnection) []api.LinkConnection {
+	byName := map[string]api.LinkConnection{}
+	for _, c := range diag {
+		byName[c.Name] = c
+	}
+	if live != nil {
+		liveBy := map[string]api.LinkConnection{}
+		for _, c := range live {
+			liveBy[c.Name] = c
+		}
+		for name, d := range byName {
+			l, ok := liveBy[name]
+			if !ok {
+				l = api.LinkConnection{Name: name, State: "DOWN"}
+			}
+			l.Events = d.Events
+			if l.Child != "INSTALLED" {
+				l.Reason = d.Reason // the agent's reason holds only while charon does not list it up
+			}
+			byName[name] = l
+		}
+		for name, l := range liveBy {
+			if _, ok := byName[name]; !ok {
+				byName[name] = l
+			}
+		}
+	}
+	out := make([]api.LinkConnection, 0, len(byName))
+	for _, c := range byName {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// statusLine is one connection on one line.
+func statusLine(c api.LinkConnection) string {
+	state := c.State
+	if c.Child != "" {
+		state += "/" + c.Child
+	}
+	if c.Child == "INSTALLED" {
+		state = "up"
+	} else if c.State == "DOWN" || c.State == "" {
+		state = "down"
+	}
+	parts := []string{fmt.Sprintf("%s: %s", c.Name, state)}
+	if c.EstablishedS > 0 {
+		parts = append(parts, "established "+(time.Duration(c.EstablishedS)*time.Second).String()+" ago")
+	}
+	if c.BytesIn+c.BytesOut+c.PacketsIn+c.PacketsOut > 0 || c.Child == "INSTALLED" {
+		parts = append(parts, fmt.Sprintf("in %d B/%d pkts, out %d B/%d pkts", c.BytesIn, c.PacketsIn, c.BytesOut, c.PacketsOut))
+	}
+	if c.IKEProposal != "" {
+		parts = append(parts, "IKE "+c.IKEProposal)
+	}
+	if c.ESPProposal != "" {
+		parts = append(parts, "ESP "+c.ESPProposal)
+	}
+	if len(c.LocalTS)+len(c.RemoteTS) > 0 {
+		parts = append(parts, strings.Join(c.LocalTS, ",")+" <=> "+strings.Join(c.RemoteTS, ","))
+	}
+	if c.Reason != nil && c.Child != "INSTALLED" {
+		r := "why: " + c.Reason.Text
+		if c.Reason.Cause != "" {
+			r += " (" + c.Reason.Cause + ")"
+		}
+		parts = append(parts, r)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// printStatus prints the connections as lines or as JSON.
+func printStatus(w io.Writer, conns []api.LinkConnection, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(conns)
+	}
+	if len(conns) == 0 {
+		_, err := fmt.Fprintln(w, "no connections")
+		return err
+	}
+	for _, c := range conns {
+		if _, err := fmt.Fprintln(w, statusLine(c)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runStatus is portcullis-link status.
+func runStatus(dir string, s *agent.Settings, asJSON bool) error {
+	diag, err := agent.ReadDiagnostics(dir)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sas, lerr := agent.Status(ctx, s.Vici)
+	var live []api.LinkConnection
+	if lerr == nil {
+		live = agent.ConnectionsOf(sas)
+	}
+	if err := printStatus(os.Stdout, statusView(diag, live), asJSON); err != nil {
+		return err
+	}
+	if lerr != nil {
+		return fmt.Errorf("charon's VICI socket %s did not answer (%v): the states above are the agent's last report; is charon running?", s.Vici, lerr)
+	}
+	return nil
+}
+
+// knownNames are the connection names the agent carries or charon lists.
+func knownNames(dir string, live []agent.SA) []string {
+	set := map[string]bool{}
+	for _, n := range agent.LoadedConnections(dir) {
+		set[n] = true
+	}
+	if diag, err := agent.ReadDiagnostics(dir); err == nil {
+		for _, c := range diag {
+			set[c.Name] = true
+		}
+	}
+	for _, sa := range live {
+		set[sa.Name] = true
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// lookupName checks name against the known ones.
+func lookupName(name string, known []string) error {
+	if slices.Contains(known, name) {
+		return nil
+	}
+	if len(known) == 0 {
+		return fmt.Errorf("unknown connection %q: this host carries none (is the agent running? see 'portcullis-link status')", name)
+	}
+	return fmt.Errorf("unknown connection %q; known connections: %s", name, strings.Join(known, ", "))
+}
+
+// remoteOf is the peer address of name, from charon or the agent's peers.
+func remoteOf(dir, name string, live []agent.SA) string {
+	for _, sa := range live {
+		if sa.Name == name && sa.Remote != "" {
+			return sa.Remote
+		}
+	}
+	peers, _ := agent.ReadPeers(dir)
+	for _, p := range peers {
+		if p.Name == name {
+			return p.RemoteAddress
+		}
+	}
+	return ""
+}
+
+// printLogLine prints one of charon's log lines.
+func printLogLine(w io.Writer, l agent.LogLine) {
+	conn := l.Conn
+	if conn == "" {
+		conn = "-"
+	}
+	fmt.Fprintf(w, "%s %s[%s] %s %s\n", l.At.Format("15:04:05.000"), conn, l.IKEID, l.Group, l.Msg)
+}
+
+// runConnect is portcullis-link connect and disconnect: initiate or
+// terminate name, streaming its log lines until charon answers.
+func runConnect(dir string, s *agent.Settings, name string, up bool, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+5*time.Second)
+	defer cancel()
+	sas, err := agent.Status(ctx, s.Vici)
+	if err != nil {
+		return fmt.Errorf("charon's VICI socket %s did not answer: %w (is charon running? see 'portcullis-link check')", s.Vici, err)
+	}
+	if err := lookupName(name, knownNames(dir, sas)); err != nil {
+		return err
+	}
+	lctx, stopLog := context.WithCancel(ctx)
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		_ = agent.StreamLog(lctx, s.Vici, name, remoteOf(dir, name, sas), func(l agent.LogLine) { printLogLine(os.Stdout, l) })
+	}()
+	time.Sleep(200 * time.Millisecond) // let the log subscription register first
+	c, err := agent.DialCharon(ctx, s.Vici)
+	if err == nil {
+		if up {
+			err = c.InitiateWait(ctx, name, timeout)
+		} else {
+			err = c.TerminateWait(ctx, name, timeout)
+		}
+		c.Close()
+	}
+	time.Sleep(100 * time.Millisecond) // the last lines
+	stopLog()
+	<-logDone
+	verb := map[bool]string{true: "connect", false: "disconnect"}[up]
+	if err != nil {
+		if up {
+			return fmt.Errorf("%s %s: failed: %w (see the lines above, 'portcullis-link status' for the reason and 'portcullis-link check')", verb, name, err)
+		}
+		return fmt.Errorf("%s %s: failed: %w", verb, name, err)
+	}
+	if up {
+		fmt.Printf("%s: up\n", name)
+	} else {
+		fmt.Printf("%s: down (the agent initiates it again at its next round unless the gateway stopped carrying it)\n", name)
+	}
+	return nil
+}
+
+// runLogs is portcullis-link logs: follow charon's log until SIGINT or
+// SIGTERM.
+func runLogs(dir string, s *agent.Settings, name string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if name != "" {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		sas, serr := agent.Status(lctx, s.Vici)
+		cancel()
+		if serr != nil {
+			return fmt.Errorf("charon's VICI socket %s did not answer: %w (is charon running?)", s.Vici, serr)
+		}
+		if err := lookupName(name, knownNames(dir, sas)); err != nil {
+			return err
+		}
+		err = agent.StreamLog(ctx, s.Vici, name, remoteOf(dir, name, sas), func(l agent.LogLine) { printLogLine(os.Stdout, l) })
+	} else {
+		err = agent.NewVICIEvents(s.Vici, nil).Watch(ctx, func(ev agent.CharonEvent) {
+			if ev.Kind == "log" {
+				printLogLine(os.Stdout, agent.LogLine{At: ev.At, Conn: ev.Conn, IKEID: ev.IKEID, Group: ev.Group, Level: ev.Level, Msg: ev.Msg})
+			}
+		})
+	}
+	if ctx.Err() != nil {
+		return nil // interrupted: a clean exit
+	}
+	return err
+}
+
+// checkResult is one line of portcullis-link check.
+type checkResult struct {
+	OK   bool
+	What string // what was checked, and found
+	Do   string // what to do when it failed
+}
+
+func (r checkResult) String() string {
+	if r.OK {
+		return "ok   " + r.What
+	}
+	return "fail " + r.What + " — " + r.Do
+}
+
+// printChecks prints the results and returns an error when any failed.
+func printChecks(w io.Writer, rs []checkResult) error {
+	failed := 0
+	for _, r := range rs {
+		fmt.Fprintln(w, r)
+		if !r.OK {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d checks failed", failed, len(rs))
+	}
+	return nil
+}
+
+// clockSkew is how far the host's clock may be from the gateway's.
+const clockSkew = 120 * time.Second
+
+// checkGateway checks one gateway over HTTPS and the clock against its
+// Date header.
+func checkGateway(ctx context.Context, hc *http.Client, gw string, now func() time.Time) []checkResult {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+gw+"/", nil)
+	if err != nil {
+		return []checkResult{{What: "gateway " + gw + ": " + err.Error(), Do: "re-add the host with a correct URI"}}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		do := "check the network path and firewalls towards it (TCP), and that the gateway runs"
+		var ue x509.UnknownAuthorityError
+		var he x509.HostnameError
+		if errors.As(err, &ue) || errors.As(err, &he) || strings.Contains(err.Error(), "certificate") {
+			do = "the gateway's certificate is not trusted: give its CA with 'portcullis-link add --ca FILE'"
+		}
+		return []checkResult{{What: "gateway " + gw + " reachable over HTTPS: " + err.Error(), Do: do}}
+	}
+	resp.Body.Close()
+	out := []checkResult{{OK: true, What: "gateway " + gw + " reachable over HTTPS (" + resp.Status + ")"}}
+	date, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		return append(out, checkResult{What: "clock: gateway " + gw + " sent no Date header", Do: "compare this host's clock with the gateway's by hand (approvals fail beyond ±120 s)"})
+	}
+	skew := now().Sub(date)
+	if skew < -clockSkew || skew > clockSkew {
+		return append(out, checkResult{What: fmt.Sprintf("clock: %s off the gateway %s's", skew.Round(time.Second), gw),
+			Do: "synchronise this host's clock (NTP: timedatectl set-ntp true); the gateway refuses reports beyond ±120 s"})
+	}
+	return append(out, checkResult{OK: true, What: fmt.Sprintf("clock within ±120 s of gateway %s (%s)", gw, skew.Round(time.Second))})
+}
+
+// checkTCP checks that a peer's host-check port accepts a TCP connection.
+func checkTCP(ctx context.Context, p agent.PeerInfo) checkResult {
+	port := p.CheckPort
+	if port == 0 {
+		port = 9790
+	}
+	addr := net.JoinHostPort(p.RemoteAddress, strconv.Itoa(port))
+	d := net.Dialer{Timeout: 2 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return checkResult{What: fmt.Sprintf("%s: TCP %s (host check): %v", p.Name, addr, err),
+			Do: "the peer host is down, its agent is not running, or a firewall on the way drops TCP " + strconv.Itoa(port)}
+	}
+	c.Close()
+	return checkResult{OK: true, What: fmt.Sprintf("%s: TCP %s (host check) reachable", p.Name, addr)}
+}
+
+// checkFirewall says whether this host's nftables ruleset lets the peers'
+// IKE (UDP 500, 4500) in: table inet portcullis_link must list each peer
+// among its hosts, and no other input base chain may drop by default
+// (such chains' rules are not evaluated).
+func checkFirewall(peers []agent.PeerInfo, hosts map[netip.Addr]bool, present bool, drops []agent.DropChain) []checkResult {
+	var out []checkResult
+	if present {
+		var missing []string
+		for _, p := range peers {
+			if a, err := netip.ParseAddr(p.RemoteAddress); err == nil && !hosts[a.Unmap()] && !hosts[a] {
+				missing = append(missing, p.RemoteAddress)
+			}
+		}
+		if len(missing) > 0 {
+			out = append(out, checkResult{What: "firewall: table inet portcullis_link drops UDP 500/4500 and the host check from " + strings.Join(missing, ", "),
+				Do: "the agent updates the table each round: is it running ('portcullis-link start')? else 'portcullis-link firewall-off'"})
+		} else {
+			out = append(out, checkResult{OK: true, What: "firewall: table inet portcullis_link accepts UDP 500/4500 from every peer"})
+		}
+	} else {
+		out = append(out, checkResult{OK: true, What: "firewall: no table inet portcullis_link (automatic firewall off)"})
+	}
+	if len(drops) == 0 {
+		return append(out, checkResult{OK: true, What: "firewall: no other input chain drops by default (nftables base chains on the input hook; rules that drop explicitly were not evaluated)"})
+	}
+	for _, d := range drops {
+		out = append(out, checkResult{What: fmt.Sprintf("firewall: chain %s %s %s drops by default; its rules were not evaluated", d.Family, d.Table, d.Chain),
+			Do: "make sure it accepts UDP 500 and 4500 (and TCP host-check port) from the peers ('nft list chain " + d.Family + " " + d.Table + " " + d.Chain + "')"})
+	}
+	return out
+}
+
+// checkRoutes checks a route exists for each remote subnet of a
+// connection that is up (charon, or the agent with --route-dev, installs
+// them when the child SA is up).
+func checkRoutes(peers []agent.PeerInfo, up map[string]bool, routeDev string, get func(net.IP) (string, error)) []checkResult {
+	var out []checkResult
+	for _, p := range peers {
+		if !up[p.Name] {
+			out = append(out, checkResult{OK: true, What: fmt.Sprintf("%s: routes not checked (not up)", p.Name)})
+			continue
+		}
+		for _, sn := range p.RemoteSubnets {
+			pfx, err := netip.ParsePrefix(sn)
+			if err != nil {
+				continue
+			}
+			dev, err := get(pfx.Addr().AsSlice())
+			switch {
+			case err != nil:
+				out = append(out, checkResult{What: fmt.Sprintf("%s: no route to %s (%v)", p.Name, sn, err), Do: "see 'portcullis-link add -h' (--route-dev) or add the route"})
+			case routeDev != "" && dev != routeDev:
+				out = append(out, checkResult{What: fmt.Sprintf("%s: %s is routed via %s, not %s", p.Name, sn, dev, routeDev), Do: "a more specific route or rule takes it: 'ip route get " + pfx.Addr().String() + "'"})
+			default:
+				out = append(out, checkResult{OK: true, What: fmt.Sprintf("%s: route to %s via %s", p.Name, sn, dev)})
+			}
+		}
+	}
+	return out
+}
+
+// routeDevOf looks up the device the kernel routes ip through.
+func routeDevOf(ip net.IP) (string, error) {
+	rs, err := netlink.RouteGet(ip)
+	if err != nil {
+		return "", err
+	}
+	if len(rs) == 0 {
+		return "", errors.New("no route")
+	}
+	l, err := netlink.LinkByIndex(rs[0].LinkIndex)
+	if err != nil {
+		return strconv.Itoa(rs[0].LinkIndex), nil
+	}
+	return l.Attrs().Name, nil
+}
+
+// tunnelChecks renders the kernel's XFRM interface and VTI support.
+func tunnelChecks(xfrm, vti error) []checkResult {
+	one := func(kind string, err error) checkResult {
+		switch {
+		case err == nil:
+			return checkResult{OK: true, What: "kernel: " + kind + " supported (created and removed a test device)"}
+		case errors.Is(err, agent.ErrKernelFeature):
+			return checkResult{What: "kernel: " + err.Error(), Do: "only needed for route-based tunnels; load the module or use a kernel with it, policy-based links work without"}
+		}
+		return checkResult{What: "kernel: " + kind + " probe failed: " + err.Error(), Do: "run check as root"}
+	}
+	return []checkResult{one("XFRM interfaces", xfrm), one("VTI", vti)}
+}
+
+// runCheck is portcullis-link check.
+func runCheck(dir string, s *agent.Settings) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var rs []checkResult
+	u, err := agent.ParseURI(s.URI)
+	if err != nil {
+		rs = append(rs, checkResult{What: "URI: " + err.Error(), Do: "re-add this host with 'portcullis-link add'"})
+	} else {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if s.CAFile != "" {
+			if pem, err := os.ReadFile(s.CAFile); err != nil {
+				rs = append(rs, checkResult{What: "CA file: " + err.Error(), Do: "give a readable PEM file with 'portcullis-link add --ca FILE'"})
+			} else {
+				pool := x509.NewCertPool()
+				pool.AppendCertsFromPEM(pem)
+				tc.RootCAs = pool
+			}
+		}
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+		for _, gw := range u.Gateways {
+			rs = append(rs, checkGateway(ctx, hc, gw, time.Now)...)
+		}
+	}
+	vctx, vcancel := context.WithTimeout(ctx, 5*time.Second)
+	sas, verr := agent.Status(vctx, s.Vici)
+	vcancel()
+	up := map[string]bool{}
+	if verr != nil {
+		rs = append(rs, checkResult{What: "charon's VICI socket " + s.Vici + ": " + verr.Error(), Do: "start charon (strongSwan) with the vici plugin, or fix --vici with 'portcullis-link add'"})
+	} else {
+		rs = append(rs, checkResult{OK: true, What: fmt.Sprintf("charon's VICI socket %s answers (%d IKE SAs)", s.Vici, len(sas))})
+		for _, c := range agent.ConnectionsOf(sas) {
+			up[c.Name] = c.Child == "INSTALLED"
+		}
+	}
+	peers, err := agent.ReadPeers(dir)
+	if err != nil {
+		rs = append(rs, checkResult{What: err.Error(), Do: "start the agent: it writes its peers each round"})
+	} else if len(peers) == 0 {
+		rs = append(rs, checkResult{OK: true, What: "peers: none in the agent's last state (peer checks skipped; is the agent running, is this host active?)"})
+	}
+	for _, p := range peers {
+		rs = append(rs, checkTCP(ctx, p))
+	}
+	hosts, present, ferr := agent.FirewallHosts()
+	drops, derr := agent.InputDropChains()
+	if err := errors.Join(ferr, derr); err != nil {
+		rs = append(rs, checkResult{What: "firewall: nftables not readable: " + err.Error(), Do: "run check as root"})
+	} else {
+		rs = append(rs, checkFirewall(peers, hosts, present, drops)...)
+	}
+	rs = append(rs, checkRoutes(peers, up, s.RouteDev, routeDevOf)...)
+	rs = append(rs, tunnelChecks(agent.TunnelSupport())...)
+	return printChecks(os.Stdout, rs)
+}
