@@ -213,6 +213,16 @@ func runConnect(dir string, s *agent.Settings, name string, up bool, timeout tim
 	if err := lookupName(name, knownNames(dir, sas)); err != nil {
 		return err
 	}
+	for _, c := range agent.ConnectionsOf(sas) {
+		if up && c.Name == name && c.Child == "INSTALLED" {
+			fmt.Printf("%s: already up\n", name)
+			return nil
+		}
+	}
+	if !up && !slices.ContainsFunc(sas, func(sa agent.SA) bool { return sa.Name == name }) {
+		fmt.Printf("%s: already down\n", name)
+		return nil
+	}
 	lctx, stopLog := context.WithCancel(ctx)
 	logDone := make(chan struct{})
 	go func() {

@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/testenv"
+)
+
+// TestLinkHostCLI runs the troubleshooting commands on a link host against
+// its real charon: status --json shows the connection up with its details;
+// disconnect --yes terminates it and connect brings it up again, each
+// streaming that connection's charon log lines and exiting 0; connect to
+// an unknown name fails listing the known ones; check prints one ok|fail
+// line per check, with charon and the peer's host check ok.
+func TestLinkHostCLI(t *testing.T) {
+	netlab.Require(t)
+	testenv.NeedFile(t, charonBin, "strongswan-charon")
+	testenv.NeedBinary(t, "unshare", "util-linux")
+	wan := netlab.NewNS(t, "cwan")
+	netlab.Bridge(t, wan, "br0")
+	gwNS := netlab.NewNS(t, "cgw")
+	netlab.Attach(t, gwNS, "10.248.0.1/24", wan, "br0")
+	g := startGatewayWith(t, gwOpts{NS: gwNS, Listen: "10.248.0.1:8443", Extra: "[firewall]\nenabled = false\n"})
+	admin := g.ClientFrom(gwNS)
+	admin.Login(g.AdminPW)
+	var l api.Link
+	admin.Must("POST", "/link", api.LinkCreate{Name: "corp"}, &l)
+	admin.Must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "A", Routes: []string{"10.1.0.0/24"}}, &l)
+	admin.Must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "B", Routes: []string{"10.2.0.0/24"}}, &l)
+	admin.Must("POST", "/link/"+l.ID+"/location/"+l.Locations[0].ID+"/host", api.HostCreate{Name: "a1"}, &l)
+	admin.Must("POST", "/link/"+l.ID+"/location/"+l.Locations[1].ID+"/host", api.HostCreate{Name: "b1"}, &l)
+	base := searchableTempDir(t)
+	a1 := addLinkHost(t, admin, g, wan, base, &l, 0, 0, "10.248.0.11", "10.1.0.1/32")
+	b1 := addLinkHost(t, admin, g, wan, base, &l, 1, 0, "10.248.0.21", "10.2.0.1/32")
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, h := range []*siteHost{a1, b1} {
+				t.Logf("%s agent log:\n%s", h.name, h.logs())
+			}
+		}
+	})
+	const conn = "corp-A-B"
+	cli := func(args ...string) (string, int) {
+		t.Helper()
+		cmd := a1.ns.Command(filepath.Join(binDir, "portcullis-link"), append(args, "--state-dir", a1.dir)...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if err != nil {
+			code = cmd.ProcessState.ExitCode()
+		}
+		return string(out), code
+	}
+	status := func() *api.LinkConnection {
+		t.Helper()
+		out, code := cli("status", "--json")
+		if code != 0 {
+			t.Fatalf("status --json: exit %d: %s", code, out)
+		}
+		var conns []api.LinkConnection
+		if err := json.Unmarshal([]byte(out), &conns); err != nil {
+			t.Fatalf("status --json: %v: %s", err, out)
+		}
+		for i := range conns {
+			if conns[i].Name == conn {
+				return &conns[i]
+			}
+		}
+		return nil
+	}
+	waitFor(t, 30*time.Second, "a1's connection up in status --json", func() bool {
+		c := status()
+		return c != nil && c.Child == "INSTALLED"
+	})
+	c := status()
+	if c.IKEProposal == "" || c.ESPProposal == "" || len(c.LocalTS) == 0 || c.RemoteTS[0] != "10.2.0.0/24" {
+		t.Fatalf("status --json: details missing: %+v", c)
+	}
+	if out, code := cli("status"); code != 0 || !strings.Contains(out, conn+": up, ") {
+		t.Fatalf("status: exit %d: %s", code, out)
+	}
+
+	if out, code := cli("disconnect", conn); code != 2 || !strings.Contains(out, "--yes") {
+		t.Fatalf("disconnect without --yes: exit %d: %s", code, out)
+	}
+	out, code := cli("disconnect", conn, "--yes", "--timeout", "10s")
+	t.Logf("disconnect:\n%s", out)
+	if code != 0 || !strings.Contains(out, conn+": down") || !strings.Contains(out, "deleting IKE_SA "+conn) {
+		t.Fatalf("disconnect: exit %d: %s", code, out)
+	}
+	// The agent may initiate it again at its next round; wait for it to
+	// be down or connect finds it up already.
+	out, code = cli("connect", conn, "--timeout", "10s")
+	t.Logf("connect:\n%s", out)
+	if code != 0 || !strings.Contains(out, conn+": ") || !strings.Contains(out, " up") {
+		t.Fatalf("connect: exit %d: %s", code, out)
+	}
+	if !strings.Contains(out, "already up") && !strings.Contains(out, "established") {
+		t.Fatalf("connect streamed no log line of its own connection: %s", out)
+	}
+	if c := status(); c == nil || c.Child != "INSTALLED" {
+		t.Fatalf("after connect: %+v", c)
+	}
+
+	if out, code := cli("connect", "nope", "--timeout", "2s"); code != 1 || !strings.Contains(out, `unknown connection "nope"; known connections: `+conn) {
+		t.Fatalf("connect nope: exit %d: %s", code, out)
+	}
+
+	out, _ = cli("check")
+	t.Logf("check:\n%s", out)
+	for _, want := range []string{"ok   gateway 10.248.0.1:8443 reachable over HTTPS", "ok   clock within ±120 s", "ok   charon's VICI socket",
+		"ok   " + conn + ": TCP 10.248.0.21:9790 (host check) reachable", "firewall:", "kernel: "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check: no %q", want)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !strings.HasPrefix(line, "ok   ") && !strings.HasPrefix(line, "fail ") && !strings.HasPrefix(line, "portcullis-link: ") {
+			t.Errorf("check: line %q is neither ok nor fail", line)
+		}
+	}
+}
