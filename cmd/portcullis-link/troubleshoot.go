@@ -243,16 +243,29 @@ func runConnect(dir string, s *agent.Settings, name string, up bool, timeout tim
 	stopLog()
 	<-logDone
 	verb := map[bool]string{true: "connect", false: "disconnect"}[up]
+	if err != nil && ctx.Err() == nil {
+		// What charon lists now decides: a forced terminate whose DELETE
+		// went unanswered is reported failed although the SA is gone, and
+		// the peer may have set the connection up meanwhile.
+		if now, lerr := agent.Status(ctx, s.Vici); lerr == nil {
+			gone := !slices.ContainsFunc(now, func(sa agent.SA) bool { return sa.Name == name })
+			isUp := slices.ContainsFunc(agent.ConnectionsOf(now), func(c api.LinkConnection) bool { return c.Name == name && c.Child == "INSTALLED" })
+			if (up && isUp) || (!up && gone) {
+				fmt.Printf("(charon answered: %v)\n", err)
+				err = nil
+			}
+		}
+	}
 	if err != nil {
 		if up {
-			return fmt.Errorf("%s %s: failed: %w (see the lines above, 'portcullis-link status' for the reason and 'portcullis-link check')", verb, name, err)
+			return fmt.Errorf("%s %s: failed: %w (charon keeps trying in the background; see the lines above, 'portcullis-link status' for the reason and 'portcullis-link check')", verb, name, err)
 		}
 		return fmt.Errorf("%s %s: failed: %w", verb, name, err)
 	}
 	if up {
 		fmt.Printf("%s: up\n", name)
 	} else {
-		fmt.Printf("%s: down (the agent initiates it again at its next round unless the gateway stopped carrying it)\n", name)
+		fmt.Printf("%s: down (while the gateway wants it, the agent — or the peer — sets it up again)\n", name)
 	}
 	return nil
 }
