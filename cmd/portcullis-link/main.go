@@ -172,7 +172,11 @@ func run(cmd string, args []string) error {
 		rest = fs.Args()
 	case "logs":
 		if len(rest) > 0 {
-			name, rest = rest[0], rest[1:]
+			name = rest[0]
+			if err := cli.Parse(fs, rest[1:], os.Stdout, os.Stderr); err != nil {
+				return err
+			}
+			rest = fs.Args()
 		}
 	}
 	if len(rest) > 0 {

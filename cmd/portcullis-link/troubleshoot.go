@@ -275,14 +275,16 @@ func runConnect(dir string, s *agent.Settings, name string, up bool, timeout tim
 func runLogs(dir string, s *agent.Settings, name string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	var err error
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	sas, err := agent.Status(lctx, s.Vici)
+	cancel()
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("charon's VICI socket %s did not answer: %w (is charon running? see 'portcullis-link check')", s.Vici, err)
+	}
 	if name != "" {
-		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		sas, serr := agent.Status(lctx, s.Vici)
-		cancel()
-		if serr != nil {
-			return fmt.Errorf("charon's VICI socket %s did not answer: %w (is charon running?)", s.Vici, serr)
-		}
 		if err := lookupName(name, knownNames(dir, sas)); err != nil {
 			return err
 		}

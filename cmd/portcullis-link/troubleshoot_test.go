@@ -140,6 +140,12 @@ func TestDisconnectNeedsYes(t *testing.T) {
 	if err := run("connect", []string{"--state-dir", dir, "a", "-h"}); !errors.Is(err, cli.ErrHelp) {
 		t.Fatalf("connect NAME -h: %v", err)
 	}
+	if err := run("logs", []string{"a", "-h"}); !errors.Is(err, cli.ErrHelp) {
+		t.Fatalf("logs NAME -h: %v", err)
+	}
+	if err := run("logs", []string{"a", "b"}); cli.ExitCode(err) != 2 {
+		t.Fatalf("logs a b: %v", err)
+	}
 }
 
 // TestConnectUnknownName: against a fake charon socket that is not there,

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,6 +152,30 @@ func TestLinkHostCLI(t *testing.T) {
 		t.Log("b1 set the connection up again before connect did; the initiating path was not exercised this run")
 	case !strings.Contains(out, conn+": up") || !strings.Contains(out, "CHILD_SA "+conn+"{"):
 		t.Fatalf("connect: no result line or no log line of the child SA: %s", out)
+	}
+
+	// logs NAME follows that connection's lines until SIGINT, then exits 0.
+	var logOut bytes.Buffer
+	logs := a1.ns.Command(filepath.Join(binDir, "portcullis-link"), "logs", conn, "--state-dir", a1.dir)
+	logs.Stdout, logs.Stderr = &logOut, &logOut
+	if err := logs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if out, code := cli("disconnect", conn, "--yes", "--timeout", "5s"); code != 0 {
+		t.Fatalf("disconnect (logs running): exit %d: %s", code, out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	_ = logs.Process.Signal(syscall.SIGINT)
+	if err := logs.Wait(); err != nil {
+		t.Fatalf("logs after SIGINT: %v: %s", err, logOut.String())
+	}
+	t.Logf("logs %s:\n%s", conn, logOut.String())
+	if !strings.Contains(logOut.String(), "deleting IKE_SA "+conn) {
+		t.Fatalf("logs %s: no line of the terminate: %s", conn, logOut.String())
+	}
+	if out, code := cli("logs", "nope"); code != 1 || !strings.Contains(out, "known connections: "+conn) {
+		t.Fatalf("logs nope: exit %d: %s", code, out)
 	}
 
 	// A connect that fails: b1 is gone; a1's SA is terminated before dead
