@@ -109,8 +109,39 @@ func TestLinkHostCLI(t *testing.T) {
 		t.Fatalf("after connect: %+v", c)
 	}
 
+	nft := func(args ...string) {
+		t.Helper()
+		if out, err := a1.ns.Command("nft", args...).CombinedOutput(); err != nil {
+			t.Fatalf("nft %v: %v %s", args, err, out)
+		}
+	}
+	// check reads the host's ruleset: a portcullis_link table without
+	// the peer among its hosts fails, with it passes; another input chain
+	// whose policy is drop (here with a rule accepting all) is reported,
+	// its rules not being evaluated.
+	nft("add table inet portcullis_link")
+	nft("add set inet portcullis_link hosts4 { type ipv4_addr; }")
+	nft("add set inet portcullis_link hosts6 { type ipv6_addr; }")
+	nft("add table inet hostfw")
+	nft("add chain inet hostfw in { type filter hook input priority 10; policy drop; }")
+	nft("add rule inet hostfw in accept")
 	out, _ = cli("check")
+	t.Logf("check (peer not in portcullis_link):\n%s", out)
+	for _, want := range []string{"fail firewall: table inet portcullis_link drops UDP 500/4500 and the host check from 10.248.0.21 — ",
+		"fail firewall: chain inet hostfw in drops by default; its rules were not evaluated — "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check: no %q", want)
+		}
+	}
+	nft("add element inet portcullis_link hosts4 { 10.248.0.21 }")
+	nft("delete table inet hostfw")
+	out, _ = cli("check")
+	nft("delete table inet portcullis_link")
 	t.Logf("check:\n%s", out)
+	if !strings.Contains(out, "ok   firewall: table inet portcullis_link accepts UDP 500/4500 from every peer") ||
+		!strings.Contains(out, "ok   firewall: no other input chain drops by default") {
+		t.Errorf("check: firewall not ok")
+	}
 	for _, want := range []string{"ok   gateway 10.248.0.1:8443 reachable over HTTPS", "ok   clock within ±120 s", "ok   charon's VICI socket",
 		"ok   " + conn + ": TCP 10.248.0.21:9790 (host check) reachable", "firewall:", "kernel: "} {
 		if !strings.Contains(out, want) {
@@ -130,12 +161,6 @@ func TestLinkHostCLI(t *testing.T) {
 	// sets it up.
 	_ = a1.agent.Process.Kill()
 	<-a1.done
-	nft := func(args ...string) {
-		t.Helper()
-		if out, err := a1.ns.Command("nft", args...).CombinedOutput(); err != nil {
-			t.Fatalf("nft %v: %v %s", args, err, out)
-		}
-	}
 	nft("add table inet clitest")
 	nft("add chain inet clitest out { type filter hook output priority 0; }")
 	nft("add rule inet clitest out ip daddr 10.248.0.21 udp dport { 500, 4500 } drop")
