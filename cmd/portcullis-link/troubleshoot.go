@@ -459,14 +459,22 @@ func routeDevOf(ip net.IP) (string, error) {
 	return l.Attrs().Name, nil
 }
 
-// tunnelChecks renders the kernel's XFRM interface and VTI support.
-func tunnelChecks(xfrm, vti error) []checkResult {
+// tunnelChecks renders the kernel's XFRM interface and VTI support. A
+// missing feature fails only when --route-dev names a device that does not
+// exist (a route-based setup that would need one); policy-based links
+// (no --route-dev) and an existing device do without.
+func tunnelChecks(xfrm, vti error, routeDev string, devExists bool) []checkResult {
 	one := func(kind string, err error) checkResult {
 		switch {
 		case err == nil:
 			return checkResult{OK: true, What: "kernel: " + kind + " supported (created and removed a test device)"}
+		case errors.Is(err, agent.ErrKernelFeature) && routeDev == "":
+			return checkResult{OK: true, What: "kernel: " + kind + " not available, not needed: no --route-dev, the links are policy-based (" + err.Error() + ")"}
+		case errors.Is(err, agent.ErrKernelFeature) && devExists:
+			return checkResult{OK: true, What: "kernel: " + kind + " not available, not needed: --route-dev " + routeDev + " exists (" + err.Error() + ")"}
 		case errors.Is(err, agent.ErrKernelFeature):
-			return checkResult{What: "kernel: " + err.Error(), Do: "only needed for route-based tunnels; load the module or use a kernel with it, policy-based links work without"}
+			return checkResult{What: "kernel: " + kind + " not available and --route-dev " + routeDev + " does not exist (" + err.Error() + ")",
+				Do: "create " + routeDev + " (a kernel with the option, or charon's kernel-libipsec for ipsec0), or re-add the host without --route-dev"}
 		}
 		return checkResult{What: "kernel: " + kind + " probe failed: " + err.Error(), Do: "run check as root"}
 	}
@@ -526,6 +534,12 @@ func runCheck(dir string, s *agent.Settings) error {
 		rs = append(rs, checkFirewall(peers, hosts, present, drops)...)
 	}
 	rs = append(rs, checkRoutes(peers, up, s.RouteDev, routeDevOf)...)
-	rs = append(rs, tunnelChecks(agent.TunnelSupport())...)
+	xfrm, vti := agent.TunnelSupport()
+	devExists := false
+	if s.RouteDev != "" {
+		_, lerr := netlink.LinkByName(s.RouteDev)
+		devExists = lerr == nil
+	}
+	rs = append(rs, tunnelChecks(xfrm, vti, s.RouteDev, devExists)...)
 	return printChecks(os.Stdout, rs)
 }

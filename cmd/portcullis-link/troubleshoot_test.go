@@ -269,11 +269,21 @@ func TestCheckRoutes(t *testing.T) {
 	}
 }
 
-// TestTunnelChecks: a missing kernel feature names it and says it matters
-// only for route-based tunnels.
+// TestTunnelChecks: a missing kernel feature names it; it fails only when
+// --route-dev names a device that does not exist.
 func TestTunnelChecks(t *testing.T) {
-	rs := tunnelChecks(nil, errors.Join(agent.ErrKernelFeature, errors.New("VTI (CONFIG_NET_IPVTI) is not available")))
-	if !rs[0].OK || rs[1].OK || !strings.Contains(rs[1].What, "CONFIG_NET_IPVTI") || !strings.Contains(rs[1].Do, "route-based") {
-		t.Fatalf("%v", rs)
+	missing := errors.Join(agent.ErrKernelFeature, errors.New("VTI (CONFIG_NET_IPVTI) is not available"))
+	rs := tunnelChecks(nil, missing, "", false)
+	if !rs[0].OK || !rs[1].OK || !strings.Contains(rs[1].What, "CONFIG_NET_IPVTI") || !strings.Contains(rs[1].What, "policy-based") {
+		t.Fatalf("no --route-dev: %v", rs)
+	}
+	if rs := tunnelChecks(nil, missing, "ipsec0", true); !rs[1].OK || !strings.Contains(rs[1].What, "ipsec0 exists") {
+		t.Fatalf("device exists: %v", rs)
+	}
+	if rs := tunnelChecks(nil, missing, "xfrm0", false); rs[1].OK || !strings.Contains(rs[1].What, "xfrm0 does not exist") {
+		t.Fatalf("device missing: %v", rs)
+	}
+	if rs := tunnelChecks(errors.New("operation not permitted"), nil, "", false); rs[0].OK || !strings.Contains(rs[0].Do, "root") || !rs[1].OK {
+		t.Fatalf("probe failed: %v", rs)
 	}
 }

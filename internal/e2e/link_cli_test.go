@@ -135,12 +135,15 @@ func TestLinkHostCLI(t *testing.T) {
 	}
 	nft("add element inet portcullis_link hosts4 { 10.248.0.21 }")
 	nft("delete table inet hostfw")
-	out, _ = cli("check")
+	out, code = cli("check")
 	nft("delete table inet portcullis_link")
 	t.Logf("check:\n%s", out)
 	if !strings.Contains(out, "ok   firewall: table inet portcullis_link accepts UDP 500/4500 from every peer") ||
 		!strings.Contains(out, "ok   firewall: no other input chain drops by default") {
 		t.Errorf("check: firewall not ok")
+	}
+	if code != 0 {
+		t.Errorf("check with everything in place: exit %d", code)
 	}
 	for _, want := range []string{"ok   gateway 10.248.0.1:8443 reachable over HTTPS", "ok   clock within ±120 s", "ok   charon's VICI socket",
 		"ok   " + conn + ": TCP 10.248.0.21:9790 (host check) reachable", "firewall:", "kernel: "} {
