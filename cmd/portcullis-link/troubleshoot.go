@@ -77,7 +77,7 @@ func statusLine(c api.LinkConnection) string {
 		state = "down"
 	}
 	parts := []string{fmt.Sprintf("%s: %s", c.Name, state)}
-	if c.EstablishedS > 0 {
+	if c.EstablishedS > 0 || c.State == "ESTABLISHED" {
 		parts = append(parts, "established "+(time.Duration(c.EstablishedS)*time.Second).String()+" ago")
 	}
 	if c.BytesIn+c.BytesOut+c.PacketsIn+c.PacketsOut > 0 || c.Child == "INSTALLED" {

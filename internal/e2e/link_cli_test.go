@@ -83,8 +83,10 @@ func TestLinkHostCLI(t *testing.T) {
 	if c.IKEProposal == "" || c.ESPProposal == "" || len(c.LocalTS) == 0 || c.RemoteTS[0] != "10.2.0.0/24" {
 		t.Fatalf("status --json: details missing: %+v", c)
 	}
-	if out, code := cli("status"); code != 0 || !strings.Contains(out, conn+": up, ") {
+	if out, code := cli("status"); code != 0 || !strings.Contains(out, conn+": up, established ") || !strings.Contains(out, "10.1.0.0/24 <=> 10.2.0.0/24") {
 		t.Fatalf("status: exit %d: %s", code, out)
+	} else {
+		t.Logf("status:\n%s", out)
 	}
 
 	if out, code := cli("disconnect", conn); code != 2 || !strings.Contains(out, "--yes") {
