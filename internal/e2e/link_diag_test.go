@@ -223,6 +223,16 @@ func TestLinkDiagnosis(t *testing.T) {
 	if len(c.Reason.Local) == 0 || !strings.Contains(strings.Join(c.Reason.Local, " "), "128") {
 		t.Fatalf("a1's proposals not told: %+v", c.Reason)
 	}
+	// Both sides' proposals at the admin API: b1, the responder, logged
+	// what it received (a1's AES-128) and what it has (AES-256).
+	waitFor(t, 10*time.Second, "b1's reason with both sides' proposals", func() bool {
+		c := connOf(1, connB)
+		if c == nil || c.Reason == nil || c.Reason.Code != api.ReasonNoProposal {
+			return false
+		}
+		local, remote := strings.Join(c.Reason.Local, " "), strings.Join(c.Reason.Remote, " ")
+		return strings.Contains(strings.ToUpper(local), "256") && strings.Contains(strings.ToUpper(remote), "128")
+	})
 	b1.restartAgent()
 	healthy("the tunnel up again after the proposals were fixed")
 
