@@ -3,9 +3,6 @@ package vpn
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -53,20 +50,10 @@ func (l *eventLog) all() []WorkerEvent {
 // Options.Events, in order: a failed start, the start after the back-off,
 // the process's own exit and its restart, and the stop.
 func TestWorkerEvents(t *testing.T) {
-	dir := t.TempDir()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := filepath.Join(dir, "openvpn")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+fakeEnv+"=1 exec "+self+" \"$@\"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	logs, events := &logBuffer{}, &eventLog{}
-	m := New(Options{Log: slog.New(slog.NewTextHandler(logs, nil)), Dir: filepath.Join(dir, "vpn"), OpenVPN: script,
-		Account: Account{Name: "me", UID: os.Geteuid(), GID: os.Getegid()}, MgmtUser: "me",
-		Decider: &fakeDecider{}, Specs: &failingSpecs{n: 1}, Links: &fakeLinks{}, MinBackoff: 50 * time.Millisecond,
-		Events: events.add})
+	o := fakeOpenVPNOptions(t, logs)
+	o.Specs, o.Events = &failingSpecs{n: 1}, events.add
+	m := New(o)
 	defer m.Close()
 	const id = "0123456789abcdef01234567"
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

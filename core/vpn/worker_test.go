@@ -172,20 +172,12 @@ func (l *logBuffer) waitFor(t *testing.T, text string) {
 }
 
 func TestWorkerWithFakeOpenVPN(t *testing.T) {
-	dir := t.TempDir()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := filepath.Join(dir, "openvpn")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+fakeEnv+"=1 exec "+self+" \"$@\"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	logs := &logBuffer{}
 	dec, links := &fakeDecider{}, &fakeLinks{}
-	m := New(Options{Log: slog.New(slog.NewTextHandler(logs, nil)), Dir: filepath.Join(dir, "vpn"), OpenVPN: script,
-		Account: Account{Name: "me", UID: os.Geteuid(), GID: os.Getegid()}, MgmtUser: "me",
-		Decider: dec, Specs: fakeSpecs{}, Links: links, MinBackoff: 50 * time.Millisecond})
+	o := fakeOpenVPNOptions(t, logs)
+	o.Decider, o.Links = dec, links
+	dir := filepath.Dir(o.Dir)
+	m := New(o)
 	defer m.Close()
 	const id = "0123456789abcdef01234567"
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -284,20 +276,11 @@ func TestStartFailsWithoutOpenVPN(t *testing.T) {
 }
 
 func TestSuspendStopsWorkersAndRefusesStarts(t *testing.T) {
-	dir := t.TempDir()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := filepath.Join(dir, "openvpn")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+fakeEnv+"=1 exec "+self+" \"$@\"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	logs := &logBuffer{}
 	links := &fakeLinks{}
-	m := New(Options{Log: slog.New(slog.NewTextHandler(logs, nil)), Dir: filepath.Join(dir, "vpn"), OpenVPN: script,
-		Account: Account{Name: "me", UID: os.Geteuid(), GID: os.Getegid()}, MgmtUser: "me",
-		Decider: &fakeDecider{}, Specs: fakeSpecs{}, Links: links, MinBackoff: 50 * time.Millisecond})
+	o := fakeOpenVPNOptions(t, logs)
+	o.Links = links
+	m := New(o)
 	defer m.Close()
 	const id = "0123456789abcdef01234567"
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -319,7 +302,7 @@ func TestSuspendStopsWorkersAndRefusesStarts(t *testing.T) {
 	if len(links.removed) != 1 {
 		t.Fatalf("devices removed: %v", links.removed)
 	}
-	err = m.Start(ctx, id)
+	err := m.Start(ctx, id)
 	if !errors.Is(err, ErrSuspended) || !strings.Contains(err.Error(), why.Error()) || !errors.Is(m.Suspended(), why) {
 		t.Fatalf("start while suspended: %v", err)
 	}
@@ -330,4 +313,24 @@ func TestSuspendStopsWorkersAndRefusesStarts(t *testing.T) {
 	if st2, ok := m.Status(id); !ok || !st2.Running || st2.PID == st.PID {
 		t.Fatalf("after resume: %+v", st2)
 	}
+}
+
+// fakeOpenVPNOptions are a Manager's options running the fake openvpn
+// (this test binary, through a wrapper script in a temporary directory)
+// as the test's own user, logging to logs; tests replace the fakes they
+// look at.
+func fakeOpenVPNOptions(t *testing.T, logs io.Writer) Options {
+	t.Helper()
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "openvpn")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+fakeEnv+"=1 exec "+self+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return Options{Log: slog.New(slog.NewTextHandler(logs, nil)), Dir: filepath.Join(dir, "vpn"), OpenVPN: script,
+		Account: Account{Name: "me", UID: os.Geteuid(), GID: os.Getegid()}, MgmtUser: "me",
+		Decider: &fakeDecider{}, Specs: fakeSpecs{}, Links: &fakeLinks{}, MinBackoff: 50 * time.Millisecond}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 	"github.com/portcullis-gw/portcullis/linkmgr/agent"
 )
 
@@ -120,6 +121,38 @@ func (h *siteHost) stop() {
 func (h *siteHost) logs() string {
 	a, _ := os.ReadFile(filepath.Join(h.dir, "agent.log"))
 	return string(a)
+}
+
+// linkLab is the namespace lab of the link tests: a bridge in wan, the
+// gateway in its own namespace on it at net.1 (net is a /24 prefix such as
+// "10.249.0"), and an admin logged in from the gateway's namespace.
+type linkLab struct {
+	wan, gwNS *netlab.NS
+	g         *gateway
+	admin     *vpnlab.AdminClient
+}
+
+func newLinkLab(t *testing.T, label, net string) *linkLab {
+	t.Helper()
+	lab := &linkLab{wan: netlab.NewNS(t, label+"wan")}
+	netlab.Bridge(t, lab.wan, "br0")
+	lab.gwNS = netlab.NewNS(t, label+"gw")
+	netlab.Attach(t, lab.gwNS, net+".1/24", lab.wan, "br0")
+	lab.g = startGatewayWith(t, gwOpts{NS: lab.gwNS, Listen: net + ".1:8443", Extra: "[firewall]\nenabled = false\n"})
+	lab.admin = lab.g.ClientFrom(lab.gwNS)
+	lab.admin.Login(lab.g.AdminPW)
+	return lab
+}
+
+// logAgentsOnFailure prints the hosts' agent logs if the test fails.
+func logAgentsOnFailure(t *testing.T, hosts ...*siteHost) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, h := range hosts {
+				t.Logf("%s agent log:\n%s", h.name, h.logs())
+			}
+		}
+	})
 }
 
 // installed reports whether the host's charon has an installed child SA.
@@ -226,13 +259,8 @@ func TestIPsecLinkFailover(t *testing.T) {
 	testenv.NeedFile(t, charonBin, "strongswan-charon")
 	testenv.NeedBinary(t, "ping", "iputils-ping")
 	testenv.NeedBinary(t, "unshare", "util-linux")
-	wan := netlab.NewNS(t, "wan")
-	netlab.Bridge(t, wan, "br0")
-	gwNS := netlab.NewNS(t, "lgw")
-	netlab.Attach(t, gwNS, "10.250.0.1/24", wan, "br0")
-	g := startGatewayWith(t, gwOpts{NS: gwNS, Listen: "10.250.0.1:8443", Extra: "[firewall]\nenabled = false\n"})
-	admin := g.ClientFrom(gwNS)
-	admin.Login(g.AdminPW)
+	lab := newLinkLab(t, "l", "10.250.0")
+	wan, g, admin := lab.wan, lab.g, lab.admin
 
 	var l api.Link
 	admin.Must("POST", "/link", api.LinkCreate{Name: "corp"}, &l)

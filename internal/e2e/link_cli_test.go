@@ -24,13 +24,8 @@ func TestLinkHostCLI(t *testing.T) {
 	netlab.Require(t)
 	testenv.NeedFile(t, charonBin, "strongswan-charon")
 	testenv.NeedBinary(t, "unshare", "util-linux")
-	wan := netlab.NewNS(t, "cwan")
-	netlab.Bridge(t, wan, "br0")
-	gwNS := netlab.NewNS(t, "cgw")
-	netlab.Attach(t, gwNS, "10.248.0.1/24", wan, "br0")
-	g := startGatewayWith(t, gwOpts{NS: gwNS, Listen: "10.248.0.1:8443", Extra: "[firewall]\nenabled = false\n"})
-	admin := g.ClientFrom(gwNS)
-	admin.Login(g.AdminPW)
+	lab := newLinkLab(t, "c", "10.248.0")
+	wan, g, admin := lab.wan, lab.g, lab.admin
 	var l api.Link
 	admin.Must("POST", "/link", api.LinkCreate{Name: "corp"}, &l)
 	admin.Must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "A", Routes: []string{"10.1.0.0/24"}}, &l)
@@ -40,13 +35,7 @@ func TestLinkHostCLI(t *testing.T) {
 	base := searchableTempDir(t)
 	a1 := addLinkHost(t, admin, g, wan, base, &l, 0, 0, "10.248.0.11", "10.1.0.1/32")
 	b1 := addLinkHost(t, admin, g, wan, base, &l, 1, 0, "10.248.0.21", "10.2.0.1/32")
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, h := range []*siteHost{a1, b1} {
-				t.Logf("%s agent log:\n%s", h.name, h.logs())
-			}
-		}
-	})
+	logAgentsOnFailure(t, a1, b1)
 	const conn = "corp-A-B"
 	cli := func(args ...string) (string, int) {
 		t.Helper()

@@ -102,13 +102,8 @@ func TestLinkDiagnosis(t *testing.T) {
 	testenv.NeedFile(t, charonBin, "strongswan-charon")
 	testenv.NeedBinary(t, "unshare", "util-linux")
 	testenv.NeedBinary(t, "nft", "nftables")
-	wan := netlab.NewNS(t, "dwan")
-	netlab.Bridge(t, wan, "br0")
-	gwNS := netlab.NewNS(t, "dgw")
-	netlab.Attach(t, gwNS, "10.249.0.1/24", wan, "br0")
-	g := startGatewayWith(t, gwOpts{NS: gwNS, Listen: "10.249.0.1:8443", Extra: "[firewall]\nenabled = false\n"})
-	admin := g.ClientFrom(gwNS)
-	admin.Login(g.AdminPW)
+	lab := newLinkLab(t, "d", "10.249.0")
+	wan, g, admin := lab.wan, lab.g, lab.admin
 	var l api.Link
 	// Forced proposals: only the link's, so that a side changed to others
 	// shares nothing with the other (charon's defaults would match).
@@ -120,13 +115,7 @@ func TestLinkDiagnosis(t *testing.T) {
 	base := searchableTempDir(t)
 	a1 := addLinkHost(t, admin, g, wan, base, &l, 0, 0, "10.249.0.11", "10.1.0.1/32")
 	b1 := addLinkHost(t, admin, g, wan, base, &l, 1, 0, "10.249.0.21", "10.2.0.1/32")
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, h := range []*siteHost{a1, b1} {
-				t.Logf("%s agent log:\n%s", h.name, h.logs())
-			}
-		}
-	})
+	logAgentsOnFailure(t, a1, b1)
 	const connA, connB = "corp-A-B", "corp-B-A"
 
 	// A host's connection as the admin API shows it.

@@ -130,13 +130,8 @@ func TestIPsecRouterLocation(t *testing.T) {
 	testenv.NeedBinary(t, "ping", "iputils-ping")
 	testenv.NeedBinary(t, "unshare", "util-linux")
 	testenv.NeedBinary(t, "nft", "nftables")
-	wan := netlab.NewNS(t, "rwan")
-	netlab.Bridge(t, wan, "br0")
-	gwNS := netlab.NewNS(t, "rgw")
-	netlab.Attach(t, gwNS, "10.249.0.1/24", wan, "br0")
-	g := startGatewayWith(t, gwOpts{NS: gwNS, Listen: "10.249.0.1:8443", Extra: "[firewall]\nenabled = false\n"})
-	admin := g.ClientFrom(gwNS)
-	admin.Login(g.AdminPW)
+	lab := newLinkLab(t, "r", "10.249.0")
+	wan, g, admin := lab.wan, lab.g, lab.admin
 
 	var l api.Link
 	admin.Must("POST", "/link", api.LinkCreate{Name: "corp"}, &l)
