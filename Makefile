@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/portcullis-gw/portcullis/core.Version=$(VERSION)
 CMDS    := portcullis portcullis-web portcullis-link portcullis-client
 
-.PHONY: build run test test-short fuzz bench lint check-units clean
+.PHONY: build run test test-short fuzz bench lint check-units selinux clean
 
 build:
 	@mkdir -p $(BIN)
@@ -51,6 +51,11 @@ bench:
 # above its goal (web 1.5, core 3.0, link 2.5); see docs/systemd.md.
 check-units:
 	./scripts/check-units.sh
+
+# The SELinux policy modules, built with the reference policy's devel
+# Makefile into bin/selinux (docs/selinux.md).
+selinux:
+	$(MAKE) -C selinux OUT=$(abspath $(BIN))/selinux
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -26,8 +26,8 @@ import (
 // openvpn package).
 const OpenVPNBinary = "/usr/sbin/openvpn"
 
-// workerDirName is the workers' directory in the runtime directory.
-const workerDirName = "vpn"
+// WorkerDirName is the workers' directory in the runtime directory.
+const WorkerDirName = "vpn"
 
 // newWorkers builds the worker manager for the service (nothing runs yet).
 func (s *Service) newWorkers(runtimeDir string, creds credentialChecker) (*vpn.Manager, error) {
@@ -35,7 +35,7 @@ func (s *Service) newWorkers(runtimeDir string, creds credentialChecker) (*vpn.M
 	if err != nil {
 		return nil, fmt.Errorf("the core's own user: %w", err)
 	}
-	return vpn.New(vpn.Options{Log: s.log, Dir: filepath.Join(runtimeDir, workerDirName), OpenVPN: OpenVPNBinary,
+	return vpn.New(vpn.Options{Log: s.log, Dir: filepath.Join(runtimeDir, WorkerDirName), OpenVPN: OpenVPNBinary,
 		User: vpn.DefaultUser, MgmtUser: me.Username, Decider: newWorkerAuth(s.st, creds, s.log),
 		Specs: workerSpecs{st: s.st, now: s.now}, Links: vpn.Netlink{}, Events: s.workerEvent}), nil
 }

@@ -15,8 +15,10 @@ import (
 // reaches its own directory only through the descriptor it inherits, never
 // by name, and never another worker's.
 const (
-	crlFile  = "crl.pem"
-	mgmtFile = "mgmt.sock"
+	// CRLFileName is the server's CRL in a worker's directory.
+	CRLFileName = "crl.pem"
+	// MgmtSocketName is a worker's management socket in its directory.
+	MgmtSocketName = "mgmt.sock"
 )
 
 // prepareBase makes the base directory (0700, the core's).
@@ -50,7 +52,7 @@ func prepareDir(dir string, gid int) error {
 	if err := os.Chmod(dir, 0o770); err != nil {
 		return fmt.Errorf("worker directory: %w", err)
 	}
-	if err := os.Remove(filepath.Join(dir, mgmtFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(filepath.Join(dir, MgmtSocketName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("stale management socket: %w", err)
 	}
 	return nil
@@ -69,7 +71,7 @@ func writeCRL(dir string, gid int, pem []byte) error {
 	_, werr := f.Write(pem)
 	err = errors.Join(werr, f.Chown(os.Geteuid(), gid), f.Chmod(0o640), f.Sync(), f.Close())
 	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, crlFile))
+		err = os.Rename(tmp, filepath.Join(dir, CRLFileName))
 	}
 	if err != nil {
 		_ = os.Remove(tmp)

@@ -230,7 +230,7 @@ func (w *worker) manage(ctx context.Context, p *process, ready chan<- struct{}) 
 	first := true
 	for ctx.Err() == nil {
 		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-		conn, err := dialMgmt(dctx, filepath.Join(w.dir, mgmtFile))
+		conn, err := dialMgmt(dctx, filepath.Join(w.dir, MgmtSocketName))
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {

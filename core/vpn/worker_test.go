@@ -39,7 +39,7 @@ func fakeOpenVPN() int {
 		fmt.Println("FAKE bad config:", err)
 		return 1
 	}
-	ln, err := net.Listen("unix", dirRef+"/"+mgmtFile)
+	ln, err := net.Listen("unix", dirRef+"/"+MgmtSocketName)
 	if err != nil {
 		fmt.Println("FAKE listen:", err)
 		return 1
@@ -202,7 +202,7 @@ func TestWorkerWithFakeOpenVPN(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o770 {
 		t.Fatalf("worker directory: %v %v", fi.Mode(), err)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, "vpn", id, crlFile)); err != nil || fi.Mode().Perm() != 0o640 {
+	if fi, err := os.Stat(filepath.Join(dir, "vpn", id, CRLFileName)); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Fatalf("CRL: %v", err)
 	}
 
@@ -230,7 +230,7 @@ func TestWorkerWithFakeOpenVPN(t *testing.T) {
 	if err := m.UpdateCRL(id, []byte("new")); err != nil {
 		t.Fatal(err)
 	}
-	if raw, _ := os.ReadFile(filepath.Join(dir, "vpn", id, crlFile)); string(raw) != "new" {
+	if raw, _ := os.ReadFile(filepath.Join(dir, "vpn", id, CRLFileName)); string(raw) != "new" {
 		t.Fatalf("CRL after the update: %q", raw)
 	}
 
