@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Links makes and removes the workers' tun devices. The core does it, as
@@ -42,7 +43,7 @@ func handle(ctx context.Context) (*netlink.Handle, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	h, err := netlink.NewHandle()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE) // route netlink only: no XFRM or netfilter socket
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}

@@ -52,7 +52,7 @@ func OpenRoutes(nsPath, dev string, table, fwmark int) (*NetlinkRoutes, error) {
 		if nerr != nil {
 			return nil, fmt.Errorf("network namespace %s: %w", nsPath, nerr)
 		}
-		h, err = netlink.NewHandleAt(ns)
+		h, err = netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 		if cerr := ns.Close(); cerr != nil {
 			if err == nil {
 				h.Close()
@@ -60,7 +60,7 @@ func OpenRoutes(nsPath, dev string, table, fwmark int) (*NetlinkRoutes, error) {
 			err = errors.Join(err, fmt.Errorf("close network namespace %s: %w", nsPath, cerr))
 		}
 	} else {
-		h, err = netlink.NewHandle()
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE) // route netlink only: no XFRM or netfilter socket
 	}
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/strongswan/govici/vici"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/portcullis-gw/portcullis/api"
 )
@@ -125,7 +126,7 @@ func terminateWaitMessage(name string, timeout time.Duration) (*vici.Message, er
 // nil when it can, an error wrapping ErrKernelFeature naming the missing
 // option when it cannot, another error when the probe itself failed.
 func TunnelSupport() (xfrm, vti error) {
-	h, err := netlink.NewHandle()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE) // route netlink only: no XFRM or netfilter socket
 	if err != nil {
 		return err, err
 	}
