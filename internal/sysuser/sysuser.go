@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -73,6 +74,11 @@ func create(ctx context.Context, name, comment string) error {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "useradd", "--system", "--user-group", "--no-create-home",
 		"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", "--comment", comment, name).CombinedOutput()
+	if errors.Is(err, fs.ErrPermission) {
+		// Under the SELinux policy (docs/selinux.md) the core may not run
+		// useradd: the accounts come from sysusers.d at install time.
+		return fmt.Errorf("create account %s: useradd: %w (create the account before starting: systemd-sysusers with deploy/sysusers.conf, or useradd --system %s)", name, err, name)
+	}
 	if err != nil {
 		return fmt.Errorf("create account %s: useradd: %w: %s", name, err, strings.TrimSpace(string(out)))
 	}
