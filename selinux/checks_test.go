@@ -34,6 +34,19 @@ var mustAllow = []check{
 			p.allow(t, webT, coreT, "tcp_socket", "accept", "read", "write"),
 			p.allow(t, webT, webT, "tcp_socket", "accept", "read", "write"))
 	}},
+	{"web/socket-activated", func(t *testing.T, p *policy) error {
+		// portcullis-web.socket: systemd makes the socket with the
+		// front's label; the kernel checks port and address with it.
+		return join(p.allow(t, "init_t", webT, "tcp_socket", "create", "bind", "listen", "setopt"),
+			p.allow(t, webT, "http_port_t", "tcp_socket", "name_bind"),
+			p.allow(t, webT, "node_t", "tcp_socket", "node_bind"))
+	}},
+	{"go-runtime/cgroup-cpu-quota", func(t *testing.T, p *policy) error {
+		// GOMAXPROCS from the cgroup's CPU quota, in all three Go daemons.
+		return join(p.allow(t, coreT, "cgroup_t", "file", "read", "open"),
+			p.allow(t, webT, "cgroup_t", "file", "read", "open"),
+			p.allow(t, linkT, "cgroup_t", "file", "read", "open"))
+	}},
 	{"web/read-bootstrap-pipe", func(t *testing.T, p *policy) error {
 		return p.allow(t, webT, coreT, "fifo_file", "read")
 	}},
@@ -84,7 +97,9 @@ var mustAllow = []check{
 	{"worker/attach-its-tun", func(t *testing.T, p *policy) error {
 		return join(p.allow(t, vpnT, "tun_tap_device_t", "chr_file", "open", "read", "write", "ioctl"),
 			p.allow(t, vpnT, coreT, "tun_socket", "relabelfrom"),
-			p.allow(t, vpnT, vpnT, "tun_socket", "relabelto"))
+			p.allow(t, vpnT, vpnT, "tun_socket", "relabelto"),
+			// A restarted worker: the device carries the last worker's label.
+			p.allow(t, vpnT, vpnT, "tun_socket", "relabelfrom"))
 	}},
 	{"worker/bind-its-port", func(t *testing.T, p *policy) error {
 		return join(p.allow(t, vpnT, vpnT, "udp_socket", "create", "bind"),
@@ -100,6 +115,7 @@ var mustAllow = []check{
 	}},
 	{"worker/read-config-pipe-and-crl", func(t *testing.T, p *policy) error {
 		return join(p.allow(t, vpnT, coreT, "fifo_file", "open", "read"),
+			p.allow(t, vpnT, coreT, "fifo_file", "write"), // its output, which the core logs
 			p.allow(t, vpnT, "portcullis_vpn_runtime_t", "file", "open", "read"))
 	}},
 
@@ -147,10 +163,14 @@ var mustNot = []check{
 		return p.none(webT, func(r rule) bool { return r.class == "process" && r.has("ptrace") })
 	}},
 	{"web/no-new-network-sockets", func(t *testing.T, p *policy) error {
+		// name_bind on http_port_t and node_bind on node_t are checked
+		// with the label of the sockets systemd makes for it; without
+		// create, bind or connect it cannot use them itself.
 		return p.none(webT, func(r rule) bool {
 			switch r.class {
 			case "tcp_socket", "udp_socket", "rawip_socket", "packet_socket", "sctp_socket", "icmp_socket":
-				return anyPerm(r, "create", "bind", "connect", "name_bind", "name_connect", "node_bind")
+				return anyPerm(r, "create", "bind", "connect", "name_connect") ||
+					(r.has("name_bind") && r.tgt != "http_port_t") || (r.has("node_bind") && r.tgt != "node_t")
 			}
 			return false
 		})
@@ -169,14 +189,15 @@ var mustNot = []check{
 		})
 	}},
 	{"web/no-control-socket", func(t *testing.T, p *policy) error {
-		return p.none(webT, func(r rule) bool {
-			return r.tgt == "portcullis_control_sock_t" || r.tgt == "portcullis_var_lib_t" || r.tgt == "portcullis_conf_t"
-		})
+		// Nothing at all on them, directly or through an attribute.
+		off := p.expand(t, "portcullis_control_sock_t", "portcullis_var_lib_t", "portcullis_conf_t")
+		return p.none(webT, func(r rule) bool { return slices.Contains(off, r.tgt) })
 	}},
 
 	// The core.
 	{"core/no-shell", func(t *testing.T, p *policy) error {
-		return p.none(coreT, func(r rule) bool { return r.tgt == "shell_exec_t" && anyPerm(r, "execute", "execute_no_trans") })
+		shell := p.expand(t, "shell_exec_t")
+		return p.none(coreT, func(r rule) bool { return slices.Contains(shell, r.tgt) && anyPerm(r, "execute", "execute_no_trans") })
 	}},
 	{"core/execute-only-web-and-openvpn", func(t *testing.T, p *policy) error {
 		return p.executeOnly(coreT, "portcullis_exec_t", "portcullis_web_exec_t", "openvpn_exec_t")
@@ -231,9 +252,8 @@ var mustNot = []check{
 		return p.none(vpnT, func(r rule) bool { return r.class == "process" && r.has("ptrace") })
 	}},
 	{"worker/no-core-files", func(t *testing.T, p *policy) error {
-		return p.none(vpnT, func(r rule) bool {
-			return slices.Contains([]string{"portcullis_var_lib_t", "portcullis_conf_t", "portcullis_core_sock_t", "portcullis_control_sock_t"}, r.tgt)
-		})
+		off := p.expand(t, "portcullis_var_lib_t", "portcullis_conf_t", "portcullis_core_sock_t", "portcullis_control_sock_t")
+		return p.none(vpnT, func(r rule) bool { return slices.Contains(off, r.tgt) })
 	}},
 
 	// The link agent.
@@ -241,9 +261,8 @@ var mustNot = []check{
 		return p.executeOnly(linkT, "portcullis_link_exec_t", "portcullis_link_hook_exec_t")
 	}},
 	{"link/no-shell", func(t *testing.T, p *policy) error {
-		return p.none(linkT, func(r rule) bool {
-			return (r.tgt == "shell_exec_t" || r.tgt == "bin_t") && anyPerm(r, "execute", "execute_no_trans")
-		})
+		progs := p.expand(t, "shell_exec_t", "bin_t")
+		return p.none(linkT, func(r rule) bool { return slices.Contains(progs, r.tgt) && anyPerm(r, "execute", "execute_no_trans") })
 	}},
 	{"link/no-module-load-or-ptrace", func(t *testing.T, p *policy) error {
 		return p.none(linkT, func(r rule) bool {

@@ -66,10 +66,10 @@ func TestNamedTransitions(t *testing.T) {
 		{coreT, "portcullis_runtime_t", "sock_file", core.CoreSocketName, "portcullis_core_sock_t"},
 		{coreT, "portcullis_runtime_t", "sock_file", core.ControlSocketName, "portcullis_control_sock_t"},
 		{coreT, "portcullis_runtime_t", "dir", core.WorkerDirName, "portcullis_vpn_runtime_t"},
-		{coreT, "var_run_t", "dir", "", "portcullis_runtime_t"},
-		{coreT, "var_lib_t", "dir", "", "portcullis_var_lib_t"},
+		{coreT, "var_run_t", "dir", path.Base(string(core.DefaultConfig().RuntimeDir)), "portcullis_runtime_t"},
+		{coreT, "var_lib_t", "dir", path.Base(string(core.DefaultConfig().DataDir)), "portcullis_var_lib_t"},
 		{vpnT, "portcullis_vpn_runtime_t", "sock_file", "", "portcullis_vpn_mgmt_sock_t"},
-		{linkT, "var_lib_t", "dir", "", "portcullis_link_var_lib_t"},
+		{linkT, "var_lib_t", "dir", "portcullis-link", "portcullis_link_var_lib_t"}, // cmd/portcullis-link --state-dir default
 	} {
 		found := false
 		for _, r := range p.rules[c.src] {

@@ -20,11 +20,11 @@ var loosenings = map[string][]string{
 		"allow portcullis_web_t self:udp_socket create;",                        // web/no-new-network-sockets
 		"gen_require(`type tmp_t;')",
 		"allow portcullis_web_t tmp_t:file { create open write };", // web/no-file-writes
-		"gen_require(`type portcullis_control_sock_t;')",
-		"allow portcullis_web_t portcullis_control_sock_t:sock_file write;", // web/no-control-socket
+		"gen_require(`attribute pidfile;')",
+		"allow portcullis_web_t pidfile:sock_file write;", // web/no-control-socket, through an attribute
 	},
 	"portcullis": {
-		"corecmd_exec_shell(portcullis_t)",               // core/no-shell, core/execute-only-web-and-openvpn
+		"corecmd_exec_all_executables(portcullis_t)",     // core/no-shell, core/execute-only-web-and-openvpn
 		"kernel_request_load_module(portcullis_t)",       // core/no-module-load
 		"allow portcullis_t self:capability sys_ptrace;", // core/no-ptrace, core/capabilities-of-its-unit
 	},
@@ -35,14 +35,15 @@ var loosenings = map[string][]string{
 		"allow portcullis_vpn_t self:process execmem;",             // worker/no-transition-or-execmem
 		"allow portcullis_vpn_t self:tun_socket create;",           // worker/no-tun-create
 		"allow portcullis_vpn_t self:process ptrace;",              // worker/no-ptrace
-		"gen_require(`type portcullis_var_lib_t;')",
-		"allow portcullis_vpn_t portcullis_var_lib_t:dir search;", // worker/no-core-files
+		"gen_require(`attribute non_security_file_type;')",
+		"allow portcullis_vpn_t non_security_file_type:dir search;", // worker/no-core-files, through an attribute
 	},
 	"portcullis_link": {
-		"corecmd_exec_bin(portcullis_link_t)",                 // link/execute-only-hooks, link/no-shell
-		"allow portcullis_link_t self:process ptrace;",        // link/no-module-load-or-ptrace
-		"allow portcullis_link_t self:capability sys_admin;",  // link/capability-net-admin-only
-		"allow portcullis_link_hook_t self:capability chown;", // link/hook-no-capability
+		"gen_require(`attribute exec_type;')",
+		"allow portcullis_link_t exec_type:file { execute execute_no_trans };", // link/execute-only-hooks, link/no-shell
+		"allow portcullis_link_t self:process ptrace;",                         // link/no-module-load-or-ptrace
+		"allow portcullis_link_t self:capability sys_admin;",                   // link/capability-net-admin-only
+		"allow portcullis_link_hook_t self:capability chown;",                  // link/hook-no-capability
 	},
 }
 

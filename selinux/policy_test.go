@@ -252,11 +252,14 @@ func (p *policy) attributes(t *testing.T, typ string) []string {
 	if err != nil {
 		t.Fatalf("seinfo: %v", err)
 	}
-	// "Types: 1\n   type NAME, attr1, attr2;"
+	// "Types: 1\n   type NAME [alias { A B }], attr1, attr2;"
 	var attrs []string
 	for _, line := range strings.Split(string(out), "\n") {
 		line = strings.TrimSpace(line)
 		if rest, ok := strings.CutPrefix(line, "type "+typ); ok {
+			if _, after, ok := strings.Cut(rest, "}"); ok && strings.Contains(rest, "alias {") {
+				rest = after
+			}
 			for _, a := range strings.Split(strings.TrimSuffix(rest, ";"), ",") {
 				if a = strings.TrimSpace(a); a != "" {
 					attrs = append(attrs, a)

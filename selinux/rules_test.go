@@ -78,6 +78,17 @@ func (p *policy) none(src string, match func(rule) bool) error {
 	return nil
 }
 
+// expand returns types and all their attributes: a rule whose target is
+// any of them reaches one of the types.
+func (p *policy) expand(t *testing.T, types ...string) []string {
+	t.Helper()
+	out := slices.Clone(types)
+	for _, typ := range types {
+		out = append(out, p.attributes(t, typ)...)
+	}
+	return out
+}
+
 func anyPerm(r rule, perms ...string) bool {
 	for _, p := range perms {
 		if r.has(p) {

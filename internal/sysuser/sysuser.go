@@ -74,9 +74,11 @@ func create(ctx context.Context, name, comment string) error {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "useradd", "--system", "--user-group", "--no-create-home",
 		"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", "--comment", comment, name).CombinedOutput()
-	if errors.Is(err, fs.ErrPermission) {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, exec.ErrNotFound) {
 		// Under the SELinux policy (docs/selinux.md) the core may not run
-		// useradd: the accounts come from sysusers.d at install time.
+		// useradd: the accounts come from sysusers.d at install time. (The
+		// refusal shows as "not found": exec.LookPath's access(X_OK) is
+		// refused before any execve.)
 		return fmt.Errorf("create account %s: useradd: %w (create the account before starting: systemd-sysusers with deploy/sysusers.conf, or useradd --system %s)", name, err, name)
 	}
 	if err != nil {

@@ -31,7 +31,9 @@ func tunnelError(err error, kind, name, missing string) error {
 		return nil
 	}
 	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("%w: %s: %v", ErrKernelFeature, missing, err)
+		// Also what a refused module load looks like (the SELinux policy
+		// does not let the agent ask for one: deploy/modules-load-link.conf).
+		return fmt.Errorf("%w: %s, or its module is not loaded: %v", ErrKernelFeature, missing, err)
 	}
 	return fmt.Errorf("create %s %s: %w", kind, name, err)
 }
