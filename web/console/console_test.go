@@ -32,11 +32,11 @@ var (
 	urlRe       = regexp.MustCompile(`(?i)\b(https?:)?//[a-z0-9.-]+\.[a-z]{2,}`)
 )
 
-// TestPageIsCSPClean: the page has no inline script or style, no inline
+// TestConsolePageIsCSPClean: the page has no inline script or style, no inline
 // event handler, and loads only the console's own files; every module
 // imports only embedded files. The browser test (internal/e2e) checks the
 // same at run time: any CSP violation fails it.
-func TestPageIsCSPClean(t *testing.T) {
+func TestConsolePageIsCSPClean(t *testing.T) {
 	all := files(t)
 	page := string(all[Prefix].Body)
 	tags := tagRe.FindAllStringSubmatch(page, -1)
@@ -78,10 +78,10 @@ func TestPageIsCSPClean(t *testing.T) {
 	}
 }
 
-// TestScriptsAvoidUnsafeSinks: no eval or its kin, no HTML parsing sinks
+// TestConsoleScriptsAvoidUnsafeSinks: no eval or its kin, no HTML parsing sinks
 // (every text goes in with textContent), no storage of secrets, no
 // third-party origin, and every import resolves to an embedded file.
-func TestScriptsAvoidUnsafeSinks(t *testing.T) {
+func TestConsoleScriptsAvoidUnsafeSinks(t *testing.T) {
 	forbidden := []string{"eval(", "new Function", "innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
 		"localStorage", "setTimeout('", "setTimeout(\"", "setInterval('", ".style.", "setAttribute('style",
 		"import(", "csrf_token', ", "sessionStorage.setItem('csrf"}
