@@ -177,6 +177,16 @@ func checkConsoleProfile(t *testing.T, name, text string) {
 // consoleLinksAndMore: links, the notification override, the audit
 // trail, a narrow screen, a reload and the logout.
 func consoleLinksAndMore(t *testing.T, b *consoleBrowser, base string) {
+	// Edit the server: the form comes back filled in.
+	b.page("#/servers", "#server-create")
+	b.click(`button[aria-label="Edit server main"]`)
+	if v := eval[string](b, `document.querySelector('#server-edit input[name=network]').value`); v != "10.9.0.0/24" {
+		t.Errorf("the edit form shows network %q", v)
+	}
+	b.fill("#server-edit input[name=port]", "1195")
+	b.click("#server-edit button[type=submit]")
+	b.waitText("section[aria-label='Servers list']", "udp/1195", 5*time.Second)
+
 	b.page("#/links", "#link-create")
 	b.fill("#link-create input[name=name]", "hq-branch")
 	b.click("#link-create button[type=submit]")
@@ -208,7 +218,7 @@ func consoleLinksAndMore(t *testing.T, b *consoleBrowser, base string) {
 
 	b.page("#/audit", "#audit")
 	trail := b.waitText("#audit", "notification.override", 5*time.Second)
-	for _, want := range []string{"user.update", "user.create", "server.create", "org.create", "session.password"} {
+	for _, want := range []string{"user.update", "user.create", "server.create", "server.update", "org.create", "session.password"} {
 		if !strings.Contains(trail, want) {
 			t.Errorf("audit page lacks %q", want)
 		}
