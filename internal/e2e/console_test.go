@@ -128,6 +128,9 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	seen := time.Now()
 	row := b.waitText("#approvals", "alice", 5*time.Second)
+	if n := eval[string](b, `document.documentElement.dataset.polls`); n != "1" {
+		t.Errorf("on the approvals page %s pollers run, want 1", n)
+	}
 	t.Logf("approval on the page %v after the client's answer: %q", time.Since(seen).Round(time.Millisecond), row)
 	for _, want := range []string{"main", "udp/1194", "127.0.0.1", "not yet"} {
 		if !strings.Contains(row, want) {
@@ -244,7 +247,11 @@ func consoleLinksAndMore(t *testing.T, b *consoleBrowser, base string) {
 	if stored := eval[int](b, `localStorage.length`); stored != 0 {
 		t.Errorf("localStorage holds %d items", stored)
 	}
+	b.page("#/links", "#link-create")
 	b.click("#logout")
 	b.waitText("#main", "Logged out.", 5*time.Second)
+	if n := eval[string](b, `document.documentElement.dataset.polls`); n != "0" {
+		t.Errorf("after the logout %s pollers still run", n)
+	}
 	b.do("login after logout", "#login-form")
 }

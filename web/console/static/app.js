@@ -76,6 +76,7 @@ window.addEventListener('hashchange', route);
 whenLoggedOut(() => showLogin('Your session ended: log in again.'));
 
 logoutBtn.addEventListener('click', async () => {
+  stopPage(); // no poll may race the logout (its 401 would end the page twice)
   try {
     await call('DELETE', '/auth/session');
   } catch {

@@ -140,9 +140,18 @@ export function toast(msg) {
   toastTimer = setTimeout(() => { t.textContent = ''; }, 4000);
 }
 
+// pollers counts the running pollers, shown as data-polls on <html> (the
+// browser test checks that leaving a page or logging out stops them).
+let pollers = 0;
+function countPollers(d) {
+  pollers += d;
+  document.documentElement.dataset.polls = String(pollers);
+}
+
 // poll runs fn now and every ms while the page is visible; the returned
-// function stops it. A failed fn is reported once per failure streak.
+// function stops it. A failed fn goes to onError.
 export function poll(fn, ms, onError) {
+  countPollers(1);
   let timer = null;
   let stopped = false;
   let running = false;
@@ -170,6 +179,8 @@ export function poll(fn, ms, onError) {
   document.addEventListener('visibilitychange', vis);
   tick();
   return () => {
+    if (stopped) return;
+    countPollers(-1);
     stopped = true;
     clearTimeout(timer);
     document.removeEventListener('visibilitychange', vis);
