@@ -221,6 +221,9 @@ func consoleLinksAndMore(t *testing.T, b *consoleBrowser) {
 
 	b.page("#/audit", "#audit")
 	trail := b.waitText("#audit", "notification.override", 5*time.Second)
+	if !strings.Contains(trail, "fields=port") || strings.Contains(trail, "fields=dynamic_firewall") {
+		t.Errorf("the server's edit did not send its port alone: %q", trail)
+	}
 	for _, want := range []string{"user.update", "user.create", "server.create", "server.update", "org.create", "session.password"} {
 		if !strings.Contains(trail, want) {
 			t.Errorf("audit page lacks %q", want)

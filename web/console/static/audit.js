@@ -12,8 +12,8 @@ export function render(main) {
     const q = before ? `?before=${before}&limit=50` : '?limit=50';
     const { entries, next } = await call('GET', `/audit${q}`);
     list.replaceChildren(table('Audit entries, newest first', ['#', 'Time', 'Actor', 'From', 'Action', 'Target', 'Outcome', 'Detail'],
-      entries.map((e) => [String(e.seq), fmtTime(e.time), e.actor, e.remote || '', el('span', { class: 'mono', text: e.action }),
-        el('span', { class: 'mono', text: e.target || '' }), e.outcome, e.detail || '']), 'No entry.'));
+      entries.map((e) => [String(e.seq), fmtTime(e.time), e.actor, e.remote || '', el('span', { class: 'mono nowrap', text: e.action }),
+        el('span', { class: 'mono pairs' }, (e.target || '').split(' ').filter(Boolean).map((p) => el('span', { text: p }))), e.outcome, el('span', { class: 'detail', text: e.detail || '' })]), 'No entry.'));
     nav.replaceChildren(
       pages.length > 1 ? el('button', { type: 'button', class: 'secondary', text: 'Newer', onclick: () => { pages.pop(); load(pages[pages.length - 1]).catch((x) => showError(x, [], err)); } }) : '',
       next ? el('button', { type: 'button', class: 'secondary', text: 'Older', onclick: () => { pages.push(next); load(next).catch((x) => showError(x, [], err)); } }) : '');

@@ -31,8 +31,11 @@ export function render(main, ctx) {
       onSubmit: async (x) => {
         const body = { ...x, hosts: x.hosts.split(',').map((h) => h.trim()).filter(Boolean) };
         if (srv) {
-          await call('PUT', `/server/${srv.id}`, body);
-          ctx.toast(`Saved ${x.name}`);
+          // Only what changed: the audit trail names the fields an update sets.
+          const changed = Object.fromEntries(Object.entries(body)
+            .filter(([k, val]) => JSON.stringify(val) !== JSON.stringify(srv[k] ?? (typeof val === 'boolean' ? false : undefined))));
+          if (Object.keys(changed).length) await call('PUT', `/server/${srv.id}`, changed);
+          ctx.toast(Object.keys(changed).length ? `Saved ${x.name}` : 'Nothing changed');
         } else {
           await call('POST', '/server', body);
           ctx.toast(`Created ${x.name}`);
