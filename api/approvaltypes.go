@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // The wire types of the Pritunl Client's approval request (see
 // docs/approval.md). The envelope's cryptography (HMAC, NaCl box, RSA-PSS,
 // the "$f$" credential) is in api/approval.
@@ -68,4 +70,35 @@ type InnerResponse struct {
 	RegKey  *string `json:"reg_key,omitempty"`
 	Remote  *string `json:"remote"`
 	Remote6 *string `json:"remote6"`
+}
+
+// ApprovalInfo is one live approval as an admin sees it (approval.list):
+// the server port it opened for a user's addresses, and until when. The
+// approval's firewall token (a credential) is never in it.
+type ApprovalInfo struct {
+	OrgID  string `json:"organization_id" validate:"required,objectid"`
+	UserID string `json:"user_id" validate:"required,objectid"`
+	// UserName and ServerName are empty when the user or the server has
+	// gone since (its approvals are revoked with it, so only briefly).
+	UserName   string `json:"user_name,omitempty" validate:"omitempty,safename"`
+	ServerID   string `json:"server_id" validate:"required,objectid"`
+	ServerName string `json:"server_name,omitempty" validate:"omitempty,safename"`
+	Protocol   string `json:"protocol" validate:"required,oneof=udp tcp"`
+	Port       int    `json:"port" validate:"required,min=1,max=65535"`
+	// Addresses are the client addresses the port is open to: at most one
+	// IPv4 and one IPv6.
+	Addresses []string  `json:"addresses" validate:"required,min=1,max=2,dive,ip"`
+	CreatedAt time.Time `json:"created_at" validate:"required"`
+	ExpiresAt time.Time `json:"expires_at" validate:"required"`
+	// SecondsLeft is ExpiresAt less the core's clock when it answered,
+	// rounded up.
+	SecondsLeft int `json:"seconds_left" validate:"min=0"`
+	// Used: the approval's firewall token has let an OpenVPN client in.
+	Used bool `json:"used"`
+}
+
+// ApprovalList answers approval.list: the live approvals, soonest to
+// expire first.
+type ApprovalList struct {
+	Approvals []ApprovalInfo `json:"approvals" validate:"max=100000,dive"`
 }

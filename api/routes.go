@@ -73,6 +73,10 @@ var (
 	RouteApprovalOVPNWait = endpoint[ApprovalRequest, ApprovalResponse](Route{Name: "approval.ovpn_wait",
 		Method: http.MethodPost, Pattern: "/key/ovpn_wait/{org_id}/{user_id}/{server_id}", Auth: AuthClient, BodyLimit: 16 << 10})
 
+	// The live approvals (open ports per user, with their time left).
+	RouteApprovalList = endpoint[NoBody, ApprovalList](Route{Name: "approval.list",
+		Method: http.MethodGet, Pattern: "/approval", Auth: AuthAdmin, ResponseLimit: 16 << 20})
+
 	// Profiles for the Pritunl Client (docs/clients.md): a .tar of freshly
 	// issued profiles (all the organization's servers, or one), a
 	// temporary single-use link whose code is the credential of GET
@@ -153,7 +157,7 @@ var Routes = []*Route{
 	RouteUserProfile.Route,
 	RouteServerList.Route, RouteServerCreate.Route, RouteServerGet.Route, RouteServerUpdate.Route, RouteServerDelete.Route,
 	RouteServerStart.Route, RouteServerStop.Route, RouteServerRestart.Route, RouteServerStatus.Route, RouteServerClients.Route,
-	RouteApprovalOVPN.Route, RouteApprovalOVPNWait.Route,
+	RouteApprovalOVPN.Route, RouteApprovalOVPNWait.Route, RouteApprovalList.Route,
 	RouteNotificationGet.Route, RouteNotificationOverride.Route, RouteNotificationClear.Route,
 	RouteUserProfileTar.Route, RouteUserProfileTarServer.Route, RouteUserProfileLink.Route, RouteProfileLinkGet.Route, RouteProfileSync.Route,
 	RouteLinkList.Route, RouteLinkCreate.Route, RouteLinkGet.Route, RouteLinkUpdate.Route, RouteLinkDelete.Route,

@@ -3,8 +3,10 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/rpc"
@@ -75,4 +77,43 @@ func (s *Service) guardedPorts(ctx context.Context) ([]dynfw.ProtoPort, error) {
 		return err
 	})
 	return out, err
+}
+
+// listApprovals answers approval.list: the live approvals with their user's
+// and server's names and the seconds they have left, never their tokens.
+func (s *Service) listApprovals(c *rpc.Call, _ *api.NoBody) (*api.ApprovalList, error) {
+	out := &api.ApprovalList{Approvals: []api.ApprovalInfo{}}
+	if s.approver == nil {
+		return out, nil
+	}
+	live, now, err := s.approver.Live(c.Ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = s.st.View(c.Ctx, func(tx store.Tx) error {
+		for _, ap := range live {
+			info := api.ApprovalInfo{OrgID: ap.OrgID, UserID: ap.UserID, ServerID: ap.ServerID, Protocol: ap.Protocol,
+				Port: ap.Port, Addresses: make([]string, 0, len(ap.Addrs)), CreatedAt: ap.Created, ExpiresAt: ap.Expires,
+				SecondsLeft: int((ap.Expires.Sub(now) + time.Second - 1) / time.Second), Used: ap.Used}
+			for _, ad := range ap.Addrs {
+				info.Addresses = append(info.Addresses, ad.String())
+			}
+			if u, err := store.GetJSON[userRecord](tx, store.BucketUsers, userKey(ap.OrgID, ap.UserID)); err == nil {
+				info.UserName = u.Name
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if srv, err := store.GetJSON[serverRecord](tx, store.BucketServers, ap.ServerID); err == nil {
+				info.ServerName = srv.Name
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			out.Approvals = append(out.Approvals, info)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("approval names: %w", err)
+	}
+	return out, nil
 }

@@ -175,6 +175,7 @@ func (s *Service) Mux() *rpc.Mux {
 
 	rpc.Handle(m, api.RouteApprovalOVPN, s.approve)
 	rpc.Handle(m, api.RouteApprovalOVPNWait, s.approveWait)
+	rpc.Handle(m, api.RouteApprovalList, s.listApprovals)
 	// profiles.go, profilelinks.go, profilesync.go: the Pritunl Client's
 	// .tar, temporary links and sync
 	rpc.Handle(m, api.RouteUserProfileTar, s.downloadTar)

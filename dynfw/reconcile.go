@@ -2,6 +2,8 @@ package dynfw
 
 import (
 	"context"
+	"fmt"
+	"sort"
 	"time"
 )
 
@@ -118,4 +120,16 @@ func (a *Approver) PurgeExpired(ctx context.Context) {
 func (a *Approver) LiveApprovals(ctx context.Context) (int, error) {
 	live, err := liveApprovals(ctx, a.st, a.cfg.Now())
 	return len(live), err
+}
+
+// Live returns the approvals not yet expired, soonest to expire first, and
+// the approver's clock they were read at (the admin's list).
+func (a *Approver) Live(ctx context.Context) ([]Approval, time.Time, error) {
+	now := a.cfg.Now()
+	live, err := liveApprovals(ctx, a.st, now)
+	if err != nil {
+		return nil, now, fmt.Errorf("list live approvals: %w", err)
+	}
+	sort.SliceStable(live, func(i, j int) bool { return live[i].Expires.Before(live[j].Expires) })
+	return live, now, nil
 }

@@ -86,6 +86,9 @@ func NewHandler(opt Options) (*Handler, error) {
 			h.serveRoute(w, req, rt)
 		}))
 	}
+	if err := h.mountConsole(r); err != nil {
+		return nil, err
+	}
 	h.router = r
 	return h, nil
 }
