@@ -1,0 +1,55 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// What a store shared by several gateways (the etcd backend) adds to the
+// Store contract. The bbolt backend implements the same methods trivially,
+// so callers never branch on the backend.
+
+// ErrUnavailable means the store can neither commit nor read right now (an
+// etcd cluster without quorum, a timeout): nothing was written, the caller
+// answers 503 and tries again later.
+var ErrUnavailable = errors.New("store unavailable")
+
+// Change is one change to a bucket seen by WatchBucket. Reset says the
+// watch (re)started, or lost events (compaction, a partition): the
+// receiver must re-read the whole bucket (View) and rebuild what it keeps
+// from it, never from what it had before; later changes follow on top.
+type Change struct {
+	Reset   bool
+	Key     string
+	Value   []byte // nil when Deleted
+	Deleted bool   // deleted, or expired (a lease ran out)
+}
+
+// Watcher is implemented by stores whose buckets other processes change
+// (etcd): a gateway keeps its nftables sets in line with the approvals made
+// through every gateway.
+type Watcher interface {
+	// WatchBucket sends a Reset first, then every change to bucket, until
+	// ctx ends (then it closes the channel). After a lost watch it sends
+	// another Reset and resumes.
+	WatchBucket(ctx context.Context, bucket string) <-chan Change
+}
+
+// TTLTx is a Tx that can give a record a lifetime (etcd: a lease, so the
+// record goes by itself; bbolt: a plain Put, its owner's pruning removes
+// it). The owners of nonces, approvals, temporary profile links and
+// link-host liveness use it through PutTTL.
+type TTLTx interface {
+	Tx
+	PutTTL(bucket, key string, value []byte, ttl time.Duration) error
+}
+
+// PutTTL stores value with a lifetime when tx supports one (TTLTx), else
+// as a plain Put: the owner's pruning stays the way records expire.
+func PutTTL(tx Tx, bucket, key string, value []byte, ttl time.Duration) error {
+	if t, ok := tx.(TTLTx); ok {
+		return t.PutTTL(bucket, key, value, ttl)
+	}
+	return tx.Put(bucket, key, value)
+}
