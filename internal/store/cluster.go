@@ -53,3 +53,21 @@ func PutTTL(tx Tx, bucket, key string, value []byte, ttl time.Duration) error {
 	}
 	return tx.Put(bucket, key, value)
 }
+
+// EtcdConfig is how the core reaches its etcd cluster ([store] in the
+// configuration, docs/cluster.md). OpenEtcd (etcd.go) takes it.
+type EtcdConfig struct {
+	// Endpoints are the members' client URLs (https://host:2379).
+	Endpoints []string
+	// CertFile and KeyFile are the client certificate and key, CAFile
+	// the CA the members' certificates are checked against. All three or
+	// none (plain http, accepted only for loopback endpoints: tests).
+	CertFile, KeyFile, CAFile string
+	// Prefix starts every key the gateway writes ("/portcullis/" when
+	// empty): several clusters of gateways can share one etcd.
+	Prefix string
+	// DialTimeout bounds connecting (5 s when zero); RequestTimeout each
+	// read or commit (5 s when zero): past it the call fails with
+	// ErrUnavailable.
+	DialTimeout, RequestTimeout time.Duration
+}
