@@ -39,6 +39,8 @@ type Config struct {
 	Firewall   FirewallConfig `toml:"firewall"`
 	Notify     NotifyConfig   `toml:"notify"`
 	Audit      AuditConfig    `toml:"audit"`
+	Store      StoreConfig    `toml:"store"`
+	Cluster    ClusterConfig  `toml:"cluster"`
 }
 
 // AuditConfig configures the audit trail (core/audit, docs/api.md).
@@ -183,6 +185,9 @@ func DefaultConfig() Config {
 			Interval: config.Duration{D: notify.DefaultInterval, Min: notify.MinInterval, Max: 24 * time.Hour},
 			Timeout:  config.Duration{D: notify.DefaultTimeout, Min: time.Second, Max: 5 * time.Minute}},
 		Audit: AuditConfig{MaxAge: config.Duration{D: 90 * 24 * time.Hour, Min: 0, Max: 10 * 365 * 24 * time.Hour}},
+		Store: StoreConfig{Backend: BackendBolt, Prefix: "/portcullis/",
+			DialTimeout:    config.Duration{D: 5 * time.Second, Min: 100 * time.Millisecond, Max: time.Minute},
+			RequestTimeout: config.Duration{D: 5 * time.Second, Min: 100 * time.Millisecond, Max: time.Minute}},
 	}
 }
 
@@ -243,6 +248,10 @@ type Checked struct {
 	TrustedProxies      []netip.Prefix
 	// AuditMaxAge is audit.max_age (0: entries are kept for ever).
 	AuditMaxAge time.Duration
+	// Store is the checked [store] table, Cluster the [cluster] one
+	// (clusterconfig.go).
+	Store   StoreSettings
+	Cluster ClusterSettings
 }
 
 // WebSettings is the checked [web] table.
@@ -361,7 +370,13 @@ func (c Config) Check() (*Checked, error) {
 	if err != nil {
 		return nil, err
 	}
+	ss, cs, err := c.checkCluster()
+	if err != nil {
+		return nil, err
+	}
 	return &Checked{
+		Store:      ss,
+		Cluster:    cs,
 		DataDir:    string(c.DataDir),
 		RuntimeDir: string(c.RuntimeDir),
 		LogLevel:   c.LogLevel.String(),
