@@ -133,8 +133,11 @@ type Server struct {
 	// they become the profile's remote lines.
 	Hosts []string `json:"hosts" validate:"required,min=1,max=16,dive,hostaddr"`
 	// Organizations are the organizations whose users may connect.
-	Organizations []string  `json:"organizations" validate:"max=256,dive,objectid"`
-	CreatedAt     time.Time `json:"created_at"`
+	Organizations []string `json:"organizations" validate:"max=256,dive,objectid"`
+	// Gateways are the names of the gateways that run the server (their
+	// cluster.name); empty: every gateway (docs/cluster.md#placement).
+	Gateways  []string  `json:"gateways" validate:"max=16,dive,gatewayname"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // ServerList answers server.list.
@@ -152,6 +155,7 @@ type ServerCreate struct {
 	NAT             bool     `json:"nat,omitempty"`
 	Hosts           []string `json:"hosts" validate:"required,min=1,max=16,unique,dive,hostaddr"`
 	Organizations   []string `json:"organizations,omitempty" validate:"max=256,unique,dive,objectid"`
+	Gateways        []string `json:"gateways,omitempty" validate:"max=16,unique,dive,gatewayname"`
 }
 
 // ServerUpdate changes a server; absent fields are left as they are.
@@ -164,6 +168,7 @@ type ServerUpdate struct {
 	NAT             *bool     `json:"nat,omitempty"`
 	Hosts           *[]string `json:"hosts,omitempty" validate:"omitempty,min=1,max=16,unique,dive,hostaddr"`
 	Organizations   *[]string `json:"organizations,omitempty" validate:"omitempty,max=256,unique,dive,objectid"`
+	Gateways        *[]string `json:"gateways,omitempty" validate:"omitempty,max=16,unique,dive,gatewayname"`
 }
 
 // Profile answers user.profile: a freshly issued OpenVPN client profile in

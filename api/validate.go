@@ -21,7 +21,13 @@ var (
 	connNameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 	// proposalRe: a strongSwan proposal, algorithms joined by '-'.
 	proposalRe = regexp.MustCompile(`^[a-z0-9]{2,32}(-[a-z0-9]{2,32}){1,7}$`)
+	// gatewayNameRe: a gateway's cluster.name, as servers' gateways name it.
+	gatewayNameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
 )
+
+// IsGatewayName reports whether s is a valid gateway name (cluster.name,
+// a server's gateways).
+func IsGatewayName(s string) bool { return gatewayNameRe.MatchString(s) }
 
 var (
 	validateOnce sync.Once
@@ -56,6 +62,7 @@ func validatorInstance() *validator.Validate {
 		must("connname", IsConnName)
 		must("ovpnname", ovpnNameRe.MatchString)
 		must("tarname", tarNameRe.MatchString)
+		must("gatewayname", IsGatewayName)
 		validate = v
 	})
 	return validate

@@ -55,28 +55,28 @@ func (s *Service) approval(c *rpc.Call, body *api.ApprovalRequest, wait bool) (*
 	return out.Response, nil
 }
 
-// guardedPorts lists (protocol, port) of every server with the dynamic
-// firewall on, but never one of the gateway's own ports (nor TCP 22 unless
+// guardedPorts lists (protocol, port) of every server this gateway runs
+// (placement.go) with the dynamic firewall on, but never one of the gateway's own ports (nor TCP 22 unless
 // allowed): a server stored before those were refused is left unguarded,
 // loudly, rather than locking everyone out of the gateway.
 func (s *Service) guardedPorts(ctx context.Context) ([]dynfw.ProtoPort, error) {
+	servers, err := s.ownServers(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []dynfw.ProtoPort
-	err := s.st.View(ctx, func(tx store.Tx) error {
-		servers, err := store.ScanJSON[serverRecord](tx, store.BucketServers, "")
-		for i, srv := range servers {
-			if !srv.DynamicFirewall {
-				continue
-			}
-			if why := s.portConflict(&servers[i]); why != "" {
-				s.log.Error("server's port left unguarded: change the server's port", "server_id", srv.ID,
-					"protocol", srv.Protocol, "port", srv.Port, "why", why)
-				continue
-			}
-			out = append(out, dynfw.ProtoPort{Proto: srv.Protocol, Port: uint16(srv.Port)})
+	for i, srv := range servers {
+		if !srv.DynamicFirewall {
+			continue
 		}
-		return err
-	})
-	return out, err
+		if why := s.portConflict(&servers[i]); why != "" {
+			s.log.Error("server's port left unguarded: change the server's port", "server_id", srv.ID,
+				"protocol", srv.Protocol, "port", srv.Port, "why", why)
+			continue
+		}
+		out = append(out, dynfw.ProtoPort{Proto: srv.Protocol, Port: uint16(srv.Port)})
+	}
+	return out, nil
 }
 
 // listApprovals answers approval.list: the live approvals with their user's

@@ -6,10 +6,10 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/config"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
@@ -62,14 +62,6 @@ type ClusterSettings struct {
 // Clustered says whether the gateway shares its store with others.
 func (c *Checked) Clustered() bool { return c.Store.Backend == BackendEtcd }
 
-// gatewayName is what a gateway's name may be: it is written in server
-// records and etcd keys.
-var gatewayName = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
-
-// GatewayNameOK says whether name is a valid gateway name (the servers'
-// gateways field uses the same rule).
-func GatewayNameOK(name string) bool { return gatewayName.MatchString(name) }
-
 // checkCluster checks [store] and [cluster] together: etcd needs its
 // endpoints, its TLS files (or loopback http) and a gateway name.
 func (c Config) checkCluster() (StoreSettings, ClusterSettings, error) {
@@ -90,7 +82,7 @@ func (c Config) checkCluster() (StoreSettings, ClusterSettings, error) {
 		if len(s.Endpoints) > 0 {
 			return out, cs, bad("store.endpoints", "set, but store.backend is %q (set store.backend = \"etcd\")", s.Backend)
 		}
-		if cs.Name == "" || !GatewayNameOK(cs.Name) {
+		if cs.Name == "" || !api.IsGatewayName(cs.Name) {
 			// A single gateway never needs its name: fall back quietly.
 			cs.Name = "gateway"
 		}
@@ -102,7 +94,7 @@ func (c Config) checkCluster() (StoreSettings, ClusterSettings, error) {
 	if c.Cluster.Name == "" && cs.Name == "" {
 		return out, cs, bad("cluster.name", "must be set with store.backend = \"etcd\" (the host name is unknown)")
 	}
-	if !GatewayNameOK(cs.Name) {
+	if !api.IsGatewayName(cs.Name) {
 		key := "cluster.name"
 		if c.Cluster.Name == "" {
 			return out, cs, bad(key, "the host name %q is not a valid gateway name: set cluster.name (lower-case letters, digits, '.', '_', '-'; at most 63)", cs.Name)

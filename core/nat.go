@@ -10,7 +10,6 @@ import (
 
 	"github.com/portcullis-gw/portcullis/core/vpn"
 	"github.com/portcullis-gw/portcullis/dynfw"
-	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 // NAT of the tunnel networks (servers with "nat": true): one masquerade
@@ -24,27 +23,25 @@ const ipForwardSysctl = "/proc/sys/net/ipv4/ip_forward"
 // natTimeout bounds one NAT reconcile (a listing and at most one batch).
 const natTimeout = 10 * time.Second
 
-// natRules lists the NAT rule of every server with NAT on.
+// natRules lists the NAT rule of every server this gateway runs
+// (placement.go) with NAT on.
 func (s *Service) natRules(ctx context.Context) ([]dynfw.NATRule, error) {
+	servers, err := s.ownServers(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []dynfw.NATRule
-	err := s.st.View(ctx, func(tx store.Tx) error {
-		servers, err := store.ScanJSON[serverRecord](tx, store.BucketServers, "")
+	for _, srv := range servers {
+		if !srv.NAT {
+			continue
+		}
+		network, err := netip.ParsePrefix(srv.Network)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("server %s: network %q: %w", srv.ID, srv.Network, err)
 		}
-		for _, srv := range servers {
-			if !srv.NAT {
-				continue
-			}
-			network, err := netip.ParsePrefix(srv.Network)
-			if err != nil {
-				return fmt.Errorf("server %s: network %q: %w", srv.ID, srv.Network, err)
-			}
-			out = append(out, dynfw.NATRule{ServerID: srv.ID, Network: network, Device: vpn.DeviceName(srv.ID)})
-		}
-		return nil
-	})
-	return out, err
+		out = append(out, dynfw.NATRule{ServerID: srv.ID, Network: network, Device: vpn.DeviceName(srv.ID)})
+	}
+	return out, nil
 }
 
 // reconcileNAT makes the kernel's NAT rules match the servers (nothing

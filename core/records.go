@@ -72,6 +72,9 @@ type serverRecord struct {
 	UpdatedAt       time.Time `json:"updated_at"`
 	Started         bool      `json:"started,omitempty"` // its VPN worker runs whenever the core runs
 	NAT             bool      `json:"nat,omitempty"`     // its tunnel network is masqueraded (core/nat.go)
+	// Gateways name the gateways that run it (cluster.name); empty: every
+	// gateway (placement.go).
+	Gateways []string `json:"gateways,omitempty"`
 }
 
 func (s *serverRecord) toAPI() api.Server {
@@ -79,8 +82,12 @@ func (s *serverRecord) toAPI() api.Server {
 	if orgs == nil {
 		orgs = []string{}
 	}
+	gws := s.Gateways
+	if gws == nil {
+		gws = []string{}
+	}
 	return api.Server{ID: s.ID, Name: s.Name, Protocol: s.Protocol, Port: s.Port, Network: s.Network,
-		DynamicFirewall: s.DynamicFirewall, NAT: s.NAT, Hosts: s.Hosts, Organizations: orgs, CreatedAt: s.CreatedAt}
+		DynamicFirewall: s.DynamicFirewall, NAT: s.NAT, Hosts: s.Hosts, Organizations: orgs, Gateways: gws, CreatedAt: s.CreatedAt}
 }
 
 // serverSecrets are a server's private keys (secrets bucket, "server/<id>").

@@ -44,7 +44,7 @@ func (s *Service) createServer(c *rpc.Call, req *api.ServerCreate) (*api.Server,
 		orgs = []string{}
 	}
 	rec := &serverRecord{ID: id, Name: req.Name, Protocol: req.Protocol, Port: req.Port, Network: network,
-		DynamicFirewall: req.DynamicFirewall, NAT: req.NAT, Hosts: req.Hosts, Organizations: orgs,
+		DynamicFirewall: req.DynamicFirewall, NAT: req.NAT, Hosts: req.Hosts, Organizations: orgs, Gateways: slices.Clone(req.Gateways),
 		BoxPublicKey: pub.BoxPublicKey, CACertPEM: pub.CACertPEM, CertPEM: pub.CertPEM,
 		CreatedAt: now, UpdatedAt: now}
 	if err := s.checkPortConflict(rec); err != nil {
@@ -189,6 +189,9 @@ func (s *Service) updateServer(c *rpc.Call, req *api.ServerUpdate) (*api.Server,
 		if req.Organizations != nil {
 			rec.Organizations = slices.Clone(*req.Organizations)
 		}
+		if req.Gateways != nil {
+			rec.Gateways = slices.Clone(*req.Gateways)
+		}
 		if err := s.checkPortConflict(rec); err != nil {
 			return err
 		}
@@ -206,8 +209,13 @@ func (s *Service) updateServer(c *rpc.Call, req *api.ServerUpdate) (*api.Server,
 		// What approvals opened is for the old port: closed now.
 		s.revokeServerFirewall(c.Ctx, rec.ID, "server port changed")
 	}
-	if rec.Started && workerChanged(&before, rec) {
+	if rec.Started && workerChanged(&before, rec) && s.place.runs(rec) {
 		s.restartWorker(c.Ctx, rec.ID)
+	}
+	if !slices.Equal(before.Gateways, rec.Gateways) {
+		if err := s.syncWorkers(c.Ctx); err != nil {
+			s.log.Error("vpn workers not in line with the server's new gateways", "server_id", rec.ID, "err", err)
+		}
 	}
 	if rec.Started && rec.NAT && !before.NAT {
 		s.warnIfNotForwarding(rec.ID)

@@ -80,6 +80,8 @@ type Service struct {
 	allowPort22  bool
 	// guardMu orders the updates of the guarded ports (firewall.go).
 	guardMu sync.Mutex
+	// place says which servers this gateway runs (placement.go).
+	place placement
 	// trail is the audit trail (audittrail.go); failedStarts keeps
 	// workers retrying a failed start from filling it.
 	trail        *audit.Log

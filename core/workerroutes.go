@@ -77,6 +77,10 @@ func (s *Service) workerStart(ctx context.Context, id, by string) (*api.ServerSt
 		return nil, err
 	}
 	s.log.Info("server started", "server_id", id, "by", by)
+	if !s.place.runs(rec) {
+		// Its own gateways start it when they see the change (clusterwatch.go).
+		return s.workerStatus(ctx, id)
+	}
 	if rec.NAT {
 		s.warnIfNotForwarding(id)
 	}

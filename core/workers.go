@@ -40,24 +40,22 @@ func (s *Service) newWorkers(runtimeDir string, creds credentialChecker) (*vpn.M
 		Specs: workerSpecs{st: s.st, now: s.now}, Links: vpn.Netlink{}, Events: s.workerEvent}), nil
 }
 
-// startStartedServers starts the worker of every server marked started. A
+// startStartedServers starts the worker of every server marked started
+// that this gateway runs (placement.go). A
 // worker that does not start is logged and keeps being retried.
 func (s *Service) startStartedServers(ctx context.Context) error {
 	var ids, nat []string
-	err := s.st.View(ctx, func(tx store.Tx) error {
-		recs, err := store.ScanJSON[serverRecord](tx, store.BucketServers, "")
-		for _, r := range recs {
-			if r.Started {
-				ids = append(ids, r.ID)
-			}
-			if r.Started && r.NAT {
-				nat = append(nat, r.ID)
-			}
-		}
-		return err
-	})
+	recs, err := s.ownServers(ctx)
 	if err != nil {
 		return err
+	}
+	for _, r := range recs {
+		if r.Started {
+			ids = append(ids, r.ID)
+		}
+		if r.Started && r.NAT {
+			nat = append(nat, r.ID)
+		}
 	}
 	for _, id := range nat {
 		s.warnIfNotForwarding(id)

@@ -70,8 +70,13 @@ type Config struct {
 	// MaxApprovalsPerMinute caps the approvals granted to one user in any
 	// minute (0: DefaultMaxApprovalsPerMinute).
 	MaxApprovalsPerMinute int
-	Now                   func() time.Time
-	Rand                  io.Reader
+	// OwnPortsOnly: the store is shared by several gateways (docs/cluster.md),
+	// so only the approvals of this gateway's servers — those whose
+	// protocol and port it guards (SetGuarded, Reconcile) — touch its
+	// firewall; another gateway's opens its own (Follow).
+	OwnPortsOnly bool
+	Now          func() time.Time
+	Rand         io.Reader
 }
 
 // Defaults: stricter than Pritunl's ±12 h.
@@ -94,6 +99,8 @@ type Approver struct {
 	gateMu sync.RWMutex
 	// limits bounds what one user's approvals open (limits.go).
 	limits *userLimits
+	// own holds the guarded ports (follow.go, placed).
+	own ownPorts
 }
 
 // NewApprover returns an Approver. gate may be nil (no firewall: approvals
@@ -281,7 +288,7 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 	resp.Remote, resp.Remote6 = remote, remote6
 	if reason == "" {
 		ap := rec.Approval
-		if a.gate != nil {
+		if a.gate != nil && a.placed(ap) {
 			els := ap.Elements()
 			for i := range els {
 				els[i].Timeout = a.cfg.TokenTTL

@@ -30,11 +30,13 @@ func (a *Approver) Reconcile(ctx context.Context, guarded []ProtoPort) (added, r
 	if err := a.gate.SetGuarded(guarded); err != nil {
 		return 0, 0, err
 	}
+	a.own.set(guarded)
 	now := a.cfg.Now()
 	live, err := liveApprovals(ctx, a.st, now)
 	if err != nil {
 		return 0, 0, err
 	}
+	live = a.placedOnly(live)
 	want := wantedElements(live, now)
 	have, err := a.gate.Elements()
 	if err != nil {
@@ -97,7 +99,11 @@ func (a *Approver) SetGuarded(guarded []ProtoPort) error {
 	if a.gate == nil {
 		return nil
 	}
-	return a.gate.SetGuarded(guarded)
+	if err := a.gate.SetGuarded(guarded); err != nil {
+		return err
+	}
+	a.own.set(guarded)
+	return nil
 }
 
 // PurgeExpired deletes expired nonces and approvals (the core runs it

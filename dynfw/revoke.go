@@ -67,6 +67,7 @@ func (a *Approver) revoke(ctx context.Context, field, id string, match func(*App
 	a.limits.forget(func(userID string, g *grant) bool {
 		return match(&Approval{UserID: userID, ServerID: g.serverID})
 	})
+	revoked, kept = a.placedOnly(revoked), a.placedOnly(kept)
 	if len(revoked) == 0 || a.gate == nil {
 		a.log.Info("firewall access revoked", field, id, "approvals", len(revoked), "closed", 0)
 		return 0, nil

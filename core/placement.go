@@ -1,0 +1,97 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/portcullis-gw/portcullis/core/vpn"
+	"github.com/portcullis-gw/portcullis/internal/store"
+)
+
+// Worker placement (docs/cluster.md#placement): a server names the
+// gateways that run it (its gateways field, by cluster.name); empty means
+// every gateway. A gateway starts only its own servers' workers and guards
+// and opens only their ports. With the bbolt store there is one gateway,
+// which runs every server whatever the field says.
+
+// placement is this gateway's side of it.
+type placement struct {
+	name      string // cluster.name
+	clustered bool   // the store is shared (etcd)
+}
+
+// runs says whether this gateway runs rec.
+func (p placement) runs(rec *serverRecord) bool {
+	return !p.clustered || len(rec.Gateways) == 0 || slices.Contains(rec.Gateways, p.name)
+}
+
+// SetPlacement tells the service its gateway's name and whether the store
+// is shared (the daemon, before anything reads servers).
+func (s *Service) SetPlacement(name string, clustered bool) {
+	s.place = placement{name: name, clustered: clustered}
+}
+
+// ownServers reads the servers this gateway runs.
+func (s *Service) ownServers(ctx context.Context) ([]serverRecord, error) {
+	var out []serverRecord
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		all, err := store.ScanJSON[serverRecord](tx, store.BucketServers, "")
+		out = out[:0]
+		for i := range all {
+			if s.place.runs(&all[i]) {
+				out = append(out, all[i])
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read servers: %w", err)
+	}
+	return out, nil
+}
+
+// syncWorkers brings the running workers in line with the store: the
+// started servers placed here run, and a worker whose server was deleted,
+// stopped or placed elsewhere (through any gateway) stops. It changes
+// nothing while the workers are suspended (the notification state).
+func (s *Service) syncWorkers(ctx context.Context) error {
+	if s.workers == nil {
+		return nil
+	}
+	own, err := s.ownServers(ctx)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, r := range own {
+		if r.Started {
+			want[r.ID] = true
+		}
+	}
+	var errs []error
+	for _, id := range s.workers.Running() {
+		if !want[id] {
+			s.log.Info("vpn worker stopped: its server is no longer started on this gateway", "server_id", id, "gateway", s.place.name)
+			if err := s.workers.Stop(ctx, id); err != nil {
+				errs = append(errs, fmt.Errorf("stop worker %s: %w", id, err))
+			}
+		}
+	}
+	running := map[string]bool{}
+	for _, id := range s.workers.Running() {
+		running[id] = true
+	}
+	for id := range want {
+		if running[id] {
+			continue
+		}
+		if err := s.workers.Start(ctx, id); errors.Is(err, vpn.ErrSuspended) {
+			return nil
+		} else if err != nil {
+			s.log.Error("vpn worker did not start; retrying with back-off", "server_id", id, "err", err)
+		}
+	}
+	return errors.Join(errs...)
+}
