@@ -69,4 +69,3 @@ func openEtcdTest(t *testing.T, eps []string, prefix string) *Etcd {
 	t.Cleanup(func() { _ = e.Close() })
 	return e
 }
-
