@@ -70,4 +70,9 @@ type EtcdConfig struct {
 	// read or commit (5 s when zero): past it the call fails with
 	// ErrUnavailable.
 	DialTimeout, RequestTimeout time.Duration
+	// MaxTxnOps is the most operations (compares, and puts/deletes) one
+	// etcd Txn may carry: the cluster's --max-txn-ops (128 when zero, etcd's
+	// default). A larger transaction fails with ErrTooLarge; a group of
+	// batched transactions is cut to fit.
+	MaxTxnOps int
 }
