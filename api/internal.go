@@ -60,6 +60,11 @@ type ControlStatus struct {
 	// plain redirect listener, "" when there is none).
 	HTTPS string `json:"https"`
 	HTTP  string `json:"http,omitempty"`
+	// Gateway is this gateway's cluster.name and LinkLeader the gateway
+	// that runs the link elections, as this one last saw it ("" while
+	// unknown); both only with the etcd store (docs/cluster.md).
+	Gateway    string `json:"gateway,omitempty"`
+	LinkLeader string `json:"link_leader,omitempty"`
 }
 
 // Ready is the one JSON line `portcullis serve --ready-fd N` writes to

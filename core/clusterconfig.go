@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/config"
@@ -156,10 +155,3 @@ func checkEndpoint(e string, tls bool) error {
 	}
 	return nil
 }
-
-// leaseTTLs of the cluster runtime (docs/cluster.md).
-const (
-	// electionTTL is the link-election leader's session: when the leader
-	// dies another gateway takes over within it.
-	electionTTL = 5 * time.Second
-)

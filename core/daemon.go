@@ -66,6 +66,7 @@ func Run(ctx context.Context, cfg *Checked, log *slog.Logger, rio RunIO) error {
 		{"build services", d.buildServices},
 		{"start background work", d.startBackground},
 		{"start vpn workers", d.startWorkers},
+		{"join the cluster", d.startCluster},
 		{"prepare front", d.prepareFront},
 		{"serve sockets", d.serveSockets},
 		// Last but the front: a start that fails (a port in use, the
@@ -91,7 +92,10 @@ type daemon struct {
 	front             *frontIdentity
 	binary            string
 	coreSock, ctlSock string
-	st                *store.Bolt
+	st                store.Store
+	etcd              *store.Etcd // the shared store (store.backend = "etcd"), else nil
+	leader            *linkLeader // the link election's campaign (etcd only, cluster.go)
+	quorumLost        bool        // the last store check found no quorum (mainloop.go)
 	adm               *admin.Service
 	initial           *api.AdminCredentials // set on the run that creates the first admin
 	initialFile       string                // where its password was written (under systemd)
@@ -161,13 +165,19 @@ func (d *daemon) prepareDirs(ctx context.Context) (err error) {
 	return prepareRuntimeDir(d.cfg.RuntimeDir, d.front)
 }
 
-// openStore opens the store (running its migrations).
-func (d *daemon) openStore(context.Context) (err error) {
-	if d.st, err = store.OpenBolt(filepath.Join(d.cfg.DataDir, StoreFile), 2*time.Second); err != nil {
+// openStore opens the store (running its migrations): the bbolt file in
+// the data directory, or the cluster's etcd (cluster.go).
+func (d *daemon) openStore(ctx context.Context) error {
+	if d.cfg.Clustered() {
+		return d.openEtcd(ctx)
+	}
+	b, err := store.OpenBolt(filepath.Join(d.cfg.DataDir, StoreFile), 2*time.Second)
+	if err != nil {
 		return err
 	}
-	d.onStop(func() { _ = d.st.Close() })
-	d.log.Info("store open", "path", d.st.Path(), "schema_version", d.st.SchemaVersion())
+	d.st = b
+	d.onStop(func() { _ = b.Close() })
+	d.log.Info("store open", "path", b.Path(), "schema_version", b.SchemaVersion())
 	return nil
 }
 
@@ -235,7 +245,8 @@ func (d *daemon) buildServices(ctx context.Context) error {
 	}
 	d.approver = dynfw.NewApprover(dynfw.Config{Window: d.cfg.Window, TokenTTL: d.cfg.TokenTTL,
 		ReportedAddresses: d.cfg.Approval.ReportedAddresses, TrustedProxies: d.cfg.TrustedProxies,
-		MaxUserElements: d.cfg.Approval.MaxElementsPerUser, MaxApprovalsPerMinute: d.cfg.Approval.MaxApprovalsPerMinute},
+		MaxUserElements: d.cfg.Approval.MaxElementsPerUser, MaxApprovalsPerMinute: d.cfg.Approval.MaxApprovalsPerMinute,
+		OwnPortsOnly: d.cfg.Clustered()},
 		NewDirectory(d.st), d.st, gate, d.log)
 	httpsPort, redirectPort := d.publicPorts()
 	d.svc = NewService(Deps{Store: d.st, Admin: d.adm, Log: d.log, SyncHosts: d.cfg.SyncHosts(d.publicAddr()),
@@ -243,6 +254,7 @@ func (d *daemon) buildServices(ctx context.Context) error {
 		InitialAdminFile: filepath.Join(d.cfg.DataDir, InitialAdminFile), TrustedProxies: d.cfg.TrustedProxies,
 		RedirectPort: redirectPort, AllowPort22: d.cfg.Firewall.AllowPort22})
 	d.svc.notice = d.notice
+	d.svc.SetPlacement(d.cfg.Cluster.Name, d.cfg.Clustered())
 	guarded, err := d.svc.guardedPorts(ctx)
 	if err != nil {
 		return err
@@ -444,7 +456,13 @@ func (d *daemon) superviseFront(ctx context.Context) {
 // waitAndStop runs the main loop until ctx ends or a socket fails, then
 // stops everything in reverse order.
 func (d *daemon) waitAndStop(ctx context.Context) error {
-	err := d.mainLoop(ctx, func(context.Context) error { d.svc.Links().Tick(); return nil })
+	err := d.mainLoop(ctx, func(context.Context) error {
+		// In a cluster only the link election's leader ticks (linkleader.go).
+		if d.leader == nil || d.leader.Leading() {
+			d.svc.Links().Tick()
+		}
+		return nil
+	})
 	if err != nil {
 		d.log.Error("core stopping", "err", err)
 	} else {
@@ -458,6 +476,12 @@ func (d *daemon) waitAndStop(ctx context.Context) error {
 // status is the control socket's process status.
 func (d *daemon) status() api.ControlStatus {
 	st := api.ControlStatus{PID: os.Getpid(), HTTPS: d.publicAddr(), HTTP: d.httpAddr}
+	if d.leader != nil {
+		st.Gateway, st.LinkLeader = d.cfg.Cluster.Name, d.leader.Leader()
+		if d.leader.Leading() {
+			st.LinkLeader = d.cfg.Cluster.Name
+		}
+	}
 	if d.ext != nil {
 		st.HTTP = d.cfg.Web.RedirectListen
 	}

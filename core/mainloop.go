@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -69,10 +70,32 @@ func (d *daemon) mainLoop(ctx context.Context, work loopWork) error {
 
 // storeAnswers reads the store. It blocks while the store does: a wedged
 // store stops the loop, and so the watchdog pings.
+//
+// A cluster store without quorum is not a wedged store: its read answers,
+// within store.request_timeout, with store.ErrUnavailable. Restarting the
+// core would not bring the quorum back, and it would drop the VPN workers'
+// tunnels and the firewall's state for nothing, so that answer counts as
+// the store answering: the core keeps running (approvals and admin writes
+// answer 503 store_unavailable, the ports already open stay open until
+// their kernel timeouts) and resumes by itself when the quorum returns
+// (the watches' Reset brings the firewall back in line, cluster.go). It is
+// logged at the first check that sees it and when it ends.
 func (d *daemon) storeAnswers(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, healthBudget)
 	defer cancel()
-	return d.st.View(ctx, func(store.Tx) error { return nil })
+	err := d.st.View(ctx, func(store.Tx) error { return nil })
+	lost := errors.Is(err, store.ErrUnavailable)
+	switch {
+	case lost && !d.quorumLost:
+		d.log.Error("the cluster store has no quorum: approvals and admin writes answer 503 until it returns; the core keeps running", "err", err)
+	case !lost && err == nil && d.quorumLost:
+		d.log.Info("the cluster store answers again")
+	}
+	d.quorumLost = lost
+	if lost {
+		return nil
+	}
+	return err
 }
 
 // statusLine is the one line systemctl status shows: live approvals, the

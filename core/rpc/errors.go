@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 // Error is an error with the status and code the core answers with. Any
@@ -69,11 +70,21 @@ var (
 		Message: "change the password first (POST /auth/password with old_password and new_password)"}
 )
 
-// AsError returns err's *Error, or a 500 "internal" one.
+// ErrStoreUnavailable answers any call whose store read or commit failed
+// with store.ErrUnavailable (a cluster store without quorum): nothing was
+// written, the caller tries again (docs/cluster.md).
+var ErrStoreUnavailable = &Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable",
+	Message: "the cluster store has no quorum; try again"}
+
+// AsError returns err's *Error, 503 "store_unavailable" for
+// store.ErrUnavailable, or a 500 "internal" one.
 func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		return ErrStoreUnavailable
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
 }
