@@ -1,0 +1,333 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/clientsdk"
+	"github.com/portcullis-gw/portcullis/core"
+	"github.com/portcullis-gw/portcullis/internal/etcdlab"
+	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/vpnlab"
+)
+
+// The cluster system test (issue 13): a real three-member etcd (Debian's
+// etcd-server, internal/etcdlab) on the host's loopback and two real
+// gateways, A and B, each in its own namespace on one segment with the
+// client; each reaches the etcd members through a forwarder on its own
+// loopback (an http endpoint on loopback is what the config accepts
+// without TLS). The VPN server runs on B only (its gateways field).
+
+const (
+	clusterGWA    = "10.230.0.1"
+	clusterGWB    = "10.230.0.2"
+	clusterClient = "10.230.0.10"
+	clusterPort   = 11294
+)
+
+type clusterLab struct {
+	t        *testing.T
+	etcd     *etcdlab.Cluster
+	cl       *netlab.NS
+	nsA, nsB *netlab.NS
+	a, b     *gateway
+	profile  *clientsdk.Profile
+}
+
+func newClusterLab(t *testing.T) *clusterLab {
+	netlab.Require(t)
+	l := &clusterLab{t: t, etcd: etcdlab.Start(t, 3)}
+	br := netlab.NewNS(t, "cbr")
+	netlab.Bridge(t, br, "br0")
+	l.nsA, l.nsB, l.cl = netlab.NewNS(t, "cgwa"), netlab.NewNS(t, "cgwb"), netlab.NewNS(t, "ccl")
+	netlab.Attach(t, l.nsA, clusterGWA+"/24", br, "br0")
+	netlab.Attach(t, l.nsB, clusterGWB+"/24", br, "br0")
+	netlab.Attach(t, l.cl, clusterClient+"/24", br, "br0")
+	eps := l.etcd.Endpoints()
+	for _, ns := range []*netlab.NS{l.nsA, l.nsB} {
+		forwardLoopback(t, ns, eps)
+	}
+	quoted := make([]string, len(eps))
+	for i, e := range eps {
+		quoted[i] = strconv.Quote(e)
+	}
+	prefix := fmt.Sprintf("/pc-e2e-%d/", time.Now().UnixNano())
+	extra := func(name string) string {
+		return fmt.Sprintf("[approval]\ntoken_ttl = \"60s\"\n[store]\nbackend = \"etcd\"\nendpoints = [%s]\nprefix = %q\nrequest_timeout = \"2s\"\n[cluster]\nname = %q\n",
+			strings.Join(quoted, ", "), prefix, name)
+	}
+	// A first: it makes the initial admin in the shared store, and
+	// campaigns first for the link elections.
+	l.a = startGatewayWith(t, gwOpts{NS: l.nsA, Listen: clusterGWA + ":8443", Extra: extra("a")})
+	l.b = startGatewayWith(t, gwOpts{NS: l.nsB, Listen: clusterGWB + ":8443", Extra: extra("b")})
+	admin := l.a.ClientFrom(l.cl)
+	admin.Login(l.a.AdminPW)
+	var (
+		org  api.Organization
+		user api.User
+		srv  api.Server
+		prof api.Profile
+	)
+	admin.Must("POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &org)
+	admin.Must("POST", "/organization/"+org.ID+"/user", api.UserCreate{Name: "alice"}, &user)
+	admin.Must("POST", "/server", api.ServerCreate{Name: "vpn-b", Protocol: "tcp", Port: clusterPort, Network: "10.231.0.0/24",
+		Hosts: []string{clusterGWB}, DynamicFirewall: true, Organizations: []string{org.ID}, Gateways: []string{"b"}}, &srv)
+	if len(srv.Gateways) != 1 || srv.Gateways[0] != "b" {
+		t.Fatalf("server's gateways: %v", srv.Gateways)
+	}
+	admin.Must("POST", "/organization/"+org.ID+"/user/"+user.ID+"/profile/"+srv.ID, nil, &prof)
+	var err error
+	if l.profile, err = clientsdk.ParseProfile(prof.Profile); err != nil {
+		t.Fatal(err)
+	}
+	netlab.ServeTCP(t, l.nsB, clusterGWB+":"+strconv.Itoa(clusterPort))
+	return l
+}
+
+// forwardLoopback listens inside ns on each endpoint's loopback address
+// and forwards every connection to the same address in the host's
+// namespace (where the etcd members listen), until the test ends.
+func forwardLoopback(t *testing.T, ns *netlab.NS, endpoints []string) {
+	t.Helper()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]bool{}
+		lns   []net.Listener
+	)
+	track := func(c net.Conn, on bool) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if on && conns == nil {
+			return false // closing
+		}
+		if on {
+			conns[c] = true
+		} else {
+			delete(conns, c)
+		}
+		return true
+	}
+	for _, ep := range endpoints {
+		addr := strings.TrimPrefix(ep, "http://")
+		var ln net.Listener
+		if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
+			t.Fatalf("forwarder in %s: %v", ns.Name, err)
+		}
+		lns = append(lns, ln)
+		wg.Go(func() {
+			for {
+				in, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				wg.Go(func() { pipe(in, addr, track) })
+			}
+		})
+	}
+	t.Cleanup(func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		conns = nil
+		mu.Unlock()
+		wg.Wait()
+	})
+}
+
+// pipe copies in to a new connection to addr (dialed in the host's
+// namespace) and back, until either side closes.
+func pipe(in net.Conn, addr string, track func(net.Conn, bool) bool) {
+	defer in.Close()
+	out, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return // the member is down: the client sees a closed connection
+	}
+	defer out.Close()
+	if !track(in, true) || !track(out, true) {
+		return
+	}
+	defer track(in, false)
+	defer track(out, false)
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
+	<-done
+	in.Close()
+	out.Close()
+	<-done
+}
+
+// seal makes a fresh approval request of the profile.
+func (l *clusterLab) seal() *clientsdk.Request {
+	return (&approvalLab{t: l.t}).seal(l.profile, nil, time.Now())
+}
+
+// send sends a sealed request to gateway g from the client's address and
+// returns the status, the body and, for a 200, the opened decision.
+func (l *clusterLab) send(g *gateway, host string, r *clientsdk.Request) (int, string, *clientsdk.Result) {
+	l.t.Helper()
+	tc := g.TLSConfig()
+	tc.ServerName = host
+	cl := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: tc,
+		DialContext: vpnlab.DialIn(l.cl, clusterClient), DisableKeepAlives: true}}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	res, err := clientsdk.Send(ctx, cl, host+":8443", l.profile, r)
+	if err == nil {
+		return http.StatusOK, "", res
+	}
+	// Refused: send it again raw for its status and body (a refused
+	// request writes nothing, so sending it twice changes nothing).
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+host+":8443"+r.Path, bytes.NewReader(r.Body))
+	req.Header.Set("Content-Type", "application/json")
+	api.SetApprovalHeaders(req.Header, r.Headers)
+	resp, err2 := cl.Do(req)
+	if err2 != nil {
+		l.t.Fatalf("approval to %s: %v; again: %v", host, err, err2)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), nil
+}
+
+// elementOn reports whether gateway ns's allow set holds the client's
+// address for the server's port.
+func elementOn(t *testing.T, ns *netlab.NS) bool {
+	for _, e := range gateElements(t, ns) {
+		if e.Addr.String() == clusterClient && e.Port == clusterPort && e.Proto == "tcp" {
+			return true
+		}
+	}
+	return false
+}
+
+// waitUntil polls cond every 5 ms for at most d and returns how long it
+// took, failing the test when it never held.
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for deadline := start.Add(d); ; time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return time.Since(start)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %s", what, d)
+		}
+	}
+}
+
+func TestClusterTwoGatewaysThreeEtcdMembers(t *testing.T) {
+	l := newClusterLab(t)
+	reaches := func() bool {
+		return netlab.Reaches(t, l.cl, "tcp", clusterClient, clusterGWB+":"+strconv.Itoa(clusterPort), 300*time.Millisecond)
+	}
+	if reaches() {
+		t.Fatal("the server's port on B is open before any approval")
+	}
+
+	// An approval through A opens the port on B (the server runs there),
+	// and not on A.
+	req := l.seal()
+	start := time.Now()
+	status, body, res := l.send(l.a, clusterGWA, req)
+	if status != http.StatusOK || !res.Allow {
+		t.Fatalf("approval through A: %d %s %+v", status, body, res)
+	}
+	answered := time.Since(start)
+	took := waitUntil(t, 10*time.Second, "the approval through A opening the port on B", func() bool { return elementOn(t, l.nsB) })
+	t.Logf("approval through A: answered in %s; port open on B %s after the answer (%s after the request)", answered, took, answered+took)
+	if !reaches() {
+		t.Fatal("the element is on B but the client does not reach the port")
+	}
+	if elementOn(t, l.nsA) {
+		t.Fatal("A opened its own firewall for a server it does not run")
+	}
+
+	// The same request replayed through B: refused (the shared nonces).
+	if status, body, _ := l.send(l.b, clusterGWB, req); status != http.StatusConflict || !strings.Contains(body, "replay") {
+		t.Fatalf("replay through B: %d %s, want 409 replay", status, body)
+	}
+
+	// One etcd member down: approvals go on, through either gateway.
+	l.etcd.Kill(0)
+	for _, g := range []struct {
+		gw   *gateway
+		host string
+	}{{l.a, clusterGWA}, {l.b, clusterGWB}} {
+		var ok bool
+		waitUntil(t, 15*time.Second, "an approval through "+g.host+" with one etcd member down", func() bool {
+			st, _, res := l.send(g.gw, g.host, l.seal())
+			ok = st == http.StatusOK && res.Allow
+			return ok
+		})
+	}
+
+	// Two members down: no quorum. Approvals and admin writes answer 503
+	// with the clear message; the port already open stays open.
+	l.etcd.Kill(1)
+	lost := l.seal()
+	status, body, _ = l.send(l.b, clusterGWB, lost)
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "store_unavailable") ||
+		!strings.Contains(body, "the cluster store has no quorum; try again") {
+		t.Fatalf("approval without quorum: %d %s", status, body)
+	}
+	adminB := l.b.ClientFrom(l.cl)
+	resp, raw := adminB.Raw("POST", "/auth/session", api.LoginRequest{Username: "admin", Password: l.a.AdminPW})
+	if resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(raw, []byte("store_unavailable")) {
+		t.Fatalf("admin login without quorum: %d %s", resp.StatusCode, raw)
+	}
+	if !elementOn(t, l.nsB) || !reaches() {
+		t.Fatal("the port opened before the quorum loss closed during it")
+	}
+	for _, g := range []*gateway{l.a, l.b} {
+		if st := g.status(); st.PID == 0 {
+			t.Fatalf("core not answering its control socket without quorum: %+v", st)
+		}
+	}
+
+	// The members come back: the very request refused without quorum is
+	// accepted (nothing of it was written), without restarting anything.
+	l.etcd.Restart(0)
+	l.etcd.Restart(1)
+	hctx, cancel := context.WithTimeout(context.Background(), etcdlab.StartTimeout)
+	defer cancel()
+	if err := l.etcd.WaitHealthy(hctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 20*time.Second, "the request refused without quorum accepted after it returned", func() bool {
+		st, _, res := l.send(l.b, clusterGWB, lost)
+		if st == http.StatusOK && !res.Allow {
+			t.Fatalf("the request refused without quorum is denied after it returned: %+v (something of it was written)", res)
+		}
+		return st == http.StatusOK
+	})
+	waitUntil(t, 20*time.Second, "admin login through B after the quorum returned", func() bool {
+		resp, _ := adminB.Raw("POST", "/auth/session", api.LoginRequest{Username: "admin", Password: l.a.AdminPW})
+		return resp.StatusCode == http.StatusOK
+	})
+
+	// Gateway A runs the link elections (it campaigned first); SIGKILL it
+	// and B takes over once A's session lease runs out.
+	waitUntil(t, 10*time.Second, "A leading the link elections", func() bool { return l.a.status().LinkLeader == "a" })
+	if st := l.b.status(); st.Gateway != "b" || st.LinkLeader == "b" {
+		t.Fatalf("B's status while A leads: %+v", st)
+	}
+	l.a.Kill()
+	took = waitUntil(t, 4*core.ElectionTTL, "B taking over the link elections", func() bool { return l.b.status().LinkLeader == "b" })
+	t.Logf("B took over the link elections %s after A was killed (session TTL %s)", took, core.ElectionTTL)
+}
