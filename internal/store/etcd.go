@@ -89,6 +89,10 @@ type Etcd struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	// watchHook, set by tests before any WatchBucket, runs between a
+	// watch's Reset and the start of its etcd watch.
+	watchHook func()
 }
 
 // OpenEtcd connects to the cluster, checks that it answers (ErrUnavailable
@@ -346,7 +350,9 @@ func (e *Etcd) backoff(ctx context.Context, attempt int) error {
 // version key: of two gateways starting together, one commits and the
 // other's Txn fails its compare, runs again, and finds nothing to do.
 func (e *Etcd) migrate(ctx context.Context) error {
-	return e.Update(ctx, func(tx Tx) error {
+	from := -1 // the version migrated from by the attempt that committed
+	err := e.Update(ctx, func(tx Tx) error {
+		from = -1
 		have := 0
 		raw, err := tx.Get(BucketMeta, schemaKey)
 		switch {
@@ -362,7 +368,6 @@ func (e *Etcd) migrate(ctx context.Context) error {
 		if have > len(migrations) {
 			return fmt.Errorf("store has schema version %d, newer than this build's %d", have, len(migrations))
 		}
-		e.version = len(migrations)
 		if have == len(migrations) {
 			return nil
 		}
@@ -371,7 +376,15 @@ func (e *Etcd) migrate(ctx context.Context) error {
 				return fmt.Errorf("migration to version %d: %w", v+1, err)
 			}
 		}
-		e.log.Info("etcd store migrated", "from", have, "to", len(migrations))
+		from = have
 		return tx.Put(BucketMeta, schemaKey, []byte(strconv.Itoa(len(migrations))))
 	})
+	if err != nil {
+		return err
+	}
+	e.version = len(migrations)
+	if from >= 0 {
+		e.log.Info("etcd store migrated", "from", from, "to", len(migrations), "prefix", e.cfg.Prefix)
+	}
+	return nil
 }
