@@ -328,6 +328,18 @@ func (e *Etcd) Update(ctx context.Context, fn func(Tx) error) error {
 	}
 }
 
+// currentRev returns the cluster's current revision (a linearizable
+// read): the snapshot of a batched round.
+func (e *Etcd) currentRev(ctx context.Context) (int64, error) {
+	rctx, cancel := e.reqCtx(ctx)
+	defer cancel()
+	resp, err := e.cli.Get(rctx, e.versionKey(BucketMeta), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, e.wrap(ctx, "read revision", err)
+	}
+	return resp.Header.Revision, nil
+}
+
 // backoff sleeps a jittered, growing delay before attempt+1, or fails
 // after maxAttempts.
 func (e *Etcd) backoff(ctx context.Context, attempt int) error {
