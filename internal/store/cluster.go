@@ -68,7 +68,8 @@ type EtcdConfig struct {
 	// none (plain http, accepted only for loopback endpoints: tests).
 	CertFile, KeyFile, CAFile string
 	// Prefix starts every key the gateway writes ("/portcullis/" when
-	// empty): several clusters of gateways can share one etcd.
+	// empty; a "/" is added when it does not end with one): several
+	// clusters of gateways can share one etcd.
 	Prefix string
 	// DialTimeout bounds connecting (5 s when zero); RequestTimeout each
 	// read or commit (5 s when zero): past it the call fails with

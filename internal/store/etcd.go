@@ -102,22 +102,9 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig, log *slog.Logger) (*Etcd, err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg = cfg.withDefaults()
-	tlsCfg, err := cfg.tls()
+	cli, cfg, err := etcdClient(cfg)
 	if err != nil {
 		return nil, err
-	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:            cfg.Endpoints,
-		DialTimeout:          cfg.DialTimeout,
-		DialKeepAliveTime:    5 * time.Second,
-		DialKeepAliveTimeout: cfg.RequestTimeout,
-		TLS:                  tlsCfg,
-		Logger:               zap.NewNop(),
-		Context:              context.Background(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
 	e := &Etcd{cli: cli, cfg: cfg, log: log, buckets: map[string]bool{}}
 	for _, b := range Buckets {
@@ -134,9 +121,34 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig, log *slog.Logger) (*Etcd, err
 	return e, nil
 }
 
+// etcdClient makes a client for cfg (with its defaults filled in).
+func etcdClient(cfg EtcdConfig) (*clientv3.Client, EtcdConfig, error) {
+	cfg = cfg.withDefaults()
+	tlsCfg, err := cfg.tls()
+	if err != nil {
+		return nil, cfg, err
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            cfg.Endpoints,
+		DialTimeout:          cfg.DialTimeout,
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: cfg.RequestTimeout,
+		TLS:                  tlsCfg,
+		Logger:               zap.NewNop(),
+		Context:              context.Background(),
+	})
+	if err != nil {
+		return nil, cfg, fmt.Errorf("etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	return cli, cfg, nil
+}
+
 func (c EtcdConfig) withDefaults() EtcdConfig {
 	if c.Prefix == "" {
 		c.Prefix = defaultEtcdPrefix
+	}
+	if !strings.HasSuffix(c.Prefix, "/") {
+		c.Prefix += "/" // "/a" must not take in "/ab/…"
 	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = defaultEtcdTimeout
