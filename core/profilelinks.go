@@ -99,7 +99,9 @@ func (s *Service) createProfileLink(c *rpc.Call, _ *api.NoBody) (*api.ProfileLin
 		if _, err := purgeProfileLinksTx(tx, now); err != nil {
 			return err
 		}
-		return store.Insert(tx, store.BucketProfileLinks, profileLinkKey(code), rec)
+		// With etcd the link goes by itself at its expiry (a lease);
+		// the purge above removes it otherwise.
+		return store.InsertTTL(tx, store.BucketProfileLinks, profileLinkKey(code), rec, rec.ExpiresAt.Sub(now))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store profile link: %w", err)

@@ -91,7 +91,9 @@ func (a *Approver) useCredential(ctx context.Context, c Credential) (*Approval, 
 			return ErrTokenAddress
 		}
 		ap.Used = true
-		return store.PutJSON(tx, store.BucketApprovals, token, ap)
+		// Rewritten with its remaining lifetime: a plain put would drop
+		// the etcd lease and keep the spent approval past its expiry.
+		return store.PutJSONTTL(tx, store.BucketApprovals, token, ap, ap.Expires.Sub(a.cfg.Now()))
 	})
 	if err != nil {
 		return nil, err

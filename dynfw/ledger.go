@@ -97,7 +97,9 @@ func commit(ctx context.Context, st store.Store, r *record) (c committed, err er
 			}
 		}
 		if r.Approval != nil {
-			return store.Insert(tx, store.BucketApprovals, r.Approval.Token, r.Approval)
+			// With etcd the approval goes by itself when it expires
+			// (a lease); purge removes it otherwise.
+			return store.InsertTTL(tx, store.BucketApprovals, r.Approval.Token, r.Approval, r.Approval.Expires.Sub(r.Now))
 		}
 		return nil
 	})

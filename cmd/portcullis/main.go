@@ -10,6 +10,7 @@
 //	portcullis notify status|poll|override|clear-override [flags]
 //	                                         the running core's notification state (control socket)
 //	portcullis notify keygen|sign [flags]    run a notification server: key, signed answers
+//	portcullis store migrate|backup [flags]  copy a bbolt store into etcd, or etcd into a new bbolt file
 //	portcullis version
 //
 // Every command's -h prints its own flags and does nothing else. Without
@@ -39,6 +40,8 @@ commands:
   firewall remove         delete the nftables table inet portcullis (every guarded port opens; --yes)
   notify <command>        the running core's notification state: status, poll, override, clear-override
                           (control socket; root); keygen and sign for a notification server
+  store <command>         migrate: copy a bbolt store into etcd (core stopped; --yes);
+                          backup: copy the etcd store into a new bbolt file
   version                 print the version
 
 Run 'portcullis <command> -h' for a command's flags. Without --config, the
@@ -100,6 +103,8 @@ func (a *app) dispatch(args []string) error {
 		})
 	case cmd == "notify":
 		return a.group("notify", rest, a.notifyCommands())
+	case cmd == "store":
+		return a.group("store", rest, a.storeCommands())
 	case cmd == "version":
 		fs := cli.NewFlagSet("portcullis", "version", "", "Print the version.")
 		if err := cli.ParseNoArgs(fs, rest, a.stdout, a.stderr); err != nil {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -79,11 +80,15 @@ func Start(t testing.TB, n int) *Cluster {
 	}
 	c := &Cluster{t: t, bin: bin, token: fmt.Sprintf("lab-%d", time.Now().UnixNano())}
 	for i := range n {
+		dir := t.TempDir()
+		if err := os.Chmod(dir, 0o700); err != nil { // etcd warns otherwise
+			t.Fatalf("etcdlab: %v", err)
+		}
 		c.members = append(c.members, &Member{
 			Name:      fmt.Sprintf("m%d", i),
 			ClientURL: "http://" + freeAddr(t),
 			PeerURL:   "http://" + freeAddr(t),
-			dataDir:   t.TempDir(),
+			dataDir:   dir,
 		})
 	}
 	t.Cleanup(func() {

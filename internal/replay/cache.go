@@ -47,9 +47,11 @@ func Seen(tx store.Tx, key string, now time.Time) (bool, error) {
 	return !expired(raw, now), nil
 }
 
-// Record remembers key until expires.
-func Record(tx store.Tx, key string, expires time.Time) error {
-	if err := tx.Put(store.BucketNonces, key, expiryValue(expires)); err != nil {
+// Record remembers key until expires. With a store that gives records a
+// lifetime (etcd) the record goes by itself at expires (the nonce's
+// remaining window from now); Purge removes it otherwise.
+func Record(tx store.Tx, key string, now, expires time.Time) error {
+	if err := store.PutTTL(tx, store.BucketNonces, key, expiryValue(expires), expires.Sub(now)); err != nil {
 		return fmt.Errorf("replay cache: %w", err)
 	}
 	return nil
@@ -69,7 +71,7 @@ func Use(tx store.Tx, now, expires time.Time, keys ...string) error {
 		}
 	}
 	for _, k := range keys {
-		if err := Record(tx, k, expires); err != nil {
+		if err := Record(tx, k, now, expires); err != nil {
 			return err
 		}
 	}
@@ -86,7 +88,7 @@ func Claim(tx store.Tx, now, expires time.Time, key string) (fresh bool, err err
 	if err != nil || dup {
 		return false, err
 	}
-	return true, Record(tx, key, expires)
+	return true, Record(tx, key, now, expires)
 }
 
 // ClaimOne claims key in a transaction of its own (a group commit): the

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
@@ -56,9 +57,27 @@ func openStore(t *testing.T) *store.Bolt {
 	return st
 }
 
-func TestPersistedCache(t *testing.T) {
+// eachStore runs fn with a bbolt store and with an etcd store: the cache
+// behaves the same on both (with etcd the records also carry a lease).
+func eachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
+	t.Run("bolt", func(t *testing.T) { fn(t, openStore(t)) })
+	t.Run("etcd", func(t *testing.T) {
+		c := etcdlab.Start(t, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: c.Endpoints()}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		fn(t, st)
+	})
+}
+
+func TestPersistedCache(t *testing.T) { eachStore(t, testPersistedCache) }
+
+func testPersistedCache(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	st := openStore(t)
 	now := time.Unix(1_760_000_000, 0)
 	a, b := Key(KindAuth, "tok", "n1"), Key(KindBox, "tok", "n1")
 	use := func(at time.Time, keys ...string) error {
@@ -154,9 +173,10 @@ func TestMemory(t *testing.T) {
 
 // TestClaim: Claim records a fresh nonce and reports a replay without
 // failing, writing nothing (so a group commit is never rolled back by it).
-func TestClaim(t *testing.T) {
+func TestClaim(t *testing.T) { eachStore(t, testClaim) }
+
+func testClaim(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	st := openStore(t)
 	now := time.Unix(1_760_000_000, 0)
 	k := Key(KindAuth, "tok", "n1")
 	for i, want := range []bool{true, false, false} {
@@ -168,5 +188,37 @@ func TestClaim(t *testing.T) {
 	// A replayed Claim writes nothing: the expiry is the first one's.
 	if fresh, err := ClaimOne(ctx, st, now.Add(time.Minute), now.Add(2*time.Minute), k); err != nil || !fresh {
 		t.Fatalf("claim after the expiry: %v %v", fresh, err)
+	}
+}
+
+// TestRecordExpiresOnEtcd: with etcd a nonce's record goes by itself at
+// the end of its window, with no Purge.
+func TestRecordExpiresOnEtcd(t *testing.T) {
+	c := etcdlab.Start(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: c.Endpoints()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	k := Key(KindAuth, "tok", "short")
+	if fresh, err := ClaimOne(ctx, st, now, now.Add(time.Second), k); err != nil || !fresh {
+		t.Fatalf("claim: %v %v", fresh, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var n int
+		if err := st.View(ctx, func(tx store.Tx) (err error) { n, err = store.Count(tx, store.BucketNonces, ""); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the nonce record is still there 20 s after its window")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

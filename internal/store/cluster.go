@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -46,9 +48,11 @@ type TTLTx interface {
 }
 
 // PutTTL stores value with a lifetime when tx supports one (TTLTx), else
-// as a plain Put: the owner's pruning stays the way records expire.
+// as a plain Put: the owner's pruning stays the way records expire. A ttl
+// that is not positive (the record is already past its time) is a plain
+// Put too: pruning removes it, as with bbolt.
 func PutTTL(tx Tx, bucket, key string, value []byte, ttl time.Duration) error {
-	if t, ok := tx.(TTLTx); ok {
+	if t, ok := tx.(TTLTx); ok && ttl > 0 {
 		return t.PutTTL(bucket, key, value, ttl)
 	}
 	return tx.Put(bucket, key, value)
@@ -64,7 +68,8 @@ type EtcdConfig struct {
 	// none (plain http, accepted only for loopback endpoints: tests).
 	CertFile, KeyFile, CAFile string
 	// Prefix starts every key the gateway writes ("/portcullis/" when
-	// empty): several clusters of gateways can share one etcd.
+	// empty; a "/" is added when it does not end with one): several
+	// clusters of gateways can share one etcd.
 	Prefix string
 	// DialTimeout bounds connecting (5 s when zero); RequestTimeout each
 	// read or commit (5 s when zero): past it the call fails with
@@ -75,4 +80,23 @@ type EtcdConfig struct {
 	// default). A larger transaction fails with ErrTooLarge; a group of
 	// batched transactions is cut to fit.
 	MaxTxnOps int
+}
+
+// PutJSONTTL is PutJSON with a lifetime (PutTTL).
+func PutJSONTTL(tx Tx, bucket, key string, v any, ttl time.Duration) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
+	}
+	return PutTTL(tx, bucket, key, raw, ttl)
+}
+
+// InsertTTL is Insert with a lifetime (PutTTL).
+func InsertTTL(tx Tx, bucket, key string, v any, ttl time.Duration) error {
+	if _, err := tx.Get(bucket, key); err == nil {
+		return fmt.Errorf("%s/%s: %w", bucket, key, ErrExists)
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return PutJSONTTL(tx, bucket, key, v, ttl)
 }

@@ -89,6 +89,10 @@ type Etcd struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	// watchHook, set by tests before any WatchBucket, runs between a
+	// watch's Reset and the start of its etcd watch.
+	watchHook func()
 }
 
 // OpenEtcd connects to the cluster, checks that it answers (ErrUnavailable
@@ -98,22 +102,9 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig, log *slog.Logger) (*Etcd, err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg = cfg.withDefaults()
-	tlsCfg, err := cfg.tls()
+	cli, cfg, err := etcdClient(cfg)
 	if err != nil {
 		return nil, err
-	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:            cfg.Endpoints,
-		DialTimeout:          cfg.DialTimeout,
-		DialKeepAliveTime:    5 * time.Second,
-		DialKeepAliveTimeout: cfg.RequestTimeout,
-		TLS:                  tlsCfg,
-		Logger:               zap.NewNop(),
-		Context:              context.Background(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
 	e := &Etcd{cli: cli, cfg: cfg, log: log, buckets: map[string]bool{}}
 	for _, b := range Buckets {
@@ -130,9 +121,34 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig, log *slog.Logger) (*Etcd, err
 	return e, nil
 }
 
+// etcdClient makes a client for cfg (with its defaults filled in).
+func etcdClient(cfg EtcdConfig) (*clientv3.Client, EtcdConfig, error) {
+	cfg = cfg.withDefaults()
+	tlsCfg, err := cfg.tls()
+	if err != nil {
+		return nil, cfg, err
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            cfg.Endpoints,
+		DialTimeout:          cfg.DialTimeout,
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: cfg.RequestTimeout,
+		TLS:                  tlsCfg,
+		Logger:               zap.NewNop(),
+		Context:              context.Background(),
+	})
+	if err != nil {
+		return nil, cfg, fmt.Errorf("etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	return cli, cfg, nil
+}
+
 func (c EtcdConfig) withDefaults() EtcdConfig {
 	if c.Prefix == "" {
 		c.Prefix = defaultEtcdPrefix
+	}
+	if !strings.HasSuffix(c.Prefix, "/") {
+		c.Prefix += "/" // "/a" must not take in "/ab/…"
 	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = defaultEtcdTimeout
@@ -324,6 +340,18 @@ func (e *Etcd) Update(ctx context.Context, fn func(Tx) error) error {
 	}
 }
 
+// currentRev returns the cluster's current revision (a linearizable
+// read): the snapshot of a batched round.
+func (e *Etcd) currentRev(ctx context.Context) (int64, error) {
+	rctx, cancel := e.reqCtx(ctx)
+	defer cancel()
+	resp, err := e.cli.Get(rctx, e.versionKey(BucketMeta), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, e.wrap(ctx, "read revision", err)
+	}
+	return resp.Header.Revision, nil
+}
+
 // backoff sleeps a jittered, growing delay before attempt+1, or fails
 // after maxAttempts.
 func (e *Etcd) backoff(ctx context.Context, attempt int) error {
@@ -346,7 +374,9 @@ func (e *Etcd) backoff(ctx context.Context, attempt int) error {
 // version key: of two gateways starting together, one commits and the
 // other's Txn fails its compare, runs again, and finds nothing to do.
 func (e *Etcd) migrate(ctx context.Context) error {
-	return e.Update(ctx, func(tx Tx) error {
+	from := -1 // the version migrated from by the attempt that committed
+	err := e.Update(ctx, func(tx Tx) error {
+		from = -1
 		have := 0
 		raw, err := tx.Get(BucketMeta, schemaKey)
 		switch {
@@ -362,7 +392,6 @@ func (e *Etcd) migrate(ctx context.Context) error {
 		if have > len(migrations) {
 			return fmt.Errorf("store has schema version %d, newer than this build's %d", have, len(migrations))
 		}
-		e.version = len(migrations)
 		if have == len(migrations) {
 			return nil
 		}
@@ -371,7 +400,15 @@ func (e *Etcd) migrate(ctx context.Context) error {
 				return fmt.Errorf("migration to version %d: %w", v+1, err)
 			}
 		}
-		e.log.Info("etcd store migrated", "from", have, "to", len(migrations))
+		from = have
 		return tx.Put(BucketMeta, schemaKey, []byte(strconv.Itoa(len(migrations))))
 	})
+	if err != nil {
+		return err
+	}
+	e.version = len(migrations)
+	if from >= 0 {
+		e.log.Info("etcd store migrated", "from", from, "to", len(migrations), "prefix", e.cfg.Prefix)
+	}
+	return nil
 }

@@ -26,10 +26,14 @@ type etcdGroup struct {
 }
 
 type etcdReq struct {
-	ctx context.Context
-	fn  func(Tx) error
-	err chan error
+	ctx      context.Context
+	fn       func(Tx) error
+	err      chan error
+	attempts int // rounds lost to other writers
 }
+
+// groupAttempts is how many rounds a call may lose before it commits alone.
+const groupAttempts = 3
 
 func newEtcdGroup(e *Etcd) *etcdGroup {
 	g := &etcdGroup{e: e, reqs: make(chan *etcdReq, maxGroup), done: make(chan struct{})}
@@ -148,27 +152,43 @@ func txOps(t *etcdTx) (cmps, writes int) {
 	return len(t.reads) + len(t.scanned), 2 * len(t.writes)
 }
 
-// round runs the functions of group on one snapshot, commits those that
-// fit together, answers them, and returns the calls left for the next
-// round.
+// round runs the functions of group on one snapshot (concurrently: their
+// reads are round trips), commits those that fit together, answers them,
+// and returns the calls left for the next round.
 func (g *etcdGroup) round(group []*etcdReq) (next []*etcdReq) {
 	e := g.e
-	var rev int64
+	rev, err := e.currentRev(e.ctx)
+	if err != nil {
+		for _, r := range group {
+			r.err <- err
+		}
+		return nil
+	}
+	txs := make([]*etcdTx, len(group))
+	errs := make([]error, len(group))
+	var wg sync.WaitGroup
+	for i, r := range group {
+		if errs[i] = r.ctx.Err(); errs[i] != nil {
+			continue
+		}
+		txs[i] = e.newTx(r.ctx, rev, false)
+		wg.Add(1)
+		go func() { // joined below
+			defer wg.Done()
+			errs[i] = r.fn(txs[i])
+		}()
+	}
+	wg.Wait()
 	var members []*etcdReq
-	var txs []*etcdTx
+	var mtxs []*etcdTx
 	fp := newFootprint()
 	nc, nw := 0, 0
-	for _, r := range group {
-		if err := r.ctx.Err(); err != nil {
-			r.err <- err
+	for i, r := range group {
+		if errs[i] != nil {
+			r.err <- errs[i] // its writes are dropped with its tx
 			continue
 		}
-		tx := e.newTx(r.ctx, 0, false)
-		tx.rev = &rev
-		if err := r.fn(tx); err != nil {
-			r.err <- err // its writes are dropped with tx
-			continue
-		}
+		tx := txs[i]
 		c, w := txOps(tx)
 		if len(members) > 0 && (fp.overlaps(tx) || nc+c > e.cfg.MaxTxnOps || nw+w > e.cfg.MaxTxnOps) {
 			next = append(next, r)
@@ -177,8 +197,9 @@ func (g *etcdGroup) round(group []*etcdReq) (next []*etcdReq) {
 		fp.add(tx)
 		nc, nw = nc+c, nw+w
 		members = append(members, r)
-		txs = append(txs, tx)
+		mtxs = append(mtxs, tx)
 	}
+	txs = mtxs
 	if len(members) == 0 {
 		return next
 	}
@@ -194,19 +215,29 @@ func (g *etcdGroup) round(group []*etcdReq) (next []*etcdReq) {
 		for _, r := range members {
 			r.err <- nil
 		}
-	case err != nil && !errors.Is(err, ErrTooLarge) || len(members) == 1 && err == nil:
-		if err == nil { // a lone call lost a race: retry it alone
-			members[0].err <- e.Update(members[0].ctx, members[0].fn)
-			return next
-		}
+	case err != nil && !errors.Is(err, ErrTooLarge):
 		for _, r := range members {
 			r.err <- err
 		}
-	default:
-		// The group lost a race (or was too large): each call alone.
+	case err != nil:
+		// Too large together: each alone (the one too large alone gets
+		// ErrTooLarge).
 		for _, r := range members {
 			r.err <- e.Update(r.ctx, r.fn)
 		}
+	default:
+		// Another writer (another gateway) won: the calls run again on a
+		// fresh snapshot in the next round; after groupAttempts lost
+		// rounds a call commits alone, with Update's bounded retries.
+		var again []*etcdReq
+		for _, r := range members {
+			if r.attempts++; r.attempts >= groupAttempts {
+				r.err <- e.Update(r.ctx, r.fn)
+			} else {
+				again = append(again, r)
+			}
+		}
+		next = append(again, next...)
 	}
 	return next
 }

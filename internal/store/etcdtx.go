@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -54,12 +55,25 @@ func (t *etcdTx) checkBucket(bucket string) error {
 
 // get reads keys from the snapshot (fixing it on the first read).
 func (t *etcdTx) get(key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	if *t.rev > 0 {
+	pinned := *t.rev > 0
+	if pinned {
+		// A read at a fixed revision may be served by any member
+		// (serializable): one that has not applied the revision yet
+		// answers "future revision", and then the leader is asked.
 		opts = append(opts, clientv3.WithRev(*t.rev))
 	}
 	ctx, cancel := t.e.reqCtx(t.ctx)
 	defer cancel()
-	resp, err := t.e.cli.Get(ctx, key, opts...)
+	var resp *clientv3.GetResponse
+	var err error
+	if pinned {
+		resp, err = t.e.cli.Get(ctx, key, append(opts, clientv3.WithSerializable())...)
+		if err != nil && errors.Is(err, rpctypes.ErrFutureRev) {
+			resp, err = t.e.cli.Get(ctx, key, opts...)
+		}
+	} else {
+		resp, err = t.e.cli.Get(ctx, key, opts...)
+	}
 	if err != nil {
 		return nil, t.e.wrap(t.ctx, "read "+key, err)
 	}

@@ -70,6 +70,9 @@ func (e *Etcd) watchLoop(ctx context.Context, bucket string, out chan<- Change) 
 		if !send(Change{Reset: true}) {
 			return
 		}
+		if e.watchHook != nil {
+			e.watchHook()
+		}
 		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		wch := e.cli.Watch(wctx, base, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 		lost := ""

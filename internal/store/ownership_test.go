@@ -30,7 +30,8 @@ type ownership struct {
 // storeCalls are the functions and methods whose first or second argument
 // is a bucket name (Tx methods, and the JSON helpers after the Tx).
 var storeCalls = map[string]bool{"Get": true, "Put": true, "Delete": true, "Scan": true,
-	"ScanReverse": true, "NextSequence": true, "GetJSON": true, "PutJSON": true, "Insert": true, "ScanJSON": true, "Count": true}
+	"ScanReverse": true, "NextSequence": true, "GetJSON": true, "PutJSON": true, "Insert": true, "ScanJSON": true, "Count": true,
+	"PutTTL": true, "PutJSONTTL": true, "InsertTTL": true}
 
 // TestBucketOwnership parses every non-test Go file of the module and fails
 // when a package other than a bucket's owner (the table in the package
