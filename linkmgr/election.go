@@ -41,6 +41,9 @@ type Election struct {
 	mu     sync.Mutex
 	hosts  map[string]*hostState
 	active map[string]string // location -> host ID
+	// following: another gateway of a cluster elects (Adopt); reports
+	// and stops update the hosts' state but elect nothing here.
+	following bool
 }
 
 // NewElection returns an election over the given hosts.
@@ -114,14 +117,69 @@ func (e *Election) event(id string, now time.Time, apply func(*hostState)) []Cha
 	}
 	e.expire(now)
 	apply(h)
+	if e.following {
+		return nil
+	}
 	return e.elect(now)
 }
 
-// Tick re-evaluates timeouts and back-offs.
+// SetFollowing makes the election follow another's decisions (Adopt) or,
+// with false, elect again itself (from the next event or Tick).
+func (e *Election) SetFollowing(on bool) {
+	e.mu.Lock()
+	e.following = on
+	e.mu.Unlock()
+}
+
+// Actives returns the active host of every location that has one.
+func (e *Election) Actives() map[string]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]string, len(e.active))
+	for loc, id := range e.active {
+		out[loc] = id
+	}
+	return out
+}
+
+// Adopt takes the active hosts another election decided (the cluster's
+// leader): a location missing from active has none; a host or location
+// this election does not know is ignored. It returns the changes.
+func (e *Election) Adopt(active map[string]string) []Change {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	locs := map[string]bool{}
+	for _, h := range e.hosts {
+		locs[h.spec.Location] = true
+	}
+	var changes []Change
+	for loc := range locs {
+		next := active[loc]
+		if h, ok := e.hosts[next]; next != "" && (!ok || h.spec.Location != loc) {
+			next = ""
+		}
+		if cur := e.active[loc]; cur != next {
+			if next == "" {
+				delete(e.active, loc)
+			} else {
+				e.active[loc] = next
+			}
+			changes = append(changes, Change{Location: loc, From: cur, To: next})
+		}
+	}
+	sort.Slice(changes, func(i, j int) bool { return changes[i].Location < changes[j].Location })
+	return changes
+}
+
+// Tick re-evaluates timeouts and back-offs (electing nothing while
+// following).
 func (e *Election) Tick(now time.Time) []Change {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.expire(now)
+	if e.following {
+		return nil
+	}
 	return e.elect(now)
 }
 

@@ -21,6 +21,8 @@ type Manager struct {
 	log       *slog.Logger
 	elections map[string]*Election
 	status    map[string]*HostStatus
+	// following: a cluster's other gateway elects (SetFollowing).
+	following bool
 	// kept is, for a location whose every host stopped reporting (timed
 	// out, not a graceful stop), the host that was active: its peers keep
 	// their connection to it (State), so that they keep trying it, say why
@@ -56,7 +58,9 @@ func (m *Manager) Sync(links []Link) {
 		if e, ok := m.elections[l.ID]; ok {
 			e.SetHosts(l.HostSpecs())
 		} else {
-			m.elections[l.ID] = NewElection(l.HostSpecs())
+			e := NewElection(l.HostSpecs())
+			e.SetFollowing(m.following)
+			m.elections[l.ID] = e
 		}
 	}
 	for id := range m.elections {
@@ -72,9 +76,30 @@ func (m *Manager) election(l *Link) *Election {
 	e, ok := m.elections[l.ID]
 	if !ok {
 		e = NewElection(l.HostSpecs())
+		e.SetFollowing(m.following)
 		m.elections[l.ID] = e
 	}
 	return e
+}
+
+// SetFollowing makes every election follow the decisions of a cluster's
+// leading gateway (Adopt), or elect again here (false).
+func (m *Manager) SetFollowing(on bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.following = on
+	for _, e := range m.elections {
+		e.SetFollowing(on)
+	}
+}
+
+// Actives returns the link's active host per location.
+func (m *Manager) Actives(l *Link) map[string]string { return m.election(l).Actives() }
+
+// Adopt takes the link's active hosts the cluster's leading gateway
+// decided.
+func (m *Manager) Adopt(l *Link, active map[string]string) {
+	m.logChanges(l, m.election(l).Adopt(active))
 }
 
 // ErrHostInUse says another agent is reporting as the same host: two agents

@@ -103,13 +103,19 @@ func (s *Service) report(c *rpc.Call, rep *api.LinkReport) (*api.LinkSealed, err
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.mgr.Report(ar.link, ar.hdr.Host, source, rep, s.now())
+	now := s.now()
+	_, err = s.mgr.Report(ar.link, ar.hdr.Host, source, rep, now)
 	if errors.Is(err, linkmgr.ErrAddress) {
 		s.log.Warn("link report refused: bad address", "host_id", ar.hdr.Host, "peer", c.Peer, "source", source, "err", err)
 		return nil, &rpc.Error{Status: http.StatusBadRequest, Code: "link_address", Message: err.Error()}
 	} else if err != nil {
 		s.log.Warn("link report refused", "host_id", ar.hdr.Host, "peer", c.Peer, "err", err)
 		return nil, &rpc.Error{Status: http.StatusConflict, Code: "host_in_use", Message: err.Error()}
+	}
+	// In a cluster the report lands in the shared store (cluster.go): the
+	// agent sees a failure (503 without quorum) and reports again.
+	if err := s.share(c.Ctx, ar.link, liveRecord{HostID: ar.hdr.Host, Address: source.String(), At: now, Report: rep}); err != nil {
+		return nil, err
 	}
 	plain, err := json.Marshal(s.mgr.State(ar.link, ar.secret, ar.hdr.Host))
 	if err != nil {
@@ -146,7 +152,11 @@ func (s *Service) stop(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mgr.Stop(ar.link, ar.hdr.Host, s.now())
+	now := s.now()
+	s.mgr.Stop(ar.link, ar.hdr.Host, now)
+	if err := s.share(c.Ctx, ar.link, liveRecord{HostID: ar.hdr.Host, At: now, Stopped: true}); err != nil {
+		return nil, err
+	}
 	s.log.Info("link host stopped gracefully", "link", ar.link.Name, "host_id", ar.hdr.Host)
 	return &api.OKResponse{OK: true}, nil
 }

@@ -11,6 +11,7 @@
 //	link_names    name -> link_id (unique link names)
 //	link_secrets  link/<link_id> -> the link's PSK secret (base64)
 //	              host/<host_id> -> the host's secret, as in its URI, and its link
+//	              live/<host_id>, active/<link_id> -> a cluster's shared link state (cluster.go)
 package links
 
 import (
@@ -56,6 +57,8 @@ type Service struct {
 	mu sync.Mutex
 	// cache is the stored links, for the ticker.
 	cache []linkmgr.Link
+	// cluster is set when the store is shared (cluster.go).
+	cluster *clusterState
 }
 
 // New returns the link service. gateways are the gateway's public URLs
