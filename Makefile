@@ -36,8 +36,9 @@ fuzz:
 	./scripts/fuzz-smoke.sh $(FUZZTIME)
 
 # Decoder micro-benchmark, front vs reverse proxy, and (as root: network
-# namespaces and nftables) approvals end to end and approval to first ping
-# through an OpenVPN tunnel. See README "Benchmarks".
+# namespaces and nftables) approvals end to end, approval to first ping
+# through an OpenVPN tunnel, and bbolt against a cluster on etcd (approvals/s,
+# approval -> port-open latency, across gateways). See README "Benchmarks".
 bench:
 	./scripts/bench-deps.sh
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./api/
@@ -46,6 +47,8 @@ bench:
 	else echo "benchapprove: needs root (network namespaces, nftables): not run"; fi
 	@if [ "$$(id -u)" = 0 ]; then GO=$(GO) $(GO) run ./internal/benchtunnel; \
 	else echo "benchtunnel: needs root (network namespaces, nftables, OpenVPN workers): not run"; fi
+	@if [ "$$(id -u)" = 0 ]; then GO=$(GO) $(GO) test -count=1 -run '^$$' -bench Cluster -benchtime 1x ./internal/benchcluster/; \
+	else echo "benchcluster: needs root (network namespaces, nftables) and etcd-server: not run"; fi
 
 # systemd-analyze security --offline=true for each unit in deploy/, failing
 # above its goal (web 1.5, core 3.0, link 2.5); see docs/systemd.md.
