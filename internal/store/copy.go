@@ -122,8 +122,8 @@ func (s *Snapshot) Write(ctx context.Context, dst Store, progress func(bucket st
 	return nil
 }
 
-// BucketCount is what Verify found in one bucket.
-type BucketCount struct {
+// KeysIn is how many records Verify found in one bucket.
+type KeysIn struct {
 	Bucket string
 	Keys   int
 }
@@ -132,12 +132,12 @@ type BucketCount struct {
 // (and the sequences): every record present with the same value, nothing
 // more. It returns the count per bucket, or an error naming the first
 // differences.
-func (s *Snapshot) Verify(ctx context.Context, dst Store) ([]BucketCount, error) {
+func (s *Snapshot) Verify(ctx context.Context, dst Store) ([]KeysIn, error) {
 	got, err := ReadSnapshot(ctx, dst)
 	if err != nil {
 		return nil, err
 	}
-	var counts []BucketCount
+	var counts []KeysIn
 	var diffs []string
 	note := func(format string, a ...any) {
 		if len(diffs) < 20 {
@@ -170,7 +170,7 @@ func (s *Snapshot) Verify(ctx context.Context, dst Store) ([]BucketCount, error)
 		if s.Sequences[b] != got.Sequences[b] {
 			note("%s: sequence %d, want %d", b, got.Sequences[b], s.Sequences[b])
 		}
-		counts = append(counts, BucketCount{b, len(got.Records[b])})
+		counts = append(counts, KeysIn{b, len(got.Records[b])})
 	}
 	if len(diffs) > 0 {
 		return counts, fmt.Errorf("verify: the destination differs from the source: %v", diffs)
