@@ -436,3 +436,26 @@ func TestEtcdConfigTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestEtcdTooLargeTransaction: a transaction with more operations than one
+// etcd Txn takes fails with ErrTooLarge and writes nothing.
+func TestEtcdTooLargeTransaction(t *testing.T) {
+	c := etcdlab.Start(t, 1)
+	st := openEtcdTest(t, c.Endpoints(), newPrefix())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := st.Update(ctx, func(tx Tx) error {
+		for i := range 200 {
+			if err := tx.Put(BucketUsers, fmt.Sprint(i), []byte("x")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("200 puts in one transaction: %v, want ErrTooLarge", err)
+	}
+	if got := dump(t, st, BucketUsers); len(got) != 0 {
+		t.Fatalf("a refused transaction wrote %d records", len(got))
+	}
+}
