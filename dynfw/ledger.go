@@ -2,6 +2,7 @@ package dynfw
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"time"
@@ -128,27 +129,15 @@ func purge(ctx context.Context, st store.Store, now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var doomed []string
-	err = st.Update(ctx, func(tx store.Tx) error {
-		approvals, err := store.ScanJSON[Approval](tx, store.BucketApprovals, "")
-		if err != nil {
-			return err
-		}
-		doomed = doomed[:0]
-		for _, a := range approvals {
-			if !a.Expires.After(now) {
-				doomed = append(doomed, a.Token)
-			}
-		}
-		for _, k := range doomed {
-			if err := tx.Delete(store.BucketApprovals, k); err != nil {
-				return err
-			}
-		}
-		return nil
+	// In transactions of bounded size (store.DeleteWhere): a purge never
+	// conflicts with the approvals being made, and fits one etcd Txn. A
+	// record that does not decode is kept, as before.
+	n, err := store.DeleteWhere(ctx, st, store.BucketApprovals, "", func(_ string, v []byte) bool {
+		var a Approval
+		return json.Unmarshal(v, &a) == nil && !a.Expires.After(now)
 	})
 	if err != nil {
-		return nonces, fmt.Errorf("purge approvals: %w", err)
+		return nonces + n, fmt.Errorf("purge approvals: %w", err)
 	}
-	return nonces + len(doomed), nil
+	return nonces + n, nil
 }

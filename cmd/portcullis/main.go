@@ -40,8 +40,8 @@ commands:
   firewall remove         delete the nftables table inet portcullis (every guarded port opens; --yes)
   notify <command>        the running core's notification state: status, poll, override, clear-override
                           (control socket; root); keygen and sign for a notification server
-  store <command>         migrate: copy a bbolt store into etcd (core stopped; --yes);
-                          backup: copy the etcd store into a new bbolt file
+  store <command>         migrate a bbolt store into etcd, or back up etcd into a new bbolt file
+                          (migrate: the core stopped, --yes)
   version                 print the version
 
 Run 'portcullis <command> -h' for a command's flags. Without --config, the

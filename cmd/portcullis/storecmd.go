@@ -72,7 +72,7 @@ func (a *app) progress() func(bucket string, done, total int) {
 	}
 }
 
-func (a *app) printCounts(counts []store.BucketCount) {
+func (a *app) printCounts(counts []store.KeysIn) {
 	total := 0
 	for _, c := range counts {
 		fmt.Fprintf(a.stdout, "%-14s %d\n", c.Bucket, c.Keys)

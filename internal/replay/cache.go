@@ -102,30 +102,15 @@ func ClaimOne(ctx context.Context, st store.Store, now, expires time.Time, key s
 	return fresh, err
 }
 
-// Purge deletes every nonce that expired by now and returns how many.
+// Purge deletes every nonce that expired by now and returns how many
+// (in transactions of bounded size: store.DeleteWhere). With etcd the
+// nonces' leases remove most of them first.
 func Purge(ctx context.Context, st store.Store, now time.Time) (int, error) {
-	var doomed []string
-	err := st.Update(ctx, func(tx store.Tx) error {
-		doomed = doomed[:0]
-		if err := tx.Scan(store.BucketNonces, "", func(k string, v []byte) error {
-			if expired(v, now) {
-				doomed = append(doomed, k)
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		for _, k := range doomed {
-			if err := tx.Delete(store.BucketNonces, k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	n, err := store.DeleteWhere(ctx, st, store.BucketNonces, "", func(_ string, v []byte) bool { return expired(v, now) })
 	if err != nil {
-		return 0, fmt.Errorf("purge replay cache: %w", err)
+		return n, fmt.Errorf("purge replay cache: %w", err)
 	}
-	return len(doomed), nil
+	return n, nil
 }
 
 // expiryValue encodes an expiry time as the record's value (big-endian

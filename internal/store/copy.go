@@ -122,8 +122,8 @@ func (s *Snapshot) Write(ctx context.Context, dst Store, progress func(bucket st
 	return nil
 }
 
-// BucketCount is what Verify found in one bucket.
-type BucketCount struct {
+// KeysIn is how many records Verify found in one bucket.
+type KeysIn struct {
 	Bucket string
 	Keys   int
 }
@@ -132,12 +132,12 @@ type BucketCount struct {
 // (and the sequences): every record present with the same value, nothing
 // more. It returns the count per bucket, or an error naming the first
 // differences.
-func (s *Snapshot) Verify(ctx context.Context, dst Store) ([]BucketCount, error) {
+func (s *Snapshot) Verify(ctx context.Context, dst Store) ([]KeysIn, error) {
 	got, err := ReadSnapshot(ctx, dst)
 	if err != nil {
 		return nil, err
 	}
-	var counts []BucketCount
+	var counts []KeysIn
 	var diffs []string
 	note := func(format string, a ...any) {
 		if len(diffs) < 20 {
@@ -170,7 +170,7 @@ func (s *Snapshot) Verify(ctx context.Context, dst Store) ([]BucketCount, error)
 		if s.Sequences[b] != got.Sequences[b] {
 			note("%s: sequence %d, want %d", b, got.Sequences[b], s.Sequences[b])
 		}
-		counts = append(counts, BucketCount{b, len(got.Records[b])})
+		counts = append(counts, KeysIn{b, len(got.Records[b])})
 	}
 	if len(diffs) > 0 {
 		return counts, fmt.Errorf("verify: the destination differs from the source: %v", diffs)
@@ -224,22 +224,29 @@ func (e *Etcd) setSequence(ctx context.Context, bucket string, n uint64) error {
 // EtcdPrefixKeys counts the keys under cfg's prefix, without opening a
 // store there (which would write its schema version).
 func EtcdPrefixKeys(ctx context.Context, cfg EtcdConfig) (int64, error) {
-	cli, cfg, err := etcdClient(cfg)
-	if err != nil {
-		return 0, err
-	}
-	defer cli.Close()
-	rctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
-	defer cancel()
-	resp, err := cli.Get(rctx, cfg.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		return 0, unavailableErr("count keys", err)
-	}
-	return resp.Count, nil
+	return onEtcdPrefix(ctx, cfg, "count keys", func(ctx context.Context, cli *clientv3.Client, prefix string) (int64, error) {
+		resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return 0, err
+		}
+		return resp.Count, nil
+	})
 }
 
 // DeleteEtcdPrefix deletes every key under cfg's prefix.
 func DeleteEtcdPrefix(ctx context.Context, cfg EtcdConfig) (int64, error) {
+	return onEtcdPrefix(ctx, cfg, "delete prefix", func(ctx context.Context, cli *clientv3.Client, prefix string) (int64, error) {
+		resp, err := cli.Delete(ctx, prefix, clientv3.WithPrefix())
+		if err != nil {
+			return 0, err
+		}
+		return resp.Deleted, nil
+	})
+}
+
+// onEtcdPrefix runs one request on cfg's prefix with a client of its own.
+func onEtcdPrefix(ctx context.Context, cfg EtcdConfig, op string,
+	do func(context.Context, *clientv3.Client, string) (int64, error)) (int64, error) {
 	cli, cfg, err := etcdClient(cfg)
 	if err != nil {
 		return 0, err
@@ -247,11 +254,11 @@ func DeleteEtcdPrefix(ctx context.Context, cfg EtcdConfig) (int64, error) {
 	defer cli.Close()
 	rctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
 	defer cancel()
-	resp, err := cli.Delete(rctx, cfg.Prefix, clientv3.WithPrefix())
+	n, err := do(rctx, cli, cfg.Prefix)
 	if err != nil {
-		return 0, unavailableErr("delete prefix", err)
+		return 0, unavailableErr(op, err)
 	}
-	return resp.Deleted, nil
+	return n, nil
 }
 
 func unavailableErr(op string, err error) error {

@@ -336,10 +336,30 @@ func TestEtcdLosesQuorum(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	// A watch of the bucket, read all along: after quorum is lost and
+	// back it must send a new Reset, then the changes made since.
+	type seen struct {
+		c  Change
+		at time.Time
+	}
+	var wmu sync.Mutex
+	var watched []seen
+	wctx, wcancel := context.WithCancel(ctx)
+	wdone := make(chan struct{})
+	go func() { // stopped by wcancel below
+		defer close(wdone)
+		for c := range st.WatchBucket(wctx, BucketOrgs) {
+			wmu.Lock()
+			watched = append(watched, seen{c, time.Now()})
+			wmu.Unlock()
+		}
+	}()
+	defer func() { wcancel(); <-wdone }()
 	eventually("write with 3 members", func() error { return pair("three") })
 	c.Kill(0)
 	eventually("write with 2 of 3 members", func() error { return pair("two") })
 	c.Kill(1)
+	quorumLost := time.Now()
 	err = pair("one")
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("write with 1 of 3 members: %v, want ErrUnavailable", err)
@@ -360,6 +380,29 @@ func TestEtcdLosesQuorum(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually("write after the members returned", func() error { return pair("back") })
+	// The watch: a Reset after the quorum was lost, then "back".
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		wmu.Lock()
+		reset, back := false, false
+		for _, w := range watched {
+			if w.c.Reset && w.at.After(quorumLost) {
+				reset = true
+			}
+			if reset && w.c.Key == "back" {
+				back = true
+			}
+		}
+		n := len(watched)
+		wmu.Unlock()
+		if back {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the watch did not reset and resume after the quorum came back (%d changes seen, reset %v)", n, reset)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	got := dump(t, st, BucketOrgs, BucketUsers)
 	for _, tag := range []string{"three", "two", "back"} {
 		if got["orgs/"+tag] != tag || got["users/"+tag] != tag {
@@ -391,5 +434,28 @@ func TestEtcdConfigTLS(t *testing.T) {
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%+v: got %v, want %q", tc.cfg, err, tc.want)
 		}
+	}
+}
+
+// TestEtcdTooLargeTransaction: a transaction with more operations than one
+// etcd Txn takes fails with ErrTooLarge and writes nothing.
+func TestEtcdTooLargeTransaction(t *testing.T) {
+	c := etcdlab.Start(t, 1)
+	st := openEtcdTest(t, c.Endpoints(), newPrefix())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := st.Update(ctx, func(tx Tx) error {
+		for i := range 200 {
+			if err := tx.Put(BucketUsers, fmt.Sprint(i), []byte("x")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("200 puts in one transaction: %v, want ErrTooLarge", err)
+	}
+	if got := dump(t, st, BucketUsers); len(got) != 0 {
+		t.Fatalf("a refused transaction wrote %d records", len(got))
 	}
 }

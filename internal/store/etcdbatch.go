@@ -15,13 +15,11 @@ import (
 // round; a round whose Txn fails its compares (another gateway won) falls
 // back to committing each call on its own, with Update's retries.
 type etcdGroup struct {
-	e    *Etcd
-	reqs chan *etcdReq
-	done chan struct{}
-	// mu guards closed and the send on reqs against close.
-	mu     sync.RWMutex
-	closed bool
-	// stats: calls committed inside a group of two or more, and Txns.
+	e *Etcd
+	*commitQueue[*etcdReq]
+	// statsMu guards the figures: calls committed inside a group of two
+	// or more, and grouped Txns sent.
+	statsMu       sync.Mutex
 	grouped, txns int
 }
 
@@ -36,71 +34,30 @@ type etcdReq struct {
 const groupAttempts = 3
 
 func newEtcdGroup(e *Etcd) *etcdGroup {
-	g := &etcdGroup{e: e, reqs: make(chan *etcdReq, maxGroup), done: make(chan struct{})}
-	go g.run()
+	g := &etcdGroup{e: e}
+	g.commitQueue = newCommitQueue(func(group []*etcdReq) {
+		for len(group) > 0 {
+			group = g.round(group)
+		}
+	})
 	return g
 }
 
 // Batch implements Store.
 func (e *Etcd) Batch(ctx context.Context, fn func(Tx) error) error {
-	if err := ctx.Err(); err != nil {
+	r := &etcdReq{ctx: ctx, fn: fn, err: make(chan error, 1)}
+	if err := e.group.submit(ctx, r); err != nil {
 		return err
 	}
-	r := &etcdReq{ctx: ctx, fn: fn, err: make(chan error, 1)}
-	g := e.group
-	g.mu.RLock()
-	if g.closed {
-		g.mu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case g.reqs <- r:
-	case <-ctx.Done():
-		g.mu.RUnlock()
-		return ctx.Err()
-	}
-	g.mu.RUnlock()
 	return <-r.err
 }
 
 // BatchStats returns how many Batch calls were committed together with
 // others, and how many grouped Txns were sent.
 func (e *Etcd) BatchStats() (grouped, txns int) {
-	e.group.mu.RLock()
-	defer e.group.mu.RUnlock()
+	e.group.statsMu.Lock()
+	defer e.group.statsMu.Unlock()
 	return e.group.grouped, e.group.txns
-}
-
-func (g *etcdGroup) close() {
-	g.mu.Lock()
-	if !g.closed {
-		g.closed = true
-		close(g.reqs)
-	}
-	g.mu.Unlock()
-	<-g.done
-}
-
-func (g *etcdGroup) run() {
-	defer close(g.done)
-	for first := range g.reqs {
-		group := []*etcdReq{first}
-	drain:
-		for len(group) < maxGroup {
-			select {
-			case r, ok := <-g.reqs:
-				if !ok {
-					break drain
-				}
-				group = append(group, r)
-			default:
-				break drain
-			}
-		}
-		for len(group) > 0 {
-			group = g.round(group)
-		}
-	}
 }
 
 // footprint is what a transaction read and wrote, for the overlap test.
@@ -204,12 +161,12 @@ func (g *etcdGroup) round(group []*etcdReq) (next []*etcdReq) {
 		return next
 	}
 	ok, err := e.commit(e.ctx, txs)
-	g.mu.Lock()
+	g.statsMu.Lock()
 	g.txns++
 	if ok && len(members) > 1 {
 		g.grouped += len(members)
 	}
-	g.mu.Unlock()
+	g.statsMu.Unlock()
 	switch {
 	case ok:
 		for _, r := range members {

@@ -8,15 +8,14 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// groupCommitter commits concurrent Batch calls together without waiting
-// for a timer: while one transaction is being written, the calls that
-// arrive queue up, and the next transaction takes all of them. A lone
-// caller pays one commit, as with Update; many callers share one fsync.
-// (bbolt's own Batch waits up to MaxBatchDelay to gather a batch, which
-// would add that delay to every approval on a quiet gateway.)
-type groupCommitter struct {
-	db   *bolt.DB
-	reqs chan *groupReq
+// commitQueue gathers concurrent calls for a group commit without waiting
+// for a timer: while one group is being committed, the calls that arrive
+// queue up, and the next group takes all of them (up to maxGroup). A lone
+// caller pays one commit, as with Update; many callers share one. (bbolt's
+// own Batch waits up to MaxBatchDelay to gather a batch, which would add
+// that delay to every approval on a quiet gateway.) Both backends use it.
+type commitQueue[R any] struct {
+	reqs chan R
 	done chan struct{}
 	// mu guards closed and the send on reqs against close.
 	mu     sync.RWMutex
@@ -26,70 +25,89 @@ type groupCommitter struct {
 // ErrClosed is returned by writes to a closed store.
 var ErrClosed = errors.New("store is closed")
 
+// maxGroup bounds how many calls share one transaction.
+const maxGroup = 256
+
+// newCommitQueue starts the goroutine that hands each group to commit; it
+// runs until close.
+func newCommitQueue[R any](commit func([]R)) *commitQueue[R] {
+	q := &commitQueue[R]{reqs: make(chan R, maxGroup), done: make(chan struct{})}
+	go func() {
+		defer close(q.done)
+		for first := range q.reqs {
+			group := []R{first}
+		drain:
+			for len(group) < maxGroup {
+				select {
+				case r, ok := <-q.reqs:
+					if !ok {
+						break drain
+					}
+					group = append(group, r)
+				default:
+					break drain
+				}
+			}
+			commit(group)
+		}
+	}()
+	return q
+}
+
+// submit queues r, unless the store is closed or ctx ends first.
+func (q *commitQueue[R]) submit(ctx context.Context, r R) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		return ErrClosed
+	}
+	select {
+	case q.reqs <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close commits what is queued, then stops the goroutine.
+func (q *commitQueue[R]) close() {
+	q.mu.Lock()
+	if !q.closed {
+		q.closed = true
+		close(q.reqs)
+	}
+	q.mu.Unlock()
+	<-q.done
+}
+
+// groupCommitter is the bbolt group commit: each group of Batch calls runs
+// in one bbolt transaction (one fsync).
+type groupCommitter struct {
+	db *bolt.DB
+	*commitQueue[*groupReq]
+}
+
 type groupReq struct {
 	fn  func(Tx) error
 	err chan error
 }
 
-// maxGroup bounds how many calls share one transaction.
-const maxGroup = 256
-
 func newGroupCommitter(db *bolt.DB) *groupCommitter {
-	g := &groupCommitter{db: db, reqs: make(chan *groupReq, maxGroup), done: make(chan struct{})}
-	go g.run()
+	g := &groupCommitter{db: db}
+	g.commitQueue = newCommitQueue(g.commit)
 	return g
 }
 
 // Batch implements Store.
 func (b *Bolt) Batch(ctx context.Context, fn func(Tx) error) error {
-	if err := ctx.Err(); err != nil {
+	r := &groupReq{fn: fn, err: make(chan error, 1)}
+	if err := b.group.submit(ctx, r); err != nil {
 		return err
 	}
-	r := &groupReq{fn: fn, err: make(chan error, 1)}
-	g := b.group
-	g.mu.RLock()
-	if g.closed {
-		g.mu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case g.reqs <- r:
-	case <-ctx.Done():
-		g.mu.RUnlock()
-		return ctx.Err()
-	}
-	g.mu.RUnlock()
 	return <-r.err
-}
-
-func (g *groupCommitter) close() {
-	g.mu.Lock()
-	if !g.closed {
-		g.closed = true
-		close(g.reqs)
-	}
-	g.mu.Unlock()
-	<-g.done
-}
-
-func (g *groupCommitter) run() {
-	defer close(g.done)
-	for first := range g.reqs {
-		group := []*groupReq{first}
-	drain:
-		for len(group) < maxGroup {
-			select {
-			case r, ok := <-g.reqs:
-				if !ok {
-					break drain
-				}
-				group = append(group, r)
-			default:
-				break drain
-			}
-		}
-		g.commit(group)
-	}
 }
 
 // commit runs the group in one transaction. If one call fails, the

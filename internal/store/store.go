@@ -171,3 +171,60 @@ func Count(tx Tx, bucket, prefix string) (int, error) {
 	err := tx.Scan(bucket, prefix, func(string, []byte) error { n++; return nil })
 	return n, err
 }
+
+// deleteChunk is how many records one DeleteWhere transaction deletes:
+// below etcd's default limit of 128 operations per Txn (a compare and a
+// delete each count once), with room for the bucket's version key.
+const deleteChunk = 100
+
+// DeleteWhere deletes every record of bucket with the prefix for which
+// doomed(key, value) is true, and returns how many went. It scans in a
+// View, then deletes in transactions of at most deleteChunk records, each
+// record read again and judged again in the transaction that deletes it
+// (one changed since the scan is kept if it no longer qualifies). So a
+// purge of many records never conflicts with writers of other keys, and
+// fits etcd's bound on one Txn; a crash between chunks leaves some doomed
+// records for the next purge, never a half-deleted one.
+func DeleteWhere(ctx context.Context, st Store, bucket, prefix string, doomed func(key string, value []byte) bool) (int, error) {
+	var keys []string
+	if err := st.View(ctx, func(tx Tx) error {
+		keys = keys[:0]
+		return tx.Scan(bucket, prefix, func(k string, v []byte) error {
+			if doomed(k, v) {
+				keys = append(keys, k)
+			}
+			return nil
+		})
+	}); err != nil {
+		return 0, err
+	}
+	total := 0
+	for i := 0; i < len(keys); i += deleteChunk {
+		chunk := keys[i:min(i+deleteChunk, len(keys))]
+		n := 0
+		err := st.Update(ctx, func(tx Tx) error {
+			n = 0
+			for _, k := range chunk {
+				v, err := tx.Get(bucket, k)
+				if errors.Is(err, ErrNotFound) {
+					continue
+				} else if err != nil {
+					return err
+				}
+				if !doomed(k, v) {
+					continue
+				}
+				if err := tx.Delete(bucket, k); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+	return total, nil
+}

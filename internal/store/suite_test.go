@@ -35,6 +35,7 @@ var suiteCases = []struct {
 	{"ReadYourWrites", suiteReadYourWrites},
 	{"SchemaVersion", suiteSchemaVersion},
 	{"PutTTLStores", suitePutTTLStores},
+	{"DeleteWhere", suiteDeleteWhere},
 }
 
 func runSuite(t *testing.T, h *harness) {
@@ -335,5 +336,32 @@ func suitePutTTLStores(t *testing.T, h *harness) {
 	}
 	if got := dump(t, b, BucketNonces); got["nonces/n1"] != "v1" {
 		t.Fatalf("after commit: %v", got)
+	}
+}
+
+// suiteDeleteWhere: DeleteWhere deletes the records that qualify, more
+// of them than one etcd Txn takes, and keeps the others.
+func suiteDeleteWhere(t *testing.T, h *harness) {
+	b := h.open(t)
+	ctx := context.Background()
+	for c := 0; c < 300; c += 100 {
+		if err := b.Update(ctx, func(tx Tx) error {
+			for i := c; i < c+100; i++ {
+				if err := tx.Put(BucketNonces, fmt.Sprintf("k%03d", i), []byte{byte(i % 3)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := DeleteWhere(ctx, b, BucketNonces, "", func(_ string, v []byte) bool { return v[0] != 0 })
+	if err != nil || n != 200 {
+		t.Fatalf("DeleteWhere: %d, %v; want 200", n, err)
+	}
+	left := dump(t, b, BucketNonces)
+	if len(left) != 100 || left["nonces/k000"] != "\x00" || left["nonces/k003"] != "\x00" {
+		t.Fatalf("%d left: %v", len(left), left["nonces/k000"])
 	}
 }
