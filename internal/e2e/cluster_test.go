@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/vpnlab"
+	"github.com/portcullis-gw/portcullis/linkmgr/agent"
 )
 
 // The cluster system test (issue 13): a real three-member etcd (Debian's
@@ -39,6 +40,7 @@ type clusterLab struct {
 	cl       *netlab.NS
 	nsA, nsB *netlab.NS
 	a, b     *gateway
+	adminA   *vpnlab.AdminClient
 	profile  *clientsdk.Profile
 }
 
@@ -70,6 +72,7 @@ func newClusterLab(t *testing.T) *clusterLab {
 	l.b = startGatewayWith(t, gwOpts{NS: l.nsB, Listen: clusterGWB + ":8443", Extra: extra("b")})
 	admin := l.a.ClientFrom(l.cl)
 	admin.Login(l.a.AdminPW)
+	l.adminA = admin
 	var (
 		org  api.Organization
 		user api.User
@@ -241,13 +244,94 @@ func TestClusterTwoGatewaysThreeEtcdMembers(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	})
 
-	// Gateway A runs the link elections (it campaigned first); SIGKILL it
-	// and B takes over once A's session lease runs out.
+	// Gateway A runs the link elections (it campaigned first). Link
+	// agents report to either gateway: each gets the leader's decisions
+	// with the other's address, learned through the store.
 	waitUntil(t, 10*time.Second, "A leading the link elections", func() bool { return l.a.status().LinkLeader == "a" })
 	if st := l.b.status(); st.Gateway != "b" || st.LinkLeader == "b" {
 		t.Fatalf("B's status while A leads: %+v", st)
 	}
+	adminB.Login(l.a.AdminPW)
+	agents := l.linkAgents(adminB)
+	a1viaB, b1viaA, b1viaB := agents["a1@b"], agents["b1@a"], agents["b1@b"]
+	peersWithB1 := func(st *api.LinkState) bool {
+		return st.Active && len(st.Peers) == 1 && st.Peers[0].RemoteAddress == clusterHostB1
+	}
+	waitUntil(t, 10*time.Second, "a1 (reporting to B) peering with b1 (reporting to A)", func() bool {
+		b1viaA.report(t)
+		return peersWithB1(a1viaB.report(t))
+	})
+
+	// SIGKILL A: B takes over once A's session lease runs out, and hands
+	// out the same state: the agents keep their tunnels' peers.
 	l.a.Kill()
 	took = waitUntil(t, 4*core.ElectionTTL, "B taking over the link elections", func() bool { return l.b.status().LinkLeader == "b" })
 	t.Logf("B took over the link elections %s after A was killed (session TTL %s)", took, core.ElectionTTL)
+	if st := a1viaB.report(t); !peersWithB1(st) {
+		t.Fatalf("a1's state from B after the takeover: %+v", st)
+	}
+	if st := b1viaB.report(t); !st.Active || len(st.Peers) != 1 || st.Peers[0].RemoteAddress != clusterHostA1 {
+		t.Fatalf("b1's state from B after the takeover: %+v", st)
+	}
+}
+
+// Link hosts' addresses on the segment.
+const (
+	clusterHostA1 = "10.230.0.21"
+	clusterHostB1 = "10.230.0.22"
+)
+
+// linkAgent is a link host's agent client bound to one gateway.
+type linkAgent struct {
+	cl   *agent.Client
+	addr string
+}
+
+func (a *linkAgent) report(t *testing.T) *api.LinkState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := a.cl.Report(ctx, &api.LinkReport{Version: 1, Address: a.addr, Reach: []api.LinkReach{}, Connections: []api.LinkConnection{}})
+	if err != nil {
+		t.Fatalf("report of %s: %v", a.addr, err)
+	}
+	return st
+}
+
+// linkAgents makes a link with two locations of one host each (a1, b1)
+// through A and returns their agents' clients for each gateway
+// ("a1@b": a1 reporting to B), each host reporting from its own address.
+func (l *clusterLab) linkAgents(adminB *vpnlab.AdminClient) map[string]*linkAgent {
+	t := l.t
+	var lk api.Link
+	l.adminA.Must("POST", "/link", api.LinkCreate{Name: "corp"}, &lk)
+	l.adminA.Must("POST", "/link/"+lk.ID+"/location", api.LocationCreate{Name: "a", Routes: []string{"10.1.0.0/24"}}, &lk)
+	l.adminA.Must("POST", "/link/"+lk.ID+"/location", api.LocationCreate{Name: "b", Routes: []string{"10.2.0.0/24"}}, &lk)
+	l.adminA.Must("POST", "/link/"+lk.ID+"/location/"+lk.Locations[0].ID+"/host", api.HostCreate{Name: "a1", Timeout: 60}, &lk)
+	l.adminA.Must("POST", "/link/"+lk.ID+"/location/"+lk.Locations[1].ID+"/host", api.HostCreate{Name: "b1", Timeout: 60}, &lk)
+	ifName := "wan0"
+	for _, a := range []string{clusterHostA1, clusterHostB1} {
+		l.cl.MustIP("addr", "add", a+"/24", "dev", ifName)
+	}
+	out := map[string]*linkAgent{}
+	for _, gw := range []struct {
+		name  string
+		g     *gateway
+		admin *vpnlab.AdminClient
+	}{{"a", l.a, l.adminA}, {"b", l.b, adminB}} {
+		for i, h := range []struct{ name, addr string }{{"a1", clusterHostA1}, {"b1", clusterHostB1}} {
+			var u api.HostURI
+			gw.admin.Must("GET", "/link/"+lk.ID+"/location/"+lk.Locations[i].ID+"/host/"+lk.Locations[i].Hosts[0].ID+"/uri", nil, &u)
+			uri, err := agent.ParseURI(u.URI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc := gw.g.TLSConfig()
+			tc.ServerName = strings.TrimSuffix(strings.TrimPrefix(gw.g.URL, "https://"), ":8443")
+			cl := agent.NewClient(uri, tc)
+			cl.SetDialer(vpnlab.DialIn(l.cl, h.addr))
+			out[h.name+"@"+gw.name] = &linkAgent{cl: cl, addr: h.addr}
+		}
+	}
+	return out
 }
