@@ -30,6 +30,7 @@ type Cluster struct {
 	t       testing.TB
 	bin     string
 	token   string
+	flags   []string
 	members []*Member
 }
 
@@ -71,14 +72,15 @@ func (b *lockedBuffer) String() string {
 // Start starts a cluster of n members (1 or 3 in practice) and waits until
 // every member reports healthy. It needs the etcd binary (Debian's
 // etcd-server): without it the test skips, or fails under
-// PORTCULLIS_REQUIRE_SYSTEM=1.
-func Start(t testing.TB, n int) *Cluster {
+// PORTCULLIS_REQUIRE_SYSTEM=1. flags are added to every member's command
+// line (e.g. "--max-txn-ops", "1024").
+func Start(t testing.TB, n int, flags ...string) *Cluster {
 	t.Helper()
 	bin := testenv.NeedBinary(t, "etcd", "etcd-server")
 	if n < 1 {
 		t.Fatalf("etcdlab: %d members", n)
 	}
-	c := &Cluster{t: t, bin: bin, token: fmt.Sprintf("lab-%d", time.Now().UnixNano())}
+	c := &Cluster{t: t, bin: bin, token: fmt.Sprintf("lab-%d", time.Now().UnixNano()), flags: flags}
 	for i := range n {
 		dir := t.TempDir()
 		if err := os.Chmod(dir, 0o700); err != nil { // etcd warns otherwise
@@ -160,7 +162,7 @@ func (c *Cluster) start(m *Member, state string) error {
 	if m.cmd != nil {
 		return fmt.Errorf("member %s is running", m.Name)
 	}
-	cmd := exec.Command(c.bin,
+	cmd := exec.Command(c.bin, append([]string{
 		"--name", m.Name,
 		"--data-dir", m.dataDir,
 		"--listen-client-urls", m.ClientURL,
@@ -173,7 +175,7 @@ func (c *Cluster) start(m *Member, state string) error {
 		"--heartbeat-interval", "50",
 		"--election-timeout", "500",
 		"--logger", "zap", "--log-outputs", "stderr",
-	)
+	}, c.flags...)...)
 	fmt.Fprintf(&m.log, "--- start (%s)\n", state)
 	cmd.Stdout = &m.log
 	cmd.Stderr = &m.log

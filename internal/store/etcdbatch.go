@@ -7,7 +7,7 @@ import (
 )
 
 // etcdGroup is the etcd side of the group commit (group.go): the Batch
-// calls that arrive while a Txn is in flight queue up, and the next round
+// calls that arrive while Txns are in flight queue up, and the next round
 // runs all their functions on one snapshot and commits them as one Txn —
 // one round trip through the leader's log for the lot — when their
 // footprints do not overlap: no call writes a key another read or wrote,
@@ -17,6 +17,8 @@ import (
 type etcdGroup struct {
 	e *Etcd
 	*commitQueue[*etcdReq]
+	slots    chan struct{} // one per round in flight
+	inflight sync.WaitGroup
 	// statsMu guards the figures: calls committed inside a group of two
 	// or more, and grouped Txns sent.
 	statsMu       sync.Mutex
@@ -33,14 +35,30 @@ type etcdReq struct {
 // groupAttempts is how many rounds a call may lose before it commits alone.
 const groupAttempts = 3
 
+// roundsInFlight is how many rounds may be committing at once: etcd
+// batches concurrent proposals into one raft entry itself, so one round at
+// a time would leave the leader idle while a round reads and commits.
+const roundsInFlight = 4
+
 func newEtcdGroup(e *Etcd) *etcdGroup {
-	g := &etcdGroup{e: e}
+	g := &etcdGroup{e: e, slots: make(chan struct{}, roundsInFlight)}
 	g.commitQueue = newCommitQueue(func(group []*etcdReq) {
-		for len(group) > 0 {
-			group = g.round(group)
-		}
+		g.slots <- struct{}{}
+		g.inflight.Add(1)
+		go func() { // joined by close
+			defer func() { <-g.slots; g.inflight.Done() }()
+			for len(group) > 0 {
+				group = g.round(group)
+			}
+		}()
 	})
 	return g
+}
+
+// close commits what is queued and waits for the rounds in flight.
+func (g *etcdGroup) close() {
+	g.commitQueue.close()
+	g.inflight.Wait()
 }
 
 // Batch implements Store.
