@@ -124,5 +124,15 @@ func (d *daemon) statusLine(ctx context.Context) string {
 		b.WriteString("; ")
 		b.WriteString(d.noticeLine())
 	}
+	if d.leader != nil {
+		role := "follower"
+		if d.leader.Leading() {
+			role = "leads the link elections"
+		}
+		fmt.Fprintf(&b, "; cluster gateway %s: %s", d.cfg.Cluster.Name, role)
+		if d.quorumLost {
+			b.WriteString(", store without quorum")
+		}
+	}
 	return b.String()
 }
