@@ -89,6 +89,10 @@ var mustAllow = []check{
 		return join(p.allow(t, coreT, webT, "process", "signal", "sigkill"),
 			p.allow(t, coreT, vpnT, "process", "signal", "sigkill"))
 	}},
+	{"core/connect-etcd", func(t *testing.T, p *policy) error {
+		// The cluster store's members (docs/cluster.md).
+		return p.allow(t, coreT, "portcullis_etcd_port_t", "tcp_socket", "name_connect")
+	}},
 	{"core/started-by-systemd", func(t *testing.T, p *policy) error {
 		return p.transition(t, "init_t", "portcullis_exec_t", coreT)
 	}},
