@@ -122,7 +122,9 @@ func (f *follower) apply(c store.Change) {
 	switch {
 	case c.Reset:
 		f.dirty = true
+		a.limits.invalidate()
 	case c.Deleted:
+		a.limits.revoked(c.Key, a.cfg.Now())
 		exp, ok := f.seen[c.Key]
 		delete(f.seen, c.Key)
 		if ok && exp.After(a.cfg.Now().Add(refreshSlack)) {
@@ -135,6 +137,9 @@ func (f *follower) apply(c store.Change) {
 			f.dirty = true
 			return
 		}
+		// Every gateway counts every approval against its user's limits,
+		// whichever server it is for.
+		a.limits.observe(&ap, a.cfg.Now())
 		left := ap.Expires.Sub(a.cfg.Now())
 		if left <= 0 || !a.placed(&ap) {
 			return

@@ -34,9 +34,12 @@ type followRig struct {
 	done     chan struct{}
 }
 
-func newFollowRig(t *testing.T) *followRig {
+func newFollowRig(t *testing.T, tweaks ...func(*Approver)) *followRig {
 	f := newFixture(t)
 	f.a.cfg.OwnPortsOnly = true
+	for _, tw := range tweaks {
+		tw(f.a) // before Follow runs
+	}
 	r := &followRig{f: f, w: &chanWatcher{ch: make(chan store.Change, 16)}, done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -181,5 +184,31 @@ func TestOwnPortsOnlyApprovalOpensNothingForAnotherGatewaysServer(t *testing.T) 
 	f.now = f.now.Add(time.Second)
 	if out := f.approve(f.request(reqOpts{})); !out.Allowed || len(f.gate.allowed) == 0 {
 		t.Fatalf("own server's approval: allowed %v, opened %v", out.Allowed, f.gate.allowed)
+	}
+}
+
+// An approval granted through another gateway counts against its user's
+// per-minute limit here too.
+func TestFollowCountsOtherGatewaysApprovalsInTheUserLimits(t *testing.T) {
+	r := newFollowRig(t, func(a *Approver) { a.limits = newUserLimits(0, 2) })
+	f := r.f
+	if out := f.approve(f.request(reqOpts{})); !out.Allowed {
+		t.Fatalf("first approval denied: %s", out.Reason)
+	}
+	elsewhere := &Approval{Token: "tok-elsewhere", UserID: userID, ServerID: serverID, Protocol: "udp", Port: 1194,
+		Addrs: []netip.Addr{netip.MustParseAddr("203.0.113.9")}, Created: f.now, Expires: f.now.Add(time.Minute)}
+	if err := f.st.Update(context.Background(), func(tx store.Tx) error {
+		return store.PutJSON(tx, store.BucketApprovals, elsewhere.Token, elsewhere)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.put(t, elsewhere)
+	waitFor(t, "the other gateway's approval counted", func() bool {
+		f.a.limits.mu.Lock()
+		defer f.a.limits.mu.Unlock()
+		return len(f.a.limits.users[userID]) == 2
+	})
+	if out := f.approve(f.request(reqOpts{})); out.Allowed || out.Reason != reasonTooManyApprovals {
+		t.Fatalf("third approval in a minute (one through another gateway): allowed %v, reason %q", out.Allowed, out.Reason)
 	}
 }

@@ -31,7 +31,8 @@ const rateWindow = time.Minute
 
 // userLimits tracks, per user, the approvals granted in the last minute and
 // the firewall elements of the live ones, in memory: loaded from the store
-// on first use, then kept in step by every approval, revocation and purge.
+// on first use, then kept in step by every approval, revocation and purge,
+// and in a cluster by the approvals of the other gateways (Follow).
 // A grant is reserved before its store commit and released if the commit
 // does not happen, so concurrent approvals of one user cannot pass the
 // caps together.
@@ -181,4 +182,41 @@ func (l *userLimits) sweep(now time.Time) {
 	for u := range l.users {
 		l.prune(u, now)
 	}
+}
+
+// observe counts an approval another gateway of a cluster granted (seen by
+// Follow), unless it is counted already; before the first load the load
+// will read it from the store.
+func (l *userLimits) observe(ap *Approval, now time.Time) {
+	g := grantOf(ap)
+	if !g.keep(now) {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.loaded {
+		return
+	}
+	for _, have := range l.users[ap.UserID] {
+		if have.token == ap.Token {
+			return
+		}
+	}
+	l.users[ap.UserID] = append(l.users[ap.UserID], g)
+}
+
+// revoked drops the grant of a deleted approval that had time left (a
+// revocation through another gateway); one deleted at its expiry still
+// counts in the rate window.
+func (l *userLimits) revoked(token string, now time.Time) {
+	l.forget(func(_ string, g *grant) bool { return g.token == token && g.expires.After(now.Add(refreshSlack)) })
+}
+
+// invalidate has the next reservation load every approval afresh (the
+// shared store's watch was lost: approvals may have come and gone).
+func (l *userLimits) invalidate() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.loaded = false
+	l.users = map[string][]grant{}
 }
