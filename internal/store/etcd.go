@@ -70,8 +70,9 @@ const (
 	defaultEtcdPrefix  = "/portcullis/"
 	defaultEtcdTimeout = 5 * time.Second
 	defaultMaxTxnOps   = 128
-	// maxAttempts bounds how often Update/Batch run fn on conflicts.
-	maxAttempts = 16
+	// maxAttempts bounds how often Update/Batch run fn on conflicts (with
+	// the back-off, about a second and a half of trying at the most).
+	maxAttempts = 32
 )
 
 // Etcd is the etcd backend. Its methods are safe for concurrent use.
@@ -358,7 +359,7 @@ func (e *Etcd) backoff(ctx context.Context, attempt int) error {
 	if attempt >= maxAttempts {
 		return fmt.Errorf("etcd commit: %d attempts: %w", attempt, ErrConflict)
 	}
-	d := time.Duration(1<<min(attempt, 7)) * 200 * time.Microsecond
+	d := time.Duration(1<<min(attempt, 6)) * 500 * time.Microsecond
 	d = d/2 + rand.N(d)
 	t := time.NewTimer(d)
 	defer t.Stop()
