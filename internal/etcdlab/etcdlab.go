@@ -27,12 +27,12 @@ const StartTimeout = 30 * time.Second
 
 // Cluster is a running etcd cluster.
 type Cluster struct {
-	t       testing.TB
-	bin     string
-	token   string
-	flags   []string
+	t     testing.TB
+	bin   string
+	token string
+	flags []string
 	// TLS holds the files of a cluster started with StartTLS, else nil.
-	TLS *TLSFiles
+	TLS     *TLSFiles
 	members []*Member
 }
 
