@@ -27,17 +27,19 @@ const StartTimeout = 30 * time.Second
 
 // Cluster is a running etcd cluster.
 type Cluster struct {
-	t       testing.TB
-	bin     string
-	token   string
-	flags   []string
+	t     testing.TB
+	bin   string
+	token string
+	flags []string
+	// TLS holds the files of a cluster started with StartTLS, else nil.
+	TLS     *TLSFiles
 	members []*Member
 }
 
 // Member is one etcd process.
 type Member struct {
 	Name      string
-	ClientURL string // http://127.0.0.1:port
+	ClientURL string // http://127.0.0.1:port (https with StartTLS)
 	PeerURL   string
 	dataDir   string
 
@@ -76,11 +78,20 @@ func (b *lockedBuffer) String() string {
 // line (e.g. "--max-txn-ops", "1024").
 func Start(t testing.TB, n int, flags ...string) *Cluster {
 	t.Helper()
+	return start(t, n, nil, flags)
+}
+
+func start(t testing.TB, n int, tlsFiles *TLSFiles, flags []string) *Cluster {
+	t.Helper()
 	bin := testenv.NeedBinary(t, "etcd", "etcd-server")
 	if n < 1 {
 		t.Fatalf("etcdlab: %d members", n)
 	}
-	c := &Cluster{t: t, bin: bin, token: fmt.Sprintf("lab-%d", time.Now().UnixNano()), flags: flags}
+	c := &Cluster{t: t, bin: bin, token: fmt.Sprintf("lab-%d", time.Now().UnixNano()), flags: flags, TLS: tlsFiles}
+	scheme := "http://"
+	if tlsFiles != nil {
+		scheme = "https://"
+	}
 	for i := range n {
 		dir := t.TempDir()
 		if err := os.Chmod(dir, 0o700); err != nil { // etcd warns otherwise
@@ -88,7 +99,7 @@ func Start(t testing.TB, n int, flags ...string) *Cluster {
 		}
 		c.members = append(c.members, &Member{
 			Name:      fmt.Sprintf("m%d", i),
-			ClientURL: "http://" + freeAddr(t),
+			ClientURL: scheme + freeAddr(t),
 			PeerURL:   "http://" + freeAddr(t),
 			dataDir:   dir,
 		})
@@ -233,7 +244,7 @@ func (c *Cluster) Restart(i int) {
 	}
 	deadline := time.Now().Add(StartTimeout)
 	for {
-		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(m.ClientURL, "http://"), time.Second)
+		conn, err := net.DialTimeout("tcp", hostPort(m.ClientURL), time.Second)
 		if err == nil {
 			conn.Close()
 			return
@@ -248,7 +259,10 @@ func (c *Cluster) Restart(i int) {
 // WaitHealthy waits until every running member answers /health with
 // true (it has a leader and serves), or ctx ends.
 func (c *Cluster) WaitHealthy(ctx context.Context) error {
-	client := &http.Client{Timeout: time.Second}
+	client, err := c.httpClient()
+	if err != nil {
+		return fmt.Errorf("etcd health client: %w", err)
+	}
 	for _, m := range c.members {
 		if !m.Running() {
 			continue
@@ -283,4 +297,10 @@ func health(ctx context.Context, client *http.Client, url string) (bool, string)
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	return strings.Contains(string(body), `"health":"true"`), string(body)
+}
+
+// hostPort is the host:port of a URL.
+func hostPort(url string) string {
+	_, hp, _ := strings.Cut(url, "://")
+	return hp
 }

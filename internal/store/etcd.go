@@ -22,7 +22,25 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// The etcd backend (a cluster of gateways sharing one state).
+// ErrConflict is returned when a transaction kept losing to concurrent
+// writers for every attempt: nothing was written.
+var ErrConflict = errors.New("transaction conflicted with concurrent writers")
+
+// ErrTooLarge is returned for a transaction with more operations than
+// etcd takes in one Txn (EtcdConfig.MaxTxnOps): nothing was written.
+var ErrTooLarge = errors.New("transaction too large for one etcd Txn")
+
+const (
+	defaultEtcdPrefix  = "/portcullis/"
+	defaultEtcdTimeout = 5 * time.Second
+	defaultMaxTxnOps   = 128
+	// maxAttempts bounds how often Update/Batch run fn on conflicts (with
+	// the back-off, about a second and a half of trying at the most).
+	maxAttempts = 32
+)
+
+// Etcd is the etcd backend: a cluster of gateways sharing one state
+// (docs/etcd-store.md). Its methods are safe for concurrent use.
 //
 // # Key layout
 //
@@ -57,24 +75,6 @@ import (
 // etcd bounds the operations of one Txn (--max-txn-ops, 128 by default):
 // a transaction larger than EtcdConfig.MaxTxnOps fails with a clear error
 // instead of at the server.
-
-// ErrConflict is returned when a transaction kept losing to concurrent
-// writers for every attempt: nothing was written.
-var ErrConflict = errors.New("transaction conflicted with concurrent writers")
-
-// ErrTooLarge is returned for a transaction with more operations than
-// etcd takes in one Txn (EtcdConfig.MaxTxnOps): nothing was written.
-var ErrTooLarge = errors.New("transaction too large for one etcd Txn")
-
-const (
-	defaultEtcdPrefix  = "/portcullis/"
-	defaultEtcdTimeout = 5 * time.Second
-	defaultMaxTxnOps   = 128
-	// maxAttempts bounds how often Update/Batch run fn on conflicts.
-	maxAttempts = 16
-)
-
-// Etcd is the etcd backend. Its methods are safe for concurrent use.
 type Etcd struct {
 	cli     *clientv3.Client
 	cfg     EtcdConfig
@@ -358,7 +358,7 @@ func (e *Etcd) backoff(ctx context.Context, attempt int) error {
 	if attempt >= maxAttempts {
 		return fmt.Errorf("etcd commit: %d attempts: %w", attempt, ErrConflict)
 	}
-	d := time.Duration(1<<min(attempt, 7)) * 200 * time.Microsecond
+	d := time.Duration(1<<min(attempt, 6)) * 500 * time.Microsecond
 	d = d/2 + rand.N(d)
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -39,7 +39,7 @@ func TestEtcdNoLostUpdate(t *testing.T) {
 	}
 	const workers, each = 8, 10
 	var wg sync.WaitGroup
-	errs := make(chan error, 4*workers*each)
+	var ok, conflicts atomic.Int32
 	for i := range workers {
 		for _, st := range []*Etcd{a, b} {
 			wg.Add(1)
@@ -50,21 +50,26 @@ func TestEtcdNoLostUpdate(t *testing.T) {
 					if i%2 == 1 {
 						call = st.Batch
 					}
-					if err := call(ctx, incr); err != nil {
-						errs <- err
+					switch err := call(ctx, incr); {
+					case err == nil:
+						ok.Add(1)
+					case errors.Is(err, ErrConflict):
+						conflicts.Add(1) // reported, not lost: allowed under this contention
+					default:
+						t.Errorf("increment: %v", err)
 					}
 				}
 			}()
 		}
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Errorf("increment: %v", err)
-	}
+	t.Logf("%d increments committed, %d gave up with ErrConflict", ok.Load(), conflicts.Load())
 	got := dump(t, a, BucketMeta)["meta/counter"]
-	if want := strconv.Itoa(2 * workers * each); got != want {
-		t.Fatalf("counter = %s, want %s: updates were lost", got, want)
+	if want := strconv.Itoa(int(ok.Load())); got != want {
+		t.Fatalf("counter = %s, want %s (the committed increments): updates were lost", got, want)
+	}
+	if ok.Load() < 2*workers*each/2 {
+		t.Fatalf("only %d of %d increments committed", ok.Load(), 2*workers*each)
 	}
 }
 
@@ -308,7 +313,8 @@ func TestEtcdLosesQuorum(t *testing.T) {
 	c := etcdlab.Start(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	st, err := OpenEtcd(ctx, EtcdConfig{Endpoints: c.Endpoints(), Prefix: newPrefix(), RequestTimeout: time.Second}, nil)
+	st, err := OpenEtcd(ctx, EtcdConfig{Endpoints: c.Endpoints(), Prefix: newPrefix(), RequestTimeout: time.Second},
+		slog.New(slog.NewTextHandler(tWriter{t}, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,21 +342,41 @@ func TestEtcdLosesQuorum(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	// A watch of the bucket, read all along: after quorum is lost and
-	// back it must send a new Reset, then the changes made since.
-	type seen struct {
-		c  Change
-		at time.Time
-	}
+	// A watch of the bucket, followed all along as the contract asks: on
+	// a Reset the receiver re-reads the bucket, then applies the changes.
+	// After quorum is lost and back it must have sent a new Reset, and
+	// its model must hold what was written after the return.
 	var wmu sync.Mutex
-	var watched []seen
+	model := map[string]string{}
+	var lastReset time.Time
 	wctx, wcancel := context.WithCancel(ctx)
 	wdone := make(chan struct{})
 	go func() { // stopped by wcancel below
 		defer close(wdone)
 		for c := range st.WatchBucket(wctx, BucketOrgs) {
+			if !c.Reset {
+				wmu.Lock()
+				if c.Deleted {
+					delete(model, c.Key)
+				} else {
+					model[c.Key] = string(c.Value)
+				}
+				wmu.Unlock()
+				continue
+			}
+			fresh := map[string]string{}
+			for wctx.Err() == nil { // a re-read may fail while there is no quorum
+				clear(fresh)
+				err := st.View(wctx, func(tx Tx) error {
+					return tx.Scan(BucketOrgs, "", func(k string, v []byte) error { fresh[k] = string(v); return nil })
+				})
+				if err == nil {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 			wmu.Lock()
-			watched = append(watched, seen{c, time.Now()})
+			model, lastReset = fresh, time.Now()
 			wmu.Unlock()
 		}
 	}()
@@ -380,26 +406,18 @@ func TestEtcdLosesQuorum(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually("write after the members returned", func() error { return pair("back") })
-	// The watch: a Reset after the quorum was lost, then "back".
+	// The watch: a Reset after the quorum was lost, and "back" in the
+	// model built from it.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		wmu.Lock()
-		reset, back := false, false
-		for _, w := range watched {
-			if w.c.Reset && w.at.After(quorumLost) {
-				reset = true
-			}
-			if reset && w.c.Key == "back" {
-				back = true
-			}
-		}
-		n := len(watched)
+		reset, back := lastReset.After(quorumLost), model["back"] == "back"
 		wmu.Unlock()
-		if back {
+		if reset && back {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the watch did not reset and resume after the quorum came back (%d changes seen, reset %v)", n, reset)
+			t.Fatalf("the watch did not reset and resume after the quorum came back (reset %v, back %v)", reset, back)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -457,5 +475,44 @@ func TestEtcdTooLargeTransaction(t *testing.T) {
 	}
 	if got := dump(t, st, BucketUsers); len(got) != 0 {
 		t.Fatalf("a refused transaction wrote %d records", len(got))
+	}
+}
+
+// tWriter sends a store's log to t.Log.
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// TestEtcdTLS: with the client certificate, key and CA the store works
+// over TLS; without a client certificate the cluster refuses it.
+func TestEtcdTLS(t *testing.T) {
+	c := etcdlab.StartTLS(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := EtcdConfig{Endpoints: c.Endpoints(), CertFile: c.TLS.ClientCert, KeyFile: c.TLS.ClientKey, CAFile: c.TLS.CA,
+		Prefix: newPrefix(), RequestTimeout: 2 * time.Second, DialTimeout: 2 * time.Second}
+	st, err := OpenEtcd(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Update(ctx, func(tx Tx) error { return tx.Put(BucketOrgs, "o", []byte("tls")) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(t, st, BucketOrgs); got["orgs/o"] != "tls" {
+		t.Fatalf("over TLS: %v", got)
+	}
+	// Plain http to a TLS member (loopback, so the config is accepted):
+	// nothing works, and it says so.
+	plain := EtcdConfig{Endpoints: []string{strings.Replace(c.Endpoints()[0], "https://", "http://", 1)},
+		Prefix: newPrefix(), RequestTimeout: time.Second, DialTimeout: time.Second}
+	if st2, err := OpenEtcd(ctx, plain, nil); err == nil {
+		st2.Close()
+		t.Fatal("a client without TLS was served by a TLS member")
+	} else {
+		t.Logf("without TLS: %v", err)
 	}
 }

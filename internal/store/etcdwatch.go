@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -73,40 +74,35 @@ func (e *Etcd) watchLoop(ctx context.Context, bucket string, out chan<- Change) 
 		if e.watchHook != nil {
 			e.watchHook()
 		}
+		// A watcher of its own per attempt: a new gRPC stream, never one
+		// the client is still tearing down after a lost leader (a watch
+		// put on such a stream was seen to hang without an error).
+		watcher := clientv3.NewWatcher(e.cli)
 		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		wch := e.cli.Watch(wctx, base, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		// Watch blocks until the client has a stream for it, which it may
+		// wait for without end (seen after a quorum came back): bounded.
+		wchc := make(chan clientv3.WatchChan, 1)
+		go func() { wchc <- watcher.Watch(wctx, base, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) }()
+		var wch clientv3.WatchChan
 		lost := ""
-		for lost == "" {
-			wr, ok := <-wch
-			switch {
-			case !ok:
-				lost = "watch channel closed"
-			case wr.CompactRevision != 0:
-				lost = "compacted"
-			case wr.Canceled || wr.Err() != nil:
-				lost = "cancelled"
-				if err := wr.Err(); err != nil {
-					lost = err.Error()
-				}
-			}
-			if lost != "" {
-				break
-			}
-			for _, ev := range wr.Events {
-				c := Change{Key: strings.TrimPrefix(string(ev.Kv.Key), base)}
-				if ev.Type == mvccpb.DELETE {
-					c.Deleted = true
-				} else {
-					c.Value = ev.Kv.Value
-				}
-				if !send(c) {
-					wcancel()
-					return
-				}
-			}
-			delay = 100 * time.Millisecond
+		select {
+		case wch = <-wchc:
+		case <-time.After(e.cfg.RequestTimeout):
+			lost = "the watch did not start within the request timeout"
+			wcancel() // ends the Watch call
+			wch = <-wchc
+		}
+		probed := e.probeWatch(wctx, watcher)
+		started := time.Now()
+		if lost == "" {
+			lost = e.followWatch(wctx, wch, base, send)
+		}
+		if time.Since(started) > 10*time.Second {
+			delay = 100 * time.Millisecond // it had worked: retry soon
 		}
 		wcancel()
+		<-probed
+		_ = watcher.Close()
 		if ctx.Err() != nil {
 			return
 		}
@@ -115,5 +111,76 @@ func (e *Etcd) watchLoop(ctx context.Context, bucket string, out chan<- Change) 
 			return
 		}
 		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// watchProbe is how often a quiet watch asks the server for a progress
+// notice; a watch that hears nothing (no event, no notice) for
+// watchProbe + RequestTimeout is taken as lost: a member cut off from the
+// rest of the cluster, or a stream that hangs, never leaves a gateway
+// deaf without a Reset.
+const watchProbe = 2 * time.Second
+
+// probeWatch asks for a progress notice every watchProbe until ctx ends;
+// the returned channel closes when it has stopped.
+func (e *Etcd) probeWatch(ctx context.Context, w clientv3.Watcher) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { // owned by the watch attempt: stops with ctx, joined through done
+		defer close(done)
+		t := time.NewTicker(watchProbe)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = w.RequestProgress(ctx) // the same stream as the watch (same context metadata)
+			}
+		}
+	}()
+	return done
+}
+
+// followWatch passes the watch's events on until the watch is lost, and
+// says why; "" when ctx ended or the receiver went.
+func (e *Etcd) followWatch(ctx context.Context, wch clientv3.WatchChan, base string, send func(Change) bool) string {
+	stall := watchProbe + e.cfg.RequestTimeout
+	check := time.NewTicker(watchProbe / 2)
+	defer check.Stop()
+	heard := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-check.C:
+			if time.Since(heard) > stall {
+				return fmt.Sprintf("nothing heard for %v", time.Since(heard).Round(time.Millisecond))
+			}
+			continue
+		case wr, ok := <-wch:
+			switch {
+			case !ok:
+				return "watch channel closed"
+			case wr.CompactRevision != 0:
+				return "compacted"
+			case wr.Canceled || wr.Err() != nil:
+				if err := wr.Err(); err != nil {
+					return err.Error()
+				}
+				return "cancelled"
+			}
+			heard = time.Now()
+			for _, ev := range wr.Events {
+				c := Change{Key: strings.TrimPrefix(string(ev.Kv.Key), base)}
+				if ev.Type == mvccpb.DELETE {
+					c.Deleted = true
+				} else {
+					c.Value = ev.Kv.Value
+				}
+				if !send(c) {
+					return ""
+				}
+			}
+		}
 	}
 }

@@ -1,5 +1,6 @@
 // Package store owns the core's persistent state: a transactional key-value
-// Store interface, the embedded bbolt backend, the schema version and its
+// Store interface, the embedded bbolt backend (the default), the etcd
+// backend for a cluster of gateways (etcd.go), the schema version and its
 // migrations, and typed JSON helpers. Every write happens inside one
 // transaction, so a crash leaves each record either whole or absent.
 //
