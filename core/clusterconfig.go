@@ -37,6 +37,9 @@ type StoreConfig struct {
 	// read or commit (past it: 503 store_unavailable).
 	DialTimeout    config.Duration `toml:"dial_timeout"`
 	RequestTimeout config.Duration `toml:"request_timeout"`
+	// MaxTxnOps is the members' --max-txn-ops: the most operations the
+	// store puts in one etcd transaction.
+	MaxTxnOps config.Int `toml:"max_txn_ops"`
 }
 
 // ClusterConfig is the [cluster] table.
@@ -124,7 +127,7 @@ func (c Config) checkCluster() (StoreSettings, ClusterSettings, error) {
 		return out, cs, bad("store.prefix", "%q must start and end with '/' (e.g. \"/portcullis/\")", s.Prefix)
 	}
 	out.Etcd = store.EtcdConfig{Endpoints: append([]string(nil), s.Endpoints...), CertFile: s.CertFile, KeyFile: s.KeyFile,
-		CAFile: s.CAFile, Prefix: s.Prefix, DialTimeout: s.DialTimeout.D, RequestTimeout: s.RequestTimeout.D}
+		CAFile: s.CAFile, Prefix: s.Prefix, DialTimeout: s.DialTimeout.D, RequestTimeout: s.RequestTimeout.D, MaxTxnOps: s.MaxTxnOps.N}
 	return out, cs, nil
 }
 

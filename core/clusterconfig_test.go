@@ -30,6 +30,7 @@ func TestClusterConfigErrorsNameTheKey(t *testing.T) {
 		{"[store]\nbackend = \"etcd\"\nendpoints = [\"https://e1:2379\"]\ncert_file = \"/nonexistent\"\nkey_file = \"/x\"\nca_file = \"/x\"\n[cluster]\nname = \"a\"", "store.cert_file", "no such file"},
 		{"[store]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nprefix = \"portcullis\"\n[cluster]\nname = \"a\"", "store.prefix", "start and end"},
 		{"[store]\nrequest_timeout = \"1ms\"", "store.request_timeout", ""},
+		{"[store]\nmax_txn_ops = 8", "store.max_txn_ops", ""},
 	}
 	for _, tc := range cases {
 		_, err := loadChecked(t, tc.toml)
@@ -47,13 +48,13 @@ func TestClusterConfigAccepted(t *testing.T) {
 	if c.Clustered() || c.Store.Backend != BackendBolt || c.Cluster.Name == "" {
 		t.Fatalf("defaults: %+v %+v", c.Store, c.Cluster)
 	}
-	c, err = loadChecked(t, "[store]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\", \"http://localhost:22379\"]\nprefix = \"/pc-test/\"\nrequest_timeout = \"2s\"\n[cluster]\nname = \"gw-a\"")
+	c, err = loadChecked(t, "[store]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\", \"http://localhost:22379\"]\nprefix = \"/pc-test/\"\nrequest_timeout = \"2s\"\nmax_txn_ops = 1024\n[cluster]\nname = \"gw-a\"")
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := c.Store.Etcd
 	if !c.Clustered() || c.Cluster.Name != "gw-a" || len(e.Endpoints) != 2 || e.Prefix != "/pc-test/" ||
-		e.RequestTimeout != 2*time.Second || e.DialTimeout != 5*time.Second {
+		e.RequestTimeout != 2*time.Second || e.DialTimeout != 5*time.Second || e.MaxTxnOps != 1024 {
 		t.Fatalf("etcd settings: %+v %+v", c.Cluster, e)
 	}
 }

@@ -187,7 +187,8 @@ func DefaultConfig() Config {
 		Audit: AuditConfig{MaxAge: config.Duration{D: 90 * 24 * time.Hour, Min: 0, Max: 10 * 365 * 24 * time.Hour}},
 		Store: StoreConfig{Backend: BackendBolt, Prefix: "/portcullis/",
 			DialTimeout:    config.Duration{D: 5 * time.Second, Min: 100 * time.Millisecond, Max: time.Minute},
-			RequestTimeout: config.Duration{D: 5 * time.Second, Min: 100 * time.Millisecond, Max: time.Minute}},
+			RequestTimeout: config.Duration{D: 5 * time.Second, Min: 100 * time.Millisecond, Max: time.Minute},
+			MaxTxnOps:      config.Int{N: 128, Min: 16, Max: 1 << 16}},
 	}
 }
 
