@@ -516,3 +516,40 @@ func TestEtcdTLS(t *testing.T) {
 		t.Logf("without TLS: %v", err)
 	}
 }
+
+// TestEtcdSnapshotCompactedRetries: a transaction whose snapshot is
+// compacted away while it runs runs again on a fresh one.
+func TestEtcdSnapshotCompactedRetries(t *testing.T) {
+	c := etcdlab.Start(t, 1)
+	st := openEtcdTest(t, c.Endpoints(), newPrefix())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	runs := 0
+	err := st.Update(ctx, func(tx Tx) error {
+		runs++
+		if _, err := tx.Get(BucketOrgs, "a"); !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if runs == 1 { // move the cluster on and compact the snapshot away
+			for i := range 2 {
+				if _, err := st.Client().Put(ctx, "/elsewhere", fmt.Sprint(i)); err != nil {
+					return err
+				}
+			}
+			resp, err := st.Client().Get(ctx, "/elsewhere")
+			if err != nil {
+				return err
+			}
+			if _, err := st.Client().Compact(ctx, resp.Header.Revision); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Get(BucketOrgs, "b"); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return tx.Put(BucketOrgs, "a", []byte("1"))
+	})
+	if err != nil || runs != 2 {
+		t.Fatalf("Update: %v after %d runs, want success after 2", err, runs)
+	}
+}
