@@ -327,7 +327,13 @@ func (e *Etcd) Update(ctx context.Context, fn func(Tx) error) error {
 	}
 	for attempt := 1; ; attempt++ {
 		tx := e.newTx(ctx, 0, false)
-		if err := fn(tx); err != nil {
+		err := fn(tx)
+		if errors.Is(err, errSnapshotGone) {
+			if err := e.backoff(ctx, attempt); err != nil {
+				return err
+			}
+			continue
+		} else if err != nil {
 			return err
 		}
 		ok, err := e.commit(ctx, []*etcdTx{tx})

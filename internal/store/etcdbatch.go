@@ -159,6 +159,11 @@ func (g *etcdGroup) round(group []*etcdReq) (next []*etcdReq) {
 	fp := newFootprint()
 	nc, nw := 0, 0
 	for i, r := range group {
+		if errors.Is(errs[i], errSnapshotGone) && r.attempts < groupAttempts {
+			r.attempts++
+			next = append(next, r) // again, on a fresh snapshot
+			continue
+		}
 		if errs[i] != nil {
 			r.err <- errs[i] // its writes are dropped with its tx
 			continue

@@ -17,6 +17,9 @@ import (
 // ErrReadOnly is returned by a write in a View.
 var ErrReadOnly = errors.New("write in a read-only transaction")
 
+// errSnapshotGone: a transaction's snapshot revision was compacted.
+var errSnapshotGone = errors.New("the transaction's snapshot was compacted")
+
 // etcdWrite is one buffered write of a transaction.
 type etcdWrite struct {
 	bucket string // "" for bookkeeping keys (the sequence counter)
@@ -75,6 +78,11 @@ func (t *etcdTx) get(key string, opts ...clientv3.OpOption) (*clientv3.GetRespon
 		resp, err = t.e.cli.Get(ctx, key, opts...)
 	}
 	if err != nil {
+		if pinned && errors.Is(err, rpctypes.ErrCompacted) {
+			// The snapshot was compacted away under a long transaction:
+			// Update and Batch run the function again on a fresh one.
+			return nil, fmt.Errorf("read %s at revision %d: %w", key, *t.rev, errSnapshotGone)
+		}
 		return nil, t.e.wrap(t.ctx, "read "+key, err)
 	}
 	if *t.rev == 0 {
