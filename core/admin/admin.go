@@ -192,20 +192,36 @@ var dummyHash = sync.OnceValue(func() string {
 // EnsureInitialAdmin creates the admin account with a random password when
 // there is no admin at all. It returns the password only when it created it.
 // The password must be changed at the first login. reveal, when set, is
-// given the password before the account is committed: if it fails (the
-// password could not be shown or written), no account is made.
+// given the password once the account is committed, by the one process that
+// made it: if it fails (the password could not be shown or written), the
+// account is deleted again.
 func (s *Service) EnsureInitialAdmin(ctx context.Context, reveal func(password string) error) (password string, created bool, err error) {
+	var n int
+	if err := s.st.View(ctx, func(tx store.Tx) (err error) {
+		n, err = store.Count(tx, store.BucketAdmins, "")
+		return err
+	}); err != nil {
+		return "", false, fmt.Errorf("initial admin: %w", err)
+	}
+	if n > 0 {
+		return "", false, nil
+	}
+	pw, err := random.Alnum(20)
+	if err != nil {
+		return "", false, err
+	}
+	h, err := HashPassword(pw)
+	if err != nil {
+		return "", false, err
+	}
+	// The function may run more than once (a shared store retries it on a
+	// conflict, say another gateway of the cluster making its own initial
+	// admin at the same moment): it only decides and writes; the password
+	// is revealed after the commit, by the one that made the account.
 	err = s.st.Update(ctx, func(tx store.Tx) error {
+		created = false
 		n, err := store.Count(tx, store.BucketAdmins, "")
 		if err != nil || n > 0 {
-			return err
-		}
-		pw, err := random.Alnum(20)
-		if err != nil {
-			return err
-		}
-		h, err := HashPassword(pw)
-		if err != nil {
 			return err
 		}
 		now := s.now()
@@ -213,21 +229,36 @@ func (s *Service) EnsureInitialAdmin(ctx context.Context, reveal func(password s
 			Account{Username: InitialUsername, Hash: h, CreatedAt: now, UpdatedAt: now, MustChangePassword: true}); err != nil {
 			return err
 		}
-		if reveal != nil {
-			if err := reveal(pw); err != nil {
-				return err
-			}
-		}
-		password, created = pw, true
+		created = true
 		return nil
 	})
 	if err != nil {
 		return "", false, fmt.Errorf("initial admin: %w", err)
 	}
-	if created {
-		s.log.Info("created initial admin account", "username", InitialUsername)
+	if !created {
+		return "", false, nil
 	}
-	return password, created, nil
+	if reveal != nil {
+		if rerr := reveal(pw); rerr != nil {
+			// A password nobody was shown makes no account: take it back
+			// (unless it was changed meanwhile, which needs the password).
+			uerr := s.st.Update(ctx, func(tx store.Tx) error {
+				acc, err := store.GetJSON[Account](tx, store.BucketAdmins, InitialUsername)
+				if errors.Is(err, store.ErrNotFound) {
+					return nil
+				} else if err != nil {
+					return err
+				}
+				if acc.Hash != h {
+					return nil
+				}
+				return tx.Delete(store.BucketAdmins, InitialUsername)
+			})
+			return "", false, fmt.Errorf("initial admin: %w", errors.Join(rerr, uerr))
+		}
+	}
+	s.log.Info("created initial admin account", "username", InitialUsername)
+	return pw, true, nil
 }
 
 // ResetPassword sets a new random password for an existing admin, ends all
