@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/store"
+	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
 // viewErrStore is a Store whose reads fail with err.
@@ -50,5 +53,45 @@ func TestPlacementRuns(t *testing.T) {
 	// One gateway with its own store runs every server.
 	if !(placement{name: "gw-a"}).runs(&serverRecord{Gateways: []string{"gw-b"}}) {
 		t.Error("bolt: a server naming another gateway does not run")
+	}
+}
+
+// TestStoreCheckSeesRealQuorumLoss: against a real three-member etcd, the
+// store check notices when two members are gone (a View that read nothing
+// would have passed without a request) and when the quorum is back.
+func TestStoreCheckSeesRealQuorumLoss(t *testing.T) {
+	testenv.System(t, "real etcd cluster")
+	testenv.NeedBinary(t, "etcd", "etcd-server")
+	c := etcdlab.Start(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: c.Endpoints(), Prefix: "/store-check-test/",
+		RequestTimeout: time.Second, DialTimeout: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d := &daemon{log: logging.OrDiscard(nil), st: st}
+	if err := d.storeAnswers(ctx); err != nil || d.quorumLost {
+		t.Fatalf("healthy cluster: err %v, quorumLost %v", err, d.quorumLost)
+	}
+	c.Kill(1)
+	c.Kill(2)
+	if err := d.storeAnswers(ctx); err != nil || !d.quorumLost {
+		t.Fatalf("two of three members gone: err %v, quorumLost %v", err, d.quorumLost)
+	}
+	c.Restart(1)
+	c.Restart(2)
+	if err := c.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The client may need a moment to reconnect: bounded.
+	for i := 0; ; i++ {
+		if err := d.storeAnswers(ctx); err == nil && !d.quorumLost {
+			break
+		} else if i == 50 {
+			t.Fatalf("quorum back: err %v, quorumLost %v", err, d.quorumLost)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
