@@ -46,7 +46,7 @@ func (d *daemon) startCluster(context.Context) error {
 	wg.Go(func() { d.approver.Follow(ctx, w, d.svc.restoreFirewall) })
 	wg.Go(func() { d.followServers(ctx, w) })
 	d.leader = newLinkLeader(d.etcd.Client(), d.etcd.Prefix(), d.cfg.Cluster.Name, d.log)
-	d.svc.Links().SetCluster(d.cfg.Cluster.Name, d.leader.Leading)
+	d.svc.Links().SetCluster(d.cfg.Cluster.Name, d.leader)
 	wg.Go(func() { d.leader.run(ctx) })
 	wg.Go(func() { d.svc.Links().Follow(ctx, w) })
 	d.onStop(func() { cancel(); wg.Wait() })

@@ -28,7 +28,15 @@ import (
 // Keys in the link_secrets bucket, besides the secrets:
 //
 //	live/<host_id>    the host's last report or stop (liveRecord), with a lease
-//	active/<link_id>  the leader's active host per location (location -> host)
+//	active/<link_id>  the leader's decision (decision: its term, and the
+//	                  active host per location)
+//
+// A decision is written only while its leader still holds the election
+// (Leadership.PutIfLeading, fenced in etcd), and carries the leader's term,
+// which grows from leader to leader: a follower never applies a decision
+// older than one it applied for the link. A new leader writes all its
+// decisions when it starts, and again for a link whenever it sees a
+// decision of another term there.
 
 func liveKey(hostID string) string   { return "live/" + hostID }
 func activeKey(linkID string) string { return "active/" + linkID }
@@ -58,18 +66,49 @@ func liveTTL(l *linkmgr.Link, hostID string) time.Duration {
 	return ttl
 }
 
+// Leadership is the cluster's link election as this gateway takes part
+// in it (core's linkLeader).
+type Leadership interface {
+	// Term returns the term this gateway leads in now; ok is false
+	// while it does not lead (or cannot be sure it still does).
+	Term() (term int64, ok bool)
+	// PutIfLeading writes value at key of the link_secrets bucket if,
+	// and only if, this gateway still holds the election it won in term.
+	PutIfLeading(ctx context.Context, term int64, key string, value []byte) error
+}
+
+// decision is a leader's decision for one link, as stored.
+type decision struct {
+	Term   int64             `json:"term"`
+	Active map[string]string `json:"active"` // location -> host
+}
+
+// decodeDecision reads a stored decision; one written before decisions
+// had terms (a bare location -> host map) is of term 0.
+func decodeDecision(raw []byte) (decision, error) {
+	var d decision
+	if err := json.Unmarshal(raw, &d); err == nil && (d.Term != 0 || d.Active != nil) {
+		return d, nil
+	}
+	var active map[string]string
+	if err := json.Unmarshal(raw, &active); err != nil {
+		return decision{}, err
+	}
+	return decision{Active: active}, nil
+}
+
 // clusterState is this gateway's place in a cluster.
 type clusterState struct {
-	name    string      // cluster.name
-	leading func() bool // whether this gateway leads the link election now
+	name string     // cluster.name
+	lead Leadership // the link election
 }
 
 // SetCluster makes the service a cluster member: reports go into the
-// shared store, and its elections follow the leader's until leading says
+// shared store, and its elections follow the leader's until lead says
 // this gateway leads (Follow). Call it before Follow and before the routes
 // serve.
-func (s *Service) SetCluster(name string, leading func() bool) {
-	s.cluster = &clusterState{name: name, leading: leading}
+func (s *Service) SetCluster(name string, lead Leadership) {
+	s.cluster = &clusterState{name: name, lead: lead}
 	s.mgr.SetFollowing(true)
 }
 
@@ -103,7 +142,7 @@ func (s *Service) Follow(ctx context.Context, w store.Watcher) {
 	if s.cluster == nil {
 		return
 	}
-	f := &linkFollower{s: s, published: map[string]map[string]string{}}
+	f := newFollower(s)
 	changes := w.WatchBucket(ctx, store.BucketLinkSecrets)
 	// Links edited through any gateway: the elections here follow.
 	linkChanges := w.WatchBucket(ctx, store.BucketLinks)
@@ -131,13 +170,20 @@ func (s *Service) Follow(ctx context.Context, w store.Watcher) {
 
 // linkFollower is Follow's state.
 type linkFollower struct {
-	s       *Service
-	leading bool
-	// published are the decisions this gateway wrote while leading.
+	s    *Service
+	term int64 // the term this gateway leads in (0: following)
+	// published are the decisions this gateway wrote in its term.
 	published map[string]map[string]string
+	// applied is, per link, the term of the last decision applied (as a
+	// follower or written as the leader).
+	applied map[string]int64
 	// dirty: a fresh read is due (a Reset, a failed read, a leadership
 	// change); linksDirty: the links changed (or their watch reset).
 	dirty, linksDirty bool
+}
+
+func newFollower(s *Service) *linkFollower {
+	return &linkFollower{s: s, published: map[string]map[string]string{}, applied: map[string]int64{}}
 }
 
 func (f *linkFollower) tick(ctx context.Context) {
@@ -153,16 +199,21 @@ func (f *linkFollower) tick(ctx context.Context) {
 			f.dirty = true // the live records of new links' hosts
 		}
 	}
-	if now := s.cluster.leading(); now != f.leading {
-		f.leading = now
-		s.mgr.SetFollowing(!now)
+	term, ok := s.cluster.lead.Term()
+	if !ok {
+		term = 0
+	}
+	if term != f.term {
+		f.term = term
+		s.mgr.SetFollowing(term == 0)
+		// Leading: every decision is written anew, with this term.
 		f.published = map[string]map[string]string{}
-		f.dirty = f.dirty || !now // a follower again: the leader's decisions, read fresh
+		f.dirty = f.dirty || term == 0 // a follower again: the leader's decisions, read fresh
 	}
 	if f.dirty {
 		f.reload(ctx)
 	}
-	if f.leading {
+	if f.term != 0 {
 		f.publish(ctx)
 	}
 }
@@ -186,15 +237,34 @@ func (f *linkFollower) apply(ctx context.Context, c store.Change) {
 		if rec.Gateway != s.cluster.name {
 			f.applyLive(&rec)
 		}
-	case strings.HasPrefix(c.Key, "active/") && !f.leading:
-		var active map[string]string
-		if err := json.Unmarshal(c.Value, &active); err != nil {
+	case strings.HasPrefix(c.Key, "active/"):
+		d, err := decodeDecision(c.Value)
+		if err != nil {
 			s.log.Error("link decisions in the store do not decode", "key", c.Key, "err", err)
 			return
 		}
-		if l := s.cached(strings.TrimPrefix(c.Key, "active/")); l != nil {
-			s.mgr.Adopt(l, active)
+		f.decided(strings.TrimPrefix(c.Key, "active/"), d)
+	}
+}
+
+// decided takes a decision read from the store in: leading, one of
+// another term is written over (with this gateway's, next tick);
+// following, it is applied unless older than one applied for the link.
+func (f *linkFollower) decided(linkID string, d decision) {
+	s := f.s
+	if f.term != 0 {
+		if d.Term != f.term {
+			delete(f.published, linkID)
 		}
+		return
+	}
+	if d.Term < f.applied[linkID] {
+		s.log.Debug("link decision of an older leader ignored", "link_id", linkID, "term", d.Term, "applied_term", f.applied[linkID])
+		return
+	}
+	if l := s.cached(linkID); l != nil {
+		f.applied[linkID] = d.Term
+		s.mgr.Adopt(l, d.Active)
 	}
 }
 
@@ -223,7 +293,7 @@ func (f *linkFollower) applyLive(rec *liveRecord) {
 func (f *linkFollower) reload(ctx context.Context) {
 	s := f.s
 	var lives []liveRecord
-	actives := map[string]map[string]string{}
+	actives := map[string]decision{}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err := s.st.View(rctx, func(tx store.Tx) error {
@@ -232,11 +302,11 @@ func (f *linkFollower) reload(ctx context.Context) {
 			return err
 		}
 		return tx.Scan(store.BucketLinkSecrets, "active/", func(k string, v []byte) error {
-			var a map[string]string
-			if err := json.Unmarshal(v, &a); err != nil {
+			d, err := decodeDecision(v)
+			if err != nil {
 				return fmt.Errorf("decode %s: %w", k, err)
 			}
-			actives[strings.TrimPrefix(k, "active/")] = a
+			actives[strings.TrimPrefix(k, "active/")] = d
 			return nil
 		})
 	})
@@ -250,12 +320,8 @@ func (f *linkFollower) reload(ctx context.Context) {
 	for i := range lives {
 		f.applyLive(&lives[i])
 	}
-	if !f.leading {
-		for id, a := range actives {
-			if l := s.cached(id); l != nil {
-				s.mgr.Adopt(l, a)
-			}
-		}
+	for id, d := range actives {
+		f.decided(id, d)
 	}
 	f.dirty = false
 }
@@ -272,18 +338,19 @@ func (f *linkFollower) publish(ctx context.Context) {
 		if old, ok := f.published[l.ID]; ok && maps.Equal(old, a) {
 			continue
 		}
-		raw, err := json.Marshal(a)
+		raw, err := json.Marshal(decision{Term: f.term, Active: a})
 		if err != nil {
 			return
 		}
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		err = s.st.Update(wctx, func(tx store.Tx) error { return tx.Put(store.BucketLinkSecrets, activeKey(l.ID), raw) })
+		err = s.cluster.lead.PutIfLeading(wctx, f.term, activeKey(l.ID), raw)
 		cancel()
 		if err != nil {
 			s.log.Debug("link decisions not written to the cluster store; retrying", "link", l.Name, "err", err)
 			return
 		}
 		f.published[l.ID] = a
+		f.applied[l.ID] = f.term
 	}
 }
 

@@ -3,6 +3,7 @@ package links
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"path/filepath"
 	"sync/atomic"
@@ -32,20 +33,20 @@ func TestClusterReportsAndDecisionsGoThroughTheStore(t *testing.T) {
 	if err := st.Update(ctx, func(tx store.Tx) error { return store.PutJSON(tx, store.BucketLinks, l.ID, &l) }); err != nil {
 		t.Fatal(err)
 	}
-	var aLeads, bLeads atomic.Bool
-	aLeads.Store(true)
-	newGW := func(name string, leads *atomic.Bool) (*Service, *linkFollower) {
+	aLeads, bLeads := &storeLeadership{st: st, term: 1}, &storeLeadership{st: st, term: 2}
+	aLeads.leads.Store(true)
+	newGW := func(name string, leads *storeLeadership) (*Service, *linkFollower) {
 		s := New(st, nil, nil, nil)
-		s.SetCluster(name, leads.Load)
+		s.SetCluster(name, leads)
 		if err := s.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}
-		f := &linkFollower{s: s, published: map[string]map[string]string{}}
+		f := newFollower(s)
 		f.tick(ctx)
 		return s, f
 	}
-	a, fa := newGW("a", &aLeads)
-	b, fb := newGW("b", &bLeads)
+	a, fa := newGW("a", aLeads)
+	b, fb := newGW("b", bLeads)
 
 	// Host ha reports to b (the follower): b shares it; nothing elected on b.
 	now := time.Now()
@@ -75,7 +76,7 @@ func TestClusterReportsAndDecisionsGoThroughTheStore(t *testing.T) {
 	}
 	// A follower's own echo is not applied twice, and a fresh read (Reset)
 	// rebuilds the same state.
-	b2, fb2 := newGW("b", &bLeads)
+	b2, fb2 := newGW("b", bLeads)
 	fb2.apply(ctx, store.Change{Reset: true})
 	if got := b2.mgr.Actives(&l); got["la"] != "ha" {
 		t.Fatalf("a fresh read did not rebuild the decisions: %v", got)
@@ -84,8 +85,8 @@ func TestClusterReportsAndDecisionsGoThroughTheStore(t *testing.T) {
 		t.Fatalf("a fresh read did not rebuild the host's address: %+v", st.Locations[0].Hosts[0])
 	}
 	// b leads (a died): it elects itself from then on.
-	aLeads.Store(false)
-	bLeads.Store(true)
+	aLeads.leads.Store(false)
+	bLeads.leads.Store(true)
 	fb.tick(ctx)
 	if _, err := b.mgr.Report(&l, "hb", netip.MustParseAddr("192.0.2.2"), rep, time.Now()); err != nil {
 		t.Fatal(err)
@@ -110,4 +111,21 @@ func change(t *testing.T, st store.Store, key string) store.Change {
 		t.Fatalf("%s: %q", key, raw)
 	}
 	return store.Change{Key: key, Value: raw}
+}
+
+// storeLeadership plays the link election on a bbolt store (one process:
+// no fencing needed): leads says whether it leads, in term.
+type storeLeadership struct {
+	st    store.Store
+	term  int64
+	leads atomic.Bool
+}
+
+func (l *storeLeadership) Term() (int64, bool) { return l.term, l.leads.Load() }
+
+func (l *storeLeadership) PutIfLeading(ctx context.Context, term int64, key string, value []byte) error {
+	if !l.leads.Load() || term != l.term {
+		return errors.New("not leading")
+	}
+	return l.st.Update(ctx, func(tx store.Tx) error { return tx.Put(store.BucketLinkSecrets, key, value) })
 }
