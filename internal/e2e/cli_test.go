@@ -48,7 +48,7 @@ var cliCommands = map[string][]cliCommand{
 		{[]string{"notify", "keygen"}, []string{"-out", "-force"}},
 		{[]string{"notify", "sign"}, []string{"-key", "-www", "-web", "-vpn", "-message", "-valid", "-issued"}},
 		{[]string{"store"}, nil},
-		{[]string{"store", "migrate"}, []string{"-from", "-to", "-cert", "-key", "-ca", "-prefix", "-timeout", "-force", "-yes"}},
+		{[]string{"store", "migrate"}, []string{"-from", "-to", "-cert", "-key", "-ca", "-prefix", "-timeout", "-force", "-force-live", "-yes"}},
 		{[]string{"store", "backup"}, []string{"-from", "-to", "-cert", "-key", "-ca", "-prefix", "-timeout"}},
 		{[]string{"version"}, nil},
 	},

@@ -47,11 +47,24 @@ func Seen(tx store.Tx, key string, now time.Time) (bool, error) {
 	return !expired(raw, now), nil
 }
 
-// Record remembers key until expires. With a store that gives records a
-// lifetime (etcd) the record goes by itself at expires (the nonce's
-// remaining window from now); Purge removes it otherwise.
+// MaxClockSkew is how far apart the clocks of the gateways sharing one
+// store may be: they must agree within it (run NTP). A nonce's record
+// outlives its window by this much, see Record.
+const MaxClockSkew = 30 * time.Second
+
+// skewMargin is MaxClockSkew; tests of the expiry lower it.
+var skewMargin = MaxClockSkew
+
+// Record remembers key until expires. The record holds expires, which every
+// gateway compares with its own clock, as it compares the request's
+// timestamp (Seen). With a store that gives records a lifetime (etcd), the
+// record goes by itself after the remaining window from now plus
+// MaxClockSkew: the lifetime runs on the store's clock, and a gateway whose
+// clock is behind the recording one accepts the request's timestamp for up
+// to that much longer, so the record must still be there to refuse it.
+// Purge removes it otherwise (at expires by the purging gateway's clock).
 func Record(tx store.Tx, key string, now, expires time.Time) error {
-	if err := store.PutTTL(tx, store.BucketNonces, key, expiryValue(expires), expires.Sub(now)); err != nil {
+	if err := store.PutTTL(tx, store.BucketNonces, key, expiryValue(expires), recordLifetime(now, expires)); err != nil {
 		return fmt.Errorf("replay cache: %w", err)
 	}
 	return nil
@@ -111,6 +124,14 @@ func Purge(ctx context.Context, st store.Store, now time.Time) (int, error) {
 		return n, fmt.Errorf("purge replay cache: %w", err)
 	}
 	return n, nil
+}
+
+// recordLifetime is how long a record of a nonce recorded at now with the
+// window ending at expires lives in a store with lifetimes: never ended
+// while a gateway whose clock is within MaxClockSkew could still accept the
+// request.
+func recordLifetime(now, expires time.Time) time.Duration {
+	return max(expires.Sub(now), 0) + skewMargin
 }
 
 // expiryValue encodes an expiry time as the record's value (big-endian

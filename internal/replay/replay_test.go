@@ -202,6 +202,9 @@ func TestRecordExpiresOnEtcd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	old := skewMargin
+	skewMargin = time.Second // the record goes at the window's end + the margin
+	defer func() { skewMargin = old }()
 	now := time.Now()
 	k := Key(KindAuth, "tok", "short")
 	if fresh, err := ClaimOne(ctx, st, now, now.Add(time.Second), k); err != nil || !fresh {
@@ -221,4 +224,75 @@ func TestRecordExpiresOnEtcd(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestNonceOutlivesClockSkew: two gateways (two stores on one etcd prefix)
+// whose clocks differ by less than MaxClockSkew. A nonce recorded by the
+// one ahead is refused by the one behind for as long as that one's window
+// would accept the request: the record's lease does not end on the
+// recording gateway's time. (Before the margin, the lease ran out about a
+// second after the recorder's window, and the gateway behind then accepted
+// the replay.)
+func TestNonceOutlivesClockSkew(t *testing.T) {
+	const window = time.Second
+	const skew = 5 * time.Second // b's clock is this far behind a's
+	if skew >= MaxClockSkew {
+		t.Fatal("the test's skew must be within MaxClockSkew")
+	}
+	c := etcdlab.Start(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	open := func() store.Store {
+		st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: c.Endpoints(), Prefix: "/skew/"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	a, b := open(), open()
+	clockA := func() time.Time { return time.Now() }
+	clockB := func() time.Time { return time.Now().Add(-skew) }
+
+	// The request's timestamp as late as a accepts it: its window, and so
+	// b's, lasts longest.
+	nowA := clockA()
+	ts := nowA.Add(window).Truncate(time.Second)
+	if err := CheckClock(ts, nowA, window); err != nil {
+		t.Fatal(err)
+	}
+	k := Key(KindAuth, "tok", "skewed")
+	if fresh, err := ClaimOne(ctx, a, nowA, nowA.Add(TTL(window)), k); err != nil || !fresh {
+		t.Fatalf("claim on a: %v %v", fresh, err)
+	}
+	checks := 0
+	for {
+		nowB := clockB()
+		if CheckClock(ts, nowB, window) != nil {
+			if nowB.Before(ts) {
+				time.Sleep(100 * time.Millisecond) // not yet in b's window
+				continue
+			}
+			break // b refuses it on the window alone from now on
+		}
+		// What b's handler does: the window passes, then the nonce.
+		var fresh bool
+		err := b.View(ctx, func(tx store.Tx) (err error) { fresh, err = Seen(tx, k, nowB); fresh = !fresh; return err })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fresh {
+			t.Fatalf("b (clock %v behind) would accept the replay %v after a recorded it: the record is gone or expired",
+				skew, time.Since(nowA).Round(time.Millisecond))
+		}
+		checks++
+		if ctx.Err() != nil {
+			t.Fatal("no end to b's window")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if checks < 10 {
+		t.Fatalf("only %d checks inside b's window", checks)
+	}
+	t.Logf("b refused the replay through %d checks, until %v after the recording", checks, time.Since(nowA).Round(time.Millisecond))
 }

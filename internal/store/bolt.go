@@ -49,6 +49,60 @@ func OpenBolt(path string, lockWait time.Duration) (*Bolt, error) {
 	return b, nil
 }
 
+// ErrOldSchema is returned by OpenBoltReadOnly for a file at an older
+// schema version than this build's: reading it would need its migrations,
+// which write.
+var ErrOldSchema = errors.New("store file at an older schema version")
+
+// OpenBoltReadOnly opens the store file at path without changing it: no
+// bucket is created and no migration runs, so the file must already be at
+// this build's schema version (ErrOldSchema when older). A process that
+// holds it for writing (the core) makes it wait up to lockWait, then
+// return ErrLocked. Writes fail.
+func OpenBoltReadOnly(path string, lockWait time.Duration) (*Bolt, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if lockWait <= 0 {
+		lockWait = time.Second
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait, ReadOnly: true})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	have := 0
+	err = db.View(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket([]byte(BucketMeta)); meta != nil {
+			if raw := meta.Get([]byte(schemaKey)); raw != nil {
+				v, err := strconv.Atoi(string(raw))
+				if err != nil {
+					return fmt.Errorf("bad schema version %q", raw)
+				}
+				have = v
+			}
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+	case have < len(migrations):
+		err = fmt.Errorf("%w: version %d, this build's is %d (start this build's gateway on it once, which migrates it, and stop it)",
+			ErrOldSchema, have, len(migrations))
+	case have > len(migrations):
+		err = fmt.Errorf("store has schema version %d, newer than this build's %d", have, len(migrations))
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	b := &Bolt{db: db, version: have}
+	b.group = newGroupCommitter(db)
+	return b, nil
+}
+
 // SchemaVersion implements Store.
 func (b *Bolt) SchemaVersion() int { return b.version }
 

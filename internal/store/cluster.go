@@ -13,9 +13,25 @@ import (
 // so callers never branch on the backend.
 
 // ErrUnavailable means the store can neither commit nor read right now (an
-// etcd cluster without quorum, a timeout): nothing was written, the caller
-// answers 503 and tries again later.
+// etcd cluster without quorum, a timeout); the caller answers 503 and tries
+// again later. Returned as is, it means the transaction was certainly not
+// committed: it was refused before it reached the cluster's log (no leader,
+// no member reachable, a read or a lease grant that failed before the
+// commit was sent).
+//
+// A commit whose answer was lost (it timed out or the connection broke
+// after it was sent) fails with ErrOutcomeUnknown instead, which wraps
+// ErrUnavailable: errors.Is(err, ErrUnavailable) holds for both, so both
+// map to 503, but only a bare ErrUnavailable promises that nothing was
+// written. After ErrOutcomeUnknown the transaction may still be applied
+// later, whole (its proposal survived in the log), or never: a caller that
+// must know reads its own writes back once the store answers again.
 var ErrUnavailable = errors.New("store unavailable")
+
+// ErrOutcomeUnknown means a commit was sent but its answer was lost (a
+// timeout, a leader lost while it was proposed): the transaction may or
+// may not have been applied, whole either way. It wraps ErrUnavailable.
+var ErrOutcomeUnknown = fmt.Errorf("%w: the commit was sent but its outcome is unknown (it may still be applied)", ErrUnavailable)
 
 // Change is one change to a bucket seen by WatchBucket. Reset says the
 // watch (re)started, or lost events (compaction, a partition): the
@@ -65,15 +81,19 @@ type EtcdConfig struct {
 	Endpoints []string
 	// CertFile and KeyFile are the client certificate and key, CAFile
 	// the CA the members' certificates are checked against. All three or
-	// none (plain http, accepted only for loopback endpoints: tests).
+	// none. With them, every endpoint must be https:// or unixs:// (the
+	// etcd client picks TLS or plaintext for all endpoints from the first
+	// one's scheme, so one http:// endpoint would mean no TLS at all).
+	// Without them (plaintext), every endpoint must be loopback and not
+	// https:// or unixs:// (tests).
 	CertFile, KeyFile, CAFile string
 	// Prefix starts every key the gateway writes ("/portcullis/" when
 	// empty; a "/" is added when it does not end with one): several
 	// clusters of gateways can share one etcd.
 	Prefix string
 	// DialTimeout bounds connecting (5 s when zero); RequestTimeout each
-	// read or commit (5 s when zero): past it the call fails with
-	// ErrUnavailable.
+	// read or commit (5 s when zero): past it a read fails with
+	// ErrUnavailable, a commit with ErrOutcomeUnknown.
 	DialTimeout, RequestTimeout time.Duration
 	// MaxTxnOps is the most operations (compares, and puts/deletes) one
 	// etcd Txn may carry: the cluster's --max-txn-ops (128 when zero, etcd's

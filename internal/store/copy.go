@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -231,6 +232,62 @@ func EtcdPrefixKeys(ctx context.Context, cfg EtcdConfig) (int64, error) {
 		}
 		return resp.Count, nil
 	})
+}
+
+// PrefixUse is what lives under an etcd prefix: its keys, and the signs of
+// gateways using it (InspectEtcdPrefix).
+type PrefixUse struct {
+	Keys int64
+	// Elections counts the keys under <prefix>_election/: each is the
+	// campaign of a running gateway, on a session lease it keeps alive
+	// (gone within the election's TTL, 5 s, after the gateway stops).
+	Elections int64
+	// Leased counts the other keys that carry a lease (etcd deletes a key
+	// when its lease ends, so each lease is unexpired): nonces, approvals,
+	// temporary profile links, written by gateways serving within the
+	// records' lifetimes. Records copied by migrate carry none.
+	Leased int64
+	// Example is one of the leased keys, for the message.
+	Example string
+}
+
+// Live reports whether the prefix shows gateways running, or serving
+// recently.
+func (u PrefixUse) Live() bool { return u.Elections > 0 || u.Leased > 0 }
+
+// InspectEtcdPrefix reads the keys (not the values) under cfg's prefix,
+// without opening a store there: how many, and how many are held by a
+// lease (see PrefixUse).
+func InspectEtcdPrefix(ctx context.Context, cfg EtcdConfig) (PrefixUse, error) {
+	var u PrefixUse
+	_, err := onEtcdPrefix(ctx, cfg, "inspect prefix", func(ctx context.Context, cli *clientv3.Client, prefix string) (int64, error) {
+		start, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+		for {
+			resp, err := cli.Get(ctx, start, clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(scanPage))
+			if err != nil {
+				return 0, err
+			}
+			for _, kv := range resp.Kvs {
+				u.Keys++
+				if kv.Lease == 0 {
+					continue
+				}
+				if strings.HasPrefix(string(kv.Key), prefix+"_election/") {
+					u.Elections++
+				} else {
+					u.Leased++
+				}
+				if u.Example == "" || strings.HasPrefix(string(kv.Key), prefix+"_election/") {
+					u.Example = string(kv.Key)
+				}
+			}
+			if !resp.More || len(resp.Kvs) == 0 {
+				return u.Keys, nil
+			}
+			start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		}
+	})
+	return u, err
 }
 
 // DeleteEtcdPrefix deletes every key under cfg's prefix.

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -89,6 +90,9 @@ type Etcd struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	// gets counts the reads of transactions (tests: a scan's round trips).
+	gets atomic.Int64
 
 	// watchHook, set by tests before any WatchBucket, runs between a
 	// watch's Reset and the start of its etcd watch.
@@ -176,6 +180,12 @@ func (c EtcdConfig) tls() (*tls.Config, error) {
 	}
 	switch set {
 	case 3:
+		for _, ep := range c.Endpoints {
+			if s := endpointScheme(ep); s != "https" && s != "unixs" {
+				return nil, fmt.Errorf("etcd endpoint %q: with TLS files set every endpoint must be https:// or unixs:// "+
+					"(the client would dial every member without TLS after a %q endpoint)", ep, s+"://")
+			}
+		}
 		info := transport.TLSInfo{CertFile: c.CertFile, KeyFile: c.KeyFile, TrustedCAFile: c.CAFile}
 		t, err := info.ClientConfig()
 		if err != nil {
@@ -184,6 +194,9 @@ func (c EtcdConfig) tls() (*tls.Config, error) {
 		return t, nil
 	case 0:
 		for _, ep := range c.Endpoints {
+			if s := endpointScheme(ep); s == "https" || s == "unixs" {
+				return nil, fmt.Errorf("etcd endpoint %s: a TLS endpoint needs the client certificate, key and CA", ep)
+			}
 			if !loopbackEndpoint(ep) {
 				return nil, fmt.Errorf("etcd endpoint %s: TLS is required (client cert, key and CA) for an endpoint that is not loopback", ep)
 			}
@@ -192,6 +205,15 @@ func (c EtcdConfig) tls() (*tls.Config, error) {
 	default:
 		return nil, errors.New("etcd TLS: give the client certificate, its key and the CA together, or none (loopback only)")
 	}
+}
+
+// endpointScheme returns ep's URL scheme, lower case ("" for host:port).
+func endpointScheme(ep string) string {
+	scheme, _, ok := strings.Cut(ep, "://")
+	if !ok {
+		return ""
+	}
+	return strings.ToLower(scheme)
 }
 
 // loopbackEndpoint reports whether ep (http://127.0.0.1:2379, localhost:2379,
@@ -251,6 +273,25 @@ func (e *Etcd) reqCtx(ctx context.Context) (context.Context, context.CancelFunc)
 // member or a cluster without a leader becomes ErrUnavailable with a
 // count of the members that answer.
 func (e *Etcd) wrap(ctx context.Context, op string, err error) error {
+	return e.wrapAs(ctx, op, err, ErrUnavailable)
+}
+
+// wrapCommit is wrap for a commit that was sent: unless the cluster
+// refused it before proposing it (no leader: certainly not written), an
+// unavailable cluster makes its outcome unknown (ErrOutcomeUnknown). A
+// commit cancelled by the caller's own ctx keeps ctx's error, and its
+// outcome is unknown too (the error says so).
+func (e *Etcd) wrapCommit(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("etcd commit: %w (sent: the outcome is unknown)", ctx.Err())
+	}
+	if err != nil && refusedBeforeProposal(err) {
+		return e.wrapAs(ctx, "commit", err, ErrUnavailable)
+	}
+	return e.wrapAs(ctx, "commit", err, ErrOutcomeUnknown)
+}
+
+func (e *Etcd) wrapAs(ctx context.Context, op string, err, kind error) error {
 	if err == nil {
 		return nil
 	}
@@ -264,7 +305,19 @@ func (e *Etcd) wrap(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("etcd %s: %w", op, err)
 	}
 	up, total := e.reachable()
-	return fmt.Errorf("etcd %s: no quorum (%d of %d endpoints unreachable?): %v: %w", op, total-up, total, err, ErrUnavailable)
+	return fmt.Errorf("etcd %s: no quorum (%d of %d endpoints unreachable?): %v: %w", op, total-up, total, err, kind)
+}
+
+// refusedBeforeProposal reports whether a commit's error says the member
+// refused it before proposing it to the log: there was no leader. Every
+// other failure of a sent commit (a timeout, a leader lost while it was
+// proposed, a broken connection) may have left it in the log.
+func refusedBeforeProposal(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	return errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrGRPCNoLeader) ||
+		strings.Contains(err.Error(), "etcdserver: no leader")
 }
 
 // unavailable reports whether err means the cluster cannot serve now.
@@ -320,7 +373,8 @@ func (e *Etcd) View(ctx context.Context, fn func(Tx) error) error {
 }
 
 // Update implements Store. fn may run more than once when concurrent
-// writers conflict with it (see the package's etcd notes).
+// writers conflict with it (see the package's etcd notes). A commit whose
+// answer was lost fails with ErrOutcomeUnknown: it may have been applied.
 func (e *Etcd) Update(ctx context.Context, fn func(Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err

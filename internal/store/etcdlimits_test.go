@@ -15,7 +15,9 @@ import (
 // a snapshot compacted away.
 
 // TestEtcdConfigTLS: TLS files all three or none, and none only for
-// loopback endpoints.
+// loopback endpoints; with them only https:// and unixs:// endpoints,
+// without them none of those. (Before, a mixed or http:// list with the
+// files passed, and the client then dialled every member in plaintext.)
 func TestEtcdConfigTLS(t *testing.T) {
 	for _, tc := range []struct {
 		cfg  EtcdConfig
@@ -27,6 +29,16 @@ func TestEtcdConfigTLS(t *testing.T) {
 		{EtcdConfig{Endpoints: []string{"http://127.0.0.1:2379"}, CertFile: "c"}, "together, or none"},
 		{EtcdConfig{Endpoints: []string{"https://10.0.0.1:2379"}, CertFile: "/nope/c", KeyFile: "/nope/k", CAFile: "/nope/ca"}, "etcd TLS"},
 		{EtcdConfig{Endpoints: []string{"http://127.0.0.1:2379", "localhost:2380", "http://[::1]:2379"}}, ""},
+		// With the files, every endpoint is TLS: the client takes the
+		// first endpoint's scheme for all of them.
+		{EtcdConfig{Endpoints: []string{"http://10.0.0.1:2379", "https://10.0.0.2:2379"}, CertFile: "/nope/c", KeyFile: "/nope/k", CAFile: "/nope/ca"}, "every endpoint must be https://"},
+		{EtcdConfig{Endpoints: []string{"https://10.0.0.1:2379", "http://10.0.0.2:2379"}, CertFile: "/nope/c", KeyFile: "/nope/k", CAFile: "/nope/ca"}, `endpoint "http://10.0.0.2:2379"`},
+		{EtcdConfig{Endpoints: []string{"10.0.0.1:2379"}, CertFile: "/nope/c", KeyFile: "/nope/k", CAFile: "/nope/ca"}, "every endpoint must be https://"},
+		{EtcdConfig{Endpoints: []string{"unix://etcd.sock"}, CertFile: "/nope/c", KeyFile: "/nope/k", CAFile: "/nope/ca"}, "every endpoint must be https://"},
+		{EtcdConfig{Endpoints: []string{"HTTPS://10.0.0.1:2379", "unixs://etcd.sock:0"}, CertFile: "/nope/c", KeyFile: "/nope/k", CAFile: "/nope/ca"}, "etcd TLS ("},
+		// Without them, no TLS endpoint.
+		{EtcdConfig{Endpoints: []string{"https://127.0.0.1:2379"}}, "needs the client certificate"},
+		{EtcdConfig{Endpoints: []string{"http://127.0.0.1:2379", "unixs://etcd.sock:0"}}, "needs the client certificate"},
 	} {
 		_, err := tc.cfg.tls()
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {

@@ -85,6 +85,7 @@ func (t *etcdTx) get(key string, opts ...clientv3.OpOption) (*clientv3.GetRespon
 		}
 		return nil, t.e.wrap(t.ctx, "read "+key, err)
 	}
+	t.e.gets.Add(1)
 	if *t.rev == 0 {
 		*t.rev = resp.Header.Revision
 	}
@@ -159,17 +160,23 @@ func (t *etcdTx) Delete(bucket, key string) error {
 	return nil
 }
 
-// scanRange reads every record of bucket in [from, to) (to "" for the end
-// of the bucket) from the snapshot, merged with the transaction's own
-// writes, in key order, and records the bucket's version key.
-func (t *etcdTx) scanRange(bucket, from, to string) ([]string, map[string][]byte, error) {
+// scanPage is how many records one etcd read of a scan fetches.
+const scanPage = 1000
+
+// scan calls fn for every record of bucket in [from, to) (to "" for the
+// end of the bucket), read from the snapshot page by page and merged with
+// the transaction's own writes, in key order (descending when reverse),
+// and records the bucket's version key for the commit. Pages are fetched
+// as fn consumes them: fn returning ErrStop ends the scan without
+// fetching another.
+func (t *etcdTx) scan(bucket, from, to string, reverse bool, fn func(string, []byte) error) error {
 	if err := t.checkBucket(bucket); err != nil {
-		return nil, nil, err
+		return err
 	}
 	if _, ok := t.scanned[bucket]; !ok {
 		resp, err := t.get(t.e.versionKey(bucket))
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		t.scanned[bucket] = 0
 		if len(resp.Kvs) > 0 {
@@ -177,77 +184,112 @@ func (t *etcdTx) scanRange(bucket, from, to string) ([]string, map[string][]byte
 		}
 	}
 	base := t.e.recordKey(bucket, "")
-	start, end := base+from, base+to
+	lo, hi := base+from, base+to
 	if to == "" {
-		end = clientv3.GetPrefixRangeEnd(base)
+		hi = clientv3.GetPrefixRangeEnd(base)
 	}
-	vals := map[string][]byte{}
-	for {
-		resp, err := t.get(start, clientv3.WithRange(end), clientv3.WithLimit(1000))
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, kv := range resp.Kvs {
-			vals[string(kv.Key)] = kv.Value
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			break
-		}
-		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
-	}
+	// The transaction's own writes in the range, in scan order: they
+	// replace what the snapshot holds under their keys.
+	var own []string
 	for k, w := range t.writes {
-		if w.bucket != bucket || k < base+from || k >= end {
-			continue
-		}
-		if w.del {
-			delete(vals, k)
-		} else {
-			vals[k] = w.value
+		if w.bucket == bucket && k >= lo && k < hi {
+			own = append(own, k)
 		}
 	}
-	keys := make([]string, 0, len(vals))
-	for k := range vals {
-		keys = append(keys, k)
+	slices.Sort(own)
+	if reverse {
+		slices.Reverse(own)
 	}
-	slices.Sort(keys)
-	return keys, vals, nil
-}
-
-func (t *etcdTx) Scan(bucket, prefix string, fn func(string, []byte) error) error {
-	keys, vals, err := t.scanRange(bucket, prefix, "")
-	if err != nil {
+	before := func(a, b string) bool { // a comes before b in scan order
+		if reverse {
+			return a > b
+		}
+		return a < b
+	}
+	emit := func(k string, v []byte) error {
+		err := fn(strings.TrimPrefix(k, base), v)
+		if errors.Is(err, ErrStop) {
+			return errStopped
+		}
 		return err
 	}
-	base := t.e.recordKey(bucket, "")
-	for _, k := range keys {
-		if !strings.HasPrefix(k, base+prefix) {
-			continue
+	emitOwn := func(k string) error {
+		if w := t.writes[k]; !w.del {
+			return emit(k, w.value)
 		}
-		if err := fn(strings.TrimPrefix(k, base), vals[k]); err != nil {
-			if errors.Is(err, ErrStop) {
-				return nil
+		return nil
+	}
+	err := func() error {
+		start, end := lo, hi
+		for start < end {
+			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(scanPage)}
+			if reverse {
+				opts = append(opts, clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend))
 			}
-			return err
+			resp, err := t.get(start, opts...)
+			if err != nil {
+				return err
+			}
+			for _, kv := range resp.Kvs {
+				k := string(kv.Key)
+				for len(own) > 0 && before(own[0], k) {
+					if err := emitOwn(own[0]); err != nil {
+						return err
+					}
+					own = own[1:]
+				}
+				if len(own) > 0 && own[0] == k {
+					own = own[1:]
+					if err := emitOwn(k); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := emit(k, kv.Value); err != nil {
+					return err
+				}
+			}
+			if !resp.More || len(resp.Kvs) == 0 {
+				break
+			}
+			last := string(resp.Kvs[len(resp.Kvs)-1].Key)
+			if reverse {
+				end = last // the range's end is exclusive
+			} else {
+				start = last + "\x00"
+			}
+		}
+		for _, k := range own {
+			if err := emitOwn(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if errors.Is(err, errStopped) {
+		return nil
+	}
+	return err
+}
+
+// errStopped carries fn's ErrStop out of a scan's pages.
+var errStopped = errors.New("scan stopped")
+
+func (t *etcdTx) Scan(bucket, prefix string, fn func(string, []byte) error) error {
+	to := ""
+	if prefix != "" {
+		// The end of the prefix's range, relative to the bucket.
+		// A prefix of 0xff bytes ends with the bucket ("" here).
+		base := t.e.recordKey(bucket, "")
+		if end := clientv3.GetPrefixRangeEnd(base + prefix); strings.HasPrefix(end, base) {
+			to = strings.TrimPrefix(end, base)
 		}
 	}
-	return nil
+	return t.scan(bucket, prefix, to, false, fn)
 }
 
 func (t *etcdTx) ScanReverse(bucket, before string, fn func(string, []byte) error) error {
-	keys, vals, err := t.scanRange(bucket, "", before)
-	if err != nil {
-		return err
-	}
-	base := t.e.recordKey(bucket, "")
-	for i := len(keys) - 1; i >= 0; i-- {
-		if err := fn(strings.TrimPrefix(keys[i], base), vals[keys[i]]); err != nil {
-			if errors.Is(err, ErrStop) {
-				return nil
-			}
-			return err
-		}
-	}
-	return nil
+	return t.scan(bucket, "", before, true, fn)
 }
 
 func (t *etcdTx) NextSequence(bucket string) (uint64, error) {
@@ -361,7 +403,7 @@ func (e *Etcd) commit(ctx context.Context, txs []*etcdTx) (ok bool, err error) {
 			continue
 		}
 		if err != nil {
-			return false, e.wrap(ctx, "commit", err)
+			return false, e.wrapCommit(ctx, err)
 		}
 		return resp.Succeeded, nil
 	}

@@ -142,7 +142,10 @@ func (e *Etcd) probeWatch(ctx context.Context, w clientv3.Watcher) <-chan struct
 }
 
 // followWatch passes the watch's events on until the watch is lost, and
-// says why; "" when ctx ended or the receiver went.
+// says why; "" when ctx ended or the receiver went. Silence is counted
+// from the last response read or the last event delivered, so a receiver
+// slow to take the events (a resync of the firewall) never makes the
+// watch look stalled.
 func (e *Etcd) followWatch(ctx context.Context, wch clientv3.WatchChan, base string, send func(Change) bool) string {
 	stall := watchProbe + e.cfg.RequestTimeout
 	check := time.NewTicker(watchProbe / 2)
@@ -181,6 +184,10 @@ func (e *Etcd) followWatch(ctx context.Context, wch clientv3.WatchChan, base str
 					return ""
 				}
 			}
+			// The time spent blocked handing the events to a slow
+			// receiver is not silence of the watch: what queued up
+			// meanwhile (events, progress notices) is read next.
+			heard = time.Now()
 		}
 	}
 }

@@ -84,11 +84,19 @@ type Store interface {
 	// View runs fn in a read-only transaction.
 	View(ctx context.Context, fn func(Tx) error) error
 	// Update runs fn in a read-write transaction, committed only if fn
-	// returns nil.
+	// returns nil. fn may run more than once (etcd: again on a fresh
+	// snapshot after a concurrent writer won), so it must only depend on
+	// what it reads in the transaction, and any effect it has outside the
+	// transaction must be safe to repeat; act on the result after Update
+	// returns.
 	Update(ctx context.Context, fn func(Tx) error) error
 	// Batch is Update for many concurrent writers: their transactions may
-	// be committed together (one fsync for several). fn may run more than
-	// once and must only depend on what it reads in the transaction.
+	// be committed together (one fsync, or one etcd Txn, for several). fn
+	// may run more than once and must only depend on what it reads in the
+	// transaction. fn may also run concurrently with other Batch calls'
+	// functions (etcd runs a round's functions in parallel; bbolt one
+	// after another): anything it touches outside its transaction must be
+	// its own or safe for concurrent use.
 	Batch(ctx context.Context, fn func(Tx) error) error
 	// SchemaVersion returns the schema version the store is at.
 	SchemaVersion() int
@@ -105,7 +113,8 @@ type Tx interface {
 	Delete(bucket, key string) error
 	// Scan calls fn for every key with the prefix, in key order, with a
 	// value that is only valid during the call. fn returning ErrStop ends
-	// the scan without error.
+	// the scan without error (etcd: no further page is read). Only the
+	// prefix's keys are read.
 	Scan(bucket, prefix string, fn func(key string, value []byte) error) error
 	// ScanReverse calls fn for every key below before (every key when
 	// before is empty), last key first, with a value that is only valid
