@@ -96,15 +96,20 @@ func (s *Service) createProfileLink(c *rpc.Call, _ *api.NoBody) (*api.ProfileLin
 	rec := profileLinkRecord{OrgID: orgID, UserID: userID, CreatedBy: c.Session.Username, CreatedAt: now,
 		ExpiresAt: now.Add(ProfileLinkTTL)}
 	err = s.st.Update(c.Ctx, func(tx store.Tx) error {
-		if _, err := purgeProfileLinksTx(tx, now); err != nil {
-			return err
-		}
 		// With etcd the link goes by itself at its expiry (a lease);
-		// the purge above removes it otherwise.
+		// the purges remove it otherwise.
 		return store.InsertTTL(tx, store.BucketProfileLinks, profileLinkKey(code), rec, rec.ExpiresAt.Sub(now))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store profile link: %w", err)
+	}
+	// The expired links go in transactions of their own, bounded in size
+	// (store.DeleteWhere): a purge inside the insert's transaction
+	// conflicted with every link created or used meanwhile, and failed
+	// with store.ErrTooLarge past etcd's bound on one transaction. The
+	// link is made whatever the purge does; the daemon's purge runs again.
+	if _, err := s.PurgeProfileLinks(c.Ctx); err != nil {
+		s.log.Warn("expired profile links not purged", "err", err)
 	}
 	s.log.Info("profile link created", "org_id", orgID, "user_id", userID, "expires_at", rec.ExpiresAt,
 		"by", c.Session.Username)
@@ -174,36 +179,19 @@ func (s *Service) spendProfileLink(ctx context.Context, code string) (*profileLi
 	return rec, nil
 }
 
-// PurgeProfileLinks deletes the expired links and returns how many.
+// PurgeProfileLinks deletes the expired links and returns how many. It
+// lists them in a read-only transaction and deletes them in transactions
+// of at most 100 (store.DeleteWhere), each link read and judged again, so
+// it never conflicts with links created or used meanwhile.
 func (s *Service) PurgeProfileLinks(ctx context.Context) (int, error) {
-	var n int
-	err := s.st.Update(ctx, func(tx store.Tx) (err error) {
-		n, err = purgeProfileLinksTx(tx, s.now())
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("purge profile links: %w", err)
-	}
-	return n, nil
-}
-
-func purgeProfileLinksTx(tx store.Tx, now time.Time) (int, error) {
-	var doomed []string
-	err := tx.Scan(store.BucketProfileLinks, "", func(k string, v []byte) error {
+	now := s.now()
+	n, err := store.DeleteWhere(ctx, s.st, store.BucketProfileLinks, "", func(_ string, v []byte) bool {
 		// A record that does not decode is dropped too: it can never be used.
 		var r profileLinkRecord
-		if err := json.Unmarshal(v, &r); err != nil || !r.ExpiresAt.After(now) {
-			doomed = append(doomed, k)
-		}
-		return nil
+		return json.Unmarshal(v, &r) != nil || !r.ExpiresAt.After(now)
 	})
 	if err != nil {
-		return 0, err
+		return n, fmt.Errorf("purge profile links: %w", err)
 	}
-	for _, k := range doomed {
-		if err := tx.Delete(store.BucketProfileLinks, k); err != nil {
-			return 0, err
-		}
-	}
-	return len(doomed), nil
+	return n, nil
 }

@@ -2,6 +2,7 @@ package dynfw
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,35 +29,41 @@ func (a *Approver) RevokeServer(ctx context.Context, serverID string) (closed in
 	return a.revoke(ctx, "server_id", serverID, func(ap *Approval) bool { return ap.ServerID == serverID })
 }
 
+// revokeChunk is how many approvals one revocation transaction deletes
+// (each a compare and a delete: below etcd's default 128 operations).
+const revokeChunk = 50
+
 // revoke deletes the approvals match selects, then removes their elements
 // that no other live approval explains and shortens those that one does.
 // The store goes first: if the kernel then fails, the tokens are dead
 // already, the port closes at the kernel timeout at the latest, and the
 // next reconcile removes what is left.
+//
+// The approvals are listed in a read-only transaction and deleted by key
+// in small transactions, each reading its records again (as
+// store.DeleteWhere does): a transaction that scanned the whole bucket
+// would conflict with every approval committed meanwhile through any
+// gateway, and under a steady rate of approvals fail with
+// store.ErrConflict, leaving the user's ports open. An approval of the
+// user committed after the listing is not revoked, as it would not have
+// been had it been committed after a single transaction.
 func (a *Approver) revoke(ctx context.Context, field, id string, match func(*Approval) bool) (int, error) {
 	a.gateMu.Lock()
 	defer a.gateMu.Unlock()
 	now := a.cfg.Now()
-	var revoked, kept []Approval
-	err := a.st.Update(ctx, func(tx store.Tx) error {
+	var doomed []string
+	var kept []Approval
+	err := a.st.View(ctx, func(tx store.Tx) error {
 		all, err := store.ScanJSON[Approval](tx, store.BucketApprovals, "")
 		if err != nil {
 			return err
 		}
-		revoked, kept = revoked[:0], kept[:0]
+		doomed, kept = doomed[:0], kept[:0]
 		for i := range all {
-			live := all[i].Expires.After(now)
-			if !match(&all[i]) {
-				if live {
-					kept = append(kept, all[i])
-				}
-				continue
-			}
-			if err := tx.Delete(store.BucketApprovals, all[i].Token); err != nil {
-				return err
-			}
-			if live {
-				revoked = append(revoked, all[i])
+			if match(&all[i]) {
+				doomed = append(doomed, all[i].Token)
+			} else if all[i].Expires.After(now) {
+				kept = append(kept, all[i])
 			}
 		}
 		return nil
@@ -64,6 +71,45 @@ func (a *Approver) revoke(ctx context.Context, field, id string, match func(*App
 	if err != nil {
 		return 0, fmt.Errorf("revoke approvals of %s %s: %w", field, id, err)
 	}
+	var revoked []Approval
+	for i := 0; i < len(doomed); i += revokeChunk {
+		chunk := doomed[i:min(i+revokeChunk, len(doomed))]
+		var gone []Approval
+		err := a.st.Update(ctx, func(tx store.Tx) error {
+			gone = gone[:0]
+			for _, token := range chunk {
+				ap, err := store.GetJSON[Approval](tx, store.BucketApprovals, token)
+				if errors.Is(err, store.ErrNotFound) {
+					continue // expired or revoked meanwhile
+				} else if err != nil {
+					return err
+				}
+				if !match(ap) {
+					continue
+				}
+				if err := tx.Delete(store.BucketApprovals, token); err != nil {
+					return err
+				}
+				if ap.Expires.After(now) {
+					gone = append(gone, *ap)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			// The chunks before this one are revoked: close their ports
+			// all the same, and report the failure.
+			n, _ := a.closeRevoked(field, id, match, revoked, kept, now)
+			return n, fmt.Errorf("revoke approvals of %s %s (%d of %d deleted): %w", field, id, len(revoked), len(doomed), err)
+		}
+		revoked = append(revoked, gone...)
+	}
+	return a.closeRevoked(field, id, match, revoked, kept, now)
+}
+
+// closeRevoked forgets the revoked approvals' limits and removes their
+// elements from the firewall (see revoke).
+func (a *Approver) closeRevoked(field, id string, match func(*Approval) bool, revoked, kept []Approval, now time.Time) (int, error) {
 	a.limits.forget(func(userID string, g *grant) bool {
 		return match(&Approval{UserID: userID, ServerID: g.serverID})
 	})

@@ -60,7 +60,8 @@ func (a *app) serve(args []string) error {
 func (a *app) resetPassword(args []string) error {
 	fs := cli.NewFlagSet("portcullis", "admin reset-password", "--yes [flags]",
 		"Set a new random password for an admin and end its sessions. The password is printed once and must be\n"+
-			"changed at the first login. The core must be stopped (it holds the store's lock while it runs).")
+			"changed at the first login. With the bbolt store the core must be stopped (it holds the store's lock\n"+
+			"while it runs); with etcd ([store] backend = \"etcd\") the gateways may run.")
 	cf := addConfigFlags(fs, "data-dir")
 	username := fs.String("username", admin.InitialUsername, "the admin whose password is reset")
 	yes := cli.Yes(fs)
@@ -74,10 +75,8 @@ func (a *app) resetPassword(args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, core.StoreFile), 2*time.Second)
-	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("%w: stop the core first", err)
-	} else if err != nil {
+	st, err := openAdminStore(cfg)
+	if err != nil {
 		return err
 	}
 	defer st.Close()
@@ -89,6 +88,30 @@ func (a *app) resetPassword(args []string) error {
 	}
 	fmt.Fprintf(a.stdout, "admin password reset: username=%s password=%s (change it at the first login)\n", *username, pw)
 	return nil
+}
+
+// openAdminStore opens the configured store for a command that changes it
+// with the core stopped (bbolt: the file, which the core locks) or running
+// (etcd: the cluster's shared store, which is how the initial admin of a
+// cluster is reset, e.g. after its creation timed out without quorum and
+// was applied later, docs/cluster.md#failures).
+func openAdminStore(cfg *core.Checked) (store.Store, error) {
+	if cfg.Clustered() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		st, err := store.OpenEtcd(ctx, cfg.Store.Etcd, nil)
+		if err != nil {
+			return nil, fmt.Errorf("store.endpoints (%s): %w", strings.Join(cfg.Store.Etcd.Endpoints, ", "), err)
+		}
+		return st, nil
+	}
+	st, err := store.OpenBolt(filepath.Join(cfg.DataDir, core.StoreFile), 2*time.Second)
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("%w: stop the core first", err)
+	} else if err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 // recordReset puts the reset in the audit trail (root on the host, by the

@@ -32,7 +32,7 @@ const usage = `usage: portcullis <command> [flags]
 
 commands:
   serve                   run the gateway core; it starts and supervises the front
-  admin reset-password    set a new random password for an admin (core must be stopped; --yes)
+  admin reset-password    set a new random password for an admin (bbolt: core stopped; --yes)
   counters                print the running core's request counters
   status                  print the running core's process status (pids, addresses)
   server <action> <id>    a server's OpenVPN worker: start, stop (--yes), restart, status, clients
@@ -89,7 +89,7 @@ func (a *app) dispatch(args []string) error {
 		return a.serve(rest)
 	case cmd == "admin":
 		return a.group("admin", rest, map[string]groupCommand{
-			"reset-password": {"set a new random password for an admin (the core must be stopped)", a.resetPassword},
+			"reset-password": {"set a new random password for an admin (with bbolt, the core must be stopped)", a.resetPassword},
 		})
 	case cmd == "counters":
 		return a.counters(rest)

@@ -157,18 +157,18 @@ func (l *Log) List(ctx context.Context, before uint64, limit int) ([]Entry, uint
 }
 
 // Prune deletes the entries recorded before olderThan, oldest first, at
-// most pruneBatch per transaction, and returns how many it deleted. It
-// stops at the first entry recorded at or after olderThan (entries are
-// stamped in the order of their sequence), or when ctx ends.
+// most pruneBatch per round, and returns how many it deleted. It stops at
+// the first entry recorded at or after olderThan (entries are stamped in
+// the order of their sequence), or when ctx ends.
 func (l *Log) Prune(ctx context.Context, olderThan time.Time) (int, error) {
 	total := 0
 	for {
-		n, err := l.pruneBatch(ctx, olderThan)
+		listed, n, err := l.pruneBatch(ctx, olderThan)
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("prune audit entries: %w", err)
 		}
-		if n < pruneBatch {
+		if listed < pruneBatch {
 			break
 		}
 	}
@@ -178,21 +178,38 @@ func (l *Log) Prune(ctx context.Context, olderThan time.Time) (int, error) {
 	return total, nil
 }
 
-// errYoung ends a prune scan at the first entry to keep.
-var errYoung = errors.New("entry young enough")
+// pruneChunk is how many entries one prune transaction deletes (a compare
+// and a delete each: below etcd's default bound of 128 operations).
+const pruneChunk = 100
 
-func (l *Log) pruneBatch(ctx context.Context, olderThan time.Time) (int, error) {
-	n := 0
-	err := l.st.Update(ctx, func(tx store.Tx) error {
-		var old []string
-		err := tx.Scan(store.BucketAudit, "", func(k string, v []byte) error {
-			var e struct {
-				Time time.Time `json:"time"`
+// entryOld says whether the entry v was recorded before olderThan.
+func entryOld(k string, v []byte, olderThan time.Time) (bool, error) {
+	var e struct {
+		Time time.Time `json:"time"`
+	}
+	if err := json.Unmarshal(v, &e); err != nil {
+		return false, fmt.Errorf("decode audit entry %d: %w", seqOf(k), err)
+	}
+	return e.Time.Before(olderThan), nil
+}
+
+// pruneBatch lists at most pruneBatch old entries in a read-only
+// transaction, then deletes them by key in transactions of at most
+// pruneChunk, each entry read again: a transaction that scanned the trail
+// would conflict with every entry recorded meanwhile (every admin call,
+// through any gateway of a cluster), and one of pruneBatch deletes would
+// not fit one etcd transaction. It returns how many entries it listed and
+// how many it deleted (fewer when another gateway pruned some first).
+func (l *Log) pruneBatch(ctx context.Context, olderThan time.Time) (listed, deleted int, err error) {
+	var old []string
+	err = l.st.View(ctx, func(tx store.Tx) error {
+		old = old[:0]
+		return tx.Scan(store.BucketAudit, "", func(k string, v []byte) error {
+			ok, err := entryOld(k, v, olderThan)
+			if err != nil {
+				return err
 			}
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("decode audit entry %d: %w", seqOf(k), err)
-			}
-			if !e.Time.Before(olderThan) {
+			if !ok {
 				return store.ErrStop
 			}
 			old = append(old, k)
@@ -201,21 +218,40 @@ func (l *Log) pruneBatch(ctx context.Context, olderThan time.Time) (int, error) 
 			}
 			return nil
 		})
-		if err != nil {
-			return err
-		}
-		for _, k := range old {
-			if err := tx.Delete(store.BucketAudit, k); err != nil {
-				return err
-			}
-		}
-		n = len(old)
-		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return n, nil
+	for i := 0; i < len(old); i += pruneChunk {
+		chunk := old[i:min(i+pruneChunk, len(old))]
+		n := 0
+		err := l.st.Update(ctx, func(tx store.Tx) error {
+			n = 0
+			for _, k := range chunk {
+				v, err := tx.Get(store.BucketAudit, k)
+				if errors.Is(err, store.ErrNotFound) {
+					continue
+				} else if err != nil {
+					return err
+				}
+				if ok, err := entryOld(k, v, olderThan); err != nil {
+					return err
+				} else if !ok {
+					continue
+				}
+				if err := tx.Delete(store.BucketAudit, k); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return len(old), deleted, err
+		}
+		deleted += n
+	}
+	return len(old), deleted, nil
 }
 
 // key is the store key of an entry: its sequence number, 8 bytes

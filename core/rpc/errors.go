@@ -71,10 +71,17 @@ var (
 )
 
 // ErrStoreUnavailable answers any call whose store read or commit failed
-// with store.ErrUnavailable (a cluster store without quorum): nothing was
-// written, the caller tries again (docs/cluster.md).
+// with store.ErrUnavailable (a cluster store without quorum, a timeout).
+// It does not say that nothing was written: a commit that timed out may
+// still be applied, whole, when quorum returns (its proposal survived in
+// etcd's log). So an approval answered 503 may still open the port for
+// the client's address later, its nonces spent; the caller tries again
+// with a new request (docs/cluster.md#failures).
 var ErrStoreUnavailable = &Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable",
-	Message: "the cluster store has no quorum; try again"}
+	Message: StoreUnavailableMessage}
+
+// StoreUnavailableMessage is ErrStoreUnavailable's message.
+const StoreUnavailableMessage = "the cluster store has no quorum: the request may or may not have been recorded; try again"
 
 // AsError returns err's *Error, 503 "store_unavailable" for
 // store.ErrUnavailable, or a 500 "internal" one.
