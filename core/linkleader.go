@@ -12,7 +12,6 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/portcullis-gw/portcullis/internal/logging"
-	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 // The link elections run on one gateway of a cluster at a time
@@ -118,14 +117,15 @@ func (l *linkLeader) setElected(e *concurrency.Election) {
 	}
 }
 
-// PutIfLeading writes value at key of the link_secrets bucket if, and
-// only if, this gateway still holds the election it won in term: one etcd
+// PutIfLeading writes value at key of bucket (core/links passes its
+// link_secrets bucket) if, and only if, this gateway still holds the
+// election it won in term: one etcd
 // Txn compares the election key's create revision. The key is the store's
 // (store.Etcd's layout: <prefix><bucket>/<key>, and the bucket's version
 // key rewritten in the same Txn, so the store's transactions that scanned
 // the bucket see the write); the store's Tx cannot compare a key outside
 // its buckets, hence the raw client for this one key.
-func (l *linkLeader) PutIfLeading(ctx context.Context, term int64, key string, value []byte) error {
+func (l *linkLeader) PutIfLeading(ctx context.Context, term int64, bucket, key string, value []byte) error {
 	l.mu.Lock()
 	cur, ok := l.leadingLocked()
 	e, alive := l.elected, l.alive.Add(-leaseMargin)
@@ -136,7 +136,6 @@ func (l *linkLeader) PutIfLeading(ctx context.Context, term int64, key string, v
 	// Not past the time leadership is certain (the compare fences anyway).
 	wctx, cancel := context.WithDeadline(ctx, alive)
 	defer cancel()
-	bucket := store.BucketLinkSecrets
 	resp, err := l.cli.Txn(wctx).
 		If(clientv3.Compare(clientv3.CreateRevision(e.Key()), "=", e.Rev())).
 		Then(clientv3.OpPut(l.prefix+bucket+"/"+key, string(value)), clientv3.OpPut(l.prefix+"_v/"+bucket, "")).

@@ -15,6 +15,10 @@ import (
 // Two gateways campaign on a real etcd: exactly one leads; when it stops
 // (resigning), the other leads. (A leader killed without resigning is the
 // cluster system test's: the lease has to run out.)
+
+// linkState is the bucket core/links hands PutIfLeading.
+const linkState = store.BucketLinkSecrets
+
 func TestLinkLeaderOneAtATimeAndHandOver(t *testing.T) {
 	lab := etcdlab.Start(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -107,7 +111,7 @@ func TestLinkLeaderStaleWriteRefused(t *testing.T) {
 	if !ok {
 		t.Fatal("a does not lead after its campaign")
 	}
-	if err := a.PutIfLeading(ctx, ta, "active/link1", []byte("a1")); err != nil {
+	if err := a.PutIfLeading(ctx, ta, linkState, "active/link1", []byte("a1")); err != nil {
 		t.Fatalf("the leader's write: %v", err)
 	}
 	// The fenced write is the store's record (its key layout).
@@ -140,7 +144,7 @@ func TestLinkLeaderStaleWriteRefused(t *testing.T) {
 	if _, stillOK := a.Term(); !stillOK {
 		t.Fatal("a does not count itself leading")
 	}
-	err = a.PutIfLeading(ctx, ta, "active/link1", []byte("a2"))
+	err = a.PutIfLeading(ctx, ta, linkState, "active/link1", []byte("a2"))
 	if !errors.Is(err, errNotLeading) {
 		t.Fatalf("the deposed leader's write: %v, want refused", err)
 	}
@@ -150,7 +154,7 @@ func TestLinkLeaderStaleWriteRefused(t *testing.T) {
 	if a.Leading() {
 		t.Fatal("a still counts itself leading after its write was refused")
 	}
-	if err := b.PutIfLeading(ctx, tb, "active/link1", []byte("b1")); err != nil {
+	if err := b.PutIfLeading(ctx, tb, linkState, "active/link1", []byte("b1")); err != nil {
 		t.Fatalf("the new leader's write: %v", err)
 	}
 	if got := get("active/link1"); got != "b1" {

@@ -74,7 +74,7 @@ type Leadership interface {
 	Term() (term int64, ok bool)
 	// PutIfLeading writes value at key of the link_secrets bucket if,
 	// and only if, this gateway still holds the election it won in term.
-	PutIfLeading(ctx context.Context, term int64, key string, value []byte) error
+	PutIfLeading(ctx context.Context, term int64, bucket, key string, value []byte) error
 }
 
 // decision is a leader's decision for one link, as stored.
@@ -343,7 +343,7 @@ func (f *linkFollower) publish(ctx context.Context) {
 			return
 		}
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		err = s.cluster.lead.PutIfLeading(wctx, f.term, activeKey(l.ID), raw)
+		err = s.cluster.lead.PutIfLeading(wctx, f.term, store.BucketLinkSecrets, activeKey(l.ID), raw)
 		cancel()
 		if err != nil {
 			s.log.Debug("link decisions not written to the cluster store; retrying", "link", l.Name, "err", err)

@@ -123,9 +123,9 @@ type storeLeadership struct {
 
 func (l *storeLeadership) Term() (int64, bool) { return l.term, l.leads.Load() }
 
-func (l *storeLeadership) PutIfLeading(ctx context.Context, term int64, key string, value []byte) error {
+func (l *storeLeadership) PutIfLeading(ctx context.Context, term int64, bucket, key string, value []byte) error {
 	if !l.leads.Load() || term != l.term {
 		return errors.New("not leading")
 	}
-	return l.st.Update(ctx, func(tx store.Tx) error { return tx.Put(store.BucketLinkSecrets, key, value) })
+	return l.st.Update(ctx, func(tx store.Tx) error { return tx.Put(bucket, key, value) })
 }
