@@ -108,14 +108,26 @@ func BenchmarkCluster(b *testing.B) {
 	b.ResetTimer()
 	fmt.Printf("benchcluster: %d users, 3-member etcd on loopback (Debian etcd-server), gateways in namespaces\n\n", users)
 	fmt.Printf("approvals/s, %d approvals from %d concurrent clients, kept-alive TLS connections:\n", requests, users)
+	var rates []float64
 	for _, s := range []*side{bolt, etcdB} {
 		rate, failed := bn.throughput(s)
+		rates = append(rates, rate)
 		fmt.Printf("  %-28s %8.0f approvals/s  (%d failed)\n", s.name+":", rate, failed)
 	}
+	if rates[0] > 0 {
+		fmt.Printf("  %-28s %8.2fx\n", "etcd / bbolt:", rates[1]/rates[0])
+	}
 	fmt.Printf("\napproval -> port-open latency, %d approvals each (request sent over a new TLS connection -> first TCP connect accepted, new source address each time):\n", samples)
-	for _, s := range []*side{bolt, etcdB, cross} {
+	var base time.Duration
+	for i, s := range []*side{bolt, etcdB, cross} {
 		p50, p99, mx := bn.latency(s)
-		fmt.Printf("  %-28s p50 %-10s p99 %-10s max %s\n", s.name+":", p50, p99, mx)
+		ratio := ""
+		if i == 0 {
+			base = p50
+		} else if base > 0 {
+			ratio = fmt.Sprintf("  (p50 %.1fx bbolt's)", float64(p50)/float64(base))
+		}
+		fmt.Printf("  %-28s p50 %-10s p99 %-10s max %s%s\n", s.name+":", p50, p99, mx, ratio)
 	}
 	b.StopTimer()
 }
