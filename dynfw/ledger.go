@@ -98,13 +98,18 @@ func commit(ctx context.Context, st store.Store, r *record) (c committed, err er
 			}
 		}
 		if r.Approval != nil {
-			// With etcd the approval goes by itself when it expires
-			// (a lease); purge removes it otherwise.
-			return store.InsertTTL(tx, store.BucketApprovals, r.Approval.Token, r.Approval, r.Approval.Expires.Sub(r.Now))
+			return InsertApproval(tx, r.Approval, r.Now)
 		}
 		return nil
 	})
 	return c, err
+}
+
+// InsertApproval writes a new approval in tx, the write commit makes (and
+// internal/benchfloor measures). With etcd the approval goes by itself when
+// it expires (a lease); purge removes it otherwise.
+func InsertApproval(tx store.Tx, a *Approval, now time.Time) error {
+	return store.InsertTTL(tx, store.BucketApprovals, a.Token, a, a.Expires.Sub(now))
 }
 
 // liveApprovals returns the approvals that have not expired.
