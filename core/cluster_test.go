@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/etcdlab/etcdstore"
+
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/store"
@@ -65,12 +67,8 @@ func TestStoreCheckSeesRealQuorumLoss(t *testing.T) {
 	c := etcdlab.Start(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: c.Endpoints(), Prefix: "/store-check-test/",
-		RequestTimeout: time.Second, DialTimeout: time.Second}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := etcdstore.Open(t, store.EtcdConfig{Endpoints: c.Endpoints(), Prefix: "/store-check-test/",
+		RequestTimeout: time.Second, DialTimeout: time.Second})
 	d := &daemon{log: logging.OrDiscard(nil), st: st}
 	if err := d.storeAnswers(ctx); err != nil || d.quorumLost {
 		t.Fatalf("healthy cluster: err %v, quorumLost %v", err, d.quorumLost)

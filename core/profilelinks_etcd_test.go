@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/etcdlab/etcdstore"
+
 	"github.com/portcullis-gw/portcullis/core/admin"
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/store"
@@ -23,11 +25,7 @@ func TestPurgeProfileLinksEtcd(t *testing.T) {
 	lab := etcdlab.Start(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: lab.Endpoints()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := etcdstore.Open(t, store.EtcdConfig{Endpoints: lab.Endpoints()})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := NewService(Deps{Store: st, Admin: admin.New(st, log, admin.Options{}), Log: log})
 	now := time.Now().UTC()

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/etcdlab/etcdstore"
+
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
@@ -24,11 +26,7 @@ func TestRevokeUnderApprovalLoadEtcd(t *testing.T) {
 	lab := etcdlab.Start(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: lab.Endpoints()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := etcdstore.Open(t, store.EtcdConfig{Endpoints: lab.Endpoints()})
 	f := newFixture(t)
 	f.st = st
 	f.a = f.approver()

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/etcdlab/etcdstore"
+
 	"github.com/portcullis-gw/portcullis/core/admin"
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/store"
@@ -28,11 +30,7 @@ func TestResetPasswordEtcd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const prefix = "/reset-test/"
-	st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: c.Endpoints(), Prefix: prefix}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := etcdstore.Open(t, store.EtcdConfig{Endpoints: c.Endpoints(), Prefix: prefix})
 	svc := admin.New(st, nil, admin.Options{})
 	if _, made, err := svc.EnsureInitialAdmin(ctx, func(string) error { return nil }); err != nil || !made {
 		t.Fatalf("initial admin: %v %v", made, err)

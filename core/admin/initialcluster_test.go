@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/etcdlab/etcdstore"
+
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/store"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
@@ -32,11 +34,7 @@ func TestInitialAdminTwoGateways(t *testing.T) {
 		services []*Service
 	)
 	for range gateways {
-		st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: c.Endpoints(), Prefix: prefix, RequestTimeout: 10 * time.Second}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
+		st := etcdstore.Open(t, store.EtcdConfig{Endpoints: c.Endpoints(), Prefix: prefix, RequestTimeout: 10 * time.Second})
 		services = append(services, New(st, nil, Options{}))
 	}
 	start := make(chan struct{})

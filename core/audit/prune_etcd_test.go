@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/etcdlab/etcdstore"
+
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
@@ -22,11 +24,7 @@ func TestPruneEtcdUnderLoad(t *testing.T) {
 	lab := etcdlab.Start(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: lab.Endpoints()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := etcdstore.Open(t, store.EtcdConfig{Endpoints: lab.Endpoints()})
 	l := New(st, nil)
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	now := start

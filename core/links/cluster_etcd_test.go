@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/etcdlab/etcdstore"
+
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/store"
@@ -19,16 +21,12 @@ import (
 func etcdLinks(t *testing.T, ctx context.Context) (*store.Etcd, linkmgr.Link, linkmgr.Link) {
 	t.Helper()
 	lab := etcdlab.Start(t, 1)
-	st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: lab.Endpoints(), Prefix: "/links-test/"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := etcdstore.Open(t, store.EtcdConfig{Endpoints: lab.Endpoints(), Prefix: "/links-test/"})
 	l1 := linkmgr.Link{ID: "link1", Name: "corp", Locations: []linkmgr.Location{
 		{ID: "la", Name: "a", Routes: []string{"10.1.0.0/16"}, Hosts: []linkmgr.Host{{ID: "ha", Timeout: 30}, {ID: "ha2", Timeout: 30}}}}}
 	l2 := linkmgr.Link{ID: "link2", Name: "lab", Locations: []linkmgr.Location{
 		{ID: "lb", Name: "b", Routes: []string{"10.2.0.0/16"}, Hosts: []linkmgr.Host{{ID: "hb", Timeout: 30}}}}}
-	err = st.Update(ctx, func(tx store.Tx) error {
+	err := st.Update(ctx, func(tx store.Tx) error {
 		if err := store.PutJSON(tx, store.BucketLinks, l1.ID, &l1); err != nil {
 			return err
 		}

@@ -4,15 +4,15 @@ import (
 	"math"
 	"path/filepath"
 	"testing"
+
+	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
 // TestMeasurements runs the parts that need no root with small counts and
 // checks that each gives a positive, finite CPU figure. Nothing is timed
 // against a limit.
 func TestMeasurements(t *testing.T) {
-	if testing.Short() {
-		t.Skip("generates an RSA-4096 key and runs TLS handshakes")
-	}
+	testenv.System(t, "generates an RSA-4096 key and runs TLS handshakes")
 	c, err := newCrypto()
 	if err != nil {
 		t.Fatal(err)

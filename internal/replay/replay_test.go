@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/etcdlab/etcdstore"
+
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
@@ -63,14 +65,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
 	t.Run("bolt", func(t *testing.T) { fn(t, openStore(t)) })
 	t.Run("etcd", func(t *testing.T) {
 		c := etcdlab.Start(t, 1)
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: c.Endpoints()}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		fn(t, st)
+		fn(t, etcdstore.Open(t, store.EtcdConfig{Endpoints: c.Endpoints()}))
 	})
 }
 
@@ -197,11 +192,7 @@ func TestRecordExpiresOnEtcd(t *testing.T) {
 	c := etcdlab.Start(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: c.Endpoints()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := etcdstore.Open(t, store.EtcdConfig{Endpoints: c.Endpoints()})
 	old := skewMargin
 	skewMargin = time.Second // the record goes at the window's end + the margin
 	defer func() { skewMargin = old }()
@@ -243,11 +234,7 @@ func TestNonceOutlivesClockSkew(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	open := func() store.Store {
-		st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: c.Endpoints(), Prefix: "/skew/"}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
+		st := etcdstore.Open(t, store.EtcdConfig{Endpoints: c.Endpoints(), Prefix: "/skew/"})
 		return st
 	}
 	a, b := open(), open()

@@ -205,7 +205,11 @@ func (b *Bolt) setSequence(_ context.Context, bucket string, n uint64) error {
 func (e *Etcd) sequence(ctx context.Context, bucket string) (uint64, error) {
 	var n uint64
 	err := e.View(ctx, func(tx Tx) error {
-		v, ok, err := tx.(*etcdTx).getOne(e.seqKey(bucket))
+		etx, isEtcd := tx.(*etcdTx)
+		if !isEtcd {
+			return fmt.Errorf("sequence of %q: not an etcd transaction (%T)", bucket, tx)
+		}
+		v, ok, err := etx.getOne(e.seqKey(bucket))
 		if err != nil || !ok {
 			return err
 		}
