@@ -65,6 +65,17 @@ type ControlStatus struct {
 	// unknown); both only with the etcd store (docs/cluster.md).
 	Gateway    string `json:"gateway,omitempty"`
 	LinkLeader string `json:"link_leader,omitempty"`
+	// Store counts the bbolt store's committed writes since the core
+	// started (absent with the etcd store): `make bench` divides them to
+	// find the group commit's size under load.
+	Store *StoreWrites `json:"store,omitempty"`
+}
+
+// StoreWrites is the store's write transactions and the Batch calls (the
+// approvals' nonce and record writes among them) committed in them.
+type StoreWrites struct {
+	Transactions uint64 `json:"transactions"`
+	BatchCalls   uint64 `json:"batch_calls"`
 }
 
 // Ready is the one JSON line `portcullis serve --ready-fd N` writes to

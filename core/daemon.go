@@ -485,6 +485,10 @@ func (d *daemon) status() api.ControlStatus {
 	if d.ext != nil {
 		st.HTTP = d.cfg.Web.RedirectListen
 	}
+	if wc, ok := d.st.(store.WriteCounter); ok {
+		ws := wc.WriteStats()
+		st.Store = &api.StoreWrites{Transactions: ws.Transactions, BatchCalls: ws.BatchCalls}
+	}
 	if d.sup != nil {
 		st.FrontPID, st.FrontStarts = d.sup.frontPID()
 	} else if d.ext != nil {

@@ -1,72 +1,21 @@
-// Command benchfloor measures the floor of one approval: the CPU that the
-// cryptography, the kernel and the store cannot avoid, whatever the
-// gateway's own code does around them. Each part is measured with the same
-// calls the gateway makes:
-//
-//  1. a TLS 1.3 server handshake with the front's configuration
-//     (web.TLSConfig) and certificate type (pki.SelfSignedTLS, ECDSA P-256),
-//     key exchange X25519MLKEM768 (checked on every handshake);
-//  2. one RSA-4096 PSS verify (approval.VerifyUserSignature);
-//  3. the X25519 shared key, NaCl box open and seal (approval.SharedKey,
-//     OpenRequestShared, SealResponseShared);
-//  4. the HMAC-SHA512 check of the request (approval.HMACCheck over
-//     approval.RequestHMACMessage);
-//  5. one nftables element add over netlink (dynfw.NFTGate.Allow) into the
-//     gate's set, in a network namespace of its own;
-//  6. the store's writes for one approval (the Auth-Nonce claim, and the box
-//     nonce, inner nonce and approval record), committed in bbolt
-//     transactions of -batch approvals each, divided by -batch.
-//
-// CPU is read with clock_gettime(CLOCK_THREAD_CPUTIME_ID) around each
-// operation, on a goroutine locked to its OS thread (runtime.LockOSThread):
-// a locked thread runs only that goroutine, so the delta is that
-// goroutine's user and system CPU, including the kernel work of its own
-// syscalls (netlink, fdatasync), whatever GOMAXPROCS is. Not counted: work
-// on other threads (the garbage collector's background marking, the TLS
-// client's side of the handshake), and time spent waiting (the disk). Needs
-// root for the nftables part. `make bench` runs it.
-//
-// Issue 14 compares the gateway's CPU per approval with the sum printed
-// here.
+// Command benchfloor prints the floor of one approval, part by part: the
+// CPU that the cryptography, the kernel and the store cannot avoid,
+// whatever the gateway's own code does around them (internal/floor says
+// how each part is measured). internal/benchapprove measures the same
+// floor in its run, at the group-commit size it measured, and divides the
+// gateway's own CPU per approval by it; this command is for looking at the
+// parts alone. Needs root for the nftables part (a namespace of its own).
 package main
 
 import (
-	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
-	"math"
-	"net"
-	"net/netip"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strconv"
-	"time"
 
-	"golang.org/x/crypto/nacl/box"
-	"golang.org/x/sys/unix"
-
-	"github.com/portcullis-gw/portcullis/api/approval"
-	"github.com/portcullis-gw/portcullis/core/pki"
-	"github.com/portcullis-gw/portcullis/dynfw"
+	"github.com/portcullis-gw/portcullis/internal/floor"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
-	"github.com/portcullis-gw/portcullis/internal/replay"
-	"github.com/portcullis-gw/portcullis/internal/store"
-	"github.com/portcullis-gw/portcullis/web"
 )
-
-// part is one line of the floor.
-type part struct {
-	name, method string
-	us           float64 // CPU µs per operation
-}
 
 func main() {
 	handshakes := flag.Int("handshakes", 300, "TLS handshakes")
@@ -80,313 +29,19 @@ func main() {
 	r := netlab.NewRunner("benchfloor")
 	defer r.Done()
 	fmt.Printf("benchfloor: CPU per operation (CLOCK_THREAD_CPUTIME_ID on a locked OS thread), GOMAXPROCS=%d\n\n", runtime.GOMAXPROCS(0))
-
-	var parts []part
-	add := func(p part, err error) {
-		if err != nil {
-			r.Fatalf("%s: %v", p.name, err)
-		}
-		parts = append(parts, p)
-	}
-	add(tlsHandshake(*handshakes))
-	c, err := newCrypto()
-	if err != nil {
-		r.Fatalf("%v", err)
-	}
-	add(c.rsaVerify(*ops))
-	add(c.box(*ops))
-	add(c.hmac(*ops))
 	netlab.Require(r)
 	ns := netlab.NewNS(r, "floor")
-	add(nftAdd(ns.Path(), *ops))
 	dir, err := os.MkdirTemp("", "portcullis-benchfloor-")
 	if err != nil {
 		r.Fatalf("%v", err)
 	}
 	r.Cleanup(func() { os.RemoveAll(dir) })
-	add(storeCommit(filepath.Join(dir, "floor.db"), *ops, *batch))
-
-	sum := 0.0
+	parts, err := floor.Measure(floor.Options{Handshakes: *handshakes, Ops: *ops, Batch: *batch, NSPath: ns.Path(), Dir: dir})
+	if err != nil {
+		r.Fatalf("%v", err)
+	}
 	for _, p := range parts {
-		fmt.Printf("  %-24s %9.1f µs   %s\n", p.name, p.us, p.method)
-		sum += p.us
+		fmt.Printf("  %-24s %9.1f µs   %s\n", p.Name, p.US, p.Method)
 	}
-	fmt.Printf("  %-24s %9.1f µs   sum of the above\n", "floor per approval", sum)
-}
-
-// cpuNow is the calling thread's CPU time; the caller must hold
-// runtime.LockOSThread.
-func cpuNow() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		panic(err)
-	}
-	return time.Duration(ts.Nano())
-}
-
-// perOp runs fn n times on a locked thread and returns its CPU µs per call.
-func perOp(n int, fn func(i int) error) (float64, error) {
-	type result struct {
-		d   time.Duration
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		var total time.Duration
-		for i := 0; i < n; i++ {
-			start := cpuNow()
-			err := fn(i)
-			total += cpuNow() - start
-			if err != nil {
-				ch <- result{err: err}
-				return
-			}
-		}
-		ch <- result{d: total}
-	}()
-	res := <-ch
-	if res.err != nil {
-		return 0, res.err
-	}
-	us := float64(res.d) / float64(n) / float64(time.Microsecond)
-	if us <= 0 || math.IsInf(us, 0) || math.IsNaN(us) {
-		return 0, fmt.Errorf("measured %v µs per operation", us)
-	}
-	return us, nil
-}
-
-// tlsHandshake measures the server side of n TLS 1.3 handshakes against an
-// in-process client on loopback: only the server's Handshake call is timed,
-// on its locked thread.
-func tlsHandshake(n int) (part, error) {
-	p := part{name: "TLS 1.3 handshake",
-		method: "server side, web.TLSConfig + pki.SelfSignedTLS (ECDSA P-256), X25519MLKEM768, loopback, client in process"}
-	certPEM, keyPEM, err := pki.SelfSignedTLS([]string{"127.0.0.1"})
-	if err != nil {
-		return p, err
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return p, err
-	}
-	srvConf := web.TLSConfig(cert)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
-	cliConf := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13,
-		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768}, NextProtos: []string{"http/1.1"}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return p, err
-	}
-	defer ln.Close()
-	cliErr := make(chan error, 1)
-	go func() {
-		for i := 0; i < n; i++ {
-			c, err := tls.Dial("tcp", ln.Addr().String(), cliConf)
-			if err != nil {
-				cliErr <- err
-				return
-			}
-			// Wait for the server's close so that the next dial
-			// does not overlap this handshake.
-			_, _ = io.Copy(io.Discard, c)
-			c.Close()
-		}
-		cliErr <- nil
-	}()
-	p.us, err = perOp(n, func(int) error {
-		raw, err := ln.Accept()
-		if err != nil {
-			return err
-		}
-		defer raw.Close()
-		c := tls.Server(raw, srvConf)
-		if err := c.Handshake(); err != nil {
-			return err
-		}
-		st := c.ConnectionState()
-		if st.Version != tls.VersionTLS13 || st.CurveID != tls.X25519MLKEM768 {
-			return fmt.Errorf("negotiated version %x group %v, want TLS 1.3 and X25519MLKEM768", st.Version, st.CurveID)
-		}
-		return nil
-	})
-	if cerr := <-cliErr; err == nil && cerr != nil {
-		err = cerr
-	}
-	return p, err
-}
-
-// cryptoLab holds one sealed approval request, made as a client makes it.
-type cryptoLab struct {
-	userPub    *rsa.PublicKey
-	serverPriv [32]byte
-	syncSecret string
-	req        *approval.SealedRequest
-	hmacMsg    string
-	plainResp  []byte
-}
-
-func newCrypto() (*cryptoLab, error) {
-	userKey, err := rsa.GenerateKey(rand.Reader, 4096)
-	if err != nil {
-		return nil, err
-	}
-	serverPub, serverPriv, err := box.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	c := &cryptoLab{userPub: &userKey.PublicKey, serverPriv: *serverPriv, syncSecret: fmt.Sprintf("%x", secret)}
-	// An inner request and an answer of the sizes the client sends and
-	// gets (a JSON object of a few hundred bytes, a small one back).
-	inner := []byte(`{"token":"` + fmt.Sprintf("%x", secret) + `","nonce":"` + fmt.Sprintf("%x", secret[:16]) +
-		`","timestamp":1780000000,"mac_addr":"02:00:00:00:00:01","mac_addrs":["02:00:00:00:00:01"],` +
-		`"platform":"linux","device_id":"` + fmt.Sprintf("%x", secret[:16]) + `","device_name":"laptop",` +
-		`"remote_address":"203.0.113.7","remote_address6":"","reconnect":false}`)
-	c.plainResp = []byte(`{"allow":true,"token":"` + fmt.Sprintf("%x", secret) + `","reason":""}`)
-	c.req, err = approval.SealRequest(approval.SealParams{Path: "/key/wg/" + fmt.Sprintf("%x", secret[:12]) + "/" +
-		fmt.Sprintf("%x", secret[12:24]) + "/" + fmt.Sprintf("%x", secret[24:]), SyncToken: fmt.Sprintf("%x", secret[:16]),
-		SyncSecret: c.syncSecret, ServerBoxPublic: *serverPub, UserKey: userKey, Inner: inner,
-		Timestamp: strconv.FormatInt(time.Now().Unix(), 10), AuthNonce: fmt.Sprintf("%x", secret[:16]), Rand: rand.Reader})
-	if err != nil {
-		return nil, err
-	}
-	c.hmacMsg = approval.RequestHMACMessage(c.req.Headers, "POST", "/key/wg/x/y/z", &c.req.Body)
-	c.req.Headers.Signature = approval.HMACSign(c.syncSecret, c.hmacMsg)
-	return c, nil
-}
-
-func (c *cryptoLab) rsaVerify(n int) (part, error) {
-	p := part{name: "RSA-4096 PSS verify", method: "approval.VerifyUserSignature (SHA-512 digest, base64 decode, rsa.VerifyPSS)"}
-	var err error
-	p.us, err = perOp(n, func(int) error { return approval.VerifyUserSignature(c.userPub, &c.req.Body) })
-	return p, err
-}
-
-func (c *cryptoLab) box(n int) (part, error) {
-	p := part{name: "X25519 + box open/seal", method: "approval.SharedKey, OpenRequestShared, SealResponseShared (with its HMAC)"}
-	var err error
-	p.us, err = perOp(n, func(int) error {
-		shared, err := approval.SharedKey(&c.req.Body, &c.serverPriv)
-		if err != nil {
-			return err
-		}
-		if _, err := approval.OpenRequestShared(&c.req.Body, shared); err != nil {
-			return err
-		}
-		_, err = approval.SealResponseShared(rand.Reader, c.plainResp, c.syncSecret, shared)
-		return err
-	})
-	return p, err
-}
-
-func (c *cryptoLab) hmac(n int) (part, error) {
-	p := part{name: "HMAC-SHA512 check",
-		method: fmt.Sprintf("approval.HMACCheck over approval.RequestHMACMessage (%d bytes)", len(c.hmacMsg))}
-	var err error
-	p.us, err = perOp(n, func(int) error {
-		msg := approval.RequestHMACMessage(c.req.Headers, "POST", "/key/wg/x/y/z", &c.req.Body)
-		if !approval.HMACCheck(c.syncSecret, msg, c.req.Headers.Signature) {
-			return approval.ErrBadHMAC
-		}
-		return nil
-	})
-	return p, err
-}
-
-// nftAdd measures n element adds, one per call as the approver makes them,
-// through the gate's lasting netlink connection in the namespace at nsPath.
-func nftAdd(nsPath string, n int) (part, error) {
-	p := part{name: "nftables element add",
-		method: "dynfw.NFTGate.Allow of one element over netlink, fresh namespace, set growing from empty (incl. kernel time)"}
-	f, err := os.Open(nsPath)
-	if err != nil {
-		return p, err
-	}
-	defer f.Close()
-	gate, err := dynfw.OpenNFT(slog.New(slog.NewTextHandler(io.Discard, nil)), int(f.Fd()))
-	if err != nil {
-		return p, err
-	}
-	defer gate.Close()
-	if err := gate.Ensure(); err != nil {
-		return p, err
-	}
-	p.us, err = perOp(n, func(i int) error {
-		a := netip.AddrFrom4([4]byte{100, 72, byte(i >> 8), byte(i)})
-		return gate.Allow([]dynfw.Element{{Addr: a, Proto: "udp", Port: 1194, Timeout: time.Minute}})
-	})
-	return p, err
-}
-
-// storeCommit measures the store's writes for n approvals: per group of
-// batch approvals, one transaction of their Auth-Nonce claims (as
-// replay.ClaimOne writes them) and one of their box nonce, inner nonce and
-// approval record (as the approver's commit writes them, with
-// dynfw.InsertApproval). Each is the
-// single bbolt transaction the group committer runs; the CPU of both is
-// divided by batch.
-func storeCommit(path string, n, batch int) (part, error) {
-	p := part{name: "store commit",
-		method: fmt.Sprintf("bbolt: Auth-Nonce claim + box/inner nonce + approval, transactions of %d approvals, ÷ %d (fdatasync CPU, not its wait)", batch, batch)}
-	st, err := store.OpenBolt(path, time.Second)
-	if err != nil {
-		return p, err
-	}
-	defer st.Close()
-	ctx := context.Background()
-	groups := (n + batch - 1) / batch
-	var us float64
-	us, err = perOp(groups, func(g int) error {
-		now := time.Now()
-		exp := now.Add(dynfw.DefaultTokenTTL)
-		if err := st.Update(ctx, func(tx store.Tx) error {
-			for i := 0; i < batch; i++ {
-				if _, err := replay.Claim(tx, now, exp, replay.Key(replay.KindAuth, syncToken, nonce(g, i, "a"))); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		return st.Update(ctx, func(tx store.Tx) error {
-			for i := 0; i < batch; i++ {
-				for _, k := range []struct{ kind, scope string }{{replay.KindBox, syncToken}, {replay.KindInner, userID}} {
-					fresh, err := replay.Claim(tx, now, exp, replay.Key(k.kind, k.scope, nonce(g, i, k.kind)))
-					if err != nil {
-						return err
-					}
-					if !fresh {
-						return errors.New("nonce not fresh")
-					}
-				}
-				a := &dynfw.Approval{Token: nonce(g, i, "tok") + nonce(g, i, "en"), OrgID: "5f2b7c9e1a3d4e6f8a0b1c2d",
-					UserID: userID, ServerID: "7b2d4f6a8c0e1b3d5f7a9c2e", Protocol: "udp", Port: 1194,
-					Addrs:   []netip.Addr{netip.AddrFrom4([4]byte{203, 0, 113, byte(i)})},
-					Created: now, Expires: exp}
-				if err := dynfw.InsertApproval(tx, a, now); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	})
-	p.us = us / float64(batch)
-	return p, err
-}
-
-// An approval's sync token and user ID, of the real lengths.
-const (
-	syncToken = "0123456789abcdef0123456789abcdef"
-	userID    = "6a1c3e5f7b9d0a2c4e6f8b1d"
-)
-
-// nonce is a distinct nonce-shaped string (32 hex digits) for approval i of
-// group g.
-func nonce(g, i int, kind string) string {
-	return fmt.Sprintf("%-6s%010d%016x", kind, g, i)
+	fmt.Printf("  %-24s %9.1f µs   sum of the above\n", "floor per approval", floor.Sum(parts, false))
 }

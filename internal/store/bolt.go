@@ -139,7 +139,16 @@ func (b *Bolt) Update(ctx context.Context, fn func(Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+	err := b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+	if err == nil {
+		b.group.txns.Add(1)
+	}
+	return err
+}
+
+// WriteStats implements WriteCounter.
+func (b *Bolt) WriteStats() WriteStats {
+	return WriteStats{Transactions: b.group.txns.Load(), BatchCalls: b.group.calls.Load()}
 }
 
 type boltTx struct{ tx *bolt.Tx }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -88,6 +89,9 @@ func (q *commitQueue[R]) close() {
 type groupCommitter struct {
 	db *bolt.DB
 	*commitQueue[*groupReq]
+	// txns and calls count the committed write transactions (the groups'
+	// and Update's) and the Batch calls committed in them (WriteStats).
+	txns, calls atomic.Uint64
 }
 
 type groupReq struct {
@@ -126,13 +130,22 @@ func (g *groupCommitter) commit(group []*groupReq) {
 			return nil
 		})
 		if failed < 0 {
+			if err == nil {
+				g.txns.Add(1)
+				g.calls.Add(uint64(len(group)))
+			}
 			for _, r := range group {
 				r.err <- err
 			}
 			return
 		}
 		bad := group[failed]
-		bad.err <- g.db.Update(func(tx *bolt.Tx) error { return bad.fn(boltTx{tx}) })
+		err = g.db.Update(func(tx *bolt.Tx) error { return bad.fn(boltTx{tx}) })
+		if err == nil {
+			g.txns.Add(1)
+			g.calls.Add(1)
+		}
+		bad.err <- err
 		group = append(group[:failed:failed], group[failed+1:]...)
 	}
 }

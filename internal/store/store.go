@@ -103,6 +103,21 @@ type Store interface {
 	Close() error
 }
 
+// WriteStats counts what a store committed since it was opened: its write
+// transactions (each Update, and each transaction of the group commit) and
+// the Batch calls those carried. BatchCalls ÷ Transactions over a busy
+// spell of Batch writers is the group commit's size.
+type WriteStats struct {
+	Transactions uint64
+	BatchCalls   uint64
+}
+
+// WriteCounter is a store that counts its writes: the bbolt backend. (The
+// etcd backend's group commit reports its own figures: Etcd.BatchStats.)
+type WriteCounter interface {
+	WriteStats() WriteStats
+}
+
 // Tx is one transaction.
 type Tx interface {
 	// Get returns a copy of the value, or ErrNotFound.

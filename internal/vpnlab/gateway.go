@@ -240,6 +240,9 @@ func (g *Gateway) Kill() {
 	}
 }
 
+// PID is the core's process ID.
+func (g *Gateway) PID() int { return g.cmd.Process.Pid }
+
 // Redirect is the plain-HTTP redirect listener's address.
 func (g *Gateway) Redirect() string {
 	g.mu.Lock()

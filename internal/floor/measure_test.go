@@ -1,4 +1,4 @@
-package main
+package floor
 
 import (
 	"math"
@@ -17,19 +17,19 @@ func TestMeasurements(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, run := range map[string]func() (part, error){
-		"tls":   func() (part, error) { return tlsHandshake(3) },
-		"rsa":   func() (part, error) { return c.rsaVerify(3) },
-		"box":   func() (part, error) { return c.box(3) },
-		"hmac":  func() (part, error) { return c.hmac(3) },
-		"store": func() (part, error) { return storeCommit(filepath.Join(t.TempDir(), "floor.db"), 6, 4) },
+	for name, run := range map[string]func() (Part, error){
+		"tls":   func() (Part, error) { return tlsHandshake(3) },
+		"rsa":   func() (Part, error) { return c.rsaVerify(3) },
+		"box":   func() (Part, error) { return c.box(3) },
+		"hmac":  func() (Part, error) { return c.hmac(3) },
+		"store": func() (Part, error) { return storeCommit(filepath.Join(t.TempDir(), "floor.db"), 6, 4) },
 	} {
 		p, err := run()
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if !(p.us > 0) || math.IsInf(p.us, 0) {
-			t.Errorf("%s: %v µs per operation", name, p.us)
+		if !(p.US > 0) || math.IsInf(p.US, 0) {
+			t.Errorf("%s: %v µs per operation", name, p.US)
 		}
 	}
 }

@@ -1,0 +1,406 @@
+// Package floor measures the floor of one approval: the CPU that the
+// cryptography, the kernel and the store cannot avoid, whatever the
+// gateway's own code does around them. Each part is measured with the same
+// calls the gateway makes:
+//
+//  1. a TLS 1.3 server handshake with the front's configuration
+//     (web.TLSConfig) and certificate type (pki.SelfSignedTLS, ECDSA P-256),
+//     key exchange X25519MLKEM768 (checked on every handshake);
+//  2. one RSA-4096 PSS verify (approval.VerifyUserSignature);
+//  3. the X25519 shared key, NaCl box open and seal (approval.SharedKey,
+//     OpenRequestShared, SealResponseShared);
+//  4. the HMAC-SHA512 check of the request (approval.HMACCheck over
+//     approval.RequestHMACMessage);
+//  5. one nftables element add over netlink (dynfw.NFTGate.Allow) into the
+//     gate's set, in a network namespace the caller gives;
+//  6. the store's writes for one approval (the Auth-Nonce claim, and the box
+//     nonce, inner nonce and approval record), committed in bbolt
+//     transactions of Options.Batch approvals each, divided by the batch.
+//
+// CPU is read with clock_gettime(CLOCK_THREAD_CPUTIME_ID) around each
+// operation, on a goroutine locked to its OS thread (runtime.LockOSThread):
+// a locked thread runs only that goroutine, so the delta is that
+// goroutine's user and system CPU, including the kernel work of its own
+// syscalls (netlink, fdatasync), whatever GOMAXPROCS is. Not counted: work
+// on other threads (the garbage collector's background marking, the TLS
+// client's side of the handshake), and time spent waiting (the disk).
+//
+// internal/benchapprove compares the gateway's CPU per approval with the
+// sum; internal/benchfloor prints the parts alone.
+package floor
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	"golang.org/x/crypto/nacl/box"
+	"golang.org/x/sys/unix"
+
+	"github.com/portcullis-gw/portcullis/api/approval"
+	"github.com/portcullis-gw/portcullis/core/pki"
+	"github.com/portcullis-gw/portcullis/dynfw"
+	"github.com/portcullis-gw/portcullis/internal/replay"
+	"github.com/portcullis-gw/portcullis/internal/store"
+	"github.com/portcullis-gw/portcullis/web"
+)
+
+// Part is one line of the floor.
+type Part struct {
+	Name, Method string
+	US           float64 // CPU µs per operation
+	// PerConnection marks the TLS handshake: an approval sent over a
+	// kept-alive connection does not pay it.
+	PerConnection bool
+}
+
+// Options size the measurement.
+type Options struct {
+	// Handshakes is the number of TLS handshakes; Ops the number of each
+	// other operation.
+	Handshakes, Ops int
+	// Batch is the approvals per store transaction (the group commit's
+	// size), at least 1.
+	Batch int
+	// NSPath is the network namespace (/proc/…/ns/net or a bind mount) the
+	// nftables part runs in: never the host's.
+	NSPath string
+	// Dir holds the store file of the store part.
+	Dir string
+}
+
+// Measure measures every part in order.
+func Measure(o Options) ([]Part, error) {
+	if o.Handshakes < 1 || o.Ops < 1 || o.Batch < 1 || o.NSPath == "" || o.Dir == "" {
+		return nil, fmt.Errorf("floor: bad options %+v", o)
+	}
+	var parts []Part
+	p, err := tlsHandshake(o.Handshakes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Name, err)
+	}
+	p.PerConnection = true
+	parts = append(parts, p)
+	c, err := newCrypto()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range []func() (Part, error){
+		func() (Part, error) { return c.rsaVerify(o.Ops) },
+		func() (Part, error) { return c.box(o.Ops) },
+		func() (Part, error) { return c.hmac(o.Ops) },
+		func() (Part, error) { return nftAdd(o.NSPath, o.Ops) },
+		func() (Part, error) { return storeCommit(filepath.Join(o.Dir, "floor.db"), o.Ops, o.Batch) },
+	} {
+		p, err := m()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Name, err)
+		}
+		parts = append(parts, p)
+	}
+	return parts, nil
+}
+
+// Sum is the floor of one approval: every part, or without the TLS
+// handshake for an approval over a kept-alive connection.
+func Sum(parts []Part, keptAlive bool) float64 {
+	s := 0.0
+	for _, p := range parts {
+		if !(keptAlive && p.PerConnection) {
+			s += p.US
+		}
+	}
+	return s
+}
+
+// cpuNow is the calling thread's CPU time; the caller must hold
+// runtime.LockOSThread. It is 0 if the clock cannot be read, which perOp
+// reports as a failed measurement.
+func cpuNow() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// perOp runs fn n times on a locked thread and returns its CPU µs per call.
+func perOp(n int, fn func(i int) error) (float64, error) {
+	type result struct {
+		d   time.Duration
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var total time.Duration
+		for i := 0; i < n; i++ {
+			start := cpuNow()
+			err := fn(i)
+			total += cpuNow() - start
+			if err != nil {
+				ch <- result{err: err}
+				return
+			}
+		}
+		ch <- result{d: total}
+	}()
+	res := <-ch
+	if res.err != nil {
+		return 0, res.err
+	}
+	us := float64(res.d) / float64(n) / float64(time.Microsecond)
+	if us <= 0 || math.IsInf(us, 0) || math.IsNaN(us) {
+		return 0, fmt.Errorf("measured %v µs per operation", us)
+	}
+	return us, nil
+}
+
+// tlsHandshake measures the server side of n TLS 1.3 handshakes against an
+// in-process client on loopback: only the server's Handshake call is timed,
+// on its locked thread.
+func tlsHandshake(n int) (Part, error) {
+	p := Part{Name: "TLS 1.3 handshake",
+		Method: "server side, web.TLSConfig + pki.SelfSignedTLS (ECDSA P-256), X25519MLKEM768, loopback, client in process"}
+	certPEM, keyPEM, err := pki.SelfSignedTLS([]string{"127.0.0.1"})
+	if err != nil {
+		return p, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return p, err
+	}
+	srvConf := web.TLSConfig(cert)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	cliConf := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13,
+		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768}, NextProtos: []string{"http/1.1"}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return p, err
+	}
+	defer ln.Close()
+	cliErr := make(chan error, 1)
+	go func() {
+		for i := 0; i < n; i++ {
+			c, err := tls.Dial("tcp", ln.Addr().String(), cliConf)
+			if err != nil {
+				cliErr <- err
+				return
+			}
+			// Wait for the server's close so that the next dial
+			// does not overlap this handshake.
+			_, _ = io.Copy(io.Discard, c)
+			c.Close()
+		}
+		cliErr <- nil
+	}()
+	p.US, err = perOp(n, func(int) error {
+		raw, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		defer raw.Close()
+		c := tls.Server(raw, srvConf)
+		if err := c.Handshake(); err != nil {
+			return err
+		}
+		st := c.ConnectionState()
+		if st.Version != tls.VersionTLS13 || st.CurveID != tls.X25519MLKEM768 {
+			return fmt.Errorf("negotiated version %x group %v, want TLS 1.3 and X25519MLKEM768", st.Version, st.CurveID)
+		}
+		return nil
+	})
+	if cerr := <-cliErr; err == nil && cerr != nil {
+		err = cerr
+	}
+	return p, err
+}
+
+// cryptoLab holds one sealed approval request, made as a client makes it.
+type cryptoLab struct {
+	userPub    *rsa.PublicKey
+	serverPriv [32]byte
+	syncSecret string
+	req        *approval.SealedRequest
+	hmacMsg    string
+	plainResp  []byte
+}
+
+func newCrypto() (*cryptoLab, error) {
+	userKey, err := rsa.GenerateKey(rand.Reader, 4096)
+	if err != nil {
+		return nil, err
+	}
+	serverPub, serverPriv, err := box.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	c := &cryptoLab{userPub: &userKey.PublicKey, serverPriv: *serverPriv, syncSecret: fmt.Sprintf("%x", secret)}
+	// An inner request and an answer of the sizes the client sends and
+	// gets (a JSON object of a few hundred bytes, a small one back).
+	inner := []byte(`{"token":"` + fmt.Sprintf("%x", secret) + `","nonce":"` + fmt.Sprintf("%x", secret[:16]) +
+		`","timestamp":1780000000,"mac_addr":"02:00:00:00:00:01","mac_addrs":["02:00:00:00:00:01"],` +
+		`"platform":"linux","device_id":"` + fmt.Sprintf("%x", secret[:16]) + `","device_name":"laptop",` +
+		`"remote_address":"203.0.113.7","remote_address6":"","reconnect":false}`)
+	c.plainResp = []byte(`{"allow":true,"token":"` + fmt.Sprintf("%x", secret) + `","reason":""}`)
+	c.req, err = approval.SealRequest(approval.SealParams{Path: "/key/wg/" + fmt.Sprintf("%x", secret[:12]) + "/" +
+		fmt.Sprintf("%x", secret[12:24]) + "/" + fmt.Sprintf("%x", secret[24:]), SyncToken: fmt.Sprintf("%x", secret[:16]),
+		SyncSecret: c.syncSecret, ServerBoxPublic: *serverPub, UserKey: userKey, Inner: inner,
+		Timestamp: strconv.FormatInt(time.Now().Unix(), 10), AuthNonce: fmt.Sprintf("%x", secret[:16]), Rand: rand.Reader})
+	if err != nil {
+		return nil, err
+	}
+	c.hmacMsg = approval.RequestHMACMessage(c.req.Headers, "POST", "/key/wg/x/y/z", &c.req.Body)
+	c.req.Headers.Signature = approval.HMACSign(c.syncSecret, c.hmacMsg)
+	return c, nil
+}
+
+func (c *cryptoLab) rsaVerify(n int) (Part, error) {
+	p := Part{Name: "RSA-4096 PSS verify", Method: "approval.VerifyUserSignature (SHA-512 digest, base64 decode, rsa.VerifyPSS)"}
+	var err error
+	p.US, err = perOp(n, func(int) error { return approval.VerifyUserSignature(c.userPub, &c.req.Body) })
+	return p, err
+}
+
+func (c *cryptoLab) box(n int) (Part, error) {
+	p := Part{Name: "X25519 + box open/seal", Method: "approval.SharedKey, OpenRequestShared, SealResponseShared (with its HMAC)"}
+	var err error
+	p.US, err = perOp(n, func(int) error {
+		shared, err := approval.SharedKey(&c.req.Body, &c.serverPriv)
+		if err != nil {
+			return err
+		}
+		if _, err := approval.OpenRequestShared(&c.req.Body, shared); err != nil {
+			return err
+		}
+		_, err = approval.SealResponseShared(rand.Reader, c.plainResp, c.syncSecret, shared)
+		return err
+	})
+	return p, err
+}
+
+func (c *cryptoLab) hmac(n int) (Part, error) {
+	p := Part{Name: "HMAC-SHA512 check",
+		Method: fmt.Sprintf("approval.HMACCheck over approval.RequestHMACMessage (%d bytes)", len(c.hmacMsg))}
+	var err error
+	p.US, err = perOp(n, func(int) error {
+		msg := approval.RequestHMACMessage(c.req.Headers, "POST", "/key/wg/x/y/z", &c.req.Body)
+		if !approval.HMACCheck(c.syncSecret, msg, c.req.Headers.Signature) {
+			return approval.ErrBadHMAC
+		}
+		return nil
+	})
+	return p, err
+}
+
+// nftAdd measures n element adds, one per call as the approver makes them,
+// through the gate's lasting netlink connection in the namespace at nsPath.
+func nftAdd(nsPath string, n int) (Part, error) {
+	p := Part{Name: "nftables element add",
+		Method: "dynfw.NFTGate.Allow of one element over netlink, fresh namespace, set growing from empty (incl. kernel time)"}
+	f, err := os.Open(nsPath)
+	if err != nil {
+		return p, err
+	}
+	defer f.Close()
+	gate, err := dynfw.OpenNFT(slog.New(slog.NewTextHandler(io.Discard, nil)), int(f.Fd()))
+	if err != nil {
+		return p, err
+	}
+	defer gate.Close()
+	if err := gate.Ensure(); err != nil {
+		return p, err
+	}
+	p.US, err = perOp(n, func(i int) error {
+		a := netip.AddrFrom4([4]byte{100, 72, byte(i >> 8), byte(i)})
+		return gate.Allow([]dynfw.Element{{Addr: a, Proto: "udp", Port: 1194, Timeout: time.Minute}})
+	})
+	return p, err
+}
+
+// storeCommit measures the store's writes for n approvals: per group of
+// batch approvals, one transaction of their Auth-Nonce claims (as
+// replay.ClaimOne writes them) and one of their box nonce, inner nonce and
+// approval record (as the approver's commit writes them, with
+// dynfw.InsertApproval). Each is the
+// single bbolt transaction the group committer runs; the CPU of both is
+// divided by batch.
+func storeCommit(path string, n, batch int) (Part, error) {
+	p := Part{Name: "store commit",
+		Method: fmt.Sprintf("bbolt: Auth-Nonce claim + box/inner nonce + approval, transactions of %d approvals, ÷ %d (fdatasync CPU, not its wait)", batch, batch)}
+	st, err := store.OpenBolt(path, time.Second)
+	if err != nil {
+		return p, err
+	}
+	defer st.Close()
+	ctx := context.Background()
+	groups := (n + batch - 1) / batch
+	var us float64
+	us, err = perOp(groups, func(g int) error {
+		now := time.Now()
+		exp := now.Add(dynfw.DefaultTokenTTL)
+		if err := st.Update(ctx, func(tx store.Tx) error {
+			for i := 0; i < batch; i++ {
+				if _, err := replay.Claim(tx, now, exp, replay.Key(replay.KindAuth, syncToken, nonce(g, i, "a"))); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return st.Update(ctx, func(tx store.Tx) error {
+			for i := 0; i < batch; i++ {
+				for _, k := range []struct{ kind, scope string }{{replay.KindBox, syncToken}, {replay.KindInner, userID}} {
+					fresh, err := replay.Claim(tx, now, exp, replay.Key(k.kind, k.scope, nonce(g, i, k.kind)))
+					if err != nil {
+						return err
+					}
+					if !fresh {
+						return errors.New("nonce not fresh")
+					}
+				}
+				a := &dynfw.Approval{Token: nonce(g, i, "tok") + nonce(g, i, "en"), OrgID: "5f2b7c9e1a3d4e6f8a0b1c2d",
+					UserID: userID, ServerID: "7b2d4f6a8c0e1b3d5f7a9c2e", Protocol: "udp", Port: 1194,
+					Addrs:   []netip.Addr{netip.AddrFrom4([4]byte{203, 0, 113, byte(i)})},
+					Created: now, Expires: exp}
+				if err := dynfw.InsertApproval(tx, a, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	p.US = us / float64(batch)
+	return p, err
+}
+
+// An approval's sync token and user ID, of the real lengths.
+const (
+	syncToken = "0123456789abcdef0123456789abcdef"
+	userID    = "6a1c3e5f7b9d0a2c4e6f8b1d"
+)
+
+// nonce is a distinct nonce-shaped string (32 hex digits) for approval i of
+// group g.
+func nonce(g, i int, kind string) string {
+	return fmt.Sprintf("%-6s%010d%016x", kind, g, i)
+}
