@@ -18,6 +18,16 @@ import (
 type directory struct {
 	st   store.Store
 	keys *keyCache
+	// users and servers keep the records an approval reads decoded
+	// (recordCache: checked against the stored bytes on every read).
+	users   *recordCache[userRecord]
+	servers *recordCache[serverRecord]
+}
+
+// boxSecret is the part of serverSecrets an approval needs: decoding into
+// it leaves the CA and server keys' text alone.
+type boxSecret struct {
+	BoxPrivateKey []byte `json:"box_private_key"`
 }
 
 // keyCache keeps parsed user public keys by their PEM text, so an approval
@@ -59,25 +69,25 @@ func (d directory) Subject(ctx context.Context, orgID, userID, serverID string) 
 		} else if err != nil {
 			return err
 		}
-		user, err := store.GetJSON[userRecord](tx, store.BucketUsers, userKey(orgID, userID))
+		user, err := d.users.get(tx, store.BucketUsers, userKey(orgID, userID))
 		if errors.Is(err, store.ErrNotFound) {
 			return dynfw.ErrUnknownUser
 		} else if err != nil {
 			return err
 		}
-		srv, err := store.GetJSON[serverRecord](tx, store.BucketServers, serverID)
+		srv, err := d.servers.get(tx, store.BucketServers, serverID)
 		if errors.Is(err, store.ErrNotFound) {
 			return dynfw.ErrUnknownServer
 		} else if err != nil {
 			return err
 		}
-		sec, err := store.GetJSON[serverSecrets](tx, store.BucketSecrets, serverSecretKey(serverID))
+		sec, err := store.GetJSON[boxSecret](tx, store.BucketSecrets, serverSecretKey(serverID))
 		if err != nil {
 			return fmt.Errorf("server %s secrets: %w", serverID, err)
 		}
 		sub.UserDisabled = user.Disabled
 		sub.Attached = slices.Contains(srv.Organizations, orgID)
-		sub.DynamicFirewall, sub.Protocol, sub.Port, sub.Hosts = srv.DynamicFirewall, srv.Protocol, srv.Port, srv.Hosts
+		sub.DynamicFirewall, sub.Protocol, sub.Port, sub.Hosts = srv.DynamicFirewall, srv.Protocol, srv.Port, slices.Clone(srv.Hosts)
 		copy(sub.BoxPrivate[:], sec.BoxPrivateKey)
 		if p := user.Profiles[serverID]; p != nil {
 			entry, err := store.GetJSON[syncEntry](tx, store.BucketSecrets, syncKey(p.SyncToken))

@@ -101,6 +101,37 @@ type Approver struct {
 	limits *userLimits
 	// own holds the guarded ports (follow.go, placed).
 	own ownPorts
+	// inflight holds the Auth-Nonces of the approvals being checked.
+	inflight replay.InFlight
+	// boxKeys keeps the servers' box secrets prepared (approval.BoxKey).
+	boxKeys boxKeyCache
+}
+
+// boxKeyCache keeps prepared box keys by their secret, so a key is
+// prepared once, not per request; a new secret is a new entry. Bounded:
+// past boxKeyCacheMax it starts over.
+type boxKeyCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]*approval.BoxKey
+}
+
+const boxKeyCacheMax = 1024
+
+func (c *boxKeyCache) get(priv *[32]byte) (*approval.BoxKey, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if k, ok := c.m[*priv]; ok {
+		return k, nil
+	}
+	k, err := approval.NewBoxKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil || len(c.m) >= boxKeyCacheMax {
+		c.m = make(map[[32]byte]*approval.BoxKey)
+	}
+	c.m[*priv] = k
+	return k, nil
 }
 
 // NewApprover returns an Approver. gate may be nil (no firewall: approvals
@@ -197,43 +228,73 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 	if !approval.HMACCheck(sub.SyncSecret, msg, r.Headers.Signature) {
 		return nil, refuse(http.StatusUnauthorized, "auth_signature", "Auth-Signature does not match")
 	}
-	// The Auth-Nonce is recorded now, before any public-key work (as
-	// Pritunl does): a replay costs one store read, and whatever refuses
-	// the request from here on, its nonce is spent.
-	fresh, err := claimAuthNonce(ctx, a.st, sub.SyncToken, r.Headers.Nonce, now, replay.TTL(a.cfg.Window))
-	if err != nil {
-		return nil, fmt.Errorf("record Auth-Nonce: %w", err)
-	}
-	if !fresh {
+	// The Auth-Nonce, before any public-key work (docs/approval.md): a
+	// copy of a request already recorded costs one store read, a copy sent
+	// while the first is still being checked is refused by the hold. It is
+	// recorded with the request's other writes in one transaction (commit),
+	// or alone when the request is refused after this point: whatever
+	// refuses it, its nonce is spent.
+	authKey := replay.Key(nonceAuth, sub.SyncToken, r.Headers.Nonce)
+	release, ok := a.inflight.Hold(authKey)
+	if !ok {
 		return nil, refuse(http.StatusConflict, "replay", "Auth-Nonce was used before")
 	}
+	defer release()
+	var seen bool
+	if err := a.st.View(ctx, func(tx store.Tx) (err error) {
+		seen, err = replay.Seen(tx, authKey, now)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("look up Auth-Nonce: %w", err)
+	}
+	if seen {
+		return nil, refuse(http.StatusConflict, "replay", "Auth-Nonce was used before")
+	}
+	out, spent, err := a.verify(ctx, r, sub, now, authKey)
+	if !spent {
+		if _, serr := replay.ClaimOne(ctx, a.st, now, now.Add(replay.TTL(a.cfg.Window)), authKey); serr != nil {
+			a.log.Error("could not record the Auth-Nonce of a refused approval", "user_id", r.UserID, "err", serr)
+		}
+	}
+	return out, err
+}
+
+// verify is the rest of Approve, once the Auth-Nonce is held and unseen:
+// the public-key work, the inner document, the one transaction and the
+// firewall. spent reports whether that transaction recorded the Auth-Nonce
+// (or found it recorded by another gateway): if not, Approve records it.
+func (a *Approver) verify(ctx context.Context, r *Request, sub *Subject, now time.Time, authKey string) (_ *Outcome, spent bool, _ error) {
 	if !sub.Attached {
-		return nil, refuse(http.StatusNotFound, "not_found", "server not found for this organization")
+		return nil, false, refuse(http.StatusNotFound, "not_found", "server not found for this organization")
 	}
 	if r.Wait {
-		return nil, refuse(http.StatusRequestHeaderFieldsTooLarge, "sso_disabled", "single sign-on is not enabled on this server")
+		return nil, false, refuse(http.StatusRequestHeaderFieldsTooLarge, "sso_disabled", "single sign-on is not enabled on this server")
 	}
 	if !sub.DynamicFirewall {
-		return nil, refuse(http.StatusRequestHeaderFieldsTooLarge, "dynamic_firewall_disabled", "the server does not use the dynamic firewall")
+		return nil, false, refuse(http.StatusRequestHeaderFieldsTooLarge, "dynamic_firewall_disabled", "the server does not use the dynamic firewall")
 	}
 	if err := approval.VerifyUserSignature(sub.UserKey, r.Body); err != nil {
-		return nil, refuse(http.StatusPreconditionFailed, "signature", "the user signature does not verify")
+		return nil, false, refuse(http.StatusPreconditionFailed, "signature", "the user signature does not verify")
 	}
-	shared, err := approval.SharedKey(r.Body, &sub.BoxPrivate)
+	bk, err := a.boxKeys.get(&sub.BoxPrivate)
 	if err != nil {
-		return nil, refuse(http.StatusBadRequest, "box", "public_key is not a 32-byte key")
+		return nil, false, err
+	}
+	shared, err := bk.SharedKey(r.Body)
+	if err != nil {
+		return nil, false, refuse(http.StatusBadRequest, "box", "public_key is not a usable X25519 key")
 	}
 	plain, err := approval.OpenRequestShared(r.Body, shared)
 	if err != nil {
-		return nil, refuse(http.StatusBadRequest, "box", "the request box does not open")
+		return nil, false, refuse(http.StatusBadRequest, "box", "the request box does not open")
 	}
 	var inner api.InnerRequest
 	if err := api.DecodeStrict(plain, &inner); err != nil {
-		return nil, refuse(http.StatusBadRequest, "inner", "inner request: "+err.Error())
+		return nil, false, refuse(http.StatusBadRequest, "inner", "inner request: "+err.Error())
 	}
 	addrs, sources, err := a.addresses(r, &inner)
 	if err != nil {
-		return nil, refuse(http.StatusBadRequest, "address", err.Error())
+		return nil, false, refuse(http.StatusBadRequest, "address", err.Error())
 	}
 
 	// The inner checks turn into a boxed deny rather than a status, as the
@@ -258,26 +319,31 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 	if reason == "" {
 		token, err := random.Alnum(32)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		ap := &Approval{Token: token, OrgID: r.OrgID, UserID: r.UserID, ServerID: r.ServerID,
 			Protocol: sub.Protocol, Port: sub.Port, Addrs: addrs, Created: now, Expires: now.Add(a.cfg.TokenTTL)}
 		if reason, err = a.limits.reserve(ctx, a.st, ap, now); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if reason == "" {
 			rec.Approval = ap
 		}
 	}
+	rec.AuthKey = authKey
 	c, err := commit(ctx, a.st, rec)
 	if rec.Approval != nil && (err != nil || c.boxReplayed || c.innerReplayed) {
 		a.limits.release(r.UserID, rec.Approval.Token)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("record approval: %w", err)
+		return nil, false, fmt.Errorf("record approval: %w", err)
+	}
+	if c.authReplayed {
+		// Another gateway sharing the store recorded it meanwhile.
+		return nil, true, refuse(http.StatusConflict, "replay", "Auth-Nonce was used before")
 	}
 	if c.boxReplayed {
-		return nil, refuse(http.StatusUnsupportedMediaType, "replay", "box nonce was used before")
+		return nil, true, refuse(http.StatusUnsupportedMediaType, "replay", "box nonce was used before")
 	}
 	if c.innerReplayed {
 		reason = "Duplicate nonce"
@@ -296,9 +362,9 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 			if err := a.gate.Allow(els); err != nil {
 				a.log.Error("approval recorded but the firewall refused it", "user_id", r.UserID, "server_id", r.ServerID, "err", err)
 				if errors.Is(err, ErrSetFull) {
-					return nil, refuse(http.StatusServiceUnavailable, "firewall_full", "the firewall's allow set is full; try again later")
+					return nil, true, refuse(http.StatusServiceUnavailable, "firewall_full", "the firewall's allow set is full; try again later")
 				}
-				return nil, refuse(http.StatusServiceUnavailable, "firewall", "the firewall could not be opened")
+				return nil, true, refuse(http.StatusServiceUnavailable, "firewall", "the firewall could not be opened")
 			}
 		}
 		out.Allowed, out.Approval = true, ap
@@ -311,10 +377,10 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 	}
 	plainResp, err := json.Marshal(resp)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	out.Response, err = approval.SealResponseShared(a.cfg.Rand, plainResp, sub.SyncSecret, shared)
-	return out, err
+	return out, true, err
 }
 
 // publicHosts returns the server's first IPv4-or-name host and its first

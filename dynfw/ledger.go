@@ -3,6 +3,7 @@ package dynfw
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -42,10 +43,9 @@ func (a *Approval) Elements() []Element {
 	return out
 }
 
-// record is what one approval writes in one transaction. Its Auth-Nonce
-// is not in it: claimAuthNonce recorded that one right after the HMAC
-// check.
+// record is what one approval writes in one transaction.
 type record struct {
+	AuthKey           string // the Auth-Nonce's replay.Key
 	SyncToken, UserID string
 	BoxNonce          string
 	InnerNonce        string
@@ -57,35 +57,38 @@ type record struct {
 
 // committed says what commit found of the nonces it checks.
 type committed struct {
-	// boxReplayed: the box nonce was seen before; nothing was written.
+	// authReplayed: the Auth-Nonce was recorded meanwhile (by another
+	// gateway: this one holds it while it checks); nothing was written.
+	authReplayed bool
+	// boxReplayed: the box nonce was seen before; only the Auth-Nonce was
+	// written.
 	boxReplayed bool
 	// innerReplayed: the inner nonce was seen before; the box nonce was
 	// recorded, the approval not (Pritunl answers a boxed allow=false).
 	innerReplayed bool
 }
 
-// claimAuthNonce records the request's Auth-Nonce (per sync token) in a
-// transaction of its own, before any public-key work, as Pritunl does: a
-// replay is then refused before the RSA check and the box, whatever
-// happens to the request after this point. A replay writes nothing and
-// fails no store function, so it never rolls back a group commit of other
-// approvals.
-func claimAuthNonce(ctx context.Context, st store.Store, syncToken, nonce string, now time.Time, ttl time.Duration) (fresh bool, err error) {
-	return replay.ClaimOne(ctx, st, now, now.Add(ttl), replay.Key(nonceAuth, syncToken, nonce))
-}
-
-// commit checks the box nonce and the inner nonce in order and stores
-// them with the approval, all in one transaction. A nonce that is present
-// but expired counts as unseen. A replayed nonce does not fail the
-// transaction (which, in a group commit, would roll back every other
+// commit checks the Auth-Nonce, the box nonce and the inner nonce in order
+// and stores them with the approval, all in one transaction. A nonce that
+// is present but expired counts as unseen. A replayed nonce does not fail
+// the transaction (which, in a group commit, would roll back every other
 // approval in it): it is reported in committed, with nothing of this
-// request written for a box nonce, and the box nonce alone for an inner one
-// (that turns the approval into a deny, as Pritunl's boxed allow=false).
+// request written for an Auth-Nonce, the Auth-Nonce alone for a box nonce,
+// and both but not the approval for an inner one (that turns the approval
+// into a deny, as Pritunl's boxed allow=false).
 func commit(ctx context.Context, st store.Store, r *record) (c committed, err error) {
+	if r.AuthKey == "" {
+		return c, errors.New("approval record without its Auth-Nonce")
+	}
 	exp := r.Now.Add(r.NonceTTL)
 	err = st.Batch(ctx, func(tx store.Tx) error {
 		c = committed{}
-		fresh, err := replay.Claim(tx, r.Now, exp, replay.Key(nonceBox, r.SyncToken, r.BoxNonce))
+		fresh, err := replay.Claim(tx, r.Now, exp, r.AuthKey)
+		if err != nil || !fresh {
+			c.authReplayed = err == nil
+			return err
+		}
+		fresh, err = replay.Claim(tx, r.Now, exp, replay.Key(nonceBox, r.SyncToken, r.BoxNonce))
 		if err != nil || !fresh {
 			c.boxReplayed = err == nil
 			return err

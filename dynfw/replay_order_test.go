@@ -2,6 +2,7 @@ package dynfw
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -88,4 +89,51 @@ func TestReplayNeverRollsBackAGroupCommit(t *testing.T) {
 	if n := cs.failed.Load(); n != 0 {
 		t.Fatalf("%d store functions failed (each rolls back a group commit)", n)
 	}
+}
+
+// blockingStore holds the first Batch call until released: an approval
+// stays in flight, between its checks and its transaction.
+type blockingStore struct {
+	store.Store
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (s *blockingStore) Batch(ctx context.Context, fn func(store.Tx) error) error {
+	s.once.Do(func() { close(s.entered); <-s.release })
+	return s.Store.Batch(ctx, fn)
+}
+
+// TestCopyInFlightRefusedBeforePublicKeyWork: a copy of a request that
+// arrives while the first is still being checked (its Auth-Nonce not yet
+// in the store) is refused 409 at once, without the RSA check — the user's
+// key is swapped meanwhile, so a check would answer 412 — and the first
+// is granted. A copy sent after that is 409 from the store.
+func TestCopyInFlightRefusedBeforePublicKeyWork(t *testing.T) {
+	f := newFixture(t)
+	bs := &blockingStore{Store: f.st, entered: make(chan struct{}), release: make(chan struct{})}
+	f.st = bs
+	f.a = f.approver()
+	ctx := context.Background()
+	req := f.request(reqOpts{})
+	done := make(chan error, 1)
+	go func() {
+		out, err := f.a.Approve(ctx, req)
+		if err == nil && !out.Allowed {
+			err = errors.New("denied: " + out.Reason)
+		}
+		done <- err
+	}()
+	<-bs.entered
+	good := f.dir.sub.UserKey
+	f.dir.sub.UserKey = &otherKey.PublicKey
+	_, err := f.a.Approve(ctx, req)
+	wantStatus(t, err, 409)
+	f.dir.sub.UserKey = good
+	close(bs.release)
+	if err := <-done; err != nil {
+		t.Fatalf("the first request: %v", err)
+	}
+	_, err = f.a.Approve(ctx, req)
+	wantStatus(t, err, 409)
 }

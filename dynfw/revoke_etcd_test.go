@@ -12,6 +12,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/etcdlab/etcdstore"
 
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
+	"github.com/portcullis-gw/portcullis/internal/replay"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
@@ -36,7 +37,8 @@ func TestRevokeUnderApprovalLoadEtcd(t *testing.T) {
 	otherApproval := func() *record {
 		n := seq.Add(1)
 		ap := f.approvalFor(fmt.Sprintf("Load%028d", n), other, serverID, "198.51.100.1", time.Minute)
-		return &record{SyncToken: "load-token", UserID: other, BoxNonce: fmt.Sprintf("box-%d", n),
+		return &record{AuthKey: replay.Key(nonceAuth, "load-token", fmt.Sprintf("auth-%d", n)),
+			SyncToken: "load-token", UserID: other, BoxNonce: fmt.Sprintf("box-%d", n),
 			InnerNonce: fmt.Sprintf("inner-%d", n), NonceTTL: time.Minute, Approval: ap, Now: f.now, CheckInner: true}
 	}
 	// A bucket of some size, as under load (50 approvals a transaction).

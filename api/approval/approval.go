@@ -9,6 +9,7 @@ package approval
 
 import (
 	"crypto"
+	"crypto/ecdh"
 	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -21,6 +22,7 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/nacl/box"
+	"golang.org/x/crypto/salsa20/salsa"
 
 	"github.com/portcullis-gw/portcullis/api"
 )
@@ -147,14 +149,50 @@ func OpenRequest(b *api.ApprovalRequest, serverPriv *[32]byte) (plain []byte, cl
 
 // SharedKey is the box key of one request's exchange (X25519 of the
 // server's secret and the client's ephemeral key), computed once for the
-// request and its answer.
+// request and its answer. A gateway answering many requests keeps a BoxKey
+// per server instead.
 func SharedKey(b *api.ApprovalRequest, serverPriv *[32]byte) (*[32]byte, error) {
+	k, err := NewBoxKey(serverPriv)
+	if err != nil {
+		return nil, err
+	}
+	return k.SharedKey(b)
+}
+
+// BoxKey is a server's box secret made ready for many exchanges: making a
+// crypto/ecdh private key derives its public half, one X25519 as costly as
+// the exchange itself, so it is made once per key, not once per request.
+type BoxKey struct{ k *ecdh.PrivateKey }
+
+// NewBoxKey prepares serverPriv.
+func NewBoxKey(serverPriv *[32]byte) (*BoxKey, error) {
+	k, err := ecdh.X25519().NewPrivateKey(serverPriv[:])
+	if err != nil {
+		return nil, fmt.Errorf("server box key: %w", err)
+	}
+	return &BoxKey{k}, nil
+}
+
+// SharedKey is the box key of one request's exchange: what box.Precompute
+// computes (X25519, then HSalsa20 with a zero nonce), except that a client
+// key of low order, whose X25519 output is all zeros, is refused
+// (ErrBadKey) rather than giving a key anyone can compute.
+func (k *BoxKey) SharedKey(b *api.ApprovalRequest) (*[32]byte, error) {
 	clientPub, err := decode32("public_key", b.PublicKey)
 	if err != nil {
 		return nil, err
 	}
+	pub, err := ecdh.X25519().NewPublicKey(clientPub[:])
+	if err != nil {
+		return nil, fmt.Errorf("public_key: %w", ErrBadKey)
+	}
+	raw, err := k.k.ECDH(pub)
+	if err != nil || len(raw) != 32 {
+		return nil, fmt.Errorf("public_key: %w", ErrBadKey)
+	}
 	var shared [32]byte
-	box.Precompute(&shared, &clientPub, serverPriv)
+	var zeros [16]byte
+	salsa.HSalsa20(&shared, &zeros, (*[32]byte)(raw), &salsa.Sigma)
 	return &shared, nil
 }
 

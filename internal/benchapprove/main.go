@@ -144,7 +144,7 @@ func report(runs map[bool][]phase, parts []floor.Part, batch float64, requests i
 		fmt.Printf("  %-34s %7.0f approvals/s   front %5.0f µs + core %5.0f µs = %5.0f µs per approval   (rounds: %v µs)\n",
 			kind(keep)+":", median(rate), median(front), median(core), cpu[keep], rounded(total))
 	}
-	fmt.Printf("  store group commit: %.2f Batch calls per write transaction (median of the rounds; each approval makes two: its Auth-Nonce claim, then its nonces and record)\n", batch)
+	fmt.Printf("  store group commit: %.2f Batch calls per write transaction (median of the rounds; an approval makes one: its three nonces and its record)\n", batch)
 
 	fmt.Printf("\nthe floor, measured in this run (internal/floor: CPU per operation on a locked thread):\n")
 	for _, p := range parts {

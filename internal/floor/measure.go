@@ -13,9 +13,9 @@
 //     approval.RequestHMACMessage);
 //  5. one nftables element add over netlink (dynfw.NFTGate.Allow) into the
 //     gate's set, in a network namespace the caller gives;
-//  6. the store's writes for one approval (the Auth-Nonce claim, and the box
-//     nonce, inner nonce and approval record), committed in bbolt
-//     transactions of Options.Batch approvals each, divided by the batch.
+//  6. the store's writes for one approval (its Auth-Nonce, box nonce and
+//     inner nonce, and its record), committed in bbolt transactions of
+//     Options.Batch approvals each, divided by the batch.
 //
 // CPU is read with clock_gettime(CLOCK_THREAD_CPUTIME_ID) around each
 // operation, on a goroutine locked to its OS thread (runtime.LockOSThread):
@@ -281,10 +281,13 @@ func (c *cryptoLab) rsaVerify(n int) (Part, error) {
 }
 
 func (c *cryptoLab) box(n int) (Part, error) {
-	p := Part{Name: "X25519 + box open/seal", Method: "approval.SharedKey, OpenRequestShared, SealResponseShared (with its HMAC)"}
-	var err error
+	p := Part{Name: "X25519 + box open/seal", Method: "approval.BoxKey.SharedKey (the server's key prepared once), OpenRequestShared, SealResponseShared (with its HMAC)"}
+	bk, err := approval.NewBoxKey(&c.serverPriv)
+	if err != nil {
+		return p, err
+	}
 	p.US, err = perOp(n, func(int) error {
-		shared, err := approval.SharedKey(&c.req.Body, &c.serverPriv)
+		shared, err := bk.SharedKey(&c.req.Body)
 		if err != nil {
 			return err
 		}
@@ -337,15 +340,13 @@ func nftAdd(nsPath string, n int) (Part, error) {
 }
 
 // storeCommit measures the store's writes for n approvals: per group of
-// batch approvals, one transaction of their Auth-Nonce claims (as
-// replay.ClaimOne writes them) and one of their box nonce, inner nonce and
-// approval record (as the approver's commit writes them, with
-// dynfw.InsertApproval). Each is the
-// single bbolt transaction the group committer runs; the CPU of both is
-// divided by batch.
+// batch approvals, the one bbolt transaction the group committer runs with
+// each approval's Auth-Nonce, box nonce and inner nonce claims (replay.Claim)
+// and its record (dynfw.InsertApproval), as the approver's commit writes
+// them; its CPU divided by batch.
 func storeCommit(path string, n, batch int) (Part, error) {
 	p := Part{Name: "store commit",
-		Method: fmt.Sprintf("bbolt: Auth-Nonce claim + box/inner nonce + approval, transactions of %d approvals, ÷ %d (fdatasync CPU, not its wait)", batch, batch)}
+		Method: fmt.Sprintf("bbolt: Auth-Nonce, box and inner nonce claims + approval record, one transaction of %d approvals, ÷ %d (fdatasync CPU, not its wait)", batch, batch)}
 	st, err := store.OpenBolt(path, time.Second)
 	if err != nil {
 		return p, err
@@ -357,19 +358,9 @@ func storeCommit(path string, n, batch int) (Part, error) {
 	us, err = perOp(groups, func(g int) error {
 		now := time.Now()
 		exp := now.Add(dynfw.DefaultTokenTTL)
-		if err := st.Update(ctx, func(tx store.Tx) error {
-			for i := 0; i < batch; i++ {
-				if _, err := replay.Claim(tx, now, exp, replay.Key(replay.KindAuth, syncToken, nonce(g, i, "a"))); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
 		return st.Update(ctx, func(tx store.Tx) error {
 			for i := 0; i < batch; i++ {
-				for _, k := range []struct{ kind, scope string }{{replay.KindBox, syncToken}, {replay.KindInner, userID}} {
+				for _, k := range []struct{ kind, scope string }{{replay.KindAuth, syncToken}, {replay.KindBox, syncToken}, {replay.KindInner, userID}} {
 					fresh, err := replay.Claim(tx, now, exp, replay.Key(k.kind, k.scope, nonce(g, i, k.kind)))
 					if err != nil {
 						return err

@@ -283,3 +283,32 @@ func TestNonceOutlivesClockSkew(t *testing.T) {
 	}
 	t.Logf("b refused the replay through %d checks, until %v after the recording", checks, time.Since(nowA).Round(time.Millisecond))
 }
+
+func TestInFlightHoldsUntilRelease(t *testing.T) {
+	var f InFlight
+	rel, ok := f.Hold("auth/t/n1")
+	if !ok {
+		t.Fatal("first hold refused")
+	}
+	if _, ok := f.Hold("auth/t/n1"); ok {
+		t.Fatal("a second hold of a held key was granted")
+	}
+	rel2, ok := f.Hold("auth/t/n2")
+	if !ok {
+		t.Fatal("another key was refused")
+	}
+	rel()
+	rel() // a second release is harmless and frees nothing else
+	if f.Len() != 1 {
+		t.Fatalf("held %d, want 1 (n2)", f.Len())
+	}
+	rel3, ok := f.Hold("auth/t/n1")
+	if !ok {
+		t.Fatal("a released key could not be held again")
+	}
+	rel3()
+	rel2()
+	if f.Len() != 0 {
+		t.Fatalf("held %d after every release", f.Len())
+	}
+}
