@@ -123,3 +123,22 @@ func startPerf(out string, pids ...int) (stop func() error, err error) {
 		return os.WriteFile(filepath.Clean(out+".txt"), txt, 0o600)
 	}, nil
 }
+
+// memory is VmRSS and VmHWM of the process pid, from /proc/<pid>/status.
+func memory(pid int) string {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return err.Error()
+	}
+	var rss, hwm string
+	for _, line := range strings.Split(string(raw), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		switch k {
+		case "VmRSS":
+			rss = strings.TrimSpace(v)
+		case "VmHWM":
+			hwm = strings.TrimSpace(v)
+		}
+	}
+	return fmt.Sprintf("VmRSS %s (peak VmHWM %s)", rss, hwm)
+}

@@ -106,6 +106,8 @@ func main() {
 			*execs, nl, nft, float64(nft)/float64(nl))
 	}
 
+	fmt.Printf("\nresident memory at the end: core %s, front %s\n", memory(l.g.PID()), memory(l.g.FrontPID))
+
 	if *perfDir != "" {
 		if err := os.MkdirAll(*perfDir, 0o700); err != nil {
 			r.Fatalf("%v", err)

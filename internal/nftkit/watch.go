@@ -65,6 +65,13 @@ func (c *Conn) WatchDeletions(ctx context.Context, t *nftables.Table, fn func(De
 	if err := nl.JoinGroup(unix.NFNLGRP_NFTABLES); err != nil {
 		return fmt.Errorf("nftables notifications: join group: %w", err)
 	}
+	filter, err := watchFilter()
+	if err != nil {
+		return err
+	}
+	if err := nl.SetBPF(filter); err != nil {
+		return fmt.Errorf("nftables notifications: filter: %w", err)
+	}
 	if err := nl.SetReadBuffer(watchReadBuffer); err != nil {
 		return fmt.Errorf("nftables notifications: read buffer: %w", err)
 	}
