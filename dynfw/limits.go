@@ -3,6 +3,7 @@ package dynfw
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +43,8 @@ type userLimits struct {
 	mu     sync.Mutex
 	loaded bool
 	users  map[string][]grant
+	// scratch is reserve's list of live keys, kept between calls (mu).
+	scratch []string
 }
 
 // grant is one approval as the limits see it.
@@ -108,24 +111,31 @@ func (l *userLimits) reserve(ctx context.Context, st store.Store, ap *Approval, 
 		return "", err
 	}
 	gs := l.prune(ap.UserID, now)
-	recent := 0
-	live := map[string]bool{}
-	for _, g := range gs {
-		if g.created.After(now.Add(-rateWindow)) {
-			recent++
-		}
-		if g.expires.After(now) {
-			for _, k := range g.keys {
-				live[k] = true
+	mine := grantOf(ap)
+	// The live elements, each once: a short list (past maxElements it
+	// stops growing, the answer being known), searched in place, as a
+	// user's grants may be many and their keys few.
+	live := l.scratch[:0]
+	addLive := func(keys []string) {
+		for _, k := range keys {
+			if len(live) <= l.maxElements && !slices.Contains(live, k) {
+				live = append(live, k)
 			}
 		}
 	}
+	recent, since := 0, now.Add(-rateWindow)
+	for i := range gs {
+		if gs[i].created.After(since) {
+			recent++
+		}
+		if gs[i].expires.After(now) {
+			addLive(gs[i].keys)
+		}
+	}
+	addLive(mine.keys)
+	l.scratch = live[:0]
 	if recent >= l.perMinute {
 		return reasonTooManyApprovals, nil
-	}
-	mine := grantOf(ap)
-	for _, k := range mine.keys {
-		live[k] = true
 	}
 	if len(live) > l.maxElements {
 		return reasonTooManyElements, nil
