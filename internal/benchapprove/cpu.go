@@ -33,6 +33,11 @@ func procTicks(pid int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return statTicks(pid, raw)
+}
+
+// statTicks reads utime + stime from the text of /proc/<pid>/stat.
+func statTicks(pid int, raw []byte) (uint64, error) {
 	// The command name (field 2) may hold spaces and parentheses: the
 	// fields that follow start after its last ')'.
 	i := bytes.LastIndexByte(raw, ')')
