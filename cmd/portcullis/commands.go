@@ -22,6 +22,7 @@ import (
 	"github.com/portcullis-gw/portcullis/core/audit"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/cli"
+	"github.com/portcullis-gw/portcullis/internal/gctune"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/sdnotify"
 	"github.com/portcullis-gw/portcullis/internal/store"
@@ -41,6 +42,8 @@ func (a *app) serve(args []string) error {
 		return err
 	}
 	logger := logging.Auto(a.stderr, cfg.Format, logging.Level(cfg.Level), "portcullis")
+	gcPercent, fromEnv := gctune.Apply()
+	logger.Debug("garbage collector", "gc_percent", gcPercent, "from_GOGC", fromEnv)
 	rio := core.RunIO{Out: a.stdout, Notify: sdnotify.FromEnv(logger)}
 	if *readyFD > 0 {
 		if *readyFD <= 2 {
