@@ -83,7 +83,10 @@ func main() {
 	}
 	r.Cleanup(func() { os.RemoveAll(fdir) })
 	fmt.Fprintln(os.Stderr, "benchapprove: measuring the floor...")
-	parts, err := floor.Measure(floor.Options{Handshakes: *floorOps, Ops: *floorOps, Batch: max(1, int(batch+0.5)), NSPath: fns.Path(), Dir: fdir})
+	// The floor's store holds as many approvals as the gateway's does by
+	// now (every one of the rounds is still live: token TTL 3 min).
+	parts, err := floor.Measure(floor.Options{Handshakes: *floorOps, Ops: *floorOps, Batch: max(1, int(batch+0.5)),
+		StorePrefill: 2 * *rounds * *requests, NSPath: fns.Path(), Dir: fdir})
 	if err != nil {
 		r.Fatalf("floor: %v", err)
 	}

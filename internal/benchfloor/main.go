@@ -21,9 +21,10 @@ func main() {
 	handshakes := flag.Int("handshakes", 300, "TLS handshakes")
 	ops := flag.Int("ops", 300, "operations for each crypto, nftables and store measurement")
 	batch := flag.Int("batch", 8, "approvals per store transaction (group commit size)")
+	prefill := flag.Int("prefill", 6000, "approvals (with their nonces) in the store before its part is measured")
 	flag.Parse()
-	if *handshakes < 1 || *ops < 1 || *batch < 1 {
-		fmt.Fprintln(os.Stderr, "benchfloor: -handshakes, -ops and -batch must be ≥ 1")
+	if *handshakes < 1 || *ops < 1 || *batch < 1 || *prefill < 0 {
+		fmt.Fprintln(os.Stderr, "benchfloor: -handshakes, -ops and -batch must be ≥ 1, -prefill ≥ 0")
 		os.Exit(2)
 	}
 	r := netlab.NewRunner("benchfloor")
@@ -36,7 +37,7 @@ func main() {
 		r.Fatalf("%v", err)
 	}
 	r.Cleanup(func() { os.RemoveAll(dir) })
-	parts, err := floor.Measure(floor.Options{Handshakes: *handshakes, Ops: *ops, Batch: *batch, NSPath: ns.Path(), Dir: dir})
+	parts, err := floor.Measure(floor.Options{Handshakes: *handshakes, Ops: *ops, Batch: *batch, StorePrefill: *prefill, NSPath: ns.Path(), Dir: dir})
 	if err != nil {
 		r.Fatalf("%v", err)
 	}

@@ -54,6 +54,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api/approval"
 	"github.com/portcullis-gw/portcullis/core/pki"
 	"github.com/portcullis-gw/portcullis/dynfw"
+	"github.com/portcullis-gw/portcullis/internal/random"
 	"github.com/portcullis-gw/portcullis/internal/replay"
 	"github.com/portcullis-gw/portcullis/internal/store"
 	"github.com/portcullis-gw/portcullis/web"
@@ -81,11 +82,14 @@ type Options struct {
 	NSPath string
 	// Dir holds the store file of the store part.
 	Dir string
+	// StorePrefill is how many approvals (with their nonces) the store
+	// holds before the store part is measured (0: none).
+	StorePrefill int
 }
 
 // Measure measures every part in order.
 func Measure(o Options) ([]Part, error) {
-	if o.Handshakes < 1 || o.Ops < 1 || o.Batch < 1 || o.NSPath == "" || o.Dir == "" {
+	if o.Handshakes < 1 || o.Ops < 1 || o.Batch < 1 || o.StorePrefill < 0 || o.NSPath == "" || o.Dir == "" {
 		return nil, fmt.Errorf("floor: bad options %+v", o)
 	}
 	var parts []Part
@@ -104,7 +108,9 @@ func Measure(o Options) ([]Part, error) {
 		func() (Part, error) { return c.box(o.Ops) },
 		func() (Part, error) { return c.hmac(o.Ops) },
 		func() (Part, error) { return nftAdd(o.NSPath, o.Ops) },
-		func() (Part, error) { return storeCommit(filepath.Join(o.Dir, "floor.db"), o.Ops, o.Batch) },
+		func() (Part, error) {
+			return storeCommit(filepath.Join(o.Dir, "floor.db"), o.Ops, o.Batch, o.StorePrefill)
+		},
 	} {
 		p, err := m()
 		if err != nil {
@@ -343,37 +349,65 @@ func nftAdd(nsPath string, n int) (Part, error) {
 // batch approvals, the one bbolt transaction the group committer runs with
 // each approval's Auth-Nonce, box nonce and inner nonce claims (replay.Claim)
 // and its record (dynfw.InsertApproval), as the approver's commit writes
-// them; its CPU divided by batch.
-func storeCommit(path string, n, batch int) (Part, error) {
+// them; its CPU divided by batch. The keys are random, as the clients'
+// nonces and the gateway's tokens are, spread over storeUsers users, in a
+// store that already holds prefill approvals with their nonces (a busy
+// gateway's store is not empty, and random keys into a larger tree dirty
+// more pages per transaction than sequential keys into an empty one).
+func storeCommit(path string, n, batch, prefill int) (Part, error) {
 	p := Part{Name: "store commit",
-		Method: fmt.Sprintf("bbolt: Auth-Nonce, box and inner nonce claims + approval record, one transaction of %d approvals, ÷ %d (fdatasync CPU, not its wait)", batch, batch)}
+		Method: fmt.Sprintf("bbolt: Auth-Nonce, box and inner nonce claims + approval record, random keys, %d approvals stored before, one transaction of %d approvals, ÷ %d (fdatasync CPU, not its wait)", prefill, batch, batch)}
 	st, err := store.OpenBolt(path, time.Second)
 	if err != nil {
 		return p, err
 	}
 	defer st.Close()
 	ctx := context.Background()
+	write := func(tx store.Tx, a *storeApproval, now, exp time.Time) error {
+		for _, k := range a.nonces {
+			fresh, err := replay.Claim(tx, now, exp, k)
+			if err != nil {
+				return err
+			}
+			if !fresh {
+				return errors.New("nonce not fresh")
+			}
+		}
+		return dynfw.InsertApproval(tx, a.approval(now, exp), now)
+	}
+	for done := 0; done < prefill; {
+		now := time.Now()
+		m := min(500, prefill-done)
+		if err := st.Update(ctx, func(tx store.Tx) error {
+			for i := 0; i < m; i++ {
+				a, err := newStoreApproval(done + i)
+				if err != nil {
+					return err
+				}
+				if err := write(tx, a, now, now.Add(dynfw.DefaultTokenTTL)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return p, fmt.Errorf("prefill: %w", err)
+		}
+		done += m
+	}
 	groups := (n + batch - 1) / batch
+	work := make([]*storeApproval, groups*batch)
+	for i := range work {
+		if work[i], err = newStoreApproval(i); err != nil {
+			return p, err
+		}
+	}
 	var us float64
 	us, err = perOp(groups, func(g int) error {
 		now := time.Now()
 		exp := now.Add(dynfw.DefaultTokenTTL)
 		return st.Update(ctx, func(tx store.Tx) error {
-			for i := 0; i < batch; i++ {
-				for _, k := range []struct{ kind, scope string }{{replay.KindAuth, syncToken}, {replay.KindBox, syncToken}, {replay.KindInner, userID}} {
-					fresh, err := replay.Claim(tx, now, exp, replay.Key(k.kind, k.scope, nonce(g, i, k.kind)))
-					if err != nil {
-						return err
-					}
-					if !fresh {
-						return errors.New("nonce not fresh")
-					}
-				}
-				a := &dynfw.Approval{Token: nonce(g, i, "tok") + nonce(g, i, "en"), OrgID: "5f2b7c9e1a3d4e6f8a0b1c2d",
-					UserID: userID, ServerID: "7b2d4f6a8c0e1b3d5f7a9c2e", Protocol: "udp", Port: 1194,
-					Addrs:   []netip.Addr{netip.AddrFrom4([4]byte{203, 0, 113, byte(i)})},
-					Created: now, Expires: exp}
-				if err := dynfw.InsertApproval(tx, a, now); err != nil {
+			for _, a := range work[g*batch : (g+1)*batch] {
+				if err := write(tx, a, now, exp); err != nil {
 					return err
 				}
 			}
@@ -384,14 +418,42 @@ func storeCommit(path string, n, batch int) (Part, error) {
 	return p, err
 }
 
-// An approval's sync token and user ID, of the real lengths.
-const (
-	syncToken = "0123456789abcdef0123456789abcdef"
-	userID    = "6a1c3e5f7b9d0a2c4e6f8b1d"
-)
+// storeUsers is how many users the store part's approvals come from (the
+// bench's clients).
+const storeUsers = 32
 
-// nonce is a distinct nonce-shaped string (32 hex digits) for approval i of
-// group g.
-func nonce(g, i int, kind string) string {
-	return fmt.Sprintf("%-6s%010d%016x", kind, g, i)
+// storeApproval is one approval's keys, random as the real ones.
+type storeApproval struct {
+	nonces    [3]string // replay keys: Auth-Nonce, box nonce, inner nonce
+	token     string
+	user      string
+	addrOctet byte
+}
+
+func newStoreApproval(i int) (*storeApproval, error) {
+	u := i % storeUsers
+	syncToken := fmt.Sprintf("%032x", u)
+	user := fmt.Sprintf("%024x", u)
+	var r [4]string
+	for k := range r {
+		var err error
+		if r[k], err = random.Alnum(32); err != nil {
+			return nil, err
+		}
+	}
+	return &storeApproval{
+		nonces: [3]string{
+			replay.Key(replay.KindAuth, syncToken, r[0]),
+			replay.Key(replay.KindBox, syncToken, r[1]),
+			replay.Key(replay.KindInner, user, r[2]),
+		},
+		token: r[3], user: user, addrOctet: byte(i),
+	}, nil
+}
+
+func (a *storeApproval) approval(now, exp time.Time) *dynfw.Approval {
+	return &dynfw.Approval{Token: a.token, OrgID: "5f2b7c9e1a3d4e6f8a0b1c2d",
+		UserID: a.user, ServerID: "7b2d4f6a8c0e1b3d5f7a9c2e", Protocol: "udp", Port: 1194,
+		Addrs:   []netip.Addr{netip.AddrFrom4([4]byte{203, 0, 113, a.addrOctet})},
+		Created: now, Expires: exp}
 }
