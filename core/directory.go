@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/store"
@@ -16,49 +16,81 @@ import (
 
 // directory implements dynfw.Directory on the store.
 type directory struct {
-	st   store.Store
-	keys *keyCache
-	// users and servers keep the records an approval reads decoded
+	st store.Store
+	// users and servers keep what an approval needs of each record
 	// (recordCache: checked against the stored bytes on every read).
-	users   *recordCache[userRecord]
-	servers *recordCache[serverRecord]
+	users   *recordCache[*approvalUser]
+	servers *recordCache[*approvalServer]
+}
+
+// Cache bounds: entries of about 1 KiB (a user's parsed RSA-4096 key).
+const (
+	userCacheMax   = 20_000
+	serverCacheMax = 1_000
+)
+
+func newDirectory(st store.Store) directory {
+	return directory{st: st,
+		users:   newRecordCache(userCacheMax, projectUser),
+		servers: newRecordCache(serverCacheMax, projectServer)}
+}
+
+// approvalUser is what an approval needs of a user record.
+type approvalUser struct {
+	disabled bool
+	profiles map[string]approvalProfile // by server ID
+}
+
+type approvalProfile struct {
+	syncToken string
+	key       *rsa.PublicKey
+	keyErr    error // the stored key does not parse
+}
+
+func projectUser(raw []byte) (*approvalUser, error) {
+	var u struct {
+		Disabled bool `json:"disabled"`
+		Profiles map[string]*struct {
+			PublicKeyPEM string `json:"public_key"`
+			SyncToken    string `json:"sync_token"`
+		} `json:"profiles"`
+	}
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return nil, err
+	}
+	out := &approvalUser{disabled: u.Disabled, profiles: make(map[string]approvalProfile, len(u.Profiles))}
+	for id, p := range u.Profiles {
+		if p == nil {
+			continue
+		}
+		k, err := parseRSAPublic(p.PublicKeyPEM)
+		out.profiles[id] = approvalProfile{syncToken: p.SyncToken, key: k, keyErr: err}
+	}
+	return out, nil
+}
+
+// approvalServer is what an approval needs of a server record.
+type approvalServer struct {
+	orgs            []string
+	dynamicFirewall bool
+	protocol        string
+	port            int
+	hosts           []string
+}
+
+func projectServer(raw []byte) (*approvalServer, error) {
+	var s serverRecord
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, err
+	}
+	return &approvalServer{orgs: s.Organizations, dynamicFirewall: s.DynamicFirewall, protocol: s.Protocol,
+		port: s.Port, hosts: s.Hosts}, nil
 }
 
 // boxSecret is the part of serverSecrets an approval needs: decoding into
 // it leaves the CA and server keys' text alone.
 type boxSecret struct {
 	BoxPrivateKey []byte `json:"box_private_key"`
-}
-
-// keyCache keeps parsed user public keys by their PEM text, so an approval
-// does not parse and check a 4096-bit key every time. A new profile has a
-// new PEM, so entries never go stale; the cache is emptied when it grows
-// past its bound.
-type keyCache struct {
-	mu sync.Mutex
-	m  map[string]*rsa.PublicKey
-}
-
-const keyCacheMax = 100_000
-
-func (c *keyCache) get(p string) (*rsa.PublicKey, error) {
-	c.mu.Lock()
-	k, ok := c.m[p]
-	c.mu.Unlock()
-	if ok {
-		return k, nil
-	}
-	k, err := parseRSAPublic(p)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= keyCacheMax {
-		c.m = make(map[string]*rsa.PublicKey)
-	}
-	c.m[p] = k
-	c.mu.Unlock()
-	return k, nil
 }
 
 func (d directory) Subject(ctx context.Context, orgID, userID, serverID string) (*dynfw.Subject, error) {
@@ -85,19 +117,19 @@ func (d directory) Subject(ctx context.Context, orgID, userID, serverID string) 
 		if err != nil {
 			return fmt.Errorf("server %s secrets: %w", serverID, err)
 		}
-		sub.UserDisabled = user.Disabled
-		sub.Attached = slices.Contains(srv.Organizations, orgID)
-		sub.DynamicFirewall, sub.Protocol, sub.Port, sub.Hosts = srv.DynamicFirewall, srv.Protocol, srv.Port, slices.Clone(srv.Hosts)
+		sub.UserDisabled = user.disabled
+		sub.Attached = slices.Contains(srv.orgs, orgID)
+		sub.DynamicFirewall, sub.Protocol, sub.Port, sub.Hosts = srv.dynamicFirewall, srv.protocol, srv.port, slices.Clone(srv.hosts)
 		copy(sub.BoxPrivate[:], sec.BoxPrivateKey)
-		if p := user.Profiles[serverID]; p != nil {
-			entry, err := store.GetJSON[syncEntry](tx, store.BucketSecrets, syncKey(p.SyncToken))
+		if p, ok := user.profiles[serverID]; ok {
+			if p.keyErr != nil {
+				return fmt.Errorf("user %s public key: %w", userID, p.keyErr)
+			}
+			entry, err := store.GetJSON[syncEntry](tx, store.BucketSecrets, syncKey(p.syncToken))
 			if err != nil {
 				return fmt.Errorf("user %s sync secret: %w", userID, err)
 			}
-			sub.SyncToken, sub.SyncSecret = p.SyncToken, entry.Secret
-			if sub.UserKey, err = d.keys.get(p.PublicKeyPEM); err != nil {
-				return fmt.Errorf("user %s public key: %w", userID, err)
-			}
+			sub.SyncToken, sub.SyncSecret, sub.UserKey = p.syncToken, entry.Secret, p.key
 		}
 		return nil
 	})

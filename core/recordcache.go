@@ -1,58 +1,62 @@
 package core
 
 import (
-	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"sync"
-
-	"encoding/json"
 
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
-// recordCache keeps stored records decoded, each with the bytes it was
-// decoded from, for the approval path that reads the same few users and
-// servers over and over. A lookup still reads the record in its
-// transaction and reuses the decoded copy only when the bytes are equal,
-// so a changed record (a user disabled, a profile re-issued, a server
-// detached) is never answered from the cache. The decoded values are
-// shared: callers must not change them. Not for secrets (their bytes
-// would stay in memory): those are decoded each time.
-type recordCache[T any] struct {
+// recordCache keeps, per stored record, what the approval path needs of
+// it (a projection: a few fields, the user's public keys parsed), with the
+// SHA-256 of the bytes it was made from. A lookup still reads the record
+// in its transaction and reuses the projection only when the bytes hash
+// the same, so a changed record (a user disabled, a profile re-issued, a
+// server detached) is never answered from the cache. Projections are
+// shared: callers must not change them. Not for secrets. Bounded: past
+// max entries the cache starts over (a gateway with more active users
+// than that parses some keys again).
+type recordCache[V any] struct {
+	project func(raw []byte) (V, error)
+	max     int
+
 	mu sync.Mutex
-	m  map[string]cachedRecord[T]
+	m  map[string]projection[V]
 }
 
-type cachedRecord[T any] struct {
-	raw []byte
-	v   *T
+type projection[V any] struct {
+	sum [sha256.Size]byte
+	v   V
 }
 
-// recordCacheMax bounds each cache; past it the cache starts over.
-const recordCacheMax = 50_000
+func newRecordCache[V any](max int, project func(raw []byte) (V, error)) *recordCache[V] {
+	return &recordCache[V]{project: project, max: max}
+}
 
-// get returns the record at bucket/key, as store.GetJSON does.
-func (c *recordCache[T]) get(tx store.Tx, bucket, key string) (*T, error) {
+// get returns the projection of the record at bucket/key as it is in tx.
+func (c *recordCache[V]) get(tx store.Tx, bucket, key string) (V, error) {
+	var zero V
 	raw, err := tx.Get(bucket, key)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	id := bucket + "/" + key
+	sum := sha256.Sum256(raw)
 	c.mu.Lock()
-	e, ok := c.m[id]
+	e, ok := c.m[key]
 	c.mu.Unlock()
-	if ok && bytes.Equal(e.raw, raw) {
+	if ok && e.sum == sum {
 		return e.v, nil
 	}
-	v := new(T)
-	if err := json.Unmarshal(raw, v); err != nil {
-		return nil, fmt.Errorf("decode %s/%s: %w", bucket, key, err)
+	v, err := c.project(raw)
+	if err != nil {
+		return zero, fmt.Errorf("decode %s/%s: %w", bucket, key, err)
 	}
 	c.mu.Lock()
-	if c.m == nil || len(c.m) >= recordCacheMax {
-		c.m = make(map[string]cachedRecord[T])
+	if c.m == nil || len(c.m) >= c.max {
+		c.m = make(map[string]projection[V])
 	}
-	c.m[id] = cachedRecord[T]{raw: raw, v: v}
+	c.m[key] = projection[V]{sum: sum, v: v}
 	c.mu.Unlock()
 	return v, nil
 }

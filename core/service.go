@@ -129,9 +129,7 @@ func NewService(d Deps) *Service {
 }
 
 // NewDirectory returns the dynfw view of users and servers on the store.
-func NewDirectory(st store.Store) dynfw.Directory {
-	return directory{st: st, keys: &keyCache{}, users: &recordCache[userRecord]{}, servers: &recordCache[serverRecord]{}}
-}
+func NewDirectory(st store.Store) dynfw.Directory { return newDirectory(st) }
 
 // Links returns the link service (its elections are synced and ticked by
 // the daemon).

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/logging"
@@ -105,32 +106,42 @@ type Approver struct {
 	inflight replay.InFlight
 	// boxKeys keeps the servers' box secrets prepared (approval.BoxKey).
 	boxKeys boxKeyCache
+	// revoked counts the revocations (revoke.go), each counted while it
+	// holds gateMu: an approval that read its user and server before one
+	// reads them again before it records anything.
+	revoked atomic.Uint64
 }
 
-// boxKeyCache keeps prepared box keys by their secret, so a key is
-// prepared once, not per request; a new secret is a new entry. Bounded:
-// past boxKeyCacheMax it starts over.
+// boxKeyCache keeps each server's box secret prepared, by server ID, with
+// the secret it was prepared from: a server whose secret changed is
+// prepared again and its old secret dropped. Bounded: past boxKeyCacheMax
+// servers it starts over.
 type boxKeyCache struct {
 	mu sync.Mutex
-	m  map[[32]byte]*approval.BoxKey
+	m  map[string]preparedBoxKey
+}
+
+type preparedBoxKey struct {
+	secret [32]byte
+	key    *approval.BoxKey
 }
 
 const boxKeyCacheMax = 1024
 
-func (c *boxKeyCache) get(priv *[32]byte) (*approval.BoxKey, error) {
+func (c *boxKeyCache) get(serverID string, priv *[32]byte) (*approval.BoxKey, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if k, ok := c.m[*priv]; ok {
-		return k, nil
+	if e, ok := c.m[serverID]; ok && subtle.ConstantTimeCompare(e.secret[:], priv[:]) == 1 {
+		return e.key, nil
 	}
 	k, err := approval.NewBoxKey(priv)
 	if err != nil {
 		return nil, err
 	}
 	if c.m == nil || len(c.m) >= boxKeyCacheMax {
-		c.m = make(map[[32]byte]*approval.BoxKey)
+		c.m = make(map[string]preparedBoxKey)
 	}
-	c.m[*priv] = k
+	c.m[serverID] = preparedBoxKey{secret: *priv, key: k}
 	return k, nil
 }
 
@@ -192,8 +203,11 @@ type Outcome struct {
 // before the box is opened are plain statuses (*Refusal); an expired inner
 // timestamp, a replayed inner nonce or a per-user limit is a boxed
 // allow=false, as the Pritunl client expects.
-func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
+func (a *Approver) Approve(ctx context.Context, r *Request) (_ *Outcome, err error) {
 	now := a.cfg.Now()
+	// Read before the user and server: a revocation after this point makes
+	// verify read them again before it records anything (revoked).
+	gen := a.revoked.Load()
 	ts, err := replay.ParseUnix(r.Headers.Timestamp)
 	if err != nil {
 		return nil, refuse(http.StatusMethodNotAllowed, "auth_timestamp", "Auth-Timestamp is not an integer")
@@ -250,20 +264,34 @@ func (a *Approver) Approve(ctx context.Context, r *Request) (*Outcome, error) {
 	if seen {
 		return nil, refuse(http.StatusConflict, "replay", "Auth-Nonce was used before")
 	}
-	out, spent, err := a.verify(ctx, r, sub, now, authKey)
-	if !spent {
-		if _, serr := replay.ClaimOne(ctx, a.st, now, now.Add(replay.TTL(a.cfg.Window)), authKey); serr != nil {
-			a.log.Error("could not record the Auth-Nonce of a refused approval", "user_id", r.UserID, "err", serr)
+	// Whatever ends the request from here on — a refusal, an error, a
+	// panic, the client gone — its nonce is spent before the hold is
+	// released (this defer runs first), on a context of its own; if even
+	// that fails, the answer is the failure, not the refusal.
+	spent := false
+	defer func() {
+		if spent {
+			return
 		}
-	}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spendTimeout)
+		defer cancel()
+		if _, serr := replay.ClaimOne(sctx, a.st, now, now.Add(replay.TTL(a.cfg.Window)), authKey); serr != nil {
+			a.log.Error("could not record the Auth-Nonce of a refused approval", "user_id", r.UserID, "err", serr)
+			err = fmt.Errorf("record the Auth-Nonce of a refused approval: %w", serr)
+		}
+	}()
+	out, spent, err := a.verify(ctx, r, sub, now, authKey, gen)
 	return out, err
 }
+
+// spendTimeout bounds the write that spends a refused request's nonce.
+const spendTimeout = 10 * time.Second
 
 // verify is the rest of Approve, once the Auth-Nonce is held and unseen:
 // the public-key work, the inner document, the one transaction and the
 // firewall. spent reports whether that transaction recorded the Auth-Nonce
 // (or found it recorded by another gateway): if not, Approve records it.
-func (a *Approver) verify(ctx context.Context, r *Request, sub *Subject, now time.Time, authKey string) (_ *Outcome, spent bool, _ error) {
+func (a *Approver) verify(ctx context.Context, r *Request, sub *Subject, now time.Time, authKey string, gen uint64) (_ *Outcome, spent bool, _ error) {
 	if !sub.Attached {
 		return nil, false, refuse(http.StatusNotFound, "not_found", "server not found for this organization")
 	}
@@ -276,7 +304,7 @@ func (a *Approver) verify(ctx context.Context, r *Request, sub *Subject, now tim
 	if err := approval.VerifyUserSignature(sub.UserKey, r.Body); err != nil {
 		return nil, false, refuse(http.StatusPreconditionFailed, "signature", "the user signature does not verify")
 	}
-	bk, err := a.boxKeys.get(&sub.BoxPrivate)
+	bk, err := a.boxKeys.get(r.ServerID, &sub.BoxPrivate)
 	if err != nil {
 		return nil, false, err
 	}
@@ -314,6 +342,13 @@ func (a *Approver) verify(ctx context.Context, r *Request, sub *Subject, now tim
 	// no revocation or reconcile may run (see gateMu).
 	a.gateMu.RLock()
 	defer a.gateMu.RUnlock()
+	if a.revoked.Load() != gen {
+		// A revocation ran since the user and server were read (the user
+		// disabled, the server changed): read them again.
+		if ref := a.recheck(ctx, r, sub); ref != nil {
+			return nil, false, ref
+		}
+	}
 	rec := &record{SyncToken: sub.SyncToken, UserID: r.UserID, BoxNonce: r.Body.Nonce,
 		InnerNonce: inner.Nonce, NonceTTL: replay.TTL(a.cfg.Window), Now: now, CheckInner: reason == ""}
 	if reason == "" {
@@ -332,7 +367,7 @@ func (a *Approver) verify(ctx context.Context, r *Request, sub *Subject, now tim
 	}
 	rec.AuthKey = authKey
 	c, err := commit(ctx, a.st, rec)
-	if rec.Approval != nil && (err != nil || c.boxReplayed || c.innerReplayed) {
+	if rec.Approval != nil && (err != nil || c.authReplayed || c.boxReplayed || c.innerReplayed) {
 		a.limits.release(r.UserID, rec.Approval.Token)
 	}
 	if err != nil {

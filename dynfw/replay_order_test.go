@@ -3,9 +3,12 @@ package dynfw
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
@@ -136,4 +139,145 @@ func TestCopyInFlightRefusedBeforePublicKeyWork(t *testing.T) {
 	}
 	_, err = f.a.Approve(ctx, req)
 	wantStatus(t, err, 409)
+}
+
+// TestLostCommitRaceReleasesReservation: two gateways share the store; a
+// copy of a request reaches gateway 1 while gateway 2 grants the original.
+// Gateway 1 loses at its commit (the Auth-Nonce is recorded meanwhile):
+// 409, and the per-user reservation it made is released, not left
+// counting against the user until the token would have expired.
+func TestLostCommitRaceReleasesReservation(t *testing.T) {
+	f := newFixture(t)
+	bs := &blockingStore{Store: f.st, entered: make(chan struct{}), release: make(chan struct{})}
+	shared := f.st
+	f.st = bs
+	a1 := f.approver() // blocks at its commit
+	f.st = shared
+	a2 := f.approver()
+	ctx := context.Background()
+	req := f.request(reqOpts{})
+	dup := *req
+	dup.Peer = netip.MustParseAddr("203.0.113.66")
+	done := make(chan error, 1)
+	go func() { _, err := a1.Approve(ctx, &dup); done <- err }()
+	<-bs.entered
+	if out, err := a2.Approve(ctx, req); err != nil || !out.Allowed {
+		t.Fatalf("gateway 2: %v %+v", err, out)
+	}
+	close(bs.release)
+	wantStatus(t, <-done, 409)
+	a1.limits.mu.Lock()
+	left := len(a1.limits.users[userID])
+	a1.limits.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("gateway 1 still counts %d grant(s) for an approval it never recorded", left)
+	}
+}
+
+// cancelAfterView cancels the request's context after the Auth-Nonce
+// lookup: the client (or the front) went away during the checks.
+type cancelAfterView struct {
+	store.Store
+	cancel context.CancelFunc
+	armed  bool
+}
+
+func (s *cancelAfterView) View(ctx context.Context, fn func(store.Tx) error) error {
+	err := s.Store.View(ctx, fn)
+	if s.armed {
+		s.cancel()
+	}
+	return err
+}
+
+// TestRefusalSpentWhenTheClientIsGone: a request refused after the
+// Auth-Nonce check while its context ends still spends its nonce, so a
+// copy sent once the cause of the refusal is gone (the organization
+// attached) is 409, not granted.
+func TestRefusalSpentWhenTheClientIsGone(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cs := &cancelAfterView{Store: f.st, cancel: cancel, armed: true}
+	f.st = cs
+	f.a = f.approver()
+	f.dir.sub.Attached = false
+	req := f.request(reqOpts{})
+	_, err := f.a.Approve(ctx, req)
+	wantStatus(t, err, 404)
+	cs.armed = false
+	f.dir.sub.Attached = true
+	out, err := f.a.Approve(context.Background(), req)
+	if err == nil && out.Allowed {
+		t.Fatal("a copy of the refused request was granted: its Auth-Nonce was never spent")
+	}
+	wantStatus(t, err, 409)
+}
+
+type failBatchStore struct {
+	store.Store
+	fail bool
+}
+
+func (s *failBatchStore) Batch(ctx context.Context, fn func(store.Tx) error) error {
+	if s.fail {
+		return errors.New("disk full")
+	}
+	return s.Store.Batch(ctx, fn)
+}
+
+// TestRefusalUnspentIsAnError: when the nonce of a refused request cannot
+// be recorded, the answer is that failure, not the refusal; once the store
+// is back, the request is checked (and refused) again and its nonce spent.
+func TestRefusalUnspentIsAnError(t *testing.T) {
+	f := newFixture(t)
+	fs := &failBatchStore{Store: f.st}
+	f.st = fs
+	f.a = f.approver()
+	bad := f.request(reqOpts{key: otherKey})
+	fs.fail = true
+	_, err := f.a.Approve(context.Background(), bad)
+	var ref *Refusal
+	if err == nil || errors.As(err, &ref) || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("refused request with the store failing: %v, want the store's failure", err)
+	}
+	fs.fail = false
+	_, err = f.a.Approve(context.Background(), bad)
+	wantStatus(t, err, 412)
+	_, err = f.a.Approve(context.Background(), bad)
+	wantStatus(t, err, 409)
+}
+
+// TestRevocationDuringTheChecks: a user disabled and revoked after an
+// approval read them, and before it records anything, is refused: the
+// approval reads the user again (the revocation happened between its
+// checks and its transaction, holding the gate as RevokeUser does).
+func TestRevocationDuringTheChecks(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	req := f.request(reqOpts{})
+	f.a.gateMu.Lock() // a revocation in progress
+	done := make(chan error, 1)
+	var out *Outcome
+	go func() {
+		var err error
+		out, err = f.a.Approve(ctx, req)
+		done <- err
+	}()
+	// The approval reads the user (enabled), checks the request, and then
+	// waits for the gate; the user is disabled and revoked meanwhile.
+	for i := 0; i < 500 && f.a.inflight.Len() == 0; i++ {
+		time.Sleep(2 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	f.dir.sub.UserDisabled = true
+	f.a.revoked.Add(1)
+	if _, err := f.a.revokeLocked(ctx, "user_id", userID, func(ap *Approval) bool { return ap.UserID == userID }); err != nil {
+		t.Fatal(err)
+	}
+	f.a.gateMu.Unlock()
+	err := <-done
+	if err == nil && out.Allowed {
+		t.Fatal("an approval of a user disabled during its checks was granted")
+	}
+	wantStatus(t, err, 403)
 }

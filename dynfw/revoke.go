@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/store"
@@ -50,6 +51,12 @@ const revokeChunk = 50
 func (a *Approver) revoke(ctx context.Context, field, id string, match func(*Approval) bool) (int, error) {
 	a.gateMu.Lock()
 	defer a.gateMu.Unlock()
+	a.revoked.Add(1)
+	return a.revokeLocked(ctx, field, id, match)
+}
+
+// revokeLocked is revoke's work; the caller holds gateMu.
+func (a *Approver) revokeLocked(ctx context.Context, field, id string, match func(*Approval) bool) (int, error) {
 	now := a.cfg.Now()
 	var doomed []string
 	var kept []Approval
@@ -141,4 +148,24 @@ func (a *Approver) closeRevoked(field, id string, match func(*Approval) bool, re
 	a.log.Info("firewall access revoked", field, id, "approvals", len(revoked), "closed", len(closing),
 		"shared_shortened", len(shortening), "took", time.Since(start))
 	return len(closing), nil
+}
+
+// recheck reads the user and server of r again, after a revocation ran
+// while r was being checked (Approve): a user disabled or deleted, a
+// server deleted, detached from the organization, no longer guarded or
+// moved to another port or protocol, or a profile issued anew, refuses r.
+// The caller holds gateMu shared, so no revocation runs meanwhile.
+func (a *Approver) recheck(ctx context.Context, r *Request, was *Subject) *Refusal {
+	now, err := a.dir.Subject(ctx, r.OrgID, r.UserID, r.ServerID)
+	switch {
+	case err != nil:
+		return refuse(http.StatusNotFound, "not_found", "the user or server is gone")
+	case now.UserDisabled:
+		return refuse(http.StatusForbidden, "user_disabled", "the user is disabled")
+	case !now.Attached || !now.DynamicFirewall || now.Protocol != was.Protocol || now.Port != was.Port:
+		return refuse(http.StatusNotFound, "not_found", "the server changed while the request was checked")
+	case now.SyncToken != was.SyncToken || now.UserKey == nil || !now.UserKey.Equal(was.UserKey):
+		return refuse(http.StatusGone, "no_profile", "the profile changed while the request was checked")
+	}
+	return nil
 }

@@ -42,8 +42,8 @@ func (a *app) serve(args []string) error {
 		return err
 	}
 	logger := logging.Auto(a.stderr, cfg.Format, logging.Level(cfg.Level), "portcullis")
-	gcPercent, fromEnv := gctune.Apply()
-	logger.Debug("garbage collector", "gc_percent", gcPercent, "from_GOGC", fromEnv)
+	gcPercent, memLimit := gctune.Apply()
+	logger.Debug("garbage collector", "gc_percent", gcPercent, "memory_limit", memLimit)
 	rio := core.RunIO{Out: a.stdout, Notify: sdnotify.FromEnv(logger)}
 	if *readyFD > 0 {
 		if *readyFD <= 2 {

@@ -5,9 +5,11 @@
 // collection when the heap has doubled, 4 MiB at least) the core collected
 // every ~25 approvals (gctrace in `make bench`) and marking took a tenth of
 // its CPU. A higher percentage collects less often for a heap that stays
-// small in absolute terms. GOGC and GOMEMLIMIT in the environment win;
-// deploy/portcullis.service sets GOMEMLIMIT below its MemoryMax, a soft
-// bound for the bursts of the login checks (64 MiB each).
+// small in absolute terms. A soft memory limit bounds what that costs when
+// the live heap is briefly large — the core's login checks hold 64 MiB
+// each (argon2id), four at once by default: near the limit the collector
+// runs as often as it must, whatever the percentage. GOGC and GOMEMLIMIT
+// in the environment win.
 package gctune
 
 import (
@@ -18,14 +20,19 @@ import (
 // GCPercent is the collector's target when GOGC is not set.
 const GCPercent = 200
 
-// Apply sets GCPercent unless GOGC is set, and returns the percentage in
-// effect and whether it came from the environment.
-func Apply() (percent int, fromEnv bool) {
-	if os.Getenv("GOGC") != "" {
-		p := debug.SetGCPercent(-1)
-		debug.SetGCPercent(p)
-		return p, true
+// MemoryLimit is the soft memory limit when GOMEMLIMIT is not set.
+const MemoryLimit = 512 << 20
+
+// Apply sets GCPercent unless GOGC is set and MemoryLimit unless GOMEMLIMIT
+// is set, and returns the percentage and the limit in effect.
+func Apply() (percent int, limit int64) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(GCPercent)
 	}
-	debug.SetGCPercent(GCPercent)
-	return GCPercent, false
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(MemoryLimit)
+	}
+	percent = debug.SetGCPercent(-1)
+	debug.SetGCPercent(percent)
+	return percent, debug.SetMemoryLimit(-1)
 }

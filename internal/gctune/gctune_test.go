@@ -1,28 +1,26 @@
 package gctune
 
 import (
+	"math"
 	"runtime/debug"
 	"testing"
 )
 
 func TestApply(t *testing.T) {
-	old := debug.SetGCPercent(100)
-	defer debug.SetGCPercent(old)
+	oldP, oldL := debug.SetGCPercent(100), debug.SetMemoryLimit(math.MaxInt64)
+	defer func() { debug.SetGCPercent(oldP); debug.SetMemoryLimit(oldL) }()
 	t.Setenv("GOGC", "")
-	if p, env := Apply(); p != GCPercent || env {
-		t.Fatalf("without GOGC: %d %v", p, env)
+	t.Setenv("GOMEMLIMIT", "")
+	if p, l := Apply(); p != GCPercent || l != MemoryLimit {
+		t.Fatalf("without GOGC, GOMEMLIMIT: %d %d", p, l)
 	}
-	if got := debug.SetGCPercent(100); got != GCPercent {
-		t.Fatalf("collector at %d, want %d", got, GCPercent)
-	}
-	// With GOGC set, the runtime read it at start; Apply leaves the
-	// percentage as it finds it.
+	// With them set, the runtime read them at start: Apply leaves the
+	// collector as it finds it.
 	t.Setenv("GOGC", "150")
+	t.Setenv("GOMEMLIMIT", "1GiB")
 	debug.SetGCPercent(150)
-	if p, env := Apply(); p != 150 || !env {
-		t.Fatalf("with GOGC=150: %d %v", p, env)
-	}
-	if got := debug.SetGCPercent(100); got != 150 {
-		t.Fatalf("collector at %d, want 150 kept", got)
+	debug.SetMemoryLimit(1 << 30)
+	if p, l := Apply(); p != 150 || l != 1<<30 {
+		t.Fatalf("with GOGC=150 GOMEMLIMIT=1GiB: %d %d", p, l)
 	}
 }
