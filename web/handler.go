@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -47,7 +46,8 @@ type Options struct {
 type Handler struct {
 	opt      Options
 	tokenHex string
-	client   *http.Client
+	client   *http.Client // the state long poll
+	core     *corePool    // the requests
 	router   chi.Router
 	refusals *rateLog
 	// state is the last api.FrontState from the core (frontstate.go);
@@ -71,7 +71,8 @@ func NewHandler(opt Options) (*Handler, error) {
 	h := &Handler{
 		opt:      opt,
 		tokenHex: hex.EncodeToString(opt.Token),
-		client:   &http.Client{Transport: newCoreTransport(opt.CoreSocket, opt.PoolSize)},
+		client:   &http.Client{Transport: newCoreTransport(opt.CoreSocket, 1)},
+		core:     newCorePool(opt.CoreSocket, opt.PoolSize),
 		refusals: newRateLog(opt.Log, opt.LogInterval, opt.LogBurst),
 	}
 	r := chi.NewRouter()
@@ -97,6 +98,7 @@ func NewHandler(opt Options) (*Handler, error) {
 // pending refusal summaries.
 func (h *Handler) Close() {
 	h.client.CloseIdleConnections()
+	h.core.closeIdle()
 	h.refusals.close()
 }
 
@@ -253,44 +255,40 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route,
 	// From here the request is with the core: its connection is not
 	// reclaimed for a newcomer (connlimit.go).
 	markBusy(r.Context())
-	ctx, cancel := context.WithTimeout(r.Context(), h.opt.CoreTimeout)
-	defer cancel()
 	reqID := newRequestID()
-	out, err := http.NewRequestWithContext(ctx, rt.Method, "http://"+api.InternalHost+target, bytes.NewReader(body))
-	if err != nil {
-		h.opt.Log.Error("cannot build request", "route", rt.Name, "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", "cannot build request")
-		return
+	hdr := make([][2]string, 0, 8+len(extra))
+	for k, vs := range extra {
+		for _, v := range vs {
+			hdr = append(hdr, [2]string{k, v})
+		}
 	}
-	out.Header = extra
 	if body != nil {
-		out.Header.Set("Content-Type", "application/json")
+		hdr = append(hdr, [2]string{"Content-Type", "application/json"})
 	}
-	out.Header.Set(api.HeaderToken, h.tokenHex)
-	out.Header.Set(api.HeaderPeer, r.RemoteAddr)
-	out.Header.Set(api.HeaderRequestID, reqID)
+	hdr = append(hdr, [2]string{api.HeaderToken, h.tokenHex}, [2]string{api.HeaderPeer, r.RemoteAddr},
+		[2]string{api.HeaderRequestID, reqID})
 	if sid != "" {
-		out.Header.Set("Cookie", api.SessionCookie+"="+sid)
+		hdr = append(hdr, [2]string{"Cookie", api.SessionCookie + "=" + sid})
 	}
 	if len(csrf) == 1 {
-		out.Header.Set(api.HeaderCSRF, csrf[0])
+		hdr = append(hdr, [2]string{api.HeaderCSRF, csrf[0]})
 	}
 	w.Header().Set(api.HeaderRequestID, reqID)
 
-	resp, err := h.client.Do(out)
+	// The client's going away ends the exchange, and so does CoreTimeout.
+	resp, err := h.core.do(r.Context(), time.Now().Add(h.opt.CoreTimeout), rt.Method, target, hdr, body, rt.RespLimit())
+	if errors.Is(err, errAnswerTooLarge) {
+		h.badCore(w, rt, reqID, err)
+		return
+	}
 	if err != nil {
 		h.opt.Log.Error("core unreachable", "route", rt.Name, "request_id", reqID, "err", err)
 		writeError(w, http.StatusBadGateway, "core_unavailable", "the gateway core is not answering")
 		return
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, rt.RespLimit()+1))
-	if err != nil || int64(len(raw)) > rt.RespLimit() {
-		h.badCore(w, rt, reqID, fmt.Errorf("read answer: %v (%d bytes)", err, len(raw)))
-		return
-	}
+	raw := resp.body
 	var v any
-	status := resp.StatusCode
+	status := resp.status
 	switch {
 	case status == http.StatusOK:
 		v = rt.NewResponse()
@@ -309,13 +307,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route,
 		return
 	}
 	if rt.SetsSession {
-		for _, sc := range resp.Header.Values("Set-Cookie") {
+		for _, sc := range resp.header.Values("Set-Cookie") {
 			if c := passSessionCookie(sc); c != "" {
 				w.Header().Add("Set-Cookie", c)
 			}
 		}
 	}
-	if ra := passRetryAfter(status, resp.Header); ra != "" {
+	if ra := passRetryAfter(status, resp.header); ra != "" {
 		w.Header().Set("Retry-After", ra)
 	}
 	if status == http.StatusOK && rt.Render == api.RenderTar {
