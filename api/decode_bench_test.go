@@ -87,3 +87,81 @@ func FuzzScanStrict(f *testing.F) {
 	}
 	f.Fuzz(checkScan)
 }
+
+// wireTypes are the request and answer types of every route, and the
+// decoder tests' own.
+func wireTypes() []reflect.Type {
+	types := []reflect.Type{reflect.TypeFor[sample]()}
+	for _, rt := range Routes {
+		if rt.NewRequest != nil {
+			types = append(types, reflect.TypeOf(rt.NewRequest()).Elem())
+		}
+		types = append(types, reflect.TypeOf(rt.NewResponse()).Elem())
+	}
+	return types
+}
+
+// checkDecodeFast fails when the one-pass decoder accepts what the walker
+// refuses, or stores anything else than json.Unmarshal into a zero value.
+func checkDecodeFast(t *testing.T, data []byte) {
+	if !utf8.Valid(data) {
+		return
+	}
+	for _, typ := range wireTypes() {
+		fast := reflect.New(typ)
+		if !decodeFast(data, fast.Elem()) {
+			continue
+		}
+		if err := walkStrict(data, typ); err != nil {
+			t.Fatalf("%s: decodeFast accepts %q, the walker refuses: %v", typ, data, err)
+		}
+		ref := reflect.New(typ)
+		if err := json.Unmarshal(data, ref.Interface()); err != nil {
+			t.Fatalf("%s: decodeFast accepts %q, json.Unmarshal refuses: %v", typ, data, err)
+		}
+		if !reflect.DeepEqual(fast.Interface(), ref.Interface()) {
+			t.Fatalf("%s: %q: decodeFast stored %+v, json.Unmarshal %+v", typ, data, fast.Elem(), ref.Elem())
+		}
+	}
+}
+
+// decodeSeeds: each wire type's zero value and a filled server, encoded.
+func decodeSeeds(t testing.TB) [][]byte {
+	seeds := [][]byte{benchBody, []byte(`{"name":"x","n":-2,"tags":["a",null],"in":{"a":1},"attrs":{"k":"v"}}`),
+		[]byte(`{"in":null,"tags":null,"attrs":null,"name":null}`), []byte(`{"n":1.5}`), []byte(`{"n":1e2}`),
+		[]byte(`{"n":99999999999999999999}`), []byte(`{"name":"a\n"}`), []byte(`{"created_at":null}`),
+		[]byte(`{"id":"5f1e2d3c4b5a697887960a2f","created_at":"2026-11-30T08:00:00Z","port":70000}`)}
+	for _, typ := range wireTypes() {
+		raw, err := json.Marshal(reflect.New(typ).Interface())
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, raw)
+	}
+	for _, s := range scanSeeds {
+		seeds = append(seeds, []byte(s))
+	}
+	return seeds
+}
+
+func TestDecodeFastAgreesWithUnmarshal(t *testing.T) {
+	accepted := 0
+	for _, s := range decodeSeeds(t) {
+		checkDecodeFast(t, s)
+		if decodeFast(s, reflect.New(reflect.TypeFor[ServerCreate]()).Elem()) {
+			accepted++
+		}
+	}
+	if accepted == 0 {
+		t.Error("decodeFast accepted no seed as a ServerCreate")
+	}
+}
+
+// FuzzDecodeFast: the one-pass decoder accepts only what the walker
+// accepts, and stores what json.Unmarshal stores.
+func FuzzDecodeFast(f *testing.F) {
+	for _, s := range decodeSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(checkDecodeFast)
+}
