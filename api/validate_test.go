@@ -1,7 +1,9 @@
 package api
 
 import (
+	"encoding/json"
 	"net/netip"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -74,4 +76,61 @@ func FuzzFormats(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(checkFormats)
+}
+
+// checkFastValid decodes data leniently into every wire type and fails
+// when fastValid and the validator disagree: fastValid must never pass
+// what the validator refuses, and should pass what it accepts.
+func checkFastValid(t *testing.T, data []byte) {
+	for _, typ := range wireTypes() {
+		v := reflect.New(typ)
+		if json.Unmarshal(data, v.Interface()) != nil {
+			continue
+		}
+		if _, self := v.Interface().(selfChecker); self {
+			continue
+		}
+		fast, ref := fastValid(v.Interface()), validatorInstance().Struct(v.Interface())
+		if fast && ref != nil {
+			t.Fatalf("%s %s: fastValid passes what the validator refuses: %v", typ, data, ref)
+		}
+		if !fast && ref == nil && planFor(typ).ok {
+			t.Fatalf("%s %s: fastValid refuses what the validator accepts", typ, data)
+		}
+	}
+}
+
+func validSeeds() [][]byte {
+	seeds := [][]byte{benchBody,
+		[]byte(`{"name":"vpn","protocol":"tcp","port":443,"network":"10.8.0.0/24","hosts":["a.example","a.example"]}`),
+		[]byte(`{"name":"vpn","protocol":"udp","port":0,"network":"10.8.0.1/24","hosts":["1.2.3.4"],"gateways":["GW"]}`),
+		[]byte(`{"name":" x","organizations":["0123456789abcdef01234567"],"hosts":[]}`),
+		[]byte(`{"id":"5f1e2d3c4b5a697887960a2f","name":"x","protocol":"udp","port":1,"network":"10.0.0.0/8","hosts":["h"],"organizations":[],"gateways":null,"created_at":"2026-01-01T00:00:00Z"}`),
+		[]byte(`{"users":[{"id":"5f1e2d3c4b5a697887960a2f","organization_id":"5f1e2d3c4b5a697887960a2f","name":"u","profiles":[{"server_id":"x","cert_serial":"0x1f"}]}]}`),
+		[]byte(`{"name":"n","email":"a@b.c","disabled":true}`), []byte(`{"name":null,"email":""}`),
+		[]byte(`{"username":"admin","password":""}`), []byte(`{"error":"x","message":"m","field":"f"}`),
+		[]byte(`{"excludes":[["5f1e2d3c4b5a697887960a2f","5f1e2d3c4b5a697887960a2e"],["x"]]}`),
+		[]byte(`{"hosts":["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q","a"]}`),
+		[]byte(`{"uri":"pritunl://x","profiles":[{"name":"a.ovpn","profile":"x"}]}`)}
+	for _, typ := range wireTypes() {
+		raw, _ := json.Marshal(reflect.New(typ).Interface())
+		seeds = append(seeds, raw)
+	}
+	return seeds
+}
+
+func TestFastValidAgrees(t *testing.T) {
+	for _, s := range validSeeds() {
+		checkFastValid(t, s)
+	}
+	if !fastValid(&ServerCreate{Name: "vpn", Protocol: "udp", Port: 1194, Network: "10.8.0.0/24", Hosts: []string{"vpn.example.com"}}) {
+		t.Error("fastValid refuses a valid ServerCreate")
+	}
+}
+
+func FuzzFastValid(f *testing.F) {
+	for _, s := range validSeeds() {
+		f.Add(s)
+	}
+	f.Fuzz(checkFastValid)
 }
