@@ -595,6 +595,15 @@ func (s *scanner) decodeSlice(v reflect.Value, depth int) bool {
 	if v.Type().Elem().Kind() == reflect.Uint8 {
 		return false // []byte is base64 in a string, an array is json's odd case
 	}
+	if v.Type().Elem().Kind() == reflect.String && v.IsNil() {
+		// Strings (most lists of the wire types): the slice made once, at
+		// its length.
+		if pos, tokens := s.pos, s.tokens; s.decodeStrings(v) {
+			return true
+		} else if s.pos, s.tokens = pos, tokens; !v.IsNil() {
+			return false
+		}
+	}
 	if v.IsNil() {
 		v.Set(reflect.MakeSlice(v.Type(), 0, 0))
 	}
@@ -626,5 +635,60 @@ func (s *scanner) decodeSlice(v reflect.Value, depth int) bool {
 		default:
 			return false
 		}
+	}
+}
+
+// maxStrings is the longest list decodeStrings takes; a longer one, and
+// one with an element it does not take, is decoded element by element.
+const maxStrings = 16
+
+// decodeStrings decodes a list of at most maxStrings plain strings (no
+// escape sequence) into the nil slice v, after its '['. It returns false,
+// v still nil, for any other list.
+func (s *scanner) decodeStrings(v reflect.Value) bool {
+	if planOf(v.Type().Elem()).other || planOf(v.Type().Elem()).unmarshalJSON {
+		return false
+	}
+	var elems [maxStrings][]byte
+	n := 0
+	s.space()
+	if s.pos < len(s.data) && s.data[s.pos] == ']' {
+		s.pos++
+		v.Set(reflect.MakeSlice(v.Type(), 0, 0))
+		return s.token()
+	}
+	for {
+		s.space()
+		if n == maxStrings || s.pos >= len(s.data) || s.data[s.pos] != '"' || !s.token() {
+			return false
+		}
+		raw, ok := s.str()
+		if !ok || bytes.IndexByte(raw, '\\') >= 0 {
+			return false
+		}
+		elems[n] = raw
+		n++
+		s.space()
+		if s.pos >= len(s.data) {
+			return false
+		}
+		switch s.data[s.pos] {
+		case ',':
+			s.pos++
+			continue
+		case ']':
+			s.pos++
+		default:
+			return false
+		}
+		if !s.token() {
+			return false
+		}
+		sl := reflect.MakeSlice(v.Type(), n, n)
+		for i := range n {
+			sl.Index(i).SetString(string(elems[i]))
+		}
+		v.Set(sl)
+		return true
 	}
 }
