@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -83,8 +84,9 @@ func NewHandler(opt Options) (*Handler, error) {
 		h.refuse(w, req, nil, http.StatusMethodNotAllowed, "method_not_allowed", "", "method not allowed on this route")
 	})
 	for _, rt := range api.Routes {
+		params := rt.Params()
 		r.Method(rt.Method, rt.Pattern, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			h.serveRoute(w, req, rt)
+			h.serveRoute(w, req, rt, params)
 		}))
 	}
 	if err := h.mountConsole(r); err != nil {
@@ -140,7 +142,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.router.ServeHTTP(w, r)
 }
 
-func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Route) {
+// serveRoute serves one route; paramNames are its path parameters
+// (rt.Params(), computed once).
+func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Route, paramNames []string) {
 	// 2. The query string: only the parameters the route declares, each
 	// once and in its format; every other route refuses one.
 	query, err := rt.ParseQuery(r.URL.RawQuery, r.URL.ForceQuery)
@@ -154,8 +158,11 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		return
 	}
 	// Path parameters, each against its exact format.
-	params := make(map[string]string, 3)
-	for _, name := range rt.Params() {
+	var params map[string]string
+	if len(paramNames) > 0 {
+		params = make(map[string]string, len(paramNames))
+	}
+	for _, name := range paramNames {
 		v := chi.URLParam(r, name)
 		if err := api.CheckParam(name, v); err != nil {
 			h.refuse(w, r, rt, http.StatusBadRequest, "bad_parameter", name, err.Error())
@@ -169,8 +176,10 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		h.refuse(w, r, rt, http.StatusBadRequest, "bad_header", api.HeaderCSRF, "X-CSRF-Token must be 64 lowercase hex characters")
 		return
 	}
-	extra := make(http.Header, 5)
+	// The extra headers for the core: none on admin and public routes.
+	var extra http.Header
 	if sh, ok := signedHeaders[rt.Auth]; ok {
+		extra = make(http.Header, 5)
 		if err := sh.pass(r.Header, extra); err != nil {
 			h.refuseHeader(w, r, rt, sh.code, err)
 			return
@@ -184,6 +193,9 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 			if err != nil {
 				h.refuse(w, r, rt, http.StatusBadRequest, "bad_header", h.opt.ForwardedHeader, err.Error())
 				return
+			}
+			if extra == nil {
+				extra = make(http.Header, 1)
 			}
 			extra.Set(api.HeaderForwarded, api.FormatForwarded(addrs))
 		}
@@ -246,7 +258,13 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		h.refuse(w, r, rt, http.StatusUnauthorized, "unauthorized", "", "log in first")
 		return
 	}
-	h.forward(w, r, rt, rt.BuildPath(params)+rt.BuildQuery(query), body, sid, csrf, extra)
+	// The path from the table and the checked values (a pattern without
+	// parameters is its own path).
+	path := rt.Pattern
+	if len(paramNames) > 0 {
+		path = rt.BuildPath(params)
+	}
+	h.forward(w, r, rt, path+rt.BuildQuery(query), body, sid, csrf, extra)
 }
 
 // forward builds a new request from validated values only, sends it to the
@@ -403,15 +421,35 @@ func logField(f string) string {
 	return f
 }
 
+// jsonBuffers hold answers while they are encoded.
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer: a buffer that grew larger (a long list) is left to the
+// garbage collector.
+const maxPooledBuffer = 64 << 10
+
+// writeJSON writes v as JSON and a newline (json.Marshal's bytes, as
+// json.Encoder writes them).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"internal","message":"cannot encode answer"}`)
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBuffer {
+			jsonBuffers.Put(buf)
+		}
+	}()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		buf.Reset()
+		status = http.StatusInternalServerError
+		buf.WriteString(`{"error":"internal","message":"cannot encode answer"}` + "\n")
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(buf.Bytes())
 }
+
+// jsonContentType is shared as securityValues are.
+var jsonContentType = []string{"application/json"}
 
 func newRequestID() string {
 	id, err := random.Hex(8)
