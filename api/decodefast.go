@@ -354,7 +354,18 @@ type decodePlan struct {
 
 var planCache sync.Map // reflect.Type -> *decodePlan
 
+// basicPlan is the plan of the predeclared types (string, int, bool, ...):
+// they have no methods.
+var basicPlan = &decodePlan{}
+
 func planOf(t reflect.Type) *decodePlan {
+	switch t.Kind() {
+	case reflect.Bool, reflect.String, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		if t.PkgPath() == "" {
+			return basicPlan // predeclared: a defined type has a package path
+		}
+	}
 	if p, ok := planCache.Load(t); ok {
 		return p.(*decodePlan)
 	}

@@ -212,12 +212,10 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 			h.refuse(w, r, rt, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("body larger than %d bytes", rt.Limit()))
 			return
 		}
-		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.Limit()))
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			h.refuse(w, r, rt, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("body larger than %d bytes", rt.Limit()))
-			return
-		} else if err != nil {
+		// Exactly Content-Length bytes (at most rt.Limit(), checked above):
+		// Go's server ends the body there.
+		raw := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, raw); err != nil {
 			// Cut short, too slow (ReadTimeout), or the connection closed
 			// to make room (connlimit.go).
 			h.refuse(w, r, rt, http.StatusBadRequest, "incomplete_body", "", "the body ended before its Content-Length")
