@@ -231,10 +231,15 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 			return
 		}
 		// 5. The body the core sees is the re-encoded struct.
-		if body, err = json.Marshal(v); err != nil {
-			h.opt.Log.Error("cannot encode request", "route", rt.Name, "err", err)
-			writeError(w, http.StatusInternalServerError, "internal", "cannot encode request")
-			return
+		// json.Marshal's bytes, by appendJSON where it can.
+		var encoded bool
+		if body, encoded = appendJSON(nil, v); !encoded {
+			var merr error
+			if body, merr = json.Marshal(v); merr != nil {
+				h.opt.Log.Error("cannot encode request", "route", rt.Name, "err", merr)
+				writeError(w, http.StatusInternalServerError, "internal", "cannot encode request")
+				return
+			}
 		}
 		// Link agents sign the SHA-512 of the body bytes, so their body
 		// must already be in the canonical form re-encoding produces:
@@ -420,30 +425,32 @@ func logField(f string) string {
 }
 
 // jsonBuffers hold answers while they are encoded.
-var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var jsonBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // maxPooledBuffer: a buffer that grew larger (a long list) is left to the
 // garbage collector.
 const maxPooledBuffer = 64 << 10
 
-// writeJSON writes v as JSON and a newline (json.Marshal's bytes, as
-// json.Encoder writes them).
+// writeJSON writes v as JSON and a newline: json.Marshal's bytes, written
+// by appendJSON where it can.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	buf := jsonBuffers.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= maxPooledBuffer {
-			jsonBuffers.Put(buf)
+	bp := jsonBuffers.Get().(*[]byte)
+	b, ok := appendJSON((*bp)[:0], v)
+	if !ok {
+		m, err := json.Marshal(v)
+		if err != nil {
+			status, m = http.StatusInternalServerError, []byte(`{"error":"internal","message":"cannot encode answer"}`)
 		}
-	}()
-	if err := json.NewEncoder(buf).Encode(v); err != nil {
-		buf.Reset()
-		status = http.StatusInternalServerError
-		buf.WriteString(`{"error":"internal","message":"cannot encode answer"}` + "\n")
+		b = append(b[:0], m...)
 	}
+	b = append(b, '\n')
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(b)
+	if cap(b) <= maxPooledBuffer {
+		*bp = b
+		jsonBuffers.Put(bp)
+	}
 }
 
 // jsonContentType is shared as securityValues are.
