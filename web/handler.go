@@ -233,7 +233,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		// 5. The body the core sees is the re-encoded struct.
 		// json.Marshal's bytes, by appendJSON where it can.
 		var encoded bool
-		if body, encoded = appendJSON(nil, v); !encoded {
+		if body, encoded = appendJSON(make([]byte, 0, len(raw)+len(raw)/4+16), v); !encoded {
 			var merr error
 			if body, merr = json.Marshal(v); merr != nil {
 				h.opt.Log.Error("cannot encode request", "route", rt.Name, "err", merr)
@@ -425,7 +425,7 @@ func logField(f string) string {
 }
 
 // jsonBuffers hold answers while they are encoded.
-var jsonBuffers = sync.Pool{New: func() any { return new([]byte) }}
+var jsonBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2<<10); return &b }}
 
 // maxPooledBuffer: a buffer that grew larger (a long list) is left to the
 // garbage collector.
