@@ -204,8 +204,9 @@ func (c *coreConn) exchange(method, target string, hdr [][2]string, body []byte,
 		return nil, false, fmt.Errorf("%w (%d bytes)", errAnswerTooLarge, limit)
 	}
 	// The body was read to its end: the connection is reusable unless the
-	// core closes it.
-	return &coreAnswer{status: resp.StatusCode, header: resp.Header, body: raw}, !resp.Close, nil
+	// core closes it, or sent bytes after its answer (they would be taken
+	// for the next request's answer).
+	return &coreAnswer{status: resp.StatusCode, header: resp.Header, body: raw}, !resp.Close && c.br.Buffered() == 0, nil
 }
 
 // validTarget reports whether t is an origin-form request target without

@@ -100,3 +100,49 @@ func TestCorePoolRefuses(t *testing.T) {
 		t.Error("deadline did not interrupt the exchange")
 	}
 }
+
+// TestCorePoolDropsConnectionWithExtraBytes: bytes after an answer are
+// never read as the next request's answer.
+func TestCorePoolDropsConnectionWithExtraBytes(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "core.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4<<10)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					answer := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+					if n == 0 {
+						answer += "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+					}
+					if _, err := io.WriteString(c, answer); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	p := newCorePool(sock, 2)
+	defer p.closeIdle()
+	for i := range 3 {
+		ans, err := p.do(context.Background(), time.Now().Add(5*time.Second), "GET", "/", nil, nil, 1<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(ans.body) != "ok" {
+			t.Fatalf("answer %d: %q", i, ans.body)
+		}
+	}
+}
