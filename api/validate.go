@@ -428,6 +428,11 @@ func planFor(t reflect.Type) *structPlan {
 		if !f.IsExported() || tag == "-" {
 			continue
 		}
+		if hasValuer(f.Type) {
+			// The validator checks what the type's ValidatorValue gives.
+			p.ok = false
+			break
+		}
 		fp := fieldPlan{index: i}
 		if tag != "" {
 			var ok bool
@@ -440,6 +445,25 @@ func planFor(t reflect.Type) *structPlan {
 	}
 	structPlans.Store(t, p)
 	return p
+}
+
+// hasValuer reports whether t, or a type fieldValid reaches from it
+// (through pointers and slice elements), implements validator.Valuer.
+// Struct types are checked by their own plans. A type nested deeper than
+// 16 levels (a recursive one) counts as having one: the validator decides.
+func hasValuer(t reflect.Type) bool {
+	for range 16 {
+		if t.NumMethod() > 0 && t.Implements(valuerType) {
+			return true
+		}
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array:
+			t = t.Elem()
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func structValid(v reflect.Value) bool {
@@ -471,8 +495,6 @@ func fieldValid(v reflect.Value, rules []rule) bool {
 	case v.Kind() == reflect.Interface:
 		// The validator walks into a non-nil one.
 		return v.IsNil() && len(rules) == 0
-	case v.Type().NumMethod() > 0 && v.Type().Implements(valuerType):
-		return false
 	}
 	nested := v.Kind() == reflect.Struct && !v.Type().ConvertibleTo(timeType)
 	for i, r := range rules {
