@@ -196,7 +196,17 @@ func (c *coreConn) exchange(method, target string, hdr [][2]string, body []byte,
 		return nil, false, fmt.Errorf("read answer: %w", err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	var raw []byte
+	switch {
+	case resp.ContentLength > limit:
+		return nil, false, fmt.Errorf("%w (%d bytes)", errAnswerTooLarge, limit)
+	case resp.ContentLength >= 0:
+		// The body ends at its Content-Length: read at its size.
+		raw = make([]byte, resp.ContentLength)
+		_, err = io.ReadFull(resp.Body, raw)
+	default:
+		raw, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("read answer: %w", err)
 	}
