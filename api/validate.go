@@ -162,7 +162,7 @@ func IsHostAddr(s string) bool {
 	}
 	// Only a string of digits and dots, or one with a colon, can parse as
 	// an address: others go straight to the name check.
-	if strings.IndexByte(s, ':') >= 0 || strings.Trim(s, "0123456789.") == "" {
+	if strings.IndexByte(s, ':') >= 0 || onlyDigitsAnd(s, '.') {
 		if a, err := netip.ParseAddr(s); err == nil {
 			return a.Zone() == ""
 		}
@@ -180,7 +180,18 @@ func IsHostAddr(s string) bool {
 		rest = more
 	}
 	// A name made of digits only would be a malformed IPv4 address.
-	return strings.Trim(last, "0123456789") != ""
+	return !onlyDigitsAnd(last, '0')
+}
+
+// onlyDigitsAnd reports whether s holds nothing but digits and the byte
+// also.
+func onlyDigitsAnd(s string, also byte) bool {
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) && s[i] != also {
+			return false
+		}
+	}
+	return true
 }
 
 // IsConnName reports whether s is a valid link connection name: 1-64

@@ -60,7 +60,12 @@ func isHexToken(s string, n int) bool {
 	if len(s) != n {
 		return false
 	}
-	return strings.Trim(s, "0123456789abcdef") == ""
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // passSessionCookie re-creates the core's Set-Cookie for the session with
