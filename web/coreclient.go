@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
@@ -68,12 +69,13 @@ func newCorePool(socket string, size int) *corePool {
 }
 
 // get returns an idle connection used within coreIdleTimeout, or a new one.
-func (p *corePool) get(ctx context.Context) (*coreConn, error) {
+// reused says which.
+func (p *corePool) get(ctx context.Context) (c *coreConn, reused bool, err error) {
 	for range cap(p.idle) + 1 {
 		select {
 		case c := <-p.idle:
 			if time.Since(c.last) < coreIdleTimeout {
-				return c, nil
+				return c, true, nil
 			}
 			_ = c.conn.Close()
 			continue
@@ -83,9 +85,9 @@ func (p *corePool) get(ctx context.Context) (*coreConn, error) {
 	}
 	nc, err := p.dialer.DialContext(ctx, "unix", p.socket)
 	if err != nil {
-		return nil, fmt.Errorf("dial core: %w", err)
+		return nil, false, fmt.Errorf("dial core: %w", err)
 	}
-	return &coreConn{conn: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+	return &coreConn{conn: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, false, nil
 }
 
 // put returns a connection whose exchange is complete to the pool, or
@@ -136,13 +138,28 @@ func (p *corePool) do(ctx context.Context, deadline time.Time, method, target st
 			return nil, fmt.Errorf("invalid value for header %s", kv[0])
 		}
 	}
-	c, err := p.get(ctx)
-	if err != nil {
-		return nil, err
-	}
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	// A second try only when a pooled connection turns out closed by the
+	// core (a restart) as the request is written: then no complete
+	// request reached it.
+	for try := 0; ; try++ {
+		c, reused, err := p.get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ans, err := p.exchange(ctx, c, deadline, method, target, hdr, body, limit)
+		if err != nil && reused && try == 0 && ctx.Err() == nil &&
+			(errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) && errors.Is(err, errWrite) {
+			continue
+		}
+		return ans, err
+	}
+}
+
+// exchange runs one exchange on c, then pools or closes c.
+func (p *corePool) exchange(ctx context.Context, c *coreConn, deadline time.Time, method, target string, hdr [][2]string, body []byte, limit int64) (*coreAnswer, error) {
 	_ = c.conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(longAgo) })
 	ans, reuse, err := c.exchange(method, target, hdr, body, limit)
@@ -165,6 +182,9 @@ func (p *corePool) do(ctx context.Context, deadline time.Time, method, target st
 	return ans, nil
 }
 
+// errWrite marks a failure to write the request.
+var errWrite = errors.New("write request")
+
 // exchange writes the request and reads the answer; reuse says whether the
 // connection is ready for another request.
 func (c *coreConn) exchange(method, target string, hdr [][2]string, body []byte, limit int64) (*coreAnswer, bool, error) {
@@ -181,7 +201,9 @@ func (c *coreConn) exchange(method, target string, hdr [][2]string, body []byte,
 		w.WriteString(kv[1])
 		w.WriteString("\r\n")
 	}
-	if body != nil {
+	// As http.Transport: a length, 0 too, whenever a body is sent or the
+	// method expects one.
+	if body != nil || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
 		w.WriteString("Content-Length: ")
 		w.WriteString(strconv.Itoa(len(body)))
 		w.WriteString("\r\n")
@@ -189,7 +211,7 @@ func (c *coreConn) exchange(method, target string, hdr [][2]string, body []byte,
 	w.WriteString("\r\n")
 	w.Write(body)
 	if err := w.Flush(); err != nil {
-		return nil, false, fmt.Errorf("write request: %w", err)
+		return nil, false, fmt.Errorf("%w: %w", errWrite, err)
 	}
 	resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
 	if err != nil {

@@ -146,3 +146,36 @@ func TestCorePoolDropsConnectionWithExtraBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestCorePoolAfterCoreRestart: pooled connections the core closed when it
+// stopped are replaced, the request sent again only when it could not be
+// written.
+func TestCorePoolAfterCoreRestart(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "core.sock")
+	serve := func() *http.Server {
+		ln, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, r.Method+" "+r.Header.Get("Content-Length"))
+		})}
+		go func() { _ = srv.Serve(ln) }()
+		return srv
+	}
+	srv := serve()
+	p := newCorePool(sock, 4)
+	defer p.closeIdle()
+	ctx := context.Background()
+	if ans, err := p.do(ctx, time.Now().Add(5*time.Second), "POST", "/", nil, nil, 1<<10); err != nil || string(ans.body) != "POST 0" {
+		t.Fatalf("before the restart: %v %+v", err, ans)
+	}
+	_ = srv.Close()
+	srv = serve()
+	defer srv.Close()
+	for i := range 3 {
+		if ans, err := p.do(ctx, time.Now().Add(5*time.Second), "POST", "/", nil, []byte("x"), 1<<10); err != nil || string(ans.body) != "POST 1" {
+			t.Fatalf("after the restart, request %d: %v %+v", i, err, ans)
+		}
+	}
+}
