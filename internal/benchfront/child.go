@@ -98,7 +98,9 @@ func serveProxy(ctx context.Context, ln net.Listener, boot *web.Boot, cf childFl
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return srv.Shutdown(sctx)
+	err := srv.Shutdown(sctx)
+	<-errc // ServeTLS has returned
+	return err
 }
 
 // serveFrontProfiled runs what cmd/portcullis-web runs (web.NewHandler,
