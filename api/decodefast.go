@@ -366,8 +366,10 @@ func planOf(t reflect.Type) *decodePlan {
 			return basicPlan // predeclared: a defined type has a package path
 		}
 	}
-	if p, ok := planCache.Load(t); ok {
-		return p.(*decodePlan)
+	if v, ok := planCache.Load(t); ok {
+		if p, ok := v.(*decodePlan); ok {
+			return p
+		}
 	}
 	p := &decodePlan{}
 	pt := reflect.PointerTo(t)

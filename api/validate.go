@@ -425,8 +425,10 @@ type structPlan struct {
 var structPlans sync.Map // reflect.Type -> *structPlan
 
 func planFor(t reflect.Type) *structPlan {
-	if p, ok := structPlans.Load(t); ok {
-		return p.(*structPlan)
+	if v, ok := structPlans.Load(t); ok {
+		if p, ok := v.(*structPlan); ok {
+			return p
+		}
 	}
 	p := &structPlan{ok: true}
 	for i := 0; i < t.NumField(); i++ {

@@ -52,8 +52,10 @@ type encodeField struct {
 var encodePlans sync.Map // reflect.Type -> *encodePlan
 
 func encodePlanOf(t reflect.Type) *encodePlan {
-	if p, ok := encodePlans.Load(t); ok {
-		return p.(*encodePlan)
+	if v, ok := encodePlans.Load(t); ok {
+		if p, ok := v.(*encodePlan); ok {
+			return p
+		}
 	}
 	p := &encodePlan{}
 	switch {
@@ -167,7 +169,11 @@ func appendValue(b []byte, v reflect.Value) ([]byte, bool) {
 	}
 	// A struct.
 	if v.Type() == timeType {
-		t, err := v.Interface().(time.Time).MarshalJSON()
+		tv, ok := v.Interface().(time.Time)
+		if !ok {
+			return b, false
+		}
+		t, err := tv.MarshalJSON()
 		if err != nil {
 			return b, false
 		}

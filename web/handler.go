@@ -434,9 +434,12 @@ const maxPooledBuffer = 64 << 10
 // writeJSON writes v as JSON and a newline: json.Marshal's bytes, written
 // by appendJSON where it can.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	bp := jsonBuffers.Get().(*[]byte)
-	b, ok := appendJSON((*bp)[:0], v)
+	bp, ok := jsonBuffers.Get().(*[]byte)
 	if !ok {
+		bp = new([]byte)
+	}
+	b, encoded := appendJSON((*bp)[:0], v)
+	if !encoded {
 		m, err := json.Marshal(v)
 		if err != nil {
 			status, m = http.StatusInternalServerError, []byte(`{"error":"internal","message":"cannot encode answer"}`)

@@ -44,7 +44,12 @@ func (c *conn) dial(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.c = nc.(*tls.Conn)
+	tc, ok := nc.(*tls.Conn)
+	if !ok {
+		_ = nc.Close()
+		return fmt.Errorf("dial %s: not a TLS connection", c.addr)
+	}
+	c.c = tc
 	if c.br == nil {
 		c.br = bufio.NewReaderSize(c.c, 8<<10)
 	} else {

@@ -155,7 +155,11 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 			return nil, err
 		}
 		defer ln.Close() // the child has its own descriptor
-		p, err := startTarget(binary, args, ln, boot(ln.Addr().(*net.TCPAddr).Port), env...)
+		addr, ok := ln.Addr().(*net.TCPAddr)
+		if !ok {
+			return nil, fmt.Errorf("%s: listener address %v", name, ln.Addr())
+		}
+		p, err := startTarget(binary, args, ln, boot(addr.Port), env...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
