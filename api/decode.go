@@ -46,9 +46,9 @@ func DecodeStrict(data []byte, v any) error {
 		}
 		rv.Elem().SetZero()
 	}
-	// The one-pass scanner (scanStrict, below) accepts only what the walker
-	// accepts; whatever it cannot vouch for, the walker decides, with its
-	// errors.
+	// The one-pass scanner (scanStrict, decodefast.go) accepts only what
+	// the walker accepts; whatever it cannot vouch for, the walker
+	// decides, with its errors.
 	if !scanStrict(data, rv.Type().Elem()) {
 		if err := walkStrict(data, rv.Type().Elem()); err != nil {
 			return err
