@@ -697,9 +697,21 @@ func (s *scanner) decodeStrings(v reflect.Value) bool {
 		if !s.token() {
 			return false
 		}
+		// The strings share one allocation.
+		total := 0
+		for _, e := range elems[:n] {
+			total += len(e)
+		}
+		var all strings.Builder
+		all.Grow(total)
+		for _, e := range elems[:n] {
+			all.Write(e)
+		}
+		joined, off := all.String(), 0
 		sl := reflect.MakeSlice(v.Type(), n, n)
-		for i := range n {
-			sl.Index(i).SetString(string(elems[i]))
+		for i, e := range elems[:n] {
+			sl.Index(i).SetString(joined[off : off+len(e)])
+			off += len(e)
 		}
 		v.Set(sl)
 		return true
