@@ -37,14 +37,22 @@ func DecodeStrict(data []byte, v any) error {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("DecodeStrict: target must be a non-nil pointer")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	w := walker{dec: dec}
-	if err := w.value(rv.Type().Elem(), "", 0); err != nil {
-		return err
+	// A zero target (the front's case: a fresh request or answer) is
+	// checked and filled in one pass; whatever decodeFast cannot vouch
+	// for goes the long way from a zero value again.
+	if rv.Elem().IsZero() {
+		if decodeFast(data, rv.Elem()) {
+			return nil
+		}
+		rv.Elem().SetZero()
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badJSON("", "trailing data after the JSON value")
+	// The one-pass scanner (scanStrict, decodefast.go) accepts only what
+	// the walker accepts; whatever it cannot vouch for, the walker
+	// decides, with its errors.
+	if !scanStrict(data, rv.Type().Elem()) {
+		if err := walkStrict(data, rv.Type().Elem()); err != nil {
+			return err
+		}
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		var te *json.UnmarshalTypeError
@@ -52,6 +60,22 @@ func DecodeStrict(data []byte, v any) error {
 			return badJSON(te.Field, "has the wrong type: expected "+jsonKind(te.Type))
 		}
 		return badJSON("", err.Error())
+	}
+	return nil
+}
+
+// walkStrict checks data for the target type t token by token with
+// json.Decoder: the reference for scanStrict, and the source of the
+// errors.
+func walkStrict(data []byte, t reflect.Type) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	w := walker{dec: dec}
+	if err := w.value(t, "", 0); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badJSON("", "trailing data after the JSON value")
 	}
 	return nil
 }

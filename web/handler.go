@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,7 +47,8 @@ type Options struct {
 type Handler struct {
 	opt      Options
 	tokenHex string
-	client   *http.Client
+	client   *http.Client // the state long poll
+	core     *corePool    // the requests
 	router   chi.Router
 	refusals *rateLog
 	// state is the last api.FrontState from the core (frontstate.go);
@@ -71,7 +72,8 @@ func NewHandler(opt Options) (*Handler, error) {
 	h := &Handler{
 		opt:      opt,
 		tokenHex: hex.EncodeToString(opt.Token),
-		client:   &http.Client{Transport: newCoreTransport(opt.CoreSocket, opt.PoolSize)},
+		client:   &http.Client{Transport: newCoreTransport(opt.CoreSocket, 1)},
+		core:     newCorePool(opt.CoreSocket, opt.PoolSize),
 		refusals: newRateLog(opt.Log, opt.LogInterval, opt.LogBurst),
 	}
 	r := chi.NewRouter()
@@ -82,8 +84,9 @@ func NewHandler(opt Options) (*Handler, error) {
 		h.refuse(w, req, nil, http.StatusMethodNotAllowed, "method_not_allowed", "", "method not allowed on this route")
 	})
 	for _, rt := range api.Routes {
+		params := rt.Params()
 		r.Method(rt.Method, rt.Pattern, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			h.serveRoute(w, req, rt)
+			h.serveRoute(w, req, rt, params)
 		}))
 	}
 	if err := h.mountConsole(r); err != nil {
@@ -97,6 +100,7 @@ func NewHandler(opt Options) (*Handler, error) {
 // pending refusal summaries.
 func (h *Handler) Close() {
 	h.client.CloseIdleConnections()
+	h.core.closeIdle()
 	h.refusals.close()
 }
 
@@ -138,7 +142,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.router.ServeHTTP(w, r)
 }
 
-func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Route) {
+// serveRoute serves one route; paramNames are its path parameters
+// (rt.Params(), computed once).
+func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Route, paramNames []string) {
 	// 2. The query string: only the parameters the route declares, each
 	// once and in its format; every other route refuses one.
 	query, err := rt.ParseQuery(r.URL.RawQuery, r.URL.ForceQuery)
@@ -152,8 +158,11 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		return
 	}
 	// Path parameters, each against its exact format.
-	params := make(map[string]string, 3)
-	for _, name := range rt.Params() {
+	var params map[string]string
+	if len(paramNames) > 0 {
+		params = make(map[string]string, len(paramNames))
+	}
+	for _, name := range paramNames {
 		v := chi.URLParam(r, name)
 		if err := api.CheckParam(name, v); err != nil {
 			h.refuse(w, r, rt, http.StatusBadRequest, "bad_parameter", name, err.Error())
@@ -167,8 +176,10 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		h.refuse(w, r, rt, http.StatusBadRequest, "bad_header", api.HeaderCSRF, "X-CSRF-Token must be 64 lowercase hex characters")
 		return
 	}
-	extra := make(http.Header, 5)
+	// The extra headers for the core: none on admin and public routes.
+	var extra http.Header
 	if sh, ok := signedHeaders[rt.Auth]; ok {
+		extra = make(http.Header, 5)
 		if err := sh.pass(r.Header, extra); err != nil {
 			h.refuseHeader(w, r, rt, sh.code, err)
 			return
@@ -182,6 +193,9 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 			if err != nil {
 				h.refuse(w, r, rt, http.StatusBadRequest, "bad_header", h.opt.ForwardedHeader, err.Error())
 				return
+			}
+			if extra == nil {
+				extra = make(http.Header, 1)
 			}
 			extra.Set(api.HeaderForwarded, api.FormatForwarded(addrs))
 		}
@@ -198,12 +212,10 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 			h.refuse(w, r, rt, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("body larger than %d bytes", rt.Limit()))
 			return
 		}
-		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.Limit()))
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			h.refuse(w, r, rt, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("body larger than %d bytes", rt.Limit()))
-			return
-		} else if err != nil {
+		// Exactly Content-Length bytes (at most rt.Limit(), checked above):
+		// Go's server ends the body there.
+		raw := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, raw); err != nil {
 			// Cut short, too slow (ReadTimeout), or the connection closed
 			// to make room (connlimit.go).
 			h.refuse(w, r, rt, http.StatusBadRequest, "incomplete_body", "", "the body ended before its Content-Length")
@@ -219,10 +231,15 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 			return
 		}
 		// 5. The body the core sees is the re-encoded struct.
-		if body, err = json.Marshal(v); err != nil {
-			h.opt.Log.Error("cannot encode request", "route", rt.Name, "err", err)
-			writeError(w, http.StatusInternalServerError, "internal", "cannot encode request")
-			return
+		// json.Marshal's bytes, by appendJSON where it can.
+		var encoded bool
+		if body, encoded = appendJSON(make([]byte, 0, len(raw)+len(raw)/4+16), v); !encoded {
+			var merr error
+			if body, merr = json.Marshal(v); merr != nil {
+				h.opt.Log.Error("cannot encode request", "route", rt.Name, "err", merr)
+				writeError(w, http.StatusInternalServerError, "internal", "cannot encode request")
+				return
+			}
 		}
 		// Link agents sign the SHA-512 of the body bytes, so their body
 		// must already be in the canonical form re-encoding produces:
@@ -244,7 +261,13 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt *api.Rou
 		h.refuse(w, r, rt, http.StatusUnauthorized, "unauthorized", "", "log in first")
 		return
 	}
-	h.forward(w, r, rt, rt.BuildPath(params)+rt.BuildQuery(query), body, sid, csrf, extra)
+	// The path from the table and the checked values (a pattern without
+	// parameters is its own path).
+	path := rt.Pattern
+	if len(paramNames) > 0 {
+		path = rt.BuildPath(params)
+	}
+	h.forward(w, r, rt, path+rt.BuildQuery(query), body, sid, csrf, extra)
 }
 
 // forward builds a new request from validated values only, sends it to the
@@ -253,44 +276,40 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route,
 	// From here the request is with the core: its connection is not
 	// reclaimed for a newcomer (connlimit.go).
 	markBusy(r.Context())
-	ctx, cancel := context.WithTimeout(r.Context(), h.opt.CoreTimeout)
-	defer cancel()
 	reqID := newRequestID()
-	out, err := http.NewRequestWithContext(ctx, rt.Method, "http://"+api.InternalHost+target, bytes.NewReader(body))
-	if err != nil {
-		h.opt.Log.Error("cannot build request", "route", rt.Name, "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", "cannot build request")
-		return
+	hdr := make([][2]string, 0, 8+len(extra))
+	for k, vs := range extra {
+		for _, v := range vs {
+			hdr = append(hdr, [2]string{k, v})
+		}
 	}
-	out.Header = extra
 	if body != nil {
-		out.Header.Set("Content-Type", "application/json")
+		hdr = append(hdr, [2]string{"Content-Type", "application/json"})
 	}
-	out.Header.Set(api.HeaderToken, h.tokenHex)
-	out.Header.Set(api.HeaderPeer, r.RemoteAddr)
-	out.Header.Set(api.HeaderRequestID, reqID)
+	hdr = append(hdr, [2]string{api.HeaderToken, h.tokenHex}, [2]string{api.HeaderPeer, r.RemoteAddr},
+		[2]string{api.HeaderRequestID, reqID})
 	if sid != "" {
-		out.Header.Set("Cookie", api.SessionCookie+"="+sid)
+		hdr = append(hdr, [2]string{"Cookie", api.SessionCookie + "=" + sid})
 	}
 	if len(csrf) == 1 {
-		out.Header.Set(api.HeaderCSRF, csrf[0])
+		hdr = append(hdr, [2]string{api.HeaderCSRF, csrf[0]})
 	}
 	w.Header().Set(api.HeaderRequestID, reqID)
 
-	resp, err := h.client.Do(out)
+	// The client's going away ends the exchange, and so does CoreTimeout.
+	resp, err := h.core.do(r.Context(), time.Now().Add(h.opt.CoreTimeout), rt.Method, target, hdr, body, rt.RespLimit())
+	if errors.Is(err, errAnswerTooLarge) {
+		h.badCore(w, rt, reqID, err)
+		return
+	}
 	if err != nil {
 		h.opt.Log.Error("core unreachable", "route", rt.Name, "request_id", reqID, "err", err)
 		writeError(w, http.StatusBadGateway, "core_unavailable", "the gateway core is not answering")
 		return
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, rt.RespLimit()+1))
-	if err != nil || int64(len(raw)) > rt.RespLimit() {
-		h.badCore(w, rt, reqID, fmt.Errorf("read answer: %v (%d bytes)", err, len(raw)))
-		return
-	}
+	raw := resp.body
 	var v any
-	status := resp.StatusCode
+	status := resp.status
 	switch {
 	case status == http.StatusOK:
 		v = rt.NewResponse()
@@ -309,13 +328,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *api.Route,
 		return
 	}
 	if rt.SetsSession {
-		for _, sc := range resp.Header.Values("Set-Cookie") {
+		for _, sc := range resp.header.Values("Set-Cookie") {
 			if c := passSessionCookie(sc); c != "" {
 				w.Header().Add("Set-Cookie", c)
 			}
 		}
 	}
-	if ra := passRetryAfter(status, resp.Header); ra != "" {
+	if ra := passRetryAfter(status, resp.header); ra != "" {
 		w.Header().Set("Retry-After", ra)
 	}
 	if status == http.StatusOK && rt.Render == api.RenderTar {
@@ -405,15 +424,40 @@ func logField(f string) string {
 	return f
 }
 
+// jsonBuffers hold answers while they are encoded.
+var jsonBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2<<10); return &b }}
+
+// maxPooledBuffer: a buffer that grew larger (a long list) is left to the
+// garbage collector.
+const maxPooledBuffer = 64 << 10
+
+// writeJSON writes v as JSON and a newline: json.Marshal's bytes, written
+// by appendJSON where it can.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"internal","message":"cannot encode answer"}`)
+	bp, ok := jsonBuffers.Get().(*[]byte)
+	if !ok {
+		bp = new([]byte)
 	}
-	w.Header().Set("Content-Type", "application/json")
+	b, encoded := appendJSON((*bp)[:0], v)
+	if !encoded {
+		m, err := json.Marshal(v)
+		if err != nil {
+			status, m = http.StatusInternalServerError, []byte(`{"error":"internal","message":"cannot encode answer"}`)
+		}
+		b = append(b[:0], m...)
+	}
+	b = append(b, '\n')
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b)
+	if cap(b) <= maxPooledBuffer {
+		*bp = b
+		jsonBuffers.Put(bp)
+	}
 }
+
+// jsonContentType is shared as securityValues are.
+var jsonContentType = []string{"application/json"}
 
 func newRequestID() string {
 	id, err := random.Hex(8)

@@ -19,9 +19,26 @@ var securityHeaders = [][2]string{
 	{"Cross-Origin-Resource-Policy", "same-origin"},
 }
 
+// securityValues are securityHeaders as header entries, made once: the
+// names canonical, each value a slice of length and capacity 1 that is
+// never changed in place (Header.Add appends to a copy; net/http copies
+// the handler's header when it writes it).
+var securityValues = func() []headerEntry {
+	out := make([]headerEntry, len(securityHeaders))
+	for i, kv := range securityHeaders {
+		out[i] = headerEntry{http.CanonicalHeaderKey(kv[0]), []string{kv[1]}}
+	}
+	return out
+}()
+
+type headerEntry struct {
+	name   string
+	values []string
+}
+
 func setSecurityHeaders(h http.Header) {
-	for _, kv := range securityHeaders {
-		h.Set(kv[0], kv[1])
+	for _, e := range securityValues {
+		h[e.name] = e.values
 	}
 }
 
@@ -43,7 +60,12 @@ func isHexToken(s string, n int) bool {
 	if len(s) != n {
 		return false
 	}
-	return strings.Trim(s, "0123456789abcdef") == ""
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // passSessionCookie re-creates the core's Set-Cookie for the session with

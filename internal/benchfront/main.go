@@ -1,252 +1,325 @@
-// Command benchfront measures what the front's validation costs: it runs
-// one in-process core (real Service, bbolt store, unix socket) and, in the
-// same run, puts two HTTPS servers in front of it on loopback: the real
-// front (web.Handler) and a plain httputil.ReverseProxy. It drives both
-// with the same load, alternating, and prints requests per second and the
-// ratio front/proxy. `make bench` runs it.
+// Command benchfront measures the front alone: the real portcullis-web
+// binary and, as the baseline, a pooled httputil.ReverseProxy (this
+// program re-executed in a hidden mode), each in its own process, in front
+// of the same trivial stand-in backend on the core's unix socket (in this
+// process, with the load generator). Both get the same load, alternating
+// rounds: a fixed number of workers on kept-alive TLS 1.3 connections
+// (X25519MLKEM768), each sending POST /server (server.create) with a
+// 338-byte JSON body, a session cookie and a CSRF header. It prints, as
+// medians, requests per second and each target's CPU per request, read
+// from /proc/<pid>/stat (utime + stime of all its threads) over the timed
+// phase only. `make bench` runs it.
 package main
 
 import (
-	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
-	"sync"
-	"sync/atomic"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
-	"github.com/portcullis-gw/portcullis/core"
-	"github.com/portcullis-gw/portcullis/core/admin"
 	"github.com/portcullis-gw/portcullis/core/pki"
-	"github.com/portcullis-gw/portcullis/internal/store"
-	"github.com/portcullis-gw/portcullis/web"
+	"github.com/portcullis-gw/portcullis/internal/random"
+)
+
+// Goals of issue 14.
+const (
+	goalRatio  = 0.80
+	goalMicros = 60.0
 )
 
 func main() {
-	dur := flag.Duration("duration", 3*time.Second, "length of one measurement")
-	rounds := flag.Int("rounds", 3, "measurements per target (alternating)")
-	workers := flag.Int("workers", 32, "concurrent clients")
+	if mode := os.Getenv(childEnv); mode != "" {
+		os.Unsetenv(childEnv)
+		if err := runChild(mode, os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "benchfront child:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var cfg config
+	flag.DurationVar(&cfg.dur, "duration", 3*time.Second, "timed phase of one round")
+	flag.IntVar(&cfg.rounds, "rounds", 7, "rounds per target (alternating)")
+	flag.IntVar(&cfg.workers, "workers", 32, "concurrent kept-alive TLS connections of the load generator")
+	flag.IntVar(&cfg.pool, "pool", 64, "idle connections each target keeps to the backend")
+	flag.StringVar(&cfg.profile, "cpuprofile", "", "after the rounds, run the front's code in a process under the CPU profiler for one round and write the profile `file`")
 	flag.Parse()
-	if err := run(*dur, *rounds, *workers); err != nil {
+	if flag.NArg() > 0 || cfg.dur <= 0 || cfg.rounds <= 0 || cfg.workers <= 0 || cfg.pool <= 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if _, err := run(ctx, cfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "benchfront:", err)
 		os.Exit(1)
 	}
 }
 
-type target struct {
-	name string
-	url  string
+type config struct {
+	dur             time.Duration
+	rounds, workers int
+	pool            int
+	profile         string
 }
 
-func run(dur time.Duration, rounds, workers int) error {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir, err := os.MkdirTemp("", "portcullis-bench-")
+// result is the medians of one target's rounds.
+type result struct {
+	name        string
+	rounds      []measurement
+	rps, micros float64
+}
+
+// target is one process under measurement.
+type target struct {
+	name string
+	addr string
+	proc *process
+}
+
+func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
+	dir, err := os.MkdirTemp("", "portcullis-benchfront-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	st, err := store.OpenBolt(filepath.Join(dir, "bench.db"), time.Second)
+	frontBin, err := buildFront(ctx, dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer st.Close()
-	ctx := context.Background()
-	adm := admin.New(st, quiet, admin.Options{})
-	pw, _, err := adm.EnsureInitialAdmin(ctx, nil)
+	self, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("own executable: %w", err)
 	}
-	_, sid, err := adm.Login(ctx, admin.InitialUsername, pw, "127.0.0.1")
-	if err != nil {
-		return err
-	}
-	// The initial password must be changed before any other admin route.
-	sess, err := adm.ChangePassword(ctx, sid, pw, pw+"-changed")
-	if err != nil {
-		return err
-	}
+
+	// Credentials: the internal token, an admin session and its CSRF
+	// token, all random.
 	token := make([]byte, 32)
-	copy(token, "benchmark-token-benchmark-token!")
-	svc := core.NewService(core.Deps{Store: st, Admin: adm, Log: quiet})
-	apiSrv, err := core.NewAPIServer(quiet, token, []int{os.Getuid()}, svc)
+	if _, err := rand.Read(token); err != nil {
+		return nil, err
+	}
+	sid, err1 := random.Hex(32)
+	csrf, err2 := random.Hex(32)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	if len(benchBody) != benchBodyLen {
+		return nil, fmt.Errorf("bench body is %d bytes, not %d", len(benchBody), benchBodyLen)
+	}
+
+	be, err := newBackend(token, sid, csrf)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sock := filepath.Join(dir, "core.sock")
-	stopCore, err := core.ServeSocket(sock, apiSrv.Handler(), quiet)
+	beLn, err := net.Listen("unix", sock)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("backend: %w", err)
 	}
-	defer stopCore()
+	beErr := make(chan error, 1)
+	go func() { beErr <- be.serve(beLn) }()
+	defer func() { be.close(); <-beErr }()
 
 	certPEM, keyPEM, err := pki.SelfSignedTLS([]string{"127.0.0.1"})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return err
+	boot := func(port int) *api.Bootstrap {
+		return &api.Bootstrap{Token: hex.EncodeToString(token), TLSCertPEM: string(certPEM), TLSKeyPEM: string(keyPEM),
+			HTTPSPort: port, LogLevel: "warn", LogFormat: "text"}
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(certPEM)
+	// The client's default key-exchange groups put X25519MLKEM768 first;
+	// probe checks that it is the one negotiated.
+	clientTLS := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13}
+	poolArg := strconv.Itoa(cfg.pool)
 
-	// The real front.
-	fh, err := web.NewHandler(web.Options{CoreSocket: sock, Token: token, PoolSize: workers * 2, Log: quiet})
-	if err != nil {
-		return err
-	}
-	frontLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	go func() {
-		_ = web.Serve(sctx, web.ServeConfig{Log: quiet, Handler: fh, Cert: cert, HTTPS: frontLn, Grace: time.Second})
-	}()
-
-	// The baseline: a reverse proxy that validates nothing.
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-		MaxIdleConns: workers * 2, MaxIdleConnsPerHost: workers * 2,
-	}
-	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: api.InternalHost})
-	rp.Transport = tr
-	director := rp.Director
-	tokHex := hex.EncodeToString(token)
-	rp.Director = func(r *http.Request) { director(r); r.Header.Set(api.HeaderToken, tokHex) }
-	proxyLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	proxySrv := &http.Server{Handler: rp, TLSConfig: web.TLSConfig(cert),
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
-	go func() { _ = proxySrv.ServeTLS(proxyLn, "", "") }()
-	defer proxySrv.Close()
-
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConns: workers * 2, MaxIdleConnsPerHost: workers * 2}}
-	targets := []target{{"reverse proxy", "https://" + proxyLn.Addr().String()}, {"front", "https://" + frontLn.Addr().String()}}
-
-	// One organization for the GET route.
-	var orgID string
-	{
-		status, body, err := send(client, targets[1].url, "POST", "/organization", `{"name":"bench-fixture"}`, sid, sess.CSRFToken)
-		if err != nil || status != 200 {
-			return fmt.Errorf("create fixture: %d %s %v", status, body, err)
+	start := func(name, binary string, args []string, env ...string) (*target, error) {
+		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return nil, err
 		}
-		orgID = string(body[bytes.Index(body, []byte(`"id":"`))+6:][:24])
+		defer ln.Close() // the child has its own descriptor
+		addr, ok := ln.Addr().(*net.TCPAddr)
+		if !ok {
+			return nil, fmt.Errorf("%s: listener address %v", name, ln.Addr())
+		}
+		p, err := startTarget(binary, args, ln, boot(addr.Port), env...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return &target{name: name, addr: ln.Addr().String(), proc: p}, nil
+	}
+	proxy, err := start("reverse proxy", self, []string{sock, poolArg}, childEnv+"=proxy")
+	if err != nil {
+		return nil, err
+	}
+	defer proxy.proc.stop()
+	front, err := start("front", frontBin, []string{"--core-socket", sock, "--core-pool", poolArg})
+	if err != nil {
+		return nil, err
+	}
+	defer front.proc.stop()
+	targets := []*target{proxy, front}
+	var group string
+	for _, tg := range targets {
+		if group, err = probe(ctx, tg, clientTLS, requestBytes(tg.addr, sid, csrf)); err != nil {
+			return nil, err
+		}
 	}
 
-	fmt.Printf("benchfront: %d workers, %s per measurement, %d rounds, GOMAXPROCS=%d, same core and store for both targets\n\n",
-		workers, dur, rounds, runtime.GOMAXPROCS(0))
-	type route struct {
-		label, method, path string
-		body                func(worker, i int) string
+	fmt.Fprintf(out, "benchfront: POST %s (%s), %d-byte JSON body, session cookie and CSRF header; stand-in backend on a unix socket answers 200 with a %d-byte api.Server\n",
+		benchPath, benchRoute.Name, len(benchBody), len(be.answer))
+	fmt.Fprintf(out, "  %d workers on kept-alive TLS 1.3 connections (%s), %s per round, %d rounds alternating, backend pool %d, GOMAXPROCS=%d, %d CPUs, load average before: %s\n",
+		cfg.workers, group, cfg.dur, cfg.rounds, cfg.pool, runtime.GOMAXPROCS(0), runtime.NumCPU(), loadavg())
+	fmt.Fprintf(out, "  CPU: utime+stime of the target's process (all threads) from /proc/<pid>/stat, %d ticks/s, over the timed phase only; the load generator and the backend run in benchfront's own process, not counted\n", clkTck)
+
+	res := map[string]*result{}
+	for _, tg := range targets {
+		res[tg.name] = &result{name: tg.name}
 	}
-	routes := []route{
-		{"POST /organization (org.create: validate, CA key, bbolt commit)", "POST", "/organization",
-			func(w, i int) string { return fmt.Sprintf(`{"name":"b%d-%d-%d"}`, time.Now().UnixNano()%1e9, w, i) }},
-		{"GET /organization/{org_id} (org.get: bbolt read)", "GET", "/organization/" + orgID, nil},
-	}
-	for _, rt := range routes {
-		res := map[string][]float64{}
-		for r := 0; r < rounds; r++ {
-			for _, tg := range targets {
-				rps, errs := load(client, tg.url, rt.method, rt.path, rt.body, sid, sess.CSRFToken, workers, dur)
-				if errs > 0 {
-					return fmt.Errorf("%s on %s: %d failed requests", rt.label, tg.name, errs)
-				}
-				res[tg.name] = append(res[tg.name], rps)
+	for r := range cfg.rounds {
+		order := targets
+		if r%2 == 1 {
+			order = []*target{targets[1], targets[0]}
+		}
+		for _, tg := range order {
+			if err := tg.proc.exited(); err != nil {
+				return nil, err
 			}
+			m, err := measure(ctx, tg.addr, clientTLS, requestBytes(tg.addr, sid, csrf), cfg.workers, cfg.dur, tg.proc.cmd.Process.Pid)
+			if err != nil {
+				return nil, fmt.Errorf("%s, round %d: %w", tg.name, r+1, err)
+			}
+			res[tg.name].rounds = append(res[tg.name].rounds, m)
 		}
-		p, f := median(res["reverse proxy"]), median(res["front"])
-		fmt.Printf("%s\n", rt.label)
-		fmt.Printf("  reverse proxy  %8.0f req/s  (rounds %v)\n", p, rounded(res["reverse proxy"]))
-		fmt.Printf("  front          %8.0f req/s  (rounds %v)\n", f, rounded(res["front"]))
-		fmt.Printf("  ratio front/proxy = %.2f  (goal >= 0.80)\n\n", f/p)
+	}
+	out2 := make([]result, 0, len(targets))
+	fmt.Fprintf(out, "  %-14s %10s %14s   rounds (req/s, CPU µs/req)\n", "", "req/s", "CPU µs/req")
+	for _, tg := range targets {
+		rs := res[tg.name]
+		var rps, us []float64
+		var parts []string
+		for _, m := range rs.rounds {
+			rps, us = append(rps, m.rps()), append(us, m.cpuMicros())
+			parts = append(parts, fmt.Sprintf("%.0f %.1f", m.rps(), m.cpuMicros()))
+		}
+		rs.rps, rs.micros = median(rps), median(us)
+		fmt.Fprintf(out, "  %-14s %10.0f %14.1f   %s\n", tg.name, rs.rps, rs.micros, strings.Join(parts, "; "))
+		out2 = append(out2, *rs)
+	}
+	p, f := res[proxy.name], res[front.name]
+	// Each front round against the proxy round next to it: the machine's
+	// other load drifts less within a pair than across the run.
+	var paired []float64
+	for i := range f.rounds {
+		paired = append(paired, f.rounds[i].rps()/p.rounds[i].rps())
+	}
+	fmt.Fprintf(out, "  ratio front/proxy req/s = %.2f (goal >= %.2f; median of the per-round pairs %.2f); front CPU per validated POST = %.1f µs (goal <= %.0f), proxy %.1f µs, front/proxy CPU = %.2f\n",
+		f.rps/p.rps, goalRatio, median(paired), f.micros, goalMicros, p.micros, f.micros/p.micros)
+	fmt.Fprintf(out, "  load average after: %s\n", loadavg())
+
+	if cfg.profile != "" {
+		if err := profileFront(ctx, cfg, self, sock, poolArg, start, clientTLS, sid, csrf); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "  CPU profile of the front's code (web.NewHandler + web.Serve in a benchfront process, one round): %s\n", cfg.profile)
+	}
+	return out2, nil
+}
+
+// probe sends one request to the target and checks the answer (200, a
+// valid api.Server) and the connection (TLS 1.3, X25519MLKEM768); it
+// returns the group's name.
+func probe(ctx context.Context, tg *target, conf *tls.Config, req []byte) (string, error) {
+	c := &conn{addr: tg.addr, conf: conf}
+	defer c.close()
+	var status int
+	var body []byte
+	var err error
+	// The front answers 503 until it has the core's state: a few tries.
+	for try := 0; try < 50; try++ {
+		if status, body, err = c.do(ctx, req, true); err == nil && status == http.StatusOK {
+			break
+		}
+		if perr := tg.proc.exited(); perr != nil {
+			return "", perr
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil || status != http.StatusOK {
+		return "", fmt.Errorf("%s: first request: status %d %q: %v", tg.name, status, body, err)
+	}
+	var s api.Server
+	if err := api.DecodeStrict(body, &s); err != nil {
+		return "", fmt.Errorf("%s: answer: %w", tg.name, err)
+	}
+	if c.c == nil {
+		return "", fmt.Errorf("%s: closed the connection after a 200", tg.name)
+	}
+	st := c.c.ConnectionState()
+	if st.Version != tls.VersionTLS13 || st.CurveID != tls.X25519MLKEM768 {
+		return "", fmt.Errorf("%s: TLS version %x, group %v; want TLS 1.3 with X25519MLKEM768", tg.name, st.Version, st.CurveID)
+	}
+	return st.CurveID.String(), nil
+}
+
+// profileFront runs one round against the front's code in a re-executed
+// benchfront under the CPU profiler.
+func profileFront(ctx context.Context, cfg config, self, sock, poolArg string,
+	start func(name, binary string, args []string, env ...string) (*target, error),
+	conf *tls.Config, sid, csrf string) error {
+	path, err := filepath.Abs(cfg.profile)
+	if err != nil {
+		return err
+	}
+	tg, err := start("profiled front", self, []string{sock, poolArg}, childEnv+"=front-profile", profileEnv+"="+path)
+	if err != nil {
+		return err
+	}
+	if _, err := probe(ctx, tg, conf, requestBytes(tg.addr, sid, csrf)); err != nil {
+		_ = tg.proc.stop()
+		return err
+	}
+	_, merr := measure(ctx, tg.addr, conf, requestBytes(tg.addr, sid, csrf), cfg.workers, cfg.dur, tg.proc.cmd.Process.Pid)
+	if err := errors.Join(merr, tg.proc.stop()); err != nil {
+		return fmt.Errorf("profiled front: %w", err)
 	}
 	return nil
 }
 
-func send(c *http.Client, base, method, path, body, sid, csrf string) (int, []byte, error) {
-	var rd io.Reader
-	if body != "" {
-		rd = bytes.NewReader([]byte(body))
-	}
-	req, err := http.NewRequest(method, base+path, rd)
+func loadavg() string {
+	raw, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
-		return 0, nil, err
+		return "unknown"
 	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+	f := strings.Fields(string(raw))
+	if len(f) < 3 {
+		return "unknown"
 	}
-	req.Header.Set("Cookie", api.SessionCookie+"="+sid)
-	req.Header.Set(api.HeaderCSRF, csrf)
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-// load runs workers for dur (and at most 10 million requests in all) and
-// returns requests per second and the number of failures.
-func load(c *http.Client, base, method, path string, body func(w, i int) string, sid, csrf string, workers int, dur time.Duration) (float64, int64) {
-	var done, failed atomic.Int64
-	deadline := time.Now().Add(dur)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; time.Now().Before(deadline) && done.Load() < 10_000_000; i++ {
-				b := ""
-				if body != nil {
-					b = body(w, i)
-				}
-				status, _, err := send(c, base, method, path, b, sid, csrf)
-				if err != nil || status != 200 {
-					failed.Add(1)
-					continue
-				}
-				done.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(done.Load()) / time.Since(start).Seconds(), failed.Load()
+	return strings.Join(f[:3], " ")
 }
 
 func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
-	return s[len(s)/2]
-}
-
-func rounded(v []float64) []int {
-	out := make([]int, len(v))
-	for i, x := range v {
-		out[i] = int(x)
+	if len(s) == 0 {
+		return 0
 	}
-	return out
+	return s[len(s)/2]
 }

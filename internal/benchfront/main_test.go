@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/testenv"
+)
+
+// TestMain runs the hidden child modes: run re-executes this test binary
+// as the reverse proxy (and the profiled front).
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(childEnv); mode != "" {
+		os.Unsetenv(childEnv)
+		if err := runChild(mode, os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "benchfront child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestSmoke runs the benchmark at a tiny size, with a profiling round, and
+// checks that it produced its figures for both targets. Nothing is timed
+// against a limit and no speed is asserted.
+func TestSmoke(t *testing.T) {
+	testenv.System(t, "builds portcullis-web and runs it and a reverse proxy as processes")
+	testenv.NeedBinary(t, "go", "golang-go")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	prof := filepath.Join(t.TempDir(), "front.pprof")
+	res, err := run(ctx, config{dur: 300 * time.Millisecond, rounds: 1, workers: 4, pool: 4, profile: prof}, &out)
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 {
+		t.Fatalf("%d results, want 2", len(res))
+	}
+	for _, r := range res {
+		if len(r.rounds) != 1 || r.rounds[0].requests <= 0 || r.rounds[0].failures != 0 {
+			t.Errorf("%s: rounds %+v", r.name, r.rounds)
+		}
+		if !(r.rps > 0) || math.IsInf(r.rps, 0) || r.micros < 0 || math.IsNaN(r.micros) {
+			t.Errorf("%s: %v req/s, %v µs", r.name, r.rps, r.micros)
+		}
+	}
+	for _, want := range []string{"reverse proxy", "front", "ratio front/proxy", "/proc/<pid>/stat", "X25519MLKEM768"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+		t.Errorf("CPU profile: %v", err)
+	}
+}
