@@ -65,6 +65,22 @@ type ControlStatus struct {
 	// unknown); both only with the etcd store (docs/cluster.md).
 	Gateway    string `json:"gateway,omitempty"`
 	LinkLeader string `json:"link_leader,omitempty"`
+	// StartReconcile is the firewall reconcile of this start (nil without
+	// the firewall): the kernel brought in line with the store's live
+	// approvals before the gateway served.
+	StartReconcile *ReconcileReport `json:"start_reconcile,omitempty"`
+}
+
+// ReconcileReport is one firewall reconcile: how long it took (wall time,
+// the table's check, the guarded ports, the store's live approvals read,
+// the kernel's elements listed, the missing ones added and the stale ones
+// removed) and what it changed.
+type ReconcileReport struct {
+	Seconds float64 `json:"seconds"`
+	// Added counts the elements added or set to their remaining time,
+	// Removed the stale ones deleted.
+	Added   int `json:"added"`
+	Removed int `json:"removed"`
 }
 
 // Ready is the one JSON line `portcullis serve --ready-fd N` writes to

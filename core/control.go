@@ -13,9 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/rpc"
+	"github.com/portcullis-gw/portcullis/dynfw"
 )
 
 // The control socket (0600, root and the core's own user) answers the
@@ -31,6 +33,19 @@ func writeReady(w io.WriteCloser, r api.Ready) error {
 	}
 	_, werr := w.Write(append(b, '\n'))
 	return errors.Join(werr, w.Close())
+}
+
+// reconcileAtStart runs the start's firewall reconcile and keeps its report
+// for the status (api.ControlStatus.StartReconcile), so a benchmark or an
+// operator reads how long it took without parsing the log.
+func (d *daemon) reconcileAtStart(ctx context.Context, guarded []dynfw.ProtoPort) error {
+	if d.gate == nil {
+		return nil
+	}
+	start := time.Now()
+	added, removed, err := d.approver.Reconcile(ctx, guarded)
+	d.startReconcile = &api.ReconcileReport{Seconds: time.Since(start).Seconds(), Added: added, Removed: removed}
+	return err
 }
 
 // controlHandler serves the control socket: the request counters, the
