@@ -1,0 +1,54 @@
+package core
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/store"
+)
+
+// TestSeedUsersAreApprovalSubjects checks that seeded users are what an
+// approval reads: each has its own sync token and secret, an RSA key from
+// its organization's pool, and the server attached to its organization.
+func TestSeedUsersAreApprovalSubjects(t *testing.T) {
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "s.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	serverID, users, err := Seed(ctx, st, SeedSpec{Orgs: 2, Users: 5, KeyPool: 1, Now: time.Now(),
+		Server: SeedServer{Name: "vpn", Protocol: "udp", Port: 1194, Network: "10.8.0.0/24", Hosts: []string{"192.0.2.1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(users) != 5 {
+		t.Fatalf("%d users, want 5", len(users))
+	}
+	dir := NewDirectory(st)
+	tokens := map[string]bool{}
+	orgs := map[string]bool{}
+	for _, u := range users {
+		sub, err := dir.Subject(ctx, u.OrgID, u.UserID, serverID)
+		if err != nil {
+			t.Fatalf("user %s: %v", u.UserID, err)
+		}
+		if sub.SyncToken != u.SyncToken || sub.SyncSecret == "" || sub.UserKey == nil || sub.UserKey.N.BitLen() != 4096 ||
+			!sub.Attached || !sub.DynamicFirewall || sub.Protocol != "udp" || sub.Port != 1194 {
+			t.Errorf("user %s: subject %+v", u.UserID, sub)
+		}
+		if tokens[u.SyncToken] {
+			t.Errorf("sync token %s given twice", u.SyncToken)
+		}
+		tokens[u.SyncToken] = true
+		orgs[u.OrgID] = true
+	}
+	if len(orgs) != 2 {
+		t.Errorf("users in %d organizations, want 2", len(orgs))
+	}
+	if _, _, err := Seed(ctx, st, SeedSpec{Orgs: 0, Users: 1, KeyPool: 1}); err == nil {
+		t.Error("a seed with no organization was accepted")
+	}
+}
