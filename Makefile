@@ -47,6 +47,8 @@ bench:
 	else echo "benchapprove: needs root (network namespaces, nftables): not run"; fi
 	@if [ "$$(id -u)" = 0 ]; then $(GO) run ./internal/benchfloor; \
 	else echo "benchfloor: needs root (a network namespace for the nftables add): not run"; fi
+	@if [ "$$(id -u)" = 0 ]; then GO=$(GO) $(GO) run ./internal/benchscale; \
+	else echo "benchscale: needs root (network namespaces, nftables, the real core): not run"; fi
 	@if [ "$$(id -u)" = 0 ]; then GO=$(GO) $(GO) run ./internal/benchtunnel; \
 	else echo "benchtunnel: needs root (network namespaces, nftables, OpenVPN workers): not run"; fi
 	@if [ "$$(id -u)" = 0 ]; then GO=$(GO) $(GO) test -count=1 -run '^$$' -bench Cluster -benchtime 1x ./internal/benchcluster/; \

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/core"
+	"github.com/portcullis-gw/portcullis/dynfw"
+	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/random"
+	"github.com/portcullis-gw/portcullis/internal/store"
+	"github.com/portcullis-gw/portcullis/internal/vpnlab"
+)
+
+// population is the store the core starts on.
+type population struct {
+	orgs, users, approvals, keyPool int
+	// perUser is the most approvals (and elements: one address each) a
+	// user holds; the core's approval.max_elements_per_user is set to it.
+	perUser int
+}
+
+// gatewayFigures are what the real core reports on that store.
+type gatewayFigures struct {
+	seedWall     time.Duration // users and approvals written
+	startWall    time.Duration // core started → ready report
+	reconcile    *api.ReconcileReport
+	held         int // elements the kernel's allow sets hold once ready
+	pid          int
+	mem          procMem
+	storeBytes   int64
+	liveAtStart  int // approvals written with time left at the start
+	configExtra  string
+	serverPort   int
+	approvalsTTL time.Duration
+}
+
+// procMem is the memory lines of /proc/<pid>/status, in KiB.
+type procMem struct {
+	VmRSS, VmHWM, RssAnon, RssFile int64
+}
+
+// approvalTTL is the approvals' life (the default approval.token_ttl).
+const approvalTTL = dynfw.DefaultTokenTTL
+
+// gateway seeds a data directory under dir with pop, starts the real core
+// and front (binaries in bin) on it in the namespace ns, and reads what it
+// reports: the start's reconcile from the control socket status
+// (api.ControlStatus.StartReconcile), the allow sets' elements over
+// netlink in ns, the core's memory from /proc.
+func gateway(r netlab.T, ns *netlab.NS, dir, bin string, pop population) (*gatewayFigures, error) {
+	gwDir := filepath.Join(dir, "gw")
+	dataDir := filepath.Join(gwDir, "data")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(gwDir, 0o755); err != nil {
+		return nil, err
+	}
+	out := &gatewayFigures{serverPort: 1194, approvalsTTL: approvalTTL}
+	seedStart := time.Now()
+	live, err := seed(filepath.Join(dataDir, core.StoreFile), pop, out.serverPort)
+	if err != nil {
+		return nil, err
+	}
+	out.seedWall, out.liveAtStart = time.Since(seedStart), live
+	if fi, err := os.Stat(filepath.Join(dataDir, core.StoreFile)); err == nil {
+		out.storeBytes = fi.Size()
+	}
+	out.configExtra = fmt.Sprintf("[approval]\nmax_elements_per_user = %d\n", max(pop.perUser, dynfw.DefaultMaxUserElements))
+	start := time.Now()
+	g := vpnlab.StartGateway(r, vpnlab.Options{Dir: gwDir, BinDir: bin, NS: ns, Extra: out.configExtra})
+	out.startWall = time.Since(start)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := core.Status(ctx, g.RuntimeDir)
+	if err != nil {
+		return nil, fmt.Errorf("core status: %w", err)
+	}
+	if st.StartReconcile == nil {
+		return nil, fmt.Errorf("core status has no start_reconcile (firewall off?): %+v", st)
+	}
+	out.reconcile, out.pid = st.StartReconcile, st.PID
+	if out.held, err = kernelElements(ns.Path()); err != nil {
+		return nil, err
+	}
+	if out.mem, err = readMem(out.pid); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// seed writes pop into the bbolt file at path, as the core stores it: the
+// users through core.Seed, the approvals through dynfw.InsertApproval. It
+// returns how many approvals it wrote.
+//
+// User u holds perUser approvals (fewer for the last users when approvals
+// does not divide), each for its own client address on the server's
+// port, as a client that reconnects from several networks has: approval j
+// was made j×6 s ago (at most 10 a minute, the default per-user rate), so
+// each still has over two minutes to live when the core starts.
+func seed(path string, pop population, port int) (int, error) {
+	st, err := store.OpenBolt(path, 2*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	now := time.Now()
+	serverID, users, err := core.Seed(ctx, st, core.SeedSpec{Orgs: pop.orgs, Users: pop.users, KeyPool: pop.keyPool, Now: now,
+		Server: core.SeedServer{Name: "scale", Protocol: "udp", Port: port, Network: "10.240.0.0/16", Hosts: []string{"192.0.2.1"}}})
+	if err != nil {
+		return 0, err
+	}
+	if len(users) == 0 {
+		return 0, nil
+	}
+	const perTx = 5000
+	n := 0
+	for n < pop.approvals {
+		err := st.Update(ctx, func(tx store.Tx) error {
+			for end := min(n+perTx, pop.approvals); n < end; n++ {
+				u, j := users[n/pop.perUser%len(users)], n%pop.perUser
+				tok, err := random.Alnum(32)
+				if err != nil {
+					return err
+				}
+				created := now.Add(-time.Duration(j) * 6 * time.Second)
+				a := &dynfw.Approval{Token: tok, OrgID: u.OrgID, UserID: u.UserID, ServerID: serverID, Protocol: "udp",
+					Port: port, Addrs: []netip.Addr{addr4(10<<24 + uint32(n))}, Created: created, Expires: created.Add(approvalTTL)}
+				if err := dynfw.InsertApproval(tx, a, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("seed approvals: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// kernelElements counts the elements of the allow sets in the namespace
+// at nsPath, read over netlink.
+func kernelElements(nsPath string) (int, error) {
+	f, err := os.Open(nsPath)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	gate, err := dynfw.OpenNFT(discard(), int(f.Fd()))
+	if err != nil {
+		return 0, err
+	}
+	defer gate.Close()
+	els, err := gate.Elements()
+	if err != nil {
+		return 0, fmt.Errorf("list the allow sets: %w", err)
+	}
+	return len(els), nil
+}
+
+// readMem reads the memory lines of /proc/<pid>/status.
+func readMem(pid int) (procMem, error) {
+	var m procMem
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return m, err
+	}
+	defer f.Close()
+	fields := map[string]*int64{"VmRSS:": &m.VmRSS, "VmHWM:": &m.VmHWM, "RssAnon:": &m.RssAnon, "RssFile:": &m.RssFile}
+	sc := bufio.NewScanner(f)
+	found := 0
+	for sc.Scan() {
+		w := strings.Fields(sc.Text())
+		if len(w) == 3 && w[2] == "kB" {
+			if p := fields[w[0]]; p != nil {
+				if *p, err = strconv.ParseInt(w[1], 10, 64); err != nil {
+					return m, fmt.Errorf("/proc/%d/status %s: %w", pid, w[0], err)
+				}
+				found++
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return m, err
+	}
+	if found != len(fields) {
+		return m, fmt.Errorf("/proc/%d/status: %d of the %d memory lines", pid, found, len(fields))
+	}
+	return m, nil
+}
