@@ -127,6 +127,34 @@ func liveApprovals(ctx context.Context, st store.Store, now time.Time) ([]Approv
 	return out, err
 }
 
+// liveApproval is the part of an Approval that its firewall elements need
+// (what a reconcile decodes of each).
+type liveApproval struct {
+	Protocol string       `json:"protocol"`
+	Port     int          `json:"port"`
+	Addrs    []netip.Addr `json:"addrs"`
+	Expires  time.Time    `json:"expires"`
+}
+
+// forEachLive calls fn for every approval that has not expired, decoded
+// into one value that is reused (fn must keep nothing of it), in one read
+// transaction: nothing is kept of the approvals that fn does not keep.
+func forEachLive(ctx context.Context, st store.Store, now time.Time, fn func(*liveApproval)) error {
+	return st.View(ctx, func(tx store.Tx) error {
+		var ap liveApproval
+		return tx.Scan(store.BucketApprovals, "", func(key string, raw []byte) error {
+			ap = liveApproval{Addrs: ap.Addrs[:0]}
+			if err := json.Unmarshal(raw, &ap); err != nil {
+				return fmt.Errorf("decode %s/%s: %w", store.BucketApprovals, prefix(key), err)
+			}
+			if ap.Expires.After(now) {
+				fn(&ap)
+			}
+			return nil
+		})
+	})
+}
+
 // purge deletes expired approvals, and has the replay cache drop its
 // expired nonces; it returns how many records went.
 func purge(ctx context.Context, st store.Store, now time.Time) (int, error) {

@@ -3,6 +3,7 @@ package dynfw
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sort"
 	"time"
 )
@@ -32,34 +33,33 @@ func (a *Approver) Reconcile(ctx context.Context, guarded []ProtoPort) (added, r
 	}
 	a.own.set(guarded)
 	now := a.cfg.Now()
-	live, err := liveApprovals(ctx, a.st, now)
+	want, live, err := a.wantedLive(ctx, now)
 	if err != nil {
 		return 0, 0, err
 	}
-	live = a.placedOnly(live)
-	want := wantedElements(live, now)
 	have, err := a.gate.Elements()
 	if err != nil {
 		return 0, 0, err
 	}
-	var stale, put []Element
-	seen := map[string]bool{}
+	var stale []Element
+	put := make([]Element, 0, len(want))
 	refreshed := 0
 	for _, e := range have {
-		seen[e.key()] = true
-		w, ok := want[e.key()]
+		k := keyOf(e)
+		left, ok := want[k]
 		switch {
 		case !ok:
 			stale = append(stale, e)
-		case (e.Timeout - w.Timeout).Abs() > refreshSlack:
-			put = append(put, w)
+			continue
+		case (e.Timeout - left).Abs() > refreshSlack:
+			e.Timeout = left
+			put = append(put, e)
 			refreshed++
 		}
+		delete(want, k)
 	}
-	for k, e := range want {
-		if !seen[k] {
-			put = append(put, e)
-		}
+	for k, left := range want {
+		put = append(put, Element{Addr: k.addr, Proto: k.proto, Port: k.port, Timeout: left})
 	}
 	if err := a.gate.Remove(stale); err != nil {
 		return 0, 0, err
@@ -69,9 +69,41 @@ func (a *Approver) Reconcile(ctx context.Context, guarded []ProtoPort) (added, r
 			return 0, len(stale), err
 		}
 	}
-	a.log.Info("firewall reconciled", "live_approvals", len(live), "added", len(put)-refreshed,
+	a.log.Info("firewall reconciled", "live_approvals", live, "added", len(put)-refreshed,
 		"expiry_set", refreshed, "removed", len(stale), "guarded_ports", len(guarded))
 	return len(put), len(stale), nil
+}
+
+// elemKey is an element without its time, as a map key.
+type elemKey struct {
+	addr  netip.Addr
+	proto string
+	port  uint16
+}
+
+func keyOf(e Element) elemKey { return elemKey{addr: e.Addr, proto: e.Proto, port: e.Port} }
+
+// wantedLive reads the live approvals placed here, one at a time (a
+// reconcile at start may find 100,000: neither they nor their JSON are
+// kept), and returns the elements they explain, each with the longest
+// remaining time of the approvals that hold it, and how many there were.
+func (a *Approver) wantedLive(ctx context.Context, now time.Time) (map[elemKey]time.Duration, int, error) {
+	want := map[elemKey]time.Duration{}
+	live := 0
+	err := forEachLive(ctx, a.st, now, func(ap *liveApproval) {
+		if !a.placedPort(ap.Protocol, ap.Port) {
+			return
+		}
+		live++
+		left := ap.Expires.Sub(now)
+		for _, ad := range ap.Addrs {
+			k := elemKey{addr: ad, proto: ap.Protocol, port: uint16(ap.Port)}
+			if old, ok := want[k]; !ok || old < left {
+				want[k] = left
+			}
+		}
+	})
+	return want, live, err
 }
 
 // wantedElements returns the elements the approvals explain, keyed, each

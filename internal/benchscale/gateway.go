@@ -26,6 +26,8 @@ type population struct {
 	// perUser is the most approvals (and elements: one address each) a
 	// user holds; the core's approval.max_elements_per_user is set to it.
 	perUser int
+	// pprofDir, when set, has the reconcile profiled in process first.
+	pprofDir string
 }
 
 // gatewayFigures are what the real core reports on that store.
@@ -74,6 +76,11 @@ func gateway(r netlab.T, ns *netlab.NS, dir, bin string, pop population) (*gatew
 	out.seedWall, out.liveAtStart = time.Since(seedStart), live
 	if fi, err := os.Stat(filepath.Join(dataDir, core.StoreFile)); err == nil {
 		out.storeBytes = fi.Size()
+	}
+	if pop.pprofDir != "" {
+		if err := profileReconcile(r, filepath.Join(dataDir, core.StoreFile), uint16(out.serverPort), pop.pprofDir); err != nil {
+			return nil, err
+		}
 	}
 	out.configExtra = fmt.Sprintf("[approval]\nmax_elements_per_user = %d\n", max(pop.perUser, dynfw.DefaultMaxUserElements))
 	start := time.Now()

@@ -56,9 +56,10 @@ func main() {
 	orgs := flag.Int("orgs", 8, "organizations the users belong to")
 	approvals := flag.Int("approvals", 100_000, "live approvals in the store, spread evenly over the users")
 	keys := flag.Int("keys", 1, "RSA-4096 keys generated per organization and shared by its users")
+	pprofDir := flag.String("pprof", "", "profile the start's reconcile in this process first, writing CPU and heap profiles to this directory")
 	flag.Parse()
 	p := params{samples: *samples, fill: *fill,
-		pop: population{orgs: *orgs, users: *users, approvals: *approvals, keyPool: *keys}}
+		pop: population{orgs: *orgs, users: *users, approvals: *approvals, keyPool: *keys, pprofDir: *pprofDir}}
 	if err := p.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "benchscale:", err)
 		os.Exit(2)
