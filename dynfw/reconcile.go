@@ -156,8 +156,9 @@ func (a *Approver) PurgeExpired(ctx context.Context) {
 // LiveApprovals counts the approvals not yet expired (the core's status
 // line).
 func (a *Approver) LiveApprovals(ctx context.Context) (int, error) {
-	live, err := liveApprovals(ctx, a.st, a.cfg.Now())
-	return len(live), err
+	n := 0
+	err := forEachLive(ctx, a.st, a.cfg.Now(), func(*liveApproval) { n++ })
+	return n, err
 }
 
 // Live returns the approvals not yet expired, soonest to expire first, and
