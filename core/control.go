@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -45,8 +46,19 @@ func (d *daemon) reconcileAtStart(ctx context.Context, guarded []dynfw.ProtoPort
 	start := time.Now()
 	added, removed, err := d.approver.Reconcile(ctx, guarded)
 	d.startReconcile = &api.ReconcileReport{Seconds: time.Since(start).Seconds(), Added: added, Removed: removed}
+	// With many live approvals the reconcile's garbage (each approval
+	// decoded, every element encoded for netlink) is most of the heap the
+	// core has ever had: hand it back now rather than keep it resident
+	// until the runtime's scavenger gets to it.
+	if added+removed > freeAfterReconcile {
+		debug.FreeOSMemory()
+	}
 	return err
 }
+
+// freeAfterReconcile is how many elements a start's reconcile changes
+// before the core returns the garbage it made to the system at once.
+const freeAfterReconcile = 10_000
 
 // controlHandler serves the control socket: the request counters, the
 // process status and the worker commands (servers), for root and the

@@ -314,6 +314,13 @@ func (g *NFTGate) remove(elems []Element) error {
 // split sorts the elements into the allow4 and allow6 lists; withTimeout
 // sets each one's timeout and expiration (an add).
 func (g *NFTGate) split(elems []Element, withTimeout bool) (v4, v6 []nftables.SetElement, err error) {
+	n4 := 0
+	for _, e := range elems {
+		if e.Addr.Unmap().Is4() {
+			n4++
+		}
+	}
+	v4, v6 = make([]nftables.SetElement, 0, n4), make([]nftables.SetElement, 0, len(elems)-n4)
 	for _, e := range elems {
 		key, is4, err := elementKey(e)
 		if err != nil {

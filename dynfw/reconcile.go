@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sort"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/nftkit"
 )
 
 // refreshSlack is how far an element's expiry in the kernel may be from
@@ -64,15 +66,30 @@ func (a *Approver) Reconcile(ctx context.Context, guarded []ProtoPort) (added, r
 	if err := a.gate.Remove(stale); err != nil {
 		return 0, 0, err
 	}
-	if len(put) > 0 {
-		if err := a.gate.Allow(put); err != nil {
+	// In batches of reconcileBatch: the encoded messages of one batch are
+	// held in memory until the kernel answers (100,000 elements in one
+	// took ~70 MB of heap at a core's start), and a batch that the set
+	// cannot hold is answered ENFILE, not ENOBUFS (see NFTGate.Allow). An
+	// error leaves the batches before it in place: their elements are
+	// live approvals' anyway.
+	for len(put) > 0 {
+		n := min(len(put), reconcileBatch)
+		if err := a.gate.Allow(put[:n]); err != nil {
 			return 0, len(stale), err
 		}
+		put = put[n:]
+		added += n
 	}
-	a.log.Info("firewall reconciled", "live_approvals", live, "added", len(put)-refreshed,
+	a.log.Info("firewall reconciled", "live_approvals", live, "added", added-refreshed,
 		"expiry_set", refreshed, "removed", len(stale), "guarded_ports", len(guarded))
-	return len(put), len(stale), nil
+	return added, len(stale), nil
 }
+
+// reconcileBatch is how many elements one of reconcile's add batches
+// carries: two netlink messages (nftkit.MaxElementsPerCall each), whose
+// error answers, each echoing its message, fit the socket's default
+// receive buffer.
+const reconcileBatch = 2 * nftkit.MaxElementsPerCall
 
 // elemKey is an element without its time, as a map key.
 type elemKey struct {
