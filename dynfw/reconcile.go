@@ -43,25 +43,35 @@ func (a *Approver) Reconcile(ctx context.Context, guarded []ProtoPort) (added, r
 	if err != nil {
 		return 0, 0, err
 	}
+	// Each element's remaining time was read at some moment of the
+	// listing, between now and listed (100,000 elements take seconds to
+	// list): its expiry in the kernel lies between now and listed plus
+	// that time, and only an approval's expiry outside that span (by over
+	// refreshSlack) is set again.
+	listed := a.cfg.Now()
 	var stale []Element
 	put := make([]Element, 0, len(want))
 	refreshed := 0
 	for _, e := range have {
 		k := keyOf(e)
-		left, ok := want[k]
+		exp, ok := want[k]
 		switch {
 		case !ok:
 			stale = append(stale, e)
 			continue
-		case (e.Timeout - left).Abs() > refreshSlack:
-			e.Timeout = left
-			put = append(put, e)
-			refreshed++
+		case exp.Before(now.Add(e.Timeout-refreshSlack)) || exp.After(listed.Add(e.Timeout+refreshSlack)):
+			e.Timeout = exp.Sub(listed)
+			if e.Timeout > 0 {
+				put = append(put, e)
+				refreshed++
+			}
 		}
 		delete(want, k)
 	}
-	for k, left := range want {
-		put = append(put, Element{Addr: k.addr, Proto: k.proto, Port: k.port, Timeout: left})
+	for k, exp := range want {
+		if left := exp.Sub(listed); left > 0 {
+			put = append(put, Element{Addr: k.addr, Proto: k.proto, Port: k.port, Timeout: left})
+		}
 	}
 	if err := a.gate.Remove(stale); err != nil {
 		return 0, 0, err
@@ -102,21 +112,20 @@ func keyOf(e Element) elemKey { return elemKey{addr: e.Addr, proto: e.Proto, por
 
 // wantedLive reads the live approvals placed here, one at a time (a
 // reconcile at start may find 100,000: neither they nor their JSON are
-// kept), and returns the elements they explain, each with the longest
-// remaining time of the approvals that hold it, and how many there were.
-func (a *Approver) wantedLive(ctx context.Context, now time.Time) (map[elemKey]time.Duration, int, error) {
-	want := map[elemKey]time.Duration{}
+// kept), and returns the elements they explain, each with the latest
+// expiry of the approvals that hold it, and how many there were.
+func (a *Approver) wantedLive(ctx context.Context, now time.Time) (map[elemKey]time.Time, int, error) {
+	want := map[elemKey]time.Time{}
 	live := 0
 	err := forEachLive(ctx, a.st, now, func(ap *liveApproval) {
 		if !a.placedPort(ap.Protocol, ap.Port) {
 			return
 		}
 		live++
-		left := ap.Expires.Sub(now)
 		for _, ad := range ap.Addrs {
 			k := elemKey{addr: ad, proto: ap.Protocol, port: uint16(ap.Port)}
-			if old, ok := want[k]; !ok || old < left {
-				want[k] = left
+			if old, ok := want[k]; !ok || old.Before(ap.Expires) {
+				want[k] = ap.Expires
 			}
 		}
 	})

@@ -33,3 +33,61 @@ func TestLiveApprovalsCountsOnlyLiveOnes(t *testing.T) {
 		t.Fatalf("LiveApprovals = %d, %v; want 2 (one expired, one expiring now)", n, err)
 	}
 }
+
+// slowList is a gate whose listing takes listFor on the fixture's clock,
+// as listing 100,000 elements from the kernel takes seconds.
+type slowList struct {
+	*recGate
+	f       *fixture
+	listFor time.Duration
+}
+
+func (g *slowList) Elements() ([]Element, error) {
+	g.f.now = g.f.now.Add(g.listFor)
+	return g.recGate.Elements()
+}
+
+// TestReconcileAllowsForTheListingTime: an element whose remaining time
+// was read late in a long listing has the right expiry and is left alone;
+// one whose expiry is off by more than refreshSlack is set again, to the
+// time left after the listing.
+func TestReconcileAllowsForTheListingTime(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	out, err := f.a.Approve(ctx, f.request(reqOpts{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &slowList{recGate: &recGate{}, f: f, listFor: 3 * time.Second}
+	a := NewApprover(Config{Now: func() time.Time { return f.now }}, f.dir, f.st, g, nil)
+	exp := out.Approval.Expires
+	f.now = f.now.Add(30 * time.Second)
+	for _, tc := range []struct {
+		name   string
+		kernel time.Duration // the remaining time the listing reads, at its end
+		put    bool
+	}{
+		{"read at the listing's end, right expiry", exp.Sub(f.now.Add(3 * time.Second)), false},
+		{"read at the listing's start, right expiry", exp.Sub(f.now), false},
+		{"expiry 10 s early", exp.Sub(f.now.Add(13 * time.Second)), true},
+		{"expiry 10 s late", exp.Sub(f.now.Add(-7 * time.Second)), true},
+	} {
+		start := f.now
+		for _, e := range out.Approval.Elements() {
+			e.Timeout = tc.kernel
+			g.present = append(g.present[:0], e)
+		}
+		g.allowed, g.removed = nil, nil
+		added, removed, err := a.Reconcile(ctx, nil)
+		if err != nil || removed != 0 {
+			t.Fatalf("%s: -%d %v", tc.name, removed, err)
+		}
+		if !tc.put && added != 0 {
+			t.Errorf("%s: put %+v, want nothing", tc.name, g.allowed)
+		}
+		if tc.put && (added != 1 || len(g.allowed) != 1 || g.allowed[0].Timeout != exp.Sub(f.now)) {
+			t.Errorf("%s: put %+v, want the time left after the listing, %v", tc.name, g.allowed, exp.Sub(f.now))
+		}
+		f.now = start
+	}
+}

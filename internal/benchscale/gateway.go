@@ -30,19 +30,25 @@ type population struct {
 	pprofDir string
 }
 
-// gatewayFigures are what the real core reports on that store.
+// gatewayFigures are what the real core reports on that store, at its
+// first start and at a restart.
 type gatewayFigures struct {
 	seedWall     time.Duration // users and approvals written
-	startWall    time.Duration // core started → ready report
-	reconcile    *api.ReconcileReport
-	held         int // elements the kernel's allow sets hold once ready
-	pid          int
-	mem          procMem
 	storeBytes   int64
-	liveAtStart  int // approvals written with time left at the start
+	liveAtStart  int // approvals written, each with time left at the start
 	configExtra  string
 	serverPort   int
 	approvalsTTL time.Duration
+	first, again startFigures
+}
+
+// startFigures are one start's.
+type startFigures struct {
+	wall      time.Duration // core started → ready report
+	reconcile *api.ReconcileReport
+	held      int // elements the kernel's allow sets hold once ready
+	pid       int
+	mem       procMem
 }
 
 // procMem is the memory lines of /proc/<pid>/status, in KiB.
@@ -85,24 +91,43 @@ func gateway(r netlab.T, ns *netlab.NS, dir, bin string, pop population) (*gatew
 	out.configExtra = fmt.Sprintf("[approval]\nmax_elements_per_user = %d\n", max(pop.perUser, dynfw.DefaultMaxUserElements))
 	start := time.Now()
 	g := vpnlab.StartGateway(r, vpnlab.Options{Dir: gwDir, BinDir: bin, NS: ns, Extra: out.configExtra})
-	out.startWall = time.Since(start)
+	if out.first, err = readStart(g, ns, time.Since(start)); err != nil {
+		return nil, fmt.Errorf("first start: %w", err)
+	}
+	// A restart: the table, with its elements, is still in the kernel;
+	// the admin exists.
+	g.Stop()
+	start = time.Now()
+	g.Start()
+	if out.again, err = readStart(g, ns, time.Since(start)); err != nil {
+		return nil, fmt.Errorf("restart: %w", err)
+	}
+	return out, nil
+}
+
+// readStart reads a started core's figures: its start's reconcile from
+// the control socket, the allow sets' elements over netlink, its memory
+// from /proc.
+func readStart(g *vpnlab.Gateway, ns *netlab.NS, wall time.Duration) (startFigures, error) {
+	f := startFigures{wall: wall}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := core.Status(ctx, g.RuntimeDir)
 	if err != nil {
-		return nil, fmt.Errorf("core status: %w", err)
+		return f, fmt.Errorf("core status: %w", err)
 	}
 	if st.StartReconcile == nil {
-		return nil, fmt.Errorf("core status has no start_reconcile (firewall off?): %+v", st)
+		return f, fmt.Errorf("core status has no start_reconcile (firewall off?): %+v", st)
 	}
-	out.reconcile, out.pid = st.StartReconcile, st.PID
-	if out.held, err = kernelElements(ns.Path()); err != nil {
-		return nil, err
+	f.reconcile, f.pid = st.StartReconcile, st.PID
+	// Memory first: the listing below makes the kernel, not the core, work.
+	if f.mem, err = readMem(f.pid); err != nil {
+		return f, err
 	}
-	if out.mem, err = readMem(out.pid); err != nil {
-		return nil, err
+	if f.held, err = kernelElements(ns.Path()); err != nil {
+		return f, err
 	}
-	return out, nil
+	return f, nil
 }
 
 // seed writes pop into the bbolt file at path, as the core stores it: the

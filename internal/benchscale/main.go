@@ -128,13 +128,14 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 
 func (res *results) printAdds(w io.Writer, p params) {
 	a := res.adds
-	fmt.Fprintf(w, "\nelement add (dynfw.NFTGate.Allow of 1 element, own namespace, allow set size %d; medians of %d adds):\n",
-		a.setSize, p.samples)
+	fmt.Fprintf(w, "\nelement add (dynfw.NFTGate.Allow of 1 element, own namespace, allow set size %d; medians of %d adds after %d unmeasured):\n",
+		a.setSize, p.samples, warmUp)
 	fmt.Fprintf(w, "  into the empty set            %7.1f µs CPU  %7.1f µs wall\n", us(a.empty.cpu), us(a.empty.wall))
 	if a.fillErr != nil {
 		fmt.Fprintf(w, "  fill with %d elements: FAILED after %v, the kernel holds %d: %v\n", a.fill, a.fillWall.Round(time.Millisecond), a.held, a.fillErr)
 	} else {
-		fmt.Fprintf(w, "  fill: %d elements in one Allow, %v wall; the set holds %d\n", a.fill, a.fillWall.Round(time.Millisecond), a.held)
+		fmt.Fprintf(w, "  fill: %d elements in one Allow, %v wall; the set holds %d (listed over netlink in %v)\n",
+			a.fill, a.fillWall.Round(time.Millisecond), a.held, a.listWall.Round(time.Millisecond))
 		fmt.Fprintf(w, "  into the set of %-7d        %7.1f µs CPU  %7.1f µs wall\n", a.held, us(a.full.cpu), us(a.full.wall))
 		fmt.Fprintf(w, "  ratio full ÷ empty            %7.2f× CPU    %7.2f× wall   (goal ≤ 2×)\n",
 			float64(a.full.cpu)/float64(a.empty.cpu), float64(a.full.wall)/float64(a.empty.wall))
@@ -152,11 +153,20 @@ func (res *results) printGateway(w io.Writer, p params) {
 	fmt.Fprintf(w, "         made 0–%ds before the seed's end (TTL %v); config: approval.max_elements_per_user = %d\n",
 		(pop.perUser-1)*6, g.approvalsTTL, max(pop.perUser, 4))
 	fmt.Fprintf(w, "         bbolt file %.1f MiB, seeded in %v\n", float64(g.storeBytes)/(1<<20), g.seedWall.Round(time.Millisecond))
-	fmt.Fprintf(w, "  start → ready report          %v\n", g.startWall.Round(time.Millisecond))
-	fmt.Fprintf(w, "  reconcile at start            %.3f s  (api.ControlStatus.StartReconcile, control socket; goal < 1 s)\n", g.reconcile.Seconds)
-	fmt.Fprintf(w, "    added %d, removed %d; the kernel's allow sets then hold %d elements (netlink)\n",
-		g.reconcile.Added, g.reconcile.Removed, g.held)
-	fmt.Fprintf(w, "\ncore memory once ready (/proc/%d/status):\n", g.pid)
-	fmt.Fprintf(w, "  VmRSS %.1f MiB (anon %.1f, file %.1f)   VmHWM %.1f MiB   (goal < 96 MiB)\n",
-		mib(g.mem.VmRSS), mib(g.mem.RssAnon), mib(g.mem.RssFile), mib(g.mem.VmHWM))
+	for _, st := range []struct {
+		name string
+		f    startFigures
+	}{{"first start (fresh namespace: table created empty; the initial admin created, argon2id 64 MiB)", g.first},
+		{"restart (SIGINT, start again: the table and its elements kept; the admin exists)", g.again}} {
+		f := st.f
+		fmt.Fprintf(w, "  %s:\n", st.name)
+		fmt.Fprintf(w, "    start → ready report        %v\n", f.wall.Round(time.Millisecond))
+		fmt.Fprintf(w, "    reconcile at start          %.3f s  (api.ControlStatus.StartReconcile, control socket; goal < 1 s)\n",
+			f.reconcile.Seconds)
+		fmt.Fprintf(w, "      added or expiry set %d, removed %d; the kernel's allow sets then hold %d elements (netlink)\n",
+			f.reconcile.Added, f.reconcile.Removed, f.held)
+		fmt.Fprintf(w, "    core memory once ready      VmRSS %.1f MiB (RssAnon %.1f, RssFile %.1f)   VmHWM %.1f MiB   (/proc/%d/status; goal < 96 MiB)\n",
+			mib(f.mem.VmRSS), mib(f.mem.RssAnon), mib(f.mem.RssFile), mib(f.mem.VmHWM), f.pid)
+	}
+	fmt.Fprintf(w, "    (RssFile: pages of the bbolt file mapped by the core and read, mostly by the reconcile's scan of the approvals)\n")
 }

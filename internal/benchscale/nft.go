@@ -30,6 +30,7 @@ type addFigures struct {
 	fillErr     error         // the fill's error (dynfw.ErrSetFull: the set is too small)
 	fillWall    time.Duration // the fill's one Allow call
 	held        int           // elements the kernel holds after the fill
+	listWall    time.Duration // listing them over netlink (dynfw.NFTGate.Elements)
 }
 
 // elementAdds opens the gate in the namespace at nsPath as the core does
@@ -68,7 +69,10 @@ func elementAdds(nsPath string, samples, fill int, log *slog.Logger) (*addFigure
 	out.fillWall = time.Since(start)
 	// Counted on a connection of its own: a failed fill can leave the
 	// gate's connection out of step with the kernel's answers.
-	if out.held, err = kernelElements(nsPath); err != nil {
+	start = time.Now()
+	out.held, err = kernelElements(nsPath)
+	out.listWall = time.Since(start)
+	if err != nil {
 		return nil, fmt.Errorf("list the set after the fill (fill: %v): %w", out.fillErr, err)
 	}
 	if out.fillErr != nil {
@@ -79,6 +83,9 @@ func elementAdds(nsPath string, samples, fill int, log *slog.Logger) (*addFigure
 	}
 	return out, nil
 }
+
+// warmUp is how many adds measureAdds makes before it measures.
+const warmUp = 20
 
 // measureAdds makes n adds of one new element each on a goroutine locked
 // to its thread, and returns the medians of their thread CPU and wall time.
@@ -92,7 +99,9 @@ func measureAdds(gate *dynfw.NFTGate, n int, next *uint32) (addCost, error) {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		var res result
-		for i := 0; i < n; i++ {
+		// The first adds of a connection cost more (caches, the first
+		// allocations): warmUp adds before the measured ones.
+		for i := -warmUp; i < n; i++ {
 			e := []dynfw.Element{{Addr: addr4(*next), Proto: "udp", Port: 1194, Timeout: 3 * time.Minute}}
 			*next++
 			w0, c0 := time.Now(), threadCPU()
@@ -100,8 +109,10 @@ func measureAdds(gate *dynfw.NFTGate, n int, next *uint32) (addCost, error) {
 				res.err = err
 				break
 			}
-			res.cpu = append(res.cpu, threadCPU()-c0)
-			res.wall = append(res.wall, time.Since(w0))
+			if i >= 0 {
+				res.cpu = append(res.cpu, threadCPU()-c0)
+				res.wall = append(res.wall, time.Since(w0))
+			}
 		}
 		ch <- res
 	}()
