@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
@@ -128,4 +129,42 @@ func expiryOf(t *testing.T, g *NFTGate, e Element) time.Duration {
 	}
 	t.Fatalf("element %s not in the kernel (have %+v)", e.key(), els)
 	return 0
+}
+
+// TestNFTGateReplace: Replace leaves exactly the given elements, each with
+// its new timeout (one present before with a longer expiry gets the
+// shorter one), and none of those it did not name.
+func TestNFTGateReplace(t *testing.T) {
+	netlab.Require(t)
+	gw := netlab.NewNS(t, "gw")
+	g := openGateIn(t, gw)
+	if err := g.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	el := func(a string, d time.Duration) Element {
+		return Element{Addr: netip.MustParseAddr(a), Proto: "udp", Port: 1194, Timeout: d}
+	}
+	if err := g.Allow([]Element{el("192.0.2.1", 10*time.Minute), el("192.0.2.2", 10*time.Minute), el("2001:db8::2", 10*time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Replace([]Element{el("192.0.2.1", time.Minute), el("192.0.2.3", 2*time.Minute), el("2001:db8::3", time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	have, err := g.Elements()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]time.Duration{}
+	for _, e := range have {
+		got[e.Addr.String()] = e.Timeout
+	}
+	want := map[string]time.Duration{"192.0.2.1": time.Minute, "192.0.2.3": 2 * time.Minute, "2001:db8::3": time.Minute}
+	if len(got) != len(want) {
+		t.Fatalf("after Replace the sets hold %v, want %v", got, want)
+	}
+	for a, d := range want {
+		if left, ok := got[a]; !ok || left > d || left < d-5*time.Second {
+			t.Errorf("%s: remaining %v (present %v), want about %v", a, left, ok, d)
+		}
+	}
 }

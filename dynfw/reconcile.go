@@ -20,7 +20,9 @@ const refreshSlack = time.Second
 // older or longer, is set to it: adds carry an explicit expiration), and
 // elements no live approval explains are removed (in one batch: deletes are
 // the slow operation of nf_tables). added counts the elements added or
-// set to their remaining time.
+// set to their remaining time. With replaceAbove wanted elements or more
+// and a gate that can (NFTGate), the allow sets' elements are replaced in
+// one atomic batch instead of listed (see replace): removed is then 0.
 func (a *Approver) Reconcile(ctx context.Context, guarded []ProtoPort) (added, removed int, err error) {
 	if a.gate == nil {
 		return 0, 0, nil
@@ -38,6 +40,9 @@ func (a *Approver) Reconcile(ctx context.Context, guarded []ProtoPort) (added, r
 	want, live, err := a.wantedLive(ctx, now)
 	if err != nil {
 		return 0, 0, err
+	}
+	if r, ok := a.gate.(replacer); ok && len(want) >= replaceAbove {
+		return a.replace(r, want, live, len(guarded))
 	}
 	have, err := a.gate.Elements()
 	if err != nil {
@@ -100,6 +105,37 @@ func (a *Approver) Reconcile(ctx context.Context, guarded []ProtoPort) (added, r
 // error answers, each echoing its message, fit the socket's default
 // receive buffer.
 const reconcileBatch = 2 * nftkit.MaxElementsPerCall
+
+// replacer is a Gate that can set the allow sets' elements in one atomic
+// batch (NFTGate.Replace).
+type replacer interface {
+	Replace(elems []Element) error
+}
+
+// replaceAbove is how many wanted elements make Reconcile replace the
+// allow sets' elements rather than list them and change the difference:
+// the kernel's dump of a set costs it time quadratic in the set's size
+// (2.4 s for 100,000 elements, ~0.25 ms for 1,000), a flush one
+// transaction's delete (12–16 ms) and the re-adds. A variable for tests.
+var replaceAbove = 10_000
+
+// replace is Reconcile by replacement: the sets get exactly the wanted
+// elements, each with its time left; what they held before is not listed,
+// so removed is not counted (0).
+func (a *Approver) replace(r replacer, want map[elemKey]time.Time, live, guarded int) (added, removed int, err error) {
+	now := a.cfg.Now()
+	put := make([]Element, 0, len(want))
+	for k, exp := range want {
+		if left := exp.Sub(now); left > 0 {
+			put = append(put, Element{Addr: k.addr, Proto: k.proto, Port: k.port, Timeout: left})
+		}
+	}
+	if err := r.Replace(put); err != nil {
+		return 0, 0, err
+	}
+	a.log.Info("firewall reconciled: allow sets replaced", "live_approvals", live, "elements", len(put), "guarded_ports", guarded)
+	return len(put), 0, nil
+}
 
 // elemKey is an element without its time, as a map key.
 type elemKey struct {

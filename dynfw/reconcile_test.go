@@ -2,8 +2,12 @@ package dynfw
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +93,54 @@ func TestReconcileAllowsForTheListingTime(t *testing.T) {
 			t.Errorf("%s: put %+v, want the time left after the listing, %v", tc.name, g.allowed, exp.Sub(f.now))
 		}
 		f.now = start
+	}
+}
+
+// replaceGate is a gate that can replace the allow sets; listing it is an
+// error (a reconcile by replacement must not list).
+type replaceGate struct {
+	*recGate
+	replaced [][]Element
+}
+
+func (g *replaceGate) Replace(e []Element) error {
+	g.replaced = append(g.replaced, e)
+	return nil
+}
+
+func (g *replaceGate) Elements() ([]Element, error) { return nil, errors.New("listed") }
+
+// TestReconcileReplacesLargeSets: from replaceAbove wanted elements on, a
+// gate that can replace gets exactly the live elements with their time
+// left, in one Replace, and is not listed; below, it is listed.
+func TestReconcileReplacesLargeSets(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	out, err := f.a.Approve(ctx, f.request(reqOpts{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &replaceGate{recGate: &recGate{}}
+	a := NewApprover(Config{Now: func() time.Time { return f.now }}, f.dir, f.st, g, nil)
+	f.now = f.now.Add(30 * time.Second)
+	defer func(n int) { replaceAbove = n }(replaceAbove)
+	replaceAbove = len(out.Approval.Elements())
+	added, removed, err := a.Reconcile(ctx, []ProtoPort{{Proto: "udp", Port: 1194}})
+	if err != nil || removed != 0 || len(g.replaced) != 1 || added != len(g.replaced[0]) {
+		t.Fatalf("reconcile: +%d -%d %v; replaced %+v", added, removed, err, g.replaced)
+	}
+	want := out.Approval.Elements()
+	for i := range want {
+		want[i].Timeout = out.Approval.Expires.Sub(f.now)
+	}
+	sort.Slice(want, func(i, j int) bool { return want[i].Addr.Less(want[j].Addr) })
+	got := g.replaced[0]
+	sort.Slice(got, func(i, j int) bool { return got[i].Addr.Less(got[j].Addr) })
+	if !slices.Equal(got, want) {
+		t.Fatalf("replaced with %+v, want %+v", got, want)
+	}
+	replaceAbove = len(want) + 1
+	if _, _, err := a.Reconcile(ctx, nil); err == nil || !strings.Contains(err.Error(), "listed") {
+		t.Fatalf("below replaceAbove: %v, want the listing", err)
 	}
 }
