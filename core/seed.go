@@ -38,31 +38,44 @@ type SeedServer struct {
 	Hosts          []string
 }
 
-// SeedUser is one seeded user's profile for the server.
+// SeedUser is one seeded user's profile for the server: what a client's
+// profile carries to make approval requests.
 type SeedUser struct {
-	OrgID, UserID, ServerID, SyncToken string
+	OrgID, UserID, ServerID, SyncToken, SyncSecret string
+	// KeyPEM is the user's private key (PKCS#8 PEM), shared with the other
+	// users given the same pool key.
+	KeyPEM []byte
+}
+
+// Seeded is what Seed made.
+type Seeded struct {
+	ServerID string
+	// BoxPublic is the server's NaCl box public key.
+	BoxPublic [32]byte
+	// Users, in the order they were made (spread over the organizations in
+	// turn).
+	Users []SeedUser
 }
 
 // seedUsersPerTx bounds one seeding transaction.
 const seedUsersPerTx = 500
 
-// Seed creates spec's population (see SeedSpec) and returns the server's
-// ID and the users, in the order they were made (users are spread over
-// the organizations in turn).
-func Seed(ctx context.Context, st store.Store, spec SeedSpec) (serverID string, users []SeedUser, err error) {
+// Seed creates spec's population (see SeedSpec).
+func Seed(ctx context.Context, st store.Store, spec SeedSpec) (*Seeded, error) {
 	if spec.Orgs < 1 || spec.Users < 0 || spec.KeyPool < 1 {
-		return "", nil, fmt.Errorf("seed: %d organizations, %d users, key pool %d", spec.Orgs, spec.Users, spec.KeyPool)
+		return nil, fmt.Errorf("seed: %d organizations, %d users, key pool %d", spec.Orgs, spec.Users, spec.KeyPool)
 	}
 	if _, err := checkTunnelNetwork(spec.Server.Network); err != nil {
-		return "", nil, fmt.Errorf("seed: server network %q: %w", spec.Server.Network, err)
+		return nil, fmt.Errorf("seed: server network %q: %w", spec.Server.Network, err)
 	}
+	var err error
 	now := spec.Now.UTC()
 	orgs := make([]*orgRecord, spec.Orgs)
 	pools := make([][]*pki.Issued, spec.Orgs)
 	caKeys := make([][]byte, spec.Orgs)
 	for i := range orgs {
 		if orgs[i], caKeys[i], pools[i], err = seedOrg(i, spec.KeyPool, now); err != nil {
-			return "", nil, fmt.Errorf("seed organization %d: %w", i, err)
+			return nil, fmt.Errorf("seed organization %d: %w", i, err)
 		}
 	}
 	err = st.Update(ctx, func(tx store.Tx) error {
@@ -80,29 +93,29 @@ func Seed(ctx context.Context, st store.Store, spec SeedSpec) (serverID string, 
 		return nil
 	})
 	if err != nil {
-		return "", nil, fmt.Errorf("seed organizations: %w", err)
+		return nil, fmt.Errorf("seed organizations: %w", err)
 	}
-	if serverID, err = seedServer(ctx, st, spec.Server, orgs, now); err != nil {
-		return "", nil, fmt.Errorf("seed server: %w", err)
+	out := &Seeded{Users: make([]SeedUser, 0, spec.Users)}
+	if out.ServerID, out.BoxPublic, err = seedServer(ctx, st, spec.Server, orgs, now); err != nil {
+		return nil, fmt.Errorf("seed server: %w", err)
 	}
-	users = make([]SeedUser, 0, spec.Users)
 	for start := 0; start < spec.Users; start += seedUsersPerTx {
 		end := min(start+seedUsersPerTx, spec.Users)
 		err := st.Update(ctx, func(tx store.Tx) error {
 			for i := start; i < end; i++ {
-				u, err := seedUser(tx, i, orgs[i%len(orgs)], pools[i%len(orgs)][(i/len(orgs))%spec.KeyPool], serverID, now)
+				u, err := seedUser(tx, i, orgs[i%len(orgs)], pools[i%len(orgs)][(i/len(orgs))%spec.KeyPool], out.ServerID, now)
 				if err != nil {
 					return err
 				}
-				users = append(users, u)
+				out.Users = append(out.Users, u)
 			}
 			return nil
 		})
 		if err != nil {
-			return "", nil, fmt.Errorf("seed users %d–%d: %w", start, end-1, err)
+			return nil, fmt.Errorf("seed users %d–%d: %w", start, end-1, err)
 		}
 	}
-	return serverID, users, nil
+	return out, nil
 }
 
 // seedOrg makes organization i: its CA and its pool of issued user keys
@@ -143,15 +156,17 @@ func seedOrg(i, poolSize int, now time.Time) (*orgRecord, []byte, []*pki.Issued,
 
 // seedServer writes the server, attached to every organization, with its
 // keys, as createServer does.
-func seedServer(ctx context.Context, st store.Store, s SeedServer, orgs []*orgRecord, now time.Time) (string, error) {
+func seedServer(ctx context.Context, st store.Store, s SeedServer, orgs []*orgRecord, now time.Time) (string, [32]byte, error) {
+	var box [32]byte
 	id, err := random.ID()
 	if err != nil {
-		return "", err
+		return "", box, err
 	}
 	sec, pub, err := newServerKeys(id)
 	if err != nil {
-		return "", err
+		return "", box, err
 	}
+	copy(box[:], pub.BoxPublicKey)
 	ids := make([]string, len(orgs))
 	for i, o := range orgs {
 		ids[i] = o.ID
@@ -159,7 +174,7 @@ func seedServer(ctx context.Context, st store.Store, s SeedServer, orgs []*orgRe
 	rec := &serverRecord{ID: id, Name: s.Name, Protocol: s.Protocol, Port: s.Port, Network: s.Network,
 		DynamicFirewall: true, Hosts: s.Hosts, Organizations: ids,
 		BoxPublicKey: pub.BoxPublicKey, CACertPEM: pub.CACertPEM, CertPEM: pub.CertPEM, CreatedAt: now, UpdatedAt: now}
-	return id, st.Update(ctx, func(tx store.Tx) error {
+	return id, box, st.Update(ctx, func(tx store.Tx) error {
 		if err := store.PutJSON(tx, store.BucketServers, id, rec); err != nil {
 			return err
 		}
@@ -192,5 +207,6 @@ func seedUser(tx store.Tx, i int, org *orgRecord, key *pki.Issued, serverID stri
 		syncEntry{OrgID: org.ID, UserID: id, ServerID: serverID, Secret: sync.Secret}); err != nil {
 		return SeedUser{}, err
 	}
-	return SeedUser{OrgID: org.ID, UserID: id, ServerID: serverID, SyncToken: sync.Token}, nil
+	return SeedUser{OrgID: org.ID, UserID: id, ServerID: serverID, SyncToken: sync.Token, SyncSecret: sync.Secret,
+		KeyPEM: key.KeyPEM}, nil
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net/netip"
 	"os"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/clientsdk"
 	"github.com/portcullis-gw/portcullis/core"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
@@ -28,6 +32,9 @@ type population struct {
 	perUser int
 	// pprofDir, when set, has the reconcile profiled in process first.
 	pprofDir string
+	// realApprovals is how many real approval requests go through the
+	// front after the restart.
+	realApprovals int
 }
 
 // gatewayFigures are what the real core reports on that store, at its
@@ -40,6 +47,10 @@ type gatewayFigures struct {
 	serverPort   int
 	approvalsTTL time.Duration
 	first, again startFigures
+	// approved real approvals after the restart, and the core's memory
+	// then.
+	approved       int
+	afterApprovals procMem
 }
 
 // startFigures are one start's.
@@ -75,7 +86,7 @@ func gateway(r netlab.T, ns *netlab.NS, dir, bin string, pop population) (*gatew
 	}
 	out := &gatewayFigures{serverPort: 1194, approvalsTTL: approvalTTL}
 	seedStart := time.Now()
-	live, err := seed(filepath.Join(dataDir, core.StoreFile), pop, out.serverPort)
+	seeded, live, err := seed(filepath.Join(dataDir, core.StoreFile), pop, out.serverPort)
 	if err != nil {
 		return nil, err
 	}
@@ -88,9 +99,15 @@ func gateway(r netlab.T, ns *netlab.NS, dir, bin string, pop population) (*gatew
 			return nil, err
 		}
 	}
-	out.configExtra = fmt.Sprintf("[approval]\nmax_elements_per_user = %d\n", max(pop.perUser, dynfw.DefaultMaxUserElements))
+	// The real approvals come from the client's one address: for a user
+	// holding perUser approvals that is one element more, and up to 10
+	// more approvals in the minute.
+	out.configExtra = fmt.Sprintf("[approval]\nmax_elements_per_user = %d\nmax_approvals_per_minute = %d\nreported_addresses = false\n",
+		max(pop.perUser, dynfw.DefaultMaxUserElements)+1, dynfw.DefaultMaxApprovalsPerMinute+10)
+	cl := netlab.NewNS(r, "scalecl")
+	netlab.Veth(r, ns, gwAddr+"/24", cl, clAddr+"/24")
 	start := time.Now()
-	g := vpnlab.StartGateway(r, vpnlab.Options{Dir: gwDir, BinDir: bin, NS: ns, Extra: out.configExtra})
+	g := vpnlab.StartGateway(r, vpnlab.Options{Dir: gwDir, BinDir: bin, NS: ns, Listen: front, Extra: out.configExtra})
 	if out.first, err = readStart(g, ns, time.Since(start)); err != nil {
 		return nil, fmt.Errorf("first start: %w", err)
 	}
@@ -102,7 +119,61 @@ func gateway(r netlab.T, ns *netlab.NS, dir, bin string, pop population) (*gatew
 	if out.again, err = readStart(g, ns, time.Since(start)); err != nil {
 		return nil, fmt.Errorf("restart: %w", err)
 	}
+	if pop.realApprovals > 0 {
+		if out.approved, err = approve(g, cl, seeded, pop.realApprovals); err != nil {
+			return nil, err
+		}
+		if out.afterApprovals, err = readMem(out.again.pid); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// The namespaces' addresses: the front listens on the gateway's, the
+// client sends its approvals from its own (one element for every user).
+const (
+	gwAddr = "10.250.0.1"
+	clAddr = "10.250.0.2"
+	front  = gwAddr + ":8443"
+)
+
+// approve sends n real approval requests, one for each of the first n
+// users, sealed and signed as the client makes them (clientsdk), each over
+// a new TLS connection from the client namespace, and returns how many
+// were allowed (all must be).
+func approve(g *vpnlab.Gateway, cl *netlab.NS, seeded *core.Seeded, n int) (int, error) {
+	keys := map[*byte]*rsa.PrivateKey{}
+	allowed := 0
+	for i := 0; i < n && i < len(seeded.Users); i++ {
+		u := seeded.Users[i]
+		key := keys[&u.KeyPEM[0]]
+		if key == nil {
+			blk, _ := pem.Decode(u.KeyPEM)
+			if blk == nil {
+				return allowed, fmt.Errorf("user %s: key PEM does not decode", u.UserID)
+			}
+			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+			rk, ok := k.(*rsa.PrivateKey)
+			if err != nil || !ok {
+				return allowed, fmt.Errorf("user %s: key: %v", u.UserID, err)
+			}
+			key, keys[&u.KeyPEM[0]] = rk, rk
+		}
+		p := &clientsdk.Profile{Key: key, BoxPublic: seeded.BoxPublic, Header: clientsdk.Header{
+			UserID: u.UserID, OrganizationID: u.OrgID, ServerID: u.ServerID, SyncToken: u.SyncToken, SyncSecret: u.SyncSecret}}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := g.NewApproval(p, cl, clAddr, front).Send(ctx)
+		cancel()
+		if err != nil {
+			return allowed, fmt.Errorf("approval %d (user %s): %w", i, u.UserID, err)
+		}
+		if !res.Allow {
+			return allowed, fmt.Errorf("approval %d (user %s) denied: %+v", i, u.UserID, res)
+		}
+		allowed++
+	}
+	return allowed, nil
 }
 
 // readStart reads a started core's figures: its start's reconcile from
@@ -139,22 +210,23 @@ func readStart(g *vpnlab.Gateway, ns *netlab.NS, wall time.Duration) (startFigur
 // port, as a client that reconnects from several networks has: approval j
 // was made j×6 s ago (at most 10 a minute, the default per-user rate), so
 // each still has over two minutes to live when the core starts.
-func seed(path string, pop population, port int) (int, error) {
+func seed(path string, pop population, port int) (*core.Seeded, int, error) {
 	st, err := store.OpenBolt(path, 2*time.Second)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	defer st.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	now := time.Now()
-	serverID, users, err := core.Seed(ctx, st, core.SeedSpec{Orgs: pop.orgs, Users: pop.users, KeyPool: pop.keyPool, Now: now,
+	seeded, err := core.Seed(ctx, st, core.SeedSpec{Orgs: pop.orgs, Users: pop.users, KeyPool: pop.keyPool, Now: now,
 		Server: core.SeedServer{Name: "scale", Protocol: "udp", Port: port, Network: "10.240.0.0/16", Hosts: []string{"192.0.2.1"}}})
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
+	serverID, users := seeded.ServerID, seeded.Users
 	if len(users) == 0 {
-		return 0, nil
+		return seeded, 0, nil
 	}
 	const perTx = 5000
 	n := 0
@@ -176,10 +248,10 @@ func seed(path string, pop population, port int) (int, error) {
 			return nil
 		})
 		if err != nil {
-			return n, fmt.Errorf("seed approvals: %w", err)
+			return nil, n, fmt.Errorf("seed approvals: %w", err)
 		}
 	}
-	return n, nil
+	return seeded, n, nil
 }
 
 // kernelElements counts the elements of the allow sets in the namespace

@@ -56,10 +56,11 @@ func main() {
 	orgs := flag.Int("orgs", 8, "organizations the users belong to")
 	approvals := flag.Int("approvals", 100_000, "live approvals in the store, spread evenly over the users")
 	keys := flag.Int("keys", 1, "RSA-4096 keys generated per organization and shared by its users")
+	realN := flag.Int("real", 300, "real approval requests (TLS → front → core → nftables) after the restart, before the last memory reading")
 	pprofDir := flag.String("pprof", "", "profile the start's reconcile in this process first, writing CPU and heap profiles to this directory")
 	flag.Parse()
 	p := params{samples: *samples, fill: *fill,
-		pop: population{orgs: *orgs, users: *users, approvals: *approvals, keyPool: *keys, pprofDir: *pprofDir}}
+		pop: population{orgs: *orgs, users: *users, approvals: *approvals, keyPool: *keys, pprofDir: *pprofDir, realApprovals: *realN}}
 	if err := p.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "benchscale:", err)
 		os.Exit(2)
@@ -75,8 +76,9 @@ func main() {
 }
 
 func (p *params) check() error {
-	if p.samples < 1 || p.fill < 0 || p.pop.users < 1 || p.pop.orgs < 1 || p.pop.approvals < 0 || p.pop.keyPool < 1 {
-		return fmt.Errorf("-samples, -users, -orgs and -keys must be ≥ 1, -fill and -approvals ≥ 0")
+	if p.samples < 1 || p.fill < 0 || p.pop.users < 1 || p.pop.orgs < 1 || p.pop.approvals < 0 || p.pop.keyPool < 1 ||
+		p.pop.realApprovals < 0 || p.pop.realApprovals > p.pop.users {
+		return fmt.Errorf("-samples, -users, -orgs and -keys must be ≥ 1, -fill and -approvals ≥ 0, -real between 0 and -users")
 	}
 	p.pop.perUser = max(1, (p.pop.approvals+p.pop.users-1)/p.pop.users)
 	if p.pop.perUser > 10 {
@@ -168,5 +170,11 @@ func (res *results) printGateway(w io.Writer, p params) {
 		fmt.Fprintf(w, "    core memory once ready      VmRSS %.1f MiB (RssAnon %.1f, RssFile %.1f)   VmHWM %.1f MiB   (/proc/%d/status; goal < 96 MiB)\n",
 			mib(f.mem.VmRSS), mib(f.mem.RssAnon), mib(f.mem.RssFile), mib(f.mem.VmHWM), f.pid)
 	}
-	fmt.Fprintf(w, "    (RssFile: pages of the bbolt file mapped by the core and read, mostly by the reconcile's scan of the approvals)\n")
+	if pop.realApprovals > 0 {
+		m := g.afterApprovals
+		fmt.Fprintf(w, "  then %d real approvals (one per user, new TLS connection each, from the client namespace), all allowed:\n", g.approved)
+		fmt.Fprintf(w, "    core memory                 VmRSS %.1f MiB (RssAnon %.1f, RssFile %.1f)   VmHWM %.1f MiB   (goal < 96 MiB)\n",
+			mib(m.VmRSS), mib(m.RssAnon), mib(m.RssFile), mib(m.VmHWM))
+	}
+	fmt.Fprintf(w, "  (RssFile: pages of the bbolt file mapped by the core and read, mostly by the reconcile's scan of the approvals)\n")
 }

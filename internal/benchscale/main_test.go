@@ -9,13 +9,13 @@ import (
 )
 
 // TestSmallRun runs the whole bench at a small scale (200 users, 1,000
-// approvals, a fill of 500 elements) and checks that it produced every
+// approvals, a fill of 500 elements, 20 real approvals) and checks that it produced every
 // figure, and that the kernel holds what the store explains. Nothing is
 // timed against a limit.
 func TestSmallRun(t *testing.T) {
 	testenv.System(t, "builds the core, starts it in a network namespace, drives nftables")
 	testenv.NeedRoot(t, "network namespaces, nftables, the real core")
-	p := params{samples: 5, fill: 500, pop: population{orgs: 2, users: 200, approvals: 1000, keyPool: 1}}
+	p := params{samples: 5, fill: 500, pop: population{orgs: 2, users: 200, approvals: 1000, keyPool: 1, realApprovals: 20}}
 	if err := p.check(); err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +48,9 @@ func TestSmallRun(t *testing.T) {
 		if f.mem.VmRSS <= 0 || f.mem.VmHWM < f.mem.VmRSS || f.mem.RssAnon <= 0 {
 			t.Errorf("%s: memory %+v", name, f.mem)
 		}
+	}
+	if g.approved != p.pop.realApprovals || g.afterApprovals.VmRSS <= 0 {
+		t.Errorf("real approvals: %d allowed, want %d; memory then %+v", g.approved, p.pop.realApprovals, g.afterApprovals)
 	}
 	if g.first.reconcile != nil && g.first.reconcile.Added != p.pop.approvals {
 		t.Errorf("first start: reconcile added %d, want %d", g.first.reconcile.Added, p.pop.approvals)
