@@ -2,7 +2,9 @@ package dynfw
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -77,25 +79,54 @@ func (g *grant) keep(now time.Time) bool {
 }
 
 // load reads the approvals the store holds (once); the caller holds mu.
+// It reads them one at a time, keeping only the grants: with 100,000 live
+// approvals a slice of them all, and their decoding, made most of the
+// core's memory.
 func (l *userLimits) load(ctx context.Context, st store.Store, now time.Time) error {
 	if l.loaded {
 		return nil
 	}
-	var all []Approval
-	err := st.View(ctx, func(tx store.Tx) (err error) {
-		all, err = store.ScanJSON[Approval](tx, store.BucketApprovals, "")
-		return err
+	servers := map[string]string{} // one copy of each server ID
+	err := st.View(ctx, func(tx store.Tx) error {
+		var rec grantRecord
+		return tx.Scan(store.BucketApprovals, "", func(key string, raw []byte) error {
+			rec = grantRecord{Addrs: rec.Addrs[:0]}
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				return fmt.Errorf("decode %s/%s: %w", store.BucketApprovals, prefix(key), err)
+			}
+			ap := Approval{Token: rec.Token, UserID: rec.UserID, ServerID: rec.ServerID, Protocol: rec.Protocol,
+				Port: rec.Port, Addrs: rec.Addrs, Created: rec.Created, Expires: rec.Expires}
+			g := grantOf(&ap)
+			if !g.keep(now) {
+				return nil
+			}
+			if id, ok := servers[g.serverID]; ok {
+				g.serverID = id
+			} else {
+				servers[g.serverID] = g.serverID
+			}
+			l.users[rec.UserID] = append(l.users[rec.UserID], g)
+			return nil
+		})
 	})
 	if err != nil {
+		l.users = map[string][]grant{}
 		return fmt.Errorf("load approvals for the per-user limits: %w", err)
-	}
-	for i := range all {
-		if g := grantOf(&all[i]); g.keep(now) {
-			l.users[all[i].UserID] = append(l.users[all[i].UserID], g)
-		}
 	}
 	l.loaded = true
 	return nil
+}
+
+// grantRecord is the part of a stored Approval that a grant needs.
+type grantRecord struct {
+	Token    string       `json:"token"`
+	UserID   string       `json:"user_id"`
+	ServerID string       `json:"server_id"`
+	Protocol string       `json:"protocol"`
+	Port     int          `json:"port"`
+	Addrs    []netip.Addr `json:"addrs"`
+	Created  time.Time    `json:"created"`
+	Expires  time.Time    `json:"expires"`
 }
 
 // reserve counts ap against its user's limits at now: it returns the deny

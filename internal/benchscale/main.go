@@ -153,7 +153,7 @@ func (res *results) printGateway(w io.Writer, p params) {
 	fmt.Fprintf(w, "         shared by its users (keygen is ~1 s a key); %d live approvals, %d per user, one address each,\n",
 		g.liveAtStart, pop.perUser)
 	fmt.Fprintf(w, "         made 0–%ds before the seed's end (TTL %v); config: approval.max_elements_per_user = %d\n",
-		(pop.perUser-1)*6, g.approvalsTTL, max(pop.perUser, 4))
+		(pop.perUser-1)*6, g.approvalsTTL, max(pop.perUser, 4)+1)
 	fmt.Fprintf(w, "         bbolt file %.1f MiB, seeded in %v\n", float64(g.storeBytes)/(1<<20), g.seedWall.Round(time.Millisecond))
 	for _, st := range []struct {
 		name string
