@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,12 +47,28 @@ type userLimits struct {
 	users  map[string][]grant
 }
 
-// grant is one approval as the limits see it.
+// grant is one approval as the limits see it, small: the limits hold one
+// for every live approval (100,000 took 23 MB as Element.key strings and
+// time.Time values in growing slices).
 type grant struct {
 	token, serverID string
-	keys            []string // Element.key() of each element
-	created         time.Time
-	expires         time.Time
+	// keys holds the approval's elements, keyLen bytes each (see
+	// grantOf).
+	keys string
+	// created and expires in Unix nanoseconds.
+	created, expires int64
+}
+
+// keyLen is the length of one element in grant.keys: the address in its
+// 16-byte form (IPv4 mapped, as the kernel's set takes both forms of an
+// IPv4 address as one), the protocol number, the port.
+const keyLen = 16 + 1 + 2
+
+// eachKey calls fn with each element key of g.
+func (g *grant) eachKey(fn func(k string)) {
+	for i := 0; i+keyLen <= len(g.keys); i += keyLen {
+		fn(g.keys[i : i+keyLen])
+	}
 }
 
 func newUserLimits(maxElements, perMinute int) *userLimits {
@@ -65,17 +82,22 @@ func newUserLimits(maxElements, perMinute int) *userLimits {
 }
 
 func grantOf(ap *Approval) grant {
-	g := grant{token: ap.Token, serverID: ap.ServerID, created: ap.Created, expires: ap.Expires}
-	for _, e := range ap.Elements() {
-		g.keys = append(g.keys, e.key())
+	// An unknown protocol (none is stored) is 0: still one key per
+	// address and port.
+	proto, _ := protoNumber(ap.Protocol)
+	b := make([]byte, 0, keyLen*len(ap.Addrs))
+	for _, a := range ap.Addrs {
+		a16 := a.As16()
+		b = append(append(b, a16[:]...), proto, byte(ap.Port>>8), byte(ap.Port))
 	}
-	return g
+	return grant{token: ap.Token, serverID: ap.ServerID, keys: string(b),
+		created: ap.Created.UnixNano(), expires: ap.Expires.UnixNano()}
 }
 
 // keep reports whether g still counts at now: live, or granted within the
 // rate window.
 func (g *grant) keep(now time.Time) bool {
-	return g.expires.After(now) || g.created.After(now.Add(-rateWindow))
+	return g.expires > now.UnixNano() || g.created > now.Add(-rateWindow).UnixNano()
 }
 
 // load reads the approvals the store holds (once); the caller holds mu.
@@ -113,6 +135,10 @@ func (l *userLimits) load(ctx context.Context, st store.Store, now time.Time) er
 		l.users = map[string][]grant{}
 		return fmt.Errorf("load approvals for the per-user limits: %w", err)
 	}
+	// Each user's slice grew by doubling: copied to its length.
+	for u, gs := range l.users {
+		l.users[u] = slices.Clone(gs)
+	}
 	l.loaded = true
 	return nil
 }
@@ -141,23 +167,20 @@ func (l *userLimits) reserve(ctx context.Context, st store.Store, ap *Approval, 
 	gs := l.prune(ap.UserID, now)
 	recent := 0
 	live := map[string]bool{}
+	addLive := func(k string) { live[k] = true }
 	for _, g := range gs {
-		if g.created.After(now.Add(-rateWindow)) {
+		if g.created > now.Add(-rateWindow).UnixNano() {
 			recent++
 		}
-		if g.expires.After(now) {
-			for _, k := range g.keys {
-				live[k] = true
-			}
+		if g.expires > now.UnixNano() {
+			g.eachKey(addLive)
 		}
 	}
 	if recent >= l.perMinute {
 		return reasonTooManyApprovals, nil
 	}
 	mine := grantOf(ap)
-	for _, k := range mine.keys {
-		live[k] = true
-	}
+	mine.eachKey(addLive)
 	if len(live) > l.maxElements {
 		return reasonTooManyElements, nil
 	}
@@ -240,7 +263,7 @@ func (l *userLimits) observe(ap *Approval, now time.Time) {
 // revocation through another gateway); one deleted at its expiry still
 // counts in the rate window.
 func (l *userLimits) revoked(token string, now time.Time) {
-	l.forget(func(_ string, g *grant) bool { return g.token == token && g.expires.After(now.Add(refreshSlack)) })
+	l.forget(func(_ string, g *grant) bool { return g.token == token && g.expires > now.Add(refreshSlack).UnixNano() })
 }
 
 // invalidate has the next reservation load every approval afresh (the
