@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -63,6 +64,9 @@ type NFTGate struct {
 	allow6  *nftables.Set
 	// allowSize is the size of allow4 and allow6.
 	allowSize uint32
+	// empty: Ensure created the table and nothing was added since, so
+	// the allow sets are known to be empty (Replace needs no flush).
+	empty atomic.Bool
 }
 
 // OpenNFT opens the netlink connection (with a large send buffer for large
@@ -112,6 +116,9 @@ func (g *NFTGate) Ensure() error {
 			return err
 		}
 		if complete {
+			// Its elements are unknown (another run's, or an
+			// operator's).
+			g.empty.Store(false)
 			return nil
 		}
 		if exists {
@@ -121,6 +128,7 @@ func (g *NFTGate) Ensure() error {
 		if err := g.create(c); err != nil {
 			return err
 		}
+		g.empty.Store(true)
 		g.log.Info("nftables table created", "table", "inet "+TableName)
 		return nil
 	})
@@ -229,6 +237,7 @@ func decodeKey(key []byte) (Element, error) {
 // (nftkit.PutElements), so an element already present gets the new expiry:
 // the kernel keeps the old one when only the same timeout is sent again.
 func (g *NFTGate) Allow(elems []Element) error {
+	g.empty.Store(false)
 	v4, v6, err := g.split(elems, true)
 	if err != nil {
 		return err
@@ -266,8 +275,21 @@ func (g *NFTGate) Allow(elems []Element) error {
 // of 100,000 elements costs the kernel ~2.4 s of CPU: each part of the dump
 // walks the set again from its start); the batch being one transaction,
 // an element that stays is never missing. In the flushed sets every
-// element is new, so its timeout alone sets its expiry.
+// element is new, so its timeout alone sets its expiry. Sets that Ensure
+// has just created are known to be empty: then the elements are added in
+// batches of replaceBatch, without the flush (a flush makes the kernel a
+// transaction entry for every element it removes).
 func (g *NFTGate) Replace(elems []Element) error {
+	if g.empty.Load() {
+		for len(elems) > 0 {
+			n := min(len(elems), replaceBatch)
+			if err := g.Allow(elems[:n]); err != nil {
+				return err
+			}
+			elems = elems[n:]
+		}
+		return nil
+	}
 	v4, v6, err := g.split(elems, true)
 	if err != nil {
 		return err
@@ -296,6 +318,13 @@ func (g *NFTGate) Replace(elems []Element) error {
 	}
 	return err
 }
+
+// replaceBatch is how many elements one batch of Replace into empty sets
+// carries: two netlink messages (nftkit.MaxElementsPerCall each), whose
+// error answers, each echoing its message, fit the socket's default
+// receive buffer; the encoded messages of a batch are held until the
+// kernel answers.
+const replaceBatch = 2 * nftkit.MaxElementsPerCall
 
 // Remove implements Gate: one batch of deletes. An element the kernel no
 // longer holds (expired since it was listed) would fail the whole batch

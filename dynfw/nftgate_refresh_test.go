@@ -133,18 +133,30 @@ func expiryOf(t *testing.T, g *NFTGate, e Element) time.Duration {
 
 // TestNFTGateReplace: Replace leaves exactly the given elements, each with
 // its new timeout (one present before with a longer expiry gets the
-// shorter one), and none of those it did not name.
+// shorter one), and none of those it did not name: into the sets Ensure
+// has just made, and into the sets of a table another gate made (which
+// holds elements it did not add).
 func TestNFTGateReplace(t *testing.T) {
 	netlab.Require(t)
 	gw := netlab.NewNS(t, "gw")
-	g := openGateIn(t, gw)
-	if err := g.Ensure(); err != nil {
+	first := openGateIn(t, gw)
+	if err := first.Ensure(); err != nil {
 		t.Fatal(err)
 	}
 	el := func(a string, d time.Duration) Element {
 		return Element{Addr: netip.MustParseAddr(a), Proto: "udp", Port: 1194, Timeout: d}
 	}
-	if err := g.Allow([]Element{el("192.0.2.1", 10*time.Minute), el("192.0.2.2", 10*time.Minute), el("2001:db8::2", 10*time.Minute)}); err != nil {
+	if err := first.Replace([]Element{el("192.0.2.9", time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if have, err := first.Elements(); err != nil || len(have) != 1 || have[0].Addr != netip.MustParseAddr("192.0.2.9") {
+		t.Fatalf("after Replace into new sets: %+v, %v", have, err)
+	}
+	if err := first.Allow([]Element{el("192.0.2.1", 10*time.Minute), el("192.0.2.2", 10*time.Minute), el("2001:db8::2", 10*time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	g := openGateIn(t, gw)
+	if err := g.Ensure(); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.Replace([]Element{el("192.0.2.1", time.Minute), el("192.0.2.3", 2*time.Minute), el("2001:db8::3", time.Minute)}); err != nil {
