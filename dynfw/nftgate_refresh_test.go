@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
@@ -178,5 +179,45 @@ func TestNFTGateReplace(t *testing.T) {
 		if left, ok := got[a]; !ok || left > d || left < d-5*time.Second {
 			t.Errorf("%s: remaining %v (present %v), want about %v", a, left, ok, d)
 		}
+	}
+}
+
+// TestNFTGateReplaceKeepsTheGateWorking: after a Replace of a table that
+// held elements, the table is whole (Ensure keeps it) and its rules look
+// up the new sets: the replaced-in address reaches the guarded port, the
+// replaced-out one does not, an unguarded port stays open.
+func TestNFTGateReplaceKeepsTheGateWorking(t *testing.T) {
+	l := newGateLab(t)
+	g := l.gate
+	if err := g.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.SetGuarded([]ProtoPort{{"tcp", 7001}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Allow([]Element{{Addr: netip.MustParseAddr("10.199.0.2"), Proto: "tcp", Port: 7001, Timeout: time.Minute}}); err != nil {
+		t.Fatal(err)
+	}
+	if !l.tcpOpen(t, "10.199.0.2", "10.199.0.1:7001") {
+		t.Fatal("approved address cannot reach the guarded port")
+	}
+	if err := g.Replace([]Element{{Addr: netip.MustParseAddr("10.199.0.3"), Proto: "tcp", Port: 7001, Timeout: time.Minute}}); err != nil {
+		t.Fatal(err)
+	}
+	var complete bool
+	if err := g.c.Do(context.Background(), func(c *nftables.Conn) (err error) {
+		complete, _, err = g.inspect(c)
+		return err
+	}); err != nil || !complete {
+		t.Fatalf("after Replace the table is complete: %v, %v", complete, err)
+	}
+	if l.tcpOpen(t, "10.199.0.2", "10.199.0.1:7001") {
+		t.Fatal("the replaced-out address still reaches the guarded port")
+	}
+	if !l.tcpOpen(t, "10.199.0.3", "10.199.0.1:7001") {
+		t.Fatal("the replaced-in address cannot reach the guarded port")
+	}
+	if !l.tcpOpen(t, "10.199.0.2", "10.199.0.1:7003") {
+		t.Fatal("an unguarded port was closed")
 	}
 }
