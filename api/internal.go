@@ -77,6 +77,10 @@ type ControlStatus struct {
 // removed) and what it changed.
 type ReconcileReport struct {
 	Seconds float64 `json:"seconds"`
+	// CPUSeconds is the core process's CPU (user and system, including
+	// the kernel's netlink work done for it) over the same span: the
+	// figure a busy machine does not stretch as it does Seconds.
+	CPUSeconds float64 `json:"cpu_seconds"`
 	// Added counts the elements added or set to their remaining time,
 	// Removed the stale ones deleted.
 	Added   int `json:"added"`

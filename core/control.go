@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/rpc"
 	"github.com/portcullis-gw/portcullis/dynfw"
@@ -43,9 +45,10 @@ func (d *daemon) reconcileAtStart(ctx context.Context, guarded []dynfw.ProtoPort
 	if d.gate == nil {
 		return nil
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	added, removed, err := d.approver.Reconcile(ctx, guarded)
-	d.startReconcile = &api.ReconcileReport{Seconds: time.Since(start).Seconds(), Added: added, Removed: removed}
+	d.startReconcile = &api.ReconcileReport{Seconds: time.Since(start).Seconds(), CPUSeconds: (processCPU() - cpu0).Seconds(),
+		Added: added, Removed: removed}
 	// With many live approvals the reconcile's garbage (each approval
 	// decoded, every element encoded for netlink) is most of the heap the
 	// core has ever had: hand it back now rather than keep it resident
@@ -54,6 +57,16 @@ func (d *daemon) reconcileAtStart(ctx context.Context, guarded []dynfw.ProtoPort
 		debug.FreeOSMemory()
 	}
 	return err
+}
+
+// processCPU is the process's CPU time so far, user and system (0 if the
+// kernel does not say).
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // freeAfterReconcile is how many elements a start's reconcile changes

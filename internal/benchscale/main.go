@@ -163,8 +163,8 @@ func (res *results) printGateway(w io.Writer, p params) {
 		f := st.f
 		fmt.Fprintf(w, "  %s:\n", st.name)
 		fmt.Fprintf(w, "    start → ready report        %v\n", f.wall.Round(time.Millisecond))
-		fmt.Fprintf(w, "    reconcile at start          %.3f s  (api.ControlStatus.StartReconcile, control socket; goal < 1 s)\n",
-			f.reconcile.Seconds)
+		fmt.Fprintf(w, "    reconcile at start          %.3f s wall, %.3f s CPU of the core  (api.ControlStatus.StartReconcile, control socket; goal < 1 s)\n",
+			f.reconcile.Seconds, f.reconcile.CPUSeconds)
 		fmt.Fprintf(w, "      added or expiry set %d, removed %d; the kernel's allow sets then hold %d elements (netlink)\n",
 			f.reconcile.Added, f.reconcile.Removed, f.held)
 		fmt.Fprintf(w, "    core memory once ready      VmRSS %.1f MiB (RssAnon %.1f, RssFile %.1f)   VmHWM %.1f MiB   (/proc/%d/status; goal < 96 MiB)\n",

@@ -38,7 +38,7 @@ func TestSmallRun(t *testing.T) {
 		t.Errorf("seeded %d approvals, want %d", g.liveAtStart, p.pop.approvals)
 	}
 	for name, f := range map[string]startFigures{"first start": g.first, "restart": g.again} {
-		if f.reconcile == nil || f.reconcile.Seconds <= 0 || f.pid <= 0 {
+		if f.reconcile == nil || f.reconcile.Seconds <= 0 || f.reconcile.CPUSeconds <= 0 || f.pid <= 0 {
 			t.Errorf("%s: reconcile %+v, pid %d", name, f.reconcile, f.pid)
 			continue
 		}
