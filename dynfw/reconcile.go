@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/nftkit"
+	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
 // refreshSlack is how far an element's expiry in the kernel may be from
@@ -220,8 +221,20 @@ func (a *Approver) PurgeExpired(ctx context.Context) {
 // LiveApprovals counts the approvals not yet expired (the core's status
 // line).
 func (a *Approver) LiveApprovals(ctx context.Context) (int, error) {
+	now := a.cfg.Now()
 	n := 0
-	err := forEachLive(ctx, a.st, a.cfg.Now(), func(*liveApproval) { n++ })
+	err := a.st.View(ctx, func(tx store.Tx) error {
+		return tx.Scan(store.BucketApprovals, "", func(key string, raw []byte) error {
+			exp, err := approvalExpires(raw)
+			if err != nil {
+				return fmt.Errorf("decode %s/%s: %w", store.BucketApprovals, prefix(key), err)
+			}
+			if exp.After(now) {
+				n++
+			}
+			return nil
+		})
+	})
 	return n, err
 }
 

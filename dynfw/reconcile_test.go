@@ -2,6 +2,7 @@ package dynfw
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"path/filepath"
@@ -142,5 +143,36 @@ func TestReconcileReplacesLargeSets(t *testing.T) {
 	replaceAbove = len(want) + 1
 	if _, _, err := a.Reconcile(ctx, nil); err == nil || !strings.Contains(err.Error(), "listed") {
 		t.Fatalf("below replaceAbove: %v, want the listing", err)
+	}
+}
+
+// TestApprovalExpires: the expiry read from a stored approval without a
+// full decode is the one the full decode finds, for the records InsertApproval
+// writes (UTC and other zones, with and without fractions of a second); a
+// record written otherwise is decoded in full; one that does not decode is
+// an error.
+func TestApprovalExpires(t *testing.T) {
+	zone := time.FixedZone("x", -5*3600)
+	for _, exp := range []time.Time{
+		time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC),
+		time.Date(2026, 11, 30, 8, 0, 0, 123456789, time.UTC),
+		time.Date(2026, 11, 30, 8, 0, 0, 5000, zone),
+	} {
+		raw, err := json.Marshal(&Approval{Token: "t", UserID: "u", Protocol: "udp", Port: 1194,
+			Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, Created: exp.Add(-time.Minute), Expires: exp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := approvalExpires(raw)
+		if err != nil || !got.Equal(exp) {
+			t.Errorf("%s: %v, %v; want %v", raw, got, err, exp)
+		}
+	}
+	spaced := []byte(`{"token": "t", "expires": "2026-11-30T08:00:00Z"}`)
+	if got, err := approvalExpires(spaced); err != nil || !got.Equal(time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)) {
+		t.Errorf("%s: %v, %v", spaced, got, err)
+	}
+	if _, err := approvalExpires([]byte(`{"expires":"yesterday"`)); err == nil {
+		t.Error("a record that does not decode gave an expiry")
 	}
 }
