@@ -22,8 +22,8 @@ const refreshSlack = time.Second
 // elements no live approval explains are removed (in one batch: deletes are
 // the slow operation of nf_tables). added counts the elements added or
 // set to their remaining time. With replaceAbove wanted elements or more
-// and a gate that can (NFTGate), the allow sets' elements are replaced in
-// one atomic batch instead of listed (see replace): removed is then 0.
+// and a gate that can (NFTGate), the allow sets' elements are replaced
+// instead of listed (see replace and NFTGate.Replace): removed is then 0.
 func (a *Approver) Reconcile(ctx context.Context, guarded []ProtoPort) (added, removed int, err error) {
 	if a.gate == nil {
 		return 0, 0, nil
