@@ -2,6 +2,7 @@ package dynfw
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -179,6 +180,15 @@ func TestNFTGateReplace(t *testing.T) {
 		if left, ok := got[a]; !ok || left > d || left < d-5*time.Second {
 			t.Errorf("%s: remaining %v (present %v), want about %v", a, left, ok, d)
 		}
+	}
+	// More than maxReplace: refused, nothing changed.
+	defer func(n int) { maxReplace = n }(maxReplace)
+	maxReplace = 2
+	if err := g.Replace([]Element{el("192.0.2.7", time.Minute), el("192.0.2.8", time.Minute), el("192.0.2.9", time.Minute)}); !errors.Is(err, errReplaceTooLarge) {
+		t.Fatalf("3 elements with maxReplace 2: %v, want errReplaceTooLarge", err)
+	}
+	if have, err := g.Elements(); err != nil || len(have) != len(want) {
+		t.Fatalf("after a refused Replace: %+v, %v; want the %d elements before", have, err, len(want))
 	}
 }
 

@@ -2,6 +2,7 @@ package dynfw
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -43,7 +44,10 @@ func (a *Approver) Reconcile(ctx context.Context, guarded []ProtoPort) (added, r
 		return 0, 0, err
 	}
 	if r, ok := a.gate.(replacer); ok && len(want) >= replaceAbove {
-		return a.replace(r, want, live, len(guarded))
+		// Too many for one transaction: listed after all.
+		if added, err := a.replace(r, want, live, len(guarded)); !errors.Is(err, errReplaceTooLarge) {
+			return added, 0, err
+		}
 	}
 	have, err := a.gate.Elements()
 	if err != nil {
@@ -124,8 +128,8 @@ var replaceAbove = 10_000
 
 // replace is Reconcile by replacement: the sets get exactly the wanted
 // elements, each with its time left; what they held before is not listed,
-// so removed is not counted (0).
-func (a *Approver) replace(r replacer, want map[elemKey]time.Time, live, guarded int) (added, removed int, err error) {
+// so nothing is counted as removed. want is left as it is.
+func (a *Approver) replace(r replacer, want map[elemKey]time.Time, live, guarded int) (added int, err error) {
 	now := a.cfg.Now()
 	put := make([]Element, 0, len(want))
 	for k, exp := range want {
@@ -134,10 +138,10 @@ func (a *Approver) replace(r replacer, want map[elemKey]time.Time, live, guarded
 		}
 	}
 	if err := r.Replace(put); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	a.log.Info("firewall reconciled: allow sets replaced", "live_approvals", live, "elements", len(put), "guarded_ports", guarded)
-	return len(put), 0, nil
+	return len(put), nil
 }
 
 // elemKey is an element without its time, as a map key.

@@ -102,9 +102,13 @@ func TestReconcileAllowsForTheListingTime(t *testing.T) {
 type replaceGate struct {
 	*recGate
 	replaced [][]Element
+	tooLarge bool // Replace answers errReplaceTooLarge
 }
 
 func (g *replaceGate) Replace(e []Element) error {
+	if g.tooLarge {
+		return errReplaceTooLarge
+	}
 	g.replaced = append(g.replaced, e)
 	return nil
 }
@@ -143,6 +147,11 @@ func TestReconcileReplacesLargeSets(t *testing.T) {
 	replaceAbove = len(want) + 1
 	if _, _, err := a.Reconcile(ctx, nil); err == nil || !strings.Contains(err.Error(), "listed") {
 		t.Fatalf("below replaceAbove: %v, want the listing", err)
+	}
+	// Too many for one replacement: listed after all.
+	replaceAbove, g.tooLarge = len(want), true
+	if _, _, err := a.Reconcile(ctx, nil); err == nil || !strings.Contains(err.Error(), "listed") {
+		t.Fatalf("a replacement too large: %v, want the listing", err)
 	}
 }
 
