@@ -45,6 +45,8 @@ bench:
 	$(GO) run ./internal/benchfront
 	@if [ "$$(id -u)" = 0 ]; then GO=$(GO) $(GO) run ./internal/benchapprove; \
 	else echo "benchapprove: needs root (network namespaces, nftables): not run"; fi
+	@if [ "$$(id -u)" = 0 ]; then GO=$(GO) $(GO) run ./internal/benchscale; \
+	else echo "benchscale: needs root (network namespaces, nftables, the real core): not run"; fi
 	@if [ "$$(id -u)" = 0 ]; then GO=$(GO) $(GO) run ./internal/benchtunnel; \
 	else echo "benchtunnel: needs root (network namespaces, nftables, OpenVPN workers): not run"; fi
 	@if [ "$$(id -u)" = 0 ]; then GO=$(GO) $(GO) test -count=1 -run '^$$' -bench Cluster -benchtime 1x ./internal/benchcluster/; \

@@ -69,6 +69,10 @@ type ControlStatus struct {
 	// started (absent with the etcd store): `make bench` divides them to
 	// find the group commit's size under load.
 	Store *StoreWrites `json:"store,omitempty"`
+	// StartReconcile is the firewall reconcile of this start (nil without
+	// the firewall): the kernel brought in line with the store's live
+	// approvals before the gateway served.
+	StartReconcile *ReconcileReport `json:"start_reconcile,omitempty"`
 }
 
 // StoreWrites is the store's write transactions and the Batch calls (the
@@ -76,6 +80,22 @@ type ControlStatus struct {
 type StoreWrites struct {
 	Transactions uint64 `json:"transactions"`
 	BatchCalls   uint64 `json:"batch_calls"`
+}
+
+// ReconcileReport is one firewall reconcile: how long it took (wall time,
+// the table's check, the guarded ports, the store's live approvals read,
+// the kernel's elements listed, the missing ones added and the stale ones
+// removed) and what it changed.
+type ReconcileReport struct {
+	Seconds float64 `json:"seconds"`
+	// CPUSeconds is the core process's CPU (user and system, including
+	// the kernel's netlink work done for it) over the same span: the
+	// figure a busy machine does not stretch as it does Seconds.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// Added counts the elements added or set to their remaining time,
+	// Removed the stale ones deleted.
+	Added   int `json:"added"`
+	Removed int `json:"removed"`
 }
 
 // Ready is the one JSON line `portcullis serve --ready-fd N` writes to

@@ -118,6 +118,8 @@ type daemon struct {
 	noticeLine        func() string // the notification part of the status line (nil: none)
 	notice            *notify.Poller
 	effects           chan struct{} // wakes the notification applier (notice.go)
+	// startReconcile is the firewall reconcile of the start (control.go).
+	startReconcile *api.ReconcileReport
 
 	// cleanups undo the steps; stop runs them last first.
 	cleanups []func()
@@ -259,7 +261,7 @@ func (d *daemon) buildServices(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := d.approver.Reconcile(ctx, guarded); errors.Is(err, dynfw.ErrSetFull) {
+	if err := d.reconcileAtStart(ctx, guarded); errors.Is(err, dynfw.ErrSetFull) {
 		// More live elements than the sets hold (firewall.allow_set_size
 		// lowered): start anyway, guarded; the live approvals' elements
 		// missing from the kernel open nothing until they expire.
@@ -494,6 +496,7 @@ func (d *daemon) status() api.ControlStatus {
 	} else if d.ext != nil {
 		st.FrontPID = d.ext.currentPID()
 	}
+	st.StartReconcile = d.startReconcile
 	return st
 }
 

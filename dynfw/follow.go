@@ -51,8 +51,11 @@ func (o *ownPorts) has(p ProtoPort) bool {
 // placed says whether ap's elements belong in this gateway's firewall:
 // always with a store of its own; with a shared one (OwnPortsOnly), when
 // the gateway guards ap's protocol and port.
-func (a *Approver) placed(ap *Approval) bool {
-	return !a.cfg.OwnPortsOnly || a.own.has(ProtoPort{Proto: ap.Protocol, Port: uint16(ap.Port)})
+func (a *Approver) placed(ap *Approval) bool { return a.placedPort(ap.Protocol, ap.Port) }
+
+// placedPort is placed for an approval's protocol and port.
+func (a *Approver) placedPort(proto string, port int) bool {
+	return !a.cfg.OwnPortsOnly || a.own.has(ProtoPort{Proto: proto, Port: uint16(port)})
 }
 
 // placedOnly keeps the approvals placed here.

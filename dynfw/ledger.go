@@ -1,6 +1,7 @@
 package dynfw
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -130,6 +131,155 @@ func liveApprovals(ctx context.Context, st store.Store, now time.Time) ([]Approv
 	return out, err
 }
 
+// liveApproval is the part of an Approval that its firewall elements need
+// (what a reconcile decodes of each).
+type liveApproval struct {
+	Protocol string       `json:"protocol"`
+	Port     int          `json:"port"`
+	Addrs    []netip.Addr `json:"addrs"`
+	Expires  time.Time    `json:"expires"`
+}
+
+// forEachLive calls fn for every approval that has not expired, decoded
+// into one value that is reused (fn must keep nothing of it), in one read
+// transaction: nothing is kept of the approvals that fn does not keep.
+func forEachLive(ctx context.Context, st store.Store, now time.Time, fn func(*liveApproval)) error {
+	return st.View(ctx, func(tx store.Tx) error {
+		var ap liveApproval
+		return tx.Scan(store.BucketApprovals, "", func(key string, raw []byte) error {
+			if err := decodeLive(raw, &ap); err != nil {
+				return fmt.Errorf("decode %s/%s: %w", store.BucketApprovals, prefix(key), err)
+			}
+			if ap.Expires.After(now) {
+				fn(&ap)
+			}
+			return nil
+		})
+	})
+}
+
+// decodeLive fills ap (its Addrs reused) from a stored approval: read
+// directly when its fields are as encoding/json writes an Approval (a
+// reconcile reads 100,000 approvals: a full decode was ~3.3 µs each, most
+// of the reconcile's CPU; see live_decode_test.go), else decoded in full.
+func decodeLive(raw []byte, ap *liveApproval) error {
+	if readLive(raw, ap) {
+		return nil
+	}
+	*ap = liveApproval{Addrs: ap.Addrs[:0]}
+	return json.Unmarshal(raw, ap)
+}
+
+// readLive is decodeLive's direct read; false: not as encoding/json
+// writes it. A key pattern such as "port": cannot occur inside a string
+// value, where encoding/json escapes every quote.
+func readLive(raw []byte, ap *liveApproval) bool {
+	ap.Addrs = ap.Addrs[:0]
+	switch v, ok := quoted(raw, `"protocol":"`); {
+	case !ok:
+		return false
+	case string(v) == "udp":
+		ap.Protocol = "udp"
+	case string(v) == "tcp":
+		ap.Protocol = "tcp"
+	default:
+		return false
+	}
+	i := bytes.Index(raw, []byte(`"port":`))
+	if i < 0 {
+		return false
+	}
+	digits := raw[i+len(`"port":`):]
+	port, n := 0, 0
+	for n < len(digits) && n < 6 && digits[n] >= '0' && digits[n] <= '9' {
+		port, n = port*10+int(digits[n]-'0'), n+1
+	}
+	if n == 0 || n == 6 || n == len(digits) || (digits[n] != ',' && digits[n] != '}') {
+		return false
+	}
+	ap.Port = port
+	i = bytes.Index(raw, []byte(`"addrs":[`))
+	if i < 0 && !bytes.Contains(raw, []byte(`"addrs":null`)) {
+		return false
+	}
+	rest := []byte("]") // addrs null: none
+	if i >= 0 {
+		rest = raw[i+len(`"addrs":[`):]
+	}
+	for len(rest) > 0 && rest[0] != ']' {
+		if rest[0] != '"' {
+			return false
+		}
+		j := bytes.IndexByte(rest[1:], '"')
+		if j < 0 {
+			return false
+		}
+		var a netip.Addr
+		if err := a.UnmarshalText(rest[1 : 1+j]); err != nil || !a.IsValid() {
+			return false
+		}
+		ap.Addrs = append(ap.Addrs, a)
+		rest = rest[2+j:]
+		if len(rest) > 0 && rest[0] == ',' {
+			rest = rest[1:]
+		}
+	}
+	if len(rest) == 0 {
+		return false
+	}
+	v, ok := quoted(raw, `"expires":"`)
+	if !ok {
+		return false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(v))
+	if err != nil {
+		return false
+	}
+	ap.Expires = t
+	return true
+}
+
+// quoted returns the string value after key (which ends with its opening
+// quote), if it has no escape.
+func quoted(raw []byte, key string) ([]byte, bool) {
+	i := bytes.Index(raw, []byte(key))
+	if i < 0 {
+		return nil, false
+	}
+	rest := raw[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 || bytes.IndexByte(rest[:j], '\\') >= 0 {
+		return nil, false
+	}
+	return rest[:j], true
+}
+
+// expiresField is how encoding/json writes an Approval's expiry: its
+// key, then the RFC 3339 time in quotes (no character of it is escaped).
+var expiresField = []byte(`"expires":"`)
+
+// approvalExpires reads a stored approval's expiry without decoding the
+// rest: the core counts the live approvals every 10 s and purges every
+// minute; a full decode of a stored approval cost 4.2 µs, this 0.44 µs
+// (0.42 s and 0.04 s of CPU for 100,000, on the 2-core bench machine). A
+// record that does not have the field as encoding/json writes it is
+// decoded in full.
+func approvalExpires(raw []byte) (time.Time, error) {
+	if i := bytes.Index(raw, expiresField); i >= 0 {
+		rest := raw[i+len(expiresField):]
+		if j := bytes.IndexByte(rest, '"'); j > 0 {
+			if t, err := time.Parse(time.RFC3339Nano, string(rest[:j])); err == nil {
+				return t, nil
+			}
+		}
+	}
+	var a struct {
+		Expires time.Time `json:"expires"`
+	}
+	err := json.Unmarshal(raw, &a)
+	return a.Expires, err
+}
+
 // purge deletes expired approvals, and has the replay cache drop its
 // expired nonces; it returns how many records went.
 func purge(ctx context.Context, st store.Store, now time.Time) (int, error) {
@@ -141,8 +291,8 @@ func purge(ctx context.Context, st store.Store, now time.Time) (int, error) {
 	// conflicts with the approvals being made, and fits one etcd Txn. A
 	// record that does not decode is kept, as before.
 	n, err := store.DeleteWhere(ctx, st, store.BucketApprovals, "", func(_ string, v []byte) bool {
-		var a Approval
-		return json.Unmarshal(v, &a) == nil && !a.Expires.After(now)
+		exp, err := approvalExpires(v)
+		return err == nil && !exp.After(now)
 	})
 	if err != nil {
 		return nonces + n, fmt.Errorf("purge approvals: %w", err)

@@ -2,7 +2,9 @@ package dynfw
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -47,12 +49,28 @@ type userLimits struct {
 	scratch []string
 }
 
-// grant is one approval as the limits see it.
+// grant is one approval as the limits see it, small: the limits hold one
+// for every live approval (100,000 took 23 MB as Element.key strings and
+// time.Time values in growing slices).
 type grant struct {
 	token, serverID string
-	keys            []string // Element.key() of each element
-	created         time.Time
-	expires         time.Time
+	// keys holds the approval's elements, keyLen bytes each (see
+	// grantOf).
+	keys string
+	// created and expires in Unix nanoseconds.
+	created, expires int64
+}
+
+// keyLen is the length of one element in grant.keys: the address in its
+// 16-byte form (IPv4 mapped, as the kernel's set takes both forms of an
+// IPv4 address as one), the protocol number, the port.
+const keyLen = 16 + 1 + 2
+
+// eachKey calls fn with each element key of g.
+func (g *grant) eachKey(fn func(k string)) {
+	for i := 0; i+keyLen <= len(g.keys); i += keyLen {
+		fn(g.keys[i : i+keyLen])
+	}
 }
 
 func newUserLimits(maxElements, perMinute int) *userLimits {
@@ -66,39 +84,77 @@ func newUserLimits(maxElements, perMinute int) *userLimits {
 }
 
 func grantOf(ap *Approval) grant {
-	g := grant{token: ap.Token, serverID: ap.ServerID, created: ap.Created, expires: ap.Expires}
-	for _, e := range ap.Elements() {
-		g.keys = append(g.keys, e.key())
+	// An unknown protocol (none is stored) is 0: still one key per
+	// address and port.
+	proto, _ := protoNumber(ap.Protocol)
+	b := make([]byte, 0, keyLen*len(ap.Addrs))
+	for _, a := range ap.Addrs {
+		a16 := a.As16()
+		b = append(append(b, a16[:]...), proto, byte(ap.Port>>8), byte(ap.Port))
 	}
-	return g
+	return grant{token: ap.Token, serverID: ap.ServerID, keys: string(b),
+		created: ap.Created.UnixNano(), expires: ap.Expires.UnixNano()}
 }
 
 // keep reports whether g still counts at now: live, or granted within the
 // rate window.
 func (g *grant) keep(now time.Time) bool {
-	return g.expires.After(now) || g.created.After(now.Add(-rateWindow))
+	return g.expires > now.UnixNano() || g.created > now.Add(-rateWindow).UnixNano()
 }
 
 // load reads the approvals the store holds (once); the caller holds mu.
+// It reads them one at a time, keeping only the grants: with 100,000 live
+// approvals a slice of them all, and their decoding, made most of the
+// core's memory.
 func (l *userLimits) load(ctx context.Context, st store.Store, now time.Time) error {
 	if l.loaded {
 		return nil
 	}
-	var all []Approval
-	err := st.View(ctx, func(tx store.Tx) (err error) {
-		all, err = store.ScanJSON[Approval](tx, store.BucketApprovals, "")
-		return err
+	servers := map[string]string{} // one copy of each server ID
+	err := st.View(ctx, func(tx store.Tx) error {
+		var rec grantRecord
+		return tx.Scan(store.BucketApprovals, "", func(key string, raw []byte) error {
+			rec = grantRecord{Addrs: rec.Addrs[:0]}
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				return fmt.Errorf("decode %s/%s: %w", store.BucketApprovals, prefix(key), err)
+			}
+			ap := Approval{Token: rec.Token, UserID: rec.UserID, ServerID: rec.ServerID, Protocol: rec.Protocol,
+				Port: rec.Port, Addrs: rec.Addrs, Created: rec.Created, Expires: rec.Expires}
+			g := grantOf(&ap)
+			if !g.keep(now) {
+				return nil
+			}
+			if id, ok := servers[g.serverID]; ok {
+				g.serverID = id
+			} else {
+				servers[g.serverID] = g.serverID
+			}
+			l.users[rec.UserID] = append(l.users[rec.UserID], g)
+			return nil
+		})
 	})
 	if err != nil {
+		l.users = map[string][]grant{}
 		return fmt.Errorf("load approvals for the per-user limits: %w", err)
 	}
-	for i := range all {
-		if g := grantOf(&all[i]); g.keep(now) {
-			l.users[all[i].UserID] = append(l.users[all[i].UserID], g)
-		}
+	// Each user's slice grew by doubling: copied to its length.
+	for u, gs := range l.users {
+		l.users[u] = slices.Clone(gs)
 	}
 	l.loaded = true
 	return nil
+}
+
+// grantRecord is the part of a stored Approval that a grant needs.
+type grantRecord struct {
+	Token    string       `json:"token"`
+	UserID   string       `json:"user_id"`
+	ServerID string       `json:"server_id"`
+	Protocol string       `json:"protocol"`
+	Port     int          `json:"port"`
+	Addrs    []netip.Addr `json:"addrs"`
+	Created  time.Time    `json:"created"`
+	Expires  time.Time    `json:"expires"`
 }
 
 // reserve counts ap against its user's limits at now: it returns the deny
@@ -116,23 +172,21 @@ func (l *userLimits) reserve(ctx context.Context, st store.Store, ap *Approval, 
 	// stops growing, the answer being known), searched in place, as a
 	// user's grants may be many and their keys few.
 	live := l.scratch[:0]
-	addLive := func(keys []string) {
-		for _, k := range keys {
-			if len(live) <= l.maxElements && !slices.Contains(live, k) {
-				live = append(live, k)
-			}
+	addLive := func(k string) {
+		if len(live) <= l.maxElements && !slices.Contains(live, k) {
+			live = append(live, k)
 		}
 	}
-	recent, since := 0, now.Add(-rateWindow)
+	recent, since, at := 0, now.Add(-rateWindow).UnixNano(), now.UnixNano()
 	for i := range gs {
-		if gs[i].created.After(since) {
+		if gs[i].created > since {
 			recent++
 		}
-		if gs[i].expires.After(now) {
-			addLive(gs[i].keys)
+		if gs[i].expires > at {
+			gs[i].eachKey(addLive)
 		}
 	}
-	addLive(mine.keys)
+	mine.eachKey(addLive)
 	l.scratch = live[:0]
 	if recent >= l.perMinute {
 		return reasonTooManyApprovals, nil
@@ -219,7 +273,7 @@ func (l *userLimits) observe(ap *Approval, now time.Time) {
 // revocation through another gateway); one deleted at its expiry still
 // counts in the rate window.
 func (l *userLimits) revoked(token string, now time.Time) {
-	l.forget(func(_ string, g *grant) bool { return g.token == token && g.expires.After(now.Add(refreshSlack)) })
+	l.forget(func(_ string, g *grant) bool { return g.token == token && g.expires > now.Add(refreshSlack).UnixNano() })
 }
 
 // invalidate has the next reservation load every approval afresh (the

@@ -2,11 +2,14 @@ package dynfw
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
@@ -128,4 +131,103 @@ func expiryOf(t *testing.T, g *NFTGate, e Element) time.Duration {
 	}
 	t.Fatalf("element %s not in the kernel (have %+v)", e.key(), els)
 	return 0
+}
+
+// TestNFTGateReplace: Replace leaves exactly the given elements, each with
+// its new timeout (one present before with a longer expiry gets the
+// shorter one), and none of those it did not name: into the sets Ensure
+// has just made, and into the sets of a table another gate made (which
+// holds elements it did not add).
+func TestNFTGateReplace(t *testing.T) {
+	netlab.Require(t)
+	gw := netlab.NewNS(t, "gw")
+	first := openGateIn(t, gw)
+	if err := first.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	el := func(a string, d time.Duration) Element {
+		return Element{Addr: netip.MustParseAddr(a), Proto: "udp", Port: 1194, Timeout: d}
+	}
+	if err := first.Replace([]Element{el("192.0.2.9", time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if have, err := first.Elements(); err != nil || len(have) != 1 || have[0].Addr != netip.MustParseAddr("192.0.2.9") {
+		t.Fatalf("after Replace into new sets: %+v, %v", have, err)
+	}
+	if err := first.Allow([]Element{el("192.0.2.1", 10*time.Minute), el("192.0.2.2", 10*time.Minute), el("2001:db8::2", 10*time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	g := openGateIn(t, gw)
+	if err := g.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Replace([]Element{el("192.0.2.1", time.Minute), el("192.0.2.3", 2*time.Minute), el("2001:db8::3", time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	have, err := g.Elements()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]time.Duration{}
+	for _, e := range have {
+		got[e.Addr.String()] = e.Timeout
+	}
+	want := map[string]time.Duration{"192.0.2.1": time.Minute, "192.0.2.3": 2 * time.Minute, "2001:db8::3": time.Minute}
+	if len(got) != len(want) {
+		t.Fatalf("after Replace the sets hold %v, want %v", got, want)
+	}
+	for a, d := range want {
+		if left, ok := got[a]; !ok || left > d || left < d-5*time.Second {
+			t.Errorf("%s: remaining %v (present %v), want about %v", a, left, ok, d)
+		}
+	}
+	// More than maxReplace: refused, nothing changed.
+	defer func(n int) { maxReplace = n }(maxReplace)
+	maxReplace = 2
+	if err := g.Replace([]Element{el("192.0.2.7", time.Minute), el("192.0.2.8", time.Minute), el("192.0.2.9", time.Minute)}); !errors.Is(err, errReplaceTooLarge) {
+		t.Fatalf("3 elements with maxReplace 2: %v, want errReplaceTooLarge", err)
+	}
+	if have, err := g.Elements(); err != nil || len(have) != len(want) {
+		t.Fatalf("after a refused Replace: %+v, %v; want the %d elements before", have, err, len(want))
+	}
+}
+
+// TestNFTGateReplaceKeepsTheGateWorking: after a Replace of a table that
+// held elements, the table is whole (Ensure keeps it) and its rules look
+// up the new sets: the replaced-in address reaches the guarded port, the
+// replaced-out one does not, an unguarded port stays open.
+func TestNFTGateReplaceKeepsTheGateWorking(t *testing.T) {
+	l := newGateLab(t)
+	g := l.gate
+	if err := g.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.SetGuarded([]ProtoPort{{"tcp", 7001}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Allow([]Element{{Addr: netip.MustParseAddr("10.199.0.2"), Proto: "tcp", Port: 7001, Timeout: time.Minute}}); err != nil {
+		t.Fatal(err)
+	}
+	if !l.tcpOpen(t, "10.199.0.2", "10.199.0.1:7001") {
+		t.Fatal("approved address cannot reach the guarded port")
+	}
+	if err := g.Replace([]Element{{Addr: netip.MustParseAddr("10.199.0.3"), Proto: "tcp", Port: 7001, Timeout: time.Minute}}); err != nil {
+		t.Fatal(err)
+	}
+	var complete bool
+	if err := g.c.Do(context.Background(), func(c *nftables.Conn) (err error) {
+		complete, _, err = g.inspect(c)
+		return err
+	}); err != nil || !complete {
+		t.Fatalf("after Replace the table is complete: %v, %v", complete, err)
+	}
+	if l.tcpOpen(t, "10.199.0.2", "10.199.0.1:7001") {
+		t.Fatal("the replaced-out address still reaches the guarded port")
+	}
+	if !l.tcpOpen(t, "10.199.0.3", "10.199.0.1:7001") {
+		t.Fatal("the replaced-in address cannot reach the guarded port")
+	}
+	if !l.tcpOpen(t, "10.199.0.2", "10.199.0.1:7003") {
+		t.Fatal("an unguarded port was closed")
+	}
 }

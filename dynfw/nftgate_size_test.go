@@ -2,19 +2,20 @@ package dynfw
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
-	"time"
-
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
 // TestNFTGateAllowSetsHaveASize (issue 9, item 11): the allow sets are
-// created with a size (the default, 65536), so the kernel bounds them.
+// created with a size (the default, DefaultAllowSetSize), so the kernel
+// bounds them.
 func TestNFTGateAllowSetsHaveASize(t *testing.T) {
 	netlab.Require(t)
 	testenv.NeedBinary(t, "nft", "nftables")
@@ -28,8 +29,8 @@ func TestNFTGateAllowSetsHaveASize(t *testing.T) {
 		if err != nil {
 			t.Fatalf("nft list set %s: %v\n%s", set, err, out)
 		}
-		if !strings.Contains(string(out), "size 65536") {
-			t.Fatalf("set %s has no size 65536:\n%s", set, out)
+		if want := fmt.Sprintf("size %d", DefaultAllowSetSize); !strings.Contains(string(out), want) {
+			t.Fatalf("set %s has no %s:\n%s", set, want, out)
 		}
 	}
 }
@@ -85,5 +86,71 @@ func TestNFTGateFullSetIsAClearError(t *testing.T) {
 	out, _ := gw.Command("nft", "list", "set", "inet", TableName, SetAllow4).CombinedOutput()
 	if !strings.Contains(string(out), "size 32") {
 		t.Fatalf("after Ensure with size 32:\n%s", out)
+	}
+}
+
+// TestNFTGateDefaultSetHolds100k (issue 14): with the default size, one
+// batch of 100,000 elements with timeouts (a reconcile at start with
+// 100,000 live approvals) is accepted whole, and the kernel lists them all.
+func TestNFTGateDefaultSetHolds100k(t *testing.T) {
+	netlab.Require(t)
+	gw := netlab.NewNS(t, "gw")
+	g := openGateIn(t, gw)
+	if err := g.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 100_000
+	els := make([]Element, n)
+	for i := range els {
+		els[i] = Element{Addr: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), Proto: "udp", Port: 1194,
+			Timeout: 10 * time.Minute}
+	}
+	if err := g.Allow(els); err != nil {
+		t.Fatalf("%d elements into the default set: %v", n, err)
+	}
+	have, err := g.Elements()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(have) != n {
+		t.Fatalf("the kernel holds %d elements, want %d", len(have), n)
+	}
+}
+
+// TestNFTGateBatchLargerThanTheSet (issue 14): a batch larger than the
+// set is ErrSetFull, and the gate's connection still works after it. (Sent
+// to the kernel, its ten messages would fail one by one with their echoes
+// overflowing the socket's receive buffer: ENOBUFS, and a connection out of
+// step.)
+func TestNFTGateBatchLargerThanTheSet(t *testing.T) {
+	netlab.Require(t)
+	gw := netlab.NewNS(t, "gw")
+	f, err := os.Open(gw.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	g, err := OpenNFT(nil, int(f.Fd()), AllowSetSize(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	els := make([]Element, 10_000)
+	for i := range els {
+		els[i] = Element{Addr: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Proto: "tcp", Port: 443, Timeout: time.Minute}
+	}
+	err = g.Allow(els)
+	if !errors.Is(err, ErrSetFull) || !strings.Contains(err.Error(), "firewall.allow_set_size") {
+		t.Fatalf("10,000 elements into a set of 16: %v, want ErrSetFull naming firewall.allow_set_size", err)
+	}
+	if err := g.Allow(els[:3]); err != nil {
+		t.Fatalf("3 elements after the refused batch: %v", err)
+	}
+	have, err := g.Elements()
+	if err != nil || len(have) != 3 {
+		t.Fatalf("after the refused batch and 3 adds: %d elements, %v", len(have), err)
 	}
 }
