@@ -26,7 +26,6 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/config"
-	"github.com/portcullis-gw/portcullis/internal/gctune"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/procguard"
 	"github.com/portcullis-gw/portcullis/internal/sdnotify"
@@ -92,8 +91,6 @@ func run() error {
 		ignored = append(ignored, "log-format")
 	}
 	logger := logging.Auto(os.Stderr, format, level, "portcullis-web")
-	gcPercent, memLimit := gctune.Apply()
-	logger.Debug("garbage collector", "gc_percent", gcPercent, "memory_limit", memLimit)
 	flag.Visit(func(f *flag.Flag) {
 		if slices.Contains(ignored, f.Name) {
 			logger.Warn("flag ignored: the core's bootstrap sets it", "flag", "--"+f.Name)

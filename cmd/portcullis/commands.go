@@ -22,7 +22,6 @@ import (
 	"github.com/portcullis-gw/portcullis/core/audit"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/cli"
-	"github.com/portcullis-gw/portcullis/internal/gctune"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/sdnotify"
 	"github.com/portcullis-gw/portcullis/internal/store"
@@ -42,8 +41,6 @@ func (a *app) serve(args []string) error {
 		return err
 	}
 	logger := logging.Auto(a.stderr, cfg.Format, logging.Level(cfg.Level), "portcullis")
-	gcPercent, memLimit := gctune.Apply()
-	logger.Debug("garbage collector", "gc_percent", gcPercent, "memory_limit", memLimit)
 	rio := core.RunIO{Out: a.stdout, Notify: sdnotify.FromEnv(logger)}
 	if *readyFD > 0 {
 		if *readyFD <= 2 {
