@@ -175,6 +175,13 @@ func decodeLive(raw []byte, ap *liveApproval) error {
 // value, where encoding/json escapes every quote.
 func readLive(raw []byte, ap *liveApproval) bool {
 	ap.Addrs = ap.Addrs[:0]
+	// A key given twice (not as encoding/json writes it, which would take
+	// the last) goes the long way.
+	for _, k := range liveKeys {
+		if bytes.Count(raw, k) != 1 {
+			return false
+		}
+	}
 	switch v, ok := quoted(raw, `"protocol":"`); {
 	case !ok:
 		return false
@@ -239,6 +246,9 @@ func readLive(raw []byte, ap *liveApproval) bool {
 	return true
 }
 
+// liveKeys are the keys readLive reads, each of which must occur once.
+var liveKeys = [][]byte{[]byte(`"protocol":`), []byte(`"port":`), []byte(`"addrs":`), []byte(`"expires":`)}
+
 // quoted returns the string value after key (which ends with its opening
 // quote), if it has no escape.
 func quoted(raw []byte, key string) ([]byte, bool) {
@@ -265,7 +275,7 @@ var expiresField = []byte(`"expires":"`)
 // record that does not have the field as encoding/json writes it is
 // decoded in full.
 func approvalExpires(raw []byte) (time.Time, error) {
-	if i := bytes.Index(raw, expiresField); i >= 0 {
+	if i := bytes.Index(raw, expiresField); i >= 0 && bytes.Count(raw, []byte(`"expires":`)) == 1 {
 		rest := raw[i+len(expiresField):]
 		if j := bytes.IndexByte(rest, '"'); j > 0 {
 			if t, err := time.Parse(time.RFC3339Nano, string(rest[:j])); err == nil {

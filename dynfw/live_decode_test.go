@@ -91,3 +91,25 @@ func BenchmarkDecodeLive(b *testing.B) {
 		}
 	})
 }
+
+// TestFastReadsRefuseRepeatedKeys: a record with a key given twice (not
+// as encoding/json writes it; json.Unmarshal takes the last copy) is
+// decoded in full, so reconcile, purge and the live count see the values
+// the rest of the gateway sees.
+func TestFastReadsRefuseRepeatedKeys(t *testing.T) {
+	raw := []byte(`{"protocol":"udp","port":1194,"addrs":["192.0.2.1"],"expires":"2026-11-30T08:00:00Z","port":22,"expires":"2099-01-01T00:00:00Z","addrs":["0.0.0.0"]}`)
+	var ap liveApproval
+	if readLive(raw, &ap) {
+		t.Fatalf("the direct read took a record with repeated keys: %+v", ap)
+	}
+	if err := decodeLive(raw, &ap); err != nil {
+		t.Fatal(err)
+	}
+	if ap.Port != 22 || len(ap.Addrs) != 1 || ap.Addrs[0].String() != "0.0.0.0" || ap.Expires.Year() != 2099 {
+		t.Fatalf("decodeLive: %+v, want json.Unmarshal's last copies", ap)
+	}
+	exp, err := approvalExpires(raw)
+	if err != nil || exp.Year() != 2099 {
+		t.Fatalf("approvalExpires: %v %v, want 2099 (the last copy)", exp, err)
+	}
+}

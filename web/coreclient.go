@@ -218,6 +218,12 @@ func (c *coreConn) exchange(method, target string, hdr [][2]string, body []byte,
 		return nil, false, fmt.Errorf("read answer: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode < 200 {
+		// The core sends no interim answer (1xx); one is not the final
+		// answer, which would then be read as the next request's: the
+		// connection is dropped.
+		return nil, false, fmt.Errorf("read answer: interim status %d from the core", resp.StatusCode)
+	}
 	var raw []byte
 	switch {
 	case resp.ContentLength > limit:

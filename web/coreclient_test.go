@@ -179,3 +179,55 @@ func TestCorePoolAfterCoreRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestCorePoolRefusesInterimAnswers: an interim answer (103) is not taken
+// as the final one, and its connection is not pooled, so the final answer
+// that follows it can never be read as the next request's.
+func TestCorePoolRefusesInterimAnswers(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "core.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4<<10)
+				for first := true; ; first = false {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					answer := "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nfresh-" + string(rune('0'+n%10))
+					if first && n == 0 {
+						if _, err := io.WriteString(c, "HTTP/1.1 103 Early Hints\r\n\r\n"); err != nil {
+							return
+						}
+						time.Sleep(50 * time.Millisecond)
+						answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"
+					}
+					if _, err := io.WriteString(c, answer); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	p := newCorePool(sock, 2)
+	defer p.closeIdle()
+	if ans, err := p.do(context.Background(), time.Now().Add(5*time.Second), "GET", "/a", nil, nil, 1<<10); err == nil {
+		t.Fatalf("an interim answer was taken as the answer: %d %q", ans.status, ans.body)
+	}
+	ans, err := p.do(context.Background(), time.Now().Add(5*time.Second), "GET", "/b", nil, nil, 1<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ans.body) == "stale" {
+		t.Fatal("the second request got the first one's answer")
+	}
+}
