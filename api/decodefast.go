@@ -264,20 +264,29 @@ func (s *scanner) object(t reflect.Type, depth int) bool {
 		if !s.value(ft, depth) {
 			return false
 		}
-		s.space()
-		if s.pos >= len(s.data) {
-			return false
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-		case '}':
-			s.pos++
-			return s.token()
-		default:
-			return false
+		if more, ok := s.next('}'); !more {
+			return ok
 		}
 	}
+}
+
+// next reads what follows a member or an element: a ',' (more), or the
+// closing byte, whose token is then counted (ok is the count's verdict);
+// anything else is not ok.
+func (s *scanner) next(closing byte) (more, ok bool) {
+	s.space()
+	if s.pos >= len(s.data) {
+		return false, false
+	}
+	switch s.data[s.pos] {
+	case ',':
+		s.pos++
+		return true, true
+	case closing:
+		s.pos++
+		return false, s.token()
+	}
+	return false, false
 }
 
 func (s *scanner) array(t reflect.Type, depth int) bool {
@@ -301,18 +310,8 @@ func (s *scanner) array(t reflect.Type, depth int) bool {
 		if !s.value(elem, depth) {
 			return false
 		}
-		s.space()
-		if s.pos >= len(s.data) {
-			return false
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-		case ']':
-			s.pos++
-			return s.token()
-		default:
-			return false
+		if more, ok := s.next(']'); !more {
+			return ok
 		}
 	}
 }
@@ -588,18 +587,8 @@ func (s *scanner) decodeObject(v reflect.Value, plan *decodePlan, depth int) boo
 				return false
 			}
 		}
-		s.space()
-		if s.pos >= len(s.data) {
-			return false
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-		case '}':
-			s.pos++
-			return s.token()
-		default:
-			return false
+		if more, ok := s.next('}'); !more {
+			return ok
 		}
 	}
 }
@@ -635,18 +624,8 @@ func (s *scanner) decodeSlice(v reflect.Value, depth int) bool {
 		if !s.decode(v.Index(i), depth) {
 			return false
 		}
-		s.space()
-		if s.pos >= len(s.data) {
-			return false
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-		case ']':
-			s.pos++
-			return s.token()
-		default:
-			return false
+		if more, ok := s.next(']'); !more {
+			return ok
 		}
 	}
 }
@@ -681,21 +660,12 @@ func (s *scanner) decodeStrings(v reflect.Value) bool {
 		}
 		elems[n] = raw
 		n++
-		s.space()
-		if s.pos >= len(s.data) {
+		more, ok := s.next(']')
+		if !ok {
 			return false
 		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
+		if more {
 			continue
-		case ']':
-			s.pos++
-		default:
-			return false
-		}
-		if !s.token() {
-			return false
 		}
 		// The strings share one allocation.
 		total := 0

@@ -124,17 +124,7 @@ func TestNFTGateDefaultSetHolds100k(t *testing.T) {
 // step.)
 func TestNFTGateBatchLargerThanTheSet(t *testing.T) {
 	netlab.Require(t)
-	gw := netlab.NewNS(t, "gw")
-	f, err := os.Open(gw.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	g, err := OpenNFT(nil, int(f.Fd()), AllowSetSize(16))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	g := openGateIn(t, netlab.NewNS(t, "gw"), AllowSetSize(16))
 	if err := g.Ensure(); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +132,7 @@ func TestNFTGateBatchLargerThanTheSet(t *testing.T) {
 	for i := range els {
 		els[i] = Element{Addr: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Proto: "tcp", Port: 443, Timeout: time.Minute}
 	}
-	err = g.Allow(els)
+	err := g.Allow(els)
 	if !errors.Is(err, ErrSetFull) || !strings.Contains(err.Error(), "firewall.allow_set_size") {
 		t.Fatalf("10,000 elements into a set of 16: %v, want ErrSetFull naming firewall.allow_set_size", err)
 	}

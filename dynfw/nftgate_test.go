@@ -67,14 +67,14 @@ func newGateLab(t *testing.T) *gateLab {
 
 // openGateIn opens a gate on the namespace's nftables, closed when the
 // test ends.
-func openGateIn(t *testing.T, ns *netlab.NS) *NFTGate {
+func openGateIn(t *testing.T, ns *netlab.NS, opts ...NFTOption) *NFTGate {
 	t.Helper()
 	f, err := os.Open(ns.Path())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	g, err := OpenNFT(slog.New(slog.NewTextHandler(io.Discard, nil)), int(f.Fd()))
+	g, err := OpenNFT(slog.New(slog.NewTextHandler(io.Discard, nil)), int(f.Fd()), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,13 +103,17 @@ func TestCorePoolRefuses(t *testing.T) {
 
 // TestCorePoolDropsConnectionWithExtraBytes: bytes after an answer are
 // never read as the next request's answer.
-func TestCorePoolDropsConnectionWithExtraBytes(t *testing.T) {
+// rawCore serves raw HTTP/1.1 answers on a unix socket: for the i-th read
+// of the n-th connection it writes the chunks answer(n, i) returns, 50 ms
+// apart. It stops with the test.
+func rawCore(t *testing.T, answer func(n, i int) []string) string {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "core.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for n := 0; ; n++ {
 			c, err := ln.Accept()
@@ -119,21 +123,33 @@ func TestCorePoolDropsConnectionWithExtraBytes(t *testing.T) {
 			go func() {
 				defer c.Close()
 				buf := make([]byte, 4<<10)
-				for {
+				for i := 0; ; i++ {
 					if _, err := c.Read(buf); err != nil {
 						return
 					}
-					answer := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-					if n == 0 {
-						answer += "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
-					}
-					if _, err := io.WriteString(c, answer); err != nil {
-						return
+					for k, chunk := range answer(n, i) {
+						if k > 0 {
+							time.Sleep(50 * time.Millisecond)
+						}
+						if _, err := io.WriteString(c, chunk); err != nil {
+							return
+						}
 					}
 				}
 			}()
 		}
 	}()
+	return sock
+}
+
+func TestCorePoolDropsConnectionWithExtraBytes(t *testing.T) {
+	sock := rawCore(t, func(n, _ int) []string {
+		answer := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+		if n == 0 {
+			answer += "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+		}
+		return []string{answer}
+	})
 	p := newCorePool(sock, 2)
 	defer p.closeIdle()
 	for i := range 3 {
@@ -184,40 +200,12 @@ func TestCorePoolAfterCoreRestart(t *testing.T) {
 // as the final one, and its connection is not pooled, so the final answer
 // that follows it can never be read as the next request's.
 func TestCorePoolRefusesInterimAnswers(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "core.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for n := 0; ; n++ {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 4<<10)
-				for first := true; ; first = false {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-					answer := "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nfresh-" + string(rune('0'+n%10))
-					if first && n == 0 {
-						if _, err := io.WriteString(c, "HTTP/1.1 103 Early Hints\r\n\r\n"); err != nil {
-							return
-						}
-						time.Sleep(50 * time.Millisecond)
-						answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"
-					}
-					if _, err := io.WriteString(c, answer); err != nil {
-						return
-					}
-				}
-			}()
+	sock := rawCore(t, func(n, i int) []string {
+		if n == 0 && i == 0 {
+			return []string{"HTTP/1.1 103 Early Hints\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"}
 		}
-	}()
+		return []string{"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nfresh-" + string(rune('0'+n%10))}
+	})
 	p := newCorePool(sock, 2)
 	defer p.closeIdle()
 	if ans, err := p.do(context.Background(), time.Now().Add(5*time.Second), "GET", "/a", nil, nil, 1<<10); err == nil {

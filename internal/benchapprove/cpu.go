@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,46 +15,10 @@ import (
 
 	"github.com/portcullis-gw/portcullis/core"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/procstat"
 )
 
 func numCPU() int { return runtime.GOMAXPROCS(0) }
-
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat:
-// 100 on every Linux architecture's procfs ABI.
-const clockTicks = 100
-
-func ticksUS(t uint64) float64 { return float64(t) * 1e6 / clockTicks }
-
-// procTicks is utime + stime of the process pid (all its threads) from
-// /proc/<pid>/stat.
-func procTicks(pid int) (uint64, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	return statTicks(pid, raw)
-}
-
-// statTicks reads utime + stime from the text of /proc/<pid>/stat.
-func statTicks(pid int, raw []byte) (uint64, error) {
-	// The command name (field 2) may hold spaces and parentheses: the
-	// fields that follow start after its last ')'.
-	i := bytes.LastIndexByte(raw, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(raw[i+1:]))
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
-	}
-	return ut + st, nil
-}
 
 // storeDelta is the store's write counters over a phase.
 type storeDelta struct{ txns, calls uint64 }
@@ -71,10 +34,10 @@ type snap struct {
 func (l *lab) snapshot(r *netlab.Runner) snap {
 	var s snap
 	var err error
-	if s.front, err = procTicks(l.g.FrontPID); err != nil {
+	if s.front, err = procstat.CPUTicks(l.g.FrontPID); err != nil {
 		r.Fatalf("front: %v", err)
 	}
-	if s.core, err = procTicks(l.g.PID()); err != nil {
+	if s.core, err = procstat.CPUTicks(l.g.PID()); err != nil {
 		r.Fatalf("core: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -129,21 +92,11 @@ func startPerf(out string, pids ...int) (stop func() error, err error) {
 	}, nil
 }
 
-// memory is VmRSS and VmHWM of the process pid, from /proc/<pid>/status.
+// memory is VmRSS and VmHWM of the process pid.
 func memory(pid int) string {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	m, err := procstat.Memory(pid)
 	if err != nil {
 		return err.Error()
 	}
-	var rss, hwm string
-	for _, line := range strings.Split(string(raw), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		switch k {
-		case "VmRSS":
-			rss = strings.TrimSpace(v)
-		case "VmHWM":
-			hwm = strings.TrimSpace(v)
-		}
-	}
-	return fmt.Sprintf("VmRSS %s (peak VmHWM %s)", rss, hwm)
+	return fmt.Sprintf("VmRSS %d kB (peak VmHWM %d kB)", m.VmRSS, m.VmHWM)
 }

@@ -44,24 +44,9 @@ reported_addresses = false
 
 func setup(r *netlab.Runner, clients, latencyAddrs int) *lab {
 	netlab.Require(r)
-	dir, err := os.MkdirTemp("", "portcullis-benchapprove-")
-	if err != nil {
-		r.Fatalf("%v", err)
-	}
-	r.Cleanup(func() { os.RemoveAll(dir) })
-	// The front runs as nobody: it must reach its binary and the runtime
-	// directory.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		r.Fatalf("%v", err)
-	}
-	bin, gwDir := filepath.Join(dir, "bin"), filepath.Join(dir, "gw")
-	for _, d := range []string{bin, gwDir} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			r.Fatalf("%v", err)
-		}
-	}
-	fmt.Fprintln(os.Stderr, "benchapprove: building portcullis and portcullis-web...")
-	if err := vpnlab.Build(bin, "portcullis", "portcullis-web"); err != nil {
+	dir, bin := vpnlab.BuildGatewayDir(r, "benchapprove")
+	gwDir := filepath.Join(dir, "gw")
+	if err := os.Mkdir(gwDir, 0o755); err != nil {
 		r.Fatalf("%v", err)
 	}
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/clientsdk"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/procstat"
 	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 )
 
@@ -90,8 +91,8 @@ type phase struct {
 	store                 storeDelta
 }
 
-func (p phase) frontUS() float64   { return ticksUS(p.frontTicks) / float64(p.n) }
-func (p phase) coreUS() float64    { return ticksUS(p.coreTicks) / float64(p.n) }
+func (p phase) frontUS() float64   { return procstat.TicksMicros(p.frontTicks) / float64(p.n) }
+func (p phase) coreUS() float64    { return procstat.TicksMicros(p.coreTicks) / float64(p.n) }
 func (p phase) gatewayUS() float64 { return p.frontUS() + p.coreUS() }
 func (p phase) batch() float64 {
 	if p.store.txns == 0 {

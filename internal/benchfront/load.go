@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/procstat"
 )
 
 // The load generator writes a prebuilt HTTP/1.1 request on kept-alive TLS
@@ -101,7 +103,7 @@ func (c *conn) do(ctx context.Context, req []byte, keep bool) (int, []byte, erro
 type measurement struct {
 	requests, failures int64
 	elapsed            time.Duration
-	cpuTicks           int64
+	cpuTicks           uint64
 }
 
 func (m measurement) rps() float64 { return float64(m.requests) / m.elapsed.Seconds() }
@@ -111,7 +113,7 @@ func (m measurement) cpuMicros() float64 {
 	if m.requests == 0 {
 		return 0
 	}
-	return float64(m.cpuTicks) * (1e6 / clkTck) / float64(m.requests)
+	return procstat.TicksMicros(m.cpuTicks) / float64(m.requests)
 }
 
 // measure opens workers connections to addr, warms each up with a few
@@ -158,7 +160,7 @@ func measure(ctx context.Context, addr string, conf *tls.Config, req []byte, wor
 			}
 		})
 	}
-	t0, err := cpuTicks(pid)
+	t0, err := procstat.CPUTicks(pid)
 	if err != nil {
 		close(start)
 		wg.Wait()
@@ -169,7 +171,7 @@ func measure(ctx context.Context, addr string, conf *tls.Config, req []byte, wor
 	close(start)
 	wg.Wait()
 	elapsed := time.Since(began)
-	t1, err := cpuTicks(pid)
+	t1, err := procstat.CPUTicks(pid)
 	if err != nil {
 		return measurement{}, err
 	}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/pki"
+	"github.com/portcullis-gw/portcullis/internal/procstat"
 	"github.com/portcullis-gw/portcullis/internal/random"
 )
 
@@ -187,7 +188,7 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 		benchPath, benchRoute.Name, len(benchBody), len(be.answer))
 	fmt.Fprintf(out, "  %d workers on kept-alive TLS 1.3 connections (%s), %s per round, %d rounds alternating, backend pool %d, GOMAXPROCS=%d, %d CPUs, load average before: %s\n",
 		cfg.workers, group, cfg.dur, cfg.rounds, cfg.pool, runtime.GOMAXPROCS(0), runtime.NumCPU(), loadavg())
-	fmt.Fprintf(out, "  CPU: utime+stime of the target's process (all threads) from /proc/<pid>/stat, %d ticks/s, over the timed phase only; the load generator and the backend run in benchfront's own process, not counted\n", clkTck)
+	fmt.Fprintf(out, "  CPU: utime+stime of the target's process (all threads) from /proc/<pid>/stat, %d ticks/s, over the timed phase only; the load generator and the backend run in benchfront's own process, not counted\n", procstat.ClockTicks)
 
 	res := map[string]*result{}
 	for _, tg := range targets {

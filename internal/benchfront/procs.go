@@ -10,17 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
 )
-
-// clkTck is USER_HZ, the unit of utime and stime in /proc/<pid>/stat:
-// sysconf(_SC_CLK_TCK), 100 on every Linux architecture (the kernel
-// converts its internal HZ to it for user space).
-const clkTck = 100
 
 // childEnv names the hidden mode of a re-executed benchfront: "proxy" (the
 // baseline reverse proxy) or "front-profile" (web.Handler in process under
@@ -122,30 +116,4 @@ func (p *process) exited() error {
 	default:
 		return nil
 	}
-}
-
-// cpuTicks returns utime + stime of the whole process (all its threads)
-// from /proc/<pid>/stat, in clock ticks (1/clkTck s).
-func cpuTicks(pid int) (int64, error) {
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, fmt.Errorf("read stat: %w", err)
-	}
-	// The command name (field 2) is in parentheses and may hold spaces:
-	// the fields after its closing parenthesis start with field 3.
-	i := strings.LastIndexByte(string(raw), ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(raw[i+1:]))
-	// utime and stime are fields 14 and 15, so 11 and 12 after field 2.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	s, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	return u + s, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
@@ -10,8 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
@@ -19,6 +16,7 @@ import (
 	"github.com/portcullis-gw/portcullis/core"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/procstat"
 	"github.com/portcullis-gw/portcullis/internal/random"
 	"github.com/portcullis-gw/portcullis/internal/store"
 	"github.com/portcullis-gw/portcullis/internal/vpnlab"
@@ -50,7 +48,7 @@ type gatewayFigures struct {
 	// approved real approvals after the restart, and the core's memory
 	// then.
 	approved       int
-	afterApprovals procMem
+	afterApprovals procstat.Mem
 }
 
 // startFigures are one start's.
@@ -59,12 +57,7 @@ type startFigures struct {
 	reconcile *api.ReconcileReport
 	held      int // elements the kernel's allow sets hold once ready
 	pid       int
-	mem       procMem
-}
-
-// procMem is the memory lines of /proc/<pid>/status, in KiB.
-type procMem struct {
-	VmRSS, VmHWM, RssAnon, RssFile int64
+	mem       procstat.Mem
 }
 
 // approvalTTL is the approvals' life (the default approval.token_ttl).
@@ -123,7 +116,7 @@ func gateway(r netlab.T, ns *netlab.NS, dir, bin string, pop population) (*gatew
 		if out.approved, err = approve(g, cl, seeded, pop.realApprovals); err != nil {
 			return nil, err
 		}
-		if out.afterApprovals, err = readMem(out.again.pid); err != nil {
+		if out.afterApprovals, err = procstat.Memory(out.again.pid); err != nil {
 			return nil, err
 		}
 	}
@@ -192,7 +185,7 @@ func readStart(g *vpnlab.Gateway, ns *netlab.NS, wall time.Duration) (startFigur
 	}
 	f.reconcile, f.pid = st.StartReconcile, st.PID
 	// Memory first: the listing below makes the kernel, not the core, work.
-	if f.mem, err = readMem(f.pid); err != nil {
+	if f.mem, err = procstat.Memory(f.pid); err != nil {
 		return f, err
 	}
 	if f.held, err = kernelElements(ns.Path()); err != nil {
@@ -272,35 +265,4 @@ func kernelElements(nsPath string) (int, error) {
 		return 0, fmt.Errorf("list the allow sets: %w", err)
 	}
 	return len(els), nil
-}
-
-// readMem reads the memory lines of /proc/<pid>/status.
-func readMem(pid int) (procMem, error) {
-	var m procMem
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return m, err
-	}
-	defer f.Close()
-	fields := map[string]*int64{"VmRSS:": &m.VmRSS, "VmHWM:": &m.VmHWM, "RssAnon:": &m.RssAnon, "RssFile:": &m.RssFile}
-	sc := bufio.NewScanner(f)
-	found := 0
-	for sc.Scan() {
-		w := strings.Fields(sc.Text())
-		if len(w) == 3 && w[2] == "kB" {
-			if p := fields[w[0]]; p != nil {
-				if *p, err = strconv.ParseInt(w[1], 10, 64); err != nil {
-					return m, fmt.Errorf("/proc/%d/status %s: %w", pid, w[0], err)
-				}
-				found++
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return m, err
-	}
-	if found != len(fields) {
-		return m, fmt.Errorf("/proc/%d/status: %d of the %d memory lines", pid, found, len(fields))
-	}
-	return m, nil
 }

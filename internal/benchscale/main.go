@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"time"
 
@@ -101,24 +100,7 @@ func run(r netlab.T, p params, progress, out io.Writer) (*results, error) {
 	if out != nil {
 		res.printAdds(out, p)
 	}
-	dir, err := os.MkdirTemp("", "portcullis-benchscale-")
-	if err != nil {
-		return nil, err
-	}
-	r.Cleanup(func() { os.RemoveAll(dir) })
-	// The front runs as nobody: it must reach its binary and the runtime
-	// directory.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return nil, err
-	}
-	bin := filepath.Join(dir, "bin")
-	if err := os.Mkdir(bin, 0o755); err != nil {
-		return nil, err
-	}
-	fmt.Fprintln(progress, "benchscale: building portcullis and portcullis-web...")
-	if err := vpnlab.Build(bin, "portcullis", "portcullis-web"); err != nil {
-		return nil, err
-	}
+	dir, bin := vpnlab.BuildGatewayDir(r, "benchscale")
 	fmt.Fprintf(progress, "benchscale: seeding %d users, %d approvals; starting the core...\n", p.pop.users, p.pop.approvals)
 	if res.gw, err = gateway(r, netlab.NewNS(r, "scalegw"), dir, bin, p.pop); err != nil {
 		return nil, err

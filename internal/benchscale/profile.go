@@ -12,6 +12,7 @@ import (
 	"github.com/portcullis-gw/portcullis/core"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/procstat"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
@@ -48,7 +49,7 @@ func profileReconcile(r netlab.T, storePath string, port uint16, outDir string) 
 	}
 	defer cpu.Close()
 	runtime.GC()
-	memBefore, err := readMem(os.Getpid())
+	memBefore, err := procstat.Memory(os.Getpid())
 	if err != nil {
 		return err
 	}
@@ -64,7 +65,7 @@ func profileReconcile(r netlab.T, storePath string, port uint16, outDir string) 
 	if err != nil {
 		return fmt.Errorf("in-process reconcile: %w", err)
 	}
-	memAfter, err := readMem(os.Getpid())
+	memAfter, err := procstat.Memory(os.Getpid())
 	if err != nil {
 		return err
 	}

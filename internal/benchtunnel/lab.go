@@ -46,24 +46,9 @@ type lab struct {
 func setup(r *netlab.Runner, connects int, proto string) *lab {
 	netlab.Require(r)
 	openvpn := testenv.NeedBinary(r, "openvpn", "openvpn")
-	dir, err := os.MkdirTemp("", "portcullis-benchtunnel-")
-	if err != nil {
-		r.Fatalf("%v", err)
-	}
-	r.Cleanup(func() { os.RemoveAll(dir) })
-	// The front runs as nobody: it must reach its binary and the runtime
-	// directory.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		r.Fatalf("%v", err)
-	}
-	bin, gwDir := filepath.Join(dir, "bin"), filepath.Join(dir, "gw")
-	for _, d := range []string{bin, gwDir} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			r.Fatalf("%v", err)
-		}
-	}
-	fmt.Fprintln(os.Stderr, "benchtunnel: building portcullis and portcullis-web...")
-	if err := vpnlab.Build(bin, "portcullis", "portcullis-web"); err != nil {
+	dir, bin := vpnlab.BuildGatewayDir(r, "benchtunnel")
+	gwDir := filepath.Join(dir, "gw")
+	if err := os.Mkdir(gwDir, 0o755); err != nil {
 		r.Fatalf("%v", err)
 	}
 
@@ -101,6 +86,7 @@ func setup(r *netlab.Runner, connects int, proto string) *lab {
 		if err := os.WriteFile(s.path, []byte(p.Profile), 0o600); err != nil {
 			r.Fatalf("%v", err)
 		}
+		var err error
 		if s.profile, err = clientsdk.ParseProfile(p.Profile); err != nil {
 			r.Fatalf("%v", err)
 		}

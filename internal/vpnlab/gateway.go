@@ -301,3 +301,29 @@ func (g *Gateway) TLSConfig() *tls.Config {
 	}
 	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 }
+
+// BuildGatewayDir makes a temporary directory for the gateway of the bench
+// or test name (removed when
+// the test ends), mode 0755 because the front, unprivileged, must reach its
+// binary and the runtime directory below it, and builds portcullis and
+// portcullis-web into its bin/. It returns the directory and bin/.
+func BuildGatewayDir(t netlab.T, name string) (dir, bin string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "portcullis-"+name+"-")
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin = filepath.Join(dir, "bin")
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatalf("%v", err)
+	}
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatalf("%v", err)
+	}
+	fmt.Fprintln(os.Stderr, name+": building portcullis and portcullis-web...")
+	if err := Build(bin, "portcullis", "portcullis-web"); err != nil {
+		t.Fatalf("%v", err)
+	}
+	return dir, bin
+}
