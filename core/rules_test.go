@@ -37,14 +37,20 @@ func TestDynfwAndLinkmgrDoNotImportCore(t *testing.T) {
 }
 
 // TestNoUncheckedTypeAssertions fails on any x.(T) outside the two-value
-// form or a type switch in the non-test code of core, web and api: a
+// form or a type switch in the non-test code of the whole module: a
 // surprise type is then an error with a message, never a panic.
 func TestNoUncheckedTypeAssertions(t *testing.T) {
 	var found []string
-	for _, dir := range []string{".", "../web", "../api"} {
+	for _, dir := range []string{".."} {
 		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			if err != nil {
 				return err
+			}
+			if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
+				return filepath.SkipDir
+			}
+			if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return nil
 			}
 			src, err := os.ReadFile(path)
 			if err != nil {
@@ -109,4 +115,41 @@ func uncheckedAssertions(t *testing.T, name string, src []byte) []string {
 		return true
 	})
 	return out
+}
+
+// maxFileLines is the size of a non-test source file one can read in one
+// sitting (issue 7: "no non-test file is over ~600 lines").
+const maxFileLines = 600
+
+// TestNoLongSourceFiles keeps every non-test Go file of the module at or
+// under maxFileLines lines: a file that grows past it is split by what it
+// holds.
+func TestNoLongSourceFiles(t *testing.T) {
+	checked := 0
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		checked++
+		if n := strings.Count(string(src), "\n"); n > maxFileLines {
+			t.Errorf("%s: %d lines (more than %d): split it by what it holds", path, n, maxFileLines)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 100 {
+		t.Fatalf("only %d source files found; is the walk rooted at the module?", checked)
+	}
 }
