@@ -67,6 +67,14 @@ type NFTGate struct {
 	// empty: Ensure created the table and nothing was added since, so
 	// the allow sets are known to be empty (Replace need not remake them).
 	empty atomic.Bool
+	// Element expiry updates (nftgate_probe.go): probed once by the first
+	// Ensure; recreate, when the kernel does not update an existing
+	// element's expiry (or forceRecreate), makes Allow delete and re-add
+	// the elements already present; recreated counts those.
+	forceRecreate bool
+	probed        atomic.Bool
+	recreate      atomic.Bool
+	recreated     atomic.Int64
 }
 
 // OpenNFT opens the netlink connection (with a large send buffer for large
@@ -110,7 +118,7 @@ func (g *NFTGate) Close() error { return g.c.Close() }
 
 // Ensure implements Gate.
 func (g *NFTGate) Ensure() error {
-	return g.c.Do(context.Background(), func(c *nftables.Conn) error {
+	err := g.c.Do(context.Background(), func(c *nftables.Conn) error {
 		complete, exists, err := g.inspect(c)
 		if err != nil {
 			return err
@@ -132,6 +140,11 @@ func (g *NFTGate) Ensure() error {
 		g.log.Info("nftables table created", "table", "inet "+TableName)
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	g.probeOnce()
+	return nil
 }
 
 // inspect reports whether the table exists and holds the sets and chain.
@@ -236,6 +249,9 @@ func decodeKey(key []byte) (Element, error) {
 // limit. Each element is sent with its timeout and an explicit expiration
 // (nftkit.PutElements), so an element already present gets the new expiry:
 // the kernel keeps the old one when only the same timeout is sent again.
+// On a kernel that does not update present elements at all (before 6.12,
+// found by Ensure's probe) the elements already present are deleted and
+// added again in the same batch instead (nftkit.RecreateElements).
 func (g *NFTGate) Allow(elems []Element) error {
 	g.empty.Store(false)
 	v4, v6, err := g.split(elems, true)
@@ -254,8 +270,7 @@ func (g *NFTGate) Allow(elems []Element) error {
 		return fmt.Errorf("%w: %d elements for set %s of table inet %s, larger than its size %d (firewall.allow_set_size)",
 			ErrSetFull, n, set, TableName, g.allowSize)
 	}
-	err = g.c.PutElements(context.Background(),
-		nftkit.SetElements{Set: g.allow4, Elements: v4}, nftkit.SetElements{Set: g.allow6, Elements: v6})
+	err = g.put(v4, v6)
 	if errors.Is(err, unix.ENFILE) {
 		set := SetAllow4 + " or " + SetAllow6
 		if len(v6) == 0 {

@@ -66,6 +66,14 @@ func TestNFTGateMessagesGolden(t *testing.T) {
 // TestNFTGateMessagesGolden), and answers each batch with its own messages.
 func recordingGate(t *testing.T, out *strings.Builder) *NFTGate {
 	t.Helper()
+	return answeringGate(t, out, func(req []netlink.Message) ([]netlink.Message, error) { return req, nil })
+}
+
+// answeringGate is recordingGate with the kernel's answers given by
+// answer (called with each request after it is written; nil when the
+// socket is read with nothing sent).
+func answeringGate(t *testing.T, out *strings.Builder, answer func(req []netlink.Message) ([]netlink.Message, error)) *NFTGate {
+	t.Helper()
 	d := newNFDumper()
 	dial := func(req []netlink.Message) ([]netlink.Message, error) {
 		for _, m := range req {
@@ -78,7 +86,7 @@ func recordingGate(t *testing.T, out *strings.Builder) *NFTGate {
 			}
 			fmt.Fprintf(out, "# %s\n%s\n", d.describe(b), hex.EncodeToString(b[16:]))
 		}
-		return req, nil
+		return answer(req)
 	}
 	g, err := openNFT(slog.New(slog.NewTextHandler(io.Discard, nil)), nftables.WithTestDial(dial))
 	if err != nil {
@@ -193,7 +201,7 @@ func (d *nfDumper) describe(b []byte) string {
 		s = fmt.Sprintf("%s %s %s %s", name, fam, attrStr(as, 1), attrStr(as, 3))
 	case "newset":
 		s = fmt.Sprintf("%s %s %s %s { %s }", name, fam, attrStr(as, 1), attrStr(as, 2), d.setSpec(as))
-	case "newsetelem", "delsetelem":
+	case "newsetelem", "delsetelem", "getsetelem":
 		s = fmt.Sprintf("%s %s %s %s", name, fam, attrStr(as, 1), attrStr(as, 2))
 		if els := attr(as, 3); els != nil {
 			s += " " + d.elements(attrStr(as, 2), els)

@@ -71,7 +71,15 @@ func TestNFTGateReapprovalSameTTLRefreshesExpiry(t *testing.T) {
 // approval's remaining time (and the port stays open past the old expiry);
 // one with a longer expiry than any live approval explains is shortened.
 func TestReconcileSetsLiveElementsToRemainingTime(t *testing.T) {
-	l := newGateLab(t)
+	if g := reconcileRemainingTime(t); g.recreated.Load() != 0 {
+		t.Fatal("elements were deleted and re-added on a kernel that updates them")
+	}
+}
+
+// reconcileRemainingTime runs TestReconcileSetsLiveElementsToRemainingTime
+// on a gate with opts and returns the gate.
+func reconcileRemainingTime(t *testing.T, opts ...NFTOption) *NFTGate {
+	l := newGateLab(t, opts...)
 	g := l.gate
 	if err := g.Ensure(); err != nil {
 		t.Fatal(err)
@@ -115,6 +123,10 @@ func TestReconcileSetsLiveElementsToRemainingTime(t *testing.T) {
 	if !l.tcpOpen(t, "10.199.0.2", "10.199.0.1:7001") {
 		t.Fatal("the port closed on the element's old expiry though its approval is live")
 	}
+	if els, err := g.Elements(); err != nil || len(els) != 2 {
+		t.Fatalf("the sets hold %+v (%v), want the 2 elements", els, err)
+	}
+	return g
 }
 
 // expiryOf returns the time the kernel has left on e.

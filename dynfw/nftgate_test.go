@@ -48,7 +48,7 @@ type gateLab struct {
 	gate   *NFTGate
 }
 
-func newGateLab(t *testing.T) *gateLab {
+func newGateLab(t *testing.T, opts ...NFTOption) *gateLab {
 	netlab.Require(t)
 	gw := netlab.NewNS(t, "gw")
 	cl := netlab.NewNS(t, "cl")
@@ -57,7 +57,7 @@ func newGateLab(t *testing.T) *gateLab {
 	gwIf := "veth-" + "cl"
 	gw.MustIP("addr", "add", "fd00:199::1/64", "dev", gwIf, "nodad")
 	cl.MustIP("addr", "add", "fd00:199::2/64", "dev", clIf, "nodad")
-	lab := &gateLab{gw: gw, cl: cl, gate: openGateIn(t, gw)}
+	lab := &gateLab{gw: gw, cl: cl, gate: openGateIn(t, gw, opts...)}
 	for _, addr := range []string{"10.199.0.1:7001", "10.199.0.1:7003", "[fd00:199::1]:7001"} {
 		netlab.ServeTCP(t, gw, addr)
 	}

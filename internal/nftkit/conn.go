@@ -6,8 +6,10 @@
 // comment tags of nat.go), and element adds chunked below the kernel's
 // silent limit. PutElements adds elements of timeout sets with an explicit
 // expiration, which google/nftables cannot send, so that re-adding an
-// element sets its expiry. It owns no table: each caller owns, names and
-// tags its own.
+// element sets its expiry (Linux 6.12+); ProbeElementUpdate finds whether
+// the kernel does, and RecreateElements is the way for kernels that do not
+// (an element already present deleted and re-added in one transaction). It
+// owns no table: each caller owns, names and tags its own.
 package nftkit
 
 import (

@@ -14,14 +14,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Why PutElements exists: the kernel (with "set element timeout update
-// support", commit 4201f3938914; measured on 6.18) keeps an existing element's expiry when it is added again
-// with the same timeout value, and google/nftables v0.3.0 writes only
-// NFTA_SET_ELEM_TIMEOUT (it reads NFTA_SET_ELEM_EXPIRATION into
-// SetElement.Expires but never sends it). So a re-added element would keep
-// its old expiry. PutElements encodes the NEWSETELEM messages itself with
-// both attributes, and the kernel then sets the expiry to exactly what was
-// sent, longer or shorter, with no delete.
+// Why PutElements exists: the kernel keeps an existing element's expiry
+// when it is added again with only the same timeout value, and
+// google/nftables v0.3.0 writes only NFTA_SET_ELEM_TIMEOUT (it reads
+// NFTA_SET_ELEM_EXPIRATION into SetElement.Expires but never sends it). So
+// a re-added element would keep its old expiry. PutElements encodes the
+// NEWSETELEM messages itself with both attributes, and a kernel with "set
+// element timeout update support" (commit 4201f3938914, Linux 6.12+;
+// measured on 6.18) then sets the expiry to exactly what was sent, longer
+// or shorter, with no delete. Older kernels ignore the re-add altogether:
+// see recreate.go (ProbeElementUpdate, RecreateElements).
 
 // maxElemListBytes bounds the encoded element list of one message: its
 // nested attribute has a 16-bit length, and google/nftables' encoder (and
@@ -66,6 +68,14 @@ func (c *Conn) PutElements(ctx context.Context, puts ...SetElements) error {
 // putMessages encodes the NEWSETELEM messages of els, as google/nftables
 // does (set name, set ID, table, element list) plus the expiration.
 func putMessages(s *nftables.Set, els []nftables.SetElement) ([]netlink.Message, error) {
+	return elemMessages(s, els, unix.NFT_MSG_NEWSETELEM, netlink.Request|netlink.Acknowledge|netlink.Create, encodeTimedElement)
+}
+
+// elemMessages encodes the element messages of type typ (NEWSETELEM,
+// DELSETELEM) of els, each element by encode, in messages of at most
+// MaxElementsPerCall elements and maxElemListBytes of element list.
+func elemMessages(s *nftables.Set, els []nftables.SetElement, typ uint16, flags netlink.HeaderFlags,
+	encode func(nftables.SetElement) ([]byte, error)) ([]netlink.Message, error) {
 	var msgs []netlink.Message
 	var list []netlink.Attribute
 	size := 0
@@ -73,7 +83,7 @@ func putMessages(s *nftables.Set, els []nftables.SetElement) ([]netlink.Message,
 		if len(list) == 0 {
 			return nil
 		}
-		m, err := newSetElemMessage(s, list)
+		m, err := newSetElemMessage(s, list, typ, flags)
 		if err != nil {
 			return err
 		}
@@ -82,7 +92,7 @@ func putMessages(s *nftables.Set, els []nftables.SetElement) ([]netlink.Message,
 		return nil
 	}
 	for i, e := range els {
-		item, err := encodeTimedElement(e)
+		item, err := encode(e)
 		if err != nil {
 			return nil, fmt.Errorf("set %s element %d: %w", s.Name, i, err)
 		}
@@ -131,7 +141,7 @@ func encodeTimedElement(e nftables.SetElement) ([]byte, error) {
 // millis rounds up, so that a sub-millisecond time is not sent as "none".
 func millis(d time.Duration) uint64 { return uint64((d + time.Millisecond - 1) / time.Millisecond) }
 
-func newSetElemMessage(s *nftables.Set, list []netlink.Attribute) (netlink.Message, error) {
+func newSetElemMessage(s *nftables.Set, list []netlink.Attribute, typ uint16, flags netlink.HeaderFlags) (netlink.Message, error) {
 	elems, err := netlink.MarshalAttributes(list)
 	if err != nil {
 		return netlink.Message{}, fmt.Errorf("encode elements of set %s: %w", s.Name, err)
@@ -151,8 +161,8 @@ func newSetElemMessage(s *nftables.Set, list []netlink.Attribute) (netlink.Messa
 	}
 	return netlink.Message{
 		Header: netlink.Header{
-			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWSETELEM),
-			Flags: netlink.Request | netlink.Acknowledge | netlink.Create,
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | int(typ)),
+			Flags: flags,
 		},
 		Data: append(nfgenmsg(byte(s.Table.Family), 0), attrs...),
 	}, nil
