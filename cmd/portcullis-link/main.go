@@ -62,7 +62,7 @@ var commands = map[string]struct{ synopsis, summary string }{
 	"connect":           {"NAME [--timeout D] [flags]", "Initiate the connection NAME over VICI and stream only its charon log lines until it is up or failed (or the timeout); exit status 1 when it failed."},
 	"disconnect":        {"NAME --yes [--timeout D] [flags]", "Terminate the connection NAME (drops a live tunnel; the agent initiates it again at its next round) and stream its charon log lines until it is down."},
 	"logs":              {"[NAME] [flags]", "Follow charon's log, only the connection NAME's lines when given, until interrupted (SIGINT)."},
-	"check":             {"[flags]", "Run the checks an admin would: gateways reachable over HTTPS and clock within ±120 s, charon's VICI socket, TCP host-check port towards each peer, this host's nftables ruleset for UDP 500/4500, routes of the remote subnets, XFRM interface/VTI kernel support. One 'ok|fail what — what to do' line each; exit status 1 when any fails."},
+	"check":             {"[flags]", "Run the checks an admin would: gateways reachable over HTTPS and clock within " + windowText + ", charon's VICI socket, TCP host-check port towards each peer, this host's nftables ruleset for UDP 500/4500, routes of the remote subnets, XFRM interface/VTI kernel support. One 'ok|fail what — what to do' line each; exit status 1 when any fails."},
 	"remove":            {"--yes [flags]", "Unbind this host: unload its connections, remove its routes and firewall table, forget the URI."},
 	"remove-routes-on":  {"[flags]", "Remove the routes of connections the agent no longer carries (next start)."},
 	"remove-routes-off": {"[flags]", "Keep the routes of connections the agent no longer carries (next start)."},

@@ -23,6 +23,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/api/linkproto"
+	"github.com/portcullis-gw/portcullis/internal/replay"
 	"github.com/portcullis-gw/portcullis/linkmgr/agent"
 )
 
@@ -331,9 +333,6 @@ func printChecks(w io.Writer, rs []checkResult) error {
 	return nil
 }
 
-// clockSkew is how far the host's clock may be from the gateway's.
-const clockSkew = 120 * time.Second
-
 // checkGateway checks one gateway over HTTPS and the clock against its
 // Date header.
 func checkGateway(ctx context.Context, hc *http.Client, gw string, now func() time.Time) []checkResult {
@@ -355,15 +354,20 @@ func checkGateway(ctx context.Context, hc *http.Client, gw string, now func() ti
 	out := []checkResult{{OK: true, What: "gateway " + gw + " reachable over HTTPS (" + resp.Status + ")"}}
 	date, err := http.ParseTime(resp.Header.Get("Date"))
 	if err != nil {
-		return append(out, checkResult{What: "clock: gateway " + gw + " sent no Date header", Do: "compare this host's clock with the gateway's by hand (approvals fail beyond ±120 s)"})
+		return append(out, checkResult{What: "clock: gateway " + gw + " sent no Date header",
+			Do: "compare this host's clock with the gateway's by hand (approvals fail beyond " + windowText + ")"})
 	}
-	skew := now().Sub(date)
-	if skew < -clockSkew || skew > clockSkew {
+	t := now()
+	skew := t.Sub(date)
+	if err := replay.CheckClock(date, t, linkproto.Window); err != nil {
 		return append(out, checkResult{What: fmt.Sprintf("clock: %s off the gateway %s's", skew.Round(time.Second), gw),
-			Do: "synchronise this host's clock (NTP: timedatectl set-ntp true); the gateway refuses reports beyond ±120 s"})
+			Do: "synchronise this host's clock (NTP: timedatectl set-ntp true); the gateway refuses reports beyond " + windowText})
 	}
-	return append(out, checkResult{OK: true, What: fmt.Sprintf("clock within ±120 s of gateway %s (%s)", gw, skew.Round(time.Second))})
+	return append(out, checkResult{OK: true, What: fmt.Sprintf("clock within %s of gateway %s (%s)", windowText, gw, skew.Round(time.Second))})
 }
+
+// windowText is the link clock window as the checks print it.
+var windowText = fmt.Sprintf("±%d s", int(linkproto.Window/time.Second))
 
 // checkTCP checks that a peer's host-check port accepts a TCP connection.
 func checkTCP(ctx context.Context, p agent.PeerInfo) checkResult {

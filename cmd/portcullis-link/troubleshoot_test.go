@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/api/linkproto"
 	"github.com/portcullis-gw/portcullis/internal/cli"
 	"github.com/portcullis-gw/portcullis/linkmgr/agent"
 )
@@ -181,7 +182,7 @@ func TestPrintChecks(t *testing.T) {
 }
 
 // TestCheckGateway: a gateway over HTTPS with its CA is ok; a clock off by
-// more than 120 s fails; an untrusted certificate says to give the CA; a
+// more than linkproto.Window fails (and just within it passes); an untrusted certificate says to give the CA; a
 // closed port fails.
 func TestCheckGateway(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
@@ -192,9 +193,13 @@ func TestCheckGateway(t *testing.T) {
 	if len(rs) != 2 || !rs[0].OK || !rs[1].OK {
 		t.Fatalf("good gateway: %v", rs)
 	}
-	rs = checkGateway(ctx, srv.Client(), gw, func() time.Time { return time.Now().Add(5 * time.Minute) })
-	if len(rs) != 2 || !rs[0].OK || rs[1].OK || !strings.Contains(rs[1].Do, "synchronise") {
+	rs = checkGateway(ctx, srv.Client(), gw, func() time.Time { return time.Now().Add(linkproto.Window + time.Minute) })
+	if len(rs) != 2 || !rs[0].OK || rs[1].OK || !strings.Contains(rs[1].Do, "synchronise") || !strings.Contains(rs[1].Do, "±120 s") {
 		t.Fatalf("skewed clock: %v", rs)
+	}
+	rs = checkGateway(ctx, srv.Client(), gw, func() time.Time { return time.Now().Add(-linkproto.Window + 10*time.Second) })
+	if len(rs) != 2 || !rs[1].OK {
+		t.Fatalf("clock just within the window: %v", rs)
 	}
 	// A client without the test server's CA: refused at the handshake. The
 	// timeout is only a bound (a loaded machine once took over 2 s to get
