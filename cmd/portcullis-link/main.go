@@ -260,39 +260,13 @@ func run(cmd string, args []string) error {
 	case "remove":
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		if names := agent.LoadedConnections(*dir); len(names) > 0 {
-			c, err := agent.DialCharon(ctx, s.Vici)
-			if err != nil {
-				return fmt.Errorf("unload connections: %w", err)
-			}
-			for _, n := range names {
-				if err := c.Unload(ctx, n); err != nil {
-					fmt.Fprintf(os.Stderr, "portcullis-link: unload %s: %v\n", n, err)
-				}
-			}
-			c.Close()
-		}
-		if s.RouteDev != "" {
-			if r, err := agent.OpenRoutes("", s.RouteDev, s.RouteTable, s.RouteMark); err == nil {
-				if err := r.RemoveAll(ctx); err != nil {
-					fmt.Fprintf(os.Stderr, "portcullis-link: remove routes: %v\n", err)
-				}
-				r.Close()
-			}
-		}
-		if fw, err := agent.OpenFirewall(-1); err == nil {
-			if err := errors.Join(fw.Remove(ctx), fw.Close()); err != nil {
-				fmt.Fprintf(os.Stderr, "portcullis-link: remove firewall: %v\n", err)
-			}
-		}
-		if err := agent.RemoveSettings(*dir); err != nil {
-			return err
-		}
-		fmt.Println("removed")
-		return nil
+		return runRemove(ctx, *dir, s)
 	case "start":
 		log := logging.Auto(os.Stderr, format, level, "portcullis-link")
-		u, _ := agent.ParseURI(s.URI)
+		u, err := agent.ParseURI(s.URI)
+		if err != nil {
+			return fmt.Errorf("%s: uri: %w (run 'portcullis-link add' again)", *dir, err)
+		}
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if s.CAFile != "" {
 			pem, err := os.ReadFile(s.CAFile)
@@ -339,4 +313,60 @@ func run(cmd string, args []string) error {
 		return a.Run(ctx)
 	}
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// runRemove is portcullis-link remove. It unloads the connections the
+// agent loaded, then removes the routes and the firewall table and forgets
+// the settings. The list of loaded connections must be readable and charon
+// must answer, else nothing is removed (a second remove can do it all);
+// the later steps are best effort: each that fails is reported, the
+// settings are still forgotten, and the exit status is non-zero.
+func runRemove(ctx context.Context, dir string, s *agent.Settings) error {
+	names, err := agent.LoadedConnections(dir)
+	if err != nil {
+		return fmt.Errorf("remove: %w: nothing removed (cannot tell which connections to unload)", err)
+	}
+	var failed []string
+	report := func(what string, err error) {
+		fmt.Fprintf(os.Stderr, "portcullis-link: remove: could not %s: %v\n", what, err)
+		failed = append(failed, what)
+	}
+	if len(names) > 0 {
+		c, err := agent.DialCharon(ctx, s.Vici)
+		if err != nil {
+			return fmt.Errorf("remove: unload connections %s: %w: nothing removed (is charon running?)", strings.Join(names, ", "), err)
+		}
+		for _, n := range names {
+			if err := c.Unload(ctx, n); err != nil {
+				report("unload connection "+n, err)
+			}
+		}
+		if err := c.Close(); err != nil {
+			report("close charon's VICI session", err)
+		}
+	}
+	if s.RouteDev != "" {
+		if r, err := agent.OpenRoutes("", s.RouteDev, s.RouteTable, s.RouteMark); err != nil {
+			report("remove the routes over "+s.RouteDev, err)
+		} else {
+			err := r.RemoveAll(ctx)
+			r.Close() // a netlink handle: closing returns no error
+			if err != nil {
+				report("remove the routes over "+s.RouteDev, err)
+			}
+		}
+	}
+	if fw, err := agent.OpenFirewall(-1); err != nil {
+		report("remove the firewall table inet "+agent.FirewallTable, err)
+	} else if err := errors.Join(fw.Remove(ctx), fw.Close()); err != nil {
+		report("remove the firewall table inet "+agent.FirewallTable, err)
+	}
+	if err := agent.RemoveSettings(dir); err != nil {
+		return fmt.Errorf("remove: forget the settings: %w", err)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("removed the settings, but could not %s (see above): undo that by hand", strings.Join(failed, "; "))
+	}
+	fmt.Println("removed")
+	return nil
 }

@@ -146,15 +146,21 @@ func runStatus(dir string, s *agent.Settings, asJSON bool) error {
 }
 
 // knownNames are the connection names the agent carries or charon lists.
-func knownNames(dir string, live []agent.SA) []string {
+func knownNames(dir string, live []agent.SA) ([]string, error) {
 	set := map[string]bool{}
-	for _, n := range agent.LoadedConnections(dir) {
+	loaded, err := agent.LoadedConnections(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range loaded {
 		set[n] = true
 	}
-	if diag, err := agent.ReadDiagnostics(dir); err == nil {
-		for _, c := range diag {
-			set[c.Name] = true
-		}
+	diag, err := agent.ReadDiagnostics(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range diag {
+		set[c.Name] = true
 	}
 	for _, sa := range live {
 		set[sa.Name] = true
@@ -164,7 +170,20 @@ func knownNames(dir string, live []agent.SA) []string {
 		out = append(out, n)
 	}
 	sort.Strings(out)
-	return out
+	return out, nil
+}
+
+// checkName checks name against the connections the agent carries or
+// charon lists, and returns its peer's address (remoteOf).
+func checkName(dir, name string, live []agent.SA) (remote string, err error) {
+	known, err := knownNames(dir, live)
+	if err != nil {
+		return "", fmt.Errorf("connection %s: %w", name, err)
+	}
+	if err := lookupName(name, known); err != nil {
+		return "", err
+	}
+	return remoteOf(dir, name, live)
 }
 
 // lookupName checks name against the known ones.
@@ -179,19 +198,22 @@ func lookupName(name string, known []string) error {
 }
 
 // remoteOf is the peer address of name, from charon or the agent's peers.
-func remoteOf(dir, name string, live []agent.SA) string {
+func remoteOf(dir, name string, live []agent.SA) (string, error) {
 	for _, sa := range live {
 		if sa.Name == name && sa.Remote != "" {
-			return sa.Remote
+			return sa.Remote, nil
 		}
 	}
-	peers, _ := agent.ReadPeers(dir)
+	peers, err := agent.ReadPeers(dir)
+	if err != nil {
+		return "", fmt.Errorf("peer address of %s: %w", name, err)
+	}
 	for _, p := range peers {
 		if p.Name == name {
-			return p.RemoteAddress
+			return p.RemoteAddress, nil
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // printLogLine prints one of charon's log lines.
@@ -212,7 +234,8 @@ func runConnect(dir string, s *agent.Settings, name string, up bool, timeout tim
 	if err != nil {
 		return fmt.Errorf("charon's VICI socket %s did not answer: %w (is charon running? see 'portcullis-link check')", s.Vici, err)
 	}
-	if err := lookupName(name, knownNames(dir, sas)); err != nil {
+	remote, err := checkName(dir, name, sas)
+	if err != nil {
 		return err
 	}
 	for _, c := range agent.ConnectionsOf(sas) {
@@ -229,7 +252,11 @@ func runConnect(dir string, s *agent.Settings, name string, up bool, timeout tim
 	logDone := make(chan struct{})
 	go func() {
 		defer close(logDone)
-		_ = agent.StreamLog(lctx, s.Vici, name, remoteOf(dir, name, sas), func(l agent.LogLine) { printLogLine(os.Stdout, l) })
+		err := agent.StreamLog(lctx, s.Vici, name, remote, func(l agent.LogLine) { printLogLine(os.Stdout, l) })
+		if err != nil && lctx.Err() == nil {
+			// The command goes on: charon's answer decides, without its log.
+			fmt.Fprintf(os.Stderr, "portcullis-link: charon's log of %s not shown: %v\n", name, err)
+		}
 	}()
 	time.Sleep(200 * time.Millisecond) // let the log subscription register first
 	c, err := agent.DialCharon(ctx, s.Vici)
@@ -239,7 +266,9 @@ func runConnect(dir string, s *agent.Settings, name string, up bool, timeout tim
 		} else {
 			err = c.TerminateWait(ctx, name, timeout)
 		}
-		c.Close()
+		if cerr := c.Close(); cerr != nil {
+			fmt.Fprintf(os.Stderr, "portcullis-link: close charon's VICI session: %v\n", cerr)
+		}
 	}
 	time.Sleep(100 * time.Millisecond) // the last lines
 	stopLog()
@@ -287,10 +316,11 @@ func runLogs(dir string, s *agent.Settings, name string) error {
 		return fmt.Errorf("charon's VICI socket %s did not answer: %w (is charon running? see 'portcullis-link check')", s.Vici, err)
 	}
 	if name != "" {
-		if err := lookupName(name, knownNames(dir, sas)); err != nil {
+		var remote string
+		if remote, err = checkName(dir, name, sas); err != nil {
 			return err
 		}
-		err = agent.StreamLog(ctx, s.Vici, name, remoteOf(dir, name, sas), func(l agent.LogLine) { printLogLine(os.Stdout, l) })
+		err = agent.StreamLog(ctx, s.Vici, name, remote, func(l agent.LogLine) { printLogLine(os.Stdout, l) })
 	} else {
 		err = agent.NewVICIEvents(s.Vici, nil).Watch(ctx, func(ev agent.CharonEvent) {
 			if ev.Kind == "log" {

@@ -121,9 +121,27 @@ func TestKnownNames(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "diag.json"), []byte(`[{"name":"c","state":"DOWN"}]`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got := knownNames(dir, []agent.SA{{Name: "d"}, {Name: "a"}})
-	if strings.Join(got, ",") != "a,b,c,d" {
-		t.Fatalf("%v", got)
+	got, err := knownNames(dir, []agent.SA{{Name: "d"}, {Name: "a"}})
+	if err != nil || strings.Join(got, ",") != "a,b,c,d" {
+		t.Fatalf("%v, %v", got, err)
+	}
+	// An unreadable list is an error, not "none loaded"; so are unreadable
+	// peers when the address must come from them.
+	bad := t.TempDir()
+	if err := os.Mkdir(filepath.Join(bad, "loaded"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := knownNames(bad, nil); err == nil {
+		t.Fatal("unreadable list of loaded connections: no error")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "peers.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := checkName(dir, "b", nil); err == nil {
+		t.Fatal("unreadable peers: no error")
+	}
+	if _, err := checkName(dir, "x", nil); err == nil || !strings.Contains(err.Error(), "known connections") {
+		t.Fatalf("unknown name: %v", err)
 	}
 }
 

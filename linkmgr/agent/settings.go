@@ -142,11 +142,16 @@ func RemoveSettings(dir string) error {
 // that `portcullis-link remove` can unload them after a crash.
 const loadedFile = "loaded"
 
-// LoadedConnections reads that list.
-func LoadedConnections(dir string) []string {
-	raw, err := os.ReadFile(filepath.Join(dir, loadedFile))
-	if err != nil {
-		return nil
+// LoadedConnections reads that list: none when the file does not exist
+// (the agent never loaded any), and an error when it cannot be read, so
+// that remove does not take an unreadable list for an empty one.
+func LoadedConnections(dir string) ([]string, error) {
+	path := filepath.Join(dir, loadedFile)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("read the list of loaded connections: %w", err)
 	}
 	var out []string
 	for _, l := range strings.Split(string(raw), "\n") {
@@ -154,5 +159,5 @@ func LoadedConnections(dir string) []string {
 			out = append(out, l)
 		}
 	}
-	return out
+	return out, nil
 }

@@ -108,3 +108,25 @@ func TestSettingsRefuseLooseMode(t *testing.T) {
 		t.Fatalf("agent.json of mode 0640: %v", err)
 	}
 }
+
+// TestLoadedConnections: no list is none loaded; an unreadable list is an
+// error (remove must not take it for none).
+func TestLoadedConnections(t *testing.T) {
+	dir := t.TempDir()
+	if got, err := LoadedConnections(dir); err != nil || got != nil {
+		t.Fatalf("no list: %v, %v", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, loadedFile), []byte("a\n\nb\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := LoadedConnections(dir); err != nil || strings.Join(got, ",") != "a,b" {
+		t.Fatalf("list: %v, %v", got, err)
+	}
+	bad := t.TempDir()
+	if err := os.Mkdir(filepath.Join(bad, loadedFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := LoadedConnections(bad); err == nil || !strings.Contains(err.Error(), "loaded connections") {
+		t.Fatalf("unreadable list: %v, %v", got, err)
+	}
+}
