@@ -95,16 +95,17 @@ func main() {
 type cmdFlags struct {
 	dir                   *string
 	address               config.Addr
-	vici, ca, routeDev    *string
-	routeTable, routeMark *int
-	hook                  *string
+	vici, ca              config.File
+	routeDev              config.Interface
+	routeTable, routeMark config.Uint32
+	hook                  config.Program
 	level                 logging.Level
 	format                logging.Format
 	yes                   *bool
 	uriFile               *string
 	json                  *bool
 	timeout               *time.Duration
-	allowRoutes           []string
+	allowRoutes           config.CIDRs
 	allowDefault          *bool
 }
 
@@ -115,18 +116,23 @@ func newFlags(cmd string) (*flag.FlagSet, *cmdFlags) {
 	switch cmd {
 	case "add":
 		fs.TextVar(&f.address, "address", f.address, "this host's IP `address` for its peers")
-		f.vici = fs.String("vici", agent.DefaultVici, "charon's VICI `socket`")
-		f.ca = fs.String("ca", "", "PEM certificate `file` to trust for the gateway")
-		f.routeDev = fs.String("route-dev", "", "route the remote subnets over this `device`")
-		f.routeTable = fs.Int("route-table", 0, "routing `table` for those routes, 0 = main")
-		f.routeMark = fs.Int("route-fwmark", 0, "`fwmark` of a rule selecting --route-table")
-		f.hook = fs.String("hook", "", "`command` run on connection up/down")
+		f.vici = agent.DefaultVici
+		fs.TextVar(&f.vici, "vici", f.vici, "charon's VICI `socket`")
+		fs.TextVar(&f.ca, "ca", f.ca, "PEM certificate `file` to trust for the gateway")
+		fs.TextVar(&f.routeDev, "route-dev", f.routeDev, "route the remote subnets over this `device`")
+		fs.TextVar(&f.routeTable, "route-table", f.routeTable, "routing `table` for those routes, 0 = main")
+		fs.TextVar(&f.routeMark, "route-fwmark", f.routeMark, "`fwmark` of a rule selecting --route-table")
+		fs.TextVar(&f.hook, "hook", f.hook, "`command` run on connection up/down (a path or a name, no arguments)")
 		f.uriFile = fs.String("uri-file", "", "read the URI from this `file` (mode 0600) instead of standard input")
 		fs.Func("allow-routes", "`CIDRs` (comma-separated, repeatable) the remote subnets accepted from the gateway must lie within;\n"+
 			"default: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7", func(v string) error {
 			for _, p := range strings.Split(v, ",") {
 				if p = strings.TrimSpace(p); p != "" {
-					f.allowRoutes = append(f.allowRoutes, p)
+					var c config.CIDR
+					if err := c.UnmarshalText([]byte(p)); err != nil {
+						return err
+					}
+					f.allowRoutes = append(f.allowRoutes, c)
 				}
 			}
 			return nil
@@ -213,12 +219,15 @@ func run(cmd string, args []string) error {
 		if err != nil {
 			return err
 		}
-		u, err := agent.ParseURI(uri)
+		u, err := agent.NewHostURI(uri)
 		if err != nil {
 			return err
 		}
-		s = &agent.Settings{URI: uri, Address: address.String(), Vici: *f.vici, CAFile: *f.ca, RouteDev: *f.routeDev,
-			RouteTable: *f.routeTable, RouteMark: *f.routeMark, Hook: *f.hook, AllowRoutes: f.allowRoutes, AllowDefaultRoute: *f.allowDefault}
+		if f.vici == "" {
+			return cli.Usagef("add: --vici must not be empty")
+		}
+		s = &agent.Settings{URI: u, Address: f.address, Vici: f.vici, CAFile: f.ca, RouteDev: f.routeDev,
+			RouteTable: f.routeTable, RouteMark: f.routeMark, Hook: f.hook, AllowRoutes: f.allowRoutes, AllowDefaultRoute: *f.allowDefault}
 		if _, err := s.AllowedRoutes(); err != nil {
 			return err
 		}
@@ -263,30 +272,27 @@ func run(cmd string, args []string) error {
 		return runRemove(ctx, *dir, s)
 	case "start":
 		log := logging.Auto(os.Stderr, format, level, "portcullis-link")
-		u, err := agent.ParseURI(s.URI)
-		if err != nil {
-			return fmt.Errorf("%s: uri: %w (run 'portcullis-link add' again)", *dir, err)
-		}
+		u := s.URI.Parsed() // LoadSettings requires the uri
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if s.CAFile != "" {
-			pem, err := os.ReadFile(s.CAFile)
+			pem, err := os.ReadFile(s.CAFile.String())
 			if err != nil {
 				return err
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return fmt.Errorf("%s: no certificate", s.CAFile)
+				return fmt.Errorf("%s: no certificate", s.CAFile.String())
 			}
 			tc.RootCAs = pool
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		charon := agent.NewVICI(s.Vici)
+		charon := agent.NewVICI(s.Vici.String())
 		defer charon.Close()
 		deps := agent.Deps{Gateway: agent.NewClient(u, tc), Charon: charon, Notify: sdnotify.FromEnv(log),
-			Events: agent.NewVICIEvents(s.Vici, log)}
+			Events: agent.NewVICIEvents(s.Vici.String(), log)}
 		if s.RouteDev != "" {
-			r, err := agent.OpenRoutes("", s.RouteDev, s.RouteTable, s.RouteMark)
+			r, err := agent.OpenRoutes("", s.RouteDev.String(), int(s.RouteTable), int(s.RouteMark))
 			if err != nil {
 				return err
 			}
@@ -305,8 +311,8 @@ func run(cmd string, args []string) error {
 		if err != nil {
 			return err
 		}
-		a, err := agent.New(agent.Config{URI: u, Address: s.Address, StateDir: *dir, RemoveRoutes: s.RemoveRoutes,
-			Hook: s.Hook, AllowRoutes: allow}, deps, log)
+		a, err := agent.New(agent.Config{URI: u, Address: s.Address.String(), StateDir: *dir, RemoveRoutes: s.RemoveRoutes,
+			Hook: s.Hook.String(), AllowRoutes: allow}, deps, log)
 		if err != nil {
 			return err
 		}
@@ -332,7 +338,7 @@ func runRemove(ctx context.Context, dir string, s *agent.Settings) error {
 		failed = append(failed, what)
 	}
 	if len(names) > 0 {
-		c, err := agent.DialCharon(ctx, s.Vici)
+		c, err := agent.DialCharon(ctx, s.Vici.String())
 		if err != nil {
 			return fmt.Errorf("remove: unload connections %s: %w: nothing removed (is charon running?)", strings.Join(names, ", "), err)
 		}
@@ -346,13 +352,13 @@ func runRemove(ctx context.Context, dir string, s *agent.Settings) error {
 		}
 	}
 	if s.RouteDev != "" {
-		if r, err := agent.OpenRoutes("", s.RouteDev, s.RouteTable, s.RouteMark); err != nil {
-			report("remove the routes over "+s.RouteDev, err)
+		if r, err := agent.OpenRoutes("", s.RouteDev.String(), int(s.RouteTable), int(s.RouteMark)); err != nil {
+			report("remove the routes over "+s.RouteDev.String(), err)
 		} else {
 			err := r.RemoveAll(ctx)
 			r.Close() // a netlink handle: closing returns no error
 			if err != nil {
-				report("remove the routes over "+s.RouteDev, err)
+				report("remove the routes over "+s.RouteDev.String(), err)
 			}
 		}
 	}

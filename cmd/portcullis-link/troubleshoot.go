@@ -131,7 +131,7 @@ func runStatus(dir string, s *agent.Settings, asJSON bool) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	sas, lerr := agent.Status(ctx, s.Vici)
+	sas, lerr := agent.Status(ctx, s.Vici.String())
 	var live []api.LinkConnection
 	if lerr == nil {
 		live = agent.ConnectionsOf(sas)
@@ -140,7 +140,7 @@ func runStatus(dir string, s *agent.Settings, asJSON bool) error {
 		return err
 	}
 	if lerr != nil {
-		return fmt.Errorf("charon's VICI socket %s did not answer (%v): the states above are the agent's last report; is charon running?", s.Vici, lerr)
+		return fmt.Errorf("charon's VICI socket %s did not answer (%v): the states above are the agent's last report; is charon running?", s.Vici.String(), lerr)
 	}
 	return nil
 }
@@ -230,9 +230,9 @@ func printLogLine(w io.Writer, l agent.LogLine) {
 func runConnect(dir string, s *agent.Settings, name string, up bool, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+5*time.Second)
 	defer cancel()
-	sas, err := agent.Status(ctx, s.Vici)
+	sas, err := agent.Status(ctx, s.Vici.String())
 	if err != nil {
-		return fmt.Errorf("charon's VICI socket %s did not answer: %w (is charon running? see 'portcullis-link check')", s.Vici, err)
+		return fmt.Errorf("charon's VICI socket %s did not answer: %w (is charon running? see 'portcullis-link check')", s.Vici.String(), err)
 	}
 	remote, err := checkName(dir, name, sas)
 	if err != nil {
@@ -252,14 +252,14 @@ func runConnect(dir string, s *agent.Settings, name string, up bool, timeout tim
 	logDone := make(chan struct{})
 	go func() {
 		defer close(logDone)
-		err := agent.StreamLog(lctx, s.Vici, name, remote, func(l agent.LogLine) { printLogLine(os.Stdout, l) })
+		err := agent.StreamLog(lctx, s.Vici.String(), name, remote, func(l agent.LogLine) { printLogLine(os.Stdout, l) })
 		if err != nil && lctx.Err() == nil {
 			// The command goes on: charon's answer decides, without its log.
 			fmt.Fprintf(os.Stderr, "portcullis-link: charon's log of %s not shown: %v\n", name, err)
 		}
 	}()
 	time.Sleep(200 * time.Millisecond) // let the log subscription register first
-	c, err := agent.DialCharon(ctx, s.Vici)
+	c, err := agent.DialCharon(ctx, s.Vici.String())
 	if err == nil {
 		if up {
 			err = c.InitiateWait(ctx, name, timeout)
@@ -278,7 +278,7 @@ func runConnect(dir string, s *agent.Settings, name string, up bool, timeout tim
 		// What charon lists now decides: a forced terminate whose DELETE
 		// went unanswered is reported failed although the SA is gone, and
 		// the peer may have set the connection up meanwhile.
-		if now, lerr := agent.Status(ctx, s.Vici); lerr == nil {
+		if now, lerr := agent.Status(ctx, s.Vici.String()); lerr == nil {
 			gone := !slices.ContainsFunc(now, func(sa agent.SA) bool { return sa.Name == name })
 			isUp := slices.ContainsFunc(agent.ConnectionsOf(now), func(c api.LinkConnection) bool { return c.Name == name && c.Child == "INSTALLED" })
 			if (up && isUp) || (!up && gone) {
@@ -307,22 +307,22 @@ func runLogs(dir string, s *agent.Settings, name string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	sas, err := agent.Status(lctx, s.Vici)
+	sas, err := agent.Status(lctx, s.Vici.String())
 	cancel()
 	if ctx.Err() != nil {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("charon's VICI socket %s did not answer: %w (is charon running? see 'portcullis-link check')", s.Vici, err)
+		return fmt.Errorf("charon's VICI socket %s did not answer: %w (is charon running? see 'portcullis-link check')", s.Vici.String(), err)
 	}
 	if name != "" {
 		var remote string
 		if remote, err = checkName(dir, name, sas); err != nil {
 			return err
 		}
-		err = agent.StreamLog(ctx, s.Vici, name, remote, func(l agent.LogLine) { printLogLine(os.Stdout, l) })
+		err = agent.StreamLog(ctx, s.Vici.String(), name, remote, func(l agent.LogLine) { printLogLine(os.Stdout, l) })
 	} else {
-		err = agent.NewVICIEvents(s.Vici, nil).Watch(ctx, func(ev agent.CharonEvent) {
+		err = agent.NewVICIEvents(s.Vici.String(), nil).Watch(ctx, func(ev agent.CharonEvent) {
 			if ev.Kind == "log" {
 				printLogLine(os.Stdout, agent.LogLine{At: ev.At, Conn: ev.Conn, IKEID: ev.IKEID, Group: ev.Group, Level: ev.Level, Msg: ev.Msg})
 			}
@@ -520,17 +520,18 @@ func runCheck(dir string, s *agent.Settings) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var rs []checkResult
-	u, err := agent.ParseURI(s.URI)
-	if err != nil {
-		rs = append(rs, checkResult{What: "URI: " + err.Error(), Do: "re-add this host with 'portcullis-link add'"})
+	if u := s.URI.Parsed(); u == nil {
+		rs = append(rs, checkResult{What: "URI: none", Do: "re-add this host with 'portcullis-link add'"})
 	} else {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if s.CAFile != "" {
-			if pem, err := os.ReadFile(s.CAFile); err != nil {
+			if pem, err := os.ReadFile(s.CAFile.String()); err != nil {
 				rs = append(rs, checkResult{What: "CA file: " + err.Error(), Do: "give a readable PEM file with 'portcullis-link add --ca FILE'"})
 			} else {
 				pool := x509.NewCertPool()
-				pool.AppendCertsFromPEM(pem)
+				if !pool.AppendCertsFromPEM(pem) {
+					rs = append(rs, checkResult{What: "CA file " + s.CAFile.String() + ": no PEM certificate in it", Do: "give a PEM certificate file with 'portcullis-link add --ca FILE'"})
+				}
 				tc.RootCAs = pool
 			}
 		}
@@ -540,13 +541,13 @@ func runCheck(dir string, s *agent.Settings) error {
 		}
 	}
 	vctx, vcancel := context.WithTimeout(ctx, 5*time.Second)
-	sas, verr := agent.Status(vctx, s.Vici)
+	sas, verr := agent.Status(vctx, s.Vici.String())
 	vcancel()
 	up := map[string]bool{}
 	if verr != nil {
-		rs = append(rs, checkResult{What: "charon's VICI socket " + s.Vici + ": " + verr.Error(), Do: "start charon (strongSwan) with the vici plugin, or fix --vici with 'portcullis-link add'"})
+		rs = append(rs, checkResult{What: "charon's VICI socket " + s.Vici.String() + ": " + verr.Error(), Do: "start charon (strongSwan) with the vici plugin, or fix --vici with 'portcullis-link add'"})
 	} else {
-		rs = append(rs, checkResult{OK: true, What: fmt.Sprintf("charon's VICI socket %s answers (%d IKE SAs)", s.Vici, len(sas))})
+		rs = append(rs, checkResult{OK: true, What: fmt.Sprintf("charon's VICI socket %s answers (%d IKE SAs)", s.Vici.String(), len(sas))})
 		for _, c := range agent.ConnectionsOf(sas) {
 			up[c.Name] = c.Child == "INSTALLED"
 		}
@@ -567,13 +568,13 @@ func runCheck(dir string, s *agent.Settings) error {
 	} else {
 		rs = append(rs, checkFirewall(peers, hosts, present, drops)...)
 	}
-	rs = append(rs, checkRoutes(peers, up, s.RouteDev, routeDevOf)...)
+	rs = append(rs, checkRoutes(peers, up, s.RouteDev.String(), routeDevOf)...)
 	xfrm, vti := agent.TunnelSupport()
 	devExists := false
 	if s.RouteDev != "" {
-		_, lerr := netlink.LinkByName(s.RouteDev)
+		_, lerr := netlink.LinkByName(s.RouteDev.String())
 		devExists = lerr == nil
 	}
-	rs = append(rs, tunnelChecks(xfrm, vti, s.RouteDev, devExists)...)
+	rs = append(rs, tunnelChecks(xfrm, vti, s.RouteDev.String(), devExists)...)
 	return printChecks(os.Stdout, rs)
 }

@@ -172,7 +172,7 @@ func TestDisconnectNeedsYes(t *testing.T) {
 // TestLookupName.
 func TestConnectNoCharon(t *testing.T) {
 	dir := t.TempDir()
-	s := &agent.Settings{URI: testURI, Address: "192.0.2.1", Vici: filepath.Join(dir, "no-charon.vici")}
+	s := testSettings(t, testURI, dir)
 	if err := s.Save(dir); err != nil {
 		t.Fatal(err)
 	}
