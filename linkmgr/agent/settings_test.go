@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -193,4 +194,31 @@ func TestSettingsOldFormat(t *testing.T) {
 	if string(saved) != string(old) {
 		t.Fatalf("written back as\n%s\nwas\n%s", saved, old)
 	}
+}
+
+// FuzzSettings: whatever agent.json holds, reading it returns settings or
+// an error, and settings it returns are written back to the same settings.
+func FuzzSettings(f *testing.F) {
+	if old, err := os.ReadFile(filepath.Join("testdata", "agent-v1.json")); err == nil {
+		f.Add(old)
+	}
+	f.Add([]byte(`{"uri":"` + testURI + `","address":"192.0.2.10","vici":"/v","route_table":-1}`))
+	f.Add([]byte(`{"allow_routes":["10.0.0.0/8",1]}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var s Settings
+		if err := config.DecodeJSON("agent.json", raw, &s); err != nil {
+			return
+		}
+		if s.URI.Parsed() == nil || !netip.Addr(s.Address).IsValid() || s.Vici == "" {
+			t.Fatalf("required values missing: %+v", s)
+		}
+		out, err := json.Marshal(&s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again Settings
+		if err := config.DecodeJSON("agent.json", out, &again); err != nil || !reflect.DeepEqual(again, s) {
+			t.Fatalf("%s read back as %+v: %v", out, again, err)
+		}
+	})
 }
