@@ -288,7 +288,11 @@ func run(cmd string, args []string) error {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		charon := agent.NewVICI(s.Vici.String())
-		defer charon.Close()
+		defer func() {
+			if err := charon.Close(); err != nil {
+				log.Warn("close charon's VICI session", "err", err)
+			}
+		}()
 		deps := agent.Deps{Gateway: agent.NewClient(u, tc), Charon: charon, Notify: sdnotify.FromEnv(log),
 			Events: agent.NewVICIEvents(s.Vici.String(), log)}
 		if s.RouteDev != "" {
@@ -304,7 +308,11 @@ func run(cmd string, args []string) error {
 			if err != nil {
 				return err
 			}
-			defer fw.Close()
+			defer func() {
+				if err := fw.Close(); err != nil {
+					log.Warn("close the firewall's netlink connection", "err", err)
+				}
+			}()
 			deps.Firewall = fw
 		}
 		allow, err := s.AllowedRoutes()
