@@ -231,8 +231,12 @@ func run(cmd string, args []string) error {
 		if _, err := s.AllowedRoutes(); err != nil {
 			return err
 		}
-		if old, err := agent.LoadSettings(*dir); err == nil {
+		switch old, err := agent.LoadSettings(*dir); {
+		case err == nil:
 			s.Firewall, s.RemoveRoutes = old.Firewall, old.RemoveRoutes
+		case !errors.Is(err, agent.ErrNotConfigured):
+			// add is how a broken file is replaced: say what is not kept.
+			fmt.Fprintf(os.Stderr, "portcullis-link: the existing settings do not load (%v): firewall and remove_routes start off\n", err)
 		}
 		if err := s.Save(*dir); err != nil {
 			return err
