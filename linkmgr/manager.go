@@ -275,7 +275,7 @@ func (m *Manager) View(l *Link, now time.Time) api.Link {
 		// kept host (peerHost) is its peers' peer, not active.
 		active := e.Active(loc.ID)
 		if loc.Router {
-			active, _ = m.peerHost(e, &loc)
+			active = m.peerHostID(e, &loc)
 		}
 		for _, h := range loc.Hosts {
 			ah := api.LinkHost{ID: h.ID, Name: h.Name, Priority: h.Priority, Timeout: h.Timeout, Backoff: h.Backoff,
@@ -303,30 +303,43 @@ func (m *Manager) View(l *Link, now time.Time) api.Link {
 // none since its hosts timed out, the one kept (see kept), at the address
 // its reports come from.
 func (m *Manager) peerHost(e *Election, loc *Location) (id, addr string) {
+	id = m.peerHostID(e, loc)
+	if id == "" {
+		return "", ""
+	}
 	if loc.Router {
 		if h := loc.RouterHost(); h != nil {
-			return h.ID, h.Address
+			return id, h.Address
 		}
-		return "", ""
-	}
-	id = e.Active(loc.ID)
-	if id == "" {
-		m.mu.Lock()
-		kept := m.kept[loc.ID]
-		m.mu.Unlock()
-		for _, h := range loc.Hosts {
-			if h.ID == kept {
-				id = kept
-			}
-		}
-	}
-	if id == "" {
-		return "", ""
+		return id, ""
 	}
 	if s := m.hostStatus(id); s != nil {
 		return id, s.Address
 	}
 	return id, ""
+}
+
+// peerHostID is the ID of peerHost: a router location's one host, else
+// the elected host, else the kept one ("" when none).
+func (m *Manager) peerHostID(e *Election, loc *Location) string {
+	if loc.Router {
+		if h := loc.RouterHost(); h != nil {
+			return h.ID
+		}
+		return ""
+	}
+	if id := e.Active(loc.ID); id != "" {
+		return id
+	}
+	m.mu.Lock()
+	kept := m.kept[loc.ID]
+	m.mu.Unlock()
+	for _, h := range loc.Hosts {
+		if h.ID == kept {
+			return kept
+		}
+	}
+	return ""
 }
 
 // State builds the state a host receives: whether it is active, and, if

@@ -17,12 +17,19 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/hkdf"
 
 	"github.com/portcullis-gw/portcullis/api"
 )
+
+// Window is the accepted clock difference of link requests: the gateway
+// refuses a request whose timestamp is further than this from its clock
+// (replay.CheckClock), and the agent's check compares the host's clock
+// with the gateway's against it.
+const Window = 120 * time.Second
 
 // Keys derives the MAC key and the sealing key from a host secret with
 // HKDF-SHA256 and distinct labels: knowing one tells nothing of the other.

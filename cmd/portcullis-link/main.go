@@ -62,7 +62,7 @@ var commands = map[string]struct{ synopsis, summary string }{
 	"connect":           {"NAME [--timeout D] [flags]", "Initiate the connection NAME over VICI and stream only its charon log lines until it is up or failed (or the timeout); exit status 1 when it failed."},
 	"disconnect":        {"NAME --yes [--timeout D] [flags]", "Terminate the connection NAME (drops a live tunnel; the agent initiates it again at its next round) and stream its charon log lines until it is down."},
 	"logs":              {"[NAME] [flags]", "Follow charon's log, only the connection NAME's lines when given, until interrupted (SIGINT)."},
-	"check":             {"[flags]", "Run the checks an admin would: gateways reachable over HTTPS and clock within ±120 s, charon's VICI socket, TCP host-check port towards each peer, this host's nftables ruleset for UDP 500/4500, routes of the remote subnets, XFRM interface/VTI kernel support. One 'ok|fail what — what to do' line each; exit status 1 when any fails."},
+	"check":             {"[flags]", "Run the checks an admin would: gateways reachable over HTTPS and clock within " + windowText + ", charon's VICI socket, TCP host-check port towards each peer, this host's nftables ruleset for UDP 500/4500, routes of the remote subnets, XFRM interface/VTI kernel support. One 'ok|fail what — what to do' line each; exit status 1 when any fails."},
 	"remove":            {"--yes [flags]", "Unbind this host: unload its connections, remove its routes and firewall table, forget the URI."},
 	"remove-routes-on":  {"[flags]", "Remove the routes of connections the agent no longer carries (next start)."},
 	"remove-routes-off": {"[flags]", "Keep the routes of connections the agent no longer carries (next start)."},
@@ -95,16 +95,17 @@ func main() {
 type cmdFlags struct {
 	dir                   *string
 	address               config.Addr
-	vici, ca, routeDev    *string
-	routeTable, routeMark *int
-	hook                  *string
+	vici, ca              config.File
+	routeDev              config.Interface
+	routeTable, routeMark config.Uint32
+	hook                  config.Program
 	level                 logging.Level
 	format                logging.Format
 	yes                   *bool
 	uriFile               *string
 	json                  *bool
 	timeout               *time.Duration
-	allowRoutes           []string
+	allowRoutes           config.CIDRs
 	allowDefault          *bool
 }
 
@@ -115,18 +116,23 @@ func newFlags(cmd string) (*flag.FlagSet, *cmdFlags) {
 	switch cmd {
 	case "add":
 		fs.TextVar(&f.address, "address", f.address, "this host's IP `address` for its peers")
-		f.vici = fs.String("vici", agent.DefaultVici, "charon's VICI `socket`")
-		f.ca = fs.String("ca", "", "PEM certificate `file` to trust for the gateway")
-		f.routeDev = fs.String("route-dev", "", "route the remote subnets over this `device`")
-		f.routeTable = fs.Int("route-table", 0, "routing `table` for those routes, 0 = main")
-		f.routeMark = fs.Int("route-fwmark", 0, "`fwmark` of a rule selecting --route-table")
-		f.hook = fs.String("hook", "", "`command` run on connection up/down")
+		f.vici = agent.DefaultVici
+		fs.TextVar(&f.vici, "vici", f.vici, "charon's VICI `socket`")
+		fs.TextVar(&f.ca, "ca", f.ca, "PEM certificate `file` to trust for the gateway")
+		fs.TextVar(&f.routeDev, "route-dev", f.routeDev, "route the remote subnets over this `device`")
+		fs.TextVar(&f.routeTable, "route-table", f.routeTable, "routing `table` for those routes, 0 = main")
+		fs.TextVar(&f.routeMark, "route-fwmark", f.routeMark, "`fwmark` of a rule selecting --route-table")
+		fs.TextVar(&f.hook, "hook", f.hook, "`command` run on connection up/down (a path or a name, no arguments)")
 		f.uriFile = fs.String("uri-file", "", "read the URI from this `file` (mode 0600) instead of standard input")
 		fs.Func("allow-routes", "`CIDRs` (comma-separated, repeatable) the remote subnets accepted from the gateway must lie within;\n"+
 			"default: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7", func(v string) error {
 			for _, p := range strings.Split(v, ",") {
 				if p = strings.TrimSpace(p); p != "" {
-					f.allowRoutes = append(f.allowRoutes, p)
+					var c config.CIDR
+					if err := c.UnmarshalText([]byte(p)); err != nil {
+						return err
+					}
+					f.allowRoutes = append(f.allowRoutes, c)
 				}
 			}
 			return nil
@@ -213,17 +219,24 @@ func run(cmd string, args []string) error {
 		if err != nil {
 			return err
 		}
-		u, err := agent.ParseURI(uri)
+		u, err := agent.NewHostURI(uri)
 		if err != nil {
 			return err
 		}
-		s = &agent.Settings{URI: uri, Address: address.String(), Vici: *f.vici, CAFile: *f.ca, RouteDev: *f.routeDev,
-			RouteTable: *f.routeTable, RouteMark: *f.routeMark, Hook: *f.hook, AllowRoutes: f.allowRoutes, AllowDefaultRoute: *f.allowDefault}
+		if f.vici == "" {
+			return cli.Usagef("add: --vici must not be empty")
+		}
+		s = &agent.Settings{URI: u, Address: f.address, Vici: f.vici, CAFile: f.ca, RouteDev: f.routeDev,
+			RouteTable: f.routeTable, RouteMark: f.routeMark, Hook: f.hook, AllowRoutes: f.allowRoutes, AllowDefaultRoute: *f.allowDefault}
 		if _, err := s.AllowedRoutes(); err != nil {
 			return err
 		}
-		if old, err := agent.LoadSettings(*dir); err == nil {
+		switch old, err := agent.LoadSettings(*dir); {
+		case err == nil:
 			s.Firewall, s.RemoveRoutes = old.Firewall, old.RemoveRoutes
+		case !errors.Is(err, agent.ErrNotConfigured):
+			// add is how a broken file is replaced: say what is not kept.
+			fmt.Fprintf(os.Stderr, "portcullis-link: the existing settings do not load (%v): firewall and remove_routes start off\n", err)
 		}
 		if err := s.Save(*dir); err != nil {
 			return err
@@ -260,59 +273,34 @@ func run(cmd string, args []string) error {
 	case "remove":
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		if names := agent.LoadedConnections(*dir); len(names) > 0 {
-			c, err := agent.DialCharon(ctx, s.Vici)
-			if err != nil {
-				return fmt.Errorf("unload connections: %w", err)
-			}
-			for _, n := range names {
-				if err := c.Unload(ctx, n); err != nil {
-					fmt.Fprintf(os.Stderr, "portcullis-link: unload %s: %v\n", n, err)
-				}
-			}
-			c.Close()
-		}
-		if s.RouteDev != "" {
-			if r, err := agent.OpenRoutes("", s.RouteDev, s.RouteTable, s.RouteMark); err == nil {
-				if err := r.RemoveAll(ctx); err != nil {
-					fmt.Fprintf(os.Stderr, "portcullis-link: remove routes: %v\n", err)
-				}
-				r.Close()
-			}
-		}
-		if fw, err := agent.OpenFirewall(-1); err == nil {
-			if err := errors.Join(fw.Remove(ctx), fw.Close()); err != nil {
-				fmt.Fprintf(os.Stderr, "portcullis-link: remove firewall: %v\n", err)
-			}
-		}
-		if err := agent.RemoveSettings(*dir); err != nil {
-			return err
-		}
-		fmt.Println("removed")
-		return nil
+		return runRemove(ctx, *dir, s)
 	case "start":
 		log := logging.Auto(os.Stderr, format, level, "portcullis-link")
-		u, _ := agent.ParseURI(s.URI)
+		u := s.URI.Parsed() // LoadSettings requires the uri
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if s.CAFile != "" {
-			pem, err := os.ReadFile(s.CAFile)
+			pem, err := os.ReadFile(s.CAFile.String())
 			if err != nil {
 				return err
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return fmt.Errorf("%s: no certificate", s.CAFile)
+				return fmt.Errorf("%s: no certificate", s.CAFile.String())
 			}
 			tc.RootCAs = pool
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		charon := agent.NewVICI(s.Vici)
-		defer charon.Close()
+		charon := agent.NewVICI(s.Vici.String())
+		defer func() {
+			if err := charon.Close(); err != nil {
+				log.Warn("close charon's VICI session", "err", err)
+			}
+		}()
 		deps := agent.Deps{Gateway: agent.NewClient(u, tc), Charon: charon, Notify: sdnotify.FromEnv(log),
-			Events: agent.NewVICIEvents(s.Vici, log)}
+			Events: agent.NewVICIEvents(s.Vici.String(), log)}
 		if s.RouteDev != "" {
-			r, err := agent.OpenRoutes("", s.RouteDev, s.RouteTable, s.RouteMark)
+			r, err := agent.OpenRoutes("", s.RouteDev.String(), int(s.RouteTable), int(s.RouteMark))
 			if err != nil {
 				return err
 			}
@@ -324,19 +312,79 @@ func run(cmd string, args []string) error {
 			if err != nil {
 				return err
 			}
-			defer fw.Close()
+			defer func() {
+				if err := fw.Close(); err != nil {
+					log.Warn("close the firewall's netlink connection", "err", err)
+				}
+			}()
 			deps.Firewall = fw
 		}
 		allow, err := s.AllowedRoutes()
 		if err != nil {
 			return err
 		}
-		a, err := agent.New(agent.Config{URI: u, Address: s.Address, StateDir: *dir, RemoveRoutes: s.RemoveRoutes,
-			Hook: s.Hook, AllowRoutes: allow}, deps, log)
+		a, err := agent.New(agent.Config{URI: u, Address: s.Address.String(), StateDir: *dir, RemoveRoutes: s.RemoveRoutes,
+			Hook: s.Hook.String(), AllowRoutes: allow}, deps, log)
 		if err != nil {
 			return err
 		}
 		return a.Run(ctx)
 	}
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// runRemove is portcullis-link remove. It unloads the connections the
+// agent loaded, then removes the routes and the firewall table and forgets
+// the settings. The list of loaded connections must be readable and charon
+// must answer, else nothing is removed (a second remove can do it all);
+// the later steps are best effort: each that fails is reported, the
+// settings are still forgotten, and the exit status is non-zero.
+func runRemove(ctx context.Context, dir string, s *agent.Settings) error {
+	names, err := agent.LoadedConnections(dir)
+	if err != nil {
+		return fmt.Errorf("remove: %w: nothing removed (cannot tell which connections to unload)", err)
+	}
+	var failed []string
+	report := func(what string, err error) {
+		fmt.Fprintf(os.Stderr, "portcullis-link: remove: could not %s: %v\n", what, err)
+		failed = append(failed, what)
+	}
+	if len(names) > 0 {
+		c, err := agent.DialCharon(ctx, s.Vici.String())
+		if err != nil {
+			return fmt.Errorf("remove: unload connections %s: %w: nothing removed (is charon running?)", strings.Join(names, ", "), err)
+		}
+		for _, n := range names {
+			if err := c.Unload(ctx, n); err != nil {
+				report("unload connection "+n, err)
+			}
+		}
+		if err := c.Close(); err != nil {
+			report("close charon's VICI session", err)
+		}
+	}
+	if s.RouteDev != "" {
+		if r, err := agent.OpenRoutes("", s.RouteDev.String(), int(s.RouteTable), int(s.RouteMark)); err != nil {
+			report("remove the routes over "+s.RouteDev.String(), err)
+		} else {
+			err := r.RemoveAll(ctx)
+			r.Close() // a netlink handle: closing returns no error
+			if err != nil {
+				report("remove the routes over "+s.RouteDev.String(), err)
+			}
+		}
+	}
+	if fw, err := agent.OpenFirewall(-1); err != nil {
+		report("remove the firewall table inet "+agent.FirewallTable, err)
+	} else if err := errors.Join(fw.Remove(ctx), fw.Close()); err != nil {
+		report("remove the firewall table inet "+agent.FirewallTable, err)
+	}
+	if err := agent.RemoveSettings(dir); err != nil {
+		return fmt.Errorf("remove: forget the settings: %w", err)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("removed the settings, but could not %s (see above): undo that by hand", strings.Join(failed, "; "))
+	}
+	fmt.Println("removed")
+	return nil
 }

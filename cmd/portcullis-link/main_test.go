@@ -3,12 +3,15 @@ package main
 import (
 	"errors"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/internal/cli"
+	"github.com/portcullis-gw/portcullis/internal/config"
+	"github.com/portcullis-gw/portcullis/internal/testenv"
 	"github.com/portcullis-gw/portcullis/linkmgr/agent"
 )
 
@@ -16,8 +19,7 @@ import (
 // settings alone.
 func TestRemoveNeedsYes(t *testing.T) {
 	dir := t.TempDir()
-	s := &agent.Settings{URI: "portcullis://0123456789abcdef01234567:AbCdEfGhIjKlMnOpQrStUvWxYz012345@127.0.0.1:1",
-		Address: "192.0.2.1", Vici: filepath.Join(dir, "no-charon.vici")}
+	s := testSettings(t, "portcullis://0123456789abcdef01234567:AbCdEfGhIjKlMnOpQrStUvWxYz012345@127.0.0.1:1", dir)
 	if err := s.Save(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +85,11 @@ func TestAddReadsTheURIFromStdinOrAPrivateFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s.URI
+		text, err := s.URI.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(text)
 	}
 	withStdin(t, testURI+"\n", func() {
 		if err := run("add", []string{"--address", "192.0.2.10", "--state-dir", stateDir}); err != nil {
@@ -127,7 +133,7 @@ func TestAddReadsTheURIFromStdinOrAPrivateFile(t *testing.T) {
 	if err := run("add", []string{"--address", "192.0.2.10", "--uri-file", dir, "--state-dir", stateDir}); err == nil {
 		t.Error("--uri-file naming a directory accepted")
 	}
-	if os.Geteuid() == 0 {
+	if testenv.Have(t, testenv.IsRoot(), "root to give the URI file to another user (CI runs as root)", "") {
 		// A file another user owns: that user could change the URI.
 		if err := os.Chown(file, 65534, 65534); err != nil {
 			t.Fatal(err)
@@ -159,4 +165,15 @@ func TestAddHelp(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "agent.json")); !os.IsNotExist(err) {
 		t.Fatal("add -h wrote settings")
 	}
+}
+
+// testSettings are settings with uri, address 192.0.2.1 and a VICI socket
+// in dir that nothing listens on.
+func testSettings(t *testing.T, uri, dir string) *agent.Settings {
+	t.Helper()
+	u, err := agent.NewHostURI(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &agent.Settings{URI: u, Address: config.Addr(netip.MustParseAddr("192.0.2.1")), Vici: config.File(filepath.Join(dir, "no-charon.vici"))}
 }

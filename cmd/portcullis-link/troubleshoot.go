@@ -23,6 +23,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/api/linkproto"
+	"github.com/portcullis-gw/portcullis/internal/replay"
 	"github.com/portcullis-gw/portcullis/linkmgr/agent"
 )
 
@@ -129,7 +131,7 @@ func runStatus(dir string, s *agent.Settings, asJSON bool) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	sas, lerr := agent.Status(ctx, s.Vici)
+	sas, lerr := agent.Status(ctx, s.Vici.String())
 	var live []api.LinkConnection
 	if lerr == nil {
 		live = agent.ConnectionsOf(sas)
@@ -138,21 +140,27 @@ func runStatus(dir string, s *agent.Settings, asJSON bool) error {
 		return err
 	}
 	if lerr != nil {
-		return fmt.Errorf("charon's VICI socket %s did not answer (%v): the states above are the agent's last report; is charon running?", s.Vici, lerr)
+		return fmt.Errorf("charon's VICI socket %s did not answer (%v): the states above are the agent's last report; is charon running?", s.Vici.String(), lerr)
 	}
 	return nil
 }
 
 // knownNames are the connection names the agent carries or charon lists.
-func knownNames(dir string, live []agent.SA) []string {
+func knownNames(dir string, live []agent.SA) ([]string, error) {
 	set := map[string]bool{}
-	for _, n := range agent.LoadedConnections(dir) {
+	loaded, err := agent.LoadedConnections(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range loaded {
 		set[n] = true
 	}
-	if diag, err := agent.ReadDiagnostics(dir); err == nil {
-		for _, c := range diag {
-			set[c.Name] = true
-		}
+	diag, err := agent.ReadDiagnostics(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range diag {
+		set[c.Name] = true
 	}
 	for _, sa := range live {
 		set[sa.Name] = true
@@ -162,7 +170,20 @@ func knownNames(dir string, live []agent.SA) []string {
 		out = append(out, n)
 	}
 	sort.Strings(out)
-	return out
+	return out, nil
+}
+
+// checkName checks name against the connections the agent carries or
+// charon lists, and returns its peer's address (remoteOf).
+func checkName(dir, name string, live []agent.SA) (remote string, err error) {
+	known, err := knownNames(dir, live)
+	if err != nil {
+		return "", fmt.Errorf("connection %s: %w", name, err)
+	}
+	if err := lookupName(name, known); err != nil {
+		return "", err
+	}
+	return remoteOf(dir, name, live)
 }
 
 // lookupName checks name against the known ones.
@@ -177,19 +198,22 @@ func lookupName(name string, known []string) error {
 }
 
 // remoteOf is the peer address of name, from charon or the agent's peers.
-func remoteOf(dir, name string, live []agent.SA) string {
+func remoteOf(dir, name string, live []agent.SA) (string, error) {
 	for _, sa := range live {
 		if sa.Name == name && sa.Remote != "" {
-			return sa.Remote
+			return sa.Remote, nil
 		}
 	}
-	peers, _ := agent.ReadPeers(dir)
+	peers, err := agent.ReadPeers(dir)
+	if err != nil {
+		return "", fmt.Errorf("peer address of %s: %w", name, err)
+	}
 	for _, p := range peers {
 		if p.Name == name {
-			return p.RemoteAddress
+			return p.RemoteAddress, nil
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // printLogLine prints one of charon's log lines.
@@ -206,11 +230,12 @@ func printLogLine(w io.Writer, l agent.LogLine) {
 func runConnect(dir string, s *agent.Settings, name string, up bool, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+5*time.Second)
 	defer cancel()
-	sas, err := agent.Status(ctx, s.Vici)
+	sas, err := agent.Status(ctx, s.Vici.String())
 	if err != nil {
-		return fmt.Errorf("charon's VICI socket %s did not answer: %w (is charon running? see 'portcullis-link check')", s.Vici, err)
+		return fmt.Errorf("charon's VICI socket %s did not answer: %w (is charon running? see 'portcullis-link check')", s.Vici.String(), err)
 	}
-	if err := lookupName(name, knownNames(dir, sas)); err != nil {
+	remote, err := checkName(dir, name, sas)
+	if err != nil {
 		return err
 	}
 	for _, c := range agent.ConnectionsOf(sas) {
@@ -227,17 +252,23 @@ func runConnect(dir string, s *agent.Settings, name string, up bool, timeout tim
 	logDone := make(chan struct{})
 	go func() {
 		defer close(logDone)
-		_ = agent.StreamLog(lctx, s.Vici, name, remoteOf(dir, name, sas), func(l agent.LogLine) { printLogLine(os.Stdout, l) })
+		err := agent.StreamLog(lctx, s.Vici.String(), name, remote, func(l agent.LogLine) { printLogLine(os.Stdout, l) })
+		if err != nil && lctx.Err() == nil {
+			// The command goes on: charon's answer decides, without its log.
+			fmt.Fprintf(os.Stderr, "portcullis-link: charon's log of %s not shown: %v\n", name, err)
+		}
 	}()
 	time.Sleep(200 * time.Millisecond) // let the log subscription register first
-	c, err := agent.DialCharon(ctx, s.Vici)
+	c, err := agent.DialCharon(ctx, s.Vici.String())
 	if err == nil {
 		if up {
 			err = c.InitiateWait(ctx, name, timeout)
 		} else {
 			err = c.TerminateWait(ctx, name, timeout)
 		}
-		c.Close()
+		if cerr := c.Close(); cerr != nil {
+			fmt.Fprintf(os.Stderr, "portcullis-link: close charon's VICI session: %v\n", cerr)
+		}
 	}
 	time.Sleep(100 * time.Millisecond) // the last lines
 	stopLog()
@@ -247,7 +278,7 @@ func runConnect(dir string, s *agent.Settings, name string, up bool, timeout tim
 		// What charon lists now decides: a forced terminate whose DELETE
 		// went unanswered is reported failed although the SA is gone, and
 		// the peer may have set the connection up meanwhile.
-		if now, lerr := agent.Status(ctx, s.Vici); lerr == nil {
+		if now, lerr := agent.Status(ctx, s.Vici.String()); lerr == nil {
 			gone := !slices.ContainsFunc(now, func(sa agent.SA) bool { return sa.Name == name })
 			isUp := slices.ContainsFunc(agent.ConnectionsOf(now), func(c api.LinkConnection) bool { return c.Name == name && c.Child == "INSTALLED" })
 			if (up && isUp) || (!up && gone) {
@@ -276,21 +307,22 @@ func runLogs(dir string, s *agent.Settings, name string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	sas, err := agent.Status(lctx, s.Vici)
+	sas, err := agent.Status(lctx, s.Vici.String())
 	cancel()
 	if ctx.Err() != nil {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("charon's VICI socket %s did not answer: %w (is charon running? see 'portcullis-link check')", s.Vici, err)
+		return fmt.Errorf("charon's VICI socket %s did not answer: %w (is charon running? see 'portcullis-link check')", s.Vici.String(), err)
 	}
 	if name != "" {
-		if err := lookupName(name, knownNames(dir, sas)); err != nil {
+		var remote string
+		if remote, err = checkName(dir, name, sas); err != nil {
 			return err
 		}
-		err = agent.StreamLog(ctx, s.Vici, name, remoteOf(dir, name, sas), func(l agent.LogLine) { printLogLine(os.Stdout, l) })
+		err = agent.StreamLog(ctx, s.Vici.String(), name, remote, func(l agent.LogLine) { printLogLine(os.Stdout, l) })
 	} else {
-		err = agent.NewVICIEvents(s.Vici, nil).Watch(ctx, func(ev agent.CharonEvent) {
+		err = agent.NewVICIEvents(s.Vici.String(), nil).Watch(ctx, func(ev agent.CharonEvent) {
 			if ev.Kind == "log" {
 				printLogLine(os.Stdout, agent.LogLine{At: ev.At, Conn: ev.Conn, IKEID: ev.IKEID, Group: ev.Group, Level: ev.Level, Msg: ev.Msg})
 			}
@@ -331,9 +363,6 @@ func printChecks(w io.Writer, rs []checkResult) error {
 	return nil
 }
 
-// clockSkew is how far the host's clock may be from the gateway's.
-const clockSkew = 120 * time.Second
-
 // checkGateway checks one gateway over HTTPS and the clock against its
 // Date header.
 func checkGateway(ctx context.Context, hc *http.Client, gw string, now func() time.Time) []checkResult {
@@ -355,15 +384,20 @@ func checkGateway(ctx context.Context, hc *http.Client, gw string, now func() ti
 	out := []checkResult{{OK: true, What: "gateway " + gw + " reachable over HTTPS (" + resp.Status + ")"}}
 	date, err := http.ParseTime(resp.Header.Get("Date"))
 	if err != nil {
-		return append(out, checkResult{What: "clock: gateway " + gw + " sent no Date header", Do: "compare this host's clock with the gateway's by hand (approvals fail beyond ±120 s)"})
+		return append(out, checkResult{What: "clock: gateway " + gw + " sent no Date header",
+			Do: "compare this host's clock with the gateway's by hand (approvals fail beyond " + windowText + ")"})
 	}
-	skew := now().Sub(date)
-	if skew < -clockSkew || skew > clockSkew {
+	t := now()
+	skew := t.Sub(date)
+	if err := replay.CheckClock(date, t, linkproto.Window); err != nil {
 		return append(out, checkResult{What: fmt.Sprintf("clock: %s off the gateway %s's", skew.Round(time.Second), gw),
-			Do: "synchronise this host's clock (NTP: timedatectl set-ntp true); the gateway refuses reports beyond ±120 s"})
+			Do: "synchronise this host's clock (NTP: timedatectl set-ntp true); the gateway refuses reports beyond " + windowText})
 	}
-	return append(out, checkResult{OK: true, What: fmt.Sprintf("clock within ±120 s of gateway %s (%s)", gw, skew.Round(time.Second))})
+	return append(out, checkResult{OK: true, What: fmt.Sprintf("clock within %s of gateway %s (%s)", windowText, gw, skew.Round(time.Second))})
 }
+
+// windowText is the link clock window as the checks print it.
+var windowText = fmt.Sprintf("±%d s", int(linkproto.Window/time.Second))
 
 // checkTCP checks that a peer's host-check port accepts a TCP connection.
 func checkTCP(ctx context.Context, p agent.PeerInfo) checkResult {
@@ -486,17 +520,18 @@ func runCheck(dir string, s *agent.Settings) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var rs []checkResult
-	u, err := agent.ParseURI(s.URI)
-	if err != nil {
-		rs = append(rs, checkResult{What: "URI: " + err.Error(), Do: "re-add this host with 'portcullis-link add'"})
+	if u := s.URI.Parsed(); u == nil {
+		rs = append(rs, checkResult{What: "URI: none", Do: "re-add this host with 'portcullis-link add'"})
 	} else {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if s.CAFile != "" {
-			if pem, err := os.ReadFile(s.CAFile); err != nil {
+			if pem, err := os.ReadFile(s.CAFile.String()); err != nil {
 				rs = append(rs, checkResult{What: "CA file: " + err.Error(), Do: "give a readable PEM file with 'portcullis-link add --ca FILE'"})
 			} else {
 				pool := x509.NewCertPool()
-				pool.AppendCertsFromPEM(pem)
+				if !pool.AppendCertsFromPEM(pem) {
+					rs = append(rs, checkResult{What: "CA file " + s.CAFile.String() + ": no PEM certificate in it", Do: "give a PEM certificate file with 'portcullis-link add --ca FILE'"})
+				}
 				tc.RootCAs = pool
 			}
 		}
@@ -506,13 +541,13 @@ func runCheck(dir string, s *agent.Settings) error {
 		}
 	}
 	vctx, vcancel := context.WithTimeout(ctx, 5*time.Second)
-	sas, verr := agent.Status(vctx, s.Vici)
+	sas, verr := agent.Status(vctx, s.Vici.String())
 	vcancel()
 	up := map[string]bool{}
 	if verr != nil {
-		rs = append(rs, checkResult{What: "charon's VICI socket " + s.Vici + ": " + verr.Error(), Do: "start charon (strongSwan) with the vici plugin, or fix --vici with 'portcullis-link add'"})
+		rs = append(rs, checkResult{What: "charon's VICI socket " + s.Vici.String() + ": " + verr.Error(), Do: "start charon (strongSwan) with the vici plugin, or fix --vici with 'portcullis-link add'"})
 	} else {
-		rs = append(rs, checkResult{OK: true, What: fmt.Sprintf("charon's VICI socket %s answers (%d IKE SAs)", s.Vici, len(sas))})
+		rs = append(rs, checkResult{OK: true, What: fmt.Sprintf("charon's VICI socket %s answers (%d IKE SAs)", s.Vici.String(), len(sas))})
 		for _, c := range agent.ConnectionsOf(sas) {
 			up[c.Name] = c.Child == "INSTALLED"
 		}
@@ -533,13 +568,13 @@ func runCheck(dir string, s *agent.Settings) error {
 	} else {
 		rs = append(rs, checkFirewall(peers, hosts, present, drops)...)
 	}
-	rs = append(rs, checkRoutes(peers, up, s.RouteDev, routeDevOf)...)
+	rs = append(rs, checkRoutes(peers, up, s.RouteDev.String(), routeDevOf)...)
 	xfrm, vti := agent.TunnelSupport()
 	devExists := false
 	if s.RouteDev != "" {
-		_, lerr := netlink.LinkByName(s.RouteDev)
+		_, lerr := netlink.LinkByName(s.RouteDev.String())
 		devExists = lerr == nil
 	}
-	rs = append(rs, tunnelChecks(xfrm, vti, s.RouteDev, devExists)...)
+	rs = append(rs, tunnelChecks(xfrm, vti, s.RouteDev.String(), devExists)...)
 	return printChecks(os.Stdout, rs)
 }

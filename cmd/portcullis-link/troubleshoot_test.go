@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/api/linkproto"
 	"github.com/portcullis-gw/portcullis/internal/cli"
 	"github.com/portcullis-gw/portcullis/linkmgr/agent"
 )
@@ -120,9 +121,27 @@ func TestKnownNames(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "diag.json"), []byte(`[{"name":"c","state":"DOWN"}]`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got := knownNames(dir, []agent.SA{{Name: "d"}, {Name: "a"}})
-	if strings.Join(got, ",") != "a,b,c,d" {
-		t.Fatalf("%v", got)
+	got, err := knownNames(dir, []agent.SA{{Name: "d"}, {Name: "a"}})
+	if err != nil || strings.Join(got, ",") != "a,b,c,d" {
+		t.Fatalf("%v, %v", got, err)
+	}
+	// An unreadable list is an error, not "none loaded"; so are unreadable
+	// peers when the address must come from them.
+	bad := t.TempDir()
+	if err := os.Mkdir(filepath.Join(bad, "loaded"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := knownNames(bad, nil); err == nil {
+		t.Fatal("unreadable list of loaded connections: no error")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "peers.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := checkName(dir, "b", nil); err == nil {
+		t.Fatal("unreadable peers: no error")
+	}
+	if _, err := checkName(dir, "x", nil); err == nil || !strings.Contains(err.Error(), "known connections") {
+		t.Fatalf("unknown name: %v", err)
 	}
 }
 
@@ -153,7 +172,7 @@ func TestDisconnectNeedsYes(t *testing.T) {
 // TestLookupName.
 func TestConnectNoCharon(t *testing.T) {
 	dir := t.TempDir()
-	s := &agent.Settings{URI: testURI, Address: "192.0.2.1", Vici: filepath.Join(dir, "no-charon.vici")}
+	s := testSettings(t, testURI, dir)
 	if err := s.Save(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +200,7 @@ func TestPrintChecks(t *testing.T) {
 }
 
 // TestCheckGateway: a gateway over HTTPS with its CA is ok; a clock off by
-// more than 120 s fails; an untrusted certificate says to give the CA; a
+// more than linkproto.Window fails (and just within it passes); an untrusted certificate says to give the CA; a
 // closed port fails.
 func TestCheckGateway(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
@@ -192,9 +211,13 @@ func TestCheckGateway(t *testing.T) {
 	if len(rs) != 2 || !rs[0].OK || !rs[1].OK {
 		t.Fatalf("good gateway: %v", rs)
 	}
-	rs = checkGateway(ctx, srv.Client(), gw, func() time.Time { return time.Now().Add(5 * time.Minute) })
-	if len(rs) != 2 || !rs[0].OK || rs[1].OK || !strings.Contains(rs[1].Do, "synchronise") {
+	rs = checkGateway(ctx, srv.Client(), gw, func() time.Time { return time.Now().Add(linkproto.Window + time.Minute) })
+	if len(rs) != 2 || !rs[0].OK || rs[1].OK || !strings.Contains(rs[1].Do, "synchronise") || !strings.Contains(rs[1].Do, "±120 s") {
 		t.Fatalf("skewed clock: %v", rs)
+	}
+	rs = checkGateway(ctx, srv.Client(), gw, func() time.Time { return time.Now().Add(-linkproto.Window + 10*time.Second) })
+	if len(rs) != 2 || !rs[1].OK {
+		t.Fatalf("clock just within the window: %v", rs)
 	}
 	// A client without the test server's CA: refused at the handshake. The
 	// timeout is only a bound (a loaded machine once took over 2 s to get

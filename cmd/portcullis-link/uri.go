@@ -54,7 +54,9 @@ func readStdinURI() (string, error) {
 		quiet.Lflag &^= unix.ECHO
 		if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err == nil {
 			defer func() {
-				_ = unix.IoctlSetTermios(fd, unix.TCSETS, t)
+				if err := unix.IoctlSetTermios(fd, unix.TCSETS, t); err != nil {
+					fmt.Fprintf(os.Stderr, "\nportcullis-link: could not turn echo back on (%v): run 'stty echo'", err)
+				}
 				fmt.Fprintln(os.Stderr)
 			}()
 		}

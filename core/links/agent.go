@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
-	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/api/linkproto"
@@ -17,9 +16,6 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/store"
 	"github.com/portcullis-gw/portcullis/linkmgr"
 )
-
-// Window is the accepted clock difference of link requests.
-const Window = 120 * time.Second
 
 // agentRequest is a verified link API request.
 type agentRequest struct {
@@ -77,13 +73,13 @@ func (s *Service) verify(c *rpc.Call) (*agentRequest, error) {
 	now := s.now()
 	ts, err := replay.ParseUnix(hdr.Timestamp)
 	if err == nil {
-		err = replay.CheckClock(ts, now, Window)
+		err = replay.CheckClock(ts, now, linkproto.Window)
 	}
 	if err != nil {
 		return nil, &rpc.Error{Status: http.StatusRequestTimeout, Code: "link_timestamp", Message: "Link-Timestamp: " + err.Error()}
 	}
 	err = s.st.Batch(c.Ctx, func(tx store.Tx) error {
-		return replay.Use(tx, now, now.Add(replay.TTL(Window)), replay.Key(replay.KindLink, hdr.Host, hdr.Nonce))
+		return replay.Use(tx, now, now.Add(replay.TTL(linkproto.Window)), replay.Key(replay.KindLink, hdr.Host, hdr.Nonce))
 	})
 	if errors.Is(err, replay.ErrReplay) {
 		return nil, &rpc.Error{Status: http.StatusConflict, Code: "replay", Message: "Link-Nonce was used before"}

@@ -14,7 +14,6 @@
 package config
 
 import (
-	"bytes"
 	"encoding"
 	"encoding/json"
 	"errors"
@@ -93,35 +92,64 @@ func valueError(key, msg string) *Error {
 }
 
 // DecodeJSON decodes a settings file holding one flat JSON object into v, a
-// pointer to a struct: unknown keys are an error naming them, as in a TOML
-// file; path names the file in errors.
+// pointer to a struct, key by key with each value's own parser: unknown
+// keys are an error naming them, as in a TOML file, and a bad value an
+// *Error naming its key (an array element's with its index). A field
+// tagged config:"required" must be present and not empty: a missing one is
+// parsed as "" (its parser's error) or is an error saying it must be set.
+// path names the file in errors.
 func DecodeJSON(path string, raw []byte, v any) error {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
-	known := map[string]bool{}
-	t := reflect.TypeOf(v).Elem()
+	rv := reflect.ValueOf(v).Elem()
+	t := rv.Type()
+	fields := map[string]int{}
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 		if name == "" {
 			name = t.Field(i).Name
 		}
-		known[name] = true
+		fields[name] = i
 	}
 	var unknown []string
 	for k := range obj {
-		if !known[k] {
+		if _, ok := fields[k]; !ok {
 			unknown = append(unknown, k)
 		}
 	}
 	if len(unknown) > 0 {
 		return unknownKeys(path, unknown)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
+	for i := range t.NumField() { // the first bad key in the struct's order
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name == "" {
+			name = t.Field(i).Name
+		}
+		f := rv.Field(i)
+		required := t.Field(i).Tag.Get("config") == "required"
+		text, present := obj[name]
+		if !present && !required {
+			continue
+		}
+		if !present {
+			text = json.RawMessage(`""`)
+		}
+		if err := json.Unmarshal(text, f.Addr().Interface()); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				want := te.Type
+				if want.Kind() == reflect.Pointer {
+					want = want.Elem()
+				}
+				return &Error{Key: name, Err: fmt.Errorf("%s is a JSON %s; want %s", text, te.Value, want)}
+			}
+			return valueError(name, err.Error())
+		}
+		if required && f.IsZero() {
+			return &Error{Key: name, Err: errors.New("must be set")}
+		}
 	}
 	return nil
 }

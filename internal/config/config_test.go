@@ -107,15 +107,18 @@ func TestDecodeJSON(t *testing.T) {
 		URI   string `json:"uri"`
 		Table int    `json:"route_table,omitempty"`
 		On    bool
+		Req   string `json:"req" config:"required"`
 	}
 	var s settings
-	if err := DecodeJSON("agent.json", []byte(`{"uri":"u","route_table":100,"On":true}`), &s); err != nil || s.URI != "u" || s.Table != 100 || !s.On {
+	if err := DecodeJSON("agent.json", []byte(`{"uri":"u","route_table":100,"On":true,"req":"x"}`), &s); err != nil || s.URI != "u" || s.Table != 100 || !s.On || s.Req != "x" {
 		t.Fatalf("got %+v %v", s, err)
 	}
 	for raw, want := range map[string]string{
 		`{"uri":"u","zone":1,"addres":"x"}`: "config agent.json: unknown key addres, zone",
 		`{"uri":"u",}`:                      "config agent.json: invalid character '}' looking for beginning of object key string",
-		`{"route_table":"100"}`:             "config agent.json: json: cannot unmarshal string into Go struct field settings.route_table of type int",
+		`{"route_table":"100"}`:             `config: route_table: "100" is a JSON string; want int`,
+		`{"uri":"u","req":""}`:              "config: req: must be set",
+		`{"uri":"u"}`:                       "config: req: must be set",
 	} {
 		if err := DecodeJSON("agent.json", []byte(raw), new(settings)); err == nil || err.Error() != want {
 			t.Errorf("%s: got %v, want %s", raw, err, want)

@@ -140,7 +140,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_ = a.events.Watch(ctx, a.diag.Add) // ctx's error: Run is ending
+			// Watch ends with ctx's error when Run is ending; any other
+			// error means the diagnosis goes without charon's events.
+			if err := a.events.Watch(ctx, a.diag.Add); err != nil && ctx.Err() == nil {
+				a.log.Error("charon event stream ended", "err", err)
+			}
 		}()
 		defer func() { <-done }()
 	}

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
 const charonBin = "/usr/lib/ipsec/charon"
@@ -66,12 +66,8 @@ func startTestCharon(t *testing.T, ns *netlab.NS, dir, sock string) func() {
 // charon restarts.
 func TestVICIAgainstCharon(t *testing.T) {
 	netlab.Require(t)
-	if _, err := os.Stat(charonBin); err != nil {
-		t.Skip("strongSwan charon not installed (" + charonBin + ")")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("unshare not installed")
-	}
+	testenv.NeedFile(t, charonBin, "strongswan-charon")
+	testenv.NeedBinary(t, "unshare", "util-linux")
 	ns := netlab.NewNS(t, "vici")
 	ns.MustIP("addr", "add", "10.196.0.1/24", "dev", "lo")
 	dir := t.TempDir()

@@ -109,7 +109,7 @@ func (w *VICIEvents) session(ctx context.Context, fn func(CharonEvent)) error {
 			case pktEventUnknown:
 				return fmt.Errorf("vici events: charon does not know the event %q", name)
 			case pktEvent:
-				deliver(ev, body, fn)
+				w.deliver(ev, body, fn)
 			}
 		}
 	}
@@ -125,19 +125,25 @@ func (w *VICIEvents) session(ctx context.Context, fn func(CharonEvent)) error {
 			return fmt.Errorf("vici events: %w", err)
 		}
 		if typ == pktEvent {
-			deliver(ev, body, fn)
+			w.deliver(ev, body, fn)
 		}
 	}
 }
 
-// deliver decodes one event and hands it on; one that does not decode is
-// dropped (charon sent it; nothing else reads this socket).
-func deliver(name string, body []byte, fn func(CharonEvent)) {
+// deliver decodes one event and hands it on. One that does not decode is
+// logged and dropped (charon sent it; nothing else reads this socket); a
+// log line with a bad level is logged and handed on (level 0).
+func (w *VICIEvents) deliver(name string, body []byte, fn func(CharonEvent)) {
 	m, err := decodeWire(body)
 	if err != nil {
+		w.log.Warn("charon sent an event that does not decode; dropped", "event", name, "err", err)
 		return
 	}
-	for _, ce := range parseEvent(name, time.Now(), m) {
+	evs, err := parseEvent(name, time.Now(), m)
+	if err != nil {
+		w.log.Warn("charon sent a bad event", "event", name, "err", err)
+	}
+	for _, ce := range evs {
 		fn(ce)
 	}
 }
@@ -146,7 +152,8 @@ func deliver(name string, body []byte, fn func(CharonEvent)) {
 // ikesa-name, ikesa-uniqueid and msg; an updown event "up" (only when up)
 // and one section per IKE SA, named after its connection, with its
 // uniqueid.
-func parseEvent(name string, at time.Time, m *wireMsg) []CharonEvent {
+// A bad level is an error, returned with the event (level 0).
+func parseEvent(name string, at time.Time, m *wireMsg) ([]CharonEvent, error) {
 	switch name {
 	case "log":
 		ev := CharonEvent{At: at, Kind: name, Conn: m.str("ikesa-name"), IKEID: m.str("ikesa-uniqueid"),
@@ -154,8 +161,12 @@ func parseEvent(name string, at time.Time, m *wireMsg) []CharonEvent {
 		if ev.Conn == "(unnamed)" {
 			ev.Conn = ""
 		}
-		ev.Level, _ = strconv.Atoi(m.str("level"))
-		return []CharonEvent{ev}
+		level, err := strconv.Atoi(m.str("level"))
+		if err != nil {
+			return []CharonEvent{ev}, fmt.Errorf("log event: level: %w", err)
+		}
+		ev.Level = level
+		return []CharonEvent{ev}, nil
 	case "ike-updown", "child-updown":
 		up := m.str("up") == "yes"
 		var out []CharonEvent
@@ -166,7 +177,7 @@ func parseEvent(name string, at time.Time, m *wireMsg) []CharonEvent {
 			}
 			out = append(out, CharonEvent{At: at, Kind: name, Conn: k, IKEID: sa.str("uniqueid"), Up: up})
 		}
-		return out
+		return out, nil
 	}
-	return nil
+	return nil, nil
 }

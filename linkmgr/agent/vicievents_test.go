@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"encoding/binary"
+	"strings"
 	"testing"
 	"time"
 )
@@ -56,21 +57,26 @@ func TestParseEvent(t *testing.T) {
 	at := time.Unix(1, 0)
 	log := mustDecode(t, enc{"group", "IKE", "level", "1", "thread", "12", "ikesa-name", "(unnamed)", "ikesa-uniqueid", "7",
 		"msg", "10.240.0.2 is initiating an IKE_SA"})
-	evs := parseEvent("log", at, log)
-	if len(evs) != 1 || evs[0].Conn != "" || evs[0].IKEID != "7" || evs[0].Level != 1 || evs[0].Group != "IKE" ||
+	evs, err := parseEvent("log", at, log)
+	if err != nil || len(evs) != 1 || evs[0].Conn != "" || evs[0].IKEID != "7" || evs[0].Level != 1 || evs[0].Group != "IKE" ||
 		evs[0].Msg != "10.240.0.2 is initiating an IKE_SA" {
 		t.Fatalf("log event %+v", evs)
 	}
 	up := mustDecode(t, enc{"up", "yes", "corp-A-B", enc{"uniqueid", "3", "state", "ESTABLISHED", "local-ts", []string{"10.1.0.0/24"}}})
-	if evs := parseEvent("child-updown", at, up); len(evs) != 1 || !evs[0].Up || evs[0].Conn != "corp-A-B" || evs[0].IKEID != "3" {
+	if evs, err := parseEvent("child-updown", at, up); err != nil || len(evs) != 1 || !evs[0].Up || evs[0].Conn != "corp-A-B" || evs[0].IKEID != "3" {
 		t.Fatalf("up event %+v", evs)
 	}
 	down := mustDecode(t, enc{"corp-A-B", enc{"uniqueid", "3"}})
-	if evs := parseEvent("ike-updown", at, down); len(evs) != 1 || evs[0].Up {
+	if evs, err := parseEvent("ike-updown", at, down); err != nil || len(evs) != 1 || evs[0].Up {
 		t.Fatalf("down event %+v", evs)
 	}
-	if evs := parseEvent("list-sa", at, down); evs != nil {
-		t.Fatalf("an event the agent does not register for: %+v", evs)
+	if evs, err := parseEvent("list-sa", at, down); err != nil || evs != nil {
+		t.Fatalf("an event the agent does not register for: %+v, %v", evs, err)
+	}
+	// A level that is not a number: an error, and the line kept.
+	bad := mustDecode(t, enc{"group", "IKE", "level", "high", "msg", "x"})
+	if evs, err := parseEvent("log", at, bad); err == nil || !strings.Contains(err.Error(), "level") || len(evs) != 1 || evs[0].Msg != "x" {
+		t.Fatalf("bad level: %+v, %v", evs, err)
 	}
 }
 
@@ -122,7 +128,9 @@ func FuzzDecodeWire(f *testing.F) {
 			t.Fatalf("nested %d deep", depth)
 		}
 		for _, name := range []string{"log", "ike-updown", "child-updown"} {
-			_ = parseEvent(name, time.Unix(0, 0), m)
+			if evs, err := parseEvent(name, time.Unix(0, 0), m); err != nil && len(evs) != 1 {
+				t.Fatalf("%s: an error without the event: %v", name, err)
+			}
 		}
 	})
 }
