@@ -60,30 +60,13 @@ func (d *daemon) startCluster(context.Context) error {
 // read of the store. Changes that arrive together are taken in one pass; a
 // pass that fails is tried again after clusterRetry.
 func (d *daemon) followServers(ctx context.Context, w store.Watcher) {
-	changes := w.WatchBucket(ctx, store.BucketServers)
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-changes:
-			if !ok {
-				return
-			}
-			if len(changes) > 0 {
-				continue
-			}
-		case <-retry.C:
+	store.FollowBucket(ctx, w, store.BucketServers, store.Follow{Retry: clusterRetry, Pass: func(ctx context.Context) error {
+		err := d.applyServers(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("servers changed in the cluster store but not applied here; retrying", "retry_in", clusterRetry, "err", err)
 		}
-		if err := d.applyServers(ctx); err != nil {
-			if ctx.Err() == nil {
-				d.log.Warn("servers changed in the cluster store but not applied here; retrying", "retry_in", clusterRetry, "err", err)
-			}
-			retry.Reset(clusterRetry)
-		}
-	}
+		return err
+	}})
 }
 
 // applyServers is one pass of followServers.
