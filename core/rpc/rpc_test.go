@@ -19,8 +19,10 @@ func TestMuxCheckFindsEveryMismatch(t *testing.T) {
 	delete(m.bound, "status")
 	Handle(m, api.RouteLinkStateStop, ok) // bound twice
 	m.add(&api.Route{Name: "extra", Method: "GET", Pattern: "/extra"}, nil)
-	Handle(m, api.Endpoint[api.NoBody, api.OKResponse]{}, ok) // the only Endpoint not from the table
-	copyOfTable := *api.RouteOrgGet.Route() // a route named as in the table, but not the table's
+	// The zero Endpoint is the only one not from the table.
+	Handle(m, api.Endpoint[api.NoBody, api.OKResponse]{}, ok)
+	// A route named as in the table, but not the table's.
+	copyOfTable := *api.RouteOrgGet.Route()
 	m.bound["org.get"] = binding{route: &copyOfTable}
 	err := m.Check()
 	for _, want := range []string{"route status has no handler", "route link.state.stop is bound twice",
