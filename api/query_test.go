@@ -7,7 +7,7 @@ import (
 )
 
 func TestParseQuery(t *testing.T) {
-	sync := RouteProfileSync.Route
+	sync := RouteProfileSync.Route()
 	got, err := sync.ParseQuery("ver=2", false)
 	if err != nil || got["ver"] != "2" || len(got) != 1 {
 		t.Fatalf("ver=2: %v %v", got, err)
@@ -29,7 +29,7 @@ func TestParseQuery(t *testing.T) {
 	if _, err := sync.ParseQuery("", true); err == nil {
 		t.Error("a bare ? accepted on the sync route")
 	}
-	org := RouteOrgList.Route
+	org := RouteOrgList.Route()
 	if v, err := org.ParseQuery("", false); err != nil || v != nil {
 		t.Errorf("no query on a plain route: %v %v", v, err)
 	}
@@ -50,7 +50,7 @@ func TestParseQuery(t *testing.T) {
 // given in any order, each once and in its format; the canonical form puts
 // them in the declared order.
 func TestParseOptionalQuery(t *testing.T) {
-	audit := RouteAuditList.Route
+	audit := RouteAuditList.Route()
 	for raw, want := range map[string]string{
 		"": "", "limit=10": "?limit=10", "before=7": "?before=7", "before=7&limit=500": "?before=7&limit=500",
 		"limit=1&before=18446744073709551615": "?before=18446744073709551615&limit=1",
@@ -90,21 +90,21 @@ func FuzzParseQuery(f *testing.F) {
 	}
 	f.Add("", true)
 	f.Fuzz(func(t *testing.T, raw string, forced bool) {
-		v, err := RouteProfileSync.Route.ParseQuery(raw, forced)
+		v, err := RouteProfileSync.Route().ParseQuery(raw, forced)
 		if err == nil {
-			if len(v) != 1 || v["ver"] != "2" || RouteProfileSync.Route.BuildQuery(v) != "?"+raw {
+			if len(v) != 1 || v["ver"] != "2" || RouteProfileSync.Route().BuildQuery(v) != "?"+raw {
 				t.Fatalf("%q (forced %v) accepted as %v", raw, forced, v)
 			}
 		} else if qe := (*QueryError)(nil); !errors.As(err, &qe) {
 			t.Fatalf("%q: error %T", raw, err)
 		}
-		if _, err := RouteOrgList.Route.ParseQuery(raw, forced); err == nil && (raw != "" || forced) {
+		if _, err := RouteOrgList.Route().ParseQuery(raw, forced); err == nil && (raw != "" || forced) {
 			t.Fatalf("%q accepted on a route without query parameters", raw)
 		}
 		// The audit route's optional parameters: what it accepts is
 		// before and limit in their formats, and its canonical form
 		// parses to the same values.
-		audit := RouteAuditList.Route
+		audit := RouteAuditList.Route()
 		if v, err := audit.ParseQuery(raw, forced); err == nil {
 			for name, value := range v {
 				if (name != "before" && name != "limit") || !QueryFormats[name].Check(value) {

@@ -162,8 +162,14 @@ type NoBody struct{}
 // Endpoint is a route of the table bound to its request and response
 // types. The core registers each handler through its route's Endpoint, so a
 // handler whose request or response type differs from the route's does not
-// compile.
-type Endpoint[Req, Resp any] struct{ *Route }
+// compile. Its route is unexported: an Endpoint comes only from the table
+// (a literal naming another route, or a copy of one, cannot be made
+// outside this package), so the binding of its types cannot be bypassed.
+type Endpoint[Req, Resp any] struct{ route *Route }
+
+// Route returns the endpoint's route of the table (nil for the zero
+// Endpoint).
+func (e Endpoint[Req, Resp]) Route() *Route { return e.route }
 
 // endpoint binds r to Req and Resp: it sets r's untyped body constructors
 // from the types (no request constructor when Req is NoBody).
@@ -172,7 +178,7 @@ func endpoint[Req, Resp any](r Route) Endpoint[Req, Resp] {
 		r.NewRequest = func() any { return new(Req) }
 	}
 	r.NewResponse = func() any { return new(Resp) }
-	return Endpoint[Req, Resp]{&r}
+	return Endpoint[Req, Resp]{route: &r}
 }
 
 // Lookup returns the route with the given name, or nil.

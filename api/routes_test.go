@@ -98,13 +98,13 @@ func TestIsHostAddr(t *testing.T) {
 }
 
 func TestEndpointsBindTheirTypes(t *testing.T) {
-	if _, ok := RouteOrgCreate.NewRequest().(*OrganizationCreate); !ok {
-		t.Errorf("org.create request is %T", RouteOrgCreate.NewRequest())
+	if _, ok := RouteOrgCreate.Route().NewRequest().(*OrganizationCreate); !ok {
+		t.Errorf("org.create request is %T", RouteOrgCreate.Route().NewRequest())
 	}
-	if _, ok := RouteOrgCreate.NewResponse().(*Organization); !ok {
-		t.Errorf("org.create response is %T", RouteOrgCreate.NewResponse())
+	if _, ok := RouteOrgCreate.Route().NewResponse().(*Organization); !ok {
+		t.Errorf("org.create response is %T", RouteOrgCreate.Route().NewResponse())
 	}
-	if RouteOrgDelete.NewRequest != nil {
+	if RouteOrgDelete.Route().NewRequest != nil {
 		t.Error("a NoBody route has a request constructor")
 	}
 	for _, r := range Routes {

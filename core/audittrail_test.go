@@ -121,7 +121,7 @@ func TestAuditTrailOfAdminActions(t *testing.T) {
 	unknown := strings.Repeat("0a", 12)
 	var routes []*api.Route
 	for _, rt := range api.Routes {
-		if rt.Auth != api.AuthAdmin || !rt.StateChanging() || rt == api.RouteSessionLogout.Route {
+		if rt.Auth != api.AuthAdmin || !rt.StateChanging() || rt == api.RouteSessionLogout.Route() {
 			continue
 		}
 		params := map[string]string{}

@@ -21,7 +21,8 @@ import (
 // tried again (the store without quorum).
 const clusterRetry = 2 * time.Second
 
-// openEtcd opens the shared store.
+// openEtcd opens the shared store, and builds this gateway's side of the
+// link election on it (it campaigns from startCluster on).
 func (d *daemon) openEtcd(ctx context.Context) error {
 	e, err := store.OpenEtcd(ctx, d.cfg.Store.Etcd, d.log)
 	if err != nil {
@@ -29,6 +30,7 @@ func (d *daemon) openEtcd(ctx context.Context) error {
 	}
 	d.st, d.etcd = e, e
 	d.onStop(func() { _ = e.Close() })
+	d.leader = newLinkLeader(e.Client(), e.Prefix(), d.cfg.Cluster.Name, d.log)
 	d.log.Info("store open", "backend", BackendEtcd, "endpoints", d.cfg.Store.Etcd.Endpoints, "prefix", e.Prefix(),
 		"gateway", d.cfg.Cluster.Name, "schema_version", e.SchemaVersion())
 	return nil
@@ -45,8 +47,6 @@ func (d *daemon) startCluster(context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { d.approver.Follow(ctx, w, d.svc.restoreFirewall) })
 	wg.Go(func() { d.followServers(ctx, w) })
-	d.leader = newLinkLeader(d.etcd.Client(), d.etcd.Prefix(), d.cfg.Cluster.Name, d.log)
-	d.svc.Links().SetCluster(d.cfg.Cluster.Name, d.leader)
 	wg.Go(func() { d.leader.run(ctx) })
 	wg.Go(func() { d.svc.Links().Follow(ctx, w) })
 	d.onStop(func() { cancel(); wg.Wait() })
@@ -60,30 +60,13 @@ func (d *daemon) startCluster(context.Context) error {
 // read of the store. Changes that arrive together are taken in one pass; a
 // pass that fails is tried again after clusterRetry.
 func (d *daemon) followServers(ctx context.Context, w store.Watcher) {
-	changes := w.WatchBucket(ctx, store.BucketServers)
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-changes:
-			if !ok {
-				return
-			}
-			if len(changes) > 0 {
-				continue
-			}
-		case <-retry.C:
+	store.FollowBucket(ctx, w, store.BucketServers, store.Follow{Retry: clusterRetry, Pass: func(ctx context.Context) error {
+		err := d.applyServers(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("servers changed in the cluster store but not applied here; retrying", "retry_in", clusterRetry, "err", err)
 		}
-		if err := d.applyServers(ctx); err != nil {
-			if ctx.Err() == nil {
-				d.log.Warn("servers changed in the cluster store but not applied here; retrying", "retry_in", clusterRetry, "err", err)
-			}
-			retry.Reset(clusterRetry)
-		}
-	}
+		return err
+	}})
 }
 
 // applyServers is one pass of followServers.

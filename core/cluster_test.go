@@ -43,7 +43,7 @@ func TestStoreCheckToleratesQuorumLoss(t *testing.T) {
 }
 
 func TestPlacementRuns(t *testing.T) {
-	here := placement{name: "gw-a", clustered: true}
+	here := Placement{Name: "gw-a", Clustered: true}
 	for _, tc := range []struct {
 		gws  []string
 		want bool
@@ -53,7 +53,7 @@ func TestPlacementRuns(t *testing.T) {
 		}
 	}
 	// One gateway with its own store runs every server.
-	if !(placement{name: "gw-a"}).runs(&serverRecord{Gateways: []string{"gw-b"}}) {
+	if !(Placement{Name: "gw-a"}).runs(&serverRecord{Gateways: []string{"gw-b"}}) {
 		t.Error("bolt: a server naming another gateway does not run")
 	}
 }

@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,10 +16,10 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
+	"github.com/portcullis-gw/portcullis/core/links"
 	"github.com/portcullis-gw/portcullis/core/rpc"
 	"github.com/portcullis-gw/portcullis/core/vpn"
 	"github.com/portcullis-gw/portcullis/dynfw"
-	"github.com/portcullis-gw/portcullis/internal/listenfds"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/sdnotify"
 	"github.com/portcullis-gw/portcullis/internal/store"
@@ -68,6 +67,7 @@ func Run(ctx context.Context, cfg *Checked, log *slog.Logger, rio RunIO) error {
 		{"start vpn workers", d.startWorkers},
 		{"join the cluster", d.startCluster},
 		{"prepare front", d.prepareFront},
+		{"build core socket", d.buildCoreSocket},
 		{"serve sockets", d.serveSockets},
 		// Last but the front: a start that fails (a port in use, the
 		// firewall) has made no admin and revealed no password.
@@ -224,10 +224,11 @@ func (d *daemon) bindListeners(context.Context) (err error) {
 	return nil
 }
 
-// buildServices wires the core in one pass: the firewall gate, the approver
-// on the store's directory, the service, the firewall (guarded ports,
-// approvals' elements, NAT rules) and links brought in line with the store,
-// and the core socket's server with a new token.
+// buildServices wires the core in one pass: the firewall gate, the
+// approver on the store's directory, the service (with the notification
+// state, the placement, the link election and the VPN workers' manager),
+// then the firewall (guarded ports, approvals' elements, NAT rules) and
+// links brought in line with the store.
 func (d *daemon) buildServices(ctx context.Context) error {
 	d.adm = admin.New(d.st, d.log, admin.Options{SessionTTL: d.cfg.SessionTTL, MaxFailures: d.cfg.Admin.LoginMaxFailures,
 		Window: d.cfg.LoginWindow, PasswordChecks: d.cfg.Admin.LoginConcurrency})
@@ -250,13 +251,20 @@ func (d *daemon) buildServices(ctx context.Context) error {
 		MaxUserElements: d.cfg.Approval.MaxElementsPerUser, MaxApprovalsPerMinute: d.cfg.Approval.MaxApprovalsPerMinute,
 		OwnPortsOnly: d.cfg.Clustered()},
 		NewDirectory(d.st), d.st, gate, d.log)
+	workers, err := d.workerSetup()
+	if err != nil {
+		return err
+	}
+	var leader links.Leadership
+	if d.leader != nil { // not a nil *linkLeader in the interface
+		leader = d.leader
+	}
 	httpsPort, redirectPort := d.publicPorts()
 	d.svc = NewService(Deps{Store: d.st, Admin: d.adm, Log: d.log, SyncHosts: d.cfg.SyncHosts(d.publicAddr()),
 		Approver: d.approver, NAT: nat, Window: d.cfg.Window, FrontPort: httpsPort,
 		InitialAdminFile: filepath.Join(d.cfg.DataDir, InitialAdminFile), TrustedProxies: d.cfg.TrustedProxies,
-		RedirectPort: redirectPort, AllowPort22: d.cfg.Firewall.AllowPort22})
-	d.svc.notice = d.notice
-	d.svc.SetPlacement(d.cfg.Cluster.Name, d.cfg.Clustered())
+		RedirectPort: redirectPort, AllowPort22: d.cfg.Firewall.AllowPort22, Notice: d.notice,
+		Placement: Placement{Name: d.cfg.Cluster.Name, Clustered: d.cfg.Clustered()}, LinkLeader: leader, Workers: workers})
 	guarded, err := d.svc.guardedPorts(ctx)
 	if err != nil {
 		return err
@@ -275,18 +283,23 @@ func (d *daemon) buildServices(ctx context.Context) error {
 	if err := d.svc.Links().Sync(ctx); err != nil {
 		return fmt.Errorf("load links: %w", err)
 	}
-	d.token = make([]byte, 32)
-	if _, err := rand.Read(d.token); err != nil {
-		return fmt.Errorf("internal token: %w", err)
-	}
-	// Only the front: its uid here, and its pid (the one the supervisor
-	// started) once prepareFront has the supervisor.
-	if d.apiSrv, err = NewAPIServer(d.log, d.token, []int{d.front.uid}, d.svc); err != nil {
-		return err
-	}
-	d.apiSrv.HandleInternal(api.FrontStatePath, d.fstate)
-	d.apiSrv.SetGate(d.fstate.refusal)
 	return nil
+}
+
+// workerSetup is where the VPN workers run; nil when they cannot: they
+// need root (the core makes their tun devices and starts them as
+// vpn.DefaultUser), without it the core runs without them and the worker
+// routes answer 503.
+func (d *daemon) workerSetup() (*WorkerSetup, error) {
+	if os.Geteuid() != 0 {
+		d.log.Warn("vpn workers disabled: the core is not root (it makes their tun devices and starts them as " + vpn.DefaultUser + ")")
+		return nil, nil
+	}
+	w, err := newWorkerSetup(d.cfg.RuntimeDir)
+	if err != nil {
+		return nil, fmt.Errorf("vpn workers: %w", err)
+	}
+	return w, nil
 }
 
 // startBackground starts the periodic work: expired approvals and
@@ -319,22 +332,13 @@ func (d *daemon) startBackground(context.Context) error {
 
 // startWorkers starts the OpenVPN worker of every server marked started
 // and signs their CRLs again every day; the cleanup stops them all (and
-// removes their tun devices). The workers need root: without it the core
-// runs without them and the worker routes answer 503.
+// removes their tun devices). Without workers (the core is not root,
+// workerSetup), nothing.
 func (d *daemon) startWorkers(ctx context.Context) error {
-	if os.Geteuid() != 0 {
-		d.log.Warn("vpn workers disabled: the core is not root (it makes their tun devices and starts them as " + vpn.DefaultUser + ")")
+	m := d.svc.workers
+	if m == nil {
 		return nil
 	}
-	var creds credentialChecker
-	if d.approver != nil {
-		creds = approverCredentials{d.approver}
-	}
-	m, err := d.svc.newWorkers(d.cfg.RuntimeDir, creds)
-	if err != nil {
-		return err
-	}
-	d.svc.workers = m // before the sockets serve: no handler has run yet
 	bg, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { every(bg, 24*time.Hour, func() { d.svc.refreshCRLs(bg) }) })
@@ -347,16 +351,18 @@ func (d *daemon) startWorkers(ctx context.Context) error {
 	return d.svc.startStartedServers(ctx)
 }
 
-// prepareFront builds how the front is started and its supervisor (not yet
-// running); with web.external, what the core socket hands the front.
+// prepareFront builds how the front is started (with a new internal
+// token) and its supervisor (not yet running); with web.external, what the
+// core socket hands the front.
 func (d *daemon) prepareFront(context.Context) (err error) {
+	d.token = make([]byte, 32)
+	if _, err := rand.Read(d.token); err != nil {
+		return fmt.Errorf("internal token: %w", err)
+	}
 	if d.cfg.Web.External {
 		httpsPort, _ := d.publicPorts()
-		if d.ext, err = newExternalFront(d.log, d.front.uid, frontBootstrap(d.cfg, d.token, d.certPEM, d.keyPEM, httpsPort)); err != nil {
-			return err
-		}
-		d.apiSrv.RequirePeerPID(d.ext.currentPID)
-		return nil
+		d.ext, err = newExternalFront(d.log, d.front.uid, frontBootstrap(d.cfg, d.token, d.certPEM, d.keyPEM, httpsPort))
+		return err
 	}
 	spec, err := buildFrontSpec(d.cfg, d.binary, d.coreSock, d.httpsLn, d.httpLn, d.token, d.certPEM, d.keyPEM, d.front)
 	d.frontFiles = spec.Listeners // closed with the listeners (bindListeners' cleanup)
@@ -365,8 +371,25 @@ func (d *daemon) prepareFront(context.Context) (err error) {
 	}
 	raiseFileLimit(api.FrontFiles(d.cfg.Web.MaxConnections, api.FrontCorePool), d.log)
 	d.sup = newSupervisor(d.log, spec)
-	d.apiSrv.RequirePeerPID(d.sup.currentPID)
 	return nil
+}
+
+// buildCoreSocket builds the core socket's server, once the front it
+// serves is prepared: only the front's uid and, read per request, its
+// pid (the supervisor's child, or the external front that fetched the
+// bootstrap: known only once it runs, and new at each restart), with the
+// token; while www is disabled every route is refused (frontstate.go);
+// the front's own state path is served beside the routes.
+func (d *daemon) buildCoreSocket(context.Context) (err error) {
+	var frontPID func() int
+	if d.ext != nil {
+		frontPID = d.ext.currentPID
+	} else {
+		frontPID = d.sup.currentPID
+	}
+	d.apiSrv, err = NewAPIServer(rpc.Config{Log: d.log, Token: d.token, AllowedUIDs: []int{d.front.uid}, PeerPID: frontPID,
+		Gate: d.fstate.refusal, Internal: map[string]http.Handler{api.FrontStatePath: d.fstate}}, d.svc)
+	return err
 }
 
 // serveSockets serves the core socket (the front's) and the control socket.
@@ -436,11 +459,10 @@ func (d *daemon) startFront(ctx context.Context) error {
 func (d *daemon) superviseFront(ctx context.Context) {
 	d.webMu.Lock()
 	webDown := d.webDown
-	d.sup.startHeld = webDown
 	d.webMu.Unlock()
 	supCtx, stopSup := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); d.sup.run(supCtx) }()
+	go func() { defer close(done); d.sup.run(supCtx, webDown) }()
 	d.onStop(func() { stopSup(); <-done })
 	if webDown {
 		return
@@ -498,70 +520,6 @@ func (d *daemon) status() api.ControlStatus {
 	}
 	st.StartReconcile = d.startReconcile
 	return st
-}
-
-func frontListeners(cfg *Checked) (httpsLn, httpLn net.Listener, err error) {
-	inherited, err := listenfds.ByName()
-	if err != nil {
-		return nil, nil, err
-	}
-	if inherited != nil {
-		if inherited[api.ListenerHTTPS] == nil {
-			return nil, nil, fmt.Errorf("systemd passed sockets but none named %q", api.ListenerHTTPS)
-		}
-		for name, ln := range inherited {
-			if !listening(ln) {
-				return nil, nil, fmt.Errorf("the socket systemd passed as %q %w", name, errNotListening)
-			}
-		}
-		return inherited[api.ListenerHTTPS], inherited[api.ListenerHTTP], nil
-	}
-	if httpsLn, err = net.Listen("tcp", cfg.Web.Listen); err != nil {
-		return nil, nil, fmt.Errorf("config: web.listen: %w", err)
-	}
-	if cfg.Web.RedirectListen != "" {
-		if httpLn, err = net.Listen("tcp", cfg.Web.RedirectListen); err != nil {
-			httpsLn.Close()
-			return nil, nil, fmt.Errorf("config: web.redirect_listen: %w", err)
-		}
-	}
-	return httpsLn, httpLn, nil
-}
-
-func buildFrontSpec(cfg *Checked, binary, coreSock string, httpsLn, httpLn net.Listener, token, certPEM, keyPEM []byte, front *frontIdentity) (frontSpec, error) {
-	spec := frontSpec{
-		Binary:     binary,
-		Args:       []string{"--core-socket", coreSock},
-		Credential: front.cred,
-		Bootstrap:  frontBootstrap(cfg, token, certPEM, keyPEM, addrPort(httpsLn.Addr().String())),
-	}
-	for _, l := range []struct {
-		ln   net.Listener
-		name string
-	}{{httpsLn, api.ListenerHTTPS}, {httpLn, api.ListenerHTTP}} {
-		if l.ln == nil {
-			continue
-		}
-		tl, ok := l.ln.(*net.TCPListener)
-		if !ok {
-			return spec, fmt.Errorf("%s listener is %T, not TCP", l.name, l.ln)
-		}
-		f, err := tl.File()
-		if err != nil {
-			return spec, fmt.Errorf("%s listener: %w", l.name, err)
-		}
-		spec.Listeners = append(spec.Listeners, f)
-		spec.Names = append(spec.Names, l.name)
-	}
-	return spec, nil
-}
-
-// frontBootstrap is what the front gets from the core: through the pipe
-// the supervisor passes, or on the core socket (web.external).
-func frontBootstrap(cfg *Checked, token, certPEM, keyPEM []byte, httpsPort int) api.Bootstrap {
-	return api.Bootstrap{Token: hex.EncodeToString(token), TLSCertPEM: string(certPEM), TLSKeyPEM: string(keyPEM),
-		HTTPSPort: httpsPort, ForwardedHeader: cfg.Approval.ForwardedHeader, LogLevel: cfg.LogLevel,
-		LogFormat: cfg.LogFormat, MaxConnections: cfg.Web.MaxConnections}
 }
 
 // listenerPort returns the TCP port ln listens on (0 if it has none, or

@@ -11,9 +11,11 @@
 // Where things are:
 //
 //	daemon.go      Run: the start-up steps in order, each registering its cleanup
-//	front.go       the front's user and runtime directory; supervisor.go runs it
+//	front.go       the front's user, runtime directory, listeners and start spec; supervisor.go runs it
 //	sockets.go     unix sockets; control.go the control socket; tlsfiles.go the front's certificate
-//	service.go     Service, built in one pass from Deps; Mux binds every route to its handler
+//	service.go     Service, built in one pass from Deps (store, approver, notification state,
+//	               placement, link election, workers: nothing is set on it afterwards);
+//	               Mux binds every route to its handler
 //	session.go     login, logout, status
 //	orgs.go, users.go, servers.go   organization, user and server CRUD
 //	profiles.go    profile download (a new key and certificate per user and server)

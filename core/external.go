@@ -47,7 +47,7 @@ func newExternalFront(log *slog.Logger, uid int, boot api.Bootstrap) (*externalF
 }
 
 // currentPID is the pid that fetched the bootstrap last (0: none yet, and
-// the core socket serves no one); rpc.Server.RequirePeerPID reads it.
+// the core socket serves no one); rpc.Config.PeerPID reads it.
 func (e *externalFront) currentPID() int { return int(e.pid.Load()) }
 
 // handler serves api.BootstrapPath and hands every other request to next.

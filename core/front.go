@@ -2,16 +2,20 @@ package core
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
 	"syscall"
 
+	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/vpn"
+	"github.com/portcullis-gw/portcullis/internal/listenfds"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/sysuser"
 )
@@ -157,4 +161,72 @@ func prepareRuntimeDir(dir string, front *frontIdentity) error {
 		return fmt.Errorf("config: runtime_dir: the front (user %s) could not reach its socket: %w", front.name, err)
 	}
 	return nil
+}
+
+// frontListeners returns the front's listening sockets: those systemd
+// passed (by name), else web.listen and web.redirect_listen bound here.
+func frontListeners(cfg *Checked) (httpsLn, httpLn net.Listener, err error) {
+	inherited, err := listenfds.ByName()
+	if err != nil {
+		return nil, nil, err
+	}
+	if inherited != nil {
+		if inherited[api.ListenerHTTPS] == nil {
+			return nil, nil, fmt.Errorf("systemd passed sockets but none named %q", api.ListenerHTTPS)
+		}
+		for name, ln := range inherited {
+			if !listening(ln) {
+				return nil, nil, fmt.Errorf("the socket systemd passed as %q %w", name, errNotListening)
+			}
+		}
+		return inherited[api.ListenerHTTPS], inherited[api.ListenerHTTP], nil
+	}
+	if httpsLn, err = net.Listen("tcp", cfg.Web.Listen); err != nil {
+		return nil, nil, fmt.Errorf("config: web.listen: %w", err)
+	}
+	if cfg.Web.RedirectListen != "" {
+		if httpLn, err = net.Listen("tcp", cfg.Web.RedirectListen); err != nil {
+			httpsLn.Close()
+			return nil, nil, fmt.Errorf("config: web.redirect_listen: %w", err)
+		}
+	}
+	return httpsLn, httpLn, nil
+}
+
+// buildFrontSpec is how the supervisor starts the front: its executable,
+// user and bootstrap, and its copies of the listeners.
+func buildFrontSpec(cfg *Checked, binary, coreSock string, httpsLn, httpLn net.Listener, token, certPEM, keyPEM []byte, front *frontIdentity) (frontSpec, error) {
+	spec := frontSpec{
+		Binary:     binary,
+		Args:       []string{"--core-socket", coreSock},
+		Credential: front.cred,
+		Bootstrap:  frontBootstrap(cfg, token, certPEM, keyPEM, addrPort(httpsLn.Addr().String())),
+	}
+	for _, l := range []struct {
+		ln   net.Listener
+		name string
+	}{{httpsLn, api.ListenerHTTPS}, {httpLn, api.ListenerHTTP}} {
+		if l.ln == nil {
+			continue
+		}
+		tl, ok := l.ln.(*net.TCPListener)
+		if !ok {
+			return spec, fmt.Errorf("%s listener is %T, not TCP", l.name, l.ln)
+		}
+		f, err := tl.File()
+		if err != nil {
+			return spec, fmt.Errorf("%s listener: %w", l.name, err)
+		}
+		spec.Listeners = append(spec.Listeners, f)
+		spec.Names = append(spec.Names, l.name)
+	}
+	return spec, nil
+}
+
+// frontBootstrap is what the front gets from the core: through the pipe
+// the supervisor passes, or on the core socket (web.external).
+func frontBootstrap(cfg *Checked, token, certPEM, keyPEM []byte, httpsPort int) api.Bootstrap {
+	return api.Bootstrap{Token: hex.EncodeToString(token), TLSCertPEM: string(certPEM), TLSKeyPEM: string(keyPEM),
+		HTTPSPort: httpsPort, ForwardedHeader: cfg.Approval.ForwardedHeader, LogLevel: cfg.LogLevel,
+		LogFormat: cfg.LogFormat, MaxConnections: cfg.Web.MaxConnections}
 }

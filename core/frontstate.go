@@ -75,7 +75,7 @@ func (f *frontState) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rpc.WriteJSON(w, http.StatusOK, cur)
 }
 
-// refusal is the core socket's gate (rpc.Server.SetGate): while the www
+// refusal is the core socket's gate (rpc.Config.Gate): while the www
 // surface is disabled every route is refused here too, as the front
 // refuses it.
 func (f *frontState) refusal() error {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/core/rpc"
 )
 
 // The front's state long poll: an answer at once for another generation,
@@ -47,12 +48,11 @@ func TestFrontStateLongPoll(t *testing.T) {
 }
 
 // While www is disabled the core refuses every route itself too, whatever
-// the front does (rpc.Server.SetGate with frontState.refusal).
+// the front does (rpc.Config.Gate with frontState.refusal).
 func TestCoreRefusesRoutesWhileWWWIsDisabled(t *testing.T) {
-	tc := newTestCore(t, []int{os.Getuid()})
-	tc.login()
 	f := newFrontState()
-	tc.api.SetGate(f.refusal)
+	tc := newTestCoreWith(t, rpc.Config{AllowedUIDs: []int{os.Getuid()}, Gate: f.refusal})
+	tc.login()
 	var st api.StatusResponse
 	if code := tc.do("GET", "/status", nil, &st); code != 200 {
 		t.Fatalf("status before: %d", code)

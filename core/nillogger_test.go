@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
+	"github.com/portcullis-gw/portcullis/core/rpc"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
@@ -34,7 +35,7 @@ func TestNilLoggers(t *testing.T) {
 	}
 
 	svc := NewService(Deps{Store: st, Admin: adm})
-	srv, err := NewAPIServer(nil, bytes.Repeat([]byte{7}, 32), nil, svc)
+	srv, err := NewAPIServer(rpc.Config{Token: bytes.Repeat([]byte{7}, 32)}, svc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func TestNilLoggers(t *testing.T) {
 	sup.StopGrace = time.Second
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { sup.run(runCtx); close(done) }()
+	go func() { sup.run(runCtx, false); close(done) }()
 	select {
 	case <-sup.started:
 	case <-time.After(10 * time.Second):

@@ -16,21 +16,15 @@ import (
 // and opens only their ports. With the bbolt store there is one gateway,
 // which runs every server whatever the field says.
 
-// placement is this gateway's side of it.
-type placement struct {
-	name      string // cluster.name
-	clustered bool   // the store is shared (etcd)
+// Placement is this gateway's side of it (Deps.Placement).
+type Placement struct {
+	Name      string // cluster.name
+	Clustered bool   // the store is shared (etcd)
 }
 
 // runs says whether this gateway runs rec.
-func (p placement) runs(rec *serverRecord) bool {
-	return !p.clustered || len(rec.Gateways) == 0 || slices.Contains(rec.Gateways, p.name)
-}
-
-// SetPlacement tells the service its gateway's name and whether the store
-// is shared (the daemon, before anything reads servers).
-func (s *Service) SetPlacement(name string, clustered bool) {
-	s.place = placement{name: name, clustered: clustered}
+func (p Placement) runs(rec *serverRecord) bool {
+	return !p.Clustered || len(rec.Gateways) == 0 || slices.Contains(rec.Gateways, p.Name)
 }
 
 // ownServers reads the servers this gateway runs.
@@ -73,7 +67,7 @@ func (s *Service) syncWorkers(ctx context.Context) error {
 	var errs []error
 	for _, id := range s.workers.Running() {
 		if !want[id] {
-			s.log.Info("vpn worker stopped: its server is no longer started on this gateway", "server_id", id, "gateway", s.place.name)
+			s.log.Info("vpn worker stopped: its server is no longer started on this gateway", "server_id", id, "gateway", s.place.Name)
 			if err := s.workers.Stop(ctx, id); err != nil {
 				errs = append(errs, fmt.Errorf("stop worker %s: %w", id, err))
 			}

@@ -56,6 +56,19 @@ type Deps struct {
 	// AllowPort22 lets a dynamic-firewall server use TCP 22
 	// (firewall.allow_port_22).
 	AllowPort22 bool
+	// Notice is the notification state (notice.go); nil answers the
+	// notification routes 503 (tests).
+	Notice *notify.Poller
+	// Placement says which servers this gateway runs (placement.go): the
+	// zero value, a gateway alone, runs them all.
+	Placement Placement
+	// LinkLeader is the cluster's link election as this gateway takes
+	// part in it (linkleader.go): set, the link service is a cluster
+	// member named Placement.Name; nil, the gateway elects alone.
+	LinkLeader links.Leadership
+	// Workers is where the VPN workers run (workers.go); nil: none, the
+	// worker routes answer 503 (the core is not root; tests).
+	Workers *WorkerSetup
 }
 
 // Service implements the routes of the table on top of the store.
@@ -81,18 +94,18 @@ type Service struct {
 	// guardMu orders the updates of the guarded ports (firewall.go).
 	guardMu sync.Mutex
 	// place says which servers this gateway runs (placement.go).
-	place placement
+	place Placement
 	// trail is the audit trail (audittrail.go); failedStarts keeps
 	// workers retrying a failed start from filling it.
 	trail        *audit.Log
 	failedStarts failedStarts
 
-	// VPN workers (workers.go): nil until the daemon starts them, and
-	// when the core cannot run them (not root). revoker takes a user's
-	// firewall elements away when it is disabled or deleted.
+	// VPN workers (workers.go): built with the service, started by the
+	// daemon; nil when the core cannot run them (not root). revoker takes
+	// a user's firewall elements away when it is disabled or deleted.
 	workers *vpn.Manager
-	// notice is the notification state (notice.go): nil until the daemon
-	// loads it, and in tests without one.
+	// notice is the notification state (notice.go): nil in tests without
+	// one.
 	notice *notify.Poller
 	// noticeApplyErr is why the state in force is not applied (nil: it
 	// is), set by the daemon's applier (notice.go).
@@ -112,20 +125,32 @@ func revokerOf(a *dynfw.Approver) userRevoker {
 	return approverRevoker{a}
 }
 
-// NewService returns the service.
+// NewService returns the service, complete: nothing is set on it
+// afterwards.
 func NewService(d Deps) *Service {
 	log := logging.OrDiscard(d.Log)
 	if d.Window <= 0 {
 		d.Window = dynfw.DefaultWindow
 	}
-	return &Service{st: d.Store, admin: d.Admin, log: log, now: time.Now, syncHosts: d.SyncHosts,
-		startedAt: time.Now(), approver: d.Approver, nat: d.NAT, links: links.New(d.Store, log, d.SyncHosts, d.TrustedProxies),
+	lc := links.Config{Store: d.Store, Log: log, Gateways: d.SyncHosts, Trusted: d.TrustedProxies}
+	if d.LinkLeader != nil {
+		lc.Cluster = &links.Cluster{Name: d.Placement.Name, Lead: d.LinkLeader}
+	}
+	s := &Service{st: d.Store, admin: d.Admin, log: log, now: time.Now, syncHosts: d.SyncHosts,
+		startedAt: time.Now(), approver: d.Approver, nat: d.NAT, links: links.New(lc),
 		window: d.Window, frontPort: d.FrontPort, redirectPort: d.RedirectPort, allowPort22: d.AllowPort22,
 		revoker: revokerOf(d.Approver), initialAdminFile: d.InitialAdminFile, trail: audit.New(d.Store, log),
+		notice: d.Notice, place: d.Placement,
 		orgs:    rpc.Kind[orgRecord, api.Organization]{Bucket: store.BucketOrgs, What: "organization", ToAPI: (*orgRecord).toAPI},
 		users:   rpc.Kind[userRecord, api.User]{Bucket: store.BucketUsers, What: "user", ToAPI: (*userRecord).toAPI},
 		servers: rpc.Kind[serverRecord, api.Server]{Bucket: store.BucketServers, What: "server", ToAPI: (*serverRecord).toAPI},
 	}
+	if d.Workers != nil {
+		// The manager reports to the service (its audit trail): built
+		// once the service is, before NewService returns.
+		s.workers = s.newWorkers(*d.Workers)
+	}
+	return s
 }
 
 // NewDirectory returns the dynfw view of users and servers on the store.
@@ -170,11 +195,11 @@ func (s *Service) Mux() *rpc.Mux {
 	rpc.Handle(m, api.RouteServerRestart, s.restartServer)
 	rpc.Handle(m, api.RouteServerStatus, s.serverStatus)
 	rpc.Handle(m, api.RouteServerClients, s.serverClients)
-	// approvals.go
+	// noticeroutes.go
 	rpc.Handle(m, api.RouteNotificationGet, s.getNotification)
 	rpc.Handle(m, api.RouteNotificationOverride, s.overrideNotification)
 	rpc.Handle(m, api.RouteNotificationClear, s.clearNotification)
-
+	// approvals.go
 	rpc.Handle(m, api.RouteApprovalOVPN, s.approve)
 	rpc.Handle(m, api.RouteApprovalOVPNWait, s.approveWait)
 	rpc.Handle(m, api.RouteApprovalList, s.listApprovals)
@@ -192,10 +217,11 @@ func (s *Service) Mux() *rpc.Mux {
 	return m
 }
 
-// NewAPIServer returns the core socket's server for the service's routes:
-// only peers in allowedUIDs with the internal token are served, and the
-// audited calls are recorded in the service's audit trail.
-func NewAPIServer(log *slog.Logger, token []byte, allowedUIDs []int, svc *Service) (*rpc.Server, error) {
-	return rpc.NewServer(rpc.Config{Log: log, Token: token, AllowedUIDs: allowedUIDs, Admin: svc.admin,
-		Audit: svc.auditCall}, svc.Mux())
+// NewAPIServer returns the core socket's server for the service's routes,
+// configured by cfg (who is served: uids, the front's pid, the token; the
+// gate; the internal paths): the service authenticates the admin sessions
+// and records the audited calls in its audit trail.
+func NewAPIServer(cfg rpc.Config, svc *Service) (*rpc.Server, error) {
+	cfg.Admin, cfg.Audit = svc.admin, svc.auditCall
+	return rpc.NewServer(cfg, svc.Mux())
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,9 +52,21 @@ func newTestCore(t testing.TB, allowed []int) *testCore {
 	return openTestCore(t, allowed, filepath.Join(t.TempDir(), "s.db"))
 }
 
+// newTestCoreWith is newTestCore with the core socket's server configured
+// by cfg (its peers, gate, internal paths; the token is the test's).
+func newTestCoreWith(t testing.TB, cfg rpc.Config) *testCore {
+	t.Helper()
+	return openTestCoreWith(t, cfg, filepath.Join(t.TempDir(), "s.db"))
+}
+
 // openTestCore runs a core on the store file at path (created if missing),
 // with a known password for the initial admin.
 func openTestCore(t testing.TB, allowed []int, path string) *testCore {
+	t.Helper()
+	return openTestCoreWith(t, rpc.Config{AllowedUIDs: allowed}, path)
+}
+
+func openTestCoreWith(t testing.TB, cfg rpc.Config, path string) *testCore {
 	t.Helper()
 	dir := filepath.Dir(path)
 	st, err := store.OpenBolt(path, time.Second)
@@ -76,7 +89,8 @@ func openTestCore(t testing.TB, allowed []int, path string) *testCore {
 		t.Fatal(err)
 	}
 	token := bytes.Repeat([]byte{7}, 32)
-	srv, err := NewAPIServer(log, token, allowed, svc)
+	cfg.Log, cfg.Token = log, token
+	srv, err := NewAPIServer(cfg, svc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,23 +195,24 @@ func TestCoreSocketGuard(t *testing.T) {
 	}
 }
 
-// TestCoreSocketServesOnlyTheFrontPID: with RequirePeerPID (the daemon
+// TestCoreSocketServesOnlyTheFrontPID: with Config.PeerPID (the daemon
 // passes its supervisor's front pid), a peer with the allowed uid and the
 // right token is still refused, 403 and counted, unless it is that
 // process.
 func TestCoreSocketServesOnlyTheFrontPID(t *testing.T) {
-	c := newTestCore(t, []int{os.Getuid()})
+	var front atomic.Int64 // the pid PeerPID returns, read per request
+	c := newTestCoreWith(t, rpc.Config{AllowedUIDs: []int{os.Getuid()}, PeerPID: func() int { return int(front.Load()) }})
 	var e api.Error
-	c.api.RequirePeerPID(func() int { return os.Getpid() }) // the test process is "the front"
+	front.Store(int64(os.Getpid())) // the test process is "the front"
 	if st := c.do("GET", "/status", nil, &e); st != 401 {
 		t.Fatalf("the front's pid, right token: %d %+v (want 401: no session)", st, e)
 	}
 	c.client.CloseIdleConnections()
-	c.api.RequirePeerPID(func() int { return os.Getpid() + 1 }) // another process is the front
+	front.Store(int64(os.Getpid() + 1)) // another process is the front
 	if st := c.do("GET", "/status", nil, &e); st != 403 || e.Error != "forbidden" {
 		t.Fatalf("same uid, right token, another pid: %d %+v (want 403)", st, e)
 	}
-	c.api.RequirePeerPID(func() int { return 0 }) // no front runs
+	front.Store(0) // no front runs
 	if st := c.do("GET", "/status", nil, &e); st != 403 {
 		t.Fatalf("no front running: %d (want 403)", st)
 	}

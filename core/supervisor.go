@@ -48,8 +48,6 @@ type supervisor struct {
 	starting sync.RWMutex
 	// ctl takes hold and release requests (hold, release) to the run loop.
 	ctl chan holdRequest
-	// startHeld, set before run, makes run start held.
-	startHeld bool
 }
 
 // holdRequest asks the run loop to stop the front and start none (hold),
@@ -105,10 +103,9 @@ func newSupervisor(log *slog.Logger, spec frontSpec) *supervisor {
 }
 
 // run blocks until ctx ends; the front is stopped before it returns. While
-// held (hold) it starts no front.
-func (s *supervisor) run(ctx context.Context) {
+// held (from the start with held, then hold) it starts no front.
+func (s *supervisor) run(ctx context.Context, held bool) {
 	backoff := 500 * time.Millisecond
-	held := s.startHeld
 	// apply takes a hold or release request.
 	apply := func(r holdRequest) {
 		held = r.hold

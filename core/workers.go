@@ -29,15 +29,37 @@ const OpenVPNBinary = "/usr/sbin/openvpn"
 // WorkerDirName is the workers' directory in the runtime directory.
 const WorkerDirName = "vpn"
 
-// newWorkers builds the worker manager for the service (nothing runs yet).
-func (s *Service) newWorkers(runtimeDir string, creds credentialChecker) (*vpn.Manager, error) {
+// WorkerSetup is where the VPN workers run (Deps.Workers).
+type WorkerSetup struct {
+	// Dir holds one directory per worker (WorkerDirName in the runtime
+	// directory).
+	Dir string
+	// MgmtUser is the core's own user: the only one OpenVPN lets use a
+	// worker's management socket.
+	MgmtUser string
+}
+
+// newWorkerSetup is the workers' setup in runtimeDir, for the core's own
+// user.
+func newWorkerSetup(runtimeDir string) (*WorkerSetup, error) {
 	me, err := user.LookupId(strconv.Itoa(os.Geteuid()))
 	if err != nil {
 		return nil, fmt.Errorf("the core's own user: %w", err)
 	}
-	return vpn.New(vpn.Options{Log: s.log, Dir: filepath.Join(runtimeDir, WorkerDirName), OpenVPN: OpenVPNBinary,
-		User: vpn.DefaultUser, MgmtUser: me.Username, Decider: newWorkerAuth(s.st, creds, s.log),
-		Specs: workerSpecs{st: s.st, now: s.now}, Links: vpn.Netlink{}, Events: s.workerEvent}), nil
+	return &WorkerSetup{Dir: filepath.Join(runtimeDir, WorkerDirName), MgmtUser: me.Username}, nil
+}
+
+// newWorkers builds the worker manager for the service (nothing runs
+// yet): its connects are decided on the store, with the approver's
+// credentials when approvals are on.
+func (s *Service) newWorkers(w WorkerSetup) *vpn.Manager {
+	var creds credentialChecker
+	if s.approver != nil {
+		creds = approverCredentials{s.approver}
+	}
+	return vpn.New(vpn.Options{Log: s.log, Dir: w.Dir, OpenVPN: OpenVPNBinary,
+		User: vpn.DefaultUser, MgmtUser: w.MgmtUser, Decider: newWorkerAuth(s.st, creds, s.log),
+		Specs: workerSpecs{st: s.st, now: s.now}, Links: vpn.Netlink{}, Events: s.workerEvent})
 }
 
 // startStartedServers starts the worker of every server marked started

@@ -3,6 +3,7 @@ package dynfw
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -81,28 +82,11 @@ func (a *Approver) Follow(ctx context.Context, w store.Watcher, restore func(con
 		return
 	}
 	f := &follower{a: a, restore: restore, seen: map[string]time.Time{}}
-	changes := w.WatchBucket(ctx, store.BucketApprovals)
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case c, ok := <-changes:
-			if !ok {
-				return
-			}
-			f.apply(c)
-			if len(changes) > 0 || !f.dirty {
-				continue
-			}
-		case <-retry.C:
-		}
-		if !f.resync(ctx) {
-			retry.Reset(followRetry)
-		}
-	}
+	store.FollowBucket(ctx, w, store.BucketApprovals, store.Follow{
+		Take:  func(c store.Change) bool { f.apply(c); return f.dirty },
+		Pass:  f.resync,
+		Retry: followRetry,
+	})
 }
 
 // follower is Follow's state: seen holds the expiry of every approval
@@ -166,10 +150,10 @@ func (f *follower) apply(c store.Change) {
 }
 
 // resync reads the live approvals (what seen is rebuilt from), then has
-// the core restore the firewall from the store; it reports success. The
-// read comes first: an approval deleted between the two is in seen, so its
-// delete event asks for another restore.
-func (f *follower) resync(ctx context.Context) bool {
+// the core restore the firewall from the store. The read comes first: an
+// approval deleted between the two is in seen, so its delete event asks
+// for another restore.
+func (f *follower) resync(ctx context.Context) error {
 	a := f.a
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -183,14 +167,14 @@ func (f *follower) resync(ctx context.Context) bool {
 				"retry_in", followRetry, "err", err)
 		}
 		f.dirty = true
-		return false
+		return fmt.Errorf("restore the firewall from the shared store: %w", err)
 	}
 	f.seen = make(map[string]time.Time, len(live))
 	for _, ap := range a.placedOnly(live) {
 		f.seen[ap.Token] = ap.Expires
 	}
 	f.dirty = false
-	return true
+	return nil
 }
 
 // prefix is the start of a firewall token, enough to find it in a log and

@@ -13,7 +13,7 @@ import (
 // front saw, or, only when that peer is a trusted proxy, the last address
 // it forwards.
 func TestReportSourceBehindTrustedProxy(t *testing.T) {
-	s := New(nil, nil, nil, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/28")})
+	s := New(Config{Trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/28")}})
 	for _, tc := range []struct{ peer, forwarded, want string }{
 		{"198.51.100.7:40000", "", "198.51.100.7"},
 		{"[::ffff:198.51.100.7]:40000", "", "198.51.100.7"},

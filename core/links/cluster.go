@@ -97,19 +97,10 @@ func decodeDecision(raw []byte) (decision, error) {
 	return decision{Active: active}, nil
 }
 
-// clusterState is this gateway's place in a cluster.
-type clusterState struct {
-	name string     // cluster.name
-	lead Leadership // the link election
-}
-
-// SetCluster makes the service a cluster member: reports go into the
-// shared store, and its elections follow the leader's until lead says
-// this gateway leads (Follow). Call it before Follow and before the routes
-// serve.
-func (s *Service) SetCluster(name string, lead Leadership) {
-	s.cluster = &clusterState{name: name, lead: lead}
-	s.mgr.SetFollowing(true)
+// Cluster is this gateway's place in a cluster (Config.Cluster).
+type Cluster struct {
+	Name string     // cluster.name
+	Lead Leadership // the link election
 }
 
 // share writes what this gateway took of a host into the shared store (no
@@ -118,7 +109,7 @@ func (s *Service) share(ctx context.Context, l *linkmgr.Link, rec liveRecord) er
 	if s.cluster == nil {
 		return nil
 	}
-	rec.LinkID, rec.Gateway = l.ID, s.cluster.name
+	rec.LinkID, rec.Gateway = l.ID, s.cluster.Name
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -137,7 +128,7 @@ func (s *Service) share(ctx context.Context, l *linkmgr.Link, rec liveRecord) er
 const followTick = 250 * time.Millisecond
 
 // Follow keeps the link state in line with the cluster until ctx ends (or
-// the watch's channel closes): SetCluster first.
+// the watch's channel closes); without Config.Cluster it does nothing.
 func (s *Service) Follow(ctx context.Context, w store.Watcher) {
 	if s.cluster == nil {
 		return
@@ -199,7 +190,7 @@ func (f *linkFollower) tick(ctx context.Context) {
 			f.dirty = true // the live records of new links' hosts
 		}
 	}
-	term, ok := s.cluster.lead.Term()
+	term, ok := s.cluster.Lead.Term()
 	if !ok {
 		term = 0
 	}
@@ -234,7 +225,7 @@ func (f *linkFollower) apply(ctx context.Context, c store.Change) {
 			s.log.Error("link host record in the store does not decode", "key", c.Key, "err", err)
 			return
 		}
-		if rec.Gateway != s.cluster.name {
+		if rec.Gateway != s.cluster.Name {
 			f.applyLive(&rec)
 		}
 	case strings.HasPrefix(c.Key, "active/"):
@@ -343,7 +334,7 @@ func (f *linkFollower) publish(ctx context.Context) {
 			return
 		}
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		err = s.cluster.lead.PutIfLeading(wctx, f.term, store.BucketLinkSecrets, activeKey(l.ID), raw)
+		err = s.cluster.Lead.PutIfLeading(wctx, f.term, store.BucketLinkSecrets, activeKey(l.ID), raw)
 		cancel()
 		if err != nil {
 			s.log.Debug("link decisions not written to the cluster store; retrying", "link", l.Name, "err", err)

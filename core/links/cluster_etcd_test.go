@@ -66,8 +66,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // returns its service.
 func following(t *testing.T, ctx context.Context, st *store.Etcd, name string, lead Leadership) *Service {
 	t.Helper()
-	s := New(st, nil, nil, nil)
-	s.SetCluster(name, lead)
+	s := New(Config{Store: st, Cluster: &Cluster{Name: name, Lead: lead}})
 	if err := s.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +120,7 @@ func TestNewLeaderRepublishes(t *testing.T) {
 	putDecision(t, ctx, st, l1.ID, 10, map[string]string{"la": "ha2"})
 
 	lead := &storeLeadership{st: st, term: 20}
-	s := New(st, nil, nil, nil)
-	s.SetCluster("new", lead)
+	s := New(Config{Store: st, Cluster: &Cluster{Name: "new", Lead: lead}})
 	if err := s.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -36,8 +36,7 @@ func TestClusterReportsAndDecisionsGoThroughTheStore(t *testing.T) {
 	aLeads, bLeads := &storeLeadership{st: st, term: 1}, &storeLeadership{st: st, term: 2}
 	aLeads.leads.Store(true)
 	newGW := func(name string, leads *storeLeadership) (*Service, *linkFollower) {
-		s := New(st, nil, nil, nil)
-		s.SetCluster(name, leads)
+		s := New(Config{Store: st, Cluster: &Cluster{Name: name, Lead: leads}})
 		if err := s.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -57,17 +57,38 @@ type Service struct {
 	mu sync.Mutex
 	// cache is the stored links, for the ticker.
 	cache []linkmgr.Link
-	// cluster is set when the store is shared (cluster.go).
-	cluster *clusterState
+	// cluster is set when the store is shared (cluster.go): a copy of
+	// Config.Cluster.
+	cluster *Cluster
 }
 
-// New returns the link service. gateways are the gateway's public URLs
-// (https://host:port), written into host URIs; a report that comes through
-// one of the trusted proxies comes from the last address it forwards.
-func New(st store.Store, log *slog.Logger, gateways []string, trusted []netip.Prefix) *Service {
-	log = logging.OrDiscard(log)
-	s := &Service{st: st, log: log, now: time.Now, gateways: gateways, trusted: trusted, mgr: linkmgr.NewManager(log)}
+// Config is what the link service is built from.
+type Config struct {
+	Store store.Store
+	Log   *slog.Logger
+	// Gateways are the gateway's public URLs (https://host:port), written
+	// into host URIs.
+	Gateways []string
+	// Trusted are the proxies through which a report comes from the last
+	// address they forward.
+	Trusted []netip.Prefix
+	// Cluster, when set, makes the service a member of a cluster sharing
+	// the store (cluster.go): reports go into the shared store, and its
+	// elections follow the leader's until Cluster.Lead says this gateway
+	// leads (Follow). Nil: the gateway is alone and elects itself.
+	Cluster *Cluster
+}
+
+// New returns the link service, complete: a cluster member follows from
+// the start (before its first Sync and before the routes serve).
+func New(cfg Config) *Service {
+	log := logging.OrDiscard(cfg.Log)
+	s := &Service{st: cfg.Store, log: log, now: time.Now, gateways: cfg.Gateways, trusted: cfg.Trusted, mgr: linkmgr.NewManager(log)}
 	s.kind = rpc.Kind[linkmgr.Link, api.Link]{Bucket: store.BucketLinks, What: "link", ToAPI: s.view}
+	if c := cfg.Cluster; c != nil {
+		s.cluster = &Cluster{Name: c.Name, Lead: c.Lead}
+		s.mgr.SetFollowing(true)
+	}
 	return s
 }
 

@@ -77,7 +77,7 @@ func NewMux() *Mux { return &Mux{bound: map[string]binding{}} }
 
 // Handle binds fn to the route e.
 func Handle[Req, Resp any](m *Mux, e api.Endpoint[Req, Resp], fn func(c *Call, req *Req) (*Resp, error)) {
-	m.add(e.Route, func(c *Call) (any, error) {
+	m.add(e.Route(), func(c *Call) (any, error) {
 		// The session first: the body of a request that may not use the
 		// route (no session, a password still to change) is not parsed.
 		if err := c.srv.authenticate(c); err != nil {
@@ -96,6 +96,10 @@ func Handle[Req, Resp any](m *Mux, e api.Endpoint[Req, Resp], fn func(c *Call, r
 }
 
 func (m *Mux) add(rt *api.Route, serve func(*Call) (any, error)) {
+	if rt == nil {
+		m.problems = append(m.problems, "a handler is bound to an endpoint without a route (not the table's)")
+		return
+	}
 	if _, dup := m.bound[rt.Name]; dup {
 		m.problems = append(m.problems, "route "+rt.Name+" is bound twice")
 		return

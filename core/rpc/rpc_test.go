@@ -18,13 +18,15 @@ func TestMuxCheckFindsEveryMismatch(t *testing.T) {
 	}
 	delete(m.bound, "status")
 	Handle(m, api.RouteLinkStateStop, ok) // bound twice
-	stray := api.Endpoint[api.NoBody, api.OKResponse]{Route: &api.Route{Name: "extra", Method: "GET", Pattern: "/extra"}}
-	Handle(m, stray, ok)
-	copyOfTable := *api.RouteOrgGet.Route // a route named as in the table, but not the table's
+	m.add(&api.Route{Name: "extra", Method: "GET", Pattern: "/extra"}, nil)
+	// The zero Endpoint is the only one not from the table.
+	Handle(m, api.Endpoint[api.NoBody, api.OKResponse]{}, ok)
+	// A route named as in the table, but not the table's.
+	copyOfTable := *api.RouteOrgGet.Route()
 	m.bound["org.get"] = binding{route: &copyOfTable}
 	err := m.Check()
 	for _, want := range []string{"route status has no handler", "route link.state.stop is bound twice",
-		"handler extra has no route", "handler org.get has no route"} {
+		"handler extra has no route", "handler org.get has no route", "an endpoint without a route"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Check() = %v, want it to say %q", err, want)
 		}

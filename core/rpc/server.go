@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,23 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Audit, when set, records the audited calls (audit.go).
 	Audit Auditor
+	// PeerPID, when set, returns the one process the socket serves (the
+	// front the core started), on top of the uid and token checks:
+	// another process running under the front's uid is refused even with
+	// the token. It is a func, read per request, because that pid is only
+	// known once the front runs and changes when it is restarted; 0 (no
+	// front running) refuses every peer.
+	PeerPID func() int
+	// Gate, when set, refuses every route's request with its error while
+	// it returns one (the core's copy of the front's www check: a
+	// notification that disables the web surface closes the routes here
+	// too, whatever the front does).
+	Gate func() error
+	// Internal are the front-only paths outside the route table (the
+	// front's own calls, such as api.FrontStatePath), served behind the
+	// same checks as every route: the front's uid and pid and the
+	// internal token.
+	Internal map[string]http.Handler
 }
 
 // Server serves the route table on the core socket.
@@ -44,47 +62,17 @@ type Server struct {
 	timeout     time.Duration
 	auditor     Auditor
 
-	// peerPID, when set, returns the one process the socket serves (the
-	// front the core started); see RequirePeerPID.
-	peerPID atomic.Pointer[func() int]
+	// peerPID, gate and internal: see Config.
+	peerPID  func() int
+	gate     func() error
+	internal map[string]http.Handler
 
 	requests  atomic.Uint64
 	forbidden atomic.Uint64
-	// internalRequests counts the front's own calls (HandleInternal
+	// internalRequests counts the front's own calls (Config.Internal
 	// paths), apart from the requests it forwards.
 	internalRequests atomic.Uint64
-
-	// gate, when set, refuses every route's request while it returns an
-	// error (SetGate).
-	gate atomic.Pointer[func() error]
-
-	// internal are the front-only paths outside the route table
-	// (HandleInternal), behind the same peer and token checks.
-	internal map[string]http.Handler
 }
-
-// SetGate makes every route's request answered with gate's error while it
-// returns one (the core's copy of the front's www check: a notification
-// that disables the web surface closes the routes here too, whatever the
-// front does).
-func (s *Server) SetGate(gate func() error) { s.gate.Store(&gate) }
-
-// HandleInternal serves h on path, outside the route table (the front's
-// own calls, such as api.FrontStatePath), behind the same checks as every
-// route: the front's uid and pid and the internal token. Call it before
-// Handler.
-func (s *Server) HandleInternal(path string, h http.Handler) {
-	if s.internal == nil {
-		s.internal = map[string]http.Handler{}
-	}
-	s.internal[path] = h
-}
-
-// RequirePeerPID makes the server refuse every peer but the process pid
-// returns (read per request: the front's pid changes when it is
-// restarted), on top of the uid and token checks: another process running
-// under the front's uid is refused even with the token.
-func (s *Server) RequirePeerPID(pid func() int) { s.peerPID.Store(&pid) }
 
 // NewServer returns the server for the handlers of m, which must match
 // api.Routes one to one.
@@ -106,7 +94,8 @@ func NewServer(cfg Config, m *Mux) (*Server, error) {
 		allowed[u] = true
 	}
 	return &Server{log: logging.OrDiscard(cfg.Log), token: cfg.Token, allowedUIDs: allowed, mux: m,
-		admin: cfg.Admin, timeout: cfg.RequestTimeout, auditor: cfg.Audit}, nil
+		admin: cfg.Admin, timeout: cfg.RequestTimeout, auditor: cfg.Audit, peerPID: cfg.PeerPID, gate: cfg.Gate,
+		internal: maps.Clone(cfg.Internal)}, nil
 }
 
 // Counters returns the request counters.
@@ -149,7 +138,7 @@ func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 }
 
 // guard counts every request and refuses any whose peer is not allowed (its
-// uid, and with RequirePeerPID its pid) or that lacks the internal token.
+// uid, and with Config.PeerPID its pid) or that lacks the internal token.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.internal[r.URL.Path] != nil {
@@ -162,8 +151,8 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			s.refuse(w, r, cred, "peer not allowed")
 			return
 		}
-		if pid := s.peerPID.Load(); pid != nil {
-			if want := (*pid)(); want == 0 || cred.PID != want {
+		if s.peerPID != nil {
+			if want := s.peerPID(); want == 0 || cred.PID != want {
 				s.refuse(w, r, cred, "peer is not the front process", "front_pid", want)
 				return
 			}
@@ -206,8 +195,8 @@ func (s *Server) serveRoute(b binding) http.HandlerFunc {
 		}
 		var resp any
 		var err error
-		if g := s.gate.Load(); g != nil {
-			err = (*g)()
+		if s.gate != nil {
+			err = s.gate()
 		}
 		if err == nil {
 			err = s.read(c)

@@ -30,7 +30,7 @@ const (
 )
 
 // benchRoute is the route the body is for.
-var benchRoute = api.RouteServerCreate.Route
+var benchRoute = api.RouteServerCreate.Route()
 
 // backendAnswer is the stand-in core's answer to every server.create: a
 // server as the core would return it (a valid api.Server, checked by
