@@ -12,6 +12,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // TestLinkHostCLI runs the troubleshooting commands on a link host against
@@ -64,7 +65,7 @@ func TestLinkHostCLI(t *testing.T) {
 		}
 		return nil
 	}
-	waitFor(t, 30*time.Second, "a1's connection up in status --json", func() bool {
+	testkit.WaitFor(t, 30*time.Second, 100*time.Millisecond, "a1's connection up in status --json", func() bool {
 		c := status()
 		return c != nil && c.Child == "INSTALLED"
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 	"github.com/portcullis-gw/portcullis/linkmgr/agent"
 )
@@ -133,7 +134,7 @@ func TestLinkDiagnosis(t *testing.T) {
 	healthy := func(what string) {
 		t.Helper()
 		var last *api.LinkConnection
-		waitFor(t, 30*time.Second, what, func() bool {
+		testkit.WaitFor(t, 30*time.Second, 100*time.Millisecond, what, func() bool {
 			last = conn()
 			ok, _ := installed(a1.sas())
 			return ok && last != nil && last.Child == "INSTALLED" && last.Reason == nil
@@ -225,7 +226,7 @@ func TestLinkDiagnosis(t *testing.T) {
 	}
 	// Both sides' proposals at the admin API: b1, the responder, logged
 	// what it received (a1's AES-128) and what it has (AES-256).
-	waitFor(t, 10*time.Second, "b1's reason with both sides' proposals", func() bool {
+	testkit.WaitFor(t, 10*time.Second, 100*time.Millisecond, "b1's reason with both sides' proposals", func() bool {
 		c := connOf(1, connB)
 		if c == nil || c.Reason == nil || c.Reason.Code != api.ReasonNoProposal {
 			return false
@@ -257,7 +258,7 @@ func TestLinkDiagnosis(t *testing.T) {
 		t.Fatalf("subnets not told: %+v", c.Reason)
 	}
 	// b1 tells the subnets its charon has, not those its agent loaded.
-	waitFor(t, 10*time.Second, "b1's reason naming the subnet its charon expects", func() bool {
+	testkit.WaitFor(t, 10*time.Second, 100*time.Millisecond, "b1's reason naming the subnet its charon expects", func() bool {
 		c := connOf(1, connB)
 		return c != nil && c.Reason != nil && c.Reason.Code == api.ReasonTSUnaccepted && strings.Contains(c.Reason.Text, "=== 10.9.0.0/24")
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 )
 
@@ -175,7 +176,7 @@ func TestIPsecRouterLocation(t *testing.T) {
 	// configuration names it as pending. Once both did, it has a
 	// connection to each, the standby a2 too.
 	var cfg api.RouterConfig
-	waitFor(t, 15*time.Second, "a1 and a2 in the router configuration", func() bool {
+	testkit.WaitFor(t, 15*time.Second, 100*time.Millisecond, "a1 and a2 in the router configuration", func() bool {
 		admin.Must("GET", rc, nil, &cfg)
 		return len(cfg.Pending) == 0
 	})
@@ -190,7 +191,7 @@ func TestIPsecRouterLocation(t *testing.T) {
 	t.Logf("swanctl --load-all: %s", loadRouterConfig(t, r1, &cfg))
 
 	// a1's agent calls the router; both charons install the child SA.
-	waitFor(t, 20*time.Second, "tunnel a1-HQ", func() bool {
+	testkit.WaitFor(t, 20*time.Second, 100*time.Millisecond, "tunnel a1-HQ", func() bool {
 		ok, _ := installed(a1.sas())
 		ok2, _ := installed(r1.sas())
 		return ok && ok2
@@ -212,7 +213,7 @@ func TestIPsecRouterLocation(t *testing.T) {
 	if got["esp_in"] < 5 || got["esp_out"] < 5 || got["tunnel_in"] < 5 || got["clear_in"] != 0 || got["clear_out"] != 0 {
 		t.Fatalf("the ping did not cross as ESP only: %v", got)
 	}
-	waitFor(t, 5*time.Second, "the router's ESP byte counters to show the ping", func() bool {
+	testkit.WaitFor(t, 5*time.Second, 100*time.Millisecond, "the router's ESP byte counters to show the ping", func() bool {
 		_, n := installed(r1.sas())
 		return n > 0
 	})
@@ -243,7 +244,7 @@ func TestIPsecRouterLocation(t *testing.T) {
 		t.Fatal("no ping reply from site A within 25 s of a1's death")
 	}
 	t.Logf("a1 killed: the router's site reaches site A through a2 after a ping gap of %v", gap.Round(10*time.Millisecond))
-	waitFor(t, 15*time.Second, "the router to clear a1's dead SA (dead peer detection)", func() bool {
+	testkit.WaitFor(t, 15*time.Second, 100*time.Millisecond, "the router to clear a1's dead SA (dead peer detection)", func() bool {
 		sas := r1.sas()
 		for _, sa := range sas {
 			if sa.Name == "corp-HQ-A-a1" {
@@ -252,7 +253,7 @@ func TestIPsecRouterLocation(t *testing.T) {
 		}
 		return len(sas) > 0
 	})
-	waitFor(t, 10*time.Second, "the router's SA to a2", func() bool {
+	testkit.WaitFor(t, 10*time.Second, 100*time.Millisecond, "the router's SA to a2", func() bool {
 		for _, sa := range r1.sas() {
 			if sa.Name == "corp-HQ-A-a2" && sa.Remote == "10.249.0.12" {
 				for _, ch := range sa.Children {
