@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/procstat"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
@@ -46,19 +46,13 @@ func (g *gateway) frontFiles() int {
 }
 
 // frontRSS is the front's resident memory in KiB.
-func (g *gateway) frontRSS() int {
+func (g *gateway) frontRSS() int64 {
 	g.t.Helper()
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.status().FrontPID))
+	m, err := procstat.Memory(g.status().FrontPID)
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(st), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
-		}
-	}
-	return 0
+	return m.VmRSS
 }
 
 // hold opens n TLS connections to the front (16 at a time), sends head on

@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-gw/portcullis/clientsdk"
 	"github.com/portcullis-gw/portcullis/core/vpn"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/procstat"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
 	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 )
@@ -206,21 +207,6 @@ func (l *vpnLab) ping(addr string) bool {
 	return l.cl.Command("ping", "-c", "1", "-W", "2", addr).Run() == nil
 }
 
-// procStatus reads fields of /proc/<pid>/status.
-func procStatus(t *testing.T, pid int) map[string]string {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok {
-			out[k] = strings.TrimSpace(v)
-		}
-	}
-	return out
-}
-
 // TestVPNWorkersEndToEnd: approved clients connect through unprivileged
 // OpenVPN workers, and every connect the core should refuse is refused.
 func TestVPNWorkersEndToEnd(t *testing.T) {
@@ -280,7 +266,10 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 		t.Fatalf("no ping across the tunnel:\n%s", a.Output())
 	}
 	t.Logf("approval to first ping through the tunnel: %v", time.Since(t0).Round(time.Millisecond))
-	ps := procStatus(t, l.status(l.s1.ID).PID)
+	ps, err := procstat.Status(l.status(l.s1.ID).PID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	uid := strings.Fields(ps["Uid"])
 	if len(uid) != 4 || uid[0] == "0" || uid[1] == "0" || uid[2] == "0" || uid[3] == "0" ||
 		ps["CapEff"] != "0000000000000000" || ps["CapPrm"] != "0000000000000000" || ps["NoNewPrivs"] != "1" {
