@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
@@ -10,29 +9,14 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // logBuffer is a goroutine-safe buffer of JSON log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ testkit.LockedBuffer }
 
 // records returns the logged records whose message is msg.
 func (b *logBuffer) records(t *testing.T, msg string) []map[string]any {
