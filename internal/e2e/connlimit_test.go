@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/procstat"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // needFiles requires an RLIMIT_NOFILE of at least n for this process,
@@ -268,13 +269,12 @@ func TestFrontRefusesConnectionsBeyondItsMaximum(t *testing.T) {
 	if d := time.Since(began); d > 500*time.Millisecond {
 		t.Fatalf("the refusal took %v", d)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(g.Logs(), "reason=connection_limit") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line for the refused connection:\n%s", g.Logs())
+	testkit.Eventually(t, 5*time.Second, 20*time.Millisecond, "a log line for the refused connection", func() error {
+		if logs := g.Logs(); !strings.Contains(logs, "reason=connection_limit") {
+			return fmt.Errorf("no reason=connection_limit in:\n%s", logs)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	time.Sleep(1100 * time.Millisecond)
 	if st, body := g.rawRequest("GET /status HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n"); st != 401 {
 		t.Fatalf("newcomer after the reclaim age: %d %q", st, body)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/procstat"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // loginClient sends admin logins to the front from one loopback address
@@ -167,19 +168,15 @@ func TestAdminLoginDuringLockoutWave(t *testing.T) {
 		}
 	}
 	defer func() { stop(); wg.Wait() }()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testkit.Eventually(t, 60*time.Second, 50*time.Millisecond, "every attacking source refused", func() error {
 		mu.Lock()
 		n := len(limited)
 		mu.Unlock()
-		if n == sources {
-			break
+		if n != sources {
+			return fmt.Errorf("only %d of %d refused", n, sources)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 60s only %d of %d attacking sources were refused", n, sources)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	admin := g.loginClient("127.0.0.1")
 	var took []time.Duration
 	for range 3 {

@@ -20,6 +20,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/procstat"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 )
 
@@ -196,11 +197,12 @@ func (l *vpnLab) waitLog(what, text string) {
 
 func (l *vpnLab) waitLogFor(d time.Duration, what, text string) {
 	l.t.Helper()
-	for deadline := time.Now().Add(d); !strings.Contains(l.g.Logs(), text); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			l.t.Fatalf("%s: no %q in the gateway's log:\n%s", what, text, l.g.Logs())
+	testkit.Eventually(l.t, d, 20*time.Millisecond, what, func() error {
+		if logs := l.g.Logs(); !strings.Contains(logs, text) {
+			return fmt.Errorf("no %q in the gateway's log:\n%s", text, logs)
 		}
-	}
+		return nil
+	})
 }
 
 func (l *vpnLab) ping(addr string) bool {
