@@ -4,10 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -40,23 +37,9 @@ func (b *logBuffer) records(t *testing.T, msg string) []map[string]any {
 // newLoggedFront is newFront with the front's log captured.
 func newLoggedFront(t *testing.T) (*stubCore, *httptest.Server, *Handler, *logBuffer) {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "core.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	core := &stubCore{status: 200, body: orgJSON}
-	cs := &http.Server{Handler: core}
-	go func() { _ = cs.Serve(ln) }()
-	t.Cleanup(func() { _ = cs.Close() })
 	logs := &logBuffer{}
-	h, err := NewHandler(Options{CoreSocket: sock, Token: testToken, Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	t.Cleanup(h.Close)
+	h, srv := frontFor(t, core, Options{Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	return core, srv, h, logs
 }
 
