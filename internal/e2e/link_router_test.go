@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -14,41 +13,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
 	"github.com/portcullis-gw/portcullis/internal/testkit"
-	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 )
-
-// addAgentHost sets up a link host as its admin would: a namespace on the
-// wan bridge with addr, its site's subnet address on lo, `portcullis-link
-// add` with the host's URI on standard input, then charon and the agent.
-func addAgentHost(t *testing.T, g *gateway, admin *vpnlab.AdminClient, wan *netlab.NS, base string, l *api.Link,
-	locID, hostID, name, addr, subnet string) *siteHost {
-	t.Helper()
-	h := &siteHost{t: t, name: name, addr: addr, dir: filepath.Join(base, name)}
-	h.vici = filepath.Join(h.dir, "charon.vici")
-	if err := os.MkdirAll(h.dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	h.ns = netlab.NewNS(t, name)
-	netlab.Attach(t, h.ns, addr+"/24", wan, "br0")
-	h.ns.MustIP("addr", "add", subnet, "dev", "lo")
-	var u api.HostURI
-	admin.Must("GET", "/link/"+l.ID+"/location/"+locID+"/host/"+hostID+"/uri", nil, &u)
-	add := exec.Command(filepath.Join(binDir, "portcullis-link"), "add", "--address", addr, "--vici", h.vici,
-		"--ca", filepath.Join(g.Dir, "data", "tls", "cert.pem"), "--state-dir", h.dir)
-	add.Stdin = strings.NewReader(u.URI + "\n")
-	if out, err := add.CombinedOutput(); err != nil {
-		t.Fatalf("portcullis-link add: %v %s", err, out)
-	}
-	h.startCharon()
-	h.startAgent()
-	t.Cleanup(h.stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s agent log:\n%s", name, h.logs())
-		}
-	})
-	return h
-}
 
 // routerCounters is an nftables table in the router's namespace that
 // counts, on its wan interface, ESP in UDP (port 4500, a payload that does
@@ -169,8 +134,9 @@ func TestIPsecRouterLocation(t *testing.T) {
 		t.Fatalf("router counters: %v %s", err, out)
 	}
 
-	a1 := addAgentHost(t, g, admin, wan, base, &l, locA, l.Locations[0].Hosts[0].ID, "a1", "10.249.0.11", "10.1.0.1/32")
-	a2 := addAgentHost(t, g, admin, wan, base, &l, locA, l.Locations[0].Hosts[1].ID, "a2", "10.249.0.12", "10.1.0.1/32")
+	a1 := addLinkHost(t, admin, g, wan, base, &l, 0, 0, "10.249.0.11", "10.1.0.1/32")
+	a2 := addLinkHost(t, admin, g, wan, base, &l, 0, 1, "10.249.0.12", "10.1.0.1/32")
+	logAgentsOnFailure(t, a1, a2)
 
 	// Until a host reports, the gateway does not know its address: the
 	// configuration names it as pending. Once both did, it has a
