@@ -131,11 +131,12 @@ type linkLab struct {
 	wan, gwNS *netlab.NS
 	g         *gateway
 	admin     *vpnlab.AdminClient
+	net       string // the /24 prefix
 }
 
 func newLinkLab(t *testing.T, label, net string) *linkLab {
 	t.Helper()
-	lab := &linkLab{wan: netlab.NewNS(t, label+"wan")}
+	lab := &linkLab{wan: netlab.NewNS(t, label+"wan"), net: net}
 	netlab.Bridge(t, lab.wan, "br0")
 	lab.gwNS = netlab.NewNS(t, label+"gw")
 	netlab.Attach(t, lab.gwNS, net+".1/24", lab.wan, "br0")

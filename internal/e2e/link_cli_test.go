@@ -26,7 +26,7 @@ func TestLinkHostCLI(t *testing.T) {
 	testenv.NeedFile(t, charonBin, "strongswan-charon")
 	testenv.NeedBinary(t, "unshare", "util-linux")
 	lab := newLinkLab(t, "c", "10.248.0")
-	_, a1, b1 := lab.twoSiteLink(t, api.LinkCreate{Name: "corp"}, "10.248.0")
+	_, a1, b1 := lab.twoSiteLink(t, api.LinkCreate{Name: "corp"})
 	const conn = "corp-A-B"
 	cli := func(args ...string) (string, int) {
 		t.Helper()

@@ -51,9 +51,9 @@ func addLinkHost(t *testing.T, admin *vpnlab.AdminClient, g *gateway, wan *netla
 
 // twoSiteLink creates a link (create) with locations A (10.1.0.0/24) and
 // B (10.2.0.0/24) and one host in each, a1 at <net>.11 and b1 at <net>.21
-// (net as given to newLinkLab), and starts both hosts; their agents' logs
-// are shown when the test fails.
-func (lab *linkLab) twoSiteLink(t *testing.T, create api.LinkCreate, net string) (l api.Link, a1, b1 *siteHost) {
+// on the lab's wan, and starts both hosts; their agents' logs are shown
+// when the test fails.
+func (lab *linkLab) twoSiteLink(t *testing.T, create api.LinkCreate) (l api.Link, a1, b1 *siteHost) {
 	t.Helper()
 	admin := lab.admin
 	admin.Must("POST", "/link", create, &l)
@@ -62,8 +62,8 @@ func (lab *linkLab) twoSiteLink(t *testing.T, create api.LinkCreate, net string)
 	admin.Must("POST", "/link/"+l.ID+"/location/"+l.Locations[0].ID+"/host", api.HostCreate{Name: "a1"}, &l)
 	admin.Must("POST", "/link/"+l.ID+"/location/"+l.Locations[1].ID+"/host", api.HostCreate{Name: "b1"}, &l)
 	base := searchableTempDir(t)
-	a1 = addLinkHost(t, admin, lab.g, lab.wan, base, &l, 0, 0, net+".11", "10.1.0.1/32")
-	b1 = addLinkHost(t, admin, lab.g, lab.wan, base, &l, 1, 0, net+".21", "10.2.0.1/32")
+	a1 = addLinkHost(t, admin, lab.g, lab.wan, base, &l, 0, 0, lab.net+".11", "10.1.0.1/32")
+	b1 = addLinkHost(t, admin, lab.g, lab.wan, base, &l, 1, 0, lab.net+".21", "10.2.0.1/32")
 	logAgentsOnFailure(t, a1, b1)
 	return l, a1, b1
 }
@@ -126,7 +126,7 @@ func TestLinkDiagnosis(t *testing.T) {
 	wan, admin := lab.wan, lab.admin
 	// Forced proposals: only the link's, so that a side changed to others
 	// shares nothing with the other (charon's defaults would match).
-	l, a1, b1 := lab.twoSiteLink(t, api.LinkCreate{Name: "corp", Force: true}, "10.249.0")
+	l, a1, b1 := lab.twoSiteLink(t, api.LinkCreate{Name: "corp", Force: true})
 	const connA, connB = "corp-A-B", "corp-B-A"
 
 	// A host's connection as the admin API shows it.
