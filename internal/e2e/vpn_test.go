@@ -80,18 +80,9 @@ func newVPNLab(t *testing.T) *vpnLab {
 // profile downloads a new profile of user for server.
 func (l *vpnLab) profile(user api.User, serverID string) (string, *clientsdk.Profile) {
 	l.t.Helper()
-	var p api.Profile
-	l.admin.Must("POST", "/organization/"+l.org.ID+"/user/"+user.ID+"/profile/"+serverID, nil, &p)
 	l.n++
 	path := filepath.Join(l.g.Dir, fmt.Sprintf("p%d.ovpn", l.n))
-	if err := os.WriteFile(path, []byte(p.Profile), 0o600); err != nil {
-		l.t.Fatal(err)
-	}
-	parsed, err := clientsdk.ParseProfile(p.Profile)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	return path, parsed
+	return path, saveProfile(l.t, l.admin, l.org.ID, user.ID, serverID, path)
 }
 
 // credential is an approval's OpenVPN username and password.
