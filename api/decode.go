@@ -208,16 +208,26 @@ func (w *walker) object(t reflect.Type, path string, depth int) error {
 	return err
 }
 
+// arrayElem is the type of a JSON array's elements under the target t:
+// t's element type for a slice or an array, nil (anything) for an
+// interface or no target; ok is false when t takes no array.
+func arrayElem(t reflect.Type) (elem reflect.Type, ok bool) {
+	if t == nil {
+		return nil, true
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return t.Elem(), true
+	case reflect.Interface:
+		return nil, true
+	}
+	return nil, false
+}
+
 func (w *walker) array(t reflect.Type, path string, depth int) error {
-	var elem reflect.Type
-	if t != nil {
-		switch t.Kind() {
-		case reflect.Slice, reflect.Array:
-			elem = t.Elem()
-		case reflect.Interface:
-		default:
-			return badJSON(path, "has the wrong type: expected "+jsonKind(t))
-		}
+	elem, ok := arrayElem(t)
+	if !ok {
+		return badJSON(path, "has the wrong type: expected "+jsonKind(t))
 	}
 	for i := 0; w.dec.More(); i++ {
 		if err := w.value(elem, fmt.Sprintf("%s[%d]", path, i), depth); err != nil {

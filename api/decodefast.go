@@ -90,7 +90,7 @@ func planOf(t reflect.Type) *decodePlan {
 			if name == "" {
 				name = f.Name
 			}
-			if _, dup := p.fields[name]; dup || !plainName(name) || strings.Contains(","+opts+",", ",string,") {
+			if _, dup := p.fields[name]; dup || !PlainName(name) || strings.Contains(","+opts+",", ",string,") {
 				p.other = true
 			}
 			p.fields[name] = i
@@ -100,9 +100,10 @@ func planOf(t reflect.Type) *decodePlan {
 	return p
 }
 
-// plainName reports whether a field's JSON name is letters, digits, '_',
-// '-' and '.': a tag name json.Unmarshal takes as it is.
-func plainName(n string) bool {
+// PlainName reports whether a field's JSON name is letters, digits, '_',
+// '-' and '.': a tag name json.Unmarshal takes as it is and json.Marshal
+// writes as it is (no escaping). The front's fast encoder uses it too.
+func PlainName(n string) bool {
 	if n == "" {
 		return false
 	}

@@ -285,15 +285,9 @@ func (s *scanner) next(closing byte) (more, ok bool) {
 }
 
 func (s *scanner) array(t reflect.Type, depth int) bool {
-	var elem reflect.Type
-	if t != nil {
-		switch t.Kind() {
-		case reflect.Slice, reflect.Array:
-			elem = t.Elem()
-		case reflect.Interface:
-		default:
-			return false
-		}
+	elem, ok := arrayElem(t)
+	if !ok {
+		return false
 	}
 	s.space()
 	if s.pos < len(s.data) && s.data[s.pos] == ']' {

@@ -165,9 +165,19 @@ func Approve(ctx context.Context, p *Profile, o Options) (*Result, error) {
 	}
 	fields.PublicAddress, fields.PublicAddress6, fields.ClientVersion = o.PublicAddress, o.PublicAddress6, o.ClientVersion
 	client := o.httpClient(8 * time.Second)
+	return firstAnswer(ctx, hosts, func(host string) (*Result, error) {
+		return approveHost(ctx, client, host, p, fields, o)
+	})
+}
+
+// firstAnswer asks each host in order, as the Pritunl Client does, and
+// returns the first answer; a host's failure moves on to the next, and an
+// ended ctx stops there. When no host answered, the error wraps
+// ErrAllHostsFailed and every host's error.
+func firstAnswer[R any](ctx context.Context, hosts []string, ask func(host string) (R, error)) (R, error) {
 	var errs []error
 	for _, host := range hosts {
-		res, err := approveHost(ctx, client, host, p, fields, o)
+		res, err := ask(host)
 		if err == nil {
 			return res, nil
 		}
@@ -176,7 +186,8 @@ func Approve(ctx context.Context, p *Profile, o Options) (*Result, error) {
 			break
 		}
 	}
-	return nil, fmt.Errorf("%w: %w", ErrAllHostsFailed, errors.Join(errs...))
+	var zero R
+	return zero, fmt.Errorf("%w: %w", ErrAllHostsFailed, errors.Join(errs...))
 }
 
 // withDefaults fills o's zero fields; timeout is the per-host default.

@@ -86,18 +86,9 @@ func Sync(ctx context.Context, p *Profile, o Options) (*SyncResult, error) {
 		return nil, fmt.Errorf("%w: the profile lists no sync host", ErrAllHostsFailed)
 	}
 	client := o.httpClient(5 * time.Second)
-	var errs []error
-	for _, host := range hosts {
-		res, err := syncHost(ctx, client, p, host, o)
-		if err == nil {
-			return res, nil
-		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, fmt.Errorf("%w: %w", ErrAllHostsFailed, errors.Join(errs...))
+	return firstAnswer(ctx, hosts, func(host string) (*SyncResult, error) {
+		return syncHost(ctx, client, p, host, o)
+	})
 }
 
 func syncHost(ctx context.Context, client *http.Client, p *Profile, host string, o Options) (*SyncResult, error) {

@@ -3,12 +3,14 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/store"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
@@ -37,11 +39,12 @@ func TestLinkLeaderOneAtATimeAndHandOver(t *testing.T) {
 	wg.Go(func() { a.run(actx) })
 	wait := func(what string, cond func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: a leading %v (sees %q), b leading %v (sees %q)", what, a.Leading(), a.Leader(), b.Leading(), b.Leader())
+		testkit.Eventually(t, 15*time.Second, 10*time.Millisecond, what, func() error {
+			if cond() {
+				return nil
 			}
-		}
+			return fmt.Errorf("a leading %v (sees %q), b leading %v (sees %q)", a.Leading(), a.Leader(), b.Leading(), b.Leader())
+		})
 	}
 	wait("a leads alone", a.Leading)
 	bctx, stopB := context.WithCancel(ctx)
@@ -129,11 +132,7 @@ func TestLinkLeaderStaleWriteRefused(t *testing.T) {
 	if _, err := cli.Revoke(ctx, grant.ID); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(20 * time.Second); !b.Leading(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("b not elected within 20 s of a's lease ending")
-		}
-	}
+	testkit.WaitFor(t, 20*time.Second, 10*time.Millisecond, "b elected after a's lease ended", b.Leading)
 	tb, _ := b.Term()
 	if tb <= ta {
 		t.Fatalf("b's term %d is not above a's %d", tb, ta)

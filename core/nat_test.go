@@ -1,7 +1,6 @@
 package core
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/vpn"
 	"github.com/portcullis-gw/portcullis/dynfw"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // fakeNAT records what the core asks of the NAT rules.
@@ -54,31 +54,13 @@ func (f *fakeNAT) last(t *testing.T) []string {
 	return out
 }
 
-// lockedBuffer is a log sink the handlers write while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestServerNAT: the nat field is created, read, updated and checked like
 // the other fields, and every server change hands the NAT rules of the
 // servers with NAT on (tunnel network, worker device) to the firewall.
 func TestServerNAT(t *testing.T) {
 	c := newTestCore(t, []int{os.Getuid()})
 	fake := &fakeNAT{}
-	var logs lockedBuffer
+	var logs testkit.LockedBuffer
 	c.svc.nat = fake
 	c.svc.log = slog.New(slog.NewTextHandler(&logs, nil))
 	c.login()

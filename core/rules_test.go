@@ -10,16 +10,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
 // TestDynfwAndLinkmgrDoNotImportCore keeps the layering of DESIGN.md: the
 // firewall and the link model are libraries the core uses, never the
 // other way round.
 func TestDynfwAndLinkmgrDoNotImportCore(t *testing.T) {
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go tool not installed; cannot list dependencies")
-	}
+	gobin := testenv.NeedBinary(t, "go", "") // the go.mod toolchain, not always Debian's
 	out, err := exec.Command(gobin, "list", "-deps", "../dynfw", "../linkmgr/...").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
@@ -40,31 +39,42 @@ func TestDynfwAndLinkmgrDoNotImportCore(t *testing.T) {
 // form or a type switch in the non-test code of the whole module: a
 // surprise type is then an error with a message, never a panic.
 func TestNoUncheckedTypeAssertions(t *testing.T) {
-	var found []string
-	for _, dir := range []string{".."} {
-		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
-				return filepath.SkipDir
-			}
-			if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-				return nil
-			}
-			src, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			found = append(found, uncheckedAssertions(t, path, src)...)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
+	eachModuleSource(t, func(path string, src []byte) {
+		for _, f := range uncheckedAssertions(t, path, src) {
+			t.Error(f)
 		}
+	})
+}
+
+// eachModuleSource calls check with the path and text of every non-test Go
+// file of the module (outside .git and testdata), and fails the test when
+// it found fewer than 100: a walk not rooted at the module checks nothing.
+func eachModuleSource(t *testing.T, check func(path string, src []byte)) {
+	t.Helper()
+	checked := 0
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		checked++
+		check(path, src)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, f := range found {
-		t.Error(f)
+	if checked < 100 {
+		t.Fatalf("only %d source files found; is the walk rooted at the module?", checked)
 	}
 }
 
@@ -125,31 +135,9 @@ const maxFileLines = 600
 // under maxFileLines lines: a file that grows past it is split by what it
 // holds.
 func TestNoLongSourceFiles(t *testing.T) {
-	checked := 0
-	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		src, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		checked++
+	eachModuleSource(t, func(path string, src []byte) {
 		if n := strings.Count(string(src), "\n"); n > maxFileLines {
 			t.Errorf("%s: %d lines (more than %d): split it by what it holds", path, n, maxFileLines)
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if checked < 100 {
-		t.Fatalf("only %d source files found; is the walk rooted at the module?", checked)
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/store"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // chanWatcher is a store.Watcher the test drives.
@@ -65,17 +66,6 @@ func (r *followRig) restoreCount() int {
 	return r.restores
 }
 
-// waitFor polls cond for up to 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 func (r *followRig) put(t *testing.T, ap *Approval) {
 	raw, err := json.Marshal(ap)
 	if err != nil {
@@ -104,18 +94,18 @@ func TestFollowOpensOwnApprovalsAndRestoresOnResetAndRevocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.w.ch <- store.Change{Reset: true}
-	waitFor(t, "the Reset's restore", func() bool { return r.restoreCount() == 1 })
+	testkit.WaitFor(t, 5*time.Second, 5*time.Millisecond, "the Reset's restore", func() bool { return r.restoreCount() == 1 })
 	if r.w.bucket != store.BucketApprovals {
 		t.Fatalf("watched %q", r.w.bucket)
 	}
-	waitFor(t, "the stored approval put back", func() bool { return len(r.allowed()) == 1 })
+	testkit.WaitFor(t, 5*time.Second, 5*time.Millisecond, "the stored approval put back", func() bool { return len(r.allowed()) == 1 })
 
 	// Another gateway's approval of this gateway's server: opened with the
 	// time it has left, without a restore.
 	mine := &Approval{Token: "tok-mine", UserID: userID, ServerID: serverID, Protocol: "udp", Port: 1194,
 		Addrs: []netip.Addr{netip.MustParseAddr("203.0.113.2")}, Created: now, Expires: now.Add(90 * time.Second)}
 	r.put(t, mine)
-	waitFor(t, "the approval opened", func() bool { return len(r.allowed()) == 2 })
+	testkit.WaitFor(t, 5*time.Second, 5*time.Millisecond, "the approval opened", func() bool { return len(r.allowed()) == 2 })
 	if e := r.allowed()[1]; e.Addr != mine.Addrs[0] || e.Port != 1194 || e.Proto != "udp" || e.Timeout != 90*time.Second {
 		t.Fatalf("opened %+v", e)
 	}
@@ -131,7 +121,7 @@ func TestFollowOpensOwnApprovalsAndRestoresOnResetAndRevocation(t *testing.T) {
 	marker := &Approval{Token: "tok-marker", UserID: userID, ServerID: serverID, Protocol: "udp", Port: 1194,
 		Addrs: []netip.Addr{netip.MustParseAddr("203.0.113.5")}, Created: now, Expires: now.Add(time.Minute)}
 	r.put(t, marker)
-	waitFor(t, "the marker opened", func() bool { return len(r.allowed()) == 3 })
+	testkit.WaitFor(t, 5*time.Second, 5*time.Millisecond, "the marker opened", func() bool { return len(r.allowed()) == 3 })
 	if got := r.allowed()[2].Addr; got != marker.Addrs[0] {
 		t.Fatalf("opened %s, want only the marker's %s after the other gateway's and the expired approval", got, marker.Addrs[0])
 	}
@@ -142,13 +132,13 @@ func TestFollowOpensOwnApprovalsAndRestoresOnResetAndRevocation(t *testing.T) {
 	marker2 := *marker
 	marker2.Token, marker2.Addrs = "tok-marker2", []netip.Addr{netip.MustParseAddr("203.0.113.6")}
 	r.put(t, &marker2)
-	waitFor(t, "the second marker opened", func() bool { return len(r.allowed()) == 4 })
+	testkit.WaitFor(t, 5*time.Second, 5*time.Millisecond, "the second marker opened", func() bool { return len(r.allowed()) == 4 })
 	if n := r.restoreCount(); n != 1 {
 		t.Fatalf("a delete of another gateway's approval restored the firewall (%d restores)", n)
 	}
 	// The clock stands: mine has 90 s left, so its delete is a revocation.
 	r.w.ch <- store.Change{Key: mine.Token, Deleted: true}
-	waitFor(t, "the revocation's restore", func() bool { return r.restoreCount() == 2 })
+	testkit.WaitFor(t, 5*time.Second, 5*time.Millisecond, "the revocation's restore", func() bool { return r.restoreCount() == 2 })
 }
 
 func TestFollowRetriesAFailedRestore(t *testing.T) {
@@ -157,12 +147,12 @@ func TestFollowRetriesAFailedRestore(t *testing.T) {
 	r.failing = true
 	r.mu.Unlock()
 	r.w.ch <- store.Change{Reset: true}
-	waitFor(t, "the first restore", func() bool { return r.restoreCount() >= 1 })
+	testkit.WaitFor(t, 5*time.Second, 5*time.Millisecond, "the first restore", func() bool { return r.restoreCount() >= 1 })
 	r.mu.Lock()
 	r.failing = false
 	r.mu.Unlock()
 	// followRetry later, without any new event, it tries again.
-	waitFor(t, "the retried restore", func() bool { return r.restoreCount() >= 2 })
+	testkit.WaitFor(t, 5*time.Second, 5*time.Millisecond, "the retried restore", func() bool { return r.restoreCount() >= 2 })
 }
 
 func TestOwnPortsOnlyApprovalOpensNothingForAnotherGatewaysServer(t *testing.T) {
@@ -203,7 +193,7 @@ func TestFollowCountsOtherGatewaysApprovalsInTheUserLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.put(t, elsewhere)
-	waitFor(t, "the other gateway's approval counted", func() bool {
+	testkit.WaitFor(t, 5*time.Second, 5*time.Millisecond, "the other gateway's approval counted", func() bool {
 		f.a.limits.mu.Lock()
 		defer f.a.limits.mu.Unlock()
 		return len(f.a.limits.users[userID]) == 2

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/etcdlab/etcdstore"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/replay"
@@ -85,11 +86,12 @@ func TestRevokeUnderApprovalLoadEtcd(t *testing.T) {
 	stopLoad := func() { once.Do(func() { close(stop); wg.Wait() }) }
 	defer stopLoad()
 	// Let the load start.
-	for deadline := time.Now().Add(10 * time.Second); committed.Load() < 20; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the approval load does not start: %d committed, %v", committed.Load(), loadErr.Load())
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, "the approval load starting", func() error {
+		if committed.Load() >= 20 {
+			return nil
 		}
-	}
+		return fmt.Errorf("%d committed, %v", committed.Load(), loadErr.Load())
+	})
 
 	for round := range 5 {
 		var tokens []string

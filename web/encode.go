@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/api"
 )
 
 // appendJSON appends json.Marshal(v)'s bytes to b without the reflection
@@ -92,7 +94,7 @@ func encodePlanOf(t reflect.Type) *encodePlan {
 					p.other = true
 				}
 			}
-			if seen[name] || !plainKey(name) {
+			if seen[name] || !api.PlainName(name) {
 				p.other = true
 			}
 			seen[name] = true
@@ -101,20 +103,6 @@ func encodePlanOf(t reflect.Type) *encodePlan {
 	}
 	encodePlans.Store(t, p)
 	return p
-}
-
-// plainKey reports whether json.Marshal writes the name as it is.
-func plainKey(n string) bool {
-	if n == "" {
-		return false
-	}
-	for i := 0; i < len(n); i++ {
-		c := n[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 func appendValue(b []byte, v reflect.Value) ([]byte, bool) {

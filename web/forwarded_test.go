@@ -2,12 +2,6 @@ package web
 
 import (
 	"encoding/base64"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,24 +12,9 @@ import (
 // proxy carries the forwarded-for list to the core (which believes it only
 // from a trusted proxy), as a client's approval does.
 func TestFrontPassesForwardedForOnLinkReports(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "core.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	sealed := `{"nonce":"` + base64.StdEncoding.EncodeToString(make([]byte, 24)) + `","data":"AAAA"}`
 	core := &stubCore{status: 200, body: sealed}
-	cs := &http.Server{Handler: core}
-	go func() { _ = cs.Serve(ln) }()
-	t.Cleanup(func() { _ = cs.Close() })
-	h, err := NewHandler(Options{CoreSocket: sock, Token: testToken, ForwardedHeader: "X-Forwarded-For",
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	_, srv := frontFor(t, core, Options{ForwardedHeader: "X-Forwarded-For"})
 	resp, e := do(t, srv, "PUT", "/link/state", "application/json", `{"version":1,"reach":[],"connections":[]}`, map[string]string{
 		api.HeaderLinkHost:      "0123456789abcdef01234567",
 		api.HeaderLinkTimestamp: "1760000000",

@@ -4,11 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -63,22 +59,8 @@ func (c *stateCore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestFrontAnswers503WhileTheWebSurfaceIsDisabled(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "core.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	core := &stateCore{st: api.FrontState{Generation: 1, WWWDisabled: true, Message: "critical fix pending"}, changed: make(chan struct{})}
-	cs := &http.Server{Handler: core}
-	go func() { _ = cs.Serve(ln) }()
-	t.Cleanup(func() { _ = cs.Close() })
-	h, err := NewHandler(Options{CoreSocket: sock, Token: testToken, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	h, srv := frontFor(t, core, Options{})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

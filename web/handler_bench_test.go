@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/api"
@@ -19,22 +17,15 @@ import (
 // profile of the front's own code (the load and the core share the
 // process). It times nothing that a test checks.
 func BenchmarkFrontServerCreate(b *testing.B) {
-	sock := filepath.Join(b.TempDir(), "core.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		b.Fatal(err)
-	}
 	answer := []byte(`{"id":"5f1e2d3c4b5a697887960a2f","name":"paris-branch-office-remote-access","protocol":"udp","port":1194,` +
 		`"network":"10.139.0.0/16","dynamic_firewall":true,"nat":true,"hosts":["vpn.example.com","198.51.100.7","203.0.113.25",` +
 		`"vpn-backup.example.net"],"organizations":["5f1e2d3c4b5a697887960a1b","5f1e2d3c4b5a697887960a1c"],` +
 		`"gateways":["gw-paris-1","gw-lyon-2","gw-nice3"],"created_at":"2026-11-30T08:00:00Z"}`)
-	cs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	sock := fakeCoreOn(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(answer)
-	})}
-	go func() { _ = cs.Serve(ln) }()
-	defer cs.Close()
+	}))
 	h, err := NewHandler(Options{CoreSocket: sock, Token: testToken, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)

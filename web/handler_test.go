@@ -70,23 +70,43 @@ const (
 
 func newFront(t testing.TB) (*stubCore, *httptest.Server) {
 	t.Helper()
+	core := &stubCore{status: 200, body: orgJSON}
+	_, srv := frontFor(t, core, Options{})
+	return core, srv
+}
+
+// fakeCoreOn serves core (a test's fake core) on a new unix socket until
+// the test ends and returns the socket's path.
+func fakeCoreOn(t testing.TB, core http.Handler) string {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "core.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	core := &stubCore{status: 200, body: orgJSON}
 	cs := &http.Server{Handler: core}
 	go func() { _ = cs.Serve(ln) }()
 	t.Cleanup(func() { _ = cs.Close() })
-	h, err := NewHandler(Options{CoreSocket: sock, Token: testToken, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return sock
+}
+
+// frontFor starts a front for the fake core behind an httptest server; o
+// gives the front's other options (the socket and token are set here, and
+// a nil Log discards). All of it stops when the test ends.
+func frontFor(t testing.TB, core http.Handler, o Options) (*Handler, *httptest.Server) {
+	t.Helper()
+	o.CoreSocket, o.Token = fakeCoreOn(t, core), testToken
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	h, err := NewHandler(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Close)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return core, srv
+	return h, srv
 }
 
 func do(t testing.TB, srv *httptest.Server, method, path, ctype, body string, hdr map[string]string) (*http.Response, api.Error) {

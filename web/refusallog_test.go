@@ -1,38 +1,19 @@
 package web
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // logBuffer is a goroutine-safe buffer of JSON log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ testkit.LockedBuffer }
 
 // records returns the logged records whose message is msg.
 func (b *logBuffer) records(t *testing.T, msg string) []map[string]any {
@@ -56,23 +37,9 @@ func (b *logBuffer) records(t *testing.T, msg string) []map[string]any {
 // newLoggedFront is newFront with the front's log captured.
 func newLoggedFront(t *testing.T) (*stubCore, *httptest.Server, *Handler, *logBuffer) {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "core.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	core := &stubCore{status: 200, body: orgJSON}
-	cs := &http.Server{Handler: core}
-	go func() { _ = cs.Serve(ln) }()
-	t.Cleanup(func() { _ = cs.Close() })
 	logs := &logBuffer{}
-	h, err := NewHandler(Options{CoreSocket: sock, Token: testToken, Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	t.Cleanup(h.Close)
+	h, srv := frontFor(t, core, Options{Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	return core, srv, h, logs
 }
 

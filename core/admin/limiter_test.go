@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 func TestSourceKey(t *testing.T) {
@@ -27,17 +29,11 @@ func TestSourceKey(t *testing.T) {
 // waitQueued returns once peer's attempt is the last in l's queue.
 func waitQueued(t *testing.T, l *Limiter, peer string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+	testkit.WaitFor(t, 5*time.Second, time.Millisecond, peer+" queued last", func() bool {
 		l.mu.Lock()
-		ok := len(l.waiters) > 0 && l.waiters[len(l.waiters)-1].key == SourceKey(peer)
-		l.mu.Unlock()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never queued", peer)
-		}
-	}
+		defer l.mu.Unlock()
+		return len(l.waiters) > 0 && l.waiters[len(l.waiters)-1].key == SourceKey(peer)
+	})
 }
 
 func testLimiter(c *clock, lim Limits) *Limiter {

@@ -3,12 +3,14 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/etcdlab/etcdstore"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/store"
@@ -59,11 +61,12 @@ func TestPruneEtcdUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	for deadline := time.Now().Add(10 * time.Second); recorded.Load() < 10; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the load does not start: %v", loadErr.Load())
+	testkit.Eventually(t, 10*time.Second, 5*time.Millisecond, "the load starting", func() error {
+		if recorded.Load() >= 10 {
+			return nil
 		}
-	}
+		return fmt.Errorf("%d recorded, %v", recorded.Load(), loadErr.Load())
+	})
 	n, err := l.Prune(ctx, start.Add(old*time.Second))
 	during := recorded.Load()
 	close(stop)

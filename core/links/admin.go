@@ -1,8 +1,6 @@
 package links
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -29,8 +27,8 @@ func (s *Service) create(c *rpc.Call, req *api.LinkCreate) (*api.Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
+	secret, err := random.Base64(32)
+	if err != nil {
 		return nil, err
 	}
 	c.Audit.Detail = "name=" + req.Name
@@ -49,7 +47,7 @@ func (s *Service) create(c *rpc.Call, req *api.LinkCreate) (*api.Link, error) {
 		if err := rpc.Claim(tx, store.BucketLinkNames, req.Name, id, "link name "+req.Name); err != nil {
 			return err
 		}
-		return tx.Put(store.BucketLinkSecrets, linkSecretKey(id), []byte(base64.StdEncoding.EncodeToString(secret)))
+		return tx.Put(store.BucketLinkSecrets, linkSecretKey(id), []byte(secret))
 	})
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/etcdlab/etcdstore"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
@@ -51,17 +52,6 @@ func putDecision(t *testing.T, ctx context.Context, st store.Store, linkID strin
 	}
 }
 
-// waitFor polls cond until it holds, failing after a bound (no timing is
-// asserted: the bound only ends a hung test).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 20 s: %s", what)
-		}
-	}
-}
-
 // following starts Follow on a gateway that follows (never leads) and
 // returns its service.
 func following(t *testing.T, ctx context.Context, st *store.Etcd, name string, lead Leadership) *Service {
@@ -86,19 +76,19 @@ func TestFollowerIgnoresOlderTermDecision(t *testing.T) {
 	f := following(t, ctx, st, "f", &storeLeadership{st: st, term: 1})
 
 	putDecision(t, ctx, st, l1.ID, 20, map[string]string{"la": "ha"})
-	waitFor(t, "the follower applies the term-20 decision", func() bool { return f.mgr.Actives(&l1)["la"] == "ha" })
+	testkit.WaitFor(t, 20*time.Second, 10*time.Millisecond, "the follower applies the term-20 decision", func() bool { return f.mgr.Actives(&l1)["la"] == "ha" })
 
 	// The old leader (term 10) writes after the new one.
 	putDecision(t, ctx, st, l1.ID, 10, map[string]string{"la": "ha2"})
 	// A later write the follower applies: it has seen the term-10 one by
 	// then (one watch, in order).
 	putDecision(t, ctx, st, l2.ID, 20, map[string]string{"lb": "hb"})
-	waitFor(t, "the follower applies the later decision for link2", func() bool { return f.mgr.Actives(&l2)["lb"] == "hb" })
+	testkit.WaitFor(t, 20*time.Second, 10*time.Millisecond, "the follower applies the later decision for link2", func() bool { return f.mgr.Actives(&l2)["lb"] == "hb" })
 	if got := f.mgr.Actives(&l1)["la"]; got != "ha" {
 		t.Fatalf("the follower applied the term-10 decision over the term-20 one: la -> %q", got)
 	}
 	// A fresh read (a Reset of the watch) does not take it either.
-	waitFor(t, "the follower's state survives a fresh read", func() bool {
+	testkit.WaitFor(t, 20*time.Second, 10*time.Millisecond, "the follower's state survives a fresh read", func() bool {
 		fresh := newFollower(f)
 		fresh.applied[l1.ID] = 20
 		fresh.reload(ctx)
@@ -106,7 +96,7 @@ func TestFollowerIgnoresOlderTermDecision(t *testing.T) {
 	})
 	// A newer leader's decision is applied.
 	putDecision(t, ctx, st, l1.ID, 30, map[string]string{"la": "ha2"})
-	waitFor(t, "the follower applies the term-30 decision", func() bool { return f.mgr.Actives(&l1)["la"] == "ha2" })
+	testkit.WaitFor(t, 20*time.Second, 10*time.Millisecond, "the follower applies the term-30 decision", func() bool { return f.mgr.Actives(&l1)["la"] == "ha2" })
 }
 
 // A new leader writes all its decisions, with its term, when it starts
@@ -150,7 +140,7 @@ func TestNewLeaderRepublishes(t *testing.T) {
 		d, _ := decodeDecision(raw)
 		return d
 	}
-	waitFor(t, "the new leader writes its decisions with its term at its start", func() bool {
+	testkit.WaitFor(t, 20*time.Second, 10*time.Millisecond, "the new leader writes its decisions with its term at its start", func() bool {
 		d1, d2 := stored(l1.ID), stored(l2.ID)
 		return d1.Term == 20 && d1.Active["la"] == s.mgr.Actives(&l1)["la"] && d2.Term == 20
 	})
@@ -162,7 +152,7 @@ func TestNewLeaderRepublishes(t *testing.T) {
 	// A decision of another term lands (a stale write); the leader writes
 	// its own again.
 	putDecision(t, ctx, st, l1.ID, 10, map[string]string{"la": stale})
-	waitFor(t, "the leader writes its decision over another term's", func() bool {
+	testkit.WaitFor(t, 20*time.Second, 10*time.Millisecond, "the leader writes its decision over another term's", func() bool {
 		d := stored(l1.ID)
 		return d.Term == 20 && d.Active["la"] == want
 	})

@@ -2,7 +2,6 @@ package pki
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -49,11 +48,10 @@ func NewBoxKeyPair() (*BoxKeyPair, error) {
 // NewTLSCryptKey returns a 2048-bit OpenVPN static key in the file format
 // OpenVPN writes ("OpenVPN Static key V1", 16 lines of 32 hex digits).
 func NewTLSCryptKey() (string, error) {
-	raw := make([]byte, 256)
-	if _, err := rand.Read(raw); err != nil {
-		return "", fmt.Errorf("random: %w", err)
+	h, err := random.Hex(256)
+	if err != nil {
+		return "", err
 	}
-	h := hex.EncodeToString(raw)
 	var b strings.Builder
 	b.WriteString("-----BEGIN OpenVPN Static key V1-----\n")
 	for i := 0; i < len(h); i += 32 {

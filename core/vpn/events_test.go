@@ -3,11 +3,14 @@ package vpn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // failingSpecs fails the first n specs, then gives fakeSpecs'.
@@ -63,20 +66,20 @@ func TestWorkerEvents(t *testing.T) {
 	}
 	// started waits for the n-th start event (the process serves).
 	started := func(n int) WorkerEvent {
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			var s []WorkerEvent
+		var s []WorkerEvent
+		testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, fmt.Sprintf("start %d", n), func() error {
+			s = s[:0]
 			for _, e := range events.all() {
 				if e.Kind == WorkerStarted {
 					s = append(s, e)
 				}
 			}
 			if len(s) >= n {
-				return s[n-1]
+				return nil
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no start %d: %+v\n%s", n, events.all(), logs)
-			}
-		}
+			return fmt.Errorf("events %+v\n%s", events.all(), logs)
+		})
+		return s[n-1]
 	}
 	first := started(1)
 	_ = syscall.Kill(first.PID, syscall.SIGKILL)

@@ -232,8 +232,14 @@ func (m *Manager) cleanup(ctx context.Context, serverID string) error {
 // the workers it stopped. Suspending a suspended Manager replaces the
 // reason.
 func (m *Manager) Suspend(ctx context.Context, why error) []string {
+	return m.stopAll(ctx, func() { m.suspended = why })
+}
+
+// stopAll calls mark under the Manager's lock, then stops, in parallel,
+// every worker there was when it did; it returns their IDs, sorted.
+func (m *Manager) stopAll(ctx context.Context, mark func()) []string {
 	m.mu.Lock()
-	m.suspended = why
+	mark()
 	ids := make([]string, 0, len(m.workers))
 	for id := range m.workers {
 		ids = append(ids, id)
@@ -268,24 +274,9 @@ func (m *Manager) Suspended() error {
 
 // Close stops every worker and removes their devices; Start fails after it.
 func (m *Manager) Close() {
-	m.mu.Lock()
-	m.closed = true
-	ids := make([]string, 0, len(m.workers))
-	for id := range m.workers {
-		ids = append(ids, id)
-	}
-	m.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, id := range ids {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), m.o.StopGrace+10*time.Second)
-			defer cancel()
-			if err := m.Stop(ctx, id); err != nil {
-				m.o.Log.Warn("vpn worker not stopped cleanly", "server_id", id, "err", err)
-			}
-		})
-	}
-	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), m.o.StopGrace+10*time.Second)
+	defer cancel()
+	m.stopAll(ctx, func() { m.closed = true })
 }
 
 func (m *Manager) worker(serverID string) *worker {

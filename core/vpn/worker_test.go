@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // The worker tests run a fake openvpn: this test binary, started by a
@@ -145,30 +147,16 @@ func (fakeSpecs) Spec(_ context.Context, id string) (*Spec, error) {
 }
 
 // logBuffer is a log the test reads.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer struct{ testkit.LockedBuffer }
 
 func (l *logBuffer) waitFor(t *testing.T, text string) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(l.String(), text); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the log:\n%s", text, l.String())
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, fmt.Sprintf("%q in the log", text), func() error {
+		if s := l.String(); !strings.Contains(s, text) {
+			return fmt.Errorf("the log so far:\n%s", s)
 		}
-	}
+		return nil
+	})
 }
 
 func TestWorkerWithFakeOpenVPN(t *testing.T) {
@@ -236,14 +224,12 @@ func TestWorkerWithFakeOpenVPN(t *testing.T) {
 
 	// A worker that dies is restarted.
 	_ = syscall.Kill(st.PID, syscall.SIGKILL)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, "the worker restarted", func() error {
 		if st2, _ := m.Status(id); st2.Running && st2.PID != st.PID && st2.Starts == 2 {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not restarted:\n%s", logs)
-		}
-	}
+		return fmt.Errorf("the log so far:\n%s", logs)
+	})
 	logs.waitFor(t, "vpn worker ended; restarting")
 
 	// Stop removes the device and the directory.

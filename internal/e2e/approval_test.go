@@ -81,17 +81,24 @@ func newApprovalLab(t *testing.T) *approvalLab {
 }
 
 func (l *approvalLab) profile(serverID string) (string, *clientsdk.Profile) {
-	var p api.Profile
-	l.admin.Must("POST", "/organization/"+l.org.ID+"/user/"+l.user.ID+"/profile/"+serverID, nil, &p)
 	path := filepath.Join(l.g.Dir, serverID+".ovpn")
+	return path, saveProfile(l.t, l.admin, l.org.ID, l.user.ID, serverID, path)
+}
+
+// saveProfile downloads a new profile of the user for the server through
+// admin, writes it to path (mode 0600) and returns it parsed.
+func saveProfile(t testing.TB, admin *adminClient, orgID, userID, serverID, path string) *clientsdk.Profile {
+	t.Helper()
+	var p api.Profile
+	admin.Must("POST", "/organization/"+orgID+"/user/"+userID+"/profile/"+serverID, nil, &p)
 	if err := os.WriteFile(path, []byte(p.Profile), 0o600); err != nil {
-		l.t.Fatal(err)
+		t.Fatal(err)
 	}
 	parsed, err := clientsdk.ParseProfile(p.Profile)
 	if err != nil {
-		l.t.Fatal(err)
+		t.Fatal(err)
 	}
-	return path, parsed
+	return parsed
 }
 
 // open reports whether src reaches the guarded port of proto.

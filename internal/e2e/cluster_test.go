@@ -22,6 +22,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/replay"
 	"github.com/portcullis-gw/portcullis/internal/store"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 	"github.com/portcullis-gw/portcullis/linkmgr/agent"
 )
@@ -251,21 +252,6 @@ func elementOn(t *testing.T, ns *netlab.NS) bool {
 	return false
 }
 
-// waitUntil polls cond every 5 ms for at most d and returns how long it
-// took, failing the test when it never held.
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for deadline := start.Add(d); ; time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s", what, d)
-		}
-	}
-}
-
 func TestClusterTwoGatewaysThreeEtcdMembers(t *testing.T) {
 	l := newClusterLab(t)
 	reaches := func() bool {
@@ -284,7 +270,7 @@ func TestClusterTwoGatewaysThreeEtcdMembers(t *testing.T) {
 		t.Fatalf("approval through A: %d %s %+v", status, body, res)
 	}
 	answered := time.Since(start)
-	took := waitUntil(t, 10*time.Second, "the approval through A opening the port on B", func() bool { return elementOn(t, l.nsB) })
+	took := testkit.WaitFor(t, 10*time.Second, 5*time.Millisecond, "the approval through A opening the port on B", func() bool { return elementOn(t, l.nsB) })
 	t.Logf("approval through A: answered in %s; port open on B %s after the answer (%s after the request)", answered, took, answered+took)
 	if !reaches() {
 		t.Fatal("the element is on B but the client does not reach the port")
@@ -305,7 +291,7 @@ func TestClusterTwoGatewaysThreeEtcdMembers(t *testing.T) {
 		host string
 	}{{l.a, clusterGWA}, {l.b, clusterGWB}} {
 		var ok bool
-		waitUntil(t, 15*time.Second, "an approval through "+g.host+" with one etcd member down", func() bool {
+		testkit.WaitFor(t, 15*time.Second, 5*time.Millisecond, "an approval through "+g.host+" with one etcd member down", func() bool {
 			st, _, res := l.send(g.gw, g.host, l.seal())
 			ok = st == http.StatusOK && res.Allow
 			return ok
@@ -394,7 +380,7 @@ func TestClusterTwoGatewaysThreeEtcdMembers(t *testing.T) {
 		t.Fatalf("the request answered 503 is half-written: new approvals %v, nonces auth %v box %v inner %v", fresh, auth, box, inner)
 	}
 	// A new request (fresh nonces) is accepted.
-	waitUntil(t, 20*time.Second, "a new approval through B after the quorum returned", func() bool {
+	testkit.WaitFor(t, 20*time.Second, 5*time.Millisecond, "a new approval through B after the quorum returned", func() bool {
 		st, body, res := l.send(l.b, clusterGWB, l.seal())
 		if st == http.StatusOK && !res.Allow {
 			t.Fatalf("a new request after the quorum returned is denied: %+v", res)
@@ -404,7 +390,7 @@ func TestClusterTwoGatewaysThreeEtcdMembers(t *testing.T) {
 		}
 		return st == http.StatusOK
 	})
-	waitUntil(t, 20*time.Second, "admin login through B after the quorum returned", func() bool {
+	testkit.WaitFor(t, 20*time.Second, 5*time.Millisecond, "admin login through B after the quorum returned", func() bool {
 		resp, _ := l.b.ClientFrom(l.cl).Raw("POST", "/auth/session", api.LoginRequest{Username: "admin", Password: l.a.AdminPW})
 		return resp.StatusCode == http.StatusOK
 	})
@@ -418,7 +404,7 @@ func TestClusterTwoGatewaysThreeEtcdMembers(t *testing.T) {
 	start = time.Now()
 	l.adminA.Must("PUT", "/organization/"+l.org.ID+"/user/"+l.user.ID, api.UserUpdate{Disabled: &yes}, nil)
 	answered = time.Since(start)
-	took = waitUntil(t, 10*time.Second, "the revocation through A closing the port on B", func() bool { return !elementOn(t, l.nsB) })
+	took = testkit.WaitFor(t, 10*time.Second, 5*time.Millisecond, "the revocation through A closing the port on B", func() bool { return !elementOn(t, l.nsB) })
 	t.Logf("revocation through A: answered in %s; element gone from B %s after the answer", answered, took)
 	if reaches() {
 		t.Fatal("the element left B but the client still reaches the port")
@@ -430,14 +416,14 @@ func TestClusterTwoGatewaysThreeEtcdMembers(t *testing.T) {
 	// Gateway A runs the link elections (it campaigned first). Link
 	// agents report to either gateway: each gets the leader's decisions
 	// with the other's address, learned through the store.
-	waitUntil(t, 10*time.Second, "A leading the link elections", func() bool { return l.a.status().LinkLeader == "a" })
+	testkit.WaitFor(t, 10*time.Second, 5*time.Millisecond, "A leading the link elections", func() bool { return l.a.status().LinkLeader == "a" })
 	if st := l.b.status(); st.Gateway != "b" || st.LinkLeader == "b" {
 		t.Fatalf("B's status while A leads: %+v", st)
 	}
 	peersWithB1 := func(st *api.LinkState) bool {
 		return st.Active && len(st.Peers) == 1 && st.Peers[0].RemoteAddress == clusterHostB1
 	}
-	waitUntil(t, 10*time.Second, "a1 (reporting to B) peering with b1 (reporting to A)", func() bool {
+	testkit.WaitFor(t, 10*time.Second, 5*time.Millisecond, "a1 (reporting to B) peering with b1 (reporting to A)", func() bool {
 		b1viaA.report(t)
 		return peersWithB1(a1viaB.report(t))
 	})
@@ -448,7 +434,7 @@ func TestClusterTwoGatewaysThreeEtcdMembers(t *testing.T) {
 	// peers.
 	killed := time.Now()
 	l.a.Kill() // SIGKILL, then waits for the core and front to be gone
-	waitUntil(t, 2*core.ElectionTTL-time.Since(killed), "B taking over the link elections within twice the session TTL of A's SIGKILL",
+	testkit.WaitFor(t, 2*core.ElectionTTL-time.Since(killed), 5*time.Millisecond, "B taking over the link elections within twice the session TTL of A's SIGKILL",
 		func() bool { return l.b.status().LinkLeader == "b" })
 	took = time.Since(killed)
 	t.Logf("B took over the link elections %s after A was killed (session TTL %s; within the lease time: %v)",

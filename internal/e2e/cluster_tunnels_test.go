@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 )
 
@@ -156,7 +157,7 @@ func TestClusterTunnelsSurviveGatewayDeath(t *testing.T) {
 	adminB := b.ClientFrom(nsB)
 	adminB.Login(a.AdminPW)
 
-	waitUntil(t, 10*time.Second, "A leading the link elections", func() bool { return a.status().LinkLeader == "a" })
+	testkit.WaitFor(t, 10*time.Second, 5*time.Millisecond, "A leading the link elections", func() bool { return a.status().LinkLeader == "a" })
 
 	var lk api.Link
 	adminA.Must("POST", "/link", api.LinkCreate{Name: "corp"}, &lk)
@@ -211,14 +212,14 @@ func TestClusterTunnelsSurviveGatewayDeath(t *testing.T) {
 	a1, b1 := hosts[0], hosts[1]
 
 	// The tunnel comes up and carries a ping between the sites' subnets.
-	waitFor(t, 20*time.Second, "tunnel a1-b1", func() bool { return len(ikeIDs(a1)) > 0 && len(ikeIDs(b1)) > 0 })
+	testkit.WaitFor(t, 20*time.Second, 100*time.Millisecond, "tunnel a1-b1", func() bool { return len(ikeIDs(a1)) > 0 && len(ikeIDs(b1)) > 0 })
 	if out, err := a1.ns.Command("ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", ctNetA, ctNetB).CombinedOutput(); err != nil {
 		t.Fatalf("ping through the tunnel: %v\n%s", err, out)
 	}
 	// Both ends may have initiated at first: let the duplicates settle
 	// (charon deletes one) before taking the SAs to keep.
 	var idsA1, idsB1 []string
-	waitFor(t, 10*time.Second, "the IKE SAs settling", func() bool {
+	testkit.WaitFor(t, 10*time.Second, 100*time.Millisecond, "the IKE SAs settling", func() bool {
 		x, y := ikeIDs(a1), ikeIDs(b1)
 		stable := len(x) > 0 && len(y) > 0 && strings.Join(x, ",") == strings.Join(idsA1, ",") && strings.Join(y, ",") == strings.Join(idsB1, ",")
 		idsA1, idsB1 = x, y
@@ -239,7 +240,7 @@ func TestClusterTunnelsSurviveGatewayDeath(t *testing.T) {
 	killed := time.Now() // the SIGKILL; Kill returns once core and front are gone
 	a.Kill()
 	reaped := time.Since(killed)
-	waitUntil(t, 2*core.ElectionTTL-reaped, "B taking over the link elections", func() bool { return b.status().LinkLeader == "b" })
+	testkit.WaitFor(t, 2*core.ElectionTTL-reaped, 5*time.Millisecond, "B taking over the link elections", func() bool { return b.status().LinkLeader == "b" })
 	tookOver := time.Now()
 	took := tookOver.Sub(killed)
 	t.Logf("B took over the link elections %s after the SIGKILL of A (A's core and front gone after %s; lease %s)",

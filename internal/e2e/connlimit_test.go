@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,7 +16,9 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/procstat"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // needFiles requires an RLIMIT_NOFILE of at least n for this process,
@@ -46,19 +47,13 @@ func (g *gateway) frontFiles() int {
 }
 
 // frontRSS is the front's resident memory in KiB.
-func (g *gateway) frontRSS() int {
+func (g *gateway) frontRSS() int64 {
 	g.t.Helper()
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.status().FrontPID))
+	m, err := procstat.Memory(g.status().FrontPID)
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(st), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
-		}
-	}
-	return 0
+	return m.VmRSS
 }
 
 // hold opens n TLS connections to the front (16 at a time), sends head on
@@ -274,13 +269,12 @@ func TestFrontRefusesConnectionsBeyondItsMaximum(t *testing.T) {
 	if d := time.Since(began); d > 500*time.Millisecond {
 		t.Fatalf("the refusal took %v", d)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(g.Logs(), "reason=connection_limit") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line for the refused connection:\n%s", g.Logs())
+	testkit.Eventually(t, 5*time.Second, 20*time.Millisecond, "a log line for the refused connection", func() error {
+		if logs := g.Logs(); !strings.Contains(logs, "reason=connection_limit") {
+			return fmt.Errorf("no reason=connection_limit in:\n%s", logs)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	time.Sleep(1100 * time.Millisecond)
 	if st, body := g.rawRequest("GET /status HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n"); st != 401 {
 		t.Fatalf("newcomer after the reclaim age: %d %q", st, body)

@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 	"github.com/portcullis-gw/portcullis/linkmgr/agent"
 )
@@ -130,11 +131,12 @@ type linkLab struct {
 	wan, gwNS *netlab.NS
 	g         *gateway
 	admin     *vpnlab.AdminClient
+	net       string // the /24 prefix
 }
 
 func newLinkLab(t *testing.T, label, net string) *linkLab {
 	t.Helper()
-	lab := &linkLab{wan: netlab.NewNS(t, label+"wan")}
+	lab := &linkLab{wan: netlab.NewNS(t, label+"wan"), net: net}
 	netlab.Bridge(t, lab.wan, "br0")
 	lab.gwNS = netlab.NewNS(t, label+"gw")
 	netlab.Attach(t, lab.gwNS, net+".1/24", lab.wan, "br0")
@@ -334,13 +336,13 @@ func TestIPsecLinkFailover(t *testing.T) {
 
 	// The tunnel comes up between a1 and b1 (priority 2) and carries a ping
 	// from site A's subnet address to site B's.
-	waitFor(t, 20*time.Second, "tunnel a1-b1", func() bool { ok, _ := installed(a1.sas()); ok2, _ := installed(b1.sas()); return ok && ok2 })
+	testkit.WaitFor(t, 20*time.Second, 100*time.Millisecond, "tunnel a1-b1", func() bool { ok, _ := installed(a1.sas()); ok2, _ := installed(b1.sas()); return ok && ok2 })
 	if out, err := a1.ns.Command("ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "10.1.0.1", "10.2.0.1").CombinedOutput(); err != nil {
 		t.Fatalf("ping through the tunnel: %v\n%s", err, out)
 	}
 	// The counters of a fresh SA can lag; ask a few times.
 	var last []agent.SA
-	waitFor(t, 5*time.Second, "ESP byte counters to show the ping", func() bool {
+	testkit.WaitFor(t, 5*time.Second, 100*time.Millisecond, "ESP byte counters to show the ping", func() bool {
 		last = a1.sas()
 		_, bytes := installed(last)
 		if bytes == 0 {
@@ -353,7 +355,7 @@ func TestIPsecLinkFailover(t *testing.T) {
 	}
 	// a1's agent wrote the routes file, routed site B's subnet over ipsec0
 	// in table 100 (with its fwmark rule) and ran the up hook.
-	waitFor(t, 5*time.Second, "a1's routes, routes file and up hook", func() bool {
+	testkit.WaitFor(t, 5*time.Second, 100*time.Millisecond, "a1's routes, routes file and up hook", func() bool {
 		rf, _ := os.ReadFile(filepath.Join(a1.dir, "routes"))
 		hl, _ := os.ReadFile(filepath.Join(a1.dir, "hook.log"))
 		out, _ := a1.ns.Command("ip", "route", "show", "table", "100", "proto", "156").CombinedOutput()
@@ -390,7 +392,7 @@ func TestIPsecLinkFailover(t *testing.T) {
 		}
 		return ""
 	}
-	waitFor(t, 5*time.Second, "b1 reporting again", func() bool {
+	testkit.WaitFor(t, 5*time.Second, 100*time.Millisecond, "b1 reporting again", func() bool {
 		var v api.Link
 		admin.Must("GET", "/link/"+l.ID, nil, &v)
 		return v.Locations[1].Hosts[0].Available
@@ -398,9 +400,9 @@ func TestIPsecLinkFailover(t *testing.T) {
 	if got := activeB(); got != "b2" {
 		t.Fatalf("b1 took over %v after coming back, before its back-off", time.Since(back))
 	}
-	waitFor(t, 15*time.Second, "b1 active again after its back-off", func() bool { return activeB() == "b1" })
+	testkit.WaitFor(t, 15*time.Second, 100*time.Millisecond, "b1 active again after its back-off", func() bool { return activeB() == "b1" })
 	t.Logf("b1 active again %v after it came back (offline %v before; back-off 6s)", time.Since(back).Round(100*time.Millisecond), back.Sub(killed).Round(100*time.Millisecond))
-	waitFor(t, 20*time.Second, "tunnel a1-b1 again", func() bool { ok, _ := installed(b1.sas()); return ok })
+	testkit.WaitFor(t, 20*time.Second, 100*time.Millisecond, "tunnel a1-b1 again", func() bool { ok, _ := installed(b1.sas()); return ok })
 	time.Sleep(time.Second)
 
 	// Graceful stop of b1: the location fails over at once.
@@ -460,16 +462,4 @@ func TestIPsecLinkFailover(t *testing.T) {
 	if ok, _ := installed(a1.sas()); ok {
 		t.Fatal("connections left after remove")
 	}
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s", d, what)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // TestLinkHostCLI runs the troubleshooting commands on a link host against
@@ -25,17 +26,7 @@ func TestLinkHostCLI(t *testing.T) {
 	testenv.NeedFile(t, charonBin, "strongswan-charon")
 	testenv.NeedBinary(t, "unshare", "util-linux")
 	lab := newLinkLab(t, "c", "10.248.0")
-	wan, g, admin := lab.wan, lab.g, lab.admin
-	var l api.Link
-	admin.Must("POST", "/link", api.LinkCreate{Name: "corp"}, &l)
-	admin.Must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "A", Routes: []string{"10.1.0.0/24"}}, &l)
-	admin.Must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "B", Routes: []string{"10.2.0.0/24"}}, &l)
-	admin.Must("POST", "/link/"+l.ID+"/location/"+l.Locations[0].ID+"/host", api.HostCreate{Name: "a1"}, &l)
-	admin.Must("POST", "/link/"+l.ID+"/location/"+l.Locations[1].ID+"/host", api.HostCreate{Name: "b1"}, &l)
-	base := searchableTempDir(t)
-	a1 := addLinkHost(t, admin, g, wan, base, &l, 0, 0, "10.248.0.11", "10.1.0.1/32")
-	b1 := addLinkHost(t, admin, g, wan, base, &l, 1, 0, "10.248.0.21", "10.2.0.1/32")
-	logAgentsOnFailure(t, a1, b1)
+	_, a1, b1 := lab.twoSiteLink(t, api.LinkCreate{Name: "corp"})
 	const conn = "corp-A-B"
 	cli := func(args ...string) (string, int) {
 		t.Helper()
@@ -64,7 +55,7 @@ func TestLinkHostCLI(t *testing.T) {
 		}
 		return nil
 	}
-	waitFor(t, 30*time.Second, "a1's connection up in status --json", func() bool {
+	testkit.WaitFor(t, 30*time.Second, 100*time.Millisecond, "a1's connection up in status --json", func() bool {
 		c := status()
 		return c != nil && c.Child == "INSTALLED"
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 	"github.com/portcullis-gw/portcullis/linkmgr/agent"
 )
@@ -46,6 +47,25 @@ func addLinkHost(t *testing.T, admin *vpnlab.AdminClient, g *gateway, wan *netla
 	h.startAgent()
 	t.Cleanup(h.stop)
 	return h
+}
+
+// twoSiteLink creates a link (create) with locations A (10.1.0.0/24) and
+// B (10.2.0.0/24) and one host in each, a1 at <net>.11 and b1 at <net>.21
+// on the lab's wan, and starts both hosts; their agents' logs are shown
+// when the test fails.
+func (lab *linkLab) twoSiteLink(t *testing.T, create api.LinkCreate) (l api.Link, a1, b1 *siteHost) {
+	t.Helper()
+	admin := lab.admin
+	admin.Must("POST", "/link", create, &l)
+	admin.Must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "A", Routes: []string{"10.1.0.0/24"}}, &l)
+	admin.Must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "B", Routes: []string{"10.2.0.0/24"}}, &l)
+	admin.Must("POST", "/link/"+l.ID+"/location/"+l.Locations[0].ID+"/host", api.HostCreate{Name: "a1"}, &l)
+	admin.Must("POST", "/link/"+l.ID+"/location/"+l.Locations[1].ID+"/host", api.HostCreate{Name: "b1"}, &l)
+	base := searchableTempDir(t)
+	a1 = addLinkHost(t, admin, lab.g, lab.wan, base, &l, 0, 0, lab.net+".11", "10.1.0.1/32")
+	b1 = addLinkHost(t, admin, lab.g, lab.wan, base, &l, 1, 0, lab.net+".21", "10.2.0.1/32")
+	logAgentsOnFailure(t, a1, b1)
+	return l, a1, b1
 }
 
 // restartAgent kills the host's agent (charon stays, with what the test
@@ -103,19 +123,10 @@ func TestLinkDiagnosis(t *testing.T) {
 	testenv.NeedBinary(t, "unshare", "util-linux")
 	testenv.NeedBinary(t, "nft", "nftables")
 	lab := newLinkLab(t, "d", "10.249.0")
-	wan, g, admin := lab.wan, lab.g, lab.admin
-	var l api.Link
+	wan, admin := lab.wan, lab.admin
 	// Forced proposals: only the link's, so that a side changed to others
 	// shares nothing with the other (charon's defaults would match).
-	admin.Must("POST", "/link", api.LinkCreate{Name: "corp", Force: true}, &l)
-	admin.Must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "A", Routes: []string{"10.1.0.0/24"}}, &l)
-	admin.Must("POST", "/link/"+l.ID+"/location", api.LocationCreate{Name: "B", Routes: []string{"10.2.0.0/24"}}, &l)
-	admin.Must("POST", "/link/"+l.ID+"/location/"+l.Locations[0].ID+"/host", api.HostCreate{Name: "a1"}, &l)
-	admin.Must("POST", "/link/"+l.ID+"/location/"+l.Locations[1].ID+"/host", api.HostCreate{Name: "b1"}, &l)
-	base := searchableTempDir(t)
-	a1 := addLinkHost(t, admin, g, wan, base, &l, 0, 0, "10.249.0.11", "10.1.0.1/32")
-	b1 := addLinkHost(t, admin, g, wan, base, &l, 1, 0, "10.249.0.21", "10.2.0.1/32")
-	logAgentsOnFailure(t, a1, b1)
+	l, a1, b1 := lab.twoSiteLink(t, api.LinkCreate{Name: "corp", Force: true})
 	const connA, connB = "corp-A-B", "corp-B-A"
 
 	// A host's connection as the admin API shows it.
@@ -133,7 +144,7 @@ func TestLinkDiagnosis(t *testing.T) {
 	healthy := func(what string) {
 		t.Helper()
 		var last *api.LinkConnection
-		waitFor(t, 30*time.Second, what, func() bool {
+		testkit.WaitFor(t, 30*time.Second, 100*time.Millisecond, what, func() bool {
 			last = conn()
 			ok, _ := installed(a1.sas())
 			return ok && last != nil && last.Child == "INSTALLED" && last.Reason == nil
@@ -225,7 +236,7 @@ func TestLinkDiagnosis(t *testing.T) {
 	}
 	// Both sides' proposals at the admin API: b1, the responder, logged
 	// what it received (a1's AES-128) and what it has (AES-256).
-	waitFor(t, 10*time.Second, "b1's reason with both sides' proposals", func() bool {
+	testkit.WaitFor(t, 10*time.Second, 100*time.Millisecond, "b1's reason with both sides' proposals", func() bool {
 		c := connOf(1, connB)
 		if c == nil || c.Reason == nil || c.Reason.Code != api.ReasonNoProposal {
 			return false
@@ -257,7 +268,7 @@ func TestLinkDiagnosis(t *testing.T) {
 		t.Fatalf("subnets not told: %+v", c.Reason)
 	}
 	// b1 tells the subnets its charon has, not those its agent loaded.
-	waitFor(t, 10*time.Second, "b1's reason naming the subnet its charon expects", func() bool {
+	testkit.WaitFor(t, 10*time.Second, 100*time.Millisecond, "b1's reason naming the subnet its charon expects", func() bool {
 		c := connOf(1, connB)
 		return c != nil && c.Reason != nil && c.Reason.Code == api.ReasonTSUnaccepted && strings.Contains(c.Reason.Text, "=== 10.9.0.0/24")
 	})

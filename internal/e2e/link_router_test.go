@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -13,41 +12,8 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
-	"github.com/portcullis-gw/portcullis/internal/vpnlab"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
-
-// addAgentHost sets up a link host as its admin would: a namespace on the
-// wan bridge with addr, its site's subnet address on lo, `portcullis-link
-// add` with the host's URI on standard input, then charon and the agent.
-func addAgentHost(t *testing.T, g *gateway, admin *vpnlab.AdminClient, wan *netlab.NS, base string, l *api.Link,
-	locID, hostID, name, addr, subnet string) *siteHost {
-	t.Helper()
-	h := &siteHost{t: t, name: name, addr: addr, dir: filepath.Join(base, name)}
-	h.vici = filepath.Join(h.dir, "charon.vici")
-	if err := os.MkdirAll(h.dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	h.ns = netlab.NewNS(t, name)
-	netlab.Attach(t, h.ns, addr+"/24", wan, "br0")
-	h.ns.MustIP("addr", "add", subnet, "dev", "lo")
-	var u api.HostURI
-	admin.Must("GET", "/link/"+l.ID+"/location/"+locID+"/host/"+hostID+"/uri", nil, &u)
-	add := exec.Command(filepath.Join(binDir, "portcullis-link"), "add", "--address", addr, "--vici", h.vici,
-		"--ca", filepath.Join(g.Dir, "data", "tls", "cert.pem"), "--state-dir", h.dir)
-	add.Stdin = strings.NewReader(u.URI + "\n")
-	if out, err := add.CombinedOutput(); err != nil {
-		t.Fatalf("portcullis-link add: %v %s", err, out)
-	}
-	h.startCharon()
-	h.startAgent()
-	t.Cleanup(h.stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s agent log:\n%s", name, h.logs())
-		}
-	})
-	return h
-}
 
 // routerCounters is an nftables table in the router's namespace that
 // counts, on its wan interface, ESP in UDP (port 4500, a payload that does
@@ -168,14 +134,15 @@ func TestIPsecRouterLocation(t *testing.T) {
 		t.Fatalf("router counters: %v %s", err, out)
 	}
 
-	a1 := addAgentHost(t, g, admin, wan, base, &l, locA, l.Locations[0].Hosts[0].ID, "a1", "10.249.0.11", "10.1.0.1/32")
-	a2 := addAgentHost(t, g, admin, wan, base, &l, locA, l.Locations[0].Hosts[1].ID, "a2", "10.249.0.12", "10.1.0.1/32")
+	a1 := addLinkHost(t, admin, g, wan, base, &l, 0, 0, "10.249.0.11", "10.1.0.1/32")
+	a2 := addLinkHost(t, admin, g, wan, base, &l, 0, 1, "10.249.0.12", "10.1.0.1/32")
+	logAgentsOnFailure(t, a1, a2)
 
 	// Until a host reports, the gateway does not know its address: the
 	// configuration names it as pending. Once both did, it has a
 	// connection to each, the standby a2 too.
 	var cfg api.RouterConfig
-	waitFor(t, 15*time.Second, "a1 and a2 in the router configuration", func() bool {
+	testkit.WaitFor(t, 15*time.Second, 100*time.Millisecond, "a1 and a2 in the router configuration", func() bool {
 		admin.Must("GET", rc, nil, &cfg)
 		return len(cfg.Pending) == 0
 	})
@@ -190,7 +157,7 @@ func TestIPsecRouterLocation(t *testing.T) {
 	t.Logf("swanctl --load-all: %s", loadRouterConfig(t, r1, &cfg))
 
 	// a1's agent calls the router; both charons install the child SA.
-	waitFor(t, 20*time.Second, "tunnel a1-HQ", func() bool {
+	testkit.WaitFor(t, 20*time.Second, 100*time.Millisecond, "tunnel a1-HQ", func() bool {
 		ok, _ := installed(a1.sas())
 		ok2, _ := installed(r1.sas())
 		return ok && ok2
@@ -212,7 +179,7 @@ func TestIPsecRouterLocation(t *testing.T) {
 	if got["esp_in"] < 5 || got["esp_out"] < 5 || got["tunnel_in"] < 5 || got["clear_in"] != 0 || got["clear_out"] != 0 {
 		t.Fatalf("the ping did not cross as ESP only: %v", got)
 	}
-	waitFor(t, 5*time.Second, "the router's ESP byte counters to show the ping", func() bool {
+	testkit.WaitFor(t, 5*time.Second, 100*time.Millisecond, "the router's ESP byte counters to show the ping", func() bool {
 		_, n := installed(r1.sas())
 		return n > 0
 	})
@@ -243,7 +210,7 @@ func TestIPsecRouterLocation(t *testing.T) {
 		t.Fatal("no ping reply from site A within 25 s of a1's death")
 	}
 	t.Logf("a1 killed: the router's site reaches site A through a2 after a ping gap of %v", gap.Round(10*time.Millisecond))
-	waitFor(t, 15*time.Second, "the router to clear a1's dead SA (dead peer detection)", func() bool {
+	testkit.WaitFor(t, 15*time.Second, 100*time.Millisecond, "the router to clear a1's dead SA (dead peer detection)", func() bool {
 		sas := r1.sas()
 		for _, sa := range sas {
 			if sa.Name == "corp-HQ-A-a1" {
@@ -252,7 +219,7 @@ func TestIPsecRouterLocation(t *testing.T) {
 		}
 		return len(sas) > 0
 	})
-	waitFor(t, 10*time.Second, "the router's SA to a2", func() bool {
+	testkit.WaitFor(t, 10*time.Second, 100*time.Millisecond, "the router's SA to a2", func() bool {
 		for _, sa := range r1.sas() {
 			if sa.Name == "corp-HQ-A-a2" && sa.Remote == "10.249.0.12" {
 				for _, ch := range sa.Children {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,15 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/procstat"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // loginClient sends admin logins to the front from one loopback address
@@ -57,23 +56,11 @@ func (c *loginClient) login(user, pw string) loginResult {
 // vmHWM returns a process's peak resident set size in bytes.
 func vmHWM(t *testing.T, pid int) int64 {
 	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	m, err := procstat.Memory(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatalf("VmHWM %q: %v", v, err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatalf("no VmHWM in /proc/%d/status", pid)
-	return 0
+	return m.VmHWM << 10
 }
 
 // checkRetryAfter fails unless a 429 or 503 carries one Retry-After of
@@ -181,19 +168,15 @@ func TestAdminLoginDuringLockoutWave(t *testing.T) {
 		}
 	}
 	defer func() { stop(); wg.Wait() }()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testkit.Eventually(t, 60*time.Second, 50*time.Millisecond, "every attacking source refused", func() error {
 		mu.Lock()
 		n := len(limited)
 		mu.Unlock()
-		if n == sources {
-			break
+		if n != sources {
+			return fmt.Errorf("only %d of %d refused", n, sources)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 60s only %d of %d attacking sources were refused", n, sources)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	admin := g.loginClient("127.0.0.1")
 	var took []time.Duration
 	for range 3 {

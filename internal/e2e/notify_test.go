@@ -23,6 +23,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 	"github.com/portcullis-gw/portcullis/notify"
 )
@@ -144,18 +145,6 @@ func frontAnswer(g *gateway, admin *vpnlab.AdminClient) (int, api.Error, error) 
 	return resp.StatusCode, e, nil
 }
 
-// eventually retries check every 50 ms for up to 20 s.
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	var err error
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if err = check(); err == nil {
-			return
-		}
-	}
-	t.Fatalf("%s: %v", what, err)
-}
-
 // TestNotificationEffects runs the real core, front and an OpenVPN worker
 // in a namespace and a notification server signed with a test key. Each
 // of www, web and vpn disabled has its effect and a later verified ok
@@ -182,7 +171,7 @@ func TestNotificationEffects(t *testing.T) {
 	admin.Login(g.AdminPW)
 
 	// The poll at start: accepted, at <url>/<version>.
-	eventually(t, "the poll at start", func() error {
+	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, "the poll at start", func() error {
 		st := g.mustNotify("status")
 		if st.Source != "notice" || st.Notice == nil || !st.Notice.Issued.Equal(t0) || !st.Polling {
 			return fmt.Errorf("state %+v", st)
@@ -219,7 +208,7 @@ func TestNotificationEffects(t *testing.T) {
 
 	// www disabled: every request gets 503 and the message; ok undoes it.
 	next(notify.Disabled, notify.OK, notify.OK, "maintenance: CVE-2026-0001")
-	eventually(t, "503 while www is disabled", func() error {
+	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, "503 while www is disabled", func() error {
 		if code, e, err := frontAnswer(g, admin); code != 503 || e.Error != "service_disabled" || e.Message != "maintenance: CVE-2026-0001" {
 			return fmt.Errorf("%d %+v %v", code, e, err)
 		}
@@ -237,7 +226,7 @@ func TestNotificationEffects(t *testing.T) {
 		t.Fatalf("the redirect listener answered %d while www was disabled", resp.StatusCode)
 	}
 	next(notify.OK, notify.OK, notify.OK, "")
-	eventually(t, "200 after ok", func() error {
+	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, "200 after ok", func() error {
 		if code, e, err := frontAnswer(g, admin); code != 200 {
 			return fmt.Errorf("%d %+v %v", code, e, err)
 		}
@@ -246,7 +235,7 @@ func TestNotificationEffects(t *testing.T) {
 
 	// vpn disabled: the worker stops and none starts; ok starts it again.
 	next(notify.OK, notify.OK, notify.Disabled, "vpn off")
-	eventually(t, "worker stopped", func() error {
+	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, "worker stopped", func() error {
 		var st api.ServerStatus
 		admin.Must("GET", "/server/"+srv.ID+"/status", nil, &st)
 		if st.Running || !st.Started {
@@ -254,7 +243,7 @@ func TestNotificationEffects(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, "openvpn gone", func() error {
+	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, "openvpn gone", func() error {
 		if err := syscall.Kill(ss.PID, 0); err == nil {
 			return fmt.Errorf("openvpn pid %d alive while the vpn is disabled", ss.PID)
 		}
@@ -265,7 +254,7 @@ func TestNotificationEffects(t *testing.T) {
 		t.Fatalf("restart while the vpn is disabled: %d %+v", code, refused)
 	}
 	next(notify.OK, notify.OK, notify.OK, "")
-	eventually(t, "worker running again", func() error {
+	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, "worker running again", func() error {
 		var st api.ServerStatus
 		admin.Must("GET", "/server/"+srv.ID+"/status", nil, &st)
 		if !st.Running || st.PID == ss.PID {
@@ -279,7 +268,7 @@ func TestNotificationEffects(t *testing.T) {
 	frontBefore := g.status().FrontPID
 	next(notify.OK, notify.Disabled, notify.OK, "web off")
 	dial := vpnlab.DialIn(clNS, "")
-	eventually(t, "connections refused while web is disabled", func() error {
+	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, "connections refused while web is disabled", func() error {
 		c, err := dial(context.Background(), "tcp", strings.TrimPrefix(g.URL, "https://"))
 		if err == nil {
 			c.Close()
@@ -309,7 +298,7 @@ func TestNotificationEffects(t *testing.T) {
 		t.Fatal(err)
 	}
 	next(notify.OK, notify.OK, notify.OK, "")
-	eventually(t, "front back after ok", func() error {
+	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, "front back after ok", func() error {
 		if code, e, err := frontAnswer(g, admin); code != 200 {
 			return fmt.Errorf("%d %+v %v", code, e, err)
 		}
@@ -371,7 +360,7 @@ func TestNotificationEffects(t *testing.T) {
 	if st := g.status(); st.FrontPID != 0 {
 		t.Fatalf("a front runs after a restart with web disabled: %+v", st)
 	}
-	eventually(t, "the failed poll at start recorded", func() error {
+	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, "the failed poll at start recorded", func() error {
 		if st := g.mustNotify("status"); st.LastError == "" || st.Effective.Web != "disabled" || st.Effective.WWW != "disabled" {
 			return fmt.Errorf("%+v", st)
 		}
@@ -387,7 +376,7 @@ func TestNotificationEffects(t *testing.T) {
 	if st.Source != "override" || st.Override == nil || !strings.HasPrefix(st.Override.By, "control") {
 		t.Fatalf("override: %+v", st)
 	}
-	eventually(t, "200 under the override", func() error {
+	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, "200 under the override", func() error {
 		if code, e, err := frontAnswer(g, admin); code != 200 {
 			return fmt.Errorf("%d %+v %v", code, e, err)
 		}
@@ -418,7 +407,7 @@ func TestNotificationEffects(t *testing.T) {
 	}
 	// Cleared: the notice (www and web disabled) is in force again.
 	admin.Must("DELETE", "/notification/override", nil, &ast)
-	eventually(t, "refused once the override is cleared", func() error {
+	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, "refused once the override is cleared", func() error {
 		if code, e, err := frontAnswer(g, admin); !errors.Is(err, syscall.ECONNREFUSED) {
 			return fmt.Errorf("%d %+v %v", code, e, err)
 		}

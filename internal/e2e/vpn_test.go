@@ -18,7 +18,9 @@ import (
 	"github.com/portcullis-gw/portcullis/clientsdk"
 	"github.com/portcullis-gw/portcullis/core/vpn"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/procstat"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 )
 
@@ -78,18 +80,9 @@ func newVPNLab(t *testing.T) *vpnLab {
 // profile downloads a new profile of user for server.
 func (l *vpnLab) profile(user api.User, serverID string) (string, *clientsdk.Profile) {
 	l.t.Helper()
-	var p api.Profile
-	l.admin.Must("POST", "/organization/"+l.org.ID+"/user/"+user.ID+"/profile/"+serverID, nil, &p)
 	l.n++
 	path := filepath.Join(l.g.Dir, fmt.Sprintf("p%d.ovpn", l.n))
-	if err := os.WriteFile(path, []byte(p.Profile), 0o600); err != nil {
-		l.t.Fatal(err)
-	}
-	parsed, err := clientsdk.ParseProfile(p.Profile)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	return path, parsed
+	return path, saveProfile(l.t, l.admin, l.org.ID, user.ID, serverID, path)
 }
 
 // credential is an approval's OpenVPN username and password.
@@ -195,30 +188,16 @@ func (l *vpnLab) waitLog(what, text string) {
 
 func (l *vpnLab) waitLogFor(d time.Duration, what, text string) {
 	l.t.Helper()
-	for deadline := time.Now().Add(d); !strings.Contains(l.g.Logs(), text); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			l.t.Fatalf("%s: no %q in the gateway's log:\n%s", what, text, l.g.Logs())
+	testkit.Eventually(l.t, d, 20*time.Millisecond, what, func() error {
+		if logs := l.g.Logs(); !strings.Contains(logs, text) {
+			return fmt.Errorf("no %q in the gateway's log:\n%s", text, logs)
 		}
-	}
+		return nil
+	})
 }
 
 func (l *vpnLab) ping(addr string) bool {
 	return l.cl.Command("ping", "-c", "1", "-W", "2", addr).Run() == nil
-}
-
-// procStatus reads fields of /proc/<pid>/status.
-func procStatus(t *testing.T, pid int) map[string]string {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok {
-			out[k] = strings.TrimSpace(v)
-		}
-	}
-	return out
 }
 
 // TestVPNWorkersEndToEnd: approved clients connect through unprivileged
@@ -280,7 +259,10 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 		t.Fatalf("no ping across the tunnel:\n%s", a.Output())
 	}
 	t.Logf("approval to first ping through the tunnel: %v", time.Since(t0).Round(time.Millisecond))
-	ps := procStatus(t, l.status(l.s1.ID).PID)
+	ps, err := procstat.Status(l.status(l.s1.ID).PID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	uid := strings.Fields(ps["Uid"])
 	if len(uid) != 4 || uid[0] == "0" || uid[1] == "0" || uid[2] == "0" || uid[3] == "0" ||
 		ps["CapEff"] != "0000000000000000" || ps["CapPrm"] != "0000000000000000" || ps["NoNewPrivs"] != "1" {

@@ -6,7 +6,6 @@
 package etcdlab
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // StartTimeout bounds how long Start and WaitHealthy wait.
@@ -46,29 +46,7 @@ type Member struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() > 4<<20 { // keep the tail only
-		tail := bytes.Clone(b.buf.Bytes()[b.buf.Len()-1<<20:])
-		b.buf.Reset()
-		b.buf.Write(tail)
-	}
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	log  testkit.LockedBuffer
 }
 
 // Start starts a cluster of n members (1 or 3 in practice) and waits until
@@ -102,6 +80,7 @@ func start(t testing.TB, n int, tlsFiles *TLSFiles, flags []string) *Cluster {
 			ClientURL: scheme + freeAddr(t),
 			PeerURL:   "http://" + freeAddr(t),
 			dataDir:   dir,
+			log:       testkit.LockedBuffer{Limit: 4 << 20}, // keeps the last 1 MiB past 4 MiB
 		})
 	}
 	t.Cleanup(func() {

@@ -257,20 +257,22 @@ func newCrypto() (*cryptoLab, error) {
 	if err != nil {
 		return nil, err
 	}
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	c := &cryptoLab{userPub: &userKey.PublicKey, serverPriv: *serverPriv, syncSecret: fmt.Sprintf("%x", secret)}
+	secret, err := random.Hex(32) // 64 hex characters; its prefixes are the other values
+	if err != nil {
+		return nil, err
+	}
+	c := &cryptoLab{userPub: &userKey.PublicKey, serverPriv: *serverPriv, syncSecret: secret}
 	// An inner request and an answer of the sizes the client sends and
 	// gets (a JSON object of a few hundred bytes, a small one back).
-	inner := []byte(`{"token":"` + fmt.Sprintf("%x", secret) + `","nonce":"` + fmt.Sprintf("%x", secret[:16]) +
+	inner := []byte(`{"token":"` + secret + `","nonce":"` + secret[:32] +
 		`","timestamp":1780000000,"mac_addr":"02:00:00:00:00:01","mac_addrs":["02:00:00:00:00:01"],` +
-		`"platform":"linux","device_id":"` + fmt.Sprintf("%x", secret[:16]) + `","device_name":"laptop",` +
+		`"platform":"linux","device_id":"` + secret[:32] + `","device_name":"laptop",` +
 		`"remote_address":"203.0.113.7","remote_address6":"","reconnect":false}`)
-	c.plainResp = []byte(`{"allow":true,"token":"` + fmt.Sprintf("%x", secret) + `","reason":""}`)
-	c.req, err = approval.SealRequest(approval.SealParams{Path: "/key/wg/" + fmt.Sprintf("%x", secret[:12]) + "/" +
-		fmt.Sprintf("%x", secret[12:24]) + "/" + fmt.Sprintf("%x", secret[24:]), SyncToken: fmt.Sprintf("%x", secret[:16]),
+	c.plainResp = []byte(`{"allow":true,"token":"` + secret + `","reason":""}`)
+	c.req, err = approval.SealRequest(approval.SealParams{Path: "/key/wg/" + secret[:24] + "/" +
+		secret[24:48] + "/" + secret[48:], SyncToken: secret[:32],
 		SyncSecret: c.syncSecret, ServerBoxPublic: *serverPub, UserKey: userKey, Inner: inner,
-		Timestamp: strconv.FormatInt(time.Now().Unix(), 10), AuthNonce: fmt.Sprintf("%x", secret[:16]), Rand: rand.Reader})
+		Timestamp: strconv.FormatInt(time.Now().Unix(), 10), AuthNonce: secret[:32], Rand: rand.Reader})
 	if err != nil {
 		return nil, err
 	}

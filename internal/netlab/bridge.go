@@ -1,8 +1,6 @@
 package netlab
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"strings"
 )
 
@@ -17,11 +15,8 @@ func Bridge(t T, ns *NS, name string) {
 // the ns end the address (a CIDR); it returns the interface name in ns.
 func Attach(t T, ns *NS, addr string, bridgeNS *NS, bridge string) string {
 	t.Helper()
-	r := make([]byte, 4)
-	_, _ = rand.Read(r)
-	tmpA, tmpB := "pca"+hex.EncodeToString(r), "pcb"+hex.EncodeToString(r)
+	tmpA, tmpB := vethPair(t)
 	ifn := "wan0"
-	mustRun(t, "ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB)
 	mustRun(t, "ip", "link", "set", tmpA, "netns", ns.Name, "name", ifn)
 	mustRun(t, "ip", "link", "set", tmpB, "netns", bridgeNS.Name)
 	bridgeNS.MustIP("link", "set", tmpB, "master", bridge)

@@ -6,8 +6,6 @@
 package netlab
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/portcullis-gw/portcullis/internal/random"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
@@ -53,12 +52,10 @@ type NS struct {
 // test ends.
 func NewNS(t T, label string) *NS {
 	t.Helper()
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
 	if len(label) > 10 || strings.Contains(label, "-") {
 		t.Fatalf("netlab: label %q must be at most 10 characters without '-'", label)
 	}
-	name := "pc-" + label + "-" + hex.EncodeToString(b)
+	name := "pc-" + label + "-" + randomHex(t, 3)
 	mustRun(t, "ip", "netns", "add", name)
 	ns := &NS{Name: name, t: t}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
@@ -143,15 +140,33 @@ func (n *NS) Sysctl(name, value string) {
 	}
 }
 
+// randomHex returns n random bytes in hex, for the names of namespaces and
+// interfaces.
+func randomHex(t T, n int) string {
+	t.Helper()
+	h, err := random.Hex(n)
+	if err != nil {
+		t.Fatalf("netlab: %v", err)
+	}
+	return h
+}
+
+// vethPair adds a veth pair in the root namespace under temporary names
+// (moved into namespaces and renamed next) and returns them.
+func vethPair(t T) (a, b string) {
+	t.Helper()
+	r := randomHex(t, 4)
+	a, b = "pca"+r, "pcb"+r
+	mustRun(t, "ip", "link", "add", a, "type", "veth", "peer", "name", b)
+	return a, b
+}
+
 // Veth connects two namespaces with a veth pair; the addresses are CIDRs
 // (e.g. "10.99.0.1/24"); more addresses can be added to either end later.
 func Veth(t T, a *NS, aAddr string, b *NS, bAddr string) (aIf, bIf string) {
 	t.Helper()
 	aIf, bIf = "veth-"+b.label(), "veth-"+a.label()
-	r := make([]byte, 4)
-	_, _ = rand.Read(r)
-	tmpA, tmpB := "pca"+hex.EncodeToString(r), "pcb"+hex.EncodeToString(r)
-	mustRun(t, "ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB)
+	tmpA, tmpB := vethPair(t)
 	mustRun(t, "ip", "link", "set", tmpA, "netns", a.Name, "name", aIf)
 	mustRun(t, "ip", "link", "set", tmpB, "netns", b.Name, "name", bIf)
 	for _, x := range []struct {

@@ -1,11 +1,11 @@
-// Package procstat reads what the benchmarks measure of a process from
-// /proc: its CPU (utime + stime, all threads) and its memory lines. The
-// benchmarks divide these over a timed phase; nothing in `make test` times
-// anything with them.
+// Package procstat is the one reader of a process's /proc files: its CPU
+// (utime + stime, all threads) and memory lines, which the benchmarks
+// divide over a timed phase, and the fields of /proc/<pid>/status that the
+// end-to-end tests check (a worker's credentials and capabilities, the
+// front's memory). Nothing in `make test` times anything with them.
 package procstat
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -51,6 +51,28 @@ func ParseStatTicks(pid int, raw []byte) (uint64, error) {
 	return ut + st, nil
 }
 
+// Status reads /proc/<pid>/status: each line's name (before the colon)
+// to its value (after it, without the surrounding blank space), e.g.
+// "VmRSS" to "1234 kB", "Uid" to "1000\t1000\t1000\t1000".
+func Status(pid int) (map[string]string, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	return ParseStatus(raw), nil
+}
+
+// ParseStatus reads the text of /proc/<pid>/status as Status does.
+func ParseStatus(raw []byte) map[string]string {
+	out := map[string]string{}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			out[k] = strings.TrimSpace(v)
+		}
+	}
+	return out
+}
+
 // Mem is the memory lines of /proc/<pid>/status, in KiB.
 type Mem struct {
 	VmRSS, VmHWM, RssAnon, RssFile int64
@@ -58,28 +80,29 @@ type Mem struct {
 
 // Memory reads the memory lines of /proc/<pid>/status.
 func Memory(pid int) (Mem, error) {
-	var m Mem
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	st, err := Status(pid)
 	if err != nil {
-		return m, err
+		return Mem{}, err
 	}
-	defer f.Close()
-	fields := map[string]*int64{"VmRSS:": &m.VmRSS, "VmHWM:": &m.VmHWM, "RssAnon:": &m.RssAnon, "RssFile:": &m.RssFile}
-	sc := bufio.NewScanner(f)
+	return ParseMemory(pid, st)
+}
+
+// ParseMemory reads the memory lines of a Status: each "<n> kB".
+func ParseMemory(pid int, st map[string]string) (Mem, error) {
+	var m Mem
+	fields := map[string]*int64{"VmRSS": &m.VmRSS, "VmHWM": &m.VmHWM, "RssAnon": &m.RssAnon, "RssFile": &m.RssFile}
 	found := 0
-	for sc.Scan() {
-		w := strings.Fields(sc.Text())
-		if len(w) == 3 && w[2] == "kB" {
-			if p := fields[w[0]]; p != nil {
-				if *p, err = strconv.ParseInt(w[1], 10, 64); err != nil {
-					return m, fmt.Errorf("/proc/%d/status %s: %w", pid, w[0], err)
-				}
-				found++
-			}
+	for name, p := range fields {
+		w := strings.Fields(st[name])
+		if len(w) != 2 || w[1] != "kB" {
+			continue
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return m, err
+		n, err := strconv.ParseInt(w[0], 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("/proc/%d/status %s: %w", pid, name, err)
+		}
+		*p = n
+		found++
 	}
 	if found != len(fields) {
 		return m, fmt.Errorf("/proc/%d/status: %d of the %d memory lines", pid, found, len(fields))

@@ -2,6 +2,8 @@ package procstat
 
 import (
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -32,5 +34,36 @@ func TestMemory(t *testing.T) {
 	}
 	if m.VmRSS <= 0 || m.VmHWM < m.VmRSS || m.RssAnon+m.RssFile > m.VmRSS {
 		t.Fatalf("%+v", m)
+	}
+}
+
+// TestStatus reads the name and value of each status line, and the memory
+// lines out of them; a missing or malformed memory line is an error.
+func TestStatus(t *testing.T) {
+	raw := "Name:\tport cullis\nUid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\n" +
+		"VmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\nRssAnon:\t     512 kB\nRssFile:\t     256 kB\n"
+	st := ParseStatus([]byte(raw))
+	for k, want := range map[string]string{"Name": "port cullis", "Uid": "1000\t1000\t1000\t1000", "CapEff": "0000000000000000", "NoNewPrivs": "1", "VmRSS": "1024 kB"} {
+		if st[k] != want {
+			t.Errorf("%s: %q, want %q", k, st[k], want)
+		}
+	}
+	m, err := ParseMemory(1, st)
+	if err != nil || m != (Mem{VmRSS: 1024, VmHWM: 2048, RssAnon: 512, RssFile: 256}) {
+		t.Fatalf("%+v, %v", m, err)
+	}
+	for _, bad := range []string{
+		strings.Replace(raw, "RssFile:", "RssFilf:", 1),     // missing
+		strings.Replace(raw, "1024 kB", "1024 MB", 1),       // not kB
+		strings.Replace(raw, "1024 kB", "10x4 kB", 1),       // not a number
+		strings.Replace(raw, "    2048 kB", "2048 kB 1", 1), // extra word
+	} {
+		if m, err := ParseMemory(1, ParseStatus([]byte(bad))); err == nil {
+			t.Errorf("no error for %q: %+v", bad, m)
+		}
+	}
+	self, err := Status(os.Getpid())
+	if err != nil || self["Pid"] != strconv.Itoa(os.Getpid()) {
+		t.Fatalf("this process: Pid %q, %v", self["Pid"], err)
 	}
 }

@@ -1,12 +1,13 @@
 // Package random is the one home of Portcullis's random strings: the
 // alphanumeric tokens of the approval protocol (sync tokens, Auth-Nonce,
-// firewall tokens), hex identifiers and secrets. Every draw is from
-// crypto/rand unless a reader is passed in (recorded test vectors), and the
-// alphanumeric draw is unbiased.
+// firewall tokens), hex identifiers and secrets, and base64 secrets. Every
+// draw is from crypto/rand unless a reader is passed in (recorded test
+// vectors), and the alphanumeric draw is unbiased.
 package random
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -36,13 +37,26 @@ func AlnumFrom(r io.Reader, n int) (string, error) {
 // Alnum returns n characters drawn uniformly from [A-Za-z0-9].
 func Alnum(n int) (string, error) { return AlnumFrom(rand.Reader, n) }
 
-// Hex returns n random bytes as lowercase hex.
-func Hex(n int) (string, error) {
+// bytesOf returns n random bytes.
+func bytesOf(n int) ([]byte, error) {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("random: %w", err)
+		return nil, fmt.Errorf("random: %w", err)
 	}
-	return hex.EncodeToString(b), nil
+	return b, nil
+}
+
+// Hex returns n random bytes as lowercase hex.
+func Hex(n int) (string, error) {
+	b, err := bytesOf(n)
+	return hex.EncodeToString(b), err
+}
+
+// Base64 returns n random bytes in standard base64 (with padding): a
+// secret kept as text, such as a link's.
+func Base64(n int) (string, error) {
+	b, err := bytesOf(n)
+	return base64.StdEncoding.EncodeToString(b), err
 }
 
 // ID returns a new identifier of 24 lowercase hex characters (the Pritunl

@@ -2,6 +2,7 @@ package random
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -57,5 +58,19 @@ func TestIDAndHex(t *testing.T) {
 	h, err := Hex(16)
 	if err != nil || len(h) != 32 {
 		t.Fatalf("Hex = %q %v", h, err)
+	}
+}
+
+func TestBase64(t *testing.T) {
+	s, err := Base64(32)
+	if err != nil || len(s) != 44 {
+		t.Fatalf("Base64 = %q %v", s, err)
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) != 32 {
+		t.Fatalf("%q decodes to %d bytes, %v", s, len(b), err)
+	}
+	if other, _ := Base64(32); other == s {
+		t.Fatal("two draws alike")
 	}
 }

@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/sdnotify/sdtest"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 func TestNoSocketIsANoOp(t *testing.T) {
@@ -108,26 +108,8 @@ func TestMalformedWatchdogIsLogged(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink the test reads while the notifier writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Split(strings.TrimSpace(l.b.String()), "\n")
-}
-
 func TestFailuresLoggedOncePerKindPerMinute(t *testing.T) {
-	var buf lockedBuffer
+	var buf testkit.LockedBuffer
 	gone := filepath.Join(t.TempDir(), "no-such.sock")
 	n := New(gone, 10*time.Second, slog.New(slog.NewTextHandler(&buf, nil)))
 	now := time.Unix(1_700_000_000, 0)
@@ -136,19 +118,19 @@ func TestFailuresLoggedOncePerKindPerMinute(t *testing.T) {
 		n.Watchdog()
 		n.Ready()
 	}
-	lines := buf.lines()
+	lines := buf.Lines()
 	if len(lines) != 2 || !strings.Contains(lines[0], "kind=WATCHDOG") || !strings.Contains(lines[1], "kind=READY") ||
 		!strings.Contains(lines[0], "no-such.sock") || !strings.Contains(lines[0], "level=WARN") {
 		t.Fatalf("log %q", lines)
 	}
 	now = now.Add(59 * time.Second)
 	n.Watchdog()
-	if got := len(buf.lines()); got != 2 {
+	if got := len(buf.Lines()); got != 2 {
 		t.Fatalf("%d lines within the minute", got)
 	}
 	now = now.Add(time.Second)
 	n.Watchdog()
-	lines = buf.lines()
+	lines = buf.Lines()
 	if len(lines) != 3 || !strings.Contains(lines[2], "kind=WATCHDOG") || !strings.Contains(lines[2], "unlogged_since_last=5") {
 		t.Fatalf("log after a minute %q", lines)
 	}

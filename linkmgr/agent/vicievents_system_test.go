@@ -12,6 +12,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // TestEventsAgainstCharon: the event stream of a real charon, through
@@ -97,8 +98,8 @@ func TestEventsAgainstCharon(t *testing.T) {
 			return false
 		}
 	}
-	waitUntil(t, 10*time.Second, "the initiation in the connection's log stream", has("initiating IKE_SA "+c.Name()))
-	waitUntil(t, 10*time.Second, "Diag telling the refusal", func() bool {
+	testkit.WaitFor(t, 10*time.Second, 100*time.Millisecond, "the initiation in the connection's log stream", has("initiating IKE_SA "+c.Name()))
+	testkit.WaitFor(t, 10*time.Second, 100*time.Millisecond, "Diag telling the refusal", func() bool {
 		r, ok := d.Reason(c.Name(), false)
 		return ok && r.Code == api.ReasonNoProposal && r.Cause == "received NO_PROPOSAL_CHOSEN notify error" &&
 			len(r.Local) == 1 && r.Local[0] == "IKE:aes128-sha256-x25519"
@@ -113,17 +114,5 @@ func TestEventsAgainstCharon(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond) // the streams' retry
 	_ = v.Close()                       // its session died with charon
 	initiate()
-	waitUntil(t, 10*time.Second, "the initiation after charon restarted", has("initiating IKE_SA "+c.Name()))
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s", d, what)
+	testkit.WaitFor(t, 10*time.Second, 100*time.Millisecond, "the initiation after charon restarted", has("initiating IKE_SA "+c.Name()))
 }
