@@ -3,6 +3,7 @@ package core
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -408,5 +409,35 @@ func TestOrgDetachEndsAccess(t *testing.T) {
 	}
 	if cfg := l.config(t, l.df); strings.Contains(cfg, acmeCA) || !strings.Contains(cfg, otherCA) {
 		t.Error("df's worker after the detach: still trusts Acme's CA, or not Other's")
+	}
+}
+
+// failingRevoker is a userRevoker that fails.
+type failingRevoker struct{}
+
+func (failingRevoker) RevokeUser(context.Context, string) error { return errors.New("store is down") }
+
+// TestOrgDeleteStepFailure: a step that fails after the commit does not
+// skip the others; the call answers 500 and the audit entry says so.
+func TestOrgDeleteStepFailure(t *testing.T) {
+	l := newAccessLab(t)
+	l.c.svc.revoker = failingRevoker{}
+	l.connect(t, l.df, l.alice, l.mallory)
+	var e api.Error
+	if st := l.c.do("DELETE", "/organization/"+l.org.ID, nil, &e); st != 500 || e.Error != "access_not_revoked" {
+		t.Fatalf("delete organization with the revocation failing: %d %+v", st, e)
+	}
+	if st := l.c.do("GET", "/organization/"+l.org.ID, nil, nil); st != 404 {
+		t.Errorf("organization after the delete: %d", st)
+	}
+	if n := l.count(t, l.df.ID+" kill "+l.alice.ID); n != 1 {
+		t.Errorf("alice's session: %d kills", n)
+	}
+	if n := l.count(t, l.df.ID+" start"); n != 2 {
+		t.Errorf("df's worker: %d starts, want 2", n)
+	}
+	a := l.lastAudit(t, "org.delete")
+	if a.Outcome != "error: access_not_revoked" || !strings.Contains(a.Detail, "users=1 servers=2 sessions_ended=1") {
+		t.Errorf("audit entry: %+v", a)
 	}
 }
