@@ -441,3 +441,26 @@ func TestOrgDeleteStepFailure(t *testing.T) {
 		t.Errorf("audit entry: %+v", a)
 	}
 }
+
+// TestServerDeleteEndsAccess: deleting a server stops its worker (every
+// session ends) and closes what its approvals opened; the user's approval
+// for another server stays.
+func TestServerDeleteEndsAccess(t *testing.T) {
+	l := newAccessLab(t)
+	l.connect(t, l.df, l.alice, l.mallory)
+	l.connect(t, l.plain, l.alice)
+	l.approve(t, "tokAliceDF", l.org, l.alice, l.df, "192.0.2.1")
+	l.approve(t, "tokAlicePlain", l.org, l.alice, l.plain, "192.0.2.1")
+	if st := l.c.do("DELETE", "/server/"+l.df.ID, nil, nil); st != 200 {
+		t.Fatalf("delete df: %d", st)
+	}
+	if got := l.c.svc.workers.Running(); !slices.Equal(got, []string{l.plain.ID}) {
+		t.Errorf("workers running: %q", got)
+	}
+	if got := l.gate.removedKeys(); !slices.Equal(got, []string{"192.0.2.1 udp 1194"}) {
+		t.Errorf("elements removed: %q", got)
+	}
+	if got := l.approvals(t); !slices.Equal(got, []string{"tokAlicePlain"}) {
+		t.Errorf("approvals left: %q", got)
+	}
+}
