@@ -14,16 +14,16 @@ import (
 // watchSessionsGone polls the server's worker for its connected clients
 // (`portcullis server clients`, as vpnLab.clients does, but without
 // failing the test) until it lists none, and sends how long after start
-// that was; after max it sends -1. An answer that the worker is not
+// that was; after limit it sends -1. An answer that the worker is not
 // running counts as none listed: an organization delete restarts the
 // worker only after it has ended the sessions (deleteOrg), and the
 // worker's list is unavailable while it restarts (openvpn takes about 2 s
 // to exit).
-func (l *vpnLab) watchSessionsGone(serverID string, start time.Time, max time.Duration) <-chan time.Duration {
+func (l *vpnLab) watchSessionsGone(serverID string, start time.Time, limit time.Duration) <-chan time.Duration {
 	out := make(chan time.Duration, 1)
 	bin := filepath.Join(binDir, "portcullis")
 	go func() {
-		for time.Since(start) < max {
+		for time.Since(start) < limit {
 			raw, err := exec.Command(bin, "server", "clients", serverID, "--config", l.g.CfgPath).CombinedOutput()
 			var cl api.VPNClientList
 			if (err == nil && json.Unmarshal(raw, &cl) == nil && len(cl.Clients) == 0) ||
