@@ -1,6 +1,10 @@
 package core
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
 	"slices"
 
 	"github.com/portcullis-gw/portcullis/api"
@@ -63,10 +67,20 @@ func (s *Service) updateOrg(c *rpc.Call, req *api.OrganizationUpdate) (*api.Orga
 }
 
 // deleteOrg removes the organization, its users (and their sync tokens),
-// its CA and revocation list, and detaches it from every server.
+// its CA and revocation list, and detaches it from every server. Then,
+// as a user's delete does, its users' live sessions end and their
+// firewall elements go, and the started workers of the servers it was
+// attached to restart without its CA. Each of these steps runs whatever
+// the others did; when one fails the organization is deleted all the
+// same and the call answers 500 (the audit entry and the log say what).
 func (s *Service) deleteOrg(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, error) {
 	orgID := c.Params["org_id"]
+	var (
+		userIDs  []string
+		attached []serverRecord
+	)
 	_, err := s.orgs.Remove(c.Ctx, s.st, orgID, func(tx store.Tx, org *orgRecord) error {
+		userIDs, attached = userIDs[:0], attached[:0] // the transaction may run again
 		users, err := store.ScanJSON[userRecord](tx, store.BucketUsers, orgID+"/")
 		if err != nil {
 			return err
@@ -76,6 +90,7 @@ func (s *Service) deleteOrg(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, error)
 			if err := deleteUserTx(tx, &users[i], now); err != nil {
 				return err
 			}
+			userIDs = append(userIDs, users[i].ID)
 		}
 		if err := deletePrefix(tx, store.BucketRevoked, orgID+"/"); err != nil {
 			return err
@@ -93,6 +108,7 @@ func (s *Service) deleteOrg(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, error)
 			if err := store.PutJSON(tx, store.BucketServers, srv.ID, srv); err != nil {
 				return err
 			}
+			attached = append(attached, *srv)
 		}
 		if err := tx.Delete(store.BucketNames, orgNameKey(org.Name)); err != nil {
 			return err
@@ -102,8 +118,40 @@ func (s *Service) deleteOrg(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, error)
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("organization deleted", "org_id", orgID, "by", c.Session.Username)
+	s.log.Info("organization deleted", "org_id", orgID, "users", len(userIDs), "servers", len(attached), "by", c.Session.Username)
+	const why = "organization deleted"
+	ended, errSessions := s.endUsersSessions(c.Ctx, userIDs, "", why)
+	errRestart := s.restartWorkers(c.Ctx, attached, why)
+	s.refreshCRLs(c.Ctx)
+	c.Audit.Detail = fmt.Sprintf("users=%d servers=%d sessions_ended=%d", len(userIDs), len(attached), ended)
+	if err := errors.Join(errSessions, errRestart); err != nil {
+		s.log.Error("organization deleted, but its users' access was not all taken away", "org_id", orgID, "err", err)
+		return nil, &rpc.Error{Status: http.StatusInternalServerError, Code: "access_not_revoked",
+			Message: "organization deleted, but its users' sessions, firewall elements or the workers of its servers were not all brought in line (see the core's log)"}
+	}
 	return &api.OKResponse{OK: true}, nil
+}
+
+// orgUserIDs lists the IDs of the organizations' users.
+func (s *Service) orgUserIDs(ctx context.Context, orgIDs []string) ([]string, error) {
+	var out []string
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		out = out[:0]
+		for _, o := range orgIDs {
+			users, err := store.ScanJSON[userRecord](tx, store.BucketUsers, o+"/")
+			if err != nil {
+				return err
+			}
+			for i := range users {
+				out = append(out, users[i].ID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the users of organizations %v: %w", orgIDs, err)
+	}
+	return out, nil
 }
 
 // deletePrefix deletes every key with the prefix.

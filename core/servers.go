@@ -205,9 +205,18 @@ func (s *Service) updateServer(c *rpc.Call, req *api.ServerUpdate) (*api.Server,
 		return nil, err
 	}
 	s.log.Info("server updated", "server_id", rec.ID, "by", c.Session.Username)
-	if before.Protocol != rec.Protocol || before.Port != rec.Port {
+	detached := slices.DeleteFunc(slices.Clone(before.Organizations), func(o string) bool { return slices.Contains(rec.Organizations, o) })
+	if len(detached) > 0 {
+		s.endDetachedSessions(c.Ctx, rec.ID, detached)
+	}
+	switch {
+	case before.Protocol != rec.Protocol || before.Port != rec.Port:
 		// What approvals opened is for the old port: closed now.
 		s.revokeServerFirewall(c.Ctx, rec.ID, "server port changed")
+	case len(detached) > 0:
+		// The worker restarts below: every session ends, and a connect
+		// again needs a new approval (its token is spent).
+		s.revokeServerFirewall(c.Ctx, rec.ID, "organization detached")
 	}
 	if rec.Started && workerChanged(&before, rec) && s.place.runs(rec) {
 		s.restartWorker(c.Ctx, rec.ID)

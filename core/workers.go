@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/core/pki"
@@ -204,23 +205,124 @@ func (s *Service) refreshCRLs(ctx context.Context) {
 
 // endUserSessions ends the user's live VPN sessions (on serverID's worker
 // only, when it is set) and takes away its firewall elements; then the
-// CRLs are signed again.
+// CRLs are signed again. Failures are logged.
 func (s *Service) endUserSessions(ctx context.Context, userID, serverID, why string) {
-	if s.workers != nil {
-		kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		n, err := s.workers.KillUser(kctx, userID, serverID)
-		cancel()
-		if err != nil {
-			s.log.Error("vpn sessions not all ended", "user_id", userID, "why", why, "err", err)
-		}
-		if n > 0 {
-			s.log.Info("vpn sessions ended", "user_id", userID, "count", n, "why", why)
-		}
-	}
+	_, _ = s.killSessions(ctx, userID, serverID, why)
 	if serverID == "" {
-		if err := s.revoker.RevokeUser(ctx, userID); err != nil {
-			s.log.Error("firewall elements of the user not revoked", "user_id", userID, "err", err)
-		}
+		_ = s.revokeUserFirewall(ctx, userID, why)
 	}
 	s.refreshCRLs(ctx)
+}
+
+// killSessions ends the user's live VPN sessions on every worker (on
+// serverID's only, when it is set); a failure is logged and returned.
+func (s *Service) killSessions(ctx context.Context, userID, serverID, why string) (int, error) {
+	if s.workers == nil {
+		return 0, nil
+	}
+	kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	n, err := s.workers.KillUser(kctx, userID, serverID)
+	cancel()
+	if err != nil {
+		s.log.Error("vpn sessions not all ended", "user_id", userID, "server_id", serverID, "why", why, "err", err)
+		err = fmt.Errorf("end the vpn sessions of user %s: %w", userID, err)
+	}
+	if n > 0 {
+		s.log.Info("vpn sessions ended", "user_id", userID, "server_id", serverID, "count", n, "why", why)
+	}
+	return n, err
+}
+
+// revokeUserFirewall takes away the user's firewall elements (its live
+// approvals); a failure is logged and returned.
+func (s *Service) revokeUserFirewall(ctx context.Context, userID, why string) error {
+	if err := s.revoker.RevokeUser(ctx, userID); err != nil {
+		s.log.Error("firewall elements of the user not revoked", "user_id", userID, "why", why, "err", err)
+		return fmt.Errorf("revoke the firewall elements of user %s: %w", userID, err)
+	}
+	return nil
+}
+
+// killParallel bounds how many users' sessions endUsersSessions ends at
+// once (each kill waits haltDelay for the HALT to reach the client).
+const killParallel = 16
+
+// endUsersSessions ends the live VPN sessions of users who lost their
+// right to connect (their organization deleted: serverID empty; or
+// detached from serverID: that server's sessions only) and takes away
+// their firewall elements (all of them when serverID is empty; see
+// endOrgAccess for a detach). Every user's every step runs whatever the
+// others did: the failures are logged and returned joined, with how many
+// sessions were ended.
+func (s *Service) endUsersSessions(ctx context.Context, userIDs []string, serverID, why string) (int, error) {
+	var (
+		mu    sync.Mutex
+		ended int
+		errs  []error
+		wg    sync.WaitGroup
+	)
+	sem := make(chan struct{}, killParallel)
+	for _, id := range userIDs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			n, err := s.killSessions(ctx, id, serverID, why)
+			if serverID == "" {
+				err = errors.Join(err, s.revokeUserFirewall(ctx, id, why))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			ended += n
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
+	}
+	wg.Wait()
+	return ended, errors.Join(errs...)
+}
+
+// restartWorkers restarts the workers of the started servers placed here
+// among srvs, after a change of what they trust (an organization deleted
+// or detached: its CA goes from their configuration). Each restart runs
+// whatever the others did: the failures are logged and returned joined.
+func (s *Service) restartWorkers(ctx context.Context, srvs []serverRecord, why string) error {
+	if s.workers == nil {
+		return nil
+	}
+	var errs []error
+	for i := range srvs {
+		if !srvs[i].Started || !s.place.runs(&srvs[i]) {
+			continue
+		}
+		id := srvs[i].ID
+		rctx, cancel := context.WithTimeout(ctx, workerTimeout)
+		err := s.workers.Restart(rctx, id)
+		cancel()
+		if err != nil {
+			s.log.Error("vpn worker not restarted", "server_id", id, "why", why, "err", err)
+			errs = append(errs, fmt.Errorf("restart the worker of server %s: %w", id, err))
+			continue
+		}
+		s.log.Info("vpn worker restarted", "server_id", id, "why", why)
+	}
+	return errors.Join(errs...)
+}
+
+// endDetachedSessions ends, on the server's worker, the live sessions of
+// the users of the organizations detached from it (with a HALT: their
+// clients do not come back; the worker's restart ends the others).
+// Failures are logged. The firewall elements go with the server's
+// (revokeServerFirewall): an approval names its server, and the approver
+// revokes by user or by server only.
+func (s *Service) endDetachedSessions(ctx context.Context, serverID string, orgIDs []string) {
+	const why = "organization detached"
+	users, err := s.orgUserIDs(ctx, orgIDs)
+	if err != nil {
+		s.log.Error("vpn sessions of a detached organization not ended", "server_id", serverID, "org_ids", orgIDs, "err", err)
+		return
+	}
+	if _, err := s.endUsersSessions(ctx, users, serverID, why); err != nil {
+		s.log.Error("vpn sessions of a detached organization not all ended", "server_id", serverID, "org_ids", orgIDs, "err", err)
+	}
 }
