@@ -382,6 +382,7 @@ func TestOrgDetachEndsAccess(t *testing.T) {
 	l.connect(t, l.plain, l.alice)
 	l.approve(t, "tokAliceDF", l.org, l.alice, l.df, "192.0.2.1")
 	l.approve(t, "tokAlicePlain", l.org, l.alice, l.plain, "192.0.2.1")
+	l.approve(t, "tokMalloryDF", l.other, l.mallory, l.df, "192.0.2.2")
 
 	orgs := []string{l.other.ID}
 	if st := l.c.do("PUT", "/server/"+l.df.ID, api.ServerUpdate{Organizations: &orgs}, nil); st != 200 {
@@ -404,8 +405,8 @@ func TestOrgDetachEndsAccess(t *testing.T) {
 	if got := l.gate.removedKeys(); !slices.Equal(got, []string{"192.0.2.1 udp 1194"}) {
 		t.Errorf("elements removed: %q", got)
 	}
-	if got := l.approvals(t); !slices.Equal(got, []string{"tokAlicePlain"}) {
-		t.Errorf("approvals left: %q", got)
+	if got := l.approvals(t); !slices.Equal(got, []string{"tokAlicePlain", "tokMalloryDF"}) {
+		t.Errorf("approvals left: %q (the other organization's on the server must stay)", got)
 	}
 	if cfg := l.config(t, l.df); strings.Contains(cfg, acmeCA) || !strings.Contains(cfg, otherCA) {
 		t.Error("df's worker after the detach: still trusts Acme's CA, or not Other's")

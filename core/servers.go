@@ -214,9 +214,10 @@ func (s *Service) updateServer(c *rpc.Call, req *api.ServerUpdate) (*api.Server,
 		// What approvals opened is for the old port: closed now.
 		s.revokeServerFirewall(c.Ctx, rec.ID, "server port changed")
 	case len(detached) > 0:
-		// The worker restarts below: every session ends, and a connect
-		// again needs a new approval (its token is spent).
-		s.revokeServerFirewall(c.Ctx, rec.ID, "organization detached")
+		// The detached organizations' users lose what their approvals
+		// opened on this server; the other organizations' users keep
+		// theirs (the worker restarts below and their clients reconnect).
+		s.revokeDetachedFirewall(c.Ctx, rec.ID, detached)
 	}
 	if rec.Started && workerChanged(&before, rec) && s.place.runs(rec) {
 		s.restartWorker(c.Ctx, rec.ID)
@@ -254,6 +255,24 @@ func (s *Service) revokeServerFirewall(ctx context.Context, id, why string) {
 	}
 	if n > 0 {
 		s.log.Info("firewall elements of the server revoked", "server_id", id, "why", why, "count", n)
+	}
+}
+
+// revokeDetachedFirewall closes what the live approvals of the detached
+// organizations' users opened on the server; failures are logged.
+func (s *Service) revokeDetachedFirewall(ctx context.Context, serverID string, orgIDs []string) {
+	if s.approver == nil {
+		return
+	}
+	for _, org := range orgIDs {
+		n, err := s.approver.RevokeOrgOnServer(ctx, org, serverID)
+		if err != nil {
+			s.log.Error("firewall elements of a detached organization not revoked", "server_id", serverID, "org_id", org, "err", err)
+			continue
+		}
+		if n > 0 {
+			s.log.Info("firewall elements of a detached organization revoked", "server_id", serverID, "org_id", org, "count", n)
+		}
 	}
 }
 

@@ -30,6 +30,17 @@ func (a *Approver) RevokeServer(ctx context.Context, serverID string) (closed in
 	return a.revoke(ctx, "server_id", serverID, func(ap *Approval) bool { return ap.ServerID == serverID })
 }
 
+// RevokeOrgOnServer does for the approvals of orgID's users on serverID
+// what RevokeUser does for a user's: the core calls it when the
+// organization is detached from the server (its users keep their
+// approvals on the servers it stays attached to, and the other
+// organizations' users theirs on this one).
+func (a *Approver) RevokeOrgOnServer(ctx context.Context, orgID, serverID string) (closed int, err error) {
+	return a.revoke(ctx, "org_id/server_id", orgID+"/"+serverID, func(ap *Approval) bool {
+		return ap.OrgID == orgID && ap.ServerID == serverID
+	})
+}
+
 // revokeChunk is how many approvals one revocation transaction deletes
 // (each a compare and a delete: below etcd's default 128 operations).
 const revokeChunk = 50

@@ -86,6 +86,33 @@ func TestRevokeServer(t *testing.T) {
 	}
 }
 
+// TestRevokeOrgOnServer: only the approvals of that organization on that
+// server go; the organization's on another server and another
+// organization's on that server stay.
+func TestRevokeOrgOnServer(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const otherServer, otherOrg = "dddddddddddddddddddddddd", "eeeeeeeeeeeeeeeeeeeeeeee"
+	f.approveToken() // orgID on serverID, 192.0.2.10
+	f.insertApproval(f.approvalFor("OtherServerOtherServerOtherSer02", userID, otherServer, "198.51.100.1", time.Minute))
+	third := f.approvalFor("OtherOrgOtherOrgOtherOrgOtherO03", "ffffffffffffffffffffffff", serverID, "198.51.100.2", time.Minute)
+	third.OrgID = otherOrg
+	f.insertApproval(third)
+	closed, err := f.a.RevokeOrgOnServer(ctx, orgID, serverID)
+	if err != nil || closed != 1 || len(f.gate.removed) != 1 || f.gate.removed[0].Addr.String() != "192.0.2.10" {
+		t.Fatalf("RevokeOrgOnServer: %d %v %+v", closed, err, f.gate.removed)
+	}
+	live, err := liveApprovals(ctx, f.st, f.now)
+	if err != nil || len(live) != 2 {
+		t.Fatalf("left %+v %v", live, err)
+	}
+	for _, a := range live {
+		if a.OrgID == orgID && a.ServerID == serverID {
+			t.Fatalf("an approval of the organization on the server is left: %+v", a)
+		}
+	}
+}
+
 // TestRevokeUserClosesThePort (kernel): approve from 10.199.0.2, revoke
 // the user: the port is closed from that address at once, not at the
 // timeout, while another user's address stays open.
