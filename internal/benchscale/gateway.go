@@ -48,7 +48,31 @@ type gatewayFigures struct {
 	// approved real approvals after the restart, and the core's memory
 	// then.
 	approved       int
-	afterApprovals procstat.Mem
+	afterApprovals coreMem
+}
+
+// coreMem is the core's memory lines, and what of its RssFile is the
+// store's file and what its binary (from /proc/<pid>/smaps).
+type coreMem struct {
+	procstat.Mem
+	storeFile, binary int64 // KiB
+}
+
+// readMem reads the memory of the core pid whose store file is storePath.
+func readMem(pid int, storePath string) (coreMem, error) {
+	m, err := procstat.Memory(pid)
+	if err != nil {
+		return coreMem{}, err
+	}
+	files, err := procstat.FileRss(pid)
+	if err != nil {
+		return coreMem{}, err
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return coreMem{}, err
+	}
+	return coreMem{Mem: m, storeFile: files[storePath], binary: files[exe]}, nil
 }
 
 // startFigures are one start's.
@@ -57,7 +81,7 @@ type startFigures struct {
 	reconcile *api.ReconcileReport
 	held      int // elements the kernel's allow sets hold once ready
 	pid       int
-	mem       procstat.Mem
+	mem       coreMem
 }
 
 // approvalTTL is the approvals' life (the default approval.token_ttl).
@@ -79,7 +103,8 @@ func gateway(r netlab.T, ns *netlab.NS, dir, bin string, pop population) (*gatew
 	}
 	out := &gatewayFigures{serverPort: 1194, approvalsTTL: approvalTTL}
 	seedStart := time.Now()
-	seeded, live, err := seed(filepath.Join(dataDir, core.StoreFile), pop, out.serverPort)
+	storePath := filepath.Join(dataDir, core.StoreFile)
+	seeded, live, err := seed(storePath, pop, out.serverPort)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +126,7 @@ func gateway(r netlab.T, ns *netlab.NS, dir, bin string, pop population) (*gatew
 	netlab.Veth(r, ns, gwAddr+"/24", cl, clAddr+"/24")
 	start := time.Now()
 	g := vpnlab.StartGateway(r, vpnlab.Options{Dir: gwDir, BinDir: bin, NS: ns, Listen: front, Extra: out.configExtra})
-	if out.first, err = readStart(g, ns, time.Since(start)); err != nil {
+	if out.first, err = readStart(g, ns, storePath, time.Since(start)); err != nil {
 		return nil, fmt.Errorf("first start: %w", err)
 	}
 	// A restart: the table, with its elements, is still in the kernel;
@@ -109,14 +134,14 @@ func gateway(r netlab.T, ns *netlab.NS, dir, bin string, pop population) (*gatew
 	g.Stop()
 	start = time.Now()
 	g.Start()
-	if out.again, err = readStart(g, ns, time.Since(start)); err != nil {
+	if out.again, err = readStart(g, ns, storePath, time.Since(start)); err != nil {
 		return nil, fmt.Errorf("restart: %w", err)
 	}
 	if pop.realApprovals > 0 {
 		if out.approved, err = approve(g, cl, seeded, pop.realApprovals); err != nil {
 			return nil, err
 		}
-		if out.afterApprovals, err = procstat.Memory(out.again.pid); err != nil {
+		if out.afterApprovals, err = readMem(out.again.pid, storePath); err != nil {
 			return nil, err
 		}
 	}
@@ -172,7 +197,7 @@ func approve(g *vpnlab.Gateway, cl *netlab.NS, seeded *core.Seeded, n int) (int,
 // readStart reads a started core's figures: its start's reconcile from
 // the control socket, the allow sets' elements over netlink, its memory
 // from /proc.
-func readStart(g *vpnlab.Gateway, ns *netlab.NS, wall time.Duration) (startFigures, error) {
+func readStart(g *vpnlab.Gateway, ns *netlab.NS, storePath string, wall time.Duration) (startFigures, error) {
 	f := startFigures{wall: wall}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -185,7 +210,7 @@ func readStart(g *vpnlab.Gateway, ns *netlab.NS, wall time.Duration) (startFigur
 	}
 	f.reconcile, f.pid = st.StartReconcile, st.PID
 	// Memory first: the listing below makes the kernel, not the core, work.
-	if f.mem, err = procstat.Memory(f.pid); err != nil {
+	if f.mem, err = readMem(f.pid, storePath); err != nil {
 		return f, err
 	}
 	if f.held, err = kernelElements(ns.Path()); err != nil {

@@ -128,7 +128,6 @@ func (res *results) printAdds(w io.Writer, p params) {
 
 func (res *results) printGateway(w io.Writer, p params) {
 	g, pop := res.gw, p.pop
-	mib := func(kib int64) float64 { return float64(kib) / 1024 }
 	fmt.Fprintf(w, "\nreconcile at start (real core, `portcullis serve` in its namespace):\n")
 	fmt.Fprintf(w, "  store: %d users in %d organizations, each with a profile for one server; %d RSA-4096 key(s) per organization\n",
 		pop.users, pop.orgs, pop.keyPool)
@@ -149,14 +148,19 @@ func (res *results) printGateway(w io.Writer, p params) {
 			f.reconcile.Seconds, f.reconcile.CPUSeconds)
 		fmt.Fprintf(w, "      added or expiry set %d, removed %d; the kernel's allow sets then hold %d elements (netlink)\n",
 			f.reconcile.Added, f.reconcile.Removed, f.held)
-		fmt.Fprintf(w, "    core memory once ready      VmRSS %.1f MiB (RssAnon %.1f, RssFile %.1f)   VmHWM %.1f MiB   (/proc/%d/status; goal < 96 MiB)\n",
-			mib(f.mem.VmRSS), mib(f.mem.RssAnon), mib(f.mem.RssFile), mib(f.mem.VmHWM), f.pid)
+		fmt.Fprintf(w, "    core memory once ready      %s   (/proc/%d/status, smaps; goal < 96 MiB)\n", f.mem, f.pid)
 	}
 	if pop.realApprovals > 0 {
 		m := g.afterApprovals
 		fmt.Fprintf(w, "  then %d real approvals (one per user, new TLS connection each, from the client namespace), all allowed:\n", g.approved)
-		fmt.Fprintf(w, "    core memory                 VmRSS %.1f MiB (RssAnon %.1f, RssFile %.1f)   VmHWM %.1f MiB   (goal < 96 MiB)\n",
-			mib(m.VmRSS), mib(m.RssAnon), mib(m.RssFile), mib(m.VmHWM))
+		fmt.Fprintf(w, "    core memory                 %s   (goal < 96 MiB)\n", m)
 	}
-	fmt.Fprintf(w, "  (RssFile: pages of the bbolt file mapped by the core and read, mostly by the reconcile's scan of the approvals)\n")
+	fmt.Fprintf(w, "  (RssFile: pages of files mapped by the core and read: the bbolt store file, the binary, shared libraries)\n")
+}
+
+// String prints the memory lines in MiB.
+func (m coreMem) String() string {
+	mib := func(kib int64) float64 { return float64(kib) / 1024 }
+	return fmt.Sprintf("VmRSS %.1f MiB (RssAnon %.1f, RssFile %.1f: store file %.1f, binary %.1f)   VmHWM %.1f MiB",
+		mib(m.VmRSS), mib(m.RssAnon), mib(m.RssFile), mib(m.storeFile), mib(m.binary), mib(m.VmHWM))
 }

@@ -67,3 +67,31 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("this process: Pid %q, %v", self["Pid"], err)
 	}
 }
+
+// TestFileRss sums the Rss lines of each file's mappings, leaves out the
+// anonymous ones, and reads this process's own binary among its files.
+func TestFileRss(t *testing.T) {
+	smaps := `55d0a0000000-55d0a0400000 r--p 00000000 08:01 1234   /usr/bin/port cullis
+Size:               4096 kB
+Rss:                1200 kB
+55d0a0400000-55d0a0800000 r-xp 00400000 08:01 1234   /usr/bin/port cullis
+Rss:                 300 kB
+7f0000000000-7f0000100000 rw-p 00000000 00:00 0
+Rss:                 999 kB
+7f0000100000-7f0006100000 r--s 00000000 08:01 99     /var/lib/portcullis/store.db
+Rss:               98304 kB
+VmFlags: rd sh mr mw me ms sd
+`
+	got, err := ParseFileRss([]byte(smaps))
+	if err != nil || len(got) != 2 || got["/usr/bin/port cullis"] != 1500 || got["/var/lib/portcullis/store.db"] != 98304 {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := FileRss(os.Getpid())
+	if err != nil || mine[exe] <= 0 {
+		t.Fatalf("this process: %s not among %v (%v)", exe, mine, err)
+	}
+}
