@@ -1,10 +1,10 @@
 // Package vpn owns the OpenVPN workers: one openvpn server process per
 // started server, run without any privilege and supervised by the core.
 //
-// For each worker the core (root) makes a persistent tun device owned by
-// the worker account, sets its address and MTU and brings it up over
-// netlink, makes the worker's directory (management socket, CRL), and
-// starts openvpn already as that account with no capabilities and
+// For each worker the core (root) gives it a uid and gid of its own
+// (ids.go), makes a persistent tun device owned by them, sets its address
+// and MTU and brings it up over netlink, makes the worker's directory
+// (management socket, CRL), and starts openvpn already as that uid and gid with no capabilities and
 // no_new_privs, its configuration and key on a pipe. Every connect and
 // re-authentication arrives on the management socket and is decided by the
 // core's Decider; the worker answers client-auth-nt or client-deny. The
@@ -18,7 +18,8 @@
 //	config.go    Spec and the server configuration; the tunnel network's plan
 //	tun.go       Links: the tun devices over netlink
 //	files.go     the worker's directory and its CRL
-//	account.go   the worker account
+//	account.go   the workers' base account
+//	ids.go       each worker's own uid and gid: the range, who gets which
 //	mgmt.go      the management-interface parser (pure, fuzzed); mgmtconn.go the connection
 //	auth.go      Decider, AuthRequest (read from a client's environment), Decision
 //	status.go    `status 3`: the connected clients
