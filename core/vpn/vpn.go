@@ -4,11 +4,11 @@
 // For each worker the core (root) gives it a uid and gid of its own
 // (ids.go), makes a persistent tun device owned by them, sets its address
 // and MTU and brings it up over netlink, makes the worker's directory
-// (management socket, CRL), and starts openvpn already as that uid and gid with no capabilities and
-// no_new_privs, its configuration and key on a pipe. Every connect and
-// re-authentication arrives on the management socket and is decided by the
-// core's Decider; the worker answers client-auth-nt or client-deny. The
-// worker is restarted with back-off when it dies and stopped with the core.
+// (management socket, CRL), and starts openvpn already as that uid and
+// gid with no capabilities and no_new_privs, its configuration and key on
+// a pipe. Every connect and re-authentication arrives on the management
+// socket and is decided by the core's Decider; the worker answers
+// client-auth-nt or client-deny. The worker is restarted with back-off when it dies and stopped with the core.
 //
 // Where things are:
 //
