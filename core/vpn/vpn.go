@@ -8,7 +8,8 @@
 // gid with no capabilities and no_new_privs, its configuration and key on
 // a pipe. Every connect and re-authentication arrives on the management
 // socket and is decided by the core's Decider; the worker answers
-// client-auth-nt or client-deny. The worker is restarted with back-off when it dies and stopped with the core.
+// client-auth-nt or client-deny. The worker is restarted with back-off
+// when it dies and stopped with the core.
 //
 // Where things are:
 //
