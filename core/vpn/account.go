@@ -9,11 +9,13 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/sysuser"
 )
 
-// DefaultUser is the account every worker runs as (deploy/sysusers.conf
-// creates it under systemd; the core creates it when it is missing).
+// DefaultUser is the workers' base account (deploy/sysusers.conf creates it
+// under systemd; the core creates it when it is missing). No worker runs
+// as it: each runs under a uid and gid of its own (ids.go), a range that
+// must not hold the account's.
 const DefaultUser = "portcullis-vpn"
 
-// Account is the unprivileged user the workers run as.
+// Account is an unprivileged uid and gid: the base account, or a worker's.
 type Account = sysuser.Account
 
 // ErrAccount is wrapped when the worker account is unusable.

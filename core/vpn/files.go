@@ -9,9 +9,9 @@ import (
 )
 
 // Files of a worker's directory <base>/<server id>. The directory belongs
-// to the core with the worker's group, mode 0770: the worker can create its
-// management socket there but cannot change the directory's mode; nobody
-// else can enter it. The base directory is 0700 and the core's: the worker
+// to the core with the worker's own gid (ids.go), mode 0770: the worker can
+// create its management socket there but cannot change the directory's
+// mode; no other worker (another gid) can enter it. The base directory is 0700 and the core's: the worker
 // reaches its own directory only through the descriptor it inherits, never
 // by name, and never another worker's.
 const (

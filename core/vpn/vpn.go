@@ -1,14 +1,15 @@
 // Package vpn owns the OpenVPN workers: one openvpn server process per
 // started server, run without any privilege and supervised by the core.
 //
-// For each worker the core (root) makes a persistent tun device owned by
-// the worker account, sets its address and MTU and brings it up over
-// netlink, makes the worker's directory (management socket, CRL), and
-// starts openvpn already as that account with no capabilities and
-// no_new_privs, its configuration and key on a pipe. Every connect and
-// re-authentication arrives on the management socket and is decided by the
-// core's Decider; the worker answers client-auth-nt or client-deny. The
-// worker is restarted with back-off when it dies and stopped with the core.
+// For each worker the core (root) gives it a uid and gid of its own
+// (ids.go), makes a persistent tun device owned by them, sets its address
+// and MTU and brings it up over netlink, makes the worker's directory
+// (management socket, CRL), and starts openvpn already as that uid and
+// gid with no capabilities and no_new_privs, its configuration and key on
+// a pipe. Every connect and re-authentication arrives on the management
+// socket and is decided by the core's Decider; the worker answers
+// client-auth-nt or client-deny. The worker is restarted with back-off
+// when it dies and stopped with the core.
 //
 // Where things are:
 //
@@ -18,7 +19,8 @@
 //	config.go    Spec and the server configuration; the tunnel network's plan
 //	tun.go       Links: the tun devices over netlink
 //	files.go     the worker's directory and its CRL
-//	account.go   the worker account
+//	account.go   the workers' base account
+//	ids.go       each worker's own uid and gid: the range, who gets which
 //	mgmt.go      the management-interface parser (pure, fuzzed); mgmtconn.go the connection
 //	auth.go      Decider, AuthRequest (read from a client's environment), Decision
 //	status.go    `status 3`: the connected clients
@@ -53,11 +55,16 @@ type Options struct {
 	Dir string
 	// OpenVPN is the openvpn executable.
 	OpenVPN string
-	// User names the account every worker runs as; it is looked up (and
-	// created when missing, see EnsureAccount) at the first start. Account,
-	// when set, is used instead (tests).
+	// User names the workers' base account; it is looked up (and created
+	// when missing, see EnsureAccount) at the first start. No worker runs
+	// as it: each runs as a uid and gid of its own from IDs (ids.go),
+	// which must not hold the account's. Account, when set, is used
+	// instead of User and every worker runs as it, sharing it (tests only:
+	// no isolation between workers).
 	User    string
 	Account Account
+	// IDs is the workers' uid/gid range (default DefaultIDRange).
+	IDs IDRange
 	// MgmtUser is the only user OpenVPN lets use the management socket
 	// (the core's).
 	MgmtUser string
@@ -82,6 +89,9 @@ type Manager struct {
 	closed  bool
 	// suspended, when set, is why no worker may run (Suspend).
 	suspended error
+	// ids gives each worker its uid/gid (nil: every worker runs as
+	// o.Account, tests).
+	ids *ids
 }
 
 type running struct {
@@ -144,12 +154,17 @@ func (m *Manager) Start(ctx context.Context, serverID string) error {
 		m.mu.Unlock()
 		return err
 	}
+	acct, release, err := m.account(serverID)
+	if err != nil {
+		m.mu.Unlock()
+		return err
+	}
 	rctx, cancel := context.WithCancel(context.Background())
-	r := &running{w: newWorker(serverID, &m.o), cancel: cancel, done: make(chan struct{})}
+	r := &running{w: newWorker(serverID, &m.o, acct), cancel: cancel, done: make(chan struct{})}
 	m.workers[serverID] = r
 	m.mu.Unlock()
 	started := make(chan error, 1)
-	go func() { defer close(r.done); r.w.run(rctx, started) }()
+	go func() { defer close(r.done); defer release(); r.w.run(rctx, started) }()
 	select {
 	case err := <-started:
 		return err
@@ -169,7 +184,11 @@ func (m *Manager) prepare(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		m.o.Account = a
+		ids, err := workerIDs(m.o.IDs, a)
+		if err != nil {
+			return err
+		}
+		m.o.Account, m.ids = a, ids
 	}
 	return prepareBase(m.o.Dir)
 }
@@ -221,7 +240,7 @@ func (m *Manager) stop(ctx context.Context, serverID string, remove bool) error 
 // cleanup removes a stopped worker's device and directory.
 func (m *Manager) cleanup(ctx context.Context, serverID string) error {
 	err := m.o.Links.Remove(ctx, DeviceName(serverID))
-	if rerr := os.RemoveAll(newWorker(serverID, &m.o).dir); rerr != nil {
+	if rerr := os.RemoveAll(newWorker(serverID, &m.o, Account{}).dir); rerr != nil {
 		err = errors.Join(err, fmt.Errorf("remove worker directory: %w", rerr))
 	}
 	return err

@@ -28,6 +28,8 @@ type worker struct {
 	id, dev, dir string
 	o            *Options
 	log          *slog.Logger
+	// acct is the uid and gid the worker runs as, its own (ids.go).
+	acct Account
 
 	// crlMu orders CRL writes: a start reads the spec and writes its CRL
 	// under it, so an update made after a store change is never
@@ -64,8 +66,8 @@ type Status struct {
 	LastError string
 }
 
-func newWorker(id string, o *Options) *worker {
-	return &worker{id: id, dev: DeviceName(id), dir: filepath.Join(o.Dir, id), o: o,
+func newWorker(id string, o *Options, acct Account) *worker {
+	return &worker{id: id, dev: DeviceName(id), dir: filepath.Join(o.Dir, id), o: o, acct: acct,
 		log: o.Log.With("server_id", id), sessions: map[uint64]*session{},
 		st: Status{ServerID: id, Device: DeviceName(id)}}
 }
@@ -73,7 +75,7 @@ func newWorker(id string, o *Options) *worker {
 // run starts the process and restarts it with back-off until ctx ends.
 // started gets the result of the first start.
 func (w *worker) run(ctx context.Context, started chan<- error) {
-	backoff := w.o.MinBackoff
+	bo := backoff{min: w.o.MinBackoff, max: w.o.MaxBackoff}
 	first := true
 	defer func() {
 		if first { // stopped before it ever started
@@ -97,17 +99,36 @@ func (w *worker) run(ctx context.Context, started chan<- error) {
 		if ctx.Err() != nil {
 			return
 		}
-		if time.Since(began) > time.Minute {
-			backoff = w.o.MinBackoff
-		}
-		w.log.Warn("vpn worker ended; restarting", "err", err, "after", backoff)
+		wait := bo.next(time.Since(began))
+		w.log.Warn("vpn worker ended; restarting", "err", err, "after", wait)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, w.o.MaxBackoff)
 	}
+}
+
+// backoffReset is how long a process must have run for the back-off to
+// start again from its minimum.
+const backoffReset = time.Minute
+
+// backoff is the restart schedule: min, doubling after every start up to
+// max, back to min after a process that ran longer than backoffReset.
+type backoff struct {
+	min, max time.Duration
+	cur      time.Duration // the wait after the next end; 0 before the first
+}
+
+// next returns the wait before the next start, after a process that ran
+// for lived.
+func (b *backoff) next(lived time.Duration) time.Duration {
+	if b.cur == 0 || lived > backoffReset {
+		b.cur = b.min
+	}
+	wait := b.cur
+	b.cur = min(b.cur*2, b.max)
+	return wait
 }
 
 // once runs one process from its start to its end (or ctx's end, when it
@@ -147,7 +168,7 @@ func (w *worker) once(ctx context.Context, onStart func(error)) (err error) {
 		// Started: it serves, and the core decides its connects.
 		onStart(nil)
 		started = true
-		w.log.Info("vpn worker started", "pid", p.pid, "uid", w.o.Account.UID, "device", w.dev)
+		w.log.Info("vpn worker started", "pid", p.pid, "uid", w.acct.UID, "gid", w.acct.GID, "device", w.dev)
 		w.event(WorkerStarted, p.pid, nil)
 		select {
 		case <-ctx.Done():
@@ -190,16 +211,16 @@ func (w *worker) start(ctx context.Context) (*process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	if err := w.o.Links.Ensure(sctx, Tun{Name: w.dev, UID: w.o.Account.UID, GID: w.o.Account.GID, Addr: a.Prefix, MTU: MTU}); err != nil {
+	if err := w.o.Links.Ensure(sctx, Tun{Name: w.dev, UID: w.acct.UID, GID: w.acct.GID, Addr: a.Prefix, MTU: MTU}); err != nil {
 		return nil, fmt.Errorf("tun device: %w", err)
 	}
-	if err := prepareDir(w.dir, w.o.Account.GID); err != nil {
+	if err := prepareDir(w.dir, w.acct.GID); err != nil {
 		return nil, err
 	}
-	if err := writeCRL(w.dir, w.o.Account.GID, spec.CRLPEM); err != nil {
+	if err := writeCRL(w.dir, w.acct.GID, spec.CRLPEM); err != nil {
 		return nil, err
 	}
-	p, err := launch(launchSpec{Binary: w.o.OpenVPN, Config: cfg, Dir: w.dir, Account: w.o.Account, Log: w.log})
+	p, err := launch(launchSpec{Binary: w.o.OpenVPN, Config: cfg, Dir: w.dir, Account: w.acct, Log: w.log})
 	if err != nil {
 		return nil, err
 	}
@@ -453,7 +474,7 @@ func (w *worker) clients(ctx context.Context) ([]Client, error) {
 func (w *worker) updateCRL(pem []byte) error {
 	w.crlMu.Lock()
 	defer w.crlMu.Unlock()
-	return writeCRL(w.dir, w.o.Account.GID, pem)
+	return writeCRL(w.dir, w.acct.GID, pem)
 }
 
 func (w *worker) status() Status {

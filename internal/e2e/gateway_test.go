@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(procReadEnv) != "" {
 		os.Exit(procReadHelper())
 	}
+	if os.Getenv(probeEnv) != "" {
+		os.Exit(probeHelper())
+	}
 	flag.Parse()
 	if testenv.ShortMain() {
 		os.Exit(0)

@@ -217,7 +217,8 @@ func TestVPNWorkersEndToEnd(t *testing.T) {
 	}
 	l.server("start", l.s2.ID, nil)
 	dev := vpn.DeviceName(l.s1.ID)
-	if out := l.gw.MustIP("-d", "link", "show", dev); !strings.Contains(out, "persist on") || !strings.Contains(out, "user "+vpn.DefaultUser) {
+	wuid, wgid := procIDs(t, st.PID) // the worker's own (ids.go), not portcullis-vpn's
+	if out := l.gw.MustIP("-d", "link", "show", dev); !strings.Contains(out, "persist on") || !strings.Contains(out, fmt.Sprintf("user %d group %d", wuid, wgid)) {
 		t.Fatalf("tun device: %s", out)
 	}
 	if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.PID)); string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})) != "/usr/sbin/openvpn --config /dev/fd/3 " {
