@@ -14,6 +14,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core"
 	"github.com/portcullis-gw/portcullis/core/vpn"
+	"github.com/portcullis-gw/portcullis/internal/procstat"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
 	"golang.org/x/sys/unix"
 )
@@ -103,7 +104,10 @@ func TestVPNWorkersAreIsolatedFromEachOther(t *testing.T) {
 	}
 	var uid, gid [2]int
 	for i := range st {
-		ps := procStatus(t, st[i].PID)
+		ps, err := procstat.Status(st[i].PID)
+		if err != nil {
+			t.Fatal(err)
+		}
 		uid[i], gid[i] = sameIDs(t, "Uid", ps["Uid"]), sameIDs(t, "Gid", ps["Gid"])
 		if uid[i] == 0 || gid[i] == 0 || strconv.Itoa(uid[i]) == base.Uid || strconv.Itoa(gid[i]) == base.Gid ||
 			uid[i] == 65534 || gid[i] == 65534 {
