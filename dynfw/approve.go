@@ -161,8 +161,21 @@ func NewApprover(cfg Config, dir Directory, st store.Store, gate Gate, log *slog
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &Approver{cfg: cfg, dir: dir, st: st, gate: gate, log: log,
-		limits: newUserLimits(cfg.MaxUserElements, cfg.MaxApprovalsPerMinute)}
+	a := &Approver{cfg: cfg, dir: dir, st: st, gate: gate, log: log}
+	a.limits = newUserLimits(cfg.MaxUserElements, cfg.MaxApprovalsPerMinute, a.releaseScanned)
+	return a
+}
+
+// releaseScanned releases the store file's pages that a scan of every
+// approval mapped (store.ReleaseScanned): the reconcile, the purge, the
+// count and list of the live approvals, a revocation, the limits' load.
+// What the core keeps reading (the records of the users who approve) is
+// mapped again as it is read. A failure is logged: the pages then stay
+// mapped, nothing else changes.
+func (a *Approver) releaseScanned() {
+	if err := store.ReleaseScanned(a.st); err != nil {
+		a.log.Warn("store file pages of a scan not released", "err", err)
+	}
 }
 
 // Request is one approval request as the core received it.

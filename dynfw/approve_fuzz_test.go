@@ -85,7 +85,7 @@ func FuzzApprove(f *testing.F) {
 		// Each input on its own: fresh per-user limits (the fixture's
 		// clock stands still, so they would soon deny everything) and an
 		// empty gate record.
-		a.limits = newUserLimits(0, 600)
+		a.limits = newUserLimits(0, 600, nil)
 		a.limits.loaded = true
 		fx.gate.mu.Lock()
 		fx.gate.allowed = nil

@@ -180,7 +180,7 @@ func TestOwnPortsOnlyApprovalOpensNothingForAnotherGatewaysServer(t *testing.T) 
 // An approval granted through another gateway counts against its user's
 // per-minute limit here too.
 func TestFollowCountsOtherGatewaysApprovalsInTheUserLimits(t *testing.T) {
-	r := newFollowRig(t, func(a *Approver) { a.limits = newUserLimits(0, 2) })
+	r := newFollowRig(t, func(a *Approver) { a.limits = newUserLimits(0, 2, nil) })
 	f := r.f
 	if out := f.approve(f.request(reqOpts{})); !out.Allowed {
 		t.Fatalf("first approval denied: %s", out.Reason)

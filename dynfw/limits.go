@@ -42,6 +42,10 @@ const rateWindow = time.Minute
 type userLimits struct {
 	maxElements, perMinute int
 
+	// scanned is called after load's scan of every approval (the
+	// Approver's releaseScanned).
+	scanned func()
+
 	mu     sync.Mutex
 	loaded bool
 	users  map[string][]grant
@@ -73,14 +77,17 @@ func (g *grant) eachKey(fn func(k string)) {
 	}
 }
 
-func newUserLimits(maxElements, perMinute int) *userLimits {
+func newUserLimits(maxElements, perMinute int, scanned func()) *userLimits {
 	if maxElements <= 0 {
 		maxElements = DefaultMaxUserElements
 	}
 	if perMinute <= 0 {
 		perMinute = DefaultMaxApprovalsPerMinute
 	}
-	return &userLimits{maxElements: maxElements, perMinute: perMinute, users: map[string][]grant{}}
+	if scanned == nil {
+		scanned = func() {}
+	}
+	return &userLimits{maxElements: maxElements, perMinute: perMinute, users: map[string][]grant{}, scanned: scanned}
 }
 
 func grantOf(ap *Approval) grant {
@@ -133,6 +140,7 @@ func (l *userLimits) load(ctx context.Context, st store.Store, now time.Time) er
 			return nil
 		})
 	})
+	l.scanned()
 	if err != nil {
 		l.users = map[string][]grant{}
 		return fmt.Errorf("load approvals for the per-user limits: %w", err)

@@ -29,6 +29,7 @@ func (a *Approver) Reconcile(ctx context.Context, guarded []ProtoPort) (added, r
 	if a.gate == nil {
 		return 0, 0, nil
 	}
+	defer a.releaseScanned()
 	a.gateMu.Lock()
 	defer a.gateMu.Unlock()
 	if err := a.gate.Ensure(); err != nil {
@@ -215,6 +216,7 @@ func (a *Approver) PurgeExpired(ctx context.Context) {
 	now := a.cfg.Now()
 	a.limits.sweep(now)
 	n, err := purge(pctx, a.st, now)
+	a.releaseScanned()
 	if err != nil {
 		a.log.Error("purge of expired approvals failed", "err", err)
 	} else if n > 0 {
@@ -225,6 +227,7 @@ func (a *Approver) PurgeExpired(ctx context.Context) {
 // LiveApprovals counts the approvals not yet expired (the core's status
 // line).
 func (a *Approver) LiveApprovals(ctx context.Context) (int, error) {
+	defer a.releaseScanned()
 	now := a.cfg.Now()
 	n := 0
 	err := a.st.View(ctx, func(tx store.Tx) error {
@@ -247,6 +250,7 @@ func (a *Approver) LiveApprovals(ctx context.Context) (int, error) {
 func (a *Approver) Live(ctx context.Context) ([]Approval, time.Time, error) {
 	now := a.cfg.Now()
 	live, err := liveApprovals(ctx, a.st, now)
+	a.releaseScanned()
 	if err != nil {
 		return nil, now, fmt.Errorf("list live approvals: %w", err)
 	}

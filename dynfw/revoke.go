@@ -60,6 +60,7 @@ const revokeChunk = 50
 // user committed after the listing is not revoked, as it would not have
 // been had it been committed after a single transaction.
 func (a *Approver) revoke(ctx context.Context, field, id string, match func(*Approval) bool) (int, error) {
+	defer a.releaseScanned()
 	a.gateMu.Lock()
 	defer a.gateMu.Unlock()
 	a.revoked.Add(1)

@@ -49,6 +49,12 @@ func OpenBolt(path string, lockWait time.Duration) (*Bolt, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
+	// The open's walk of every page (the freelist's rebuild) is not the
+	// core's working set.
+	if err := b.ReleaseMapped(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	b.group = newGroupCommitter(db)
 	return b, nil
 }

@@ -1,0 +1,56 @@
+package store
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+)
+
+// ReleaseMapped drops the store file's pages from the process's mapping of
+// it (madvise MADV_DONTNEED over the mapped file, in a read transaction so
+// that bbolt cannot remap meanwhile). The pages stay in the kernel's page
+// cache: a later read faults them back in from there, never from the disk
+// unless the kernel reclaimed them. bbolt reads through a read-only shared
+// mapping and writes with pwrite, so nothing mapped is ever dirty and
+// nothing is lost.
+//
+// The core calls it after reads that touch the whole file once and are
+// not its working set: bbolt's rebuild of the freelist when it opens the
+// file (it walks every page of every bucket; with 10,000 users and 100,000
+// approvals that made 104 of the 106 MiB resident before the core did
+// anything) and the start's reconcile of the firewall with every
+// approval. Without it every page read once counts in the core's resident
+// memory for as long as it runs.
+func (b *Bolt) ReleaseMapped() error {
+	return b.db.View(func(tx *bolt.Tx) error {
+		data, size := b.db.Info().Data, uintptr(tx.Size())
+		if data == 0 || size == 0 {
+			return nil
+		}
+		// The mapping's address, by the uintptr bbolt gives: the raw
+		// system call takes it as such (no Go pointer is made of it).
+		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, data, size, unix.MADV_DONTNEED); errno != 0 {
+			return fmt.Errorf("madvise %s: %w", b.db.Path(), errno)
+		}
+		return nil
+	})
+}
+
+// ReleaseScanned releases the pages a scan of a whole bucket mapped, when
+// st maps its file (Bolt; for other backends it does nothing). Call it
+// after the scan's transaction has ended, never inside one: the release
+// takes a read transaction of its own, which a pending remap would block
+// behind the outer one.
+//
+// A scan of one bucket maps far more than that bucket: the kernel maps
+// the cached pages around each faulting one (fault-around, 64 KiB), and
+// the buckets' pages lie interleaved in the file. Measured on a store of
+// 10,000 users and 100,000 approvals (106 MiB): a scan of the approvals
+// (54 MiB of pages) left 91 MiB of the file resident in the process.
+func ReleaseScanned(st Store) error {
+	if m, ok := st.(interface{ ReleaseMapped() error }); ok {
+		return m.ReleaseMapped()
+	}
+	return nil
+}
