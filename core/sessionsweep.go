@@ -65,8 +65,10 @@ func (s *Service) endRevokedOn(ctx context.Context, serverID string) error {
 	ctx, cancel := context.WithTimeout(ctx, sweepTimeout)
 	defer cancel()
 	clients, err := s.workers.Clients(ctx, serverID)
-	if errors.Is(err, vpn.ErrNotRunning) {
-		return nil // stopped meanwhile
+	if errors.Is(err, vpn.ErrNotRunning) || errors.Is(err, vpn.ErrMgmtClosed) {
+		// Stopped meanwhile, or its process is being (re)started: no
+		// session to end, and no reason to retry the pass.
+		return nil
 	} else if err != nil {
 		return fmt.Errorf("list clients: %w", err)
 	}
