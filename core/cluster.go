@@ -36,8 +36,8 @@ func (d *daemon) openEtcd(ctx context.Context) error {
 	return nil
 }
 
-// startCluster starts, with the etcd store, the approvals' and servers'
-// watches and the link election's campaign; with bbolt, nothing.
+// startCluster starts, with the etcd store, the approvals', servers',
+// users' and organizations' watches and the link election's campaign; with bbolt, nothing.
 func (d *daemon) startCluster(context.Context) error {
 	w, ok := d.st.(store.Watcher)
 	if d.etcd == nil || !ok {
@@ -47,6 +47,7 @@ func (d *daemon) startCluster(context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { d.approver.Follow(ctx, w, d.svc.restoreFirewall) })
 	wg.Go(func() { d.followServers(ctx, w) })
+	wg.Go(func() { d.svc.followSessions(ctx, w, clusterRetry) })
 	wg.Go(func() { d.leader.run(ctx) })
 	wg.Go(func() { d.svc.Links().Follow(ctx, w) })
 	d.onStop(func() { cancel(); wg.Wait() })
@@ -80,6 +81,10 @@ func (d *daemon) applyServers(ctx context.Context) error {
 		if err := d.svc.syncWorkers(ctx); err != nil {
 			return fmt.Errorf("vpn workers: %w", err)
 		}
+	}
+	// An organization detached from a server: its users' sessions end.
+	if err := d.svc.endRevokedSessions(ctx); err != nil {
+		return fmt.Errorf("vpn sessions: %w", err)
 	}
 	return nil
 }

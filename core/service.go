@@ -104,6 +104,9 @@ type Service struct {
 	// daemon; nil when the core cannot run them (not root). revoker takes
 	// a user's firewall elements away when it is disabled or deleted.
 	workers *vpn.Manager
+	// sweepMu orders the passes that end revoked sessions
+	// (sessionsweep.go).
+	sweepMu sync.Mutex
 	// notice is the notification state (notice.go): nil in tests without
 	// one.
 	notice *notify.Poller

@@ -102,20 +102,11 @@ func (a *workerAuth) Decide(ctx context.Context, r *vpn.AuthRequest) vpn.Decisio
 		a.log.Error("vpn decision: store", "server_id", r.ServerID, "err", err)
 		return vpn.Deny("the core could not read the user or server")
 	}
-	switch {
-	case user == nil:
-		return vpn.Deny("the certificate names no user of its organization")
-	case !slices.Contains(srv.Organizations, r.Org):
-		return vpn.Deny("the user's organization is not attached to this server")
-	case user.Disabled:
-		return vpn.Deny("the user is disabled")
+	if why := standing(user, srv, r.Org, r.Serial); why != "" {
+		return vpn.Deny("%s", why)
 	}
-	p := user.Profiles[r.ServerID]
-	if p == nil {
-		return vpn.Deny("the user holds no certificate for this server")
-	}
-	if cur, ok := new(big.Int).SetString(p.CertSerial, 16); !ok || r.Serial == nil || cur.Cmp(r.Serial) != 0 {
-		return vpn.Deny("the certificate is not the user's current one for this server (superseded or revoked)")
+	if r.Serial == nil {
+		return vpn.Deny("%s", reasonNotCurrent)
 	}
 	allow := vpn.Decision{Allow: true, UserID: user.ID, OrgID: user.OrgID}
 	if !srv.DynamicFirewall {
@@ -145,6 +136,38 @@ func (a *workerAuth) Decide(ctx context.Context, r *vpn.AuthRequest) vpn.Decisio
 	}
 	allow.Grant = grantOf(ap.Token)
 	return allow
+}
+
+// reasonNotCurrent is why a certificate other than the user's current one
+// for the server is refused.
+const reasonNotCurrent = "the certificate is not the user's current one for this server (superseded or revoked)"
+
+// standing says why the store no longer lets a user of orgID be connected
+// to srv with the certificate of serial, or "" when it does: the user
+// exists (nil: not in orgID), its organization is attached to the server,
+// it is enabled and holds a certificate for the server with that serial
+// (a nil serial is not checked: the session's is not known). Decide and
+// the pass that ends revoked sessions (sessionsweep.go) both use it.
+func standing(user *userRecord, srv *serverRecord, orgID string, serial *big.Int) string {
+	switch {
+	case user == nil:
+		return "the certificate names no user of its organization"
+	case !slices.Contains(srv.Organizations, orgID):
+		return "the user's organization is not attached to this server"
+	case user.Disabled:
+		return "the user is disabled"
+	}
+	p := user.Profiles[srv.ID]
+	if p == nil {
+		return "the user holds no certificate for this server"
+	}
+	if serial == nil {
+		return ""
+	}
+	if cur, ok := new(big.Int).SetString(p.CertSerial, 16); !ok || cur.Cmp(serial) != 0 {
+		return reasonNotCurrent
+	}
+	return ""
 }
 
 // grantOf is what a session keeps of its firewall token: a hash, so the

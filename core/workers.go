@@ -191,16 +191,7 @@ func (s *Service) refreshCRLs(ctx context.Context) {
 	if s.workers == nil {
 		return
 	}
-	specs := workerSpecs{st: s.st, now: s.now}
-	for _, id := range s.workers.Running() {
-		spec, err := specs.Spec(ctx, id)
-		if err == nil {
-			err = s.workers.UpdateCRL(id, spec.CRLPEM)
-		}
-		if err != nil {
-			s.log.Error("CRL not updated", "server_id", id, "err", err)
-		}
-	}
+	_ = s.updateCRLs(ctx, s.workers.Running()) // logged there
 }
 
 // endUserSessions ends the user's live VPN sessions (on serverID's worker

@@ -2,6 +2,7 @@ package vpn
 
 import (
 	"fmt"
+	"math/big"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -17,6 +18,9 @@ type Client struct {
 	// core has no decision for, such as one connected before a restart of
 	// the management connection; CommonName still names the user).
 	UserID, OrgID string
+	// Serial is the serial of the certificate the core allowed, from the
+	// session table too (nil when unknown).
+	Serial *big.Int
 	// RealAddress is the client's address and port as OpenVPN prints it;
 	// Real is its address when it parses.
 	RealAddress string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -47,6 +48,9 @@ type session struct {
 	userID, orgID string
 	addr          netip.Addr
 	grant         []byte
+	// serial is the certificate serial the allowed connect presented (nil
+	// for a session learnt from `status 3`).
+	serial *big.Int
 	// deciding is set while the Decider runs; killed, when a kill came in
 	// meanwhile, turns its allow into a refusal.
 	deciding, killed bool
@@ -366,7 +370,7 @@ func (w *worker) decide(ctx context.Context, conn *mgmtConn, ev *Event) {
 		case d.Allow && s.killed:
 			d = Deny("the user's sessions were ended while the connect was decided")
 		case d.Allow:
-			s.userID, s.orgID, s.addr, s.grant = d.UserID, d.OrgID, req.Addr, d.Grant
+			s.userID, s.orgID, s.addr, s.grant, s.serial = d.UserID, d.OrgID, req.Addr, d.Grant, req.Serial
 		}
 		if !d.Allow && w.sessions[ev.CID] == s {
 			delete(w.sessions, ev.CID)
@@ -464,7 +468,7 @@ func (w *worker) clients(ctx context.Context) ([]Client, error) {
 	defer w.mu.Unlock()
 	for i := range out {
 		if s := w.sessions[out[i].CID]; s != nil {
-			out[i].UserID, out[i].OrgID = s.userID, s.orgID
+			out[i].UserID, out[i].OrgID, out[i].Serial = s.userID, s.orgID, s.serial
 		}
 	}
 	return out, nil

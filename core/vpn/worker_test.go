@@ -201,7 +201,8 @@ func TestWorkerWithFakeOpenVPN(t *testing.T) {
 		t.Fatalf("the password reached the log:\n%s", logs)
 	}
 	clients, err := m.Clients(ctx, id)
-	if err != nil || len(clients) != 1 || clients[0].UserID != "u1" || clients[0].OrgID != "org" || clients[0].BytesOut != 200 {
+	if err != nil || len(clients) != 1 || clients[0].UserID != "u1" || clients[0].OrgID != "org" || clients[0].BytesOut != 200 ||
+		clients[0].Serial == nil || clients[0].Serial.Int64() != 10 {
 		t.Fatalf("clients: %+v %v", clients, err)
 	}
 

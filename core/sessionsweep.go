@@ -1,0 +1,199 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/core/vpn"
+	"github.com/portcullis-gw/portcullis/internal/store"
+)
+
+// Live VPN sessions the store no longer allows (issue 8). A gateway ends
+// its own workers' sessions when a user is disabled or deleted or gets a
+// new profile through it (endUserSessions); in a cluster the other
+// gateways' workers keep theirs until OpenVPN renegotiates, since their
+// firewalls accept established traffic. endRevokedSessions checks every
+// session of this gateway's workers against the store with the check the
+// connects are decided by (standing), ends the ones that fail and writes
+// the CRLs again; followSessions runs it on every gateway after a change
+// of users or organizations made through any of them, and applyServers
+// after a change of servers (an organization detached).
+
+// sweepTimeout bounds one worker's part of a pass (its client list, the
+// store read, the kills).
+const sweepTimeout = 10 * time.Second
+
+// endRevokedSessions ends, on every running worker, the sessions whose user
+// the store no longer lets connect to the worker's server (deleted,
+// disabled, its organization detached or deleted, its certificate
+// superseded), logging each with the reason, and writes the running
+// workers' CRLs again. Nothing is done while no worker runs. A worker that
+// fails does not stop the others: the errors are joined.
+func (s *Service) endRevokedSessions(ctx context.Context) error {
+	if s.workers == nil || s.workers.Suspended() != nil {
+		return nil
+	}
+	ids := s.workers.Running()
+	if len(ids) == 0 {
+		return nil
+	}
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		if err := s.endRevokedOn(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("sessions of server %s: %w", id, err))
+		}
+	}
+	if err := s.updateCRLs(ctx, ids); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// revokedSession is a session that has to end, with why.
+type revokedSession struct {
+	cid            uint64
+	userID, reason string
+}
+
+// endRevokedOn is endRevokedSessions on one worker.
+func (s *Service) endRevokedOn(ctx context.Context, serverID string) error {
+	ctx, cancel := context.WithTimeout(ctx, sweepTimeout)
+	defer cancel()
+	clients, err := s.workers.Clients(ctx, serverID)
+	if errors.Is(err, vpn.ErrNotRunning) || errors.Is(err, vpn.ErrMgmtClosed) {
+		// Stopped meanwhile, or its process is being (re)started: no
+		// session to end, and no reason to retry the pass.
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("list clients: %w", err)
+	}
+	if len(clients) == 0 {
+		return nil
+	}
+	var revoked []revokedSession
+	err = s.st.View(ctx, func(tx store.Tx) error {
+		srv, err := store.GetJSON[serverRecord](tx, store.BucketServers, serverID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // deleted: syncWorkers stops the worker
+		} else if err != nil {
+			return err
+		}
+		for _, c := range clients {
+			why, userID, err := sessionStanding(tx, srv, c)
+			if err != nil {
+				return err
+			}
+			if why != "" {
+				revoked = append(revoked, revokedSession{cid: c.CID, userID: userID, reason: why})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read the store: %w", err)
+	}
+	var errs []error
+	done := map[string]bool{}
+	for _, r := range revoked {
+		if done[r.userID] {
+			continue
+		}
+		done[r.userID] = true
+		n, err := s.workers.KillUser(ctx, r.userID, serverID)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("end the sessions of user %s: %w", r.userID, err))
+		}
+		s.log.Info("vpn session ended: the store no longer allows it", "user_id", r.userID, "server_id", serverID,
+			"cid", r.cid, "reason", r.reason, "count", n)
+	}
+	return errors.Join(errs...)
+}
+
+// sessionStanding is standing for one connected client of srv: its user is
+// the one its connect was allowed for (the session table), or, for a
+// client the worker has no decision for, its certificate's CN in one of the
+// server's organizations. It returns the reason ("" when it may stay) and
+// the user ID.
+func sessionStanding(tx store.Tx, srv *serverRecord, c vpn.Client) (string, string, error) {
+	userID, orgs := c.UserID, []string{c.OrgID}
+	if userID == "" {
+		userID = c.CommonName
+	}
+	if c.OrgID == "" {
+		orgs = srv.Organizations
+	}
+	for _, orgID := range orgs {
+		user, err := store.GetJSON[userRecord](tx, store.BucketUsers, userKey(orgID, userID))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return "", userID, fmt.Errorf("user %s: %w", userID, err)
+		}
+		return standing(user, srv, orgID, c.Serial), userID, nil
+	}
+	return standing(nil, srv, c.OrgID, c.Serial), userID, nil
+}
+
+// updateCRLs writes new CRLs for the workers of ids; each failure is logged
+// and the errors are joined.
+func (s *Service) updateCRLs(ctx context.Context, ids []string) error {
+	specs := workerSpecs{st: s.st, now: s.now}
+	var errs []error
+	for _, id := range ids {
+		spec, err := specs.Spec(ctx, id)
+		if err == nil {
+			err = s.workers.UpdateCRL(id, spec.CRLPEM)
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			continue // the server was deleted: syncWorkers stops its worker
+		}
+		if err != nil {
+			s.log.Error("CRL not updated", "server_id", id, "err", err)
+			errs = append(errs, fmt.Errorf("CRL of server %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// followSessions runs endRevokedSessions whenever users or organizations
+// change in the shared store, through any gateway, and after every Reset
+// of the watches. The changes of both buckets that arrive together are
+// taken in one pass; a pass that fails runs again after retry.
+func (s *Service) followSessions(ctx context.Context, w store.Watcher, retry time.Duration) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	merged := make(chan store.Change, 64)
+	for _, b := range []string{store.BucketUsers, store.BucketOrgs} {
+		in := w.WatchBucket(ctx, b)
+		wg.Go(func() {
+			for c := range in {
+				select {
+				case merged <- c:
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	store.FollowBucket(ctx, oneChannel(merged), "", store.Follow{Retry: retry, Pass: func(ctx context.Context) error {
+		err := s.endRevokedSessions(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("users or organizations changed in the store but the sessions were not all checked; retrying",
+				"retry_in", retry, "err", err)
+		}
+		return err
+	}})
+}
+
+// oneChannel is a store.Watcher that hands out one channel whatever the
+// bucket (the merged watches of followSessions).
+type oneChannel <-chan store.Change
+
+func (c oneChannel) WatchBucket(context.Context, string) <-chan store.Change { return c }
