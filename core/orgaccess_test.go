@@ -34,9 +34,15 @@ import (
 // client-kill in <dir>/events.
 const fakeOpenVPNEnv = "PORTCULLIS_CORE_FAKE_OPENVPN"
 
+// TestMain runs this test binary as one of the core tests' fake openvpns
+// when a wrapper script started it so: the access tests' (fakeOpenVPNEnv,
+// a directory) or the session sweep's (fakeSessionsOpenVPNEnv).
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(fakeOpenVPNEnv); dir != "" {
 		os.Exit(fakeCoreOpenVPN(dir))
+	}
+	if os.Getenv(fakeSessionsOpenVPNEnv) == "1" {
+		os.Exit(fakeOpenVPN())
 	}
 	os.Exit(m.Run())
 }

@@ -24,24 +24,17 @@ import (
 )
 
 // The core's worker tests run a fake openvpn: this test binary, started
-// by a wrapper script with fakeOpenVPNEnv set. It reads its configuration
+// by a wrapper script with fakeSessionsOpenVPNEnv set. It reads its configuration
 // from fd 3, listens on the management socket in the directory at fd 4,
 // announces the connects listed in fakeClientsEnv and answers the worker's
 // commands as openvpn does.
 const (
-	fakeOpenVPNEnv = "PORTCULLIS_CORE_FAKE_OPENVPN"
+	fakeSessionsOpenVPNEnv = "PORTCULLIS_CORE_FAKE_OPENVPN_SESSIONS"
 	// fakeClientsEnv lists the clients, "cid,cn,o,serialhex,how;...":
 	// how is "connect" (announced, decided by the core) or "up" (already
 	// connected: only `status 3` lists it).
 	fakeClientsEnv = "PORTCULLIS_CORE_FAKE_CLIENTS"
 )
-
-func TestMain(m *testing.M) {
-	if os.Getenv(fakeOpenVPNEnv) == "1" {
-		os.Exit(fakeOpenVPN())
-	}
-	os.Exit(m.Run())
-}
 
 // fakeClient is one client of the fake openvpn.
 type fakeClient struct {
@@ -154,7 +147,7 @@ func fakeWorkers(t *testing.T, st store.Store, log *slog.Logger, clients []fakeC
 		spec = append(spec, strings.Join([]string{c.cid, c.cn, c.o, c.serial, c.how}, ","))
 	}
 	script := filepath.Join(dir, "openvpn")
-	text := fmt.Sprintf("#!/bin/sh\n%s=1 %s='%s' exec %s \"$@\"\n", fakeOpenVPNEnv, fakeClientsEnv, strings.Join(spec, ";"), self)
+	text := fmt.Sprintf("#!/bin/sh\n%s=1 %s='%s' exec %s \"$@\"\n", fakeSessionsOpenVPNEnv, fakeClientsEnv, strings.Join(spec, ";"), self)
 	if err := os.WriteFile(script, []byte(text), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 )
 
@@ -54,11 +55,11 @@ func TestClusterUserDisabledEndsSessionOnB(t *testing.T) {
 	}
 	// Started through A: B starts the worker when it sees the change.
 	l.adminA.Must("POST", "/server/"+srv.ID+"/start", nil, nil)
-	waitUntil(t, 20*time.Second, "B running the server's worker", func() bool {
+	testkit.WaitFor(t, 20*time.Second, 5*time.Millisecond, "B running the server's worker", func() bool {
 		return workerUp(l.b, srv.ID)
 	})
 	var oc *vpnlab.OpenVPN
-	waitUntil(t, 30*time.Second, "the client connected to B", func() bool {
+	testkit.WaitFor(t, 30*time.Second, 5*time.Millisecond, "the client connected to B", func() bool {
 		oc = ovpn.Connect(path, "alice", "unused", "")
 		if oc.WaitFor(15*time.Second, vpnlab.Connected, "AUTH_FAILED") == vpnlab.Connected {
 			return true
@@ -74,10 +75,10 @@ func TestClusterUserDisabledEndsSessionOnB(t *testing.T) {
 	start := time.Now()
 	l.adminA.Must("PUT", "/organization/"+l.org.ID+"/user/"+l.user.ID, api.UserUpdate{Disabled: &yes}, nil)
 	answered := time.Since(start)
-	gone := waitUntil(t, 10*time.Second, "the session on B ended after the disable through A", func() bool {
+	gone := testkit.WaitFor(t, 10*time.Second, 5*time.Millisecond, "the session on B ended after the disable through A", func() bool {
 		return len(serverClients(t, l.b, srv.ID)) == 0
 	})
-	exited := waitUntil(t, 10*time.Second, "the client exiting after B ended its session", oc.Exited)
+	exited := testkit.WaitFor(t, 10*time.Second, 5*time.Millisecond, "the client exiting after B ended its session", oc.Exited)
 	t.Logf("user disabled through A: answered in %s; session gone from B's worker %s after the answer; client exited %s later (%s after the request)",
 		answered.Round(time.Millisecond), gone.Round(time.Millisecond), exited.Round(time.Millisecond), (answered + gone).Round(time.Millisecond))
 	if answered+gone > 1500*time.Millisecond {
