@@ -76,6 +76,9 @@ func (s *Service) syncWorkers(ctx context.Context) error {
 	running := map[string]bool{}
 	for _, id := range s.workers.Running() {
 		running[id] = true
+		if want[id] {
+			errs = append(errs, s.restartIfChanged(ctx, id))
+		}
 	}
 	for id := range want {
 		if running[id] {
@@ -88,4 +91,24 @@ func (s *Service) syncWorkers(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// restartIfChanged restarts a running worker whose server changed since
+// it started (through another gateway of a cluster: this gateway's own
+// changes restart it at once, restartWorker), so that it takes the new
+// port, network or organizations' CAs. A worker still starting or backing
+// off is left to its own restart, which reads the spec afresh.
+func (s *Service) restartIfChanged(ctx context.Context, id string) error {
+	if st, ok := s.workers.Status(id); !ok || !st.Running {
+		return nil
+	}
+	cur, err := s.workers.Current(ctx, id)
+	if err != nil || cur {
+		return err
+	}
+	s.log.Info("vpn worker restarted: its server changed", "server_id", id, "gateway", s.place.Name)
+	if err := s.workers.Restart(ctx, id); err != nil {
+		return fmt.Errorf("restart worker %s: %w", id, err)
+	}
+	return nil
 }

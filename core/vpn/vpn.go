@@ -336,6 +336,19 @@ func (m *Manager) Clients(ctx context.Context, serverID string) ([]Client, error
 	return w.clients(ctx)
 }
 
+// Current reports whether the server's running worker was started with
+// the configuration its server has now in the store (protocol, port,
+// network, the organizations' CAs, its keys): false means a restart would
+// change it. A worker whose process is not up (starting, backing off) is
+// not current.
+func (m *Manager) Current(ctx context.Context, serverID string) (bool, error) {
+	w := m.worker(serverID)
+	if w == nil {
+		return false, fmt.Errorf("server %s: %w", serverID, ErrNotRunning)
+	}
+	return w.current(ctx)
+}
+
 // KillUser ends the user's sessions on every worker (on serverID's only,
 // when it is not empty) and returns how many it ended.
 func (m *Manager) KillUser(ctx context.Context, userID, serverID string) (int, error) {

@@ -2,6 +2,7 @@ package vpn
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,9 @@ type worker struct {
 	st       Status
 	conn     *mgmtConn
 	sessions map[uint64]*session
+	// cfgSum is the SHA-256 of the configuration the running process was
+	// started with (mu): Manager.Current compares a fresh one with it.
+	cfgSum [32]byte
 }
 
 // session is one client the core allowed (or is deciding on).
@@ -231,8 +235,27 @@ func (w *worker) start(ctx context.Context) (*process, error) {
 	w.mu.Lock()
 	w.st.Running, w.st.PID, w.st.Since, w.st.LastError = true, p.pid, time.Now().UTC(), ""
 	w.st.Starts++
+	w.cfgSum = sha256.Sum256(cfg)
 	w.mu.Unlock()
 	return p, nil
+}
+
+// current reports whether the running process's configuration is the one
+// a start would render now from a fresh spec (the CRL aside: it is
+// updated in place).
+func (w *worker) current(ctx context.Context) (bool, error) {
+	spec, err := w.o.Specs.Spec(ctx, w.id)
+	if err != nil {
+		return false, fmt.Errorf("server %s: %w", w.id, err)
+	}
+	cfg, err := renderConfig(spec, w.dev, w.o.MgmtUser)
+	if err != nil {
+		return false, fmt.Errorf("server %s: configuration: %w", w.id, err)
+	}
+	sum := sha256.Sum256(cfg)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.st.Running && sum == w.cfgSum, nil
 }
 
 // stopProcess ends the process: SIGTERM, then SIGKILL after the grace
