@@ -1,17 +1,12 @@
 package core
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -19,113 +14,10 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
-	"github.com/portcullis-gw/portcullis/core/vpn"
+	"github.com/portcullis-gw/portcullis/core/vpn/vpntest"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
-
-// The access tests run the core's real worker manager on a fake openvpn:
-// this test binary, started by a wrapper script with fakeOpenVPNEnv set to
-// a directory. Each fake process reads its configuration from fd 3 as
-// openvpn does and keeps it in <dir>/config-<server id>, notes its start
-// in <dir>/events, listens on the management socket of its worker
-// directory (fd 4), lists as connected the users named in
-// <dir>/clients-<server id> (one user ID a line) and notes each
-// client-kill in <dir>/events.
-const fakeOpenVPNEnv = "PORTCULLIS_CORE_FAKE_OPENVPN"
-
-// TestMain runs this test binary as one of the core tests' fake openvpns
-// when a wrapper script started it so: the access tests' (fakeOpenVPNEnv,
-// a directory) or the session sweep's (fakeSessionsOpenVPNEnv).
-func TestMain(m *testing.M) {
-	if dir := os.Getenv(fakeOpenVPNEnv); dir != "" {
-		os.Exit(fakeCoreOpenVPN(dir))
-	}
-	if os.Getenv(fakeSessionsOpenVPNEnv) == "1" {
-		os.Exit(fakeOpenVPN())
-	}
-	os.Exit(m.Run())
-}
-
-var fakeServerLine = regexp.MustCompile(`# portcullis worker for server ([0-9a-f]+):`)
-
-func fakeCoreOpenVPN(dir string) int {
-	cfg, err := os.ReadFile("/dev/fd/3")
-	if err != nil {
-		fmt.Println("FAKE config:", err)
-		return 1
-	}
-	m := fakeServerLine.FindSubmatch(cfg)
-	if m == nil {
-		fmt.Println("FAKE config names no server")
-		return 1
-	}
-	id := string(m[1])
-	if err := os.WriteFile(filepath.Join(dir, "config-"+id), cfg, 0o600); err != nil {
-		fmt.Println("FAKE:", err)
-		return 1
-	}
-	note := func(line string) {
-		f, err := os.OpenFile(filepath.Join(dir, "events"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-		if err == nil {
-			_, _ = io.WriteString(f, id+" "+line+"\n")
-			_ = f.Close()
-		}
-	}
-	raw, _ := os.ReadFile(filepath.Join(dir, "clients-"+id))
-	clients := strings.Fields(string(raw)) // client ID: its index
-	var mu sync.Mutex
-	killed := map[string]bool{}
-	ln, err := net.Listen("unix", "/proc/self/fd/4/"+vpn.MgmtSocketName)
-	if err != nil {
-		fmt.Println("FAKE listen:", err)
-		return 1
-	}
-	note("start")
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return 1
-		}
-		go func() {
-			defer c.Close()
-			w := func(lines ...string) {
-				for _, l := range lines {
-					_, _ = io.WriteString(c, l+"\r\n")
-				}
-			}
-			w(">INFO:OpenVPN Management Interface Version 5 -- fake")
-			sc := bufio.NewScanner(c)
-			for sc.Scan() {
-				f := strings.Fields(sc.Text())
-				mu.Lock()
-				switch {
-				case len(f) == 2 && f[0] == "status" && f[1] == "3":
-					w("TITLE\tfake", "HEADER\tCLIENT_LIST\tCommon Name\tReal Address\tVirtual Address\tVirtual IPv6 Address\tBytes Received\tBytes Sent\tConnected Since\tConnected Since (time_t)\tUsername\tClient ID\tPeer ID\tData Channel Cipher")
-					for cid, user := range clients {
-						if !killed[fmt.Sprint(cid)] {
-							w(fmt.Sprintf("CLIENT_LIST\t%s\t192.0.2.%d:1194\t10.8.0.%d\t\t100\t200\tx\t1700000000\tUNDEF\t%d\t0\tAES-256-GCM", user, cid+1, cid+2, cid))
-						}
-					}
-					w("END")
-				case len(f) == 3 && f[0] == "client-kill":
-					killed[f[1]] = true
-					var cid int
-					_, _ = fmt.Sscan(f[1], &cid)
-					if cid >= 0 && cid < len(clients) {
-						note("kill " + clients[cid])
-					}
-					w("SUCCESS: client-kill command succeeded", ">CLIENT:DISCONNECT,"+f[1], ">CLIENT:ENV,END")
-				case len(f) == 2 && f[0] == "kill":
-					w("ERROR: common name '" + f[1] + "' not found")
-				default:
-					w("ERROR: unknown command")
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-}
 
 // fakeGate is a dynfw.Gate that records the elements removed.
 type fakeGate struct {
@@ -158,41 +50,24 @@ func (g *fakeGate) removedKeys() []string {
 	return out
 }
 
-type nopLinks struct{}
-
-func (nopLinks) Ensure(context.Context, vpn.Tun) error { return nil }
-func (nopLinks) Remove(context.Context, string) error  { return nil }
-
 // accessLab is the auth lab (Acme with alice, Other with mallory; servers
 // df and plain, Acme's) with Other attached to df too, the core's worker
-// manager on the fake openvpn, and an approver on a fake gate.
+// manager on the fake openvpn (keeping its notes: the configurations its
+// processes read, their starts and kills), and an approver on a fake gate.
 type accessLab struct {
 	*authLab
-	dir  string // the fake openvpn's
+	fake *vpntest.Fake
 	gate *fakeGate
 }
 
 func newAccessLab(t *testing.T) *accessLab {
-	l := &accessLab{authLab: newAuthLab(t), dir: t.TempDir(), gate: &fakeGate{}}
+	l := &accessLab{authLab: newAuthLab(t), fake: vpntest.New(t, vpntest.Config{Notes: true}), gate: &fakeGate{}}
 	c := l.c
 	orgs := []string{l.org.ID, l.other.ID}
 	if st := c.do("PUT", "/server/"+l.df.ID, api.ServerUpdate{Organizations: &orgs}, nil); st != 200 {
 		t.Fatalf("attach Other to df: %d", st)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := filepath.Join(l.dir, "openvpn")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+fakeOpenVPNEnv+"="+l.dir+" exec "+self+" \"$@\"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m := vpn.New(vpn.Options{Log: log, Dir: filepath.Join(t.TempDir(), "vpn"), OpenVPN: script,
-		Account: vpn.Account{Name: "me", UID: os.Geteuid(), GID: os.Getegid()}, MgmtUser: "me",
-		Decider: newWorkerAuth(c.st, nil, log), Specs: workerSpecs{st: c.st, now: time.Now}, Links: nopLinks{},
-		Events: c.svc.workerEvent, MinBackoff: 50 * time.Millisecond})
-	t.Cleanup(m.Close)
+	m := fakeWorkers(t, l.fake, c.st, slog.New(slog.NewTextHandler(io.Discard, nil)), c.svc.workerEvent)
 	ap := dynfw.NewApprover(dynfw.Config{}, NewDirectory(c.st), c.st, l.gate, nil)
 	c.svc.workers, c.svc.approver, c.svc.revoker = m, ap, revokerOf(ap)
 	return l
@@ -202,13 +77,11 @@ func newAccessLab(t *testing.T) *accessLab {
 // start) and starts its worker.
 func (l *accessLab) connect(t *testing.T, srv api.Server, users ...api.User) {
 	t.Helper()
-	var ids []string
+	var clients []vpntest.Client
 	for _, u := range users {
-		ids = append(ids, u.ID)
+		clients = append(clients, vpntest.Client{CN: u.ID})
 	}
-	if err := os.WriteFile(filepath.Join(l.dir, "clients-"+srv.ID), []byte(strings.Join(ids, "\n")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	l.fake.SetClients(t, srv.ID, clients...)
 	if st := l.c.do("POST", "/server/"+srv.ID+"/start", nil, nil); st != 200 {
 		t.Fatalf("start %s: %d", srv.Name, st)
 	}
@@ -259,38 +132,6 @@ func (l *accessLab) approvals(t *testing.T) []string {
 	return out
 }
 
-// events reads the fake openvpn's notes ("<server id> start", "<server
-// id> kill <user id>").
-func (l *accessLab) events(t *testing.T) []string {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(l.dir, "events"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Split(strings.TrimSpace(string(raw)), "\n")
-}
-
-func (l *accessLab) count(t *testing.T, event string) int {
-	t.Helper()
-	n := 0
-	for _, e := range l.events(t) {
-		if e == event {
-			n++
-		}
-	}
-	return n
-}
-
-// config is the configuration the server's running fake openvpn read.
-func (l *accessLab) config(t *testing.T, srv api.Server) string {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(l.dir, "config-"+srv.ID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(raw)
-}
-
 // caOf is the organization's CA certificate, as a worker's configuration
 // holds it.
 func (l *accessLab) caOf(t *testing.T, org api.Organization) string {
@@ -335,7 +176,7 @@ func TestOrgDeleteEndsAccess(t *testing.T) {
 	acmeCA, otherCA := l.caOf(t, l.org), l.caOf(t, l.other)
 	l.connect(t, l.df, l.alice, l.mallory)
 	l.connect(t, l.plain, l.alice)
-	if cfg := l.config(t, l.df); !strings.Contains(cfg, acmeCA) || !strings.Contains(cfg, otherCA) {
+	if cfg := l.fake.ServerConfig(t, l.df.ID); !strings.Contains(cfg, acmeCA) || !strings.Contains(cfg, otherCA) {
 		t.Fatal("df's worker does not trust both organizations' CAs")
 	}
 	l.approve(t, "tokAlice", l.org, l.alice, l.df, "192.0.2.1")
@@ -348,15 +189,15 @@ func TestOrgDeleteEndsAccess(t *testing.T) {
 	t.Logf("organization delete answered in %v", time.Since(start))
 
 	for _, srv := range []api.Server{l.df, l.plain} {
-		if n := l.count(t, srv.ID+" kill "+l.alice.ID); n != 1 {
-			t.Errorf("alice's session on %s: %d kills; events %q", srv.Name, n, l.events(t))
+		if n := l.fake.Count(t, srv.ID+" kill "+l.alice.ID); n != 1 {
+			t.Errorf("alice's session on %s: %d kills; events %q", srv.Name, n, l.fake.Events(t))
 		}
-		if n := l.count(t, srv.ID+" start"); n != 2 {
+		if n := l.fake.Count(t, srv.ID+" start"); n != 2 {
 			t.Errorf("%s's worker: %d starts, want 2 (a restart)", srv.Name, n)
 		}
 	}
-	if n := l.count(t, l.df.ID+" kill "+l.mallory.ID); n != 0 {
-		t.Errorf("mallory (Other) killed: %q", l.events(t))
+	if n := l.fake.Count(t, l.df.ID+" kill "+l.mallory.ID); n != 0 {
+		t.Errorf("mallory (Other) killed: %q", l.fake.Events(t))
 	}
 	if got := l.gate.removedKeys(); !slices.Equal(got, []string{"192.0.2.1 udp 1194"}) {
 		t.Errorf("elements removed: %q", got)
@@ -364,10 +205,10 @@ func TestOrgDeleteEndsAccess(t *testing.T) {
 	if got := l.approvals(t); !slices.Equal(got, []string{"tokMallory"}) {
 		t.Errorf("approvals left: %q", got)
 	}
-	if cfg := l.config(t, l.df); strings.Contains(cfg, acmeCA) || !strings.Contains(cfg, otherCA) {
+	if cfg := l.fake.ServerConfig(t, l.df.ID); strings.Contains(cfg, acmeCA) || !strings.Contains(cfg, otherCA) {
 		t.Error("df's worker after the delete: still trusts Acme's CA, or not Other's")
 	}
-	if cfg := l.config(t, l.plain); strings.Contains(cfg, acmeCA) {
+	if cfg := l.fake.ServerConfig(t, l.plain.ID); strings.Contains(cfg, acmeCA) {
 		t.Error("plain's worker still trusts Acme's CA")
 	}
 	e := l.lastAudit(t, "org.delete")
@@ -394,18 +235,18 @@ func TestOrgDetachEndsAccess(t *testing.T) {
 	if st := l.c.do("PUT", "/server/"+l.df.ID, api.ServerUpdate{Organizations: &orgs}, nil); st != 200 {
 		t.Fatalf("detach Acme from df: %d", st)
 	}
-	if n := l.count(t, l.df.ID+" kill "+l.alice.ID); n != 1 {
-		t.Errorf("alice's session on df: %d kills; events %q", n, l.events(t))
+	if n := l.fake.Count(t, l.df.ID+" kill "+l.alice.ID); n != 1 {
+		t.Errorf("alice's session on df: %d kills; events %q", n, l.fake.Events(t))
 	}
-	for _, e := range l.events(t) {
+	for _, e := range l.fake.Events(t) {
 		if e == l.plain.ID+" kill "+l.alice.ID || e == l.df.ID+" kill "+l.mallory.ID {
 			t.Errorf("killed: %s", e)
 		}
 	}
-	if n := l.count(t, l.df.ID+" start"); n != 2 {
+	if n := l.fake.Count(t, l.df.ID+" start"); n != 2 {
 		t.Errorf("df's worker: %d starts, want 2", n)
 	}
-	if n := l.count(t, l.plain.ID+" start"); n != 1 {
+	if n := l.fake.Count(t, l.plain.ID+" start"); n != 1 {
 		t.Errorf("plain's worker: %d starts, want 1", n)
 	}
 	if got := l.gate.removedKeys(); !slices.Equal(got, []string{"192.0.2.1 udp 1194"}) {
@@ -414,7 +255,7 @@ func TestOrgDetachEndsAccess(t *testing.T) {
 	if got := l.approvals(t); !slices.Equal(got, []string{"tokAlicePlain", "tokMalloryDF"}) {
 		t.Errorf("approvals left: %q (the other organization's on the server must stay)", got)
 	}
-	if cfg := l.config(t, l.df); strings.Contains(cfg, acmeCA) || !strings.Contains(cfg, otherCA) {
+	if cfg := l.fake.ServerConfig(t, l.df.ID); strings.Contains(cfg, acmeCA) || !strings.Contains(cfg, otherCA) {
 		t.Error("df's worker after the detach: still trusts Acme's CA, or not Other's")
 	}
 }
@@ -437,10 +278,10 @@ func TestOrgDeleteStepFailure(t *testing.T) {
 	if st := l.c.do("GET", "/organization/"+l.org.ID, nil, nil); st != 404 {
 		t.Errorf("organization after the delete: %d", st)
 	}
-	if n := l.count(t, l.df.ID+" kill "+l.alice.ID); n != 1 {
+	if n := l.fake.Count(t, l.df.ID+" kill "+l.alice.ID); n != 1 {
 		t.Errorf("alice's session: %d kills", n)
 	}
-	if n := l.count(t, l.df.ID+" start"); n != 2 {
+	if n := l.fake.Count(t, l.df.ID+" start"); n != 2 {
 		t.Errorf("df's worker: %d starts, want 2", n)
 	}
 	a := l.lastAudit(t, "org.delete")

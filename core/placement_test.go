@@ -24,7 +24,7 @@ func TestSyncWorkersRestartsChangedServers(t *testing.T) {
 	if err := l.c.svc.syncWorkers(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := l.count(t, l.df.ID+" start"); n != 1 {
+	if n := l.fake.Count(t, l.df.ID+" start"); n != 1 {
 		t.Fatalf("df's worker: %d starts after a pass with nothing changed, want 1", n)
 	}
 	const port = 11299
@@ -43,12 +43,12 @@ func TestSyncWorkersRestartsChangedServers(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(t, 10*time.Second, 20*time.Millisecond, "df's worker started again", func() bool {
-		return l.count(t, l.df.ID+" start") == 2
+		return l.fake.Count(t, l.df.ID+" start") == 2
 	})
-	if cfg := l.config(t, l.df); !strings.Contains(cfg, "\nport 11299\n") {
+	if cfg := l.fake.ServerConfig(t, l.df.ID); !strings.Contains(cfg, "\nport 11299\n") {
 		t.Fatalf("df's worker after the change does not listen on %d:\n%s", port, cfg)
 	}
-	if n := l.count(t, l.plain.ID+" start"); n != 0 {
+	if n := l.fake.Count(t, l.plain.ID+" start"); n != 0 {
 		t.Errorf("plain (not started) has %d starts", n)
 	}
 	testkit.WaitFor(t, 10*time.Second, 20*time.Millisecond, "df's worker running", func() bool {
@@ -58,7 +58,7 @@ func TestSyncWorkersRestartsChangedServers(t *testing.T) {
 	if err := l.c.svc.syncWorkers(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := l.count(t, l.df.ID+" start"); n != 2 {
+	if n := l.fake.Count(t, l.df.ID+" start"); n != 2 {
 		t.Fatalf("df's worker: %d starts after a second pass, want 2", n)
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,6 +34,33 @@ func TestDynfwAndLinkmgrDoNotImportCore(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "github.com/portcullis-gw/portcullis/dynfw\n") || len(deps) < 10 {
 		t.Fatalf("dependency list looks wrong (%d entries): %v", len(deps), deps)
+	}
+}
+
+// TestVPNTestOnlyInCoreTests keeps the tests' fake openvpn
+// (core/vpn/vpntest) where it belongs: only the tests of core and core/vpn
+// import it, never non-test code.
+func TestVPNTestOnlyInCoreTests(t *testing.T) {
+	gobin := testenv.NeedBinary(t, "go", "")
+	const format = `{{.ImportPath}}{{range .Imports}} {{.}}{{end}} |{{range .TestImports}} {{.}}{{end}}{{range .XTestImports}} {{.}}{{end}}`
+	out, err := exec.Command(gobin, "list", "-f", format, "../...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	const mod = "github.com/portcullis-gw/portcullis/"
+	users := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		code, tests, _ := strings.Cut(line, "|")
+		pkg := strings.Fields(code)[0]
+		if slices.Contains(strings.Fields(code)[1:], mod+"core/vpn/vpntest") {
+			t.Errorf("%s imports vpntest outside its tests", pkg)
+		}
+		if slices.Contains(strings.Fields(tests), mod+"core/vpn/vpntest") {
+			users[pkg] = true
+		}
+	}
+	if !maps.Equal(users, map[string]bool{mod + "core": true, mod + "core/vpn": true}) {
+		t.Errorf("the packages whose tests import vpntest: %v, want core and core/vpn", slices.Sorted(maps.Keys(users)))
 	}
 }
 

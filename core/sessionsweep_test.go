@@ -1,14 +1,9 @@
 package core
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,147 +12,11 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
-	"github.com/portcullis-gw/portcullis/core/vpn"
+	"github.com/portcullis-gw/portcullis/core/vpn/vpntest"
 	"github.com/portcullis-gw/portcullis/internal/etcdlab"
 	"github.com/portcullis-gw/portcullis/internal/etcdlab/etcdstore"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
-
-// The core's worker tests run a fake openvpn: this test binary, started
-// by a wrapper script with fakeSessionsOpenVPNEnv set. It reads its configuration
-// from fd 3, listens on the management socket in the directory at fd 4,
-// announces the connects listed in fakeClientsEnv and answers the worker's
-// commands as openvpn does.
-const (
-	fakeSessionsOpenVPNEnv = "PORTCULLIS_CORE_FAKE_OPENVPN_SESSIONS"
-	// fakeClientsEnv lists the clients, "cid,cn,o,serialhex,how;...":
-	// how is "connect" (announced, decided by the core) or "up" (already
-	// connected: only `status 3` lists it).
-	fakeClientsEnv = "PORTCULLIS_CORE_FAKE_CLIENTS"
-)
-
-// fakeClient is one client of the fake openvpn.
-type fakeClient struct {
-	cid, cn, o, serial, how string
-}
-
-func fakeOpenVPN() int {
-	if _, err := io.ReadAll(os.NewFile(3, "config")); err != nil {
-		fmt.Println("FAKE config:", err)
-		return 1
-	}
-	var clients []fakeClient
-	for _, e := range strings.Split(os.Getenv(fakeClientsEnv), ";") {
-		if f := strings.Split(e, ","); len(f) == 5 {
-			clients = append(clients, fakeClient{f[0], f[1], f[2], f[3], f[4]})
-		}
-	}
-	ln, err := net.Listen("unix", "/proc/self/fd/4/"+vpn.MgmtSocketName)
-	if err != nil {
-		fmt.Println("FAKE listen:", err)
-		return 1
-	}
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return 1
-		}
-		fakeMgmt(c, clients)
-	}
-}
-
-// fakeMgmt serves one management connection.
-func fakeMgmt(c net.Conn, clients []fakeClient) {
-	defer c.Close()
-	w := func(lines ...string) {
-		for _, l := range lines {
-			_, _ = io.WriteString(c, l+"\r\n")
-		}
-	}
-	w(">INFO:OpenVPN Management Interface Version 5 -- fake")
-	up := map[string]fakeClient{} // by cid
-	for _, cl := range clients {
-		if cl.how == "up" {
-			up[cl.cid] = cl
-			continue
-		}
-		w(">CLIENT:CONNECT,"+cl.cid+",1", ">CLIENT:ENV,untrusted_ip=192.0.2.1", ">CLIENT:ENV,common_name="+cl.cn,
-			">CLIENT:ENV,X509_0_CN="+cl.cn, ">CLIENT:ENV,X509_0_O="+cl.o, ">CLIENT:ENV,tls_serial_hex_0="+cl.serial,
-			">CLIENT:ENV,END")
-	}
-	sc := bufio.NewScanner(c)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		switch {
-		case len(f) == 3 && f[0] == "client-auth-nt":
-			for _, cl := range clients {
-				if cl.cid == f[1] {
-					up[cl.cid] = cl
-				}
-			}
-			w("SUCCESS: client-auth command succeeded", ">CLIENT:ESTABLISHED,"+f[1], ">CLIENT:ENV,END")
-		case len(f) >= 3 && f[0] == "client-deny":
-			w("SUCCESS: client-deny command succeeded")
-		case sc.Text() == "status 3":
-			w("TITLE\tfake", "HEADER\tCLIENT_LIST\tCommon Name\tReal Address\tVirtual Address\tVirtual IPv6 Address\tBytes Received\tBytes Sent\tConnected Since\tConnected Since (time_t)\tUsername\tClient ID\tPeer ID\tData Channel Cipher")
-			for _, cl := range up {
-				w(fmt.Sprintf("CLIENT_LIST\t%s\t192.0.2.1:1194\t10.9.0.2\t\t100\t200\tx\t1700000000\tUNDEF\t%s\t0\tAES-256-GCM", cl.cn, cl.cid))
-			}
-			w("END")
-		case len(f) == 3 && f[0] == "client-kill":
-			delete(up, f[1])
-			w("SUCCESS: client-kill command succeeded", ">CLIENT:DISCONNECT,"+f[1], ">CLIENT:ENV,END")
-		case len(f) == 2 && f[0] == "kill":
-			n := 0
-			for cid, cl := range up {
-				if cl.cn == f[1] {
-					delete(up, cid)
-					w(">CLIENT:DISCONNECT,"+cid, ">CLIENT:ENV,END")
-					n++
-				}
-			}
-			if n == 0 {
-				w("ERROR: common name '" + f[1] + "' not found")
-			} else {
-				w(fmt.Sprintf("SUCCESS: common name '%s' found, %d client(s) killed", f[1], n))
-			}
-		default:
-			w("ERROR: unknown command")
-		}
-	}
-}
-
-// noLinks stands in for the tun devices.
-type noLinks struct{}
-
-func (noLinks) Ensure(context.Context, vpn.Tun) error { return nil }
-func (noLinks) Remove(context.Context, string) error  { return nil }
-
-// fakeWorkers is a worker manager running the fake openvpn with clients,
-// its connects decided on st by the core's own Decider.
-func fakeWorkers(t *testing.T, st store.Store, log *slog.Logger, clients []fakeClient) *vpn.Manager {
-	t.Helper()
-	dir := t.TempDir()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var spec []string
-	for _, c := range clients {
-		spec = append(spec, strings.Join([]string{c.cid, c.cn, c.o, c.serial, c.how}, ","))
-	}
-	script := filepath.Join(dir, "openvpn")
-	text := fmt.Sprintf("#!/bin/sh\n%s=1 %s='%s' exec %s \"$@\"\n", fakeSessionsOpenVPNEnv, fakeClientsEnv, strings.Join(spec, ";"), self)
-	if err := os.WriteFile(script, []byte(text), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	m := vpn.New(vpn.Options{Log: log, Dir: filepath.Join(dir, "vpn"), OpenVPN: script,
-		Account: vpn.Account{Name: "me", UID: os.Geteuid(), GID: os.Getegid()}, MgmtUser: "me",
-		Decider: newWorkerAuth(st, nil, log), Specs: workerSpecs{st: st, now: time.Now}, Links: noLinks{},
-		MinBackoff: 50 * time.Millisecond})
-	t.Cleanup(m.Close)
-	return m
-}
 
 // TestRevokedSessionsEndOnEveryGateway (issue 8): gateway B runs a worker
 // (the fake openvpn, its connects decided by the core on the shared etcd
@@ -186,8 +45,8 @@ func TestRevokedSessionsEndOnEveryGateway(t *testing.T) {
 	must("POST", "/server", api.ServerCreate{Name: "plain", Protocol: "tcp", Port: 443, Network: "10.9.0.0/24",
 		Hosts: []string{"198.51.100.7"}, Organizations: []string{acme.ID, other.ID, third.ID}}, &srv)
 	users := map[string]api.User{}
-	var clients []fakeClient
-	for i, u := range []struct{ name, org, how string }{
+	var clients []vpntest.Client // "up": connected before the management connection
+	for _, u := range []struct{ name, org, how string }{
 		{"alice", acme.ID, "connect"}, {"bob", acme.ID, "connect"}, {"carol", acme.ID, "connect"},
 		{"dave", acme.ID, "connect"}, {"erin", other.ID, "connect"}, {"frank", third.ID, "up"},
 	} {
@@ -196,7 +55,7 @@ func TestRevokedSessionsEndOnEveryGateway(t *testing.T) {
 		var p api.Profile
 		must("POST", "/organization/"+u.org+"/user/"+user.ID+"/profile/"+srv.ID, nil, &p)
 		users[u.name] = user
-		clients = append(clients, fakeClient{fmt.Sprint(i), user.ID, u.org, p.CertSerial, u.how})
+		clients = append(clients, vpntest.Client{CN: user.ID, O: u.org, Serial: p.CertSerial, Announce: u.how == "connect"})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -215,7 +74,7 @@ func TestRevokedSessionsEndOnEveryGateway(t *testing.T) {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	b := NewService(Deps{Store: st, Admin: admin.New(st, log, admin.Options{}), Log: log})
-	b.workers = fakeWorkers(t, st, log, clients)
+	b.workers = fakeWorkers(t, vpntest.New(t, vpntest.Config{Clients: map[string][]vpntest.Client{srv.ID: clients}}), st, log, nil)
 	if err := b.workers.Start(ctx, srv.ID); err != nil {
 		t.Fatal(err)
 	}

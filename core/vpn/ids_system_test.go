@@ -58,7 +58,7 @@ func TestManagerGivesEachWorkerItsOwnIDs(t *testing.T) {
 		err = os.WriteFile(filepath.Join(dir, "vpn.test"), self, 0o755)
 	}
 	if err == nil {
-		err = os.WriteFile(filepath.Join(dir, "openvpn"), []byte("#!/bin/sh\n"+fakeEnv+"=1 exec "+dir+"/vpn.test \"$@\"\n"), 0o755)
+		err = workerFake(t).WriteScript(filepath.Join(dir, "openvpn"), filepath.Join(dir, "vpn.test"))
 	}
 	if err := errors.Join(err, os.Chmod(dir, 0o755)); err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func TestManagerGivesEachWorkerItsOwnIDs(t *testing.T) {
 	defer m.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	servers := []string{"0123456789abcdef01234567", "fedcba987654321001234567"}
+	servers := []string{testServerID, otherServerID}
 	ids := map[string]uint32{}
 	for _, id := range servers {
 		if err := m.Start(ctx, id); err != nil {

@@ -1,14 +1,11 @@
 package vpn
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -18,87 +15,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/core/vpn/vpntest"
 	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
-// The worker tests run a fake openvpn: this test binary, started by a
-// wrapper script with fakeEnv set. It reads its configuration from fd 3 as
-// openvpn does, listens on the management socket through fd 4, announces
-// two connects (user "u1" and user "u2") and answers the core's commands,
-// printing each one (the output reaches the worker's log).
-const fakeEnv = "PORTCULLIS_FAKE_OPENVPN"
+// The worker tests run the fake openvpn of vpntest, its commands printed
+// (the output reaches the worker's log), with two connects to decide:
+// user "u1" and user "u2".
+func TestMain(m *testing.M) { vpntest.Main(m) }
 
-func TestMain(m *testing.M) {
-	if os.Getenv(fakeEnv) == "1" {
-		os.Exit(fakeOpenVPN())
-	}
-	os.Exit(m.Run())
-}
-
-func fakeOpenVPN() int {
-	cfg, err := os.ReadFile(fmt.Sprintf("/dev/fd/%d", configFD))
-	if err != nil || !bytes.Contains(cfg, []byte("management "+dirRef+"/mgmt.sock unix\n")) {
-		fmt.Println("FAKE bad config:", err)
-		return 1
-	}
-	ln, err := net.Listen("unix", dirRef+"/"+MgmtSocketName)
-	if err != nil {
-		fmt.Println("FAKE listen:", err)
-		return 1
-	}
-	fmt.Println("FAKE listening")
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return 1
-		}
-		fakeSession(c)
-	}
-}
-
-func fakeSession(c net.Conn) {
-	defer c.Close()
-	w := func(lines ...string) {
-		for _, l := range lines {
-			_, _ = io.WriteString(c, l+"\r\n")
-		}
-	}
-	env := func(cid int, user, ip string) []string {
-		return []string{fmt.Sprintf(">CLIENT:CONNECT,%d,1", cid), ">CLIENT:ENV,untrusted_ip=" + ip,
-			">CLIENT:ENV,common_name=" + user, ">CLIENT:ENV,X509_0_CN=" + user, ">CLIENT:ENV,X509_0_O=org",
-			">CLIENT:ENV,tls_serial_0=" + fmt.Sprint(cid+10), ">CLIENT:ENV,password=$f$secret", ">CLIENT:ENV,END"}
-	}
-	w(">INFO:OpenVPN Management Interface Version 5 -- fake")
-	w(env(0, "u1", "192.0.2.1")...)
-	w(env(1, "u2", "192.0.2.2")...)
-	allowed := map[string]string{}
-	sc := bufio.NewScanner(c)
-	for sc.Scan() {
-		cmd := sc.Text()
-		fmt.Println("FAKE got", cmd)
-		f := strings.Fields(cmd)
-		switch {
-		case len(f) == 3 && f[0] == "client-auth-nt":
-			allowed[f[1]] = map[string]string{"0": "u1", "1": "u2"}[f[1]]
-			w("SUCCESS: client-auth command succeeded", ">CLIENT:ESTABLISHED,"+f[1], ">CLIENT:ENV,END")
-		case len(f) >= 3 && f[0] == "client-deny":
-			w("SUCCESS: client-deny command succeeded")
-		case cmd == "status 3":
-			w("TITLE\tfake", "HEADER\tCLIENT_LIST\tCommon Name\tReal Address\tVirtual Address\tVirtual IPv6 Address\tBytes Received\tBytes Sent\tConnected Since\tConnected Since (time_t)\tUsername\tClient ID\tPeer ID\tData Channel Cipher")
-			for cid, user := range allowed {
-				w(fmt.Sprintf("CLIENT_LIST\t%s\t192.0.2.1:1194\t10.9.0.2\t\t100\t200\tx\t1700000000\tUNDEF\t%s\t0\tAES-256-GCM", user, cid))
-			}
-			w("END")
-		case len(f) == 3 && f[0] == "client-kill":
-			delete(allowed, f[1])
-			w("SUCCESS: client-kill command succeeded", ">CLIENT:DISCONNECT,"+f[1], ">CLIENT:ENV,END")
-		case len(f) == 2 && f[0] == "kill":
-			w("ERROR: common name '" + f[1] + "' not found")
-		default:
-			w("ERROR: unknown command")
-		}
-	}
-}
+// testServerID is the server of the worker tests.
+const (
+	testServerID  = "0123456789abcdef01234567"
+	otherServerID = "fedcba987654321001234567"
+)
 
 // fakeDecider allows u1 and refuses everyone else.
 type fakeDecider struct {
@@ -167,7 +97,7 @@ func TestWorkerWithFakeOpenVPN(t *testing.T) {
 	dir := filepath.Dir(o.Dir)
 	m := New(o)
 	defer m.Close()
-	const id = "0123456789abcdef01234567"
+	const id = testServerID
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := m.Start(ctx, id); err != nil {
@@ -269,7 +199,7 @@ func TestSuspendStopsWorkersAndRefusesStarts(t *testing.T) {
 	o.Links = links
 	m := New(o)
 	defer m.Close()
-	const id = "0123456789abcdef01234567"
+	const id = testServerID
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := m.Start(ctx, id); err != nil {
@@ -308,16 +238,18 @@ func TestSuspendStopsWorkersAndRefusesStarts(t *testing.T) {
 // look at.
 func fakeOpenVPNOptions(t *testing.T, logs io.Writer) Options {
 	t.Helper()
-	dir := t.TempDir()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := filepath.Join(dir, "openvpn")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+fakeEnv+"=1 exec "+self+" \"$@\"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return Options{Log: slog.New(slog.NewTextHandler(logs, nil)), Dir: filepath.Join(dir, "vpn"), OpenVPN: script,
+	return Options{Log: slog.New(slog.NewTextHandler(logs, nil)), Dir: filepath.Join(t.TempDir(), "vpn"), OpenVPN: workerFake(t).Script,
 		Account: Account{Name: "me", UID: os.Geteuid(), GID: os.Getegid()}, MgmtUser: "me",
 		Decider: &fakeDecider{}, Specs: fakeSpecs{}, Links: &fakeLinks{}, MinBackoff: 50 * time.Millisecond}
+}
+
+// workerFake is the worker tests' fake openvpn: it prints the commands
+// and announces the connects of u1 and u2 (whatever the server).
+func workerFake(t *testing.T) *vpntest.Fake {
+	t.Helper()
+	clients := []vpntest.Client{ // cid 0 and 1
+		{CN: "u1", O: "org", Serial: "0a", Password: "$f$secret", Announce: true},
+		{CN: "u2", O: "org", Serial: "0b", Password: "$f$secret", Announce: true},
+	}
+	return vpntest.New(t, vpntest.Config{Echo: true, Clients: map[string][]vpntest.Client{"": clients}})
 }
