@@ -1,9 +1,12 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
+	"slices"
 	"sync"
 	"time"
 
@@ -58,22 +61,51 @@ func (s *Service) endRevokedSessions(ctx context.Context) error {
 type revokedSession struct {
 	cid            uint64
 	userID, reason string
+	deciding       bool
 }
 
-// endRevokedOn is endRevokedSessions on one worker.
+// sweptSession is one session a pass checks: from the worker's session
+// table (decided, being decided or learnt) or, for a client the table does
+// not hold, from `status 3`.
+type sweptSession struct {
+	cid           uint64
+	userID, orgID string // orgID "": not known (the server's organizations are looked in)
+	serial        *big.Int
+	learnt        time.Time
+	deciding      bool
+}
+
+// endRevokedOn is endRevokedSessions on one worker. It checks the
+// worker's session table (vpn.Manager.Sessions) — which also holds the
+// connects being decided, whose Decider may have read the store before the
+// change, and the clients allowed that OpenVPN does not list yet — and the
+// clients `status 3` lists that the table does not hold. A failing user's
+// sessions are ended by KillUser, which also turns the allows being
+// decided into refusals.
 func (s *Service) endRevokedOn(ctx context.Context, serverID string) error {
 	ctx, cancel := context.WithTimeout(ctx, sweepTimeout)
 	defer cancel()
+	var errs []error
 	clients, err := s.workers.Clients(ctx, serverID)
 	if errors.Is(err, vpn.ErrNotRunning) || errors.Is(err, vpn.ErrMgmtClosed) {
 		// Stopped meanwhile, or its process is being (re)started: no
 		// session to end, and no reason to retry the pass.
 		return nil
 	} else if err != nil {
-		return fmt.Errorf("list clients: %w", err)
+		// The table still holds every session the core decided: check
+		// those, and retry the pass for the others.
+		errs = append(errs, fmt.Errorf("list clients: %w", err))
 	}
-	if len(clients) == 0 {
+	// The table after the list: it is the fresher of the two.
+	table, err := s.workers.Sessions(serverID)
+	if errors.Is(err, vpn.ErrNotRunning) {
 		return nil
+	} else if err != nil {
+		return fmt.Errorf("session table: %w", err)
+	}
+	sessions := sweptSessions(clients, table)
+	if len(sessions) == 0 {
+		return errors.Join(errs...)
 	}
 	var revoked []revokedSession
 	err = s.st.View(ctx, func(tx store.Tx) error {
@@ -83,21 +115,20 @@ func (s *Service) endRevokedOn(ctx context.Context, serverID string) error {
 		} else if err != nil {
 			return err
 		}
-		for _, c := range clients {
-			why, userID, err := sessionStanding(tx, srv, c)
+		for _, ss := range sessions {
+			why, err := sessionStanding(tx, srv, ss)
 			if err != nil {
 				return err
 			}
 			if why != "" {
-				revoked = append(revoked, revokedSession{cid: c.CID, userID: userID, reason: why})
+				revoked = append(revoked, revokedSession{cid: ss.cid, userID: ss.userID, reason: why, deciding: ss.deciding})
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("read the store: %w", err)
+		return errors.Join(append(errs, fmt.Errorf("read the store: %w", err))...)
 	}
-	var errs []error
 	done := map[string]bool{}
 	for _, r := range revoked {
 		if done[r.userID] {
@@ -109,34 +140,74 @@ func (s *Service) endRevokedOn(ctx context.Context, serverID string) error {
 			errs = append(errs, fmt.Errorf("end the sessions of user %s: %w", r.userID, err))
 		}
 		s.log.Info("vpn session ended: the store no longer allows it", "user_id", r.userID, "server_id", serverID,
-			"cid", r.cid, "reason", r.reason, "count", n)
+			"cid", r.cid, "reason", r.reason, "count", n, "deciding", r.deciding)
 	}
 	return errors.Join(errs...)
 }
 
-// sessionStanding is standing for one connected client of srv: its user is
-// the one its connect was allowed for (the session table), or, for a
-// client the worker has no decision for, its certificate's CN in one of the
-// server's organizations. It returns the reason ("" when it may stay) and
-// the user ID.
-func sessionStanding(tx store.Tx, srv *serverRecord, c vpn.Client) (string, string, error) {
-	userID, orgs := c.UserID, []string{c.OrgID}
-	if userID == "" {
-		userID = c.CommonName
+// sweptSessions merges the client list and the session table by client
+// ID, the table's entry winning; in client ID order.
+func sweptSessions(clients []vpn.Client, table []vpn.SessionInfo) []sweptSession {
+	byCID := make(map[uint64]sweptSession, len(clients)+len(table))
+	for _, c := range clients {
+		userID := c.UserID
+		if userID == "" {
+			userID = c.CommonName
+		}
+		byCID[c.CID] = sweptSession{cid: c.CID, userID: userID, orgID: c.OrgID, serial: c.Serial}
 	}
-	if c.OrgID == "" {
+	for _, e := range table {
+		byCID[e.CID] = sweptSession{cid: e.CID, userID: e.UserID, orgID: e.OrgID, serial: e.Serial,
+			learnt: e.Learnt, deciding: e.Deciding}
+	}
+	out := make([]sweptSession, 0, len(byCID))
+	for _, ss := range byCID {
+		out = append(out, ss)
+	}
+	slices.SortFunc(out, func(a, b sweptSession) int { return cmp.Compare(a.cid, b.cid) })
+	return out
+}
+
+// learntSkew is how much later than a learnt session's learning a user's
+// current certificate must have been issued for the session to be taken as
+// connected with an older one: the gateways' clocks may differ by that.
+const learntSkew = time.Minute
+
+// sessionStanding is standing for one session of srv: its user is the one
+// its connect was allowed (or is being decided) for, or, for a client the
+// worker has no decision for, its certificate's CN in one of the server's
+// organizations. It returns the reason ("" when it may stay).
+//
+// A session learnt from `status 3` has no serial (OpenVPN lists none, and
+// the management interface cannot ask a connected client's certificate):
+// it fails as superseded when the user's current certificate for the
+// server was issued after it was learnt (learntSkew later), since its
+// client connected before then. One learnt without the table (a pass
+// between a management reconnect and its `status 3`), or whose user got a
+// new certificate between its connect and its learning, keeps its
+// superseded certificate until its next renegotiation (reneg-sec, at most
+// an hour): that re-authentication is decided with its serial, and the
+// CRL this pass writes lists the superseded one.
+func sessionStanding(tx store.Tx, srv *serverRecord, ss sweptSession) (string, error) {
+	orgs := []string{ss.orgID}
+	if ss.orgID == "" {
 		orgs = srv.Organizations
 	}
 	for _, orgID := range orgs {
-		user, err := store.GetJSON[userRecord](tx, store.BucketUsers, userKey(orgID, userID))
+		user, err := store.GetJSON[userRecord](tx, store.BucketUsers, userKey(orgID, ss.userID))
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		} else if err != nil {
-			return "", userID, fmt.Errorf("user %s: %w", userID, err)
+			return "", fmt.Errorf("user %s: %w", ss.userID, err)
 		}
-		return standing(user, srv, orgID, c.Serial), userID, nil
+		why := standing(user, srv, orgID, ss.serial)
+		if p := user.Profiles[srv.ID]; why == "" && ss.serial == nil && !ss.learnt.IsZero() && p != nil &&
+			p.IssuedAt.After(ss.learnt.Add(learntSkew)) {
+			why = reasonNotCurrent
+		}
+		return why, nil
 	}
-	return standing(nil, srv, c.OrgID, c.Serial), userID, nil
+	return standing(nil, srv, ss.orgID, ss.serial), nil
 }
 
 // updateCRLs writes new CRLs for the workers of ids; each failure is logged

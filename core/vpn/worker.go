@@ -52,9 +52,12 @@ type session struct {
 	userID, orgID string
 	addr          netip.Addr
 	grant         []byte
-	// serial is the certificate serial the allowed connect presented (nil
-	// for a session learnt from `status 3`).
+	// serial is the certificate serial the allowed connect presented, or
+	// the one being decided (nil for a session learnt from `status 3`).
 	serial *big.Int
+	// learnt is when the session was learnt from `status 3` (zero for one
+	// the core decided): the client connected before then.
+	learnt time.Time
 	// deciding is set while the Decider runs; killed, when a kill came in
 	// meanwhile, turns its allow into a refusal.
 	deciding, killed bool
@@ -358,11 +361,12 @@ func (w *worker) seedSessions(ctx context.Context, conn *mgmtConn) {
 		w.log.Warn("could not list connected clients", "err", err)
 		return
 	}
+	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, c := range clients {
 		if w.sessions[c.CID] == nil {
-			w.sessions[c.CID] = &session{userID: c.CommonName, addr: c.Real}
+			w.sessions[c.CID] = &session{userID: c.CommonName, addr: c.Real, learnt: now}
 		}
 	}
 }
@@ -380,9 +384,12 @@ func (w *worker) decide(ctx context.Context, conn *mgmtConn, ev *Event) {
 		w.mu.Lock()
 		s := w.sessions[ev.CID]
 		if s == nil || ev.Kind == KindConnect {
-			s = &session{userID: req.CommonName}
+			s = &session{userID: req.CommonName, orgID: req.Org, serial: req.Serial}
 			w.sessions[ev.CID] = s
 		}
+		// Listed before the Decider reads the store: a sweep after a
+		// change (Manager.Sessions) sees every decision that may have read
+		// the store before it.
 		s.deciding, s.killed = true, false
 		req.Grant = s.grant
 		w.mu.Unlock()
@@ -394,6 +401,7 @@ func (w *worker) decide(ctx context.Context, conn *mgmtConn, ev *Event) {
 			d = Deny("the user's sessions were ended while the connect was decided")
 		case d.Allow:
 			s.userID, s.orgID, s.addr, s.grant, s.serial = d.UserID, d.OrgID, req.Addr, d.Grant, req.Serial
+			s.learnt = time.Time{}
 		}
 		if !d.Allow && w.sessions[ev.CID] == s {
 			delete(w.sessions, ev.CID)
