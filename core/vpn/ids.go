@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/user"
 	"strconv"
@@ -102,6 +103,10 @@ func (r IDRange) checkSubordinate(files ...string) error {
 // one is held by another running worker or has a passwd or group entry.
 // So a server gets the same uid at every start, across restarts of the
 // core, unless a collision moved it; two running workers never share one.
+// An ID is held from a worker's start until every process under it has
+// ended (lease.end), and kept across a Restart; one whose processes could
+// not be killed is quarantined: never given out again until the core
+// restarts.
 type ids struct {
 	r IDRange
 	// taken says whether an ID has a passwd or group entry (lookupTaken,
@@ -110,10 +115,12 @@ type ids struct {
 
 	mu   sync.Mutex
 	held map[uint32]string // ID → server ID of its running worker
+	// quarantined: IDs with processes that survived the reaping (→ pids).
+	quarantined map[uint32][]int
 }
 
 func newIDs(r IDRange) *ids {
-	return &ids{r: r, taken: lookupTaken, held: map[uint32]string{}}
+	return &ids{r: r, taken: lookupTaken, held: map[uint32]string{}, quarantined: map[uint32][]int{}}
 }
 
 // preferred is the ID the server hashes to.
@@ -133,6 +140,9 @@ func (s *ids) acquire(serverID string) (uint32, error) {
 		if _, ok := s.held[id]; ok {
 			continue
 		}
+		if _, ok := s.quarantined[id]; ok {
+			continue
+		}
 		taken, err := s.taken(id)
 		if err != nil {
 			return 0, fmt.Errorf("%w %d: %w", ErrIDs, id, err)
@@ -143,15 +153,67 @@ func (s *ids) acquire(serverID string) (uint32, error) {
 		s.held[id] = serverID
 		return id, nil
 	}
-	return 0, fmt.Errorf("%w: all %d IDs of %s are in use by running workers or have a passwd or group entry; stop a server or widen the range",
+	return 0, fmt.Errorf("%w: all %d IDs of %s are in use by running workers, quarantined or have a passwd or group entry; stop a server or widen the range",
 		ErrIDs, s.r.Count, s.r)
 }
 
-// release frees an ID once its worker's process has ended.
+// release frees an ID once no process runs under it.
 func (s *ids) release(id uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.held, id)
+}
+
+// quarantine keeps an ID from ever being given out again (until the core
+// restarts): pids survived its reaping.
+func (s *ids) quarantine(id uint32, pids []int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.held, id)
+	s.quarantined[id] = pids
+}
+
+// isHeld says whether a running worker holds id or it is quarantined.
+func (s *ids) isHeld(id uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, held := s.held[id]
+	_, q := s.quarantined[id]
+	return held || q
+}
+
+// lease is one worker's account: its own ID from ids, or (s nil, tests)
+// the shared Options.Account, which has nothing to free.
+type lease struct {
+	acct     Account
+	s        *ids
+	id       uint32
+	serverID string
+}
+
+// clean kills every process left under the ID (reapID) once the worker's
+// process has ended. When some survive, or /proc cannot be read, the ID is
+// quarantined (logged as an error with the pids) and clean returns false:
+// the lease is gone and must not be used nor released.
+func (l *lease) clean(log *slog.Logger) bool {
+	if l.s == nil {
+		return true
+	}
+	left, err := reapID(l.id)
+	if len(left) == 0 && err == nil {
+		return true
+	}
+	log.Error("processes of a stopped vpn worker survive under its uid; the uid is quarantined until the core restarts",
+		"server_id", l.serverID, "uid", l.id, "pids", left, "err", err)
+	l.s.quarantine(l.id, left)
+	return false
+}
+
+// end cleans the ID and frees it (unless it was quarantined).
+func (l *lease) end(log *slog.Logger) {
+	if l.clean(log) && l.s != nil {
+		l.s.release(l.id)
+	}
 }
 
 // lookupTaken says whether id is a user's uid or a group's gid.
@@ -194,17 +256,21 @@ func workerIDs(r IDRange, base Account) (*ids, error) {
 	return newIDs(r), nil
 }
 
-// account gives a worker about to start its uid and gid, and the function
-// that frees them once its process has ended (m.mu held). Without ids
-// (tests) every worker runs as o.Account.
-func (m *Manager) account(serverID string) (Account, func(), error) {
+// account gives a worker about to start its uid and gid, held until the
+// lease ends (m.mu held); kept, when not nil, is the lease the server's
+// previous worker left it across a restart, given back as it is. Without
+// ids (tests) every worker runs as o.Account.
+func (m *Manager) account(serverID string, kept *lease) (*lease, error) {
+	if kept != nil {
+		return kept, nil
+	}
 	if m.ids == nil {
-		return m.o.Account, func() {}, nil
+		return &lease{acct: m.o.Account, serverID: serverID}, nil
 	}
 	id, err := m.ids.acquire(serverID)
 	if err != nil {
-		return Account{}, nil, fmt.Errorf("server %s: %w", serverID, err)
+		return nil, fmt.Errorf("server %s: %w", serverID, err)
 	}
 	name := fmt.Sprintf("%s-%d", m.o.Account.Name, id) // for the log; no passwd entry
-	return Account{Name: name, UID: int(id), GID: int(id)}, func() { m.ids.release(id) }, nil
+	return &lease{acct: Account{Name: name, UID: int(id), GID: int(id)}, s: m.ids, id: id, serverID: serverID}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -137,6 +138,44 @@ func (Netlink) Remove(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// RemoveStale removes every tun device whose name starts with prefix and
+// whose owner stale accepts (a device with no owner is left alone), and
+// returns the names of those it removed.
+func (Netlink) RemoveStale(ctx context.Context, prefix string, stale func(owner uint32) bool) ([]string, error) {
+	if prefix == "" {
+		return nil, errors.New("remove stale devices: no prefix")
+	}
+	h, err := handle(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	var (
+		removed []string
+		errs    []error
+	)
+	for _, l := range links {
+		tt, ok := l.(*netlink.Tuntap)
+		if !ok || tt.Mode != netlink.TUNTAP_MODE_TUN || !strings.HasPrefix(tt.Name, prefix) ||
+			tt.Owner == noOwner || !stale(tt.Owner) {
+			continue
+		}
+		if err := h.LinkDel(tt); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s (owner %d): %w", tt.Name, tt.Owner, err))
+			continue
+		}
+		removed = append(removed, tt.Name)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// noOwner is a tun device's owner when it has none.
+const noOwner = ^uint32(0)
 
 func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}

@@ -9,7 +9,9 @@
 // a pipe. Every connect and re-authentication arrives on the management
 // socket and is decided by the core's Decider; the worker answers
 // client-auth-nt or client-deny. The worker is restarted with back-off
-// when it dies and stopped with the core.
+// when it dies and stopped with the core. Start, Stop and Restart of one
+// server run one at a time; a worker's ID is freed only once nothing runs
+// under it (reap.go).
 //
 // Where things are:
 //
@@ -21,6 +23,8 @@
 //	files.go     the worker's directory and its CRL
 //	account.go   the workers' base account
 //	ids.go       each worker's own uid and gid: the range, who gets which
+//	reap.go      killing what a worker left under its uid before the ID is freed
+//	sweep.go     at the first start, what an earlier core left: processes, tun devices
 //	mgmt.go      the management-interface parser (pure, fuzzed); mgmtconn.go the connection
 //	auth.go      Decider, AuthRequest (read from a client's environment), Decision
 //	status.go    `status 3`: the connected clients
@@ -86,7 +90,9 @@ type Manager struct {
 	o       Options
 	mu      sync.Mutex
 	workers map[string]*running
-	closed  bool
+	// locks orders each server's Start, Stop and Restart (lockServer).
+	locks  map[string]*serverLock
+	closed bool
 	// suspended, when set, is why no worker may run (Suspend).
 	suspended error
 	// ids gives each worker its uid/gid (nil: every worker runs as
@@ -97,7 +103,26 @@ type Manager struct {
 type running struct {
 	w      *worker
 	cancel context.CancelFunc
-	done   chan struct{}
+	// done is closed once the worker's process has ended, every process
+	// under its uid was killed and its ID freed (or kept: keep), and, when
+	// remove was asked, its device and directory removed; the entry leaves
+	// m.workers then.
+	done chan struct{}
+	// Set under m.mu: stopping once a stop cancelled it (the entry stays,
+	// so that no second worker of the server starts meanwhile); keep, by a
+	// Restart, keeps its ID for the next start (kept, after done, unless
+	// it was quarantined); remove, by a Stop, removes its device and
+	// directory (removed, cleanupErr: done by the worker's end).
+	stopping, keep, remove, removed bool
+	kept                            *lease
+	cleanupErr                      error
+}
+
+// serverLock orders the operations (Start, Stop, Restart) on one server's
+// worker; n counts those waiting for it or holding it.
+type serverLock struct {
+	ch chan struct{}
+	n  int
 }
 
 // Errors callers branch on.
@@ -122,49 +147,57 @@ func New(o Options) *Manager {
 	if o.StopGrace <= 0 {
 		o.StopGrace = 5 * time.Second
 	}
-	return &Manager{o: o, workers: map[string]*running{}}
+	return &Manager{o: o, workers: map[string]*running{}, locks: map[string]*serverLock{}}
+}
+
+// lockServer waits (until ctx ends) for the server's operations lock; the
+// function returned unlocks it.
+func (m *Manager) lockServer(ctx context.Context, serverID string) (func(), error) {
+	m.mu.Lock()
+	l := m.locks[serverID]
+	if l == nil {
+		l = &serverLock{ch: make(chan struct{}, 1)}
+		m.locks[serverID] = l
+	}
+	l.n++
+	m.mu.Unlock()
+	drop := func() {
+		m.mu.Lock()
+		if l.n--; l.n == 0 {
+			delete(m.locks, serverID)
+		}
+		m.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; drop() }, nil
+	case <-ctx.Done():
+		drop()
+		return nil, fmt.Errorf("server %s: waiting for another start or stop: %w", serverID, ctx.Err())
+	}
 }
 
 // Start starts the server's worker and waits (until ctx ends) for its
 // first start: the error says why it did not start. A worker that fails
 // keeps being restarted with back-off until it is stopped. Starting a
-// running worker does nothing.
+// running worker does nothing; starting one that is stopping waits for
+// its end first. Start, Stop and Restart of one server run one at a time
+// (each holds the server's lock until its worker's first start, or ctx's
+// end).
 func (m *Manager) Start(ctx context.Context, serverID string) error {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return ErrClosed
-	}
-	if m.suspended != nil {
-		err := fmt.Errorf("%w: %w", ErrSuspended, m.suspended)
-		m.mu.Unlock()
-		return err
-	}
-	if m.workers[serverID] != nil {
-		m.mu.Unlock()
-		return nil
-	}
-	for id := range m.workers {
-		if DeviceName(id) == DeviceName(serverID) {
-			m.mu.Unlock()
-			return fmt.Errorf("%w: server %s's worker uses %s", ErrDevice, id, DeviceName(id))
-		}
-	}
-	if err := m.prepare(ctx); err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	acct, release, err := m.account(serverID)
+	unlock, err := m.lockServer(ctx, serverID)
 	if err != nil {
-		m.mu.Unlock()
 		return err
 	}
-	rctx, cancel := context.WithCancel(context.Background())
-	r := &running{w: newWorker(serverID, &m.o, acct), cancel: cancel, done: make(chan struct{})}
-	m.workers[serverID] = r
-	m.mu.Unlock()
-	started := make(chan error, 1)
-	go func() { defer close(r.done); defer release(); r.w.run(rctx, started) }()
+	defer unlock()
+	started, err := m.start(ctx, serverID, nil)
+	if err != nil || started == nil {
+		return err
+	}
+	return waitStarted(ctx, started)
+}
+
+func waitStarted(ctx context.Context, started <-chan error) error {
 	select {
 	case err := <-started:
 		return err
@@ -173,8 +206,119 @@ func (m *Manager) Start(ctx context.Context, serverID string) error {
 	}
 }
 
+// start starts the server's worker (its lock held) with kept, the ID its
+// previous worker left it across a restart (nil: a new one), which start
+// frees when it does not use it. It returns where the first start's
+// result comes, or nil when the worker runs already.
+func (m *Manager) start(ctx context.Context, serverID string, kept *lease) (<-chan error, error) {
+	if err := m.waitStopped(ctx, serverID); err != nil {
+		m.endLease(kept)
+		return nil, err
+	}
+	m.mu.Lock()
+	started, err := m.startLocked(ctx, serverID, kept)
+	m.mu.Unlock()
+	if started == nil { // not started: kept is not used
+		m.endLease(kept)
+	}
+	return started, err
+}
+
+// waitStopped waits for the end of the server's worker if it is stopping
+// (a stop that gave up waiting): its ID and device are its until then.
+func (m *Manager) waitStopped(ctx context.Context, serverID string) error {
+	m.mu.Lock()
+	r := m.workers[serverID]
+	stopping := r != nil && r.stopping
+	m.mu.Unlock()
+	if !stopping {
+		return nil
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return fmt.Errorf("server %s: its worker is still stopping: %w", serverID, ctx.Err())
+	}
+	m.mu.Lock()
+	k := r.kept
+	r.kept = nil
+	m.mu.Unlock()
+	m.endLease(k)
+	return nil
+}
+
+// endLease frees a lease that no worker will use.
+func (m *Manager) endLease(l *lease) {
+	if l != nil {
+		l.end(m.o.Log)
+	}
+}
+
+// startLocked is start's part under m.mu.
+func (m *Manager) startLocked(ctx context.Context, serverID string, kept *lease) (<-chan error, error) {
+	if m.closed {
+		return nil, ErrClosed
+	}
+	if m.suspended != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSuspended, m.suspended)
+	}
+	if r := m.workers[serverID]; r != nil && !r.stopping {
+		return nil, nil
+	}
+	for id := range m.workers {
+		if id != serverID && DeviceName(id) == DeviceName(serverID) {
+			return nil, fmt.Errorf("%w: server %s's worker uses %s", ErrDevice, id, DeviceName(id))
+		}
+	}
+	if err := m.prepare(ctx); err != nil {
+		return nil, err
+	}
+	l, err := m.account(serverID, kept)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	r := &running{w: newWorker(serverID, &m.o, l.acct), cancel: cancel, done: make(chan struct{})}
+	m.workers[serverID] = r
+	started := make(chan error, 1)
+	go func() {
+		r.w.run(rctx, started)
+		m.finish(serverID, r, l)
+	}()
+	return started, nil
+}
+
+// finish ends a worker whose run returned: every process left under its
+// uid is killed; its ID is freed, kept for a restart, or quarantined; its
+// device and directory are removed when a Stop asked; then it leaves
+// m.workers and done closes.
+func (m *Manager) finish(serverID string, r *running, l *lease) {
+	ok := l.clean(m.o.Log)
+	m.mu.Lock()
+	remove := r.remove
+	m.mu.Unlock()
+	var cerr error
+	if remove {
+		cerr = m.cleanup(context.Background(), serverID)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r.removed, r.cleanupErr = remove, cerr
+	switch {
+	case !ok: // quarantined
+	case r.keep && !r.remove:
+		r.kept = l
+	case l.s != nil:
+		l.s.release(l.id)
+	}
+	if m.workers[serverID] == r {
+		delete(m.workers, serverID)
+	}
+	close(r.done)
+}
+
 // prepare checks, before the first start, the executable, the account and
-// the base directory (m.mu held).
+// the base directory, and sweeps what an earlier core left (m.mu held).
 func (m *Manager) prepare(ctx context.Context) error {
 	if _, err := os.Stat(m.o.OpenVPN); err != nil {
 		return fmt.Errorf("openvpn executable (install the openvpn package): %w", err)
@@ -189,52 +333,102 @@ func (m *Manager) prepare(ctx context.Context) error {
 			return err
 		}
 		m.o.Account, m.ids = a, ids
+		m.sweep(ctx)
 	}
 	return prepareBase(m.o.Dir)
 }
 
 // Stop stops the server's worker and removes its device and directory.
-// Stopping a worker that does not run does nothing.
+// Stopping a worker that does not run does nothing. When ctx ends first
+// the worker still stops (within its grace period) and its device and
+// directory go at its end. A stop does not wait for a start under way:
+// it cancels it (the start fails with ErrStopped), then takes its turn.
 func (m *Manager) Stop(ctx context.Context, serverID string) error {
-	return m.stop(ctx, serverID, true)
-}
-
-// Restart stops the worker (keeping its device) and starts it again.
-func (m *Manager) Restart(ctx context.Context, serverID string) error {
-	if err := m.stop(ctx, serverID, false); err != nil {
+	m.mu.Lock()
+	if r := m.workers[serverID]; r != nil {
+		r.stopping, r.remove, r.keep = true, true, false
+		r.cancel()
+	}
+	m.mu.Unlock()
+	unlock, err := m.lockServer(ctx, serverID)
+	if err != nil {
 		return err
 	}
-	err := m.Start(ctx, serverID)
+	defer unlock()
+	_, err = m.stop(ctx, serverID, true)
+	return err
+}
+
+// Restart stops the worker (keeping its device and its ID) and starts it
+// again; nothing else starts or stops it meanwhile.
+func (m *Manager) Restart(ctx context.Context, serverID string) error {
+	unlock, err := m.lockServer(ctx, serverID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	kept, err := m.stop(ctx, serverID, false)
+	if err != nil {
+		return err
+	}
+	started, err := m.start(ctx, serverID, kept)
 	if errors.Is(err, ErrSuspended) {
 		// Suspended between the stop and the start: the device kept for
 		// the restart goes, as Suspend's stops remove theirs.
 		err = errors.Join(err, m.cleanup(ctx, serverID))
 	}
-	return err
+	if err != nil || started == nil {
+		return err
+	}
+	return waitStarted(ctx, started)
 }
 
-func (m *Manager) stop(ctx context.Context, serverID string, remove bool) error {
+// stop stops the server's worker (its lock held) and waits for its end.
+// remove: its device and directory go too; otherwise (a restart) it
+// returns the worker's ID, kept for the next start (nil when none).
+func (m *Manager) stop(ctx context.Context, serverID string, remove bool) (*lease, error) {
 	m.mu.Lock()
 	r := m.workers[serverID]
-	delete(m.workers, serverID)
-	m.mu.Unlock()
 	if r == nil {
+		m.mu.Unlock()
 		if remove {
-			return m.cleanup(ctx, serverID)
+			return nil, m.cleanup(ctx, serverID)
 		}
-		return nil
+		return nil, nil
 	}
+	if !r.stopping {
+		r.stopping, r.keep = true, !remove
+	}
+	if remove {
+		r.remove, r.keep = true, false
+	}
+	m.mu.Unlock()
 	r.cancel()
 	select {
 	case <-r.done:
 	case <-ctx.Done():
-		// It still stops (within its grace period); the caller stops waiting.
-		return fmt.Errorf("stop worker %s: %w", serverID, ctx.Err())
+		// It still stops (within its grace period) and its end frees its
+		// ID; the caller stops waiting.
+		m.mu.Lock()
+		r.keep = false
+		k := r.kept // its end came meanwhile
+		r.kept = nil
+		m.mu.Unlock()
+		m.endLease(k)
+		return nil, fmt.Errorf("stop worker %s: %w", serverID, ctx.Err())
 	}
+	m.mu.Lock()
+	kept, removed, cerr := r.kept, r.removed, r.cleanupErr
+	r.kept = nil
+	m.mu.Unlock()
 	if remove {
-		return m.cleanup(ctx, serverID)
+		m.endLease(kept)
+		if !removed {
+			cerr = m.cleanup(ctx, serverID)
+		}
+		return nil, cerr
 	}
-	return nil
+	return kept, nil
 }
 
 // cleanup removes a stopped worker's device and directory.
@@ -301,7 +495,7 @@ func (m *Manager) Close() {
 func (m *Manager) worker(serverID string) *worker {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if r := m.workers[serverID]; r != nil {
+	if r := m.workers[serverID]; r != nil && !r.stopping {
 		return r.w
 	}
 	return nil
@@ -312,7 +506,9 @@ func (m *Manager) all() []*worker {
 	defer m.mu.Unlock()
 	out := make([]*worker, 0, len(m.workers))
 	for _, r := range m.workers {
-		out = append(out, r.w)
+		if !r.stopping {
+			out = append(out, r.w)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
 	return out
