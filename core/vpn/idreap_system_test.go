@@ -39,7 +39,10 @@ func ownIDsOptions(t *testing.T, logs io.Writer, r IDRange, pre string) (Options
 		err = os.WriteFile(filepath.Join(dir, "vpn.test"), self, 0o755)
 	}
 	if err == nil {
-		err = os.WriteFile(filepath.Join(dir, "openvpn"), []byte("#!/bin/sh\n"+pre+fakeEnv+"=1 exec "+dir+"/vpn.test \"$@\"\n"), 0o755)
+		err = workerFake(t).WriteScript(filepath.Join(dir, "openvpn.fake"), filepath.Join(dir, "vpn.test"))
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "openvpn"), []byte("#!/bin/sh\n"+pre+"exec "+dir+"/openvpn.fake \"$@\"\n"), 0o755)
 	}
 	if err := errors.Join(err, os.Chmod(dir, 0o755)); err != nil {
 		t.Fatal(err)
