@@ -2,10 +2,9 @@ package core
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"slices"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/pki"
@@ -67,12 +66,15 @@ func (s *Service) updateOrg(c *rpc.Call, req *api.OrganizationUpdate) (*api.Orga
 }
 
 // deleteOrg removes the organization, its users (and their sync tokens),
-// its CA and revocation list, and detaches it from every server. Then,
-// as a user's delete does, its users' live sessions end and their
-// firewall elements go, and the started workers of the servers it was
-// attached to restart without its CA. Each of these steps runs whatever
-// the others did; when one fails the organization is deleted all the
-// same and the call answers 500 (the audit entry and the log say what).
+// its CA and revocation list, and detaches it from every server. Then
+// its users' live sessions end (all of them first: a kill is one command
+// to a worker), their approvals go with their firewall elements (one scan
+// of the approvals), and the started workers of the servers it was
+// attached to restart without its CA. That work runs on a context of its
+// own (accessContext): the organization is gone whatever becomes of the
+// request. Each step runs whatever the others did; when one fails the
+// organization is deleted all the same and the call answers 500 (the
+// audit entry names the failed steps, the log says how).
 func (s *Service) deleteOrg(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, error) {
 	orgID := c.Params["org_id"]
 	var (
@@ -120,15 +122,24 @@ func (s *Service) deleteOrg(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, error)
 	}
 	s.log.Info("organization deleted", "org_id", orgID, "users", len(userIDs), "servers", len(attached), "by", c.Session.Username)
 	const why = "organization deleted"
-	ended, errSessions := s.endUsersSessions(c.Ctx, userIDs, "", why)
-	errRestart := s.restartWorkers(c.Ctx, attached, why)
-	s.refreshCRLs(c.Ctx)
-	c.Audit.Detail = fmt.Sprintf("users=%d servers=%d sessions_ended=%d", len(userIDs), len(attached), ended)
-	if err := errors.Join(errSessions, errRestart); err != nil {
-		s.log.Error("organization deleted, but its users' access was not all taken away", "org_id", orgID, "err", err)
-		return nil, &rpc.Error{Status: http.StatusInternalServerError, Code: "access_not_revoked",
-			Message: "organization deleted, but its users' sessions, firewall elements or the workers of its servers were not all brought in line (see the core's log)"}
+	ctx, cancel := accessContext(c.Ctx)
+	defer cancel()
+	start := time.Now()
+	var steps accessSteps
+	ended, err := s.killUsersSessions(ctx, userIDs, "", why)
+	steps.add("sessions", err)
+	steps.add("firewall", s.revokeOrgFirewall(ctx, orgID, userIDs, why))
+	steps.add("workers", s.restartWorkers(ctx, attached, why))
+	s.refreshCRLs(ctx)
+	c.Audit.Detail = fmt.Sprintf("users=%d servers=%d sessions_ended=%d", len(userIDs), len(attached), ended) + steps.auditDetail()
+	if err := steps.err(); err != nil {
+		s.log.Error("organization deleted, but its users' access was not all taken away", "org_id", orgID,
+			"sessions_ended", ended, "took", time.Since(start), "err", err)
+		return nil, errAccessNotRevoked("organization deleted, but its users' sessions, firewall elements " +
+			"or the workers of its servers were not all brought in line")
 	}
+	s.log.Info("organization's access taken away", "org_id", orgID, "users", len(userIDs), "sessions_ended", ended,
+		"took", time.Since(start))
 	return &api.OKResponse{OK: true}, nil
 }
 

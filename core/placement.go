@@ -85,7 +85,9 @@ func (s *Service) syncWorkers(ctx context.Context) error {
 			continue
 		}
 		if err := s.workers.Start(ctx, id); errors.Is(err, vpn.ErrSuspended) {
-			return nil
+			// Suspended: none starts; the stops' and restarts' failures
+			// above stand.
+			return errors.Join(errs...)
 		} else if err != nil {
 			s.log.Error("vpn worker did not start; retrying with back-off", "server_id", id, "err", err)
 		}

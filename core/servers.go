@@ -206,21 +206,38 @@ func (s *Service) updateServer(c *rpc.Call, req *api.ServerUpdate) (*api.Server,
 	}
 	s.log.Info("server updated", "server_id", rec.ID, "by", c.Session.Username)
 	detached := slices.DeleteFunc(slices.Clone(before.Organizations), func(o string) bool { return slices.Contains(rec.Organizations, o) })
+	// Organizations detached: their users' access goes after the commit
+	// whatever becomes of the request (as deleteOrg's), and a step that
+	// fails makes the answer a 500 with the steps in the audit entry.
+	ctx := c.Ctx
+	var steps accessSteps
 	if len(detached) > 0 {
-		s.endDetachedSessions(c.Ctx, rec.ID, detached)
+		var cancel context.CancelFunc
+		ctx, cancel = accessContext(c.Ctx)
+		defer cancel()
+		ended, err := s.endDetachedSessions(ctx, rec.ID, detached)
+		steps.add("sessions", err)
+		c.Audit.Detail = fmt.Sprintf("organizations_detached=%d sessions_ended=%d", len(detached), ended)
 	}
 	switch {
 	case before.Protocol != rec.Protocol || before.Port != rec.Port:
-		// What approvals opened is for the old port: closed now.
-		s.revokeServerFirewall(c.Ctx, rec.ID, "server port changed")
+		// What approvals opened is for the old port: closed now (the
+		// detached organizations' users' with the others').
+		err := s.revokeServerFirewall(ctx, rec.ID, "server port changed")
+		if len(detached) > 0 {
+			steps.add("firewall", err)
+		}
 	case len(detached) > 0:
 		// The detached organizations' users lose what their approvals
 		// opened on this server; the other organizations' users keep
 		// theirs (the worker restarts below and their clients reconnect).
-		s.revokeDetachedFirewall(c.Ctx, rec.ID, detached)
+		steps.add("firewall", s.revokeDetachedFirewall(ctx, rec.ID, detached))
 	}
 	if rec.Started && workerChanged(&before, rec) && s.place.runs(rec) {
-		s.restartWorker(c.Ctx, rec.ID)
+		err := s.restartWorker(ctx, rec.ID, "server changed")
+		if len(detached) > 0 {
+			steps.add("workers", err)
+		}
 	}
 	if !slices.Equal(before.Gateways, rec.Gateways) {
 		if err := s.syncWorkers(c.Ctx); err != nil {
@@ -230,7 +247,21 @@ func (s *Service) updateServer(c *rpc.Call, req *api.ServerUpdate) (*api.Server,
 	if rec.Started && rec.NAT && !before.NAT {
 		s.warnIfNotForwarding(rec.ID)
 	}
-	return s.afterServerChange(c, rec)
+	stepsErr := steps.err()
+	if stepsErr != nil {
+		c.Audit.Detail += steps.auditDetail()
+		s.log.Error("organizations detached, but their users' access to the server was not all taken away",
+			"server_id", rec.ID, "org_ids", detached, "err", stepsErr)
+	}
+	out, err := s.afterServerChange(c, rec)
+	if err != nil {
+		return nil, err
+	}
+	if stepsErr != nil {
+		return nil, errAccessNotRevoked("server updated, but the detached organizations' users' sessions on it, " +
+			"their firewall elements or its worker were not all brought in line")
+	}
+	return out, nil
 }
 
 // workerChanged reports whether an update changes what the server's worker
@@ -243,50 +274,43 @@ func workerChanged(a, b *serverRecord) bool {
 
 // revokeServerFirewall closes what live approvals opened for the server
 // and spends their tokens; a failure is logged (the kernel timeouts still
-// close the elements).
-func (s *Service) revokeServerFirewall(ctx context.Context, id, why string) {
+// close the elements) and returned.
+func (s *Service) revokeServerFirewall(ctx context.Context, id, why string) error {
 	if s.approver == nil {
-		return
+		return nil
 	}
 	n, err := s.approver.RevokeServer(ctx, id)
 	if err != nil {
 		s.log.Error("firewall elements of the server not revoked", "server_id", id, "why", why, "err", err)
-		return
+		return fmt.Errorf("revoke the firewall elements of server %s: %w", id, err)
 	}
 	if n > 0 {
 		s.log.Info("firewall elements of the server revoked", "server_id", id, "why", why, "count", n)
 	}
+	return nil
 }
 
 // revokeDetachedFirewall closes what the live approvals of the detached
-// organizations' users opened on the server; failures are logged.
-func (s *Service) revokeDetachedFirewall(ctx context.Context, serverID string, orgIDs []string) {
+// organizations' users opened on the server; failures are logged and
+// returned joined (each organization's revocation runs whatever the
+// others' did).
+func (s *Service) revokeDetachedFirewall(ctx context.Context, serverID string, orgIDs []string) error {
 	if s.approver == nil {
-		return
+		return nil
 	}
+	var errs []error
 	for _, org := range orgIDs {
 		n, err := s.approver.RevokeOrgOnServer(ctx, org, serverID)
 		if err != nil {
 			s.log.Error("firewall elements of a detached organization not revoked", "server_id", serverID, "org_id", org, "err", err)
+			errs = append(errs, fmt.Errorf("revoke the firewall elements of organization %s on server %s: %w", org, serverID, err))
 			continue
 		}
 		if n > 0 {
 			s.log.Info("firewall elements of a detached organization revoked", "server_id", serverID, "org_id", org, "count", n)
 		}
 	}
-}
-
-// restartWorker restarts a started server's worker after a change; a
-// failure is logged (the worker keeps retrying).
-func (s *Service) restartWorker(ctx context.Context, id string) {
-	if s.workers == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, workerTimeout)
-	defer cancel()
-	if err := s.workers.Restart(ctx, id); err != nil {
-		s.log.Error("vpn worker not restarted after the server changed", "server_id", id, "err", err)
-	}
+	return errors.Join(errs...)
 }
 
 // deleteServer stops the server's worker, removes the server and its keys
@@ -324,7 +348,7 @@ func (s *Service) deleteServer(c *rpc.Call, _ *api.NoBody) (*api.OKResponse, err
 		return nil, err
 	}
 	s.log.Info("server deleted", "server_id", id, "by", c.Session.Username)
-	s.revokeServerFirewall(c.Ctx, id, "server deleted")
+	_ = s.revokeServerFirewall(c.Ctx, id, "server deleted") // logged there
 	if err := s.syncFirewall(c.Ctx); err != nil {
 		return nil, err
 	}

@@ -31,6 +31,14 @@ type userRevoker interface {
 	RevokeUser(ctx context.Context, userID string) error
 }
 
+// orgRevoker is a userRevoker that also takes away, in one go, what the
+// firewall holds for an organization's users (the approver: one scan of
+// the approvals rather than one per user). revokeOrgFirewall falls back to
+// RevokeUser per user for a userRevoker without it.
+type orgRevoker interface {
+	RevokeOrg(ctx context.Context, orgID string) error
+}
+
 // approverCredentials is the one adapter between the workers and
 // dynfw.Approver's credential check.
 type approverCredentials struct{ a *dynfw.Approver }
@@ -48,10 +56,16 @@ func (r approverRevoker) RevokeUser(ctx context.Context, userID string) error {
 	return err
 }
 
+func (r approverRevoker) RevokeOrg(ctx context.Context, orgID string) error {
+	_, err := r.a.RevokeOrg(ctx, orgID)
+	return err
+}
+
 // noRevoker stands in when the core runs without approvals.
 type noRevoker struct{}
 
 func (noRevoker) RevokeUser(context.Context, string) error { return nil }
+func (noRevoker) RevokeOrg(context.Context, string) error  { return nil }
 
 // workerAuth is the core's vpn.Decider: every connect and re-authentication
 // of every worker is decided here.

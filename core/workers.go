@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/user"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/core/pki"
+	"github.com/portcullis-gw/portcullis/core/rpc"
 	"github.com/portcullis-gw/portcullis/core/vpn"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
@@ -196,8 +198,11 @@ func (s *Service) refreshCRLs(ctx context.Context) {
 
 // endUserSessions ends the user's live VPN sessions (on serverID's worker
 // only, when it is set) and takes away its firewall elements; then the
-// CRLs are signed again. Failures are logged.
+// CRLs are signed again. Failures are logged. It runs after a commit, on
+// a context of its own (accessContext).
 func (s *Service) endUserSessions(ctx context.Context, userID, serverID, why string) {
+	ctx, cancel := accessContext(ctx)
+	defer cancel()
 	_, _ = s.killSessions(ctx, userID, serverID, why)
 	if serverID == "" {
 		_ = s.revokeUserFirewall(ctx, userID, why)
@@ -234,18 +239,35 @@ func (s *Service) revokeUserFirewall(ctx context.Context, userID, why string) er
 	return nil
 }
 
-// killParallel bounds how many users' sessions endUsersSessions ends at
+// killParallel bounds how many users' sessions killUsersSessions ends at
 // once (each kill waits haltDelay for the HALT to reach the client).
 const killParallel = 16
 
-// endUsersSessions ends the live VPN sessions of users who lost their
+// accessRevokeTimeout bounds what follows the commit of a change that
+// takes access away from many users at once (an organization deleted or
+// detached): ending their sessions, revoking their approvals, restarting
+// the workers. It runs whatever becomes of the request (accessContext).
+const accessRevokeTimeout = 10 * time.Minute
+
+// accessContext is the context of the work that takes access away after
+// the change is committed: detached from the request's, so that a client
+// that goes away or the request's deadline cannot leave the access half
+// taken away, and bounded by accessRevokeTimeout.
+func accessContext(request context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(request), accessRevokeTimeout)
+}
+
+// killUsersSessions ends the live VPN sessions of users who lost their
 // right to connect (their organization deleted: serverID empty; or
-// detached from serverID: that server's sessions only) and takes away
-// their firewall elements (all of them when serverID is empty; see
-// endOrgAccess for a detach). Every user's every step runs whatever the
-// others did: the failures are logged and returned joined, with how many
-// sessions were ended.
-func (s *Service) endUsersSessions(ctx context.Context, userIDs []string, serverID, why string) (int, error) {
+// detached from serverID: that server's sessions only), killParallel
+// users at once, and nothing else: the firewall's work comes after
+// (revokeOrgFirewall, revokeDetachedFirewall), so that every session ends
+// first. Every user's kill runs whatever the others' did: the failures are
+// logged and returned joined, with how many sessions were ended.
+func (s *Service) killUsersSessions(ctx context.Context, userIDs []string, serverID, why string) (int, error) {
+	if s.workers == nil {
+		return 0, nil
+	}
 	var (
 		mu    sync.Mutex
 		ended int
@@ -258,9 +280,6 @@ func (s *Service) endUsersSessions(ctx context.Context, userIDs []string, server
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			n, err := s.killSessions(ctx, id, serverID, why)
-			if serverID == "" {
-				err = errors.Join(err, s.revokeUserFirewall(ctx, id, why))
-			}
 			mu.Lock()
 			defer mu.Unlock()
 			ended += n
@@ -273,47 +292,119 @@ func (s *Service) endUsersSessions(ctx context.Context, userIDs []string, server
 	return ended, errors.Join(errs...)
 }
 
+// revokeOrgFirewall takes away the firewall elements of the deleted
+// organization's users (its live approvals): in one scan of the approvals
+// when the revoker can (orgRevoker), else user by user. A failure is
+// logged and returned.
+func (s *Service) revokeOrgFirewall(ctx context.Context, orgID string, userIDs []string, why string) error {
+	r, ok := s.revoker.(orgRevoker)
+	if !ok {
+		var errs []error
+		for _, id := range userIDs {
+			errs = append(errs, s.revokeUserFirewall(ctx, id, why))
+		}
+		return errors.Join(errs...)
+	}
+	if err := r.RevokeOrg(ctx, orgID); err != nil {
+		s.log.Error("firewall elements of the organization not revoked", "org_id", orgID, "why", why, "err", err)
+		return fmt.Errorf("revoke the firewall elements of organization %s: %w", orgID, err)
+	}
+	return nil
+}
+
 // restartWorkers restarts the workers of the started servers placed here
 // among srvs, after a change of what they trust (an organization deleted
 // or detached: its CA goes from their configuration). Each restart runs
-// whatever the others did: the failures are logged and returned joined.
+// whatever the others did: the failures are returned joined.
 func (s *Service) restartWorkers(ctx context.Context, srvs []serverRecord, why string) error {
 	if s.workers == nil {
 		return nil
 	}
 	var errs []error
 	for i := range srvs {
-		if !srvs[i].Started || !s.place.runs(&srvs[i]) {
-			continue
+		if srvs[i].Started && s.place.runs(&srvs[i]) {
+			errs = append(errs, s.restartWorker(ctx, srvs[i].ID, why))
 		}
-		id := srvs[i].ID
-		rctx, cancel := context.WithTimeout(ctx, workerTimeout)
-		err := s.workers.Restart(rctx, id)
-		cancel()
-		if err != nil {
-			s.log.Error("vpn worker not restarted", "server_id", id, "why", why, "err", err)
-			errs = append(errs, fmt.Errorf("restart the worker of server %s: %w", id, err))
-			continue
-		}
-		s.log.Info("vpn worker restarted", "server_id", id, "why", why)
 	}
 	return errors.Join(errs...)
 }
 
+// restartWorker restarts a started server's worker after a change of what
+// it runs; a failure is logged and returned. A worker that is not started
+// (none was, or the workers are suspended: notification state) needs no
+// restart: it reads its server afresh when it starts.
+func (s *Service) restartWorker(ctx context.Context, id, why string) error {
+	if s.workers == nil {
+		return nil
+	}
+	if _, ok := s.workers.Status(id); !ok {
+		s.log.Info("vpn worker not running: nothing to restart", "server_id", id, "why", why)
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, workerTimeout)
+	err := s.workers.Restart(rctx, id)
+	cancel()
+	if errors.Is(err, vpn.ErrSuspended) {
+		// Suspended meanwhile: stopped, it starts afresh on resume.
+		s.log.Info("vpn worker stopped, suspended: nothing to restart", "server_id", id, "why", why, "err", err)
+		return nil
+	}
+	if err != nil {
+		s.log.Error("vpn worker not restarted", "server_id", id, "why", why, "err", err)
+		return fmt.Errorf("restart the worker of server %s: %w", id, err)
+	}
+	s.log.Info("vpn worker restarted", "server_id", id, "why", why)
+	return nil
+}
+
 // endDetachedSessions ends, on the server's worker, the live sessions of
 // the users of the organizations detached from it (with a HALT: their
-// clients do not come back; the worker's restart ends the others).
-// Failures are logged. The firewall elements go with the server's
-// (revokeServerFirewall): an approval names its server, and the approver
-// revokes by user or by server only.
-func (s *Service) endDetachedSessions(ctx context.Context, serverID string, orgIDs []string) {
+// clients do not come back; the worker's restart ends the others). It
+// returns how many sessions ended; failures are logged and returned. The
+// firewall elements go with revokeDetachedFirewall.
+func (s *Service) endDetachedSessions(ctx context.Context, serverID string, orgIDs []string) (int, error) {
 	const why = "organization detached"
 	users, err := s.orgUserIDs(ctx, orgIDs)
 	if err != nil {
 		s.log.Error("vpn sessions of a detached organization not ended", "server_id", serverID, "org_ids", orgIDs, "err", err)
-		return
+		return 0, err
 	}
-	if _, err := s.endUsersSessions(ctx, users, serverID, why); err != nil {
+	n, err := s.killUsersSessions(ctx, users, serverID, why)
+	if err != nil {
 		s.log.Error("vpn sessions of a detached organization not all ended", "server_id", serverID, "org_ids", orgIDs, "err", err)
 	}
+	return n, err
+}
+
+// accessSteps collects the steps that take access away after a commit
+// (the sessions, the firewall, the workers) and how they failed.
+type accessSteps struct {
+	failed []string
+	errs   []error
+}
+
+// add records the step's outcome (err nil: it succeeded).
+func (a *accessSteps) add(step string, err error) {
+	if err != nil {
+		a.failed = append(a.failed, step)
+		a.errs = append(a.errs, err)
+	}
+}
+
+// err is the steps' failures joined (nil: none failed).
+func (a *accessSteps) err() error { return errors.Join(a.errs...) }
+
+// auditDetail names the failed steps for the audit entry ("" when none
+// failed): the log has the errors.
+func (a *accessSteps) auditDetail() string {
+	if len(a.failed) == 0 {
+		return ""
+	}
+	return " failed=" + strings.Join(a.failed, ",")
+}
+
+// errAccessNotRevoked is the answer to a change committed whose taking
+// away of access did not complete (the audit entry says which steps).
+func errAccessNotRevoked(msg string) error {
+	return &rpc.Error{Status: http.StatusInternalServerError, Code: "access_not_revoked", Message: msg + " (see the core's log)"}
 }
