@@ -133,7 +133,7 @@ func TestOrgDeleteManyUsersEndsAccess(t *testing.T) {
 	took := time.Since(start)
 	killed := 0
 	for _, u := range users {
-		if l.count(t, l.df.ID+" kill "+u.ID) == 1 {
+		if l.fake.Count(t, l.df.ID+" kill "+u.ID) == 1 {
 			killed++
 		}
 	}
@@ -161,7 +161,7 @@ func TestOrgDeleteManyUsersEndsAccess(t *testing.T) {
 	if len(removed) != nUsers || !strings.HasPrefix(removed[0], "10.2.") || !strings.HasPrefix(removed[nUsers-1], "10.2.") {
 		t.Errorf("%d elements removed, want the organization's %d", len(removed), nUsers)
 	}
-	if n := l.count(t, l.df.ID+" start"); n != 2 {
+	if n := l.fake.Count(t, l.df.ID+" start"); n != 2 {
 		t.Errorf("df's worker: %d starts, want 2 (a restart)", n)
 	}
 	a := l.lastAudit(t, "org.delete")
@@ -193,10 +193,10 @@ func TestOrgDeleteOutlivesRequest(t *testing.T) {
 		t.Errorf("delete organization: %v (audit detail %q)", err, c.Audit.Detail)
 	}
 	for _, srv := range []api.Server{l.df, l.plain} {
-		if n := l.count(t, srv.ID+" kill "+l.alice.ID); n != 1 {
-			t.Errorf("alice's session on %s: %d kills; events %q", srv.Name, n, l.events(t))
+		if n := l.fake.Count(t, srv.ID+" kill "+l.alice.ID); n != 1 {
+			t.Errorf("alice's session on %s: %d kills; events %q", srv.Name, n, l.fake.Events(t))
 		}
-		if n := l.count(t, srv.ID+" start"); n != 2 {
+		if n := l.fake.Count(t, srv.ID+" start"); n != 2 {
 			t.Errorf("%s's worker: %d starts, want 2 (a restart)", srv.Name, n)
 		}
 	}
@@ -223,7 +223,7 @@ func TestOrgDeleteWhileSuspended(t *testing.T) {
 	if got := l.approvals(t); len(got) != 0 {
 		t.Errorf("approvals left: %q", got)
 	}
-	if n := l.count(t, l.df.ID+" start"); n != 1 {
+	if n := l.fake.Count(t, l.df.ID+" start"); n != 1 {
 		t.Errorf("df's worker: %d starts, want 1 (none while suspended)", n)
 	}
 	if got := l.c.svc.workers.Running(); len(got) != 0 {
@@ -254,13 +254,13 @@ func TestOrgDetachStepFailure(t *testing.T) {
 	if st := l.c.do("GET", "/server/"+l.df.ID, nil, &srv); st != 200 || len(srv.Organizations) != 1 || srv.Organizations[0] != l.other.ID {
 		t.Errorf("server after the detach: %d %+v", st, srv.Organizations)
 	}
-	if n := l.count(t, l.df.ID+" kill "+l.alice.ID); n != 1 {
+	if n := l.fake.Count(t, l.df.ID+" kill "+l.alice.ID); n != 1 {
 		t.Errorf("alice's session on df: %d kills", n)
 	}
-	if n := l.count(t, l.df.ID+" kill "+l.mallory.ID); n != 0 {
+	if n := l.fake.Count(t, l.df.ID+" kill "+l.mallory.ID); n != 0 {
 		t.Errorf("mallory's session on df: %d kills", n)
 	}
-	if n := l.count(t, l.df.ID+" start"); n != 2 {
+	if n := l.fake.Count(t, l.df.ID+" start"); n != 2 {
 		t.Errorf("df's worker: %d starts, want 2", n)
 	}
 	a := l.lastAudit(t, "server.update")
