@@ -29,9 +29,23 @@ func (noLinks) Remove(context.Context, string) error  { return nil }
 // Decider; events, when set, receives the workers' events.
 func fakeWorkers(t *testing.T, fake *vpntest.Fake, st store.Store, log *slog.Logger, events func(vpn.WorkerEvent)) *vpn.Manager {
 	t.Helper()
-	m := vpn.New(vpn.Options{Log: log, Dir: filepath.Join(t.TempDir(), "vpn"), OpenVPN: fake.Script,
+	return fakeWorkersDecidedBy(t, fake, st, log, events, newWorkerAuth(st, nil, log))
+}
+
+// fakeWorkersDecidedBy is fakeWorkers with the connects decided by d (one
+// that wraps the core's Decider, say).
+func fakeWorkersDecidedBy(t *testing.T, fake *vpntest.Fake, st store.Store, log *slog.Logger, events func(vpn.WorkerEvent), d vpn.Decider) *vpn.Manager {
+	t.Helper()
+	// A short directory, not t.TempDir: the management sockets' paths in
+	// it must fit a sockaddr_un, whatever the test's name.
+	dir, err := os.MkdirTemp("", "vpn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	m := vpn.New(vpn.Options{Log: log, Dir: filepath.Join(dir, "vpn"), OpenVPN: fake.Script,
 		Account: vpn.Account{Name: "me", UID: os.Geteuid(), GID: os.Getegid()}, MgmtUser: "me",
-		Decider: newWorkerAuth(st, nil, log), Specs: workerSpecs{st: st, now: time.Now}, Links: noLinks{},
+		Decider: d, Specs: workerSpecs{st: st, now: time.Now}, Links: noLinks{},
 		Events: events, MinBackoff: 50 * time.Millisecond})
 	t.Cleanup(m.Close)
 	return m

@@ -9,13 +9,14 @@
 // Each fake process reads its configuration from fd 3 as openvpn does,
 // listens on the management socket of its worker directory (fd 4),
 // announces the connects of its server's clients for the core to decide,
-// lists the connected ones in `status 3` and answers the kills; with
-// Config.Notes it also keeps the configuration in
-// <Fake.Dir>/config-<server id> and notes its start and each client-kill
-// in <Fake.Dir>/events. Only the _test.go files of core and core/vpn
-// import it (core's TestVPNTestOnlyInCoreTests holds them to that); it
-// does not import core/vpn (whose own tests use it), so it spells the
-// worker's file descriptors and socket name itself.
+// lists the connected ones (but the Hidden) in `status 3` and answers the
+// kills; with Config.Notes it also keeps the configuration in
+// <Fake.Dir>/config-<server id> and notes its start, the core's
+// decisions, each client-kill and each kill by common name in
+// <Fake.Dir>/events. Only the _test.go files of core and core/vpn import
+// it (core's TestVPNTestOnlyInCoreTests holds them to that); it does not
+// import core/vpn (whose own tests use it), so it spells the worker's file
+// descriptors and socket name itself.
 package vpntest
 
 import (
@@ -63,6 +64,10 @@ type Client struct {
 	// from the start (before the management connection): only `status 3`
 	// lists it.
 	Announce bool
+	// Hidden has an announced client, once allowed, neither established
+	// nor listed by `status 3`: as between OpenVPN's client-auth and its
+	// CLIENT_LIST. It is killed as a listed one.
+	Hidden bool
 }
 
 // Fake is a fake openvpn set up for one test in a temporary directory:
@@ -121,6 +126,9 @@ func (f *Fake) WriteScript(path, binary string) error {
 			if _, err := serialDec(c.Serial); err != nil {
 				return fmt.Errorf("server %s, client %s: %w", id, c.CN, err)
 			}
+			if c.Hidden && !c.Announce {
+				return fmt.Errorf("server %s, client %s: hidden but not announced", id, c.CN)
+			}
 		}
 	}
 	raw, err := json.Marshal(setup{Config: f.cfg, Dir: f.Dir})
@@ -138,8 +146,11 @@ func (f *Fake) WriteScript(path, binary string) error {
 // shellQuote quotes s for sh.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// Events are the fake's notes, oldest first: "<server id> start" and
-// "<server id> kill <common name>" (a client-kill).
+// Events are the fake's notes, oldest first: "<server id> start",
+// "<server id> auth <client id>" and "<server id> deny <client id>" (the
+// core's decision on a connect), "<server id> kill <common name>" (a
+// client-kill) and "<server id> killcn <common name>" (a kill by common
+// name, whether or not it found a client).
 func (f *Fake) Events(t testing.TB) []string {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(f.Dir, eventsName))

@@ -52,7 +52,7 @@ func Run() int {
 // client states
 const (
 	pending = iota // announced, not decided yet
-	up             // connected: listed
+	up             // connected: listed (unless Hidden)
 	gone           // denied or killed
 )
 
@@ -189,19 +189,30 @@ func (f *fake) command(cmd string) []string {
 	a := strings.Fields(cmd)
 	switch {
 	case len(a) == 3 && a[0] == "client-auth-nt":
-		if cid, ok := f.client(a[1]); ok && f.state[cid] == pending {
-			f.state[cid] = up
+		out := []string{"SUCCESS: client-auth command succeeded"}
+		cid, ok := f.client(a[1])
+		if ok {
+			f.note("auth " + strconv.Itoa(cid))
+			if f.state[cid] == pending {
+				f.state[cid] = up
+			}
 		}
-		return []string{"SUCCESS: client-auth command succeeded", ">CLIENT:ESTABLISHED," + a[1], ">CLIENT:ENV,END"}
+		if ok && f.clients[cid].Hidden {
+			return out
+		}
+		return append(out, ">CLIENT:ESTABLISHED,"+a[1], ">CLIENT:ENV,END")
 	case len(a) >= 3 && a[0] == "client-deny":
-		if cid, ok := f.client(a[1]); ok && f.state[cid] == pending {
-			f.state[cid] = gone
+		if cid, ok := f.client(a[1]); ok {
+			f.note("deny " + strconv.Itoa(cid))
+			if f.state[cid] == pending {
+				f.state[cid] = gone
+			}
 		}
 		return []string{"SUCCESS: client-deny command succeeded"}
 	case cmd == "status 3":
 		out := []string{"TITLE\tfake", "HEADER\tCLIENT_LIST\tCommon Name\tReal Address\tVirtual Address\tVirtual IPv6 Address\tBytes Received\tBytes Sent\tConnected Since\tConnected Since (time_t)\tUsername\tClient ID\tPeer ID\tData Channel Cipher"}
 		for cid, st := range f.state {
-			if st == up {
+			if st == up && !f.clients[cid].Hidden {
 				out = append(out, fmt.Sprintf("CLIENT_LIST\t%s\t%s:1194\t10.9.0.%d\t\t100\t200\tx\t1700000000\tUNDEF\t%d\t0\tAES-256-GCM",
 					f.clients[cid].CN, f.addr(cid), cid+2, cid))
 			}
@@ -214,6 +225,7 @@ func (f *fake) command(cmd string) []string {
 		}
 		return []string{"SUCCESS: client-kill command succeeded", ">CLIENT:DISCONNECT," + a[1], ">CLIENT:ENV,END"}
 	case len(a) == 2 && a[0] == "kill":
+		f.note("killcn " + a[1])
 		var out []string
 		for cid, st := range f.state {
 			if st == up && f.clients[cid].CN == a[1] {
