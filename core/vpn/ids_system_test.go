@@ -2,16 +2,12 @@ package vpn
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
 
 // procUID returns the real uid and gid of a process (/proc/<pid>/status).
@@ -44,28 +40,7 @@ func procUID(t *testing.T, pid int) (uid, gid uint32) {
 // their devices are made for those IDs, and a server keeps its ID across
 // a restart and a stop and start.
 func TestManagerGivesEachWorkerItsOwnIDs(t *testing.T) {
-	testenv.NeedRoot(t, "to start workers under their own uids")
-	o := fakeOpenVPNOptions(t, &logBuffer{})
-	// The fake openvpn must be executable by the workers' uids: a copy of
-	// this binary in a directory anyone may enter.
-	dir, err := os.MkdirTemp("", "portcullis-vpn-ids-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	self, err := os.ReadFile(os.Args[0])
-	if err == nil {
-		err = os.WriteFile(filepath.Join(dir, "vpn.test"), self, 0o755)
-	}
-	if err == nil {
-		err = workerFake(t).WriteScript(filepath.Join(dir, "openvpn"), filepath.Join(dir, "vpn.test"))
-	}
-	if err := errors.Join(err, os.Chmod(dir, 0o755)); err != nil {
-		t.Fatal(err)
-	}
-	links := &fakeLinks{}
-	o.OpenVPN, o.Links, o.Account, o.User = filepath.Join(dir, "openvpn"), links, Account{}, DefaultUser
-	o.IDs = IDRange{First: 69000, Count: 16}
+	o, links := ownIDsOptions(t, &logBuffer{}, IDRange{First: 69000, Count: 16}, "")
 	m := New(o)
 	defer m.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

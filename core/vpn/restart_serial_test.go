@@ -31,24 +31,8 @@ func TestConcurrentRestartsNeverOverlap(t *testing.T) {
 	}
 	m := New(o)
 	defer m.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	const s = "0123456789abcdef01234567"
-	if err := m.Start(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	const n = 8
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() { errs[i] = m.Restart(ctx, s) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("restart %d: %v", i, err)
-		}
-	}
+	const s, n = "0123456789abcdef01234567", 8
+	restartConcurrently(t, m, s, n)
 	mu.Lock()
 	defer mu.Unlock()
 	if most > 1 {
@@ -70,24 +54,8 @@ func TestConcurrentRestartsKeepOneWorkerOneUID(t *testing.T) {
 	o, links := ownIDsOptions(t, &logBuffer{}, r, "")
 	m := New(o)
 	defer m.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	const s = "0123456789abcdef01234567"
-	if err := m.Start(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	const n = 8
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() { errs[i] = m.Restart(ctx, s) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("restart %d: %v", i, err)
-		}
-	}
+	const s, n = "0123456789abcdef01234567", 8
+	restartConcurrently(t, m, s, n)
 	links.mu.Lock()
 	made, removed := append([]Tun(nil), links.made...), append([]string(nil), links.removed...)
 	links.mu.Unlock()
@@ -159,5 +127,27 @@ func TestStopCancelsAStartUnderWay(t *testing.T) {
 	}
 	if got := m.Running(); len(got) != 0 {
 		t.Errorf("running after the stop: %v", got)
+	}
+}
+
+// restartConcurrently starts server s's worker, then restarts it n times
+// at once; every restart must succeed.
+func restartConcurrently(t *testing.T, m *Manager, s string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := m.Start(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = m.Restart(ctx, s) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("restart %d: %v", i, err)
+		}
 	}
 }
