@@ -144,6 +144,9 @@ func (s *ids) acquire(serverID string) (uint32, error) {
 			continue
 		}
 		taken, err := s.taken(id)
+		if err == nil && !taken {
+			taken, err = processesUnder(id)
+		}
 		if err != nil {
 			return 0, fmt.Errorf("%w %d: %w", ErrIDs, id, err)
 		}
@@ -153,7 +156,7 @@ func (s *ids) acquire(serverID string) (uint32, error) {
 		s.held[id] = serverID
 		return id, nil
 	}
-	return 0, fmt.Errorf("%w: all %d IDs of %s are in use by running workers, quarantined or have a passwd or group entry; stop a server or widen the range",
+	return 0, fmt.Errorf("%w: all %d IDs of %s are in use by running workers, quarantined, have a passwd or group entry or run processes; stop a server or widen the range",
 		ErrIDs, s.r.Count, s.r)
 }
 
@@ -236,6 +239,18 @@ func lookupTaken(id uint32) (bool, error) {
 		return false, fmt.Errorf("look up gid %s: %w", n, err)
 	}
 	return false, nil
+}
+
+// processesUnder reports whether a process runs under id (as its uid or
+// gid): another core's worker on this host, a service given a numeric uid
+// of the range. A worker given such an ID would share its uid, so acquire
+// skips it.
+func processesUnder(id uint32) (bool, error) {
+	found, err := procsOf(func(x uint32) bool { return x == id })
+	if err != nil {
+		return false, fmt.Errorf("look for processes under %d: %w", id, err)
+	}
+	return len(found[id]) > 0, nil
 }
 
 // The files whose subordinate ranges the workers' range must not overlap.

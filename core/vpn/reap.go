@@ -53,12 +53,16 @@ func reapID(id uint32) ([]int, error) {
 		if round == reapRounds {
 			return pids, kerr
 		}
-		kerr = killAllAs(id)
+		// Each found process first, by pid, just after it was found (the
+		// shorter the wait, the less a pid can have been reused), then
+		// all of id's at once.
+		kerr = nil
 		for _, pid := range pids {
 			if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
 				kerr = errors.Join(kerr, fmt.Errorf("kill %d: %w", pid, err))
 			}
 		}
+		kerr = errors.Join(kerr, killAllAs(id))
 		time.Sleep(wait)
 		wait = min(wait*2, reapMaxWait)
 	}
@@ -69,13 +73,29 @@ func reapID(id uint32) ([]int, error) {
 // (the kernel lets it signal exactly the processes whose real or saved uid
 // is id). The thread never goes back to the runtime: it ends with its
 // goroutine. It is never done as root: the uid is checked after the change.
+//
+// Never on the process's main thread: the runtime cannot end that thread
+// (it parks it for good instead), and /proc/<pid>/status and the kernel's
+// permission checks for signals to the process read the main thread's
+// credentials, so a main thread left as id would let id's processes
+// signal the core, and the next reap would find the core itself under id.
+// A goroutine that finds itself there keeps the main thread locked to
+// itself, so that the one it starts runs on another thread.
 func killAllAs(id uint32) error {
 	if id == 0 {
 		return errors.New("kill all as uid 0 refused")
 	}
 	done := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread is not root any more
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread: held here (still root) while another
+			// thread does the work; unlocked again afterwards.
+			defer runtime.UnlockOSThread()
+			done <- killAllAs(id)
+			return
+		}
+		// Never unlocked from here on: the thread is not root any more.
 		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(id), uintptr(id), uintptr(id)); e != 0 {
 			done <- fmt.Errorf("setresuid %d: %w", id, e)
 			return
