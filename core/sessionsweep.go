@@ -79,9 +79,10 @@ type sweptSession struct {
 // worker's session table (vpn.Manager.Sessions) — which also holds the
 // connects being decided, whose Decider may have read the store before the
 // change, and the clients allowed that OpenVPN does not list yet — and the
-// clients `status 3` lists that the table does not hold. A failing user's
-// sessions are ended by KillUser, which also turns the allows being
-// decided into refusals.
+// clients `status 3` lists that the table does not hold. A session with a
+// certificate other than its user's current one is ended alone
+// (KillClient); a user that fails otherwise has all its sessions ended
+// (KillUser). Both turn the allows being decided into refusals.
 func (s *Service) endRevokedOn(ctx context.Context, serverID string) error {
 	ctx, cancel := context.WithTimeout(ctx, sweepTimeout)
 	defer cancel()
@@ -129,15 +130,33 @@ func (s *Service) endRevokedOn(ctx context.Context, serverID string) error {
 	if err != nil {
 		return errors.Join(append(errs, fmt.Errorf("read the store: %w", err))...)
 	}
+	// A certificate other than the user's current one ends its session
+	// only: the user's device with the current one may be connected. Any
+	// other reason is the user's and ends all its sessions.
+	userWide := map[string]bool{}
+	for _, r := range revoked {
+		if r.reason != reasonNotCurrent {
+			userWide[r.userID] = true
+		}
+	}
 	done := map[string]bool{}
 	for _, r := range revoked {
-		if done[r.userID] {
-			continue
-		}
-		done[r.userID] = true
-		n, err := s.workers.KillUser(ctx, r.userID, serverID)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("end the sessions of user %s: %w", r.userID, err))
+		n := 1
+		if userWide[r.userID] {
+			if done[r.userID] {
+				continue
+			}
+			done[r.userID] = true
+			var err error
+			n, err = s.workers.KillUser(ctx, r.userID, serverID)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("end the sessions of user %s: %w", r.userID, err))
+			}
+		} else if err := s.workers.KillClient(ctx, serverID, r.cid); errors.Is(err, vpn.ErrNotRunning) {
+			return errors.Join(errs...) // stopped meanwhile
+		} else if err != nil {
+			n = 0
+			errs = append(errs, fmt.Errorf("end session %d of user %s: %w", r.cid, r.userID, err))
 		}
 		s.log.Info("vpn session ended: the store no longer allows it", "user_id", r.userID, "server_id", serverID,
 			"cid", r.cid, "reason", r.reason, "count", n, "deciding", r.deciding)

@@ -9,7 +9,6 @@ import (
 	"math/big"
 	"net/netip"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -423,60 +422,6 @@ func (w *worker) decide(ctx context.Context, conn *mgmtConn, ev *Event) {
 	if cerr != nil && ctx.Err() == nil {
 		w.log.Warn("could not answer openvpn", "cid", ev.CID, "err", cerr)
 	}
-}
-
-// haltDelay is how long a killed client gets to receive its HALT before
-// its instance is ended.
-const haltDelay = 150 * time.Millisecond
-
-// killUser ends the user's sessions: ones being decided by turning their
-// decision into a refusal, established ones with client-kill HALT (the
-// client exits and does not reconnect) and then, since OpenVPN keeps a
-// halted instance for seconds, with kill <cn> (the instance ends at once).
-// It returns how many sessions were ended.
-func (w *worker) killUser(ctx context.Context, userID string) (int, error) {
-	w.mu.Lock()
-	conn := w.conn
-	var cids []uint64
-	for cid, s := range w.sessions {
-		if s.userID != userID {
-			continue
-		}
-		if s.deciding {
-			s.killed = true
-			continue
-		}
-		cids = append(cids, cid)
-	}
-	w.mu.Unlock()
-	if len(cids) == 0 {
-		return 0, nil
-	}
-	if conn == nil {
-		return 0, fmt.Errorf("server %s: %w", w.id, ErrMgmtClosed)
-	}
-	n := 0
-	var errs []error
-	for _, cid := range cids {
-		if _, err := conn.Command(ctx, fmt.Sprintf("client-kill %d HALT", cid), false); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		n++
-		w.log.Info("vpn client disconnected by the core", "cid", cid, "user_id", userID)
-	}
-	select {
-	case <-time.After(haltDelay):
-	case <-ctx.Done():
-	}
-	// The certificate's CN is the user ID (checked on connect): every
-	// instance of the user goes. "not found": they are gone already.
-	if safeWord(userID) {
-		if _, err := conn.Command(ctx, "kill "+userID, false); err != nil && !strings.Contains(err.Error(), "not found") {
-			errs = append(errs, err)
-		}
-	}
-	return n, errors.Join(errs...)
 }
 
 // clients lists the connected clients (status 3) with their users.
