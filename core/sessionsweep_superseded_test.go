@@ -2,11 +2,8 @@ package core
 
 import (
 	"context"
-	"log/slog"
 	"math/big"
-	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,28 +12,18 @@ import (
 	"github.com/portcullis-gw/portcullis/core/vpn/vpntest"
 )
 
-// staleGate decides with the core's Decider, except the connect with the
+// staleAllow decides with the core's Decider, except the connect with the
 // certificate of serial stale: that one is allowed for user, as a decision
-// that read the store before the user got its new profile is, and, when
-// hold is set, it signals read and waits for release before answering.
-type staleGate struct {
-	inner         vpn.Decider
-	stale         *big.Int
-	user          api.User
-	hold          bool
-	read, release chan struct{}
-	once          sync.Once
+// that read the store before the user got its new profile is.
+type staleAllow struct {
+	inner vpn.Decider
+	stale *big.Int
+	user  api.User
 }
 
-func (d *staleGate) open() { d.once.Do(func() { close(d.release) }) }
-
-func (d *staleGate) Decide(ctx context.Context, r *vpn.AuthRequest) vpn.Decision {
+func (d staleAllow) Decide(ctx context.Context, r *vpn.AuthRequest) vpn.Decision {
 	if r.Serial == nil || r.Serial.Cmp(d.stale) != 0 {
 		return d.inner.Decide(ctx, r)
-	}
-	if d.hold {
-		close(d.read)
-		<-d.release
 	}
 	return vpn.Decision{Allow: true, UserID: d.user.ID, OrgID: d.user.OrgID}
 }
@@ -45,13 +32,9 @@ func (d *staleGate) Decide(ctx context.Context, r *vpn.AuthRequest) vpn.Decision
 // the server, the first superseded by the second: client 0 connects with
 // the current certificate, client 1 (the old device) with the superseded
 // one, allowed by a stale decision, held while hold is set.
-func newSupersededLab(t *testing.T, hold bool) (*tableLab, *staleGate, *vpn.Manager) {
+func newSupersededLab(t *testing.T, hold bool) (*tableLab, *gateDecider, *vpn.Manager) {
 	t.Helper()
-	l := &tableLab{c: newTestCore(t, []int{os.Getuid()}), users: map[string]api.User{}, log: &syncBuffer{}}
-	l.c.login()
-	l.must(t, "POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &l.org)
-	l.must(t, "POST", "/server", api.ServerCreate{Name: "plain", Protocol: "tcp", Port: 443, Network: "10.9.0.0/24",
-		Hosts: []string{"198.51.100.7"}, Organizations: []string{l.org.ID}}, &l.srv)
+	l := newTableCore(t)
 	var user api.User
 	l.must(t, "POST", "/organization/"+l.org.ID+"/user", api.UserCreate{Name: "alice"}, &user)
 	l.users["alice"] = user
@@ -62,20 +45,15 @@ func newSupersededLab(t *testing.T, hold bool) (*tableLab, *staleGate, *vpn.Mana
 	if !ok {
 		t.Fatalf("serial %q", old.CertSerial)
 	}
-	l.fake = vpntest.New(t, vpntest.Config{Notes: true, Clients: map[string][]vpntest.Client{l.srv.ID: {
+	var held func(*vpn.AuthRequest) bool
+	if hold {
+		held = func(r *vpn.AuthRequest) bool { return r.Serial != nil && r.Serial.Cmp(stale) == 0 }
+	}
+	m := l.start(t, []vpntest.Client{
 		{CN: user.ID, O: l.org.ID, Serial: cur.CertSerial, Announce: true},
 		{CN: user.ID, O: l.org.ID, Serial: old.CertSerial, Announce: true},
-	}}})
-	log := slog.New(slog.NewTextHandler(l.log, nil))
-	g := &staleGate{inner: newWorkerAuth(l.c.st, nil, log), stale: stale, user: user, hold: hold,
-		read: make(chan struct{}), release: make(chan struct{})}
-	t.Cleanup(g.open)
-	m := fakeWorkersDecidedBy(t, l.fake, l.c.st, log, nil, g)
-	l.c.svc.workers = m
-	if err := m.Start(context.Background(), l.srv.ID); err != nil {
-		t.Fatalf("start: %v\n%s", err, l.log)
-	}
-	return l, g, m
+	}, func(inner vpn.Decider) vpn.Decider { return staleAllow{inner: inner, stale: stale, user: user} }, held)
+	return l, l.gate, m
 }
 
 // A user's old device retries with the superseded certificate while the

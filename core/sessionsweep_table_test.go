@@ -18,14 +18,18 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
-// gateDecider decides with the core's Decider, then, for the connect of
-// user held, signals read (its store read is done) and waits for release
+// gateDecider decides with inner, then, for a connect that hold selects
+// (nil: none), signals read (its store read is done) and waits for release
 // before answering: a decision that read the store before a change.
 type gateDecider struct {
 	inner         vpn.Decider
-	held          string
+	hold          func(*vpn.AuthRequest) bool
 	read, release chan struct{}
 	once          sync.Once
+}
+
+func newGateDecider(inner vpn.Decider, hold func(*vpn.AuthRequest) bool) *gateDecider {
+	return &gateDecider{inner: inner, hold: hold, read: make(chan struct{}), release: make(chan struct{})}
 }
 
 // open releases the held decision.
@@ -33,7 +37,7 @@ func (d *gateDecider) open() { d.once.Do(func() { close(d.release) }) }
 
 func (d *gateDecider) Decide(ctx context.Context, r *vpn.AuthRequest) vpn.Decision {
 	dec := d.inner.Decide(ctx, r)
-	if r.CommonName == d.held && !r.Reauth {
+	if d.hold != nil && d.hold(r) {
 		close(d.read)
 		<-d.release
 	}
@@ -60,11 +64,7 @@ type tableLab struct {
 // is held by the lab's gateDecider.
 func newTableLab(t *testing.T, held string, clients ...[2]string) *tableLab {
 	t.Helper()
-	l := &tableLab{c: newTestCore(t, []int{os.Getuid()}), users: map[string]api.User{}, log: &syncBuffer{}}
-	l.c.login()
-	l.must(t, "POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &l.org)
-	l.must(t, "POST", "/server", api.ServerCreate{Name: "plain", Protocol: "tcp", Port: 443, Network: "10.9.0.0/24",
-		Hosts: []string{"198.51.100.7"}, Organizations: []string{l.org.ID}}, &l.srv)
+	l := newTableCore(t)
 	var fcs []vpntest.Client
 	for _, cl := range clients {
 		var user api.User
@@ -75,20 +75,42 @@ func newTableLab(t *testing.T, held string, clients ...[2]string) *tableLab {
 		fcs = append(fcs, vpntest.Client{CN: user.ID, O: l.org.ID, Serial: p.CertSerial,
 			Announce: cl[1] != "up", Hidden: cl[1] == "hidden"})
 	}
-	l.fake = vpntest.New(t, vpntest.Config{Notes: true, Clients: map[string][]vpntest.Client{l.srv.ID: fcs}})
-	log := slog.New(slog.NewTextHandler(l.log, nil))
-	l.gate = &gateDecider{inner: newWorkerAuth(l.c.st, nil, log), held: l.users[held].ID,
-		read: make(chan struct{}), release: make(chan struct{})}
-	if held == "" {
-		l.gate.held = "-"
+	var hold func(*vpn.AuthRequest) bool
+	if held != "" {
+		id := l.users[held].ID
+		hold = func(r *vpn.AuthRequest) bool { return r.CommonName == id && !r.Reauth }
 	}
+	l.start(t, fcs, func(inner vpn.Decider) vpn.Decider { return inner }, hold)
+	return l
+}
+
+// newTableCore is a table lab's core with the organization and the server,
+// before any user and before the worker starts.
+func newTableCore(t *testing.T) *tableLab {
+	t.Helper()
+	l := &tableLab{c: newTestCore(t, []int{os.Getuid()}), users: map[string]api.User{}, log: &syncBuffer{}}
+	l.c.login()
+	l.must(t, "POST", "/organization", api.OrganizationCreate{Name: "Acme"}, &l.org)
+	l.must(t, "POST", "/server", api.ServerCreate{Name: "plain", Protocol: "tcp", Port: 443, Network: "10.9.0.0/24",
+		Hosts: []string{"198.51.100.7"}, Organizations: []string{l.org.ID}}, &l.srv)
+	return l
+}
+
+// start runs the server's worker on the fake openvpn with clients, its
+// connects decided by wrap(the core's Decider) behind the lab's
+// gateDecider holding what hold selects.
+func (l *tableLab) start(t *testing.T, clients []vpntest.Client, wrap func(vpn.Decider) vpn.Decider, hold func(*vpn.AuthRequest) bool) *vpn.Manager {
+	t.Helper()
+	l.fake = vpntest.New(t, vpntest.Config{Notes: true, Clients: map[string][]vpntest.Client{l.srv.ID: clients}})
+	log := slog.New(slog.NewTextHandler(l.log, nil))
+	l.gate = newGateDecider(wrap(newWorkerAuth(l.c.st, nil, log)), hold)
 	t.Cleanup(l.gate.open)
 	m := fakeWorkersDecidedBy(t, l.fake, l.c.st, log, nil, l.gate)
 	l.c.svc.workers = m
 	if err := m.Start(context.Background(), l.srv.ID); err != nil {
 		t.Fatalf("start: %v\n%s", err, l.log)
 	}
-	return l
+	return m
 }
 
 func (l *tableLab) must(t *testing.T, method, path string, body, out any) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -119,14 +118,12 @@ func (l *userLimits) load(ctx context.Context, st store.Store, now time.Time) er
 	}
 	servers := map[string]string{} // one copy of each server ID
 	err := st.View(ctx, func(tx store.Tx) error {
-		var rec grantRecord
+		var ap Approval // reused: its Addrs' array too (grantOf copies what it keeps)
 		return tx.Scan(store.BucketApprovals, "", func(key string, raw []byte) error {
-			rec = grantRecord{Addrs: rec.Addrs[:0]}
-			if err := json.Unmarshal(raw, &rec); err != nil {
+			ap = Approval{Addrs: ap.Addrs[:0]}
+			if err := json.Unmarshal(raw, &ap); err != nil {
 				return fmt.Errorf("decode %s/%s: %w", store.BucketApprovals, prefix(key), err)
 			}
-			ap := Approval{Token: rec.Token, UserID: rec.UserID, ServerID: rec.ServerID, Protocol: rec.Protocol,
-				Port: rec.Port, Addrs: rec.Addrs, Created: rec.Created, Expires: rec.Expires}
 			g := grantOf(&ap)
 			if !g.keep(now) {
 				return nil
@@ -136,7 +133,7 @@ func (l *userLimits) load(ctx context.Context, st store.Store, now time.Time) er
 			} else {
 				servers[g.serverID] = g.serverID
 			}
-			l.users[rec.UserID] = append(l.users[rec.UserID], g)
+			l.users[ap.UserID] = append(l.users[ap.UserID], g)
 			return nil
 		})
 	})
@@ -151,18 +148,6 @@ func (l *userLimits) load(ctx context.Context, st store.Store, now time.Time) er
 	}
 	l.loaded = true
 	return nil
-}
-
-// grantRecord is the part of a stored Approval that a grant needs.
-type grantRecord struct {
-	Token    string       `json:"token"`
-	UserID   string       `json:"user_id"`
-	ServerID string       `json:"server_id"`
-	Protocol string       `json:"protocol"`
-	Port     int          `json:"port"`
-	Addrs    []netip.Addr `json:"addrs"`
-	Created  time.Time    `json:"created"`
-	Expires  time.Time    `json:"expires"`
 }
 
 // reserve counts ap against its user's limits at now: it returns the deny
