@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,9 +11,8 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/portcullis-gw/portcullis/dynfw"
+	"github.com/portcullis-gw/portcullis/internal/floor"
 )
 
 // addCost is the cost of one element add: medians over the samples.
@@ -104,13 +104,17 @@ func measureAdds(gate *dynfw.NFTGate, n int, next *uint32) (addCost, error) {
 		for i := -warmUp; i < n; i++ {
 			e := []dynfw.Element{{Addr: addr4(*next), Proto: "udp", Port: 1194, Timeout: 3 * time.Minute}}
 			*next++
-			w0, c0 := time.Now(), threadCPU()
+			w0, c0 := time.Now(), floor.ThreadCPU()
+			if c0 == 0 {
+				res.err = errors.New("the thread's CPU clock cannot be read")
+				break
+			}
 			if err := gate.Allow(e); err != nil {
 				res.err = err
 				break
 			}
 			if i >= 0 {
-				res.cpu = append(res.cpu, threadCPU()-c0)
+				res.cpu = append(res.cpu, floor.ThreadCPU()-c0)
 				res.wall = append(res.wall, time.Since(w0))
 			}
 		}
@@ -121,16 +125,6 @@ func measureAdds(gate *dynfw.NFTGate, n int, next *uint32) (addCost, error) {
 		return addCost{}, res.err
 	}
 	return addCost{n: n, cpu: median(res.cpu), wall: median(res.wall)}, nil
-}
-
-// threadCPU is the calling thread's CPU time (user + system); the caller
-// holds runtime.LockOSThread.
-func threadCPU() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		panic(err)
-	}
-	return time.Duration(ts.Nano())
 }
 
 func median(d []time.Duration) time.Duration {

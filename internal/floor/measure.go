@@ -133,10 +133,10 @@ func Sum(parts []Part, keptAlive bool) float64 {
 	return s
 }
 
-// cpuNow is the calling thread's CPU time; the caller must hold
-// runtime.LockOSThread. It is 0 if the clock cannot be read, which perOp
-// reports as a failed measurement.
-func cpuNow() time.Duration {
+// ThreadCPU is the calling thread's CPU time (user + system); the caller
+// must hold runtime.LockOSThread. It is 0 if the clock cannot be read,
+// which its callers report as a failed measurement.
+func ThreadCPU() time.Duration {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
 		return 0
@@ -156,9 +156,9 @@ func perOp(n int, fn func(i int) error) (float64, error) {
 		defer runtime.UnlockOSThread()
 		var total time.Duration
 		for i := 0; i < n; i++ {
-			start := cpuNow()
+			start := ThreadCPU()
 			err := fn(i)
-			total += cpuNow() - start
+			total += ThreadCPU() - start
 			if err != nil {
 				ch <- result{err: err}
 				return
