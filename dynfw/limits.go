@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sync"
 	"time"
@@ -45,34 +46,59 @@ type userLimits struct {
 	// Approver's releaseScanned).
 	scanned func()
 
+	// seed keys tokenSum.
+	seed maphash.Seed
+
 	mu     sync.Mutex
 	loaded bool
 	users  map[string][]grant
+	// servers and serverIDs number the grants' server IDs (mu): a grant
+	// holds the number.
+	servers   map[string]uint32
+	serverIDs []string
 	// scratch is reserve's list of live keys, kept between calls (mu).
-	scratch []string
+	scratch [][keyLen]byte
 }
 
-// grant is one approval as the limits see it, small: the limits hold one
-// for every live approval (100,000 took 23 MB as Element.key strings and
-// time.Time values in growing slices).
+// grant is one approval as the limits see it, small and without pointers
+// to memory of its own in the common case of one address: the limits hold
+// one for every live approval. With 100,000 approvals the grants took 23 MB
+// as Element.key strings and time.Time values, then 13.7 MB with the token
+// and the element keys as strings of their own (137 B an approval); in
+// this form a grant is 64 B, about 82 B an approval with its share of its
+// user's slice and map entry (TestGrantMemory).
 type grant struct {
-	token, serverID string
-	// keys holds the approval's elements, keyLen bytes each (see
-	// grantOf).
-	keys string
+	// tok is the approval's token hashed with the limits' seed (tokenSum):
+	// it names the grant to release or forget. Tokens are random and the
+	// seed is secret, so two live grants share a sum with odds of about
+	// n²/2⁶⁵ (3·10⁻¹⁰ for 100,000); if they did, forgetting one would
+	// forget both, and the user could be granted one approval more.
+	tok uint64
 	// created and expires in Unix nanoseconds.
 	created, expires int64
+	// more holds the elements after the first, keyLen bytes each (see
+	// grantOf).
+	more string
+	// first is the approval's first element (n ≥ 1).
+	first [keyLen]byte
+	n     uint8
+	// server numbers the approval's server in userLimits.serverIDs.
+	server uint32
 }
 
-// keyLen is the length of one element in grant.keys: the address in its
-// 16-byte form (IPv4 mapped, as the kernel's set takes both forms of an
-// IPv4 address as one), the protocol number, the port.
+// keyLen is the length of one element key: the address in its 16-byte
+// form (IPv4 mapped, as the kernel's set takes both forms of an IPv4
+// address as one), the protocol number, the port.
 const keyLen = 16 + 1 + 2
 
 // eachKey calls fn with each element key of g.
-func (g *grant) eachKey(fn func(k string)) {
-	for i := 0; i+keyLen <= len(g.keys); i += keyLen {
-		fn(g.keys[i : i+keyLen])
+func (g *grant) eachKey(fn func(k [keyLen]byte)) {
+	if g.n == 0 {
+		return
+	}
+	fn(g.first)
+	for i := 0; i+keyLen <= len(g.more); i += keyLen {
+		fn([keyLen]byte([]byte(g.more[i : i+keyLen])))
 	}
 }
 
@@ -86,20 +112,55 @@ func newUserLimits(maxElements, perMinute int, scanned func()) *userLimits {
 	if scanned == nil {
 		scanned = func() {}
 	}
-	return &userLimits{maxElements: maxElements, perMinute: perMinute, users: map[string][]grant{}, scanned: scanned}
+	return &userLimits{maxElements: maxElements, perMinute: perMinute, scanned: scanned, seed: maphash.MakeSeed(),
+		users: map[string][]grant{}, servers: map[string]uint32{}}
 }
 
-func grantOf(ap *Approval) grant {
+// grantOf returns ap's grant; the caller holds mu.
+func (l *userLimits) grantOf(ap *Approval) grant {
 	// An unknown protocol (none is stored) is 0: still one key per
 	// address and port.
 	proto, _ := protoNumber(ap.Protocol)
-	b := make([]byte, 0, keyLen*len(ap.Addrs))
-	for _, a := range ap.Addrs {
-		a16 := a.As16()
-		b = append(append(b, a16[:]...), proto, byte(ap.Port>>8), byte(ap.Port))
-	}
-	return grant{token: ap.Token, serverID: ap.ServerID, keys: string(b),
+	g := grant{tok: l.tokenSum(ap.Token), server: l.server(ap.ServerID),
 		created: ap.Created.UnixNano(), expires: ap.Expires.UnixNano()}
+	var more []byte
+	for i, a := range ap.Addrs {
+		a16 := a.As16()
+		var k [keyLen]byte
+		copy(k[:], a16[:])
+		k[16], k[17], k[18] = proto, byte(ap.Port>>8), byte(ap.Port)
+		if i == 0 {
+			g.first, g.n = k, 1
+			continue
+		}
+		more = append(more, k[:]...)
+	}
+	if len(more) > 0 {
+		g.more = string(more)
+	}
+	return g
+}
+
+// tokenSum is the hash of an approval token that names its grant.
+func (l *userLimits) tokenSum(token string) uint64 {
+	return maphash.String(l.seed, token)
+}
+
+// server returns the number of a server ID in serverIDs, adding it when
+// new; the caller holds mu.
+func (l *userLimits) server(id string) uint32 {
+	if n, ok := l.servers[id]; ok {
+		return n
+	}
+	n := uint32(len(l.serverIDs))
+	l.servers[id] = n
+	l.serverIDs = append(l.serverIDs, id)
+	return n
+}
+
+// serverOf returns the server ID of g; the caller holds mu.
+func (l *userLimits) serverOf(g *grant) string {
+	return l.serverIDs[g.server]
 }
 
 // keep reports whether g still counts at now: live, or granted within the
@@ -116,7 +177,6 @@ func (l *userLimits) load(ctx context.Context, st store.Store, now time.Time) er
 	if l.loaded {
 		return nil
 	}
-	servers := map[string]string{} // one copy of each server ID
 	err := st.View(ctx, func(tx store.Tx) error {
 		var ap Approval // reused: its Addrs' array too (grantOf copies what it keeps)
 		return tx.Scan(store.BucketApprovals, "", func(key string, raw []byte) error {
@@ -124,14 +184,9 @@ func (l *userLimits) load(ctx context.Context, st store.Store, now time.Time) er
 			if err := json.Unmarshal(raw, &ap); err != nil {
 				return fmt.Errorf("decode %s/%s: %w", store.BucketApprovals, prefix(key), err)
 			}
-			g := grantOf(&ap)
+			g := l.grantOf(&ap)
 			if !g.keep(now) {
 				return nil
-			}
-			if id, ok := servers[g.serverID]; ok {
-				g.serverID = id
-			} else {
-				servers[g.serverID] = g.serverID
 			}
 			l.users[ap.UserID] = append(l.users[ap.UserID], g)
 			return nil
@@ -139,7 +194,7 @@ func (l *userLimits) load(ctx context.Context, st store.Store, now time.Time) er
 	})
 	l.scanned()
 	if err != nil {
-		l.users = map[string][]grant{}
+		l.users, l.servers, l.serverIDs = map[string][]grant{}, map[string]uint32{}, nil
 		return fmt.Errorf("load approvals for the per-user limits: %w", err)
 	}
 	// Each user's slice grew by doubling: copied to its length.
@@ -160,12 +215,12 @@ func (l *userLimits) reserve(ctx context.Context, st store.Store, ap *Approval, 
 		return "", err
 	}
 	gs := l.prune(ap.UserID, now)
-	mine := grantOf(ap)
+	mine := l.grantOf(ap)
 	// The live elements, each once: a short list (past maxElements it
 	// stops growing, the answer being known), searched in place, as a
 	// user's grants may be many and their keys few.
 	live := l.scratch[:0]
-	addLive := func(k string) {
+	addLive := func(k [keyLen]byte) {
 		if len(live) <= l.maxElements && !slices.Contains(live, k) {
 			live = append(live, k)
 		}
@@ -210,10 +265,12 @@ func (l *userLimits) prune(userID string, now time.Time) []grant {
 
 // release undoes a reservation whose approval was not recorded.
 func (l *userLimits) release(userID, token string) {
-	l.forget(func(u string, g *grant) bool { return u == userID && g.token == token })
+	sum := l.tokenSum(token)
+	l.forget(func(u string, g *grant) bool { return u == userID && g.tok == sum })
 }
 
-// forget drops the grants match selects (revoked approvals).
+// forget drops the grants match selects (revoked approvals); match is
+// called with mu held (it may call serverOf).
 func (l *userLimits) forget(match func(userID string, g *grant) bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -245,17 +302,17 @@ func (l *userLimits) sweep(now time.Time) {
 // Follow), unless it is counted already; before the first load the load
 // will read it from the store.
 func (l *userLimits) observe(ap *Approval, now time.Time) {
-	g := grantOf(ap)
-	if !g.keep(now) {
-		return
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.loaded {
 		return
 	}
+	g := l.grantOf(ap)
+	if !g.keep(now) {
+		return
+	}
 	for _, have := range l.users[ap.UserID] {
-		if have.token == ap.Token {
+		if have.tok == g.tok {
 			return
 		}
 	}
@@ -266,7 +323,8 @@ func (l *userLimits) observe(ap *Approval, now time.Time) {
 // revocation through another gateway); one deleted at its expiry still
 // counts in the rate window.
 func (l *userLimits) revoked(token string, now time.Time) {
-	l.forget(func(_ string, g *grant) bool { return g.token == token && g.expires > now.Add(refreshSlack).UnixNano() })
+	sum := l.tokenSum(token)
+	l.forget(func(_ string, g *grant) bool { return g.tok == sum && g.expires > now.Add(refreshSlack).UnixNano() })
 }
 
 // invalidate has the next reservation load every approval afresh (the
@@ -275,5 +333,5 @@ func (l *userLimits) invalidate() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.loaded = false
-	l.users = map[string][]grant{}
+	l.users, l.servers, l.serverIDs = map[string][]grant{}, map[string]uint32{}, nil
 }

@@ -139,12 +139,12 @@ func (a *Approver) revokeLocked(ctx context.Context, field, id string, match fun
 func (a *Approver) closeRevoked(field, id string, match func(*Approval) bool, revoked, kept []Approval, now time.Time) (int, error) {
 	// A grant holds no organization: the revoked approvals' tokens name
 	// those of an organization's revocation.
-	gone := make(map[string]bool, len(revoked))
+	gone := make(map[uint64]bool, len(revoked))
 	for i := range revoked {
-		gone[revoked[i].Token] = true
+		gone[a.limits.tokenSum(revoked[i].Token)] = true
 	}
 	a.limits.forget(func(userID string, g *grant) bool {
-		return gone[g.token] || match(&Approval{UserID: userID, ServerID: g.serverID})
+		return gone[g.tok] || match(&Approval{UserID: userID, ServerID: a.limits.serverOf(g)})
 	})
 	revoked, kept = a.placedOnly(revoked), a.placedOnly(kept)
 	if len(revoked) == 0 || a.gate == nil {
