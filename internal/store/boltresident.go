@@ -23,18 +23,32 @@ import (
 // approval. Without it every page read once counts in the core's resident
 // memory for as long as it runs.
 func (b *Bolt) ReleaseMapped() error {
-	return b.db.View(func(tx *bolt.Tx) error {
-		data, size := b.db.Info().Data, uintptr(tx.Size())
-		if data == 0 || size == 0 {
-			return nil
-		}
-		// The mapping's address, by the uintptr bbolt gives: the raw
-		// system call takes it as such (no Go pointer is made of it).
-		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, data, size, unix.MADV_DONTNEED); errno != 0 {
-			return fmt.Errorf("madvise %s: %w", b.db.Path(), errno)
-		}
+	return b.db.View(func(tx *bolt.Tx) error { return boltTx{tx}.releaseMapped() })
+}
+
+// scanReleaseEvery is how many records a Scan reads between two releases
+// of the mapped file (releaseMapped): a scan of every approval (100,000)
+// otherwise mapped the whole file at once, 91 MiB of the core's peak
+// memory. 4,096 records of the approvals' ~310 B make about 2 MiB of
+// pages, 5 MiB with the kernel's fault-around.
+const scanReleaseEvery = 4096
+
+// releaseMapped drops the store file's pages from the process's mapping,
+// as ReleaseMapped, within t: the mapping cannot move while a transaction
+// holds it. Records read afterwards, in t too, are faulted back from the
+// page cache: the addresses a cursor holds stay valid, only their pages
+// are mapped again when read.
+func (t boltTx) releaseMapped() error {
+	data, size := t.tx.DB().Info().Data, uintptr(t.tx.Size())
+	if data == 0 || size == 0 {
 		return nil
-	})
+	}
+	// The mapping's address, by the uintptr bbolt gives: the raw system
+	// call takes it as such (no Go pointer is made of it).
+	if _, _, errno := unix.Syscall(unix.SYS_MADVISE, data, size, unix.MADV_DONTNEED); errno != 0 {
+		return fmt.Errorf("madvise %s: %w", t.tx.DB().Path(), errno)
+	}
+	return nil
 }
 
 // ReleaseScanned releases the pages a scan of a whole bucket mapped, when
