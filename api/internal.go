@@ -76,10 +76,14 @@ type ControlStatus struct {
 }
 
 // StoreWrites is the store's write transactions and the Batch calls (the
-// approvals' nonce and record writes among them) committed in them.
+// approvals' nonce and record writes among them) committed in them, and
+// the releases of the store file's mapped pages (ReleaseErrors: those that
+// failed, leaving the pages mapped).
 type StoreWrites struct {
-	Transactions uint64 `json:"transactions"`
-	BatchCalls   uint64 `json:"batch_calls"`
+	Transactions  uint64 `json:"transactions"`
+	BatchCalls    uint64 `json:"batch_calls"`
+	Releases      uint64 `json:"releases"`
+	ReleaseErrors uint64 `json:"release_errors"`
 }
 
 // ReconcileReport is one firewall reconcile: how long it took (wall time,

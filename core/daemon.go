@@ -511,7 +511,8 @@ func (d *daemon) status() api.ControlStatus {
 	}
 	if wc, ok := d.st.(store.WriteCounter); ok {
 		ws := wc.WriteStats()
-		st.Store = &api.StoreWrites{Transactions: ws.Transactions, BatchCalls: ws.BatchCalls}
+		st.Store = &api.StoreWrites{Transactions: ws.Transactions, BatchCalls: ws.BatchCalls,
+			Releases: ws.Releases, ReleaseErrors: ws.ReleaseErrors}
 	}
 	if d.sup != nil {
 		st.FrontPID, st.FrontStarts = d.sup.frontPID()

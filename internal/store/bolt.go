@@ -162,7 +162,8 @@ func (b *Bolt) Update(ctx context.Context, fn func(Tx) error) error {
 
 // WriteStats implements WriteCounter.
 func (b *Bolt) WriteStats() WriteStats {
-	return WriteStats{Transactions: b.group.txns.Load(), BatchCalls: b.group.calls.Load()}
+	return WriteStats{Transactions: b.group.txns.Load(), BatchCalls: b.group.calls.Load(),
+		Releases: b.group.releases.Load(), ReleaseErrors: b.group.releaseErrs.Load()}
 }
 
 type boltTx struct{ tx *bolt.Tx }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/procstat"
+	"github.com/portcullis-gw/portcullis/internal/testkit"
 )
 
 // TestReleaseMapped: reads of a bucket map the store file's pages in this
@@ -118,4 +119,77 @@ func TestReleaseMapped(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+}
+
+// TestGroupCommitReleasesMapped: every releaseEveryGroups groups the group
+// commit releases the pages that reads mapped, and counts it in
+// WriteStats.
+func TestGroupCommitReleasesMapped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	st, err := OpenBolt(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	const n = 20_000
+	err = st.Update(ctx, func(tx Tx) error {
+		for i := range n {
+			if err := tx.Put(BucketApprovals, fmt.Sprintf("k%06d", i), bytes.Repeat([]byte{'v'}, 300)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll := func() {
+		t.Helper()
+		err := st.View(ctx, func(tx Tx) error {
+			for i := range n {
+				if _, err := tx.Get(BucketApprovals, fmt.Sprintf("k%06d", i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mapped := func() int64 {
+		m, err := procstat.FileRss(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m[path]
+	}
+	batch := func(i int) {
+		t.Helper()
+		if err := st.Batch(ctx, func(tx Tx) error { return tx.Put(BucketNonces, fmt.Sprintf("n%d", i), []byte("x")) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readAll()
+	for i := range releaseEveryGroups - 1 {
+		batch(i)
+	}
+	before := mapped()
+	if ws := st.WriteStats(); ws.Releases != 0 || before < 4<<10 {
+		t.Fatalf("after %d groups: %d releases, %d KiB mapped; want none yet and the reads' pages mapped", releaseEveryGroups-1, ws.Releases, before)
+	}
+	batch(releaseEveryGroups)
+	// The release follows the group's answers on the committing goroutine.
+	testkit.WaitFor(t, 10*time.Second, 5*time.Millisecond, "the release after the last group", func() bool {
+		ws := st.WriteStats()
+		return ws.Releases+ws.ReleaseErrors > 0
+	})
+	after := mapped()
+	ws := st.WriteStats()
+	if ws.Releases != 1 || ws.ReleaseErrors != 0 || after > 256 {
+		t.Fatalf("after %d groups: %d releases (%d failed), %d KiB mapped (%d before the last group); want one release and at most 256 KiB",
+			releaseEveryGroups, ws.Releases, ws.ReleaseErrors, after, before)
+	}
+	t.Logf("file mapped: %d KiB before the %dth group, %d KiB after it", before, releaseEveryGroups, after)
 }

@@ -110,6 +110,10 @@ type Store interface {
 type WriteStats struct {
 	Transactions uint64
 	BatchCalls   uint64
+	// Releases counts the group commit's releases of the mapped file
+	// (every releaseEveryTxns transactions), ReleaseErrors those that
+	// failed.
+	Releases, ReleaseErrors uint64
 }
 
 // WriteCounter is a store that counts its writes: the bbolt backend. (The
