@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
@@ -39,6 +40,10 @@ func (d *daemon) ensureAdmin(ctx context.Context) error {
 	if err != nil || !created {
 		return err
 	}
+	// The password's argon2id hash took 64 MiB, garbage now: returned at
+	// once, not held until the runtime's scavenger gets to it (once in a
+	// gateway's life).
+	debug.FreeOSMemory()
 	d.initial = &api.AdminCredentials{Username: admin.InitialUsername, Password: pw}
 	d.svc.record(ctx, auditEntry{Actor: audit.ActorSystem, Action: "admin.create", Target: "username=" + admin.InitialUsername,
 		Detail: "the initial admin (password to change at the first login)"})
