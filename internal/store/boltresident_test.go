@@ -193,3 +193,52 @@ func TestGroupCommitReleasesMapped(t *testing.T) {
 	}
 	t.Logf("file mapped: %d KiB before the %dth group, %d KiB after it", before, releaseEveryGroups, after)
 }
+
+// TestGroupCommitReleasesAfterManyCalls: under load the groups are large,
+// and the release comes after releaseEveryCalls calls even when far fewer
+// than releaseEveryGroups groups were committed.
+func TestGroupCommitReleasesAfterManyCalls(t *testing.T) {
+	st, err := OpenBolt(filepath.Join(t.TempDir(), "store.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	hold, started := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	defer once.Do(func() { close(hold) }) // a failure below must not leave the committer held
+	errs := make(chan error, releaseEveryCalls)
+	go func() {
+		errs <- st.Batch(ctx, func(tx Tx) error {
+			close(started)
+			<-hold
+			return tx.Put(BucketNonces, "first", []byte("x"))
+		})
+	}()
+	// The first call holds the committer; the rest queue up behind it and
+	// make one group.
+	<-started
+	for i := 1; i < releaseEveryCalls; i++ {
+		go func() {
+			errs <- st.Batch(ctx, func(tx Tx) error { return tx.Put(BucketNonces, fmt.Sprintf("n%d", i), []byte("x")) })
+		}()
+	}
+	testkit.WaitFor(t, 10*time.Second, time.Millisecond, "the other calls queued", func() bool {
+		return len(st.group.reqs) == releaseEveryCalls-1
+	})
+	once.Do(func() { close(hold) })
+	for range releaseEveryCalls {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.WaitFor(t, 10*time.Second, 5*time.Millisecond, "the release after the calls", func() bool {
+		ws := st.WriteStats()
+		return ws.Releases+ws.ReleaseErrors > 0
+	})
+	ws := st.WriteStats()
+	if ws.Transactions >= releaseEveryGroups || ws.Releases != 1 || ws.ReleaseErrors != 0 {
+		t.Fatalf("%d calls in %d transactions: %d releases (%d failed); want one release after fewer than %d groups",
+			ws.BatchCalls, ws.Transactions, ws.Releases, ws.ReleaseErrors, releaseEveryGroups)
+	}
+}
