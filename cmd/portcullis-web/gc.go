@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync/atomic"
 )
 
 // The front's garbage collector works to a heap goal of at least heapFloor:
@@ -57,6 +58,9 @@ func tuneGC() {
 // objects (whose block could keep it reachable).
 type gcSentinel struct{ _ *byte }
 
+// gcTunings counts the tuner's runs (for its test).
+var gcTunings atomic.Uint64
+
 func armGCTuner() {
 	runtime.AddCleanup(new(gcSentinel), func(struct{}) {
 		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
@@ -64,6 +68,7 @@ func armGCTuner() {
 		if s[0].Value.Kind() == metrics.KindUint64 {
 			debug.SetGCPercent(gcPercentFor(s[0].Value.Uint64()))
 		}
+		gcTunings.Add(1)
 		armGCTuner()
 	}, struct{}{})
 }

@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"runtime"
+	"runtime/debug"
+	"testing"
+)
 
 // TestGCPercentFor checks the heap goal gcPercentFor gives, computed as
 // Go's pacer does: max(live × (1 + GOGC/100), 4 MiB × GOGC/100).
@@ -19,5 +23,27 @@ func TestGCPercentFor(t *testing.T) {
 		if g := goal(live, p); g < want || g > want+want/100 {
 			t.Errorf("live %d: GOGC %d gives a goal of %d, want %d", live, p, g, want)
 		}
+	}
+}
+
+// TestGCTunerRunsEveryCycle checks that the tuner runs after a collection
+// and arms itself again: it runs after each of several collections, and
+// leaves GOGC where gcPercentFor puts it (the test binary's live heap is
+// small: above 100).
+func TestGCTunerRunsEveryCycle(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	before := gcTunings.Load()
+	armGCTuner()
+	// Cleanups run on their own goroutine after the cycle: collect until
+	// the tuner has run three times (bounded by a count, not a clock).
+	for i := 0; i < 10000 && gcTunings.Load() < before+3; i++ {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	if n := gcTunings.Load() - before; n < 3 {
+		t.Fatalf("the tuner ran %d times after many collections, want 3", n)
+	}
+	if p := debug.SetGCPercent(100); p <= 100 || p > maxGCPercent {
+		t.Errorf("GOGC %d after tuning a small heap, want 101..%d", p, maxGCPercent)
 	}
 }
