@@ -40,6 +40,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "portcullis-web:", err)
 		os.Exit(1)
 	}
+	// A floor under the heap goal (gc.go): unless GOGC is set.
+	tuneGC()
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "portcullis-web:", err)
 		os.Exit(1)

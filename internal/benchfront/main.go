@@ -58,6 +58,7 @@ func main() {
 	flag.IntVar(&cfg.workers, "workers", 32, "concurrent kept-alive TLS connections of the load generator")
 	flag.IntVar(&cfg.pool, "pool", 64, "idle connections each target keeps to the backend")
 	flag.StringVar(&cfg.profile, "cpuprofile", "", "after the rounds, run the front's code in a process under the CPU profiler for one round and write the profile `file`")
+	flag.StringVar(&cfg.baseline, "baseline", "", "also measure this prebuilt portcullis-web `binary` (an older tree's, say) in the same alternating rounds, as \"baseline front\"")
 	flag.Parse()
 	if flag.NArg() > 0 || cfg.dur <= 0 || cfg.rounds <= 0 || cfg.workers <= 0 || cfg.pool <= 0 {
 		flag.Usage()
@@ -76,6 +77,9 @@ type config struct {
 	rounds, workers int
 	pool            int
 	profile         string
+	// baseline, when set, is a prebuilt portcullis-web measured as a
+	// third target: before and after a change, in the same rounds.
+	baseline string
 }
 
 // result is the medians of one target's rounds.
@@ -177,6 +181,14 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 	}
 	defer front.proc.stop()
 	targets := []*target{proxy, front}
+	var base *target
+	if cfg.baseline != "" {
+		if base, err = start("baseline front", cfg.baseline, []string{"--core-socket", sock, "--core-pool", poolArg}); err != nil {
+			return nil, err
+		}
+		defer base.proc.stop()
+		targets = append(targets, base)
+	}
 	var group string
 	for _, tg := range targets {
 		if group, err = probe(ctx, tg, clientTLS, requestBytes(tg.addr, sid, csrf)); err != nil {
@@ -195,9 +207,11 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 		res[tg.name] = &result{name: tg.name}
 	}
 	for r := range cfg.rounds {
-		order := targets
-		if r%2 == 1 {
-			order = []*target{targets[1], targets[0]}
+		// Each round in another order (alternating, for two): the first
+		// target of a round is the one after the previous round's first.
+		order := make([]*target, 0, len(targets))
+		for i := range targets {
+			order = append(order, targets[(r+i)%len(targets)])
 		}
 		for _, tg := range order {
 			if err := tg.proc.exited(); err != nil {
@@ -233,6 +247,15 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 	}
 	fmt.Fprintf(out, "  ratio front/proxy req/s = %.2f (goal >= %.2f; median of the per-round pairs %.2f); front CPU per validated POST = %.1f µs (goal <= %.0f), proxy %.1f µs, front/proxy CPU = %.2f\n",
 		f.rps/p.rps, goalRatio, median(paired), f.micros, goalMicros, p.micros, f.micros/p.micros)
+	if base != nil {
+		b := res[base.name]
+		var cpu []float64
+		for i := range f.rounds {
+			cpu = append(cpu, f.rounds[i].cpuMicros()/b.rounds[i].cpuMicros())
+		}
+		fmt.Fprintf(out, "  baseline front: %.1f µs, baseline/proxy CPU = %.2f; front/baseline CPU = %.2f (median of the per-round pairs %.2f), req/s %.2f\n",
+			b.micros, b.micros/p.micros, f.micros/b.micros, median(cpu), f.rps/b.rps)
+	}
 	fmt.Fprintf(out, "  load average after: %s\n", loadavg())
 
 	if cfg.profile != "" {
