@@ -13,7 +13,8 @@ import (
 // SHA-256 of the bytes it was made from. A lookup still reads the record
 // in its transaction and reuses the projection only when the bytes hash
 // the same, so a changed record (a user disabled, a profile re-issued, a
-// server detached) is never answered from the cache. Projections are
+// server detached) is never answered from the cache. project must keep
+// nothing of the bytes it is given (they are the store's). Projections are
 // shared: callers must not change them. Not for secrets. Bounded: past
 // max entries the cache starts over (a gateway with more active users
 // than that parses some keys again).
@@ -35,28 +36,31 @@ func newRecordCache[V any](max int, project func(raw []byte) (V, error)) *record
 }
 
 // get returns the projection of the record at bucket/key as it is in tx.
+// The record is read without a copy (store.Peek): a hit only hashes it,
+// and project keeps nothing of the bytes it is given.
 func (c *recordCache[V]) get(tx store.Tx, bucket, key string) (V, error) {
-	var zero V
-	raw, err := tx.Get(bucket, key)
-	if err != nil {
-		return zero, err
-	}
-	sum := sha256.Sum256(raw)
-	c.mu.Lock()
-	e, ok := c.m[key]
-	c.mu.Unlock()
-	if ok && e.sum == sum {
-		return e.v, nil
-	}
-	v, err := c.project(raw)
-	if err != nil {
-		return zero, fmt.Errorf("decode %s/%s: %w", bucket, key, err)
-	}
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= c.max {
-		c.m = make(map[string]projection[V])
-	}
-	c.m[key] = projection[V]{sum: sum, v: v}
-	c.mu.Unlock()
-	return v, nil
+	var v V
+	err := store.Peek(tx, bucket, key, func(raw []byte) error {
+		sum := sha256.Sum256(raw)
+		c.mu.Lock()
+		e, ok := c.m[key]
+		c.mu.Unlock()
+		if ok && e.sum == sum {
+			v = e.v
+			return nil
+		}
+		p, err := c.project(raw)
+		if err != nil {
+			return fmt.Errorf("decode %s/%s: %w", bucket, key, err)
+		}
+		c.mu.Lock()
+		if c.m == nil || len(c.m) >= c.max {
+			c.m = make(map[string]projection[V])
+		}
+		c.m[key] = projection[V]{sum: sum, v: p}
+		c.mu.Unlock()
+		v = p
+		return nil
+	})
+	return v, err
 }

@@ -188,6 +188,19 @@ func (t boltTx) Get(bucket, key string) ([]byte, error) {
 	return bytes.Clone(v), nil
 }
 
+// peek lends the value in the transaction's page (Peek).
+func (t boltTx) peek(bucket, key string, fn func(value []byte) error) error {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	v := bk.Get([]byte(key))
+	if v == nil {
+		return fmt.Errorf("%s/%s: %w", bucket, key, ErrNotFound)
+	}
+	return fn(v)
+}
+
 func (t boltTx) Put(bucket, key string, value []byte) error {
 	bk, err := t.bucket(bucket)
 	if err != nil {

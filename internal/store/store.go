@@ -145,6 +145,27 @@ type Tx interface {
 	NextSequence(bucket string) (uint64, error)
 }
 
+// Peek calls fn with the value of bucket/key, valid only during the call
+// (fn must keep a copy of what it keeps), or returns ErrNotFound: Get
+// without its copy where the backend can lend its own bytes (bbolt's
+// mapped page), for a reader that only looks at a record (hashes it,
+// picks one field of it).
+func Peek(tx Tx, bucket, key string, fn func(value []byte) error) error {
+	if p, ok := tx.(peeker); ok {
+		return p.peek(bucket, key, fn)
+	}
+	v, err := tx.Get(bucket, key)
+	if err != nil {
+		return err
+	}
+	return fn(v)
+}
+
+// peeker is a Tx that lends its own bytes to Peek.
+type peeker interface {
+	peek(bucket, key string, fn func(value []byte) error) error
+}
+
 // ErrStop ends a Scan early.
 var ErrStop = errors.New("stop scan")
 

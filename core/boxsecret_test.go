@@ -1,0 +1,41 @@
+package core
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// TestReadBoxSecret: the box key read directly from a stored
+// serverSecrets record is the one json.Unmarshal reads, and records not
+// as encoding/json writes them are decoded in full, with the same result.
+func TestReadBoxSecret(t *testing.T) {
+	key := bytes.Repeat([]byte{0xfb}, 32) // base64 with '+' and '/'
+	rec, err := json.Marshal(serverSecrets{BoxPrivateKey: key, CAKeyPEM: "-----BEGIN EC PRIVATE KEY-----\nx\n", KeyPEM: `"box_private_key"`, TLSCryptKey: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		raw  string
+		want []byte
+	}{
+		"as written":         {string(rec), key},
+		"spaced":             {`{"box_private_key" : "` + string(rec[len(`{"box_private_key":"`):]), key},
+		"twice, last wins":   {`{"box_private_key":"AAAA","box_private_key":"` + string(rec[len(`{"box_private_key":"`):]), key},
+		"short key":          {`{"box_private_key":"AQID"}`, []byte{1, 2, 3}},
+		"missing":            {`{"ca_key":"x"}`, nil},
+		"escaped in a value": {`{"ca_key":"\"box_private_key\":\"AAAA\"","box_private_key":"` + string(rec[len(`{"box_private_key":"`):]), key},
+	} {
+		var got, want [32]byte
+		copy(want[:], c.want)
+		if err := readBoxSecret([]byte(c.raw), &got); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got != want {
+			t.Errorf("%s: got %x, want %x", name, got, want)
+		}
+	}
+	if err := readBoxSecret([]byte(`{"box_private_key":`), new([32]byte)); err == nil {
+		t.Error("a broken record read without an error")
+	}
+}
