@@ -39,3 +39,27 @@ func TestReadBoxSecret(t *testing.T) {
 		t.Error("a broken record read without an error")
 	}
 }
+
+// TestReadSyncSecret: the sync secret read directly is the one
+// json.Unmarshal reads, whatever the record's layout.
+func TestReadSyncSecret(t *testing.T) {
+	rec, err := json.Marshal(syncEntry{OrgID: "o", UserID: "u", ServerID: "s", Secret: "Abc123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, raw := range map[string]string{
+		"as written": string(rec),
+		"spaced":     `{"org_id":"o", "secret" : "Abc123"}`,
+		"escaped":    `{"secret":"Abc\u0031\u00323"}`,
+		"twice":      `{"secret":"x","secret":"Abc123"}`,
+		"first":      `{"secret":"Abc123","user_id":"u"}`,
+	} {
+		got, err := readSyncSecret([]byte(raw))
+		if err != nil || got != "Abc123" {
+			t.Errorf("%s: %q, %v", name, got, err)
+		}
+	}
+	if _, err := readSyncSecret([]byte(`{"secret":`)); err == nil {
+		t.Error("a broken record read without an error")
+	}
+}
