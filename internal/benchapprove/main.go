@@ -64,7 +64,8 @@ func main() {
 		for _, keep := range []bool{false, true} {
 			p := l.throughput(r, *requests, keep, "")
 			runs[keep] = append(runs[keep], p)
-			fmt.Fprintf(os.Stderr, "benchapprove: round %d, %s: %.0f approvals/s, %.0f µs CPU per approval\n", i+1, kind(keep), p.rate, p.gatewayUS())
+			fmt.Fprintf(os.Stderr, "benchapprove: round %d, %s: %.0f approvals/s, %.0f µs CPU per approval (front %.0f + core %.0f), %.2f Batch calls per write transaction\n",
+				i+1, kind(keep), p.rate, p.gatewayUS(), p.frontUS(), p.coreUS(), p.batch())
 		}
 	}
 	var batches []float64
