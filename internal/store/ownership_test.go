@@ -31,7 +31,7 @@ type ownership struct {
 // is a bucket name (Tx methods, and the JSON helpers after the Tx).
 var storeCalls = map[string]bool{"Get": true, "Put": true, "Delete": true, "Scan": true,
 	"ScanReverse": true, "NextSequence": true, "GetJSON": true, "PutJSON": true, "Insert": true, "ScanJSON": true, "Count": true,
-	"PutTTL": true, "PutJSONTTL": true, "InsertTTL": true, "DeleteWhere": true}
+	"PutTTL": true, "PutJSONTTL": true, "InsertTTL": true, "DeleteWhere": true, "Peek": true}
 
 // TestBucketOwnership parses every non-test Go file of the module and fails
 // when a package other than a bucket's owner (the table in the package
