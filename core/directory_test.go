@@ -63,3 +63,38 @@ func TestReadSyncSecret(t *testing.T) {
 		t.Error("a broken record read without an error")
 	}
 }
+
+// FuzzReadSecrets: for any record as encoding/json writes it (any field
+// values), the direct reads of the sync secret and the box key give what
+// a full decode gives.
+func FuzzReadSecrets(f *testing.F) {
+	f.Add("org", "user", "server", "s3cret", []byte("0123456789abcdef0123456789abcdef"), "-----BEGIN", "key", "tls")
+	f.Add(`"secret":"x"`, `\"`, "", `"box_private_key":"`, []byte{}, `"secret":`, "", "\\")
+	f.Fuzz(func(t *testing.T, org, user, server, secret string, box []byte, caKey, key, tlsCrypt string) {
+		raw, err := json.Marshal(syncEntry{OrgID: org, UserID: user, ServerID: server, Secret: secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e syncEntry
+		if err := json.Unmarshal(raw, &e); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readSyncSecret(raw)
+		if err != nil || got != e.Secret {
+			t.Fatalf("sync secret of %s: %q, %v; a full decode gives %q", raw, got, err, e.Secret)
+		}
+		raw, err = json.Marshal(serverSecrets{BoxPrivateKey: box, CAKeyPEM: caKey, KeyPEM: key, TLSCryptKey: tlsCrypt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s boxSecret
+		if err := json.Unmarshal(raw, &s); err != nil {
+			t.Fatal(err)
+		}
+		var want, out [32]byte
+		copy(want[:], s.BoxPrivateKey)
+		if err := readBoxSecret(raw, &out); err != nil || out != want {
+			t.Fatalf("box key of %s: %x, %v; a full decode gives %x", raw, out, err, want)
+		}
+	})
+}
