@@ -49,10 +49,12 @@ func (d *daemon) reconcileAtStart(ctx context.Context, guarded []dynfw.ProtoPort
 	// every element encoded for netlink, the kernel's one batch): with the
 	// collector's default pace the heap grew to twice what was live, and
 	// with 100,000 approvals made most of the core's peak memory.
-	old := debug.SetGCPercent(reconcileGCPercent)
+	// An operator's GOGC (the environment) is left as it is.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		defer debug.SetGCPercent(debug.SetGCPercent(reconcileGCPercent))
+	}
 	start, cpu0 := time.Now(), processCPU()
 	added, removed, err := d.approver.Reconcile(ctx, guarded)
-	debug.SetGCPercent(old)
 	d.startReconcile = &api.ReconcileReport{Seconds: time.Since(start).Seconds(), CPUSeconds: (processCPU() - cpu0).Seconds(),
 		Added: added, Removed: removed}
 	// With many live approvals the reconcile's garbage (each approval

@@ -53,15 +53,16 @@ type userLimits struct {
 	loaded bool
 	users  map[string][]grant
 	// servers and serverIDs number the grants' server IDs (mu): a grant
-	// holds the number.
+	// holds the number. They keep every server seen until invalidate (a
+	// string and a map entry each; servers are few and made by admins).
 	servers   map[string]uint32
 	serverIDs []string
 	// scratch is reserve's list of live keys, kept between calls (mu).
 	scratch [][keyLen]byte
 }
 
-// grant is one approval as the limits see it, small and without pointers
-// to memory of its own in the common case of one address: the limits hold
+// grant is one approval as the limits see it, small and with no memory of
+// its own in the common case of one address (more is empty): the limits hold
 // one for every live approval. With 100,000 approvals the grants took 23 MB
 // as Element.key strings and time.Time values, then 13.7 MB with the token
 // and the element keys as strings of their own (137 B an approval); in

@@ -145,7 +145,7 @@ func (b *Bolt) View(ctx context.Context, fn func(Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+	return b.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx, &b.group.rel}) })
 }
 
 // Update implements Store.
@@ -153,7 +153,7 @@ func (b *Bolt) Update(ctx context.Context, fn func(Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+	err := b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx, &b.group.rel}) })
 	if err == nil {
 		b.group.txns.Add(1)
 	}
@@ -163,10 +163,15 @@ func (b *Bolt) Update(ctx context.Context, fn func(Tx) error) error {
 // WriteStats implements WriteCounter.
 func (b *Bolt) WriteStats() WriteStats {
 	return WriteStats{Transactions: b.group.txns.Load(), BatchCalls: b.group.calls.Load(),
-		Releases: b.group.releases.Load(), ReleaseErrors: b.group.releaseErrs.Load()}
+		Releases: b.group.rel.done.Load(), ReleaseErrors: b.group.rel.failed.Load()}
 }
 
-type boltTx struct{ tx *bolt.Tx }
+type boltTx struct {
+	tx *bolt.Tx
+	// rel counts the releases of the mapped file made in the transaction
+	// (Scan's); nil: not counted.
+	rel *releaseStats
+}
 
 func (t boltTx) bucket(name string) (*bolt.Bucket, error) {
 	bk := t.tx.Bucket([]byte(name))
@@ -233,9 +238,9 @@ func (t boltTx) Scan(bucket, prefix string, fn func(string, []byte) error) error
 			return err
 		}
 		if n++; n%scanReleaseEvery == 0 {
-			if err := t.releaseMapped(); err != nil {
-				return err
-			}
+			// A failed release leaves the pages mapped, nothing else:
+			// counted (WriteStats), not a failure of the scan.
+			t.rel.count(t.releaseMapped())
 		}
 	}
 	return nil
@@ -299,7 +304,7 @@ func (b *Bolt) migrate() error {
 			return fmt.Errorf("store has schema version %d, newer than this build's %d", have, len(migrations))
 		}
 		for v := have; v < len(migrations); v++ {
-			if err := migrations[v](boltTx{tx}); err != nil {
+			if err := migrations[v](boltTx{tx: tx}); err != nil {
 				return fmt.Errorf("migration to version %d: %w", v+1, err)
 			}
 		}

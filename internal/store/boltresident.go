@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
@@ -23,7 +24,23 @@ import (
 // approval. Without it every page read once counts in the core's resident
 // memory for as long as it runs.
 func (b *Bolt) ReleaseMapped() error {
-	return b.db.View(func(tx *bolt.Tx) error { return boltTx{tx}.releaseMapped() })
+	return b.db.View(func(tx *bolt.Tx) error { return boltTx{tx: tx}.releaseMapped() })
+}
+
+// releaseStats counts the releases of the mapped file that are not asked
+// for by a caller (the group commit's, Scan's) and those that failed
+// (WriteStats).
+type releaseStats struct{ done, failed atomic.Uint64 }
+
+// count counts one release that returned err; s may be nil.
+func (s *releaseStats) count(err error) {
+	switch {
+	case s == nil:
+	case err != nil:
+		s.failed.Add(1)
+	default:
+		s.done.Add(1)
+	}
 }
 
 // scanReleaseEvery is how many records a Scan reads between two releases

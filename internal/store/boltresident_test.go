@@ -242,3 +242,62 @@ func TestGroupCommitReleasesAfterManyCalls(t *testing.T) {
 			ws.BatchCalls, ws.Transactions, ws.Releases, ws.ReleaseErrors, releaseEveryGroups)
 	}
 }
+
+// TestScanReleasesInAWriteTransaction: a write transaction's Scan, which
+// releases the mapped file as it goes, reads every record right while the
+// transaction rewrites them, and the rewrite is what is committed.
+func TestScanReleasesInAWriteTransaction(t *testing.T) {
+	st, err := OpenBolt(filepath.Join(t.TempDir(), "store.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	const n = 3 * scanReleaseEvery
+	val := func(i, gen int) []byte { return fmt.Appendf(bytes.Repeat([]byte{'v'}, 200), "%d/%d", i, gen) }
+	err = st.Update(ctx, func(tx Tx) error {
+		for i := range n {
+			if err := tx.Put(BucketApprovals, fmt.Sprintf("k%06d", i), val(i, 0)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := st.WriteStats().Releases
+	err = st.Update(ctx, func(tx Tx) error {
+		i := 0
+		return tx.Scan(BucketApprovals, "", func(k string, v []byte) error {
+			if k != fmt.Sprintf("k%06d", i) || !bytes.Equal(v, val(i, 0)) {
+				return fmt.Errorf("record %d in the scan: key %s, %q", i, k, v[200:])
+			}
+			i++
+			return tx.Put(BucketApprovals, k, val(i-1, 1))
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.WriteStats().Releases - before; got < n/scanReleaseEvery {
+		t.Fatalf("%d releases in a scan of %d records, want %d", got, n, n/scanReleaseEvery)
+	}
+	err = st.View(ctx, func(tx Tx) error {
+		i := 0
+		err := tx.Scan(BucketApprovals, "", func(k string, v []byte) error {
+			if !bytes.Equal(v, val(i, 1)) {
+				return fmt.Errorf("record %d after the rewrite: %q", i, v[200:])
+			}
+			i++
+			return nil
+		})
+		if err == nil && i != n {
+			err = fmt.Errorf("%d records after the rewrite, want %d", i, n)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -92,9 +92,9 @@ type groupCommitter struct {
 	// txns and calls count the committed write transactions (the groups'
 	// and Update's) and the Batch calls committed in them (WriteStats).
 	txns, calls atomic.Uint64
-	// releases and releaseErrs count the releases of the mapped file
-	// (releaseAfter) and those that failed (WriteStats).
-	releases, releaseErrs atomic.Uint64
+	// rel counts the releases of the mapped file (releaseAfter's and the
+	// scans') and those that failed (WriteStats).
+	rel releaseStats
 	// groupsSince and callsSince count the groups and their calls
 	// committed since the last release (the committing goroutine's own).
 	groupsSince, callsSince int
@@ -127,12 +127,7 @@ func (g *groupCommitter) releaseAfter(calls int) {
 		return
 	}
 	g.groupsSince, g.callsSince = 0, 0
-	err := g.db.View(func(tx *bolt.Tx) error { return boltTx{tx}.releaseMapped() })
-	if err != nil {
-		g.releaseErrs.Add(1)
-		return
-	}
-	g.releases.Add(1)
+	g.rel.count(g.db.View(func(tx *bolt.Tx) error { return boltTx{tx: tx}.releaseMapped() }))
 }
 
 type groupReq struct {
@@ -166,7 +161,7 @@ func (g *groupCommitter) commit(group []*groupReq) {
 		failed := -1
 		err := g.db.Update(func(tx *bolt.Tx) error {
 			for i, r := range group {
-				if err := r.fn(boltTx{tx}); err != nil {
+				if err := r.fn(boltTx{tx, &g.rel}); err != nil {
 					failed = i
 					return err
 				}
@@ -184,7 +179,7 @@ func (g *groupCommitter) commit(group []*groupReq) {
 			return
 		}
 		bad := group[failed]
-		err = g.db.Update(func(tx *bolt.Tx) error { return bad.fn(boltTx{tx}) })
+		err = g.db.Update(func(tx *bolt.Tx) error { return bad.fn(boltTx{tx, &g.rel}) })
 		if err == nil {
 			g.txns.Add(1)
 			g.calls.Add(1)

@@ -110,9 +110,11 @@ type Store interface {
 type WriteStats struct {
 	Transactions uint64
 	BatchCalls   uint64
-	// Releases counts the group commit's releases of the mapped file
-	// (every releaseEveryTxns transactions), ReleaseErrors those that
-	// failed.
+	// Releases counts the releases of the mapped file the store makes of
+	// itself (the group commit's, every releaseEveryGroups groups or
+	// releaseEveryCalls calls, and Scan's, every scanReleaseEvery
+	// records), ReleaseErrors those that failed (the pages then stay
+	// mapped; nothing else changes).
 	Releases, ReleaseErrors uint64
 }
 
