@@ -21,6 +21,7 @@ import (
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/rpc"
 	"github.com/portcullis-gw/portcullis/dynfw"
+	"github.com/portcullis-gw/portcullis/internal/gctune"
 )
 
 // The control socket (0600, root and the core's own user) answers the
@@ -49,10 +50,8 @@ func (d *daemon) reconcileAtStart(ctx context.Context, guarded []dynfw.ProtoPort
 	// every element encoded for netlink, the kernel's one batch): with the
 	// collector's default pace the heap grew to twice what was live, and
 	// with 100,000 approvals made most of the core's peak memory.
-	// An operator's GOGC (the environment) is left as it is.
-	if _, set := os.LookupEnv("GOGC"); !set {
-		defer debug.SetGCPercent(debug.SetGCPercent(reconcileGCPercent))
-	}
+	// An operator's GOGC (the environment) is left as it is (gctune.Pin).
+	defer gctune.Pin(reconcileGCPercent)()
 	start, cpu0 := time.Now(), processCPU()
 	added, removed, err := d.approver.Reconcile(ctx, guarded)
 	d.startReconcile = &api.ReconcileReport{Seconds: time.Since(start).Seconds(), CPUSeconds: (processCPU() - cpu0).Seconds(),

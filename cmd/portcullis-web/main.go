@@ -26,6 +26,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/config"
+	"github.com/portcullis-gw/portcullis/internal/gctune"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/procguard"
 	"github.com/portcullis-gw/portcullis/internal/sdnotify"
@@ -40,8 +41,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "portcullis-web:", err)
 		os.Exit(1)
 	}
-	// A floor under the heap goal (gc.go): unless GOGC is set.
-	tuneGC()
+	// A floor under the heap goal (internal/gctune), unless GOGC is set.
+	gctune.Start()
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "portcullis-web:", err)
 		os.Exit(1)

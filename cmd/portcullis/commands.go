@@ -22,6 +22,7 @@ import (
 	"github.com/portcullis-gw/portcullis/core/audit"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/cli"
+	"github.com/portcullis-gw/portcullis/internal/gctune"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/sdnotify"
 	"github.com/portcullis-gw/portcullis/internal/store"
@@ -54,6 +55,8 @@ func (a *app) serve(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// A floor under the heap goal (internal/gctune), unless GOGC is set.
+	gctune.Start()
 	return core.Run(ctx, cfg, logger, rio)
 }
 
