@@ -20,28 +20,11 @@ import (
 // records), and every record still reads back the same afterwards, also
 // for readers that scan while releases run.
 func TestReleaseMapped(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "store.db")
-	st, err := OpenBolt(path, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ctx := context.Background()
 	val := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 300) }
 	const n = 20_000 // ~7 MiB of records
-	for start := 0; start < n; start += 5000 {
-		err := st.Update(ctx, func(tx Tx) error {
-			for i := start; i < start+5000; i++ {
-				if err := tx.Put(BucketApprovals, fmt.Sprintf("k%06d", i), val(i)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	st, path := openFilled(t, n, val)
+	ctx := context.Background()
+	var err error
 	scan := func() error {
 		i := 0
 		return st.View(ctx, func(tx Tx) error {
@@ -54,13 +37,7 @@ func TestReleaseMapped(t *testing.T) {
 			})
 		})
 	}
-	rss := func() int64 {
-		m, err := procstat.FileRss(os.Getpid())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m[path]
-	}
+	rss := func() int64 { return mappedKiB(t, path) }
 	// Reading every record by key releases nothing.
 	err = st.View(ctx, func(tx Tx) error {
 		for i := range n {
@@ -125,25 +102,9 @@ func TestReleaseMapped(t *testing.T) {
 // commit releases the pages that reads mapped, and counts it in
 // WriteStats.
 func TestGroupCommitReleasesMapped(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "store.db")
-	st, err := OpenBolt(path, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ctx := context.Background()
 	const n = 20_000
-	err = st.Update(ctx, func(tx Tx) error {
-		for i := range n {
-			if err := tx.Put(BucketApprovals, fmt.Sprintf("k%06d", i), bytes.Repeat([]byte{'v'}, 300)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, path := openFilled(t, n, func(int) []byte { return bytes.Repeat([]byte{'v'}, 300) })
+	ctx := context.Background()
 	readAll := func() {
 		t.Helper()
 		err := st.View(ctx, func(tx Tx) error {
@@ -158,13 +119,7 @@ func TestGroupCommitReleasesMapped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mapped := func() int64 {
-		m, err := procstat.FileRss(os.Getpid())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m[path]
-	}
+	mapped := func() int64 { return mappedKiB(t, path) }
 	batch := func(i int) {
 		t.Helper()
 		if err := st.Batch(ctx, func(tx Tx) error { return tx.Put(BucketNonces, fmt.Sprintf("n%d", i), []byte("x")) }); err != nil {
@@ -247,25 +202,11 @@ func TestGroupCommitReleasesAfterManyCalls(t *testing.T) {
 // releases the mapped file as it goes, reads every record right while the
 // transaction rewrites them, and the rewrite is what is committed.
 func TestScanReleasesInAWriteTransaction(t *testing.T) {
-	st, err := OpenBolt(filepath.Join(t.TempDir(), "store.db"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ctx := context.Background()
 	const n = 3 * scanReleaseEvery
 	val := func(i, gen int) []byte { return fmt.Appendf(bytes.Repeat([]byte{'v'}, 200), "%d/%d", i, gen) }
-	err = st.Update(ctx, func(tx Tx) error {
-		for i := range n {
-			if err := tx.Put(BucketApprovals, fmt.Sprintf("k%06d", i), val(i, 0)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _ := openFilled(t, n, func(i int) []byte { return val(i, 0) })
+	ctx := context.Background()
+	var err error
 	before := st.WriteStats().Releases
 	err = st.Update(ctx, func(tx Tx) error {
 		i := 0
@@ -300,4 +241,40 @@ func TestScanReleasesInAWriteTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// openFilled opens a store in a new directory (closed with the test) with
+// n records k000000… of the approvals bucket, record i holding val(i).
+func openFilled(t *testing.T, n int, val func(i int) []byte) (*Bolt, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "store.db")
+	st, err := OpenBolt(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for start := 0; start < n; start += 5000 {
+		err := st.Update(context.Background(), func(tx Tx) error {
+			for i := start; i < min(start+5000, n); i++ {
+				if err := tx.Put(BucketApprovals, fmt.Sprintf("k%06d", i), val(i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st, path
+}
+
+// mappedKiB is how much of the file at path this process has mapped.
+func mappedKiB(t *testing.T, path string) int64 {
+	t.Helper()
+	m, err := procstat.FileRss(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m[path]
 }
