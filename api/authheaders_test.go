@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,6 +20,22 @@ func TestIsBase64Std(t *testing.T) {
 			t.Errorf("%q accepted", s)
 		}
 	}
+}
+
+// FuzzIsBase64Std: isBase64Std accepts exactly what the standard
+// library's standard encoding decodes, less the line breaks that decoder
+// skips.
+func FuzzIsBase64Std(f *testing.F) {
+	for _, s := range []string{"", "AAAA", "AA==", "AAA=", "A===", "AA=A", "AA-_", "AAAA=", "=AAA", "AB\n=="} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_, err := base64.StdEncoding.DecodeString(s)
+		want := err == nil && !strings.ContainsAny(s, "\r\n")
+		if got := isBase64Std(s); got != want {
+			t.Fatalf("isBase64Std(%q) = %v; the standard decoder: %v", s, got, err)
+		}
+	})
 }
 
 // headerScheme is one signed-header family as its callers see it: the
