@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/store"
@@ -75,7 +76,7 @@ func projectUser(raw []byte) (*approvalUser, error) {
 // readBoxSecret reads the box key (json.Unmarshal of the small record was
 // 0.7 % of the core's CPU in the approval benchmark).
 func readSyncSecret(raw []byte) (string, error) {
-	if v, ok := rawString(raw, "secret"); ok {
+	if v, ok := flatField(raw, "secret"); ok {
 		return string(v), nil
 	}
 	var e syncEntry
@@ -109,41 +110,66 @@ type boxSecret struct {
 	BoxPrivateKey []byte `json:"box_private_key"`
 }
 
-// rawString returns the value of the string field key of a stored record
-// when it is there as encoding/json writes it: "key":"value", the key once
-// in the record (a key pattern cannot occur inside a string value, where
-// encoding/json escapes every quote) and no escape in the value. Callers
-// decode the record in full otherwise.
-func rawString(raw []byte, key string) ([]byte, bool) {
-	field := `"` + key + `":`
-	i := bytes.Index(raw, []byte(field))
-	if i < 0 || bytes.Count(raw[i+len(field):], []byte(field)) != 0 {
+// flatField returns the value of the string field key (lower-case ASCII)
+// of a stored record when the record is laid out as encoding/json writes
+// the core's flat records: one object of ASCII text with no object inside,
+// no \u escape anywhere (a key could be spelled with one), the field
+// written "key":"value" after '{' or ',' and followed by ',' or '}', no
+// escape in the value, and no other key equal to key in any case
+// (encoding/json matches keys regardless of case, and the last wins). A
+// key pattern cannot occur inside a string value, where encoding/json
+// escapes every quote. Callers decode the record in full otherwise. Only
+// the field is read: a record damaged elsewhere but laid out so is not
+// noticed here (FuzzReadSecrets).
+func flatField(raw []byte, key string) ([]byte, bool) {
+	n := len(raw)
+	if n < 2 || raw[0] != '{' || raw[n-1] != '}' || bytes.IndexByte(raw[1:], '{') >= 0 || bytes.Contains(raw, []byte(`\u`)) {
 		return nil, false
+	}
+	for _, c := range raw {
+		if c >= utf8.RuneSelf {
+			return nil, false
+		}
+	}
+	field := `"` + key + `":"`
+	i := bytes.Index(raw, []byte(field))
+	if i < 1 || (raw[i-1] != '{' && raw[i-1] != ',') {
+		return nil, false
+	}
+	// Every quoted key-long token that folds to key: only the one found.
+	for j := bytes.IndexByte(raw, '"'); j >= 0 && j+len(key)+1 < n; {
+		if j != i && raw[j+len(key)+1] == '"' && bytes.EqualFold(raw[j+1:j+1+len(key)], []byte(key)) {
+			return nil, false
+		}
+		next := bytes.IndexByte(raw[j+1:], '"')
+		if next < 0 {
+			break
+		}
+		j += 1 + next
 	}
 	rest := raw[i+len(field):]
-	if len(rest) == 0 || rest[0] != '"' {
+	k := bytes.IndexByte(rest, '"')
+	if k < 0 || k+1 >= len(rest) || bytes.IndexByte(rest[:k], '\\') >= 0 || (rest[k+1] != ',' && rest[k+1] != '}') {
 		return nil, false
 	}
-	rest = rest[1:]
-	j := bytes.IndexByte(rest, '"')
-	if j < 0 || bytes.IndexByte(rest[:j], '\\') >= 0 {
-		return nil, false
-	}
-	return rest[:j], true
+	return rest[:k], true
 }
 
 // readBoxSecret puts the box key of a stored serverSecrets record in out.
 // The record (about 5 KiB: the CA and server keys' text) is not decoded
-// when the key is there as encoding/json writes it (rawString): an
+// when the key is there as encoding/json writes it (flatField): an
 // approval read it whole each time (json.Unmarshal over every byte, 1 % of
 // the core's CPU in the approval benchmark). Any other layout is decoded
 // in full. As before, a key of another length is copied as far as it goes.
 func readBoxSecret(raw []byte, out *[32]byte) error {
-	if v, ok := rawString(raw, "box_private_key"); ok && len(v) == base64.StdEncoding.EncodedLen(32) {
+	if v, ok := flatField(raw, "box_private_key"); ok && len(v) == base64.StdEncoding.EncodedLen(32) {
 		var buf [33]byte // a 32-byte key's base64 (44 characters) decodes to 32
-		if n, err := base64.StdEncoding.Decode(buf[:], v); err == nil && n == 32 {
+		n, err := base64.StdEncoding.Decode(buf[:], v)
+		if err == nil && n == 32 {
 			copy(out[:], buf[:n])
-			clear(buf[:])
+		}
+		clear(buf[:]) // also what a failed decode left
+		if err == nil && n == 32 {
 			return nil
 		}
 	}

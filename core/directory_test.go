@@ -15,6 +15,9 @@ func TestReadBoxSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, ok := flatField(rec, "box_private_key"); !ok {
+		t.Errorf("the record as the core writes it, %s, is not read directly", rec)
+	}
 	for name, c := range map[string]struct {
 		raw  string
 		want []byte
@@ -24,6 +27,7 @@ func TestReadBoxSecret(t *testing.T) {
 		"twice, last wins":   {`{"box_private_key":"AAAA","box_private_key":"` + string(rec[len(`{"box_private_key":"`):]), key},
 		"short key":          {`{"box_private_key":"AQID"}`, []byte{1, 2, 3}},
 		"missing":            {`{"ca_key":"x"}`, nil},
+		"another case last":  {`{"box_private_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","BOX_PRIVATE_KEY":"` + string(rec[len(`{"box_private_key":"`):]), key},
 		"escaped in a value": {`{"ca_key":"\"box_private_key\":\"AAAA\"","box_private_key":"` + string(rec[len(`{"box_private_key":"`):]), key},
 	} {
 		var got, want [32]byte
@@ -41,27 +45,66 @@ func TestReadBoxSecret(t *testing.T) {
 }
 
 // TestReadSyncSecret: the sync secret read directly is the one
-// json.Unmarshal reads, whatever the record's layout.
+// json.Unmarshal reads, in the layouts tried here (valid records of any
+// layout: FuzzReadSecretsRaw); the core's own records are read directly.
 func TestReadSyncSecret(t *testing.T) {
 	rec, err := json.Marshal(syncEntry{OrgID: "o", UserID: "u", ServerID: "s", Secret: "Abc123"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, ok := flatField(rec, "secret"); !ok {
+		t.Errorf("the record as the core writes it, %s, is not read directly", rec)
+	}
 	for name, raw := range map[string]string{
-		"as written": string(rec),
-		"spaced":     `{"org_id":"o", "secret" : "Abc123"}`,
-		"escaped":    `{"secret":"Abc\u0031\u00323"}`,
-		"twice":      `{"secret":"x","secret":"Abc123"}`,
-		"first":      `{"secret":"Abc123","user_id":"u"}`,
+		"as written":         string(rec),
+		"spaced":             `{"org_id":"o", "secret" : "Abc123"}`,
+		"escaped":            `{"secret":"Abc\u0031\u00323"}`,
+		"twice":              `{"secret":"x","secret":"Abc123"}`,
+		"first":              `{"secret":"Abc123","user_id":"u"}`,
+		"another case last":  `{"secret":"direct","Secret":"Abc123"}`,
+		"long s, last":       `{"secret":"direct","\u017fecret":"Abc123"}`,
+		"nested elsewhere":   `{"x":{"secret":"nested"},"secret":"Abc123"}`,
+		"key with an escape": `{"secret":"direct","\u0073ecret":"Abc123"}`,
 	} {
 		got, err := readSyncSecret([]byte(raw))
 		if err != nil || got != "Abc123" {
 			t.Errorf("%s: %q, %v", name, got, err)
 		}
 	}
-	if _, err := readSyncSecret([]byte(`{"secret":`)); err == nil {
-		t.Error("a broken record read without an error")
+	for _, raw := range []string{`{"secret":`, `{"org_id":"o","secret":"abc"`} {
+		if _, err := readSyncSecret([]byte(raw)); err == nil {
+			t.Errorf("the broken record %s read without an error", raw)
+		}
 	}
+	if got, err := readSyncSecret([]byte(`{"x":{"secret":"nested"}}`)); err != nil || got != "" {
+		t.Errorf("a secret only in a nested object: %q, %v; want none", got, err)
+	}
+}
+
+// FuzzReadSecretsRaw: for any bytes that json.Unmarshal decodes, the
+// direct reads give what it gives; for any others they do not panic.
+func FuzzReadSecretsRaw(f *testing.F) {
+	for _, s := range []string{`{"org_id":"o","secret":"abc"}`, `{"secret":"direct","Secret":"d"}`, `{"x":{"secret":"n"}}`,
+		`{"box_private_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","BOX_PRIVATE_KEY":"////////////////////////////////////////w=="}`,
+		`{"box_private_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","ca_key":"x"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var e syncEntry
+		decoded := json.Unmarshal(raw, &e) == nil
+		got, err := readSyncSecret(raw)
+		if decoded && (err != nil || got != e.Secret) {
+			t.Fatalf("sync secret of %q: %q, %v; a full decode gives %q", raw, got, err, e.Secret)
+		}
+		var s boxSecret
+		decoded = json.Unmarshal(raw, &s) == nil
+		var want, out [32]byte
+		copy(want[:], s.BoxPrivateKey)
+		err = readBoxSecret(raw, &out)
+		if decoded && (err != nil || out != want) {
+			t.Fatalf("box key of %q: %x, %v; a full decode gives %x", raw, out, err, want)
+		}
+	})
 }
 
 // FuzzReadSecrets: for any record as encoding/json writes it (any field
