@@ -148,7 +148,8 @@ type Tx interface {
 }
 
 // Peek calls fn with the value of bucket/key, valid only during the call
-// (fn must keep a copy of what it keeps), or returns ErrNotFound: Get
+// (fn must keep a copy of what it keeps, and must not write in tx), or
+// returns ErrNotFound: Get
 // without its copy where the backend can lend its own bytes (bbolt's
 // mapped page), for a reader that only looks at a record (hashes it,
 // picks one field of it).
