@@ -417,7 +417,11 @@ func TestClusterTwoGatewaysThreeEtcdMembers(t *testing.T) {
 	// agents report to either gateway: each gets the leader's decisions
 	// with the other's address, learned through the store.
 	testkit.WaitFor(t, 10*time.Second, 5*time.Millisecond, "A leading the link elections", func() bool { return l.a.status().LinkLeader == "a" })
-	if st := l.b.status(); st.Gateway != "b" || st.LinkLeader == "b" {
+	// B reports the last leader it saw: after the quorum's loss above
+	// (when B may have led for a term) it sees A's term through its watch
+	// of the election, not at once.
+	testkit.WaitFor(t, 10*time.Second, 5*time.Millisecond, "B seeing A lead", func() bool { return l.b.status().LinkLeader == "a" })
+	if st := l.b.status(); st.Gateway != "b" || st.LinkLeader != "a" {
 		t.Fatalf("B's status while A leads: %+v", st)
 	}
 	peersWithB1 := func(st *api.LinkState) bool {
