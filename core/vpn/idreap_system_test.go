@@ -74,16 +74,8 @@ func pidsOf(t *testing.T, id uint32) []int {
 func TestLeftoverProcessesAreKilledBeforeTheIDMoves(t *testing.T) {
 	testenv.NeedBinary(t, "setsid", "util-linux")
 	const uid = 70100
-	o, _ := ownIDsOptions(t, &logBuffer{}, IDRange{First: uid, Count: 1}, "setsid sleep 120 </dev/null >/dev/null 2>&1 &\n")
-	m := New(o)
-	defer m.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbb"
-	if err := m.Start(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	stA, _ := m.Status(a)
+	m, ctx := oneIDStarted(t, uid, &logBuffer{}, "setsid sleep 120 </dev/null >/dev/null 2>&1 &\n")
+	stA, _ := m.Status(serverA)
 	var left []int
 	testkit.WaitFor(t, 10*time.Second, 10*time.Millisecond, "the process worker A leaves", func() bool {
 		left = slices.DeleteFunc(pidsOf(t, uid), func(pid int) bool { return pid == stA.PID })
@@ -96,7 +88,7 @@ func TestLeftoverProcessesAreKilledBeforeTheIDMoves(t *testing.T) {
 			}
 		}
 	})
-	if err := m.Stop(ctx, a); err != nil {
+	if err := m.Stop(ctx, serverA); err != nil {
 		t.Fatal(err)
 	}
 	for _, pid := range left {
@@ -104,10 +96,10 @@ func TestLeftoverProcessesAreKilledBeforeTheIDMoves(t *testing.T) {
 			t.Errorf("process %d that worker A left still runs under uid %d after A's stop", pid, uid)
 		}
 	}
-	if err := m.Start(ctx, b); err != nil {
+	if err := m.Start(ctx, serverB); err != nil {
 		t.Fatal(err)
 	}
-	stB, _ := m.Status(b)
+	stB, _ := m.Status(serverB)
 	if got, _ := procUID(t, stB.PID); got != uid {
 		t.Fatalf("worker B runs as %d, want %d (the range's one ID)", got, uid)
 	}
@@ -125,15 +117,7 @@ func TestLeftoverProcessesAreKilledBeforeTheIDMoves(t *testing.T) {
 func TestAnIDWhoseProcessesSurviveIsNotReused(t *testing.T) {
 	const uid = 70110
 	logs := &logBuffer{}
-	o, _ := ownIDsOptions(t, logs, IDRange{First: uid, Count: 1}, "")
-	m := New(o)
-	defer m.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbb"
-	if err := m.Start(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	m, ctx := oneIDStarted(t, uid, logs, "")
 	fake := t.TempDir()
 	const ghost = "2147483646"
 	status := fmt.Sprintf("Name:\tsleep\nState:\tS (sleeping)\nPPid:\t1\nThreads:\t1\nUid:\t%d\t%d\t%d\t%d\nGid:\t%d\t%d\t%d\t%d\n",
@@ -147,20 +131,41 @@ func TestAnIDWhoseProcessesSurviveIsNotReused(t *testing.T) {
 	old := procRoot
 	procRoot = fake
 	t.Cleanup(func() { procRoot = old })
-	if err := m.Stop(ctx, a); err != nil {
+	if err := m.Stop(ctx, serverA); err != nil {
 		t.Fatal(err)
 	}
-	err := m.Start(ctx, b)
+	err := m.Start(ctx, serverB)
 	if !errors.Is(err, ErrIDs) {
-		st, _ := m.Status(b)
+		st, _ := m.Status(serverB)
 		t.Fatalf("server B started (%v, pid %d) with the range's one ID, under which a process of A's survived", err, st.PID)
 	}
 	t.Logf("start of B: %v", err)
 	procRoot = old
-	if err := m.Start(ctx, b); !errors.Is(err, ErrIDs) {
+	if err := m.Start(ctx, serverB); !errors.Is(err, ErrIDs) {
 		t.Fatalf("the quarantined ID was given out again once its process was gone (%v): it stays out until the core restarts", err)
 	}
 	if s := logs.String(); !strings.Contains(s, "quarantined") || !strings.Contains(s, fmt.Sprintf("uid=%d", uid)) || !strings.Contains(s, ghost) {
 		t.Errorf("the log does not name the quarantined uid and its process:\n%s", s)
 	}
+}
+
+// The two servers of the one-ID tests: serverA starts first, serverB
+// takes its ID.
+const serverA, serverB = "aaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbb"
+
+// oneIDStarted returns a manager whose range is the one ID uid (closed
+// with the test), with server a started under it, and a context that ends
+// with the test or after 30 s; pre is shell run before the fake openvpn
+// (ownIDsOptions).
+func oneIDStarted(t *testing.T, uid uint32, logs io.Writer, pre string) (*Manager, context.Context) {
+	t.Helper()
+	o, _ := ownIDsOptions(t, logs, IDRange{First: uid, Count: 1}, pre)
+	m := New(o)
+	t.Cleanup(m.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	if err := m.Start(ctx, serverA); err != nil {
+		t.Fatal(err)
+	}
+	return m, ctx
 }

@@ -16,13 +16,11 @@ import (
 // mapping and writes with pwrite, so nothing mapped is ever dirty and
 // nothing is lost.
 //
-// The core calls it after reads that touch the whole file once and are
-// not its working set: bbolt's rebuild of the freelist when it opens the
-// file (it walks every page of every bucket; with 10,000 users and 100,000
-// approvals that made 104 of the 106 MiB resident before the core did
-// anything) and the start's reconcile of the firewall with every
-// approval. Without it every page read once counts in the core's resident
-// memory for as long as it runs.
+// OpenBolt calls it after the open (the migrations' reads, and at the
+// first open of a file written without a freelist bbolt's walk of every
+// page); the core after reads of a whole bucket (ReleaseScanned). Without
+// it every page read once counts in the core's resident memory for as long
+// as it runs.
 func (b *Bolt) ReleaseMapped() error {
 	return b.db.View(func(tx *bolt.Tx) error { return boltTx{tx: tx}.releaseMapped() })
 }
@@ -78,7 +76,9 @@ func (t boltTx) releaseMapped() error {
 // the cached pages around each faulting one (fault-around, 64 KiB), and
 // the buckets' pages lie interleaved in the file. Measured on a store of
 // 10,000 users and 100,000 approvals (106 MiB): a scan of the approvals
-// (54 MiB of pages) left 91 MiB of the file resident in the process.
+// (54 MiB of pages) left 91 MiB of the file resident in the process. Scan
+// now releases every scanReleaseEvery records as it goes; this releases
+// what the last of them mapped.
 func ReleaseScanned(st Store) error {
 	if m, ok := st.(interface{ ReleaseMapped() error }); ok {
 		return m.ReleaseMapped()
