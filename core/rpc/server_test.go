@@ -1,0 +1,67 @@
+package rpc
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// TestReadBody: a body of declared length within the limit is read whole
+// into a buffer of that length; a declared length past the limit, a body
+// of undeclared length past the limit, and a body shorter than declared
+// are refused; a body of undeclared length within the limit is read.
+func TestReadBody(t *testing.T) {
+	const limit = 64
+	body := strings.Repeat("a", 40)
+	req := func(b io.Reader, declared int64) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/x", b)
+		r.ContentLength = declared
+		return r
+	}
+	raw, err := readBody(req(strings.NewReader(body), int64(len(body))), limit)
+	if err != nil || string(raw) != body || cap(raw) != len(body) {
+		t.Errorf("declared within the limit: %q (cap %d) %v", raw, cap(raw), err)
+	}
+	raw, err = readBody(req(strings.NewReader(body), -1), limit)
+	if err != nil || string(raw) != body {
+		t.Errorf("undeclared within the limit: %q %v", raw, err)
+	}
+	long := strings.Repeat("b", limit+1)
+	if raw, err := readBody(req(strings.NewReader(long), int64(len(long))), limit); err == nil {
+		t.Errorf("declared past the limit: read %d bytes", len(raw))
+	}
+	if raw, err := readBody(req(strings.NewReader(long), -1), limit); err == nil {
+		t.Errorf("undeclared past the limit: read %d bytes", len(raw))
+	}
+	if raw, err := readBody(req(strings.NewReader(body[:10]), int64(len(body))), limit); err == nil {
+		t.Errorf("shorter than declared: read %q", raw)
+	}
+	if raw, err := readBody(req(iotest.ErrReader(io.ErrClosedPipe), int64(len(body))), limit); err == nil {
+		t.Errorf("failing body: read %q", raw)
+	}
+}
+
+// TestWriteJSONContentTypeShared: every answer carries Content-Type
+// application/json, and what a handler does to one answer's header (an
+// Add, a Set) reaches neither the shared value nor the next answer.
+func TestWriteJSONContentTypeShared(t *testing.T) {
+	first := httptest.NewRecorder()
+	WriteJSON(first, http.StatusOK, map[string]int{"a": 1})
+	first.Header().Add("Content-Type", "text/plain")
+	first.Header().Set("Content-Type", "text/html")
+	second := httptest.NewRecorder()
+	WriteJSON(second, http.StatusTeapot, map[string]int{"b": 2})
+	if got := second.Result().Header.Values("Content-Type"); len(got) != 1 || got[0] != "application/json" {
+		t.Errorf("second answer's Content-Type: %q", got)
+	}
+	if len(jsonContentType) != 1 || jsonContentType[0] != "application/json" {
+		t.Errorf("shared value changed: %q", jsonContentType)
+	}
+	if second.Code != http.StatusTeapot || !bytes.Equal(second.Body.Bytes(), []byte(`{"b":2}`)) {
+		t.Errorf("second answer: %d %s", second.Code, second.Body.Bytes())
+	}
+}
