@@ -419,7 +419,8 @@ func (a *Approver) verify(ctx context.Context, r *Request, sub *Subject, now tim
 		resp.Allow, resp.Token = true, &ap.Token
 		a.logGranted(r, ap, sources)
 	} else {
-		resp.Reason = &reason
+		denied := reason // its own variable: &reason moved reason to the heap on every approval
+		resp.Reason = &denied
 		a.log.LogAttrs(context.Background(), slog.LevelWarn, "approval denied", slog.String("org_id", r.OrgID),
 			slog.String("user_id", r.UserID), slog.String("server_id", r.ServerID), slog.String("reason", reason))
 	}
