@@ -128,7 +128,7 @@ type benchServer struct {
 	served  *atomic.Int64
 }
 
-func newBenchServer(b *testing.B) *benchServer {
+func newBenchServer(b testing.TB) *benchServer {
 	ans := &api.ApprovalResponse{Data: b64(b, 300), Nonce: b64(b, 24), Signature: b64(b, 64)}
 	m := NewMux()
 	for _, rt := range api.Routes {
@@ -138,7 +138,7 @@ func newBenchServer(b *testing.B) *benchServer {
 	}
 	served := new(atomic.Int64)
 	Handle(m, api.RouteApprovalOVPN, func(c *Call, req *api.ApprovalRequest) (*api.ApprovalResponse, error) {
-		if len(c.Params) != 3 || req.Nonce == "" {
+		if len(c.Params) != 3 || c.Params["org_id"] == "" || c.Params["user_id"] == "" || c.Params["server_id"] == "" || req.Nonce == "" {
 			return nil, fmt.Errorf("call not as sent: %v", c.Params)
 		}
 		served.Add(1)
@@ -166,7 +166,7 @@ func newBenchServer(b *testing.B) *benchServer {
 }
 
 // check fails b unless the handler served n requests.
-func (bs *benchServer) check(b *testing.B, n int) {
+func (bs *benchServer) check(b testing.TB, n int) {
 	if got := bs.served.Load(); got != int64(n) {
 		b.Fatalf("served %d, want %d", got, n)
 	}
@@ -193,7 +193,7 @@ func (w *benchWriter) Write(p []byte) (int, error) {
 }
 
 // b64 is n random bytes in standard base64.
-func b64(b *testing.B, n int) string {
+func b64(b testing.TB, n int) string {
 	p := make([]byte, n)
 	if _, err := rand.Read(p); err != nil {
 		b.Fatal(err)

@@ -2,12 +2,17 @@ package rpc
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/portcullis-gw/portcullis/api"
 )
 
 // TestReadBody: a body of declared length within the limit is read whole
@@ -64,4 +69,43 @@ func TestWriteJSONContentTypeShared(t *testing.T) {
 	if second.Code != http.StatusTeapot || !bytes.Equal(second.Body.Bytes(), []byte(`{"b":2}`)) {
 		t.Errorf("second answer: %d %s", second.Code, second.Body.Bytes())
 	}
+}
+
+// TestServeRouteParams: the path parameters reach the handler, each
+// checked against its format (the names listed once per binding); a
+// parameter of another shape is refused 400 naming it, before the
+// handler.
+func TestServeRouteParams(t *testing.T) {
+	bs := newBenchServer(t)
+	cred := &PeerCred{PID: os.Getpid(), UID: os.Getuid(), GID: os.Getgid()}
+	do := func(path string) (int, api.Error) {
+		r := httptest.NewRequestWithContext(context.WithValue(context.Background(), peerCredKey{}, cred),
+			http.MethodPost, "http://"+api.InternalHost+path, bytes.NewReader(bs.body))
+		for _, h := range bs.headers {
+			r.Header.Set(h[0], h[1])
+		}
+		w := httptest.NewRecorder()
+		bs.handler.ServeHTTP(w, r)
+		var e api.Error
+		if w.Code != http.StatusOK {
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
+				t.Fatalf("%s: %d %s", path, w.Code, w.Body.Bytes())
+			}
+		}
+		return w.Code, e
+	}
+	if st, e := do(bs.path); st != http.StatusOK {
+		t.Fatalf("good path: %d %+v", st, e)
+	}
+	const id = "0123456789abcdef01234567"
+	for _, c := range []struct{ path, field string }{
+		{"/key/ovpn/" + strings.ToUpper(id) + "/" + id + "/" + id, "org_id"},
+		{"/key/ovpn/" + id + "/" + id[:23] + "/" + id, "user_id"},
+		{"/key/ovpn/" + id + "/" + id + "/" + id + "0", "server_id"},
+	} {
+		if st, e := do(c.path); st != http.StatusBadRequest || e.Field != c.field {
+			t.Errorf("%s: %d %+v, want 400 naming %s", c.path, st, e, c.field)
+		}
+	}
+	bs.check(t, 1)
 }
