@@ -78,33 +78,22 @@ func main() {
 	runs := map[bool][]phase{}
 	var floors []roundFloor
 	for i := 0; i < *rounds; i++ {
-		var batches []float64
+		batch := map[bool]float64{}
 		for _, keep := range []bool{false, true} {
 			p := l.throughput(r, *requests, keep, "")
 			runs[keep] = append(runs[keep], p)
-			batches = append(batches, p.batch())
+			batch[keep] = p.batch()
 			fmt.Fprintf(os.Stderr, "benchapprove: round %d, %s: %.0f approvals/s, %.0f µs CPU per approval (front %.0f + core %.0f), %.2f Batch calls per write transaction\n",
 				i+1, kind(keep), p.rate, p.gatewayUS(), p.frontUS(), p.coreUS(), p.batch())
 		}
 		fmt.Fprintf(os.Stderr, "benchapprove: round %d, measuring the floor...\n", i+1)
-		// A namespace and a store of its own each time: the nftables set
-		// grows from empty, and the store holds as many approvals as the
-		// gateway's does by now (every approval of the rounds is still
-		// live: token TTL 3 min).
-		batch := median(batches)
-		dir := filepath.Join(fdir, strconv.Itoa(i+1))
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			r.Fatalf("%v", err)
-		}
-		parts, err := floor.Measure(floor.Options{Handshakes: *floorOps, Ops: *floorOps, Batch: max(1, int(batch+0.5)),
-			StorePrefill: 2 * (i + 1) * *requests, NSPath: netlab.NewNS(r, fmt.Sprintf("bfloor%d", i+1)).Path(),
-			Dir: dir})
+		f, err := measureFloor(r, filepath.Join(fdir, strconv.Itoa(i+1)), i+1, *floorOps, 2*(i+1)**requests, batch)
 		if err != nil {
 			r.Fatalf("floor: %v", err)
 		}
-		floors = append(floors, roundFloor{parts: parts, batch: batch})
+		floors = append(floors, f)
 		fmt.Fprintf(os.Stderr, "benchapprove: round %d, floor %.0f µs (new connection), %.0f µs (kept-alive)\n",
-			i+1, floor.Sum(parts, false), floor.Sum(parts, true))
+			i+1, floor.Sum(f.parts[false], false), floor.Sum(f.parts[true], true))
 	}
 	report(runs, floors, *requests)
 
@@ -146,11 +135,40 @@ func kind(keep bool) string {
 	return "new TLS connection per request"
 }
 
-// roundFloor is the floor measured after one round, its store part at
-// that round's group size.
+// roundFloor is the floor measured after one round for each kind of
+// approval (false: a new TLS connection each, true: kept-alive), its store
+// part at that kind's group size in the round.
 type roundFloor struct {
-	parts []floor.Part
-	batch float64
+	parts map[bool][]floor.Part
+	batch map[bool]float64
+}
+
+// measureFloor measures the floor after round n: every part in a
+// namespace and a directory of their own (the nftables set grows from
+// empty; the store holds prefill approvals, as many as the gateway's does
+// by then: every approval of the rounds is still live, token TTL 3 min),
+// and the store part again at the kept-alive rounds' group size.
+func measureFloor(r *netlab.Runner, dir string, n, ops, prefill int, batch map[bool]float64) (roundFloor, error) {
+	f := roundFloor{parts: map[bool][]floor.Part{}, batch: batch}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return f, err
+	}
+	group := func(keep bool) int { return max(1, int(batch[keep]+0.5)) }
+	parts, err := floor.Measure(floor.Options{Handshakes: ops, Ops: ops, Batch: group(false), StorePrefill: prefill,
+		NSPath: netlab.NewNS(r, fmt.Sprintf("bfloor%d", n)).Path(), Dir: dir})
+	if err != nil {
+		return f, err
+	}
+	kept := slices.Clone(parts)
+	for i, p := range kept {
+		if p.Name == "store commit" {
+			if kept[i], err = floor.StoreCommit(filepath.Join(dir, "kept.db"), ops, group(true), prefill); err != nil {
+				return f, fmt.Errorf("store commit at the kept-alive group size: %w", err)
+			}
+		}
+	}
+	f.parts[false], f.parts[true] = parts, kept
+	return f, nil
 }
 
 // report prints the throughput, the CPU per approval, the floors and the
@@ -160,7 +178,6 @@ func report(runs map[bool][]phase, floors []roundFloor, requests int) {
 	fmt.Printf("approvals/s and the gateway's own CPU per approval, median of %d rounds of %d approvals each\n", len(runs[false]), requests)
 	fmt.Printf("(front + core: utime+stime of each process from /proc/<pid>/stat over the timed phase, in ticks of 10 ms; the load generator excluded)\n")
 	cpu := map[bool][]float64{}
-	var batches []float64
 	for _, keep := range []bool{false, true} {
 		var rate, front, core []float64
 		for _, p := range runs[keep] {
@@ -172,31 +189,46 @@ func report(runs map[bool][]phase, floors []roundFloor, requests int) {
 		fmt.Printf("  %-34s %7.0f approvals/s   front %5.0f µs + core %5.0f µs = %5.0f µs per approval   (rounds: %v µs)\n",
 			kind(keep)+":", median(rate), median(front), median(core), median(cpu[keep]), rounded(cpu[keep]))
 	}
+	batches := map[bool][]float64{}
 	for _, f := range floors {
-		batches = append(batches, f.batch)
+		for _, keep := range []bool{false, true} {
+			batches[keep] = append(batches[keep], f.batch[keep])
+		}
 	}
-	fmt.Printf("  store group commit: %.2f Batch calls per write transaction (median of the rounds; an approval makes one: its three nonces and its record)\n", median(batches))
+	fmt.Printf("  store group commit: %.2f (new connection) and %.2f (kept-alive) Batch calls per write transaction (medians of the rounds; an approval makes one: its three nonces and its record)\n",
+		median(batches[false]), median(batches[true]))
 
 	fmt.Printf("\nthe floor, measured after each round (internal/floor: CPU per operation on a locked thread); median and the rounds:\n")
-	for i, p := range floors[0].parts {
-		var us []float64
-		for _, f := range floors {
-			us = append(us, f.parts[i].US)
-		}
-		method := p.Method
+	line := func(name string, us []float64, method string) {
+		fmt.Printf("  %-24s %7.1f µs   %-22s %s\n", name, median(us), fmt.Sprint(rounded(us)), method)
+	}
+	for i, p := range floors[0].parts[false] {
+		kinds := []bool{false}
 		if p.Name == "store commit" {
-			method += fmt.Sprintf(" (as in round 1; each round's at its own group size: %v)", roundedTenths(batches))
+			kinds = []bool{false, true}
 		}
-		fmt.Printf("  %-24s %7.1f µs   %-22s %s\n", p.Name, median(us), fmt.Sprint(rounded(us)), method)
+		for _, keep := range kinds {
+			var us []float64
+			for _, f := range floors {
+				us = append(us, f.parts[keep][i].US)
+			}
+			name, method := p.Name, p.Method
+			if p.Name == "store commit" {
+				name = map[bool]string{false: "store (new connection)", true: "store (kept-alive)"}[keep]
+				method = fmt.Sprintf("bbolt: Auth-Nonce, box and inner nonce claims + approval record, random keys, as many approvals stored before as the gateway's store holds, one transaction of each round's group size %v rounded, ÷ it (fdatasync CPU, not its wait)",
+					roundedTenths(batches[keep]))
+			}
+			line(name, us, method)
+		}
 	}
 	sums := map[bool][]float64{}
 	for _, f := range floors {
 		for _, keep := range []bool{false, true} {
-			sums[keep] = append(sums[keep], floor.Sum(f.parts, keep))
+			sums[keep] = append(sums[keep], floor.Sum(f.parts[keep], keep))
 		}
 	}
-	fmt.Printf("  %-24s %7.1f µs   %-22s new TLS connection per approval (every part)\n", "floor", median(sums[false]), fmt.Sprint(rounded(sums[false])))
-	fmt.Printf("  %-24s %7.1f µs   %-22s kept-alive (no handshake)\n", "floor", median(sums[true]), fmt.Sprint(rounded(sums[true])))
+	line("floor", sums[false], "new TLS connection per approval (every part)")
+	line("floor", sums[true], "kept-alive (no handshake; the store at its group size)")
 	fmt.Printf("\ngateway CPU ÷ floor (goal ≤ 1.50x): each round's CPU over the floor measured after it; the median of the rounds\n")
 	for _, keep := range []bool{false, true} {
 		var ratios, ours []float64
