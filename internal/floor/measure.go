@@ -109,7 +109,7 @@ func Measure(o Options) ([]Part, error) {
 		func() (Part, error) { return c.hmac(o.Ops) },
 		func() (Part, error) { return nftAdd(o.NSPath, o.Ops) },
 		func() (Part, error) {
-			return storeCommit(filepath.Join(o.Dir, "floor.db"), o.Ops, o.Batch, o.StorePrefill)
+			return StoreCommit(filepath.Join(o.Dir, "floor.db"), o.Ops, o.Batch, o.StorePrefill)
 		},
 	} {
 		p, err := m()
@@ -347,7 +347,7 @@ func nftAdd(nsPath string, n int) (Part, error) {
 	return p, err
 }
 
-// storeCommit measures the store's writes for n approvals: per group of
+// StoreCommit measures the store's writes for n approvals: per group of
 // batch approvals, the one bbolt transaction the group committer runs with
 // each approval's Auth-Nonce, box nonce and inner nonce claims (replay.Claim)
 // and its record (dynfw.InsertApproval), as the approver's commit writes
@@ -356,7 +356,14 @@ func nftAdd(nsPath string, n int) (Part, error) {
 // store that already holds prefill approvals with their nonces (a busy
 // gateway's store is not empty, and random keys into a larger tree dirty
 // more pages per transaction than sequential keys into an empty one).
-func storeCommit(path string, n, batch, prefill int) (Part, error) {
+//
+// Measure measures it at Options.Batch; StoreCommit alone measures it at
+// another group size (internal/benchapprove: one per kind of approval),
+// in a new store file at path.
+func StoreCommit(path string, n, batch, prefill int) (Part, error) {
+	if n < 1 || batch < 1 || prefill < 0 {
+		return Part{Name: "store commit"}, fmt.Errorf("floor: bad store options: %d operations, group of %d, prefill %d", n, batch, prefill)
+	}
 	p := Part{Name: "store commit",
 		Method: fmt.Sprintf("bbolt: Auth-Nonce, box and inner nonce claims + approval record, random keys, %d approvals stored before, one transaction of %d approvals, ÷ %d (fdatasync CPU, not its wait)", prefill, batch, batch)}
 	st, err := store.OpenBolt(path, time.Second)

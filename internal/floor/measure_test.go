@@ -22,7 +22,7 @@ func TestMeasurements(t *testing.T) {
 		"rsa":   func() (Part, error) { return c.rsaVerify(3) },
 		"box":   func() (Part, error) { return c.box(3) },
 		"hmac":  func() (Part, error) { return c.hmac(3) },
-		"store": func() (Part, error) { return storeCommit(filepath.Join(t.TempDir(), "floor.db"), 6, 4, 50) },
+		"store": func() (Part, error) { return StoreCommit(filepath.Join(t.TempDir(), "floor.db"), 6, 4, 50) },
 	} {
 		p, err := run()
 		if err != nil {
