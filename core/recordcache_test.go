@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -206,5 +207,62 @@ func TestServerCacheNeverStale(t *testing.T) {
 	}
 	if err := st.View(ctx, func(tx store.Tx) error { _, err := c.get(tx, store.BucketServers, "s1"); return err }); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a deleted server: %v", err)
+	}
+}
+
+// lendingTx hides the bolt Tx's peek, so store.Peek falls back to Get and
+// lends the slice Get returned; the test keeps it and scribbles on it
+// afterwards, as bbolt reusing the page behind a Peek would.
+type lendingTx struct {
+	store.Tx
+	lent []byte
+}
+
+func (t *lendingTx) Get(bucket, key string) ([]byte, error) {
+	v, err := t.Tx.Get(bucket, key)
+	t.lent = v
+	return v, err
+}
+
+// TestServerCacheOwnsItsBytes: the servers' cache keeps a copy of the
+// record's bytes, never the slice the store lent it (Peek lends bbolt's
+// page, which bbolt reuses): bytes changed behind a lent slice do not make
+// the next lookup take a changed record for the cached one.
+func TestServerCacheOwnsItsBytes(t *testing.T) {
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "s.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	put := func(s serverRecord) {
+		t.Helper()
+		if err := st.Update(ctx, func(tx store.Tx) error { return store.PutJSON(tx, store.BucketServers, "s1", s) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newDirectory(st).servers
+	a := serverRecord{ID: "s1", Protocol: "udp", Port: 1194, Organizations: []string{"o1"}}
+	b := a
+	b.Port = 1195 // same length, one byte apart
+	rawB, _ := json.Marshal(b)
+	put(a)
+	if err := st.View(ctx, func(tx store.Tx) error {
+		lt := &lendingTx{Tx: tx}
+		if _, err := c.get(lt, store.BucketServers, "s1"); err != nil {
+			return err
+		}
+		copy(lt.lent, rawB) // the lent page now holds b's bytes
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	put(b)
+	var got *approvalServer
+	if err := st.View(ctx, func(tx store.Tx) (err error) { got, err = c.get(tx, store.BucketServers, "s1"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if got.port != 1195 {
+		t.Fatalf("stale projection from retained store bytes: port %d, want 1195", got.port)
 	}
 }

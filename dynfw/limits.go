@@ -92,17 +92,6 @@ type grant struct {
 // address as one), the protocol number, the port.
 const keyLen = 16 + 1 + 2
 
-// eachKey calls fn with each element key of g.
-func (g *grant) eachKey(fn func(k [keyLen]byte)) {
-	if g.n == 0 {
-		return
-	}
-	fn(g.first)
-	for i := 0; i+keyLen <= len(g.more); i += keyLen {
-		fn([keyLen]byte([]byte(g.more[i : i+keyLen])))
-	}
-}
-
 func newUserLimits(maxElements, perMinute int, scanned func()) *userLimits {
 	if maxElements <= 0 {
 		maxElements = DefaultMaxUserElements
@@ -167,7 +156,13 @@ func (l *userLimits) serverOf(g *grant) string {
 // keep reports whether g still counts at now: live, or granted within the
 // rate window.
 func (g *grant) keep(now time.Time) bool {
-	return g.expires > now.UnixNano() || g.created > now.Add(-rateWindow).UnixNano()
+	return g.keepAt(now.UnixNano(), now.Add(-rateWindow).UnixNano())
+}
+
+// keepAt is keep with now and the start of the rate window in Unix
+// nanoseconds (reserve's loop computes them once).
+func (g *grant) keepAt(at, since int64) bool {
+	return g.expires > at || g.created > since
 }
 
 // load reads the approvals the store holds (once); the caller holds mu.
@@ -227,7 +222,7 @@ func (l *userLimits) reserve(ctx context.Context, st store.Store, ap *Approval, 
 	gs := all[:0]
 	for i := range all {
 		g := &all[i]
-		if g.expires <= at && g.created <= since { // !g.keep(now)
+		if !g.keepAt(at, since) {
 			continue
 		}
 		if g.created > since {

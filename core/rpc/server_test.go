@@ -69,6 +69,17 @@ func TestWriteJSONContentTypeShared(t *testing.T) {
 	if second.Code != http.StatusTeapot || !bytes.Equal(second.Body.Bytes(), []byte(`{"b":2}`)) {
 		t.Errorf("second answer: %d %s", second.Code, second.Body.Bytes())
 	}
+	// Two answers written before either adds: an Add to one must not
+	// write into the array the other shares (it would if the shared
+	// value had room to grow in place).
+	a, b := httptest.NewRecorder(), httptest.NewRecorder()
+	WriteJSON(a, http.StatusOK, 1)
+	WriteJSON(b, http.StatusOK, 2)
+	a.Header().Add("Content-Type", "x")
+	b.Header().Add("Content-Type", "y")
+	if got := a.Header().Values("Content-Type"); len(got) != 2 || got[0] != "application/json" || got[1] != "x" {
+		t.Errorf("first answer's Content-Type %q: the other answer's Add wrote into it", got)
+	}
 }
 
 // TestServeRouteParams: the path parameters reach the handler, each
