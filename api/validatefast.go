@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/binary"
 	"net"
 	"reflect"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
+	"github.com/portcullis-gw/portcullis/internal/ascii"
 )
 
 // fastValid is Validate's fast path: it walks v as the validator does
@@ -292,18 +292,13 @@ func size(v reflect.Value) (n int64, ok bool) {
 }
 
 // runeCount is utf8.RuneCountInString, counting a leading run of ASCII
-// eight bytes at a time: the strings checked against a length are mostly
-// ASCII (the approval's base64 fields, about 1.5 KiB, are counted by the
-// front and again by the core). A run of ASCII ends on a rune boundary, so
-// the rest is counted as the whole would be.
+// eight bytes at a time (ascii.Prefix): the strings checked against a
+// length are mostly ASCII (the approval's base64 fields, about 1.5 KiB,
+// are counted by the front and again by the core). A run of ASCII ends on
+// a rune boundary, so the rest is counted as the whole would be.
 func runeCount(s string) int {
-	const high = 0x8080808080808080 // the top bit of each of eight bytes
-	n := 0
-	for len(s) >= 8 && binary.LittleEndian.Uint64([]byte(s[:8]))&high == 0 {
-		n += 8
-		s = s[8:]
-	}
-	return n + utf8.RuneCountInString(s)
+	n := ascii.Prefix(s)
+	return n + utf8.RuneCountInString(s[n:])
 }
 
 func (r rule) check(v reflect.Value, isPtr bool) bool {

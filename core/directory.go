@@ -6,15 +6,14 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
-	"unicode/utf8"
 
 	"github.com/portcullis-gw/portcullis/dynfw"
+	"github.com/portcullis-gw/portcullis/internal/ascii"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
 
@@ -159,21 +158,7 @@ func flatField(raw []byte, key string) ([]byte, bool) {
 // isASCII reports whether every byte of b is below utf8.RuneSelf, eight
 // bytes at a time (the server secrets record is about 5 KiB: byte by byte
 // this was most of flatField's time).
-func isASCII(b []byte) bool {
-	const high = 0x8080808080808080 // the top bit of each of eight bytes
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b)&high != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
+func isASCII(b []byte) bool { return ascii.Prefix(b) == len(b) }
 
 // readBoxSecret puts the box key of a stored serverSecrets record in out.
 // The record (about 5 KiB: the CA and server keys' text) is not decoded
