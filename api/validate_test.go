@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // The regular expressions the format loops of validate.go replace: the
@@ -158,4 +159,31 @@ func FuzzFastValid(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(checkFastValid)
+}
+
+// TestRuneCount: runeCount counts as utf8.RuneCountInString does, on ASCII
+// runs of every length around a word and multi-byte or invalid bytes at
+// each place.
+func TestRuneCount(t *testing.T) {
+	for n := range 20 {
+		for i := 0; i <= n; i++ {
+			for _, r := range []string{"", "é", "€", "\xff", "\xe2\x82", "😀"} {
+				s := strings.Repeat("a", i) + r + strings.Repeat("b", n-i)
+				if got, want := runeCount(s), utf8.RuneCountInString(s); got != want {
+					t.Fatalf("runeCount(%q) = %d, want %d", s, got, want)
+				}
+			}
+		}
+	}
+}
+
+// FuzzRuneCount: runeCount answers as utf8.RuneCountInString does.
+func FuzzRuneCount(f *testing.F) {
+	f.Add("0123456789abcdef")
+	f.Add("0123456\xe2\x82\xac89")
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := runeCount(s), utf8.RuneCountInString(s); got != want {
+			t.Fatalf("runeCount(%q) = %d, want %d", s, got, want)
+		}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"time"
@@ -45,8 +46,11 @@ func (s *Service) approval(c *rpc.Call, body *api.ApprovalRequest, wait bool) (*
 	out, err := s.approver.Approve(c.Ctx, req)
 	var ref *dynfw.Refusal
 	if errors.As(err, &ref) {
-		s.log.Info("approval refused", "status", ref.Status, "code", ref.Code, "org_id", req.OrgID,
-			"user_id", req.UserID, "server_id", req.ServerID, "peer", req.Peer, "request_id", c.RequestID)
+		// Attrs, not key-value pairs boxed into any: under a flood of
+		// replayed or forged requests this line is the common answer.
+		s.log.LogAttrs(context.Background(), slog.LevelInfo, "approval refused", slog.Int("status", ref.Status),
+			slog.String("code", ref.Code), slog.String("org_id", req.OrgID), slog.String("user_id", req.UserID),
+			slog.String("server_id", req.ServerID), slog.Any("peer", req.Peer), slog.String("request_id", c.RequestID))
 		return nil, &rpc.Error{Status: ref.Status, Code: ref.Code, Message: ref.Message}
 	}
 	if err != nil {

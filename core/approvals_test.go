@@ -1,14 +1,19 @@
 package core
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"log/slog"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/clientsdk"
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/store"
 )
@@ -68,5 +73,59 @@ func TestApprovalList(t *testing.T) {
 	l.must("GET", "/approval", nil, &raw)
 	if strings.Contains(string(raw), "tok-") {
 		t.Errorf("a firewall token is in the answer: %s", raw)
+	}
+}
+
+// TestApprovalRefusedLogLine: a refused approval is logged at Info as
+// "approval refused" with its status, code, organization, user, server,
+// peer and request ID, and answered with the refusal's status and code.
+func TestApprovalRefusedLogLine(t *testing.T) {
+	l := newProfileLab(t)
+	_, p := l.syncProfile()
+	var buf bytes.Buffer
+	l.svc.log = slog.New(slog.NewJSONHandler(&buf, nil))
+	l.svc.approver = dynfw.NewApprover(dynfw.Config{}, NewDirectory(l.st), l.st, nil, nil)
+	f, err := clientsdk.Fields(rand.Reader, time.Now().Add(-time.Hour)) // outside the window
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := clientsdk.NewRequest(p, f, nil, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := http.NewRequest(http.MethodPost, sealed.Path, bytes.NewReader(sealed.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set(api.HeaderRequestID, "req-1")
+	api.SetApprovalHeaders(r.Header, sealed.Headers)
+	st, raw := l.send(r)
+	var e api.Error
+	if err := json.Unmarshal(raw, &e); err != nil || st != http.StatusRequestTimeout || e.Error != "auth_timestamp_expired" {
+		t.Fatalf("answer %d %s (%v)", st, raw, err)
+	}
+	var line map[string]any
+	for _, s := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(s), &m) == nil && m["msg"] == "approval refused" {
+			line = m
+		}
+	}
+	h := p.Header
+	want := map[string]any{"level": "INFO", "msg": "approval refused", "status": float64(http.StatusRequestTimeout),
+		"code": "auth_timestamp_expired", "org_id": h.OrganizationID, "user_id": h.UserID, "server_id": h.ServerID,
+		"peer": "127.0.0.1", "request_id": "req-1"}
+	if line == nil {
+		t.Fatalf("no refusal logged: %s", buf.String())
+	}
+	delete(line, "time")
+	if len(line) != len(want) {
+		t.Errorf("fields %v, want %v", line, want)
+	}
+	for k, v := range want {
+		if line[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, line[k], v)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestReadBoxSecret: the box key read directly from a stored
@@ -138,6 +139,47 @@ func FuzzReadSecrets(f *testing.F) {
 		copy(want[:], s.BoxPrivateKey)
 		if err := readBoxSecret(raw, &out); err != nil || out != want {
 			t.Fatalf("box key of %s: %x, %v; a full decode gives %x", raw, out, err, want)
+		}
+	})
+}
+
+// isASCIIBytewise is isASCII one byte at a time, as flatField checked.
+func isASCIIBytewise(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// TestIsASCII: a byte at or past 0x80 anywhere in records of every length
+// up to a few words (the word loop and the tail) is found, and only then.
+func TestIsASCII(t *testing.T) {
+	for n := range 40 {
+		b := bytes.Repeat([]byte{0x7f}, n)
+		if !isASCII(b) {
+			t.Fatalf("%d bytes of 0x7f: not ASCII", n)
+		}
+		for i := range n {
+			for _, c := range []byte{0x80, 0xc3, 0xff} {
+				b[i] = c
+				if isASCII(b) {
+					t.Fatalf("%x at %d of %d: ASCII", c, i, n)
+				}
+				b[i] = 0x7f
+			}
+		}
+	}
+}
+
+// FuzzIsASCII: isASCII answers as the byte-by-byte check does.
+func FuzzIsASCII(f *testing.F) {
+	f.Add([]byte(`{"box_private_key":"AAAA"}`))
+	f.Add([]byte("0123456\xe9"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := isASCII(b), isASCIIBytewise(b); got != want {
+			t.Fatalf("isASCII(%q) = %v, want %v", b, got, want)
 		}
 	})
 }

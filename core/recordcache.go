@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"sync"
@@ -18,16 +19,23 @@ import (
 // shared: callers must not change them. Not for secrets. Bounded: past
 // max entries the cache starts over (a gateway with more active users
 // than that parses some keys again).
+//
+// With keepBytes (newRecordCacheKeeping), an entry holds a copy of the
+// record's bytes instead of their SHA-256 and a lookup compares the bytes
+// (the same check, exact, without hashing the record): for records that
+// are few and whose copies cost little (servers, made by admins).
 type recordCache[V any] struct {
-	project func(raw []byte) (V, error)
-	max     int
+	project   func(raw []byte) (V, error)
+	max       int
+	keepBytes bool
 
 	mu sync.Mutex
 	m  map[string]projection[V]
 }
 
 type projection[V any] struct {
-	sum [sha256.Size]byte
+	sum [sha256.Size]byte // without keepBytes
+	raw []byte            // with keepBytes
 	v   V
 }
 
@@ -35,17 +43,27 @@ func newRecordCache[V any](max int, project func(raw []byte) (V, error)) *record
 	return &recordCache[V]{project: project, max: max}
 }
 
+// newRecordCacheKeeping is newRecordCache keeping each record's bytes (see
+// recordCache).
+func newRecordCacheKeeping[V any](max int, project func(raw []byte) (V, error)) *recordCache[V] {
+	return &recordCache[V]{project: project, max: max, keepBytes: true}
+}
+
 // get returns the projection of the record at bucket/key as it is in tx.
-// The record is read without a copy (store.Peek): a hit only hashes it,
-// and project keeps nothing of the bytes it is given.
+// The record is read without a copy (store.Peek): a hit only hashes it
+// (with keepBytes, compares it), and project keeps nothing of the bytes
+// it is given.
 func (c *recordCache[V]) get(tx store.Tx, bucket, key string) (V, error) {
 	var v V
 	err := store.Peek(tx, bucket, key, func(raw []byte) error {
-		sum := sha256.Sum256(raw)
+		var sum [sha256.Size]byte
+		if !c.keepBytes {
+			sum = sha256.Sum256(raw)
+		}
 		c.mu.Lock()
 		e, ok := c.m[key]
 		c.mu.Unlock()
-		if ok && e.sum == sum {
+		if ok && (c.keepBytes && bytes.Equal(e.raw, raw) || !c.keepBytes && e.sum == sum) {
 			v = e.v
 			return nil
 		}
@@ -53,11 +71,15 @@ func (c *recordCache[V]) get(tx store.Tx, bucket, key string) (V, error) {
 		if err != nil {
 			return fmt.Errorf("decode %s/%s: %w", bucket, key, err)
 		}
+		e = projection[V]{sum: sum, v: p}
+		if c.keepBytes {
+			e.raw = bytes.Clone(raw) // raw is the store's
+		}
 		c.mu.Lock()
 		if c.m == nil || len(c.m) >= c.max {
 			c.m = make(map[string]projection[V])
 		}
-		c.m[key] = projection[V]{sum: sum, v: p}
+		c.m[key] = e
 		c.mu.Unlock()
 		v = p
 		return nil

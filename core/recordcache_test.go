@@ -1,11 +1,14 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -132,4 +135,134 @@ func TestRecordCacheSize(t *testing.T) {
 		t.Fatalf("%d bytes of heap per cached user, want under 2 KiB", per)
 	}
 	runtime.KeepAlive(c)
+}
+
+// TestServerCacheNeverStale: the servers' cache, which keeps each record's
+// bytes and compares them, answers from its projection only while the
+// stored bytes are the same (a server detached or moved to another port
+// is read as it is now), holds its own copy of the bytes (not the store's
+// page), and answers a deleted server as missing.
+func TestServerCacheNeverStale(t *testing.T) {
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "s.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	put := func(s serverRecord) []byte {
+		t.Helper()
+		if err := st.Update(ctx, func(tx store.Tx) error { return store.PutJSON(tx, store.BucketServers, "s1", s) }); err != nil {
+			t.Fatal(err)
+		}
+		var raw []byte
+		if err := st.View(ctx, func(tx store.Tx) (err error) { raw, err = tx.Get(store.BucketServers, "s1"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	c := newDirectory(st).servers
+	get := func() *approvalServer {
+		t.Helper()
+		var s *approvalServer
+		if err := st.View(ctx, func(tx store.Tx) (err error) { s, err = c.get(tx, store.BucketServers, "s1"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	srv := serverRecord{ID: "s1", Protocol: "udp", Port: 1194, DynamicFirewall: true, Organizations: []string{"o1"},
+		Hosts: []string{"198.51.100.7"}, CACertPEM: "ca", CertPEM: "cert"}
+	first := put(srv)
+	s := get()
+	if s.port != 1194 || !s.dynamicFirewall || len(s.orgs) != 1 {
+		t.Fatalf("first read: %+v", s)
+	}
+	if again := get(); again != s {
+		t.Errorf("unchanged bytes were projected again (cache miss)")
+	}
+	srv.Organizations = nil
+	put(srv)
+	if now := get(); len(now.orgs) != 0 {
+		t.Fatalf("a detached server was read from the cache: %+v", now)
+	}
+	srv.Organizations, srv.Port = []string{"o1"}, 1195
+	second := put(srv)
+	if now := get(); now.port != 1195 {
+		t.Fatalf("a moved server was read from the cache: %+v", now)
+	}
+	// The entry's bytes are its own: what was stored when it was made,
+	// though the store has changed since.
+	c.mu.Lock()
+	kept := c.m["s1"].raw
+	c.mu.Unlock()
+	if !bytes.Equal(kept, second) || bytes.Equal(kept, first) {
+		t.Fatalf("kept %q, want the record as stored %q", kept, second)
+	}
+	srv.Port = 1196
+	put(srv)
+	if !bytes.Equal(kept, second) {
+		t.Fatalf("the kept bytes changed with the store: %q", kept)
+	}
+	if err := st.Update(ctx, func(tx store.Tx) error { return tx.Delete(store.BucketServers, "s1") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.View(ctx, func(tx store.Tx) error { _, err := c.get(tx, store.BucketServers, "s1"); return err }); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a deleted server: %v", err)
+	}
+}
+
+// lendingTx hides the bolt Tx's peek, so store.Peek falls back to Get and
+// lends the slice Get returned; the test keeps it and scribbles on it
+// afterwards, as bbolt reusing the page behind a Peek would.
+type lendingTx struct {
+	store.Tx
+	lent []byte
+}
+
+func (t *lendingTx) Get(bucket, key string) ([]byte, error) {
+	v, err := t.Tx.Get(bucket, key)
+	t.lent = v
+	return v, err
+}
+
+// TestServerCacheOwnsItsBytes: the servers' cache keeps a copy of the
+// record's bytes, never the slice the store lent it (Peek lends bbolt's
+// page, which bbolt reuses): bytes changed behind a lent slice do not make
+// the next lookup take a changed record for the cached one.
+func TestServerCacheOwnsItsBytes(t *testing.T) {
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "s.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	put := func(s serverRecord) {
+		t.Helper()
+		if err := st.Update(ctx, func(tx store.Tx) error { return store.PutJSON(tx, store.BucketServers, "s1", s) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newDirectory(st).servers
+	a := serverRecord{ID: "s1", Protocol: "udp", Port: 1194, Organizations: []string{"o1"}}
+	b := a
+	b.Port = 1195 // same length, one byte apart
+	rawB, _ := json.Marshal(b)
+	put(a)
+	if err := st.View(ctx, func(tx store.Tx) error {
+		lt := &lendingTx{Tx: tx}
+		if _, err := c.get(lt, store.BucketServers, "s1"); err != nil {
+			return err
+		}
+		copy(lt.lent, rawB) // the lent page now holds b's bytes
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	put(b)
+	var got *approvalServer
+	if err := st.View(ctx, func(tx store.Tx) (err error) { got, err = c.get(tx, store.BucketServers, "s1"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if got.port != 1195 {
+		t.Fatalf("stale projection from retained store bytes: port %d, want 1195", got.port)
+	}
 }

@@ -417,11 +417,12 @@ func (a *Approver) verify(ctx context.Context, r *Request, sub *Subject, now tim
 		}
 		out.Allowed, out.Approval = true, ap
 		resp.Allow, resp.Token = true, &ap.Token
-		a.log.Info("approval granted", "org_id", r.OrgID, "user_id", r.UserID, "server_id", r.ServerID,
-			"addresses", fmt.Sprint(ap.Addrs), "sources", strings.Join(sources, ","), "ttl", a.cfg.TokenTTL)
+		a.logGranted(r, ap, sources)
 	} else {
-		resp.Reason = &reason
-		a.log.Warn("approval denied", "org_id", r.OrgID, "user_id", r.UserID, "server_id", r.ServerID, "reason", reason)
+		denied := reason // its own variable: &reason moved reason to the heap on every approval
+		resp.Reason = &denied
+		a.log.LogAttrs(context.Background(), slog.LevelWarn, "approval denied", slog.String("org_id", r.OrgID),
+			slog.String("user_id", r.UserID), slog.String("server_id", r.ServerID), slog.String("reason", reason))
 	}
 	plainResp, err := json.Marshal(resp)
 	if err != nil {
@@ -431,17 +432,48 @@ func (a *Approver) verify(ctx context.Context, r *Request, sub *Subject, now tim
 	return out, true, err
 }
 
+// logGranted logs an approval granted: its fields as slog.Attr values
+// (no boxing into any), and its addresses and sources formatted only when
+// the line is written, as fmt.Sprint and strings.Join wrote them.
+func (a *Approver) logGranted(r *Request, ap *Approval, sources []string) {
+	ctx := context.Background()
+	if !a.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	a.log.LogAttrs(ctx, slog.LevelInfo, "approval granted", slog.String("org_id", r.OrgID), slog.String("user_id", r.UserID),
+		slog.String("server_id", r.ServerID), slog.String("addresses", addrList(ap.Addrs)),
+		slog.String("sources", strings.Join(sources, ",")), slog.Duration("ttl", a.cfg.TokenTTL))
+}
+
+// addrList is fmt.Sprint(addrs), "[a b]", without fmt: each address as
+// its String, into one buffer.
+func addrList(addrs []netip.Addr) string {
+	var buf [96]byte
+	b := append(buf[:0], '[')
+	for i, ad := range addrs {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		if ad.IsValid() {
+			b = ad.AppendTo(b)
+		} else {
+			b = append(b, ad.String()...) // "invalid IP", which AppendTo leaves out
+		}
+	}
+	return string(append(b, ']'))
+}
+
 // publicHosts returns the server's first IPv4-or-name host and its first
-// IPv6 host, exactly as written in the profile's remote lines.
+// IPv6 host, exactly as written in the profile's remote lines: pointers
+// into hosts (the Subject's own), which the answer is encoded from.
 func publicHosts(hosts []string) (remote, remote6 *string) {
-	for _, h := range hosts {
-		h := h
+	for i, h := range hosts {
 		if ad, err := netip.ParseAddr(h); err == nil && ad.Is6() && !ad.Is4In6() {
 			if remote6 == nil {
-				remote6 = &h
+				remote6 = &hosts[i]
 			}
 		} else if remote == nil {
-			remote = &h
+			remote = &hosts[i]
 		}
 	}
 	return remote, remote6

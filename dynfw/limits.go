@@ -92,17 +92,6 @@ type grant struct {
 // address as one), the protocol number, the port.
 const keyLen = 16 + 1 + 2
 
-// eachKey calls fn with each element key of g.
-func (g *grant) eachKey(fn func(k [keyLen]byte)) {
-	if g.n == 0 {
-		return
-	}
-	fn(g.first)
-	for i := 0; i+keyLen <= len(g.more); i += keyLen {
-		fn([keyLen]byte([]byte(g.more[i : i+keyLen])))
-	}
-}
-
 func newUserLimits(maxElements, perMinute int, scanned func()) *userLimits {
 	if maxElements <= 0 {
 		maxElements = DefaultMaxUserElements
@@ -167,7 +156,13 @@ func (l *userLimits) serverOf(g *grant) string {
 // keep reports whether g still counts at now: live, or granted within the
 // rate window.
 func (g *grant) keep(now time.Time) bool {
-	return g.expires > now.UnixNano() || g.created > now.Add(-rateWindow).UnixNano()
+	return g.keepAt(now.UnixNano(), now.Add(-rateWindow).UnixNano())
+}
+
+// keepAt is keep with now and the start of the rate window in Unix
+// nanoseconds (reserve's loop computes them once).
+func (g *grant) keepAt(at, since int64) bool {
+	return g.expires > at || g.created > since
 }
 
 // load reads the approvals the store holds (once); the caller holds mu.
@@ -215,27 +210,37 @@ func (l *userLimits) reserve(ctx context.Context, st store.Store, ap *Approval, 
 	if err := l.load(ctx, st, now); err != nil {
 		return "", err
 	}
-	gs := l.prune(ap.UserID, now)
-	mine := l.grantOf(ap)
-	// The live elements, each once: a short list (past maxElements it
-	// stops growing, the answer being known), searched in place, as a
-	// user's grants may be many and their keys few.
-	live := l.scratch[:0]
-	addLive := func(k [keyLen]byte) {
-		if len(live) <= l.maxElements && !slices.Contains(live, k) {
-			live = append(live, k)
-		}
-	}
+	// One pass over the user's grants: those that no longer count (keep)
+	// are dropped, as prune drops them, and the others counted: the
+	// recent ones, and the live elements, each once in a short list
+	// (past maxElements it stops growing, the answer being known),
+	// searched in place, as a user's grants may be many and their keys
+	// few.
 	recent, since, at := 0, now.Add(-rateWindow).UnixNano(), now.UnixNano()
-	for i := range gs {
-		if gs[i].created > since {
+	live := l.scratch[:0]
+	all := l.users[ap.UserID]
+	gs := all[:0]
+	for i := range all {
+		g := &all[i]
+		if !g.keepAt(at, since) {
+			continue
+		}
+		if g.created > since {
 			recent++
 		}
-		if gs[i].expires > at {
-			gs[i].eachKey(addLive)
+		if g.expires > at {
+			live = g.addKeys(live, l.maxElements)
 		}
+		gs = append(gs, *g) // in place: at or before i
 	}
-	mine.eachKey(addLive)
+	if len(gs) == 0 {
+		delete(l.users, ap.UserID)
+		gs = nil
+	} else {
+		l.users[ap.UserID] = gs
+	}
+	mine := l.grantOf(ap)
+	live = mine.addKeys(live, l.maxElements)
 	l.scratch = live[:0]
 	if recent >= l.perMinute {
 		return reasonTooManyApprovals, nil
@@ -245,6 +250,34 @@ func (l *userLimits) reserve(ctx context.Context, st store.Store, ap *Approval, 
 	}
 	l.users[ap.UserID] = append(gs, mine)
 	return "", nil
+}
+
+// addKeys returns live with each element key of g that it lacks appended,
+// while it holds at most max keys.
+func (g *grant) addKeys(live [][keyLen]byte, max int) [][keyLen]byte {
+	if g.n == 0 {
+		return live
+	}
+	live = addKey(live, g.first, max)
+	for i := 0; i+keyLen <= len(g.more); i += keyLen {
+		live = addKey(live, [keyLen]byte([]byte(g.more[i:i+keyLen])), max)
+	}
+	return live
+}
+
+// addKey returns live with k appended unless live holds it or holds more
+// than max keys (a loop comparing the arrays with ==, where slices.Contains
+// went through a generic comparison).
+func addKey(live [][keyLen]byte, k [keyLen]byte, max int) [][keyLen]byte {
+	if len(live) > max {
+		return live
+	}
+	for i := range live {
+		if live[i] == k {
+			return live
+		}
+	}
+	return append(live, k)
 }
 
 // prune drops the user's grants that no longer count and returns the

@@ -158,3 +158,15 @@ func TestGrantMemory(t *testing.T) {
 
 // grantMemoryChild marks the process TestGrantMemory measures in.
 const grantMemoryChild = "PORTCULLIS_GRANT_MEMORY_CHILD"
+
+// eachKey calls fn with each element key of g, duplicates included (the
+// tests' view of what addKeys adds).
+func (g *grant) eachKey(fn func(k [keyLen]byte)) {
+	if g.n == 0 {
+		return
+	}
+	fn(g.first)
+	for i := 0; i+keyLen <= len(g.more); i += keyLen {
+		fn([keyLen]byte([]byte(g.more[i : i+keyLen])))
+	}
+}

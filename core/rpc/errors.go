@@ -106,6 +106,13 @@ func fieldErr(err error) error {
 	return BadRequest("", err.Error())
 }
 
+// jsonContentType is the Content-Type value of every answer, shared by
+// them (Header.Set's one-element slice was an allocation per answer). Its
+// capacity is its length, so an Add to an answer's header appends to a
+// copy; nothing writes into a header's value in place, and net/http sends
+// a copy of the header taken at WriteHeader.
+var jsonContentType = []string{"application/json"}[:1:1]
+
 // WriteJSON writes v as the JSON answer with the status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
@@ -113,7 +120,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		body = []byte(`{"error":"internal","message":"cannot encode response"}`)
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

@@ -57,6 +57,8 @@ type Call struct {
 
 	srv *Server
 	req *http.Request
+	// params are the names of Route's path parameters (binding.params).
+	params []string
 }
 
 // Mux holds the handler of each route.
@@ -70,6 +72,9 @@ type Mux struct {
 type binding struct {
 	route *api.Route
 	serve func(c *Call) (any, error)
+	// params are route.Params(), listed once here rather than split out
+	// of the pattern on every request.
+	params []string
 }
 
 // NewMux returns an empty Mux.
@@ -104,7 +109,7 @@ func (m *Mux) add(rt *api.Route, serve func(*Call) (any, error)) {
 		m.problems = append(m.problems, "route "+rt.Name+" is bound twice")
 		return
 	}
-	m.bound[rt.Name] = binding{route: rt, serve: serve}
+	m.bound[rt.Name] = binding{route: rt, serve: serve, params: rt.Params()}
 }
 
 // Check reports the routes of api.Routes without a handler, the handlers

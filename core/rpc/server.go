@@ -192,6 +192,7 @@ func (s *Server) serveRoute(b binding) http.HandlerFunc {
 			RespHeader: w.Header(),
 			srv:        s,
 			req:        r,
+			params:     b.params,
 		}
 		var resp any
 		var err error
@@ -229,7 +230,7 @@ func (s *Server) read(c *Call) error {
 		return queryErr(err)
 	}
 	c.Query = q
-	for _, name := range c.Route.Params() {
+	for _, name := range c.params {
 		v := chi.URLParam(c.req, name)
 		if err := api.CheckParam(name, v); err != nil {
 			return BadRequest(name, err.Error())
@@ -246,17 +247,18 @@ func (s *Server) read(c *Call) error {
 
 // readBody reads r's body, at most limit bytes: into one buffer of its
 // Content-Length when it declares one within the limit (the front always
-// does), instead of io.ReadAll's growing copies.
+// does), instead of io.ReadAll's growing copies. net/http's body of a
+// declared length ends there, so that read needs no http.MaxBytesReader;
+// a body of undeclared length is read through one.
 func readBody(r *http.Request, limit int64) ([]byte, error) {
-	body := http.MaxBytesReader(nil, r.Body, limit)
 	if n := r.ContentLength; n > 0 && n <= limit {
 		raw := make([]byte, n)
-		if _, err := io.ReadFull(body, raw); err != nil {
+		if _, err := io.ReadFull(r.Body, raw); err != nil {
 			return nil, err
 		}
 		return raw, nil
 	}
-	return io.ReadAll(body)
+	return io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
 }
 
 // authenticate checks the admin session (and, on state-changing routes, its

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/journal"
@@ -54,9 +55,40 @@ type journalHandler struct {
 	fields []field
 	// fallback gets a record that could not be sent (standard error).
 	fallback slog.Handler
+	// names keeps the field names of the keys seen, for the handler and
+	// those made from it.
+	names *fieldNames
 }
 
 type field struct{ name, value string }
+
+// fieldNames remembers journalField's answer for each key (its groups'
+// prefix included): the keys are the code's, few, and each record named
+// each of its fields again (three allocations a field). Bounded: past
+// maxNames keys, a new key is named afresh each time.
+type fieldNames struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+const maxNames = 1024
+
+// name returns journalField(key).
+func (n *fieldNames) name(key string) string {
+	n.mu.RLock()
+	name, ok := n.m[key]
+	n.mu.RUnlock()
+	if ok {
+		return name
+	}
+	name = journalField(key)
+	n.mu.Lock()
+	if len(n.m) < maxNames {
+		n.m[strings.Clone(key)] = name
+	}
+	n.mu.Unlock()
+	return name
+}
 
 // NewJournalHandler returns a handler sending each record at level or
 // above to journald through send: MESSAGE, PRIORITY (journalPriority),
@@ -67,7 +99,8 @@ func NewJournalHandler(send SendFunc, level slog.Leveler, ident string, fallback
 	if fallback == nil {
 		fallback = slog.DiscardHandler
 	}
-	return &journalHandler{send: send, level: level, ident: ident, fallback: fallback}
+	return &journalHandler{send: send, level: level, ident: ident, fallback: fallback,
+		names: &fieldNames{m: make(map[string]string)}}
 }
 
 func (h *journalHandler) Enabled(_ context.Context, l slog.Level) bool {
@@ -79,12 +112,15 @@ func (h *journalHandler) Handle(ctx context.Context, r slog.Record) error {
 	for _, f := range h.fields {
 		vars[f.name] = f.value
 	}
+	var buf [16]field
+	fs := buf[:0]
 	r.Attrs(func(a slog.Attr) bool {
-		for _, f := range appendFields(nil, h.prefix, a) {
-			vars[f.name] = f.value
-		}
+		fs = h.names.appendFields(fs, h.prefix, a)
 		return true
 	})
+	for _, f := range fs {
+		vars[f.name] = f.value
+	}
 	vars["SYSLOG_IDENTIFIER"] = h.ident
 	if err := h.send(r.Message, journalPriority(r.Level), vars); err != nil {
 		if ferr := h.fallback.Handle(ctx, r); ferr != nil {
@@ -101,7 +137,7 @@ func (h *journalHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	h2 := *h
 	h2.fields = append([]field(nil), h.fields...)
 	for _, a := range attrs {
-		h2.fields = appendFields(h2.fields, h.prefix, a)
+		h2.fields = h.names.appendFields(h2.fields, h.prefix, a)
 	}
 	h2.fallback = h.fallback.WithAttrs(attrs)
 	return &h2
@@ -120,7 +156,7 @@ func (h *journalHandler) WithGroup(name string) slog.Handler {
 // appendFields appends attribute a, under prefix, as fields: a group's
 // members each under the group's name, an empty key inlining a group,
 // empty attributes and groups left out, as slog's rules have it.
-func appendFields(fs []field, prefix string, a slog.Attr) []field {
+func (n *fieldNames) appendFields(fs []field, prefix string, a slog.Attr) []field {
 	a.Value = a.Value.Resolve()
 	if a.Equal(slog.Attr{}) {
 		return fs
@@ -130,14 +166,14 @@ func appendFields(fs []field, prefix string, a slog.Attr) []field {
 			prefix += a.Key + "_"
 		}
 		for _, m := range a.Value.Group() {
-			fs = appendFields(fs, prefix, m)
+			fs = n.appendFields(fs, prefix, m)
 		}
 		return fs
 	}
 	if a.Key == "" {
 		return fs
 	}
-	return append(fs, field{journalField(prefix + a.Key), fieldValue(a.Value)})
+	return append(fs, field{n.name(prefix + a.Key), fieldValue(a.Value)})
 }
 
 // reserved are the fields the handler or journald give a meaning of their

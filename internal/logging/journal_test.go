@@ -210,3 +210,40 @@ func journalSocketAnswers() bool {
 	_, err := os.Stat("/run/systemd/journal/socket")
 	return err == nil && journal.Enabled()
 }
+
+// TestJournalFieldNames: the names the handler remembers are journalField's
+// for the keys it saw (with their groups' prefix), hold nothing of the
+// attributes' values, are shared by the handlers made from it, stop
+// growing at maxNames keys, and every record's fields are named as
+// journalField names them, remembered or not.
+func TestJournalFieldNames(t *testing.T) {
+	var s sink
+	h := NewJournalHandler(s.send, slog.LevelDebug, "p", nil).(*journalHandler)
+	l := slog.New(h).With("process", "p").WithGroup("http")
+	l.Info("one", "request_id", "secret-value-1", slog.Group("peer", "addr", "secret-value-2"))
+	wantFields(t, s.last(t), map[string]string{"PROCESS": "p", "HTTP_REQUEST_ID": "secret-value-1",
+		"HTTP_PEER_ADDR": "secret-value-2", "SYSLOG_IDENTIFIER": "p"})
+	h.names.mu.Lock()
+	for key, name := range h.names.m {
+		if name != journalField(key) {
+			t.Errorf("remembered %q for %q, want %q", name, key, journalField(key))
+		}
+		if strings.Contains(key, "secret") || strings.Contains(name, "SECRET") {
+			t.Errorf("a value in the names: %q → %q", key, name)
+		}
+	}
+	if len(h.names.m) != 3 {
+		t.Errorf("names %v, want process, http_request_id and http_peer_addr", h.names.m)
+	}
+	h.names.mu.Unlock()
+	for i := range maxNames + 50 {
+		key := fmt.Sprintf("k%d-x", i)
+		l.Info("many", key, i)
+		wantFields(t, s.last(t), map[string]string{"PROCESS": "p", journalField("http_" + key): fmt.Sprint(i), "SYSLOG_IDENTIFIER": "p"})
+	}
+	h.names.mu.Lock()
+	if n := len(h.names.m); n != maxNames {
+		t.Errorf("%d names remembered, want the bound %d", n, maxNames)
+	}
+	h.names.mu.Unlock()
+}

@@ -188,7 +188,7 @@ func (t boltTx) Get(bucket, key string) ([]byte, error) {
 	}
 	v := bk.Get([]byte(key))
 	if v == nil {
-		return nil, fmt.Errorf("%s/%s: %w", bucket, key, ErrNotFound)
+		return nil, notFound(bucket, key)
 	}
 	return bytes.Clone(v), nil
 }
@@ -201,7 +201,7 @@ func (t boltTx) peek(bucket, key string, fn func(value []byte) error) error {
 	}
 	v := bk.Get([]byte(key))
 	if v == nil {
-		return fmt.Errorf("%s/%s: %w", bucket, key, ErrNotFound)
+		return notFound(bucket, key)
 	}
 	return fn(v)
 }

@@ -113,7 +113,7 @@ func (t *etcdTx) Get(bucket, key string) ([]byte, error) {
 	full := t.e.recordKey(bucket, key)
 	if w, ok := t.writes[full]; ok {
 		if w.del {
-			return nil, fmt.Errorf("%s/%s: %w", bucket, key, ErrNotFound)
+			return nil, notFound(bucket, key)
 		}
 		return bytes.Clone(w.value), nil
 	}
@@ -122,7 +122,7 @@ func (t *etcdTx) Get(bucket, key string) ([]byte, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%s/%s: %w", bucket, key, ErrNotFound)
+		return nil, notFound(bucket, key)
 	}
 	return v, nil
 }

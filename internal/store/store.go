@@ -46,6 +46,19 @@ var (
 	ErrBucket   = errors.New("unknown bucket")
 )
 
+// notFoundError is ErrNotFound for one record, "bucket/key: not found" as
+// fmt.Errorf("%s/%s: %w", bucket, key, ErrNotFound) wrote it, in one
+// allocation where fmt took four: a missing record is the common answer
+// of the replay checks' lookups, four of them in every approval.
+type notFoundError struct{ bucket, key string }
+
+func (e *notFoundError) Error() string { return e.bucket + "/" + e.key + ": " + ErrNotFound.Error() }
+
+func (e *notFoundError) Unwrap() error { return ErrNotFound }
+
+// notFound returns the ErrNotFound of the record key in bucket.
+func notFound(bucket, key string) error { return &notFoundError{bucket: bucket, key: key} }
+
 // Buckets of the schema. A bucket holds one kind of record keyed by ID; its
 // owner is in the package comment's table.
 const (

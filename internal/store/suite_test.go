@@ -64,12 +64,28 @@ func suiteCRUD(t *testing.T, h *harness) {
 			return fmt.Errorf("got %q", r.Name)
 		}
 		_, err = tx.Get(BucketOrgs, "missing")
-		if !errors.Is(err, ErrNotFound) {
+		if !errors.Is(err, ErrNotFound) || err.Error() != "orgs/missing: not found" {
 			return fmt.Errorf("missing key: got %v", err)
+		}
+		err = Peek(tx, BucketOrgs, "missing", func([]byte) error { return errors.New("called") })
+		if !errors.Is(err, ErrNotFound) || err.Error() != "orgs/missing: not found" {
+			return fmt.Errorf("peek of a missing key: got %v", err)
 		}
 		_, err = tx.Get("nope", "a")
 		if !errors.Is(err, ErrBucket) {
 			return fmt.Errorf("unknown bucket: got %v", err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A record deleted earlier in the same transaction is not found either.
+	if err := b.Update(ctx, func(tx Tx) error {
+		if err := tx.Delete(BucketOrgs, "a"); err != nil {
+			return err
+		}
+		if _, err := tx.Get(BucketOrgs, "a"); !errors.Is(err, ErrNotFound) || err.Error() != "orgs/a: not found" {
+			return fmt.Errorf("key deleted in the transaction: got %v", err)
 		}
 		return nil
 	}); err != nil {
