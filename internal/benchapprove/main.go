@@ -153,8 +153,7 @@ func measureFloor(r *netlab.Runner, dir string, n, ops, prefill int, batch map[b
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return f, err
 	}
-	group := func(keep bool) int { return max(1, int(batch[keep]+0.5)) }
-	parts, err := floor.Measure(floor.Options{Handshakes: ops, Ops: ops, Batch: group(false), StorePrefill: prefill,
+	parts, err := floor.Measure(floor.Options{Handshakes: ops, Ops: ops, Batch: max(1, batch[false]), StorePrefill: prefill,
 		NSPath: netlab.NewNS(r, fmt.Sprintf("bfloor%d", n)).Path(), Dir: dir})
 	if err != nil {
 		return f, err
@@ -162,7 +161,11 @@ func measureFloor(r *netlab.Runner, dir string, n, ops, prefill int, batch map[b
 	kept := slices.Clone(parts)
 	for i, p := range kept {
 		if p.Name == "store commit" {
-			if kept[i], err = floor.StoreCommit(filepath.Join(dir, "kept.db"), ops, group(true), prefill); err != nil {
+			kdir := filepath.Join(dir, "kept")
+			if err := os.Mkdir(kdir, 0o700); err != nil {
+				return f, err
+			}
+			if kept[i], err = floor.StoreCommitAt(kdir, ops, max(1, batch[true]), prefill); err != nil {
 				return f, fmt.Errorf("store commit at the kept-alive group size: %w", err)
 			}
 		}
@@ -215,7 +218,7 @@ func report(runs map[bool][]phase, floors []roundFloor, requests int) {
 			name, method := p.Name, p.Method
 			if p.Name == "store commit" {
 				name = map[bool]string{false: "store (new connection)", true: "store (kept-alive)"}[keep]
-				method = fmt.Sprintf("bbolt: Auth-Nonce, box and inner nonce claims + approval record, random keys, as many approvals stored before as the gateway's store holds, one transaction of each round's group size %v rounded, ÷ it (fdatasync CPU, not its wait)",
+				method = fmt.Sprintf("bbolt: Auth-Nonce, box and inner nonce claims + approval record, random keys, as many approvals stored before as the gateway's store holds, transactions at each round's group size %v (interpolated between the whole sizes around it), ÷ it (fdatasync CPU, not its wait)",
 					roundedTenths(batches[keep]))
 			}
 			line(name, us, method)

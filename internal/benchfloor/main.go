@@ -20,7 +20,7 @@ import (
 func main() {
 	handshakes := flag.Int("handshakes", 300, "TLS handshakes")
 	ops := flag.Int("ops", 300, "operations for each crypto, nftables and store measurement")
-	batch := flag.Int("batch", 8, "approvals per store transaction (group commit size)")
+	batch := flag.Float64("batch", 8, "approvals per store transaction (group commit size; an average such as 2.4 is interpolated between 2 and 3)")
 	prefill := flag.Int("prefill", 6000, "approvals (with their nonces) in the store before its part is measured")
 	flag.Parse()
 	if *handshakes < 1 || *ops < 1 || *batch < 1 || *prefill < 0 {
