@@ -1,15 +1,11 @@
 package core
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/api"
-	"github.com/portcullis-gw/portcullis/clientsdk"
 	"github.com/portcullis-gw/portcullis/dynfw"
 )
 
@@ -46,22 +42,7 @@ func BenchmarkCoreApproval(b *testing.B) {
 		NewDirectory(l.st), l.st, nil, l.svc.log)
 	reqs := make([]*http.Request, b.N+1)
 	for i := range reqs {
-		f, err := clientsdk.Fields(rand.Reader, time.Now())
-		if err != nil {
-			b.Fatal(err)
-		}
-		sealed, err := clientsdk.NewRequest(p, f, nil, rand.Reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r, err := http.NewRequest(http.MethodPost, sealed.Path, bytes.NewReader(sealed.Body))
-		if err != nil {
-			b.Fatal(err)
-		}
-		r.Header.Set("Content-Type", "application/json")
-		r.Header.Set(api.HeaderRequestID, "0123456789abcdef")
-		api.SetApprovalHeaders(r.Header, sealed.Headers)
-		reqs[i] = r
+		reqs[i] = approvalRequest(b, p, time.Now(), "0123456789abcdef")
 	}
 	do := func(r *http.Request) {
 		if st, raw := l.send(r); st != http.StatusOK {

@@ -76,16 +76,12 @@ func TestApprovalList(t *testing.T) {
 	}
 }
 
-// TestApprovalRefusedLogLine: a refused approval is logged at Info as
-// "approval refused" with its status, code, organization, user, server,
-// peer and request ID, and answered with the refusal's status and code.
-func TestApprovalRefusedLogLine(t *testing.T) {
-	l := newProfileLab(t)
-	_, p := l.syncProfile()
-	var buf bytes.Buffer
-	l.svc.log = slog.New(slog.NewJSONHandler(&buf, nil))
-	l.svc.approver = dynfw.NewApprover(dynfw.Config{}, NewDirectory(l.st), l.st, nil, nil)
-	f, err := clientsdk.Fields(rand.Reader, time.Now().Add(-time.Hour)) // outside the window
+// approvalRequest is the approval request the Pritunl Client sends for
+// profile p at time at (clientsdk: sealed and signed), as the front hands
+// it to the core, with request ID id.
+func approvalRequest(t testing.TB, p *clientsdk.Profile, at time.Time, id string) *http.Request {
+	t.Helper()
+	f, err := clientsdk.Fields(rand.Reader, at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,8 +94,21 @@ func TestApprovalRefusedLogLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set(api.HeaderRequestID, "req-1")
+	r.Header.Set(api.HeaderRequestID, id)
 	api.SetApprovalHeaders(r.Header, sealed.Headers)
+	return r
+}
+
+// TestApprovalRefusedLogLine: a refused approval is logged at Info as
+// "approval refused" with its status, code, organization, user, server,
+// peer and request ID, and answered with the refusal's status and code.
+func TestApprovalRefusedLogLine(t *testing.T) {
+	l := newProfileLab(t)
+	_, p := l.syncProfile()
+	var buf bytes.Buffer
+	l.svc.log = slog.New(slog.NewJSONHandler(&buf, nil))
+	l.svc.approver = dynfw.NewApprover(dynfw.Config{}, NewDirectory(l.st), l.st, nil, nil)
+	r := approvalRequest(t, p, time.Now().Add(-time.Hour), "req-1") // outside the window
 	st, raw := l.send(r)
 	var e api.Error
 	if err := json.Unmarshal(raw, &e); err != nil || st != http.StatusRequestTimeout || e.Error != "auth_timestamp_expired" {

@@ -31,15 +31,22 @@ func testPublicKeyPEM(t *testing.T) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
-// TestRecordCacheNeverStale: the cache answers from its projection only
-// while the stored bytes are the same; a user disabled, given a new
-// profile, or deleted is read as it is now, on the next lookup.
-func TestRecordCacheNeverStale(t *testing.T) {
+// openCacheStore opens a bbolt store in t's directory, closed when t ends.
+func openCacheStore(t *testing.T) *store.Bolt {
+	t.Helper()
 	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "s.db"), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestRecordCacheNeverStale: the cache answers from its projection only
+// while the stored bytes are the same; a user disabled, given a new
+// profile, or deleted is read as it is now, on the next lookup.
+func TestRecordCacheNeverStale(t *testing.T) {
+	st := openCacheStore(t)
 	ctx := context.Background()
 	put := func(u userRecord) {
 		t.Helper()
@@ -87,11 +94,7 @@ func TestRecordCacheNeverStale(t *testing.T) {
 // ones do, the heap grows by under 2 KiB per user. (Keeping the records
 // decoded with their bytes held over 6 KiB per user.)
 func TestRecordCacheSize(t *testing.T) {
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "s.db"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openCacheStore(t)
 	ctx := context.Background()
 	k, err := rsa.GenerateKey(rand.Reader, 4096)
 	if err != nil {
@@ -143,11 +146,7 @@ func TestRecordCacheSize(t *testing.T) {
 // is read as it is now), holds its own copy of the bytes (not the store's
 // page), and answers a deleted server as missing.
 func TestServerCacheNeverStale(t *testing.T) {
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "s.db"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openCacheStore(t)
 	ctx := context.Background()
 	put := func(s serverRecord) []byte {
 		t.Helper()
@@ -229,11 +228,7 @@ func (t *lendingTx) Get(bucket, key string) ([]byte, error) {
 // page, which bbolt reuses): bytes changed behind a lent slice do not make
 // the next lookup take a changed record for the cached one.
 func TestServerCacheOwnsItsBytes(t *testing.T) {
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "s.db"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openCacheStore(t)
 	ctx := context.Background()
 	put := func(s serverRecord) {
 		t.Helper()

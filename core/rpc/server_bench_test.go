@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/core/admin"
+	"github.com/portcullis-gw/portcullis/internal/random"
 )
 
 // BenchmarkServeApproval is one approval-shaped request through the core
@@ -191,11 +190,11 @@ func (w *benchWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// b64 is n random bytes in standard base64.
+// b64 is n random bytes in standard base64 (random.Base64).
 func b64(b testing.TB, n int) string {
-	p := make([]byte, n)
-	if _, err := rand.Read(p); err != nil {
+	s, err := random.Base64(n)
+	if err != nil {
 		b.Fatal(err)
 	}
-	return base64.StdEncoding.EncodeToString(p)
+	return s
 }

@@ -23,8 +23,8 @@ func main() {
 	batch := flag.Float64("batch", 8, "approvals per store transaction (group commit size; an average such as 2.4 is interpolated between 2 and 3)")
 	prefill := flag.Int("prefill", 6000, "approvals (with their nonces) in the store before its part is measured")
 	flag.Parse()
-	if *handshakes < 1 || *ops < 1 || *batch < 1 || *prefill < 0 {
-		fmt.Fprintln(os.Stderr, "benchfloor: -handshakes, -ops and -batch must be ≥ 1, -prefill ≥ 0")
+	if *handshakes < 1 || *ops < 1 || !(*batch >= 1 && *batch <= 256) || *prefill < 0 {
+		fmt.Fprintln(os.Stderr, "benchfloor: -handshakes and -ops must be ≥ 1, -batch 1 to 256 (the group commit's largest group), -prefill ≥ 0")
 		os.Exit(2)
 	}
 	r := netlab.NewRunner("benchfloor")

@@ -92,7 +92,7 @@ type Options struct {
 
 // Measure measures every part in order.
 func Measure(o Options) ([]Part, error) {
-	if o.Handshakes < 1 || o.Ops < 1 || !(o.Batch >= 1) || o.StorePrefill < 0 || o.NSPath == "" || o.Dir == "" {
+	if o.Handshakes < 1 || o.Ops < 1 || !(o.Batch >= 1 && o.Batch <= maxBatch) || o.StorePrefill < 0 || o.NSPath == "" || o.Dir == "" {
 		return nil, fmt.Errorf("floor: bad options %+v", o)
 	}
 	var parts []Part
@@ -350,6 +350,10 @@ func nftAdd(nsPath string, n int) (Part, error) {
 	return p, err
 }
 
+// maxBatch is the largest group size measured: the group commit's own
+// bound (internal/store's maxGroup) on the calls one transaction takes.
+const maxBatch = 256
+
 // StoreCommitAt is the store part at an average group size batch (≥ 1):
 // the CPU of a transaction of k approvals, T(k), is measured at the whole
 // sizes around it, k = ⌊batch⌋ and k+1, and interpolated, T(batch) =
@@ -360,8 +364,8 @@ func nftAdd(nsPath string, n int) (Part, error) {
 // 132–151 µs. Each size gets a new store file in dir, holding prefill
 // approvals.
 func StoreCommitAt(dir string, n int, batch float64, prefill int) (Part, error) {
-	if !(batch >= 1) || math.IsInf(batch, 0) {
-		return Part{Name: "store commit"}, fmt.Errorf("floor: group size %v, want ≥ 1", batch)
+	if !(batch >= 1 && batch <= maxBatch) {
+		return Part{Name: "store commit"}, fmt.Errorf("floor: group size %v, want 1 to %d", batch, maxBatch)
 	}
 	k := int(math.Floor(batch))
 	lo, err := StoreCommit(filepath.Join(dir, fmt.Sprintf("floor-%d.db", k)), n, k, prefill)
@@ -395,7 +399,7 @@ func StoreCommitAt(dir string, n int, batch float64, prefill int) (Part, error) 
 // Measure measures it through StoreCommitAt; StoreCommit alone measures
 // it at one whole group size, in a new store file at path.
 func StoreCommit(path string, n, batch, prefill int) (Part, error) {
-	if n < 1 || batch < 1 || prefill < 0 {
+	if n < 1 || batch < 1 || batch > maxBatch || prefill < 0 {
 		return Part{Name: "store commit"}, fmt.Errorf("floor: bad store options: %d operations, group of %d, prefill %d", n, batch, prefill)
 	}
 	p := Part{Name: "store commit",

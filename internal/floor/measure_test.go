@@ -38,7 +38,7 @@ func TestMeasurements(t *testing.T) {
 
 // TestStoreCommitAt: a whole group size is measured once, an average
 // between two whole sizes at both (the method names them and the
-// average), and a size below 1 is refused.
+// average), and a size below 1 or above the group commit's 256 is refused.
 func TestStoreCommitAt(t *testing.T) {
 	whole, err := StoreCommitAt(t.TempDir(), 4, 2, 20)
 	if err != nil || !(whole.US > 0) || !strings.Contains(whole.Method, "one transaction of 2 approvals") {
@@ -54,7 +54,7 @@ func TestStoreCommitAt(t *testing.T) {
 			t.Errorf("the store file of one size: %v", err)
 		}
 	}
-	for _, bad := range []float64{0, 0.5, math.NaN(), math.Inf(1)} {
+	for _, bad := range []float64{0, 0.5, 257, 1e12, math.NaN(), math.Inf(1)} {
 		if _, err := StoreCommitAt(t.TempDir(), 4, bad, 0); err == nil {
 			t.Errorf("group size %v accepted", bad)
 		}
