@@ -51,6 +51,9 @@ type Bootstrap struct {
 	// MaxConnections is the core's web.max_connections: the most
 	// connections the front holds (0: the front's default).
 	MaxConnections int `json:"max_connections,omitempty" validate:"min=0,max=1048576"`
+	// GOMAXPROCS is the core's web.gomaxprocs: how many threads run the
+	// front's Go code at once (0: the front's default, half the CPUs).
+	GOMAXPROCS int `json:"gomaxprocs,omitempty" validate:"min=0,max=1024"`
 }
 
 // Descriptors of the front besides its client connections.

@@ -134,6 +134,9 @@ type WebConfig struct {
 	// MaxConnections bounds the connections the front holds (idle, slow
 	// and busy together; see docs/security.md).
 	MaxConnections config.Int `toml:"max_connections"`
+	// GOMAXPROCS is how many threads run the front's Go code at once (0:
+	// half of the CPUs Go would give it; web.Procs).
+	GOMAXPROCS config.Int `toml:"gomaxprocs"`
 	// External: systemd runs the front as a unit of its own
 	// (portcullis-web.socket and .service); the core binds no public port,
 	// starts no front, and hands the front its bootstrap on the core
@@ -163,7 +166,8 @@ func DefaultConfig() Config {
 		RuntimeDir: "/run/portcullis",
 		LogLevel:   logging.Level(slog.LevelInfo),
 		LogFormat:  logging.Text,
-		Web:        WebConfig{Listen: ":443", MaxConnections: config.Int{N: 4096, Min: 16, Max: 1 << 20}},
+		Web: WebConfig{Listen: ":443", MaxConnections: config.Int{N: 4096, Min: 16, Max: 1 << 20},
+			GOMAXPROCS: config.Int{N: 0, Min: 0, Max: 1024}},
 		Admin: AdminConfig{
 			SessionTTL:       config.Duration{D: 12 * time.Hour, Min: time.Minute, Max: 720 * time.Hour},
 			LoginMaxFailures: config.Int{N: 5, Min: 1, Max: 1000},
@@ -259,7 +263,7 @@ type Checked struct {
 type WebSettings struct {
 	Listen, RedirectListen, Binary, User, TLSCert, TLSKey string
 	PublicURLs                                            []string
-	MaxConnections                                        int
+	MaxConnections, GOMAXPROCS                            int
 	External                                              bool
 }
 
@@ -384,7 +388,7 @@ func (c Config) Check() (*Checked, error) {
 		LogFormat:  c.LogFormat.String(),
 		Web: WebSettings{Listen: string(c.Web.Listen), RedirectListen: string(c.Web.RedirectListen), Binary: c.Web.Binary,
 			User: c.Web.User, TLSCert: c.Web.TLSCert, TLSKey: c.Web.TLSKey, PublicURLs: config.Strings(c.Web.PublicURLs),
-			MaxConnections: c.Web.MaxConnections.N, External: c.Web.External},
+			MaxConnections: c.Web.MaxConnections.N, GOMAXPROCS: c.Web.GOMAXPROCS.N, External: c.Web.External},
 		Admin: AdminSettings{LoginMaxFailures: c.Admin.LoginMaxFailures.N, LoginConcurrency: c.Admin.LoginConcurrency.N},
 		Approval: ApprovalSettings{ReportedAddresses: c.Approval.ReportedAddresses, MaxElementsPerUser: c.Approval.MaxElementsPerUser.N,
 			MaxApprovalsPerMinute: c.Approval.MaxApprovalsPerMinute.N, ForwardedHeader: string(c.Approval.ForwardedHeader)},

@@ -228,5 +228,5 @@ func buildFrontSpec(cfg *Checked, binary, coreSock string, httpsLn, httpLn net.L
 func frontBootstrap(cfg *Checked, token, certPEM, keyPEM []byte, httpsPort int) api.Bootstrap {
 	return api.Bootstrap{Token: hex.EncodeToString(token), TLSCertPEM: string(certPEM), TLSKeyPEM: string(keyPEM),
 		HTTPSPort: httpsPort, ForwardedHeader: cfg.Approval.ForwardedHeader, LogLevel: cfg.LogLevel,
-		LogFormat: cfg.LogFormat, MaxConnections: cfg.Web.MaxConnections}
+		LogFormat: cfg.LogFormat, MaxConnections: cfg.Web.MaxConnections, GOMAXPROCS: cfg.Web.GOMAXPROCS}
 }

@@ -25,6 +25,8 @@ type Boot struct {
 	LogFormat *logging.Format
 	// MaxConnections is the core's web.max_connections (0: not set).
 	MaxConnections int
+	// GOMAXPROCS is the core's web.gomaxprocs (0: not set; see Procs).
+	GOMAXPROCS int
 }
 
 // ReadBootstrap reads the core's bootstrap value from the inherited pipe
@@ -66,7 +68,7 @@ func parseBootstrap(raw []byte) (*Boot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap TLS certificate: %w", err)
 	}
-	boot := &Boot{Token: token, Cert: cert, HTTPSPort: b.HTTPSPort, ForwardedHeader: b.ForwardedHeader, MaxConnections: b.MaxConnections}
+	boot := &Boot{Token: token, Cert: cert, HTTPSPort: b.HTTPSPort, ForwardedHeader: b.ForwardedHeader, MaxConnections: b.MaxConnections, GOMAXPROCS: b.GOMAXPROCS}
 	if b.LogLevel != "" {
 		boot.LogLevel = new(logging.Level)
 		if err := config.Set("bootstrap log_level", b.LogLevel, boot.LogLevel); err != nil {

@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -94,6 +95,11 @@ func run() error {
 		ignored = append(ignored, "log-format")
 	}
 	logger := logging.Auto(os.Stderr, format, level, "portcullis-web")
+	_, inEnv := os.LookupEnv("GOMAXPROCS")
+	procs, procsFrom := web.Procs(boot.GOMAXPROCS, runtime.GOMAXPROCS(0), inEnv)
+	if !inEnv {
+		runtime.GOMAXPROCS(procs)
+	}
 	flag.Visit(func(f *flag.Flag) {
 		if slices.Contains(ignored, f.Name) {
 			logger.Warn("flag ignored: the core's bootstrap sets it", "flag", "--"+f.Name)
@@ -138,7 +144,8 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	logger.Info("front starting", "uid", os.Getuid(), "core_socket", *coreSocket)
+	logger.Info("front starting", "uid", os.Getuid(), "core_socket", *coreSocket,
+		"gomaxprocs", runtime.GOMAXPROCS(0), "gomaxprocs_from", procsFrom)
 	// The state the front enforces (a notification can disable the web
 	// surface): known before the first request is served, then followed.
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
