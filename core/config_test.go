@@ -97,6 +97,8 @@ func TestConfigErrorMessages(t *testing.T) {
 		{"[web]\ntls_key = \"/x\"", `config: web.tls_cert: web.tls_cert and web.tls_key must be set together`},
 		{"[web]\nbinary = \"/nonexistent/portcullis-web\"", `config: web.binary: stat /nonexistent/portcullis-web: no such file or directory`},
 		{"[web]\npublic_urls = [\"https://a.example\", \"https://b.example/x\"]", `config: web.public_urls[1]: "https://b.example/x" is not https://host[:port]`},
+		{"[web]\ngomaxprocs = -1", `config: web.gomaxprocs: -1 is not between 0 and 1024`},
+		{"[web]\ngomaxprocs = 1025", `config: web.gomaxprocs: 1025 is not between 0 and 1024`},
 		{"[admin]\nsession_ttl = \"59s\"", `config: admin.session_ttl: "59s" is not a duration between 1m and 720h`},
 		{"[admin]\nsession_ttl = \"721h\"", `config: admin.session_ttl: "721h" is not a duration between 1m and 720h`},
 		{"[admin]\nlogin_window = \"0s\"", `config: admin.login_window: "0s" is not a duration between 1s and 24h`},
@@ -140,7 +142,7 @@ func TestConfigBoundariesAccepted(t *testing.T) {
 		"[approval]\nwindow = \"5s\"\ntoken_ttl = \"1h\"\nforwarded_header = \"\"\ntrusted_proxies = [\"10.1.2.3/8\", \"2001:db8::1\"]\n"+
 		"reported_addresses = true\nmax_elements_per_user = 64\nmax_approvals_per_minute = 600\ntrusted_proxies_min_prefix4 = 8\ntrusted_proxies_min_prefix6 = 128\n"+
 		"[firewall]\nallow_set_size = 16777216\n"+
-		"[web]\nlisten = \"[::1]:0\"\nredirect_listen = \"localhost:http\"\npublic_urls = [\"https://vpn.example.com/\"]\n")
+		"[web]\ngomaxprocs = 1024\nlisten = \"[::1]:0\"\nredirect_listen = \"localhost:http\"\npublic_urls = [\"https://vpn.example.com/\"]\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +157,7 @@ func TestConfigBoundariesAccepted(t *testing.T) {
 	if c.Level != slog.LevelDebug || c.LogLevel != "debug" || c.Format != logging.JSON || c.LogFormat != "json" {
 		t.Fatalf("logging %v %q %q %q", c.Level, c.LogLevel, c.Format, c.LogFormat)
 	}
-	if c.Web.Listen != "[::1]:0" || c.Web.RedirectListen != "localhost:http" || strings.Join(c.Web.PublicURLs, " ") != "https://vpn.example.com/" {
+	if c.Web.GOMAXPROCS != 1024 || c.Web.Listen != "[::1]:0" || c.Web.RedirectListen != "localhost:http" || strings.Join(c.Web.PublicURLs, " ") != "https://vpn.example.com/" {
 		t.Fatalf("web %+v", c.Web)
 	}
 }

@@ -115,3 +115,20 @@ func TestBootstrapCarriesMaxConnections(t *testing.T) {
 		t.Fatalf("negative maximum: %v", err)
 	}
 }
+
+// TestBootstrapCarriesGOMAXPROCS: web.gomaxprocs reaches the front through
+// the bootstrap; out of range is refused.
+func TestBootstrapCarriesGOMAXPROCS(t *testing.T) {
+	certPEM, keyPEM := testCertPEM(t)
+	b := api.Bootstrap{Token: hex.EncodeToString(testToken), TLSCertPEM: certPEM, TLSKeyPEM: keyPEM, GOMAXPROCS: 3}
+	boot, err := readBootstrap(t, b)
+	if err != nil || boot.GOMAXPROCS != 3 {
+		t.Fatalf("got %+v, %v", boot, err)
+	}
+	for _, n := range []int{-1, 1025} {
+		b.GOMAXPROCS = n
+		if _, err := readBootstrap(t, b); err == nil || !strings.Contains(err.Error(), "gomaxprocs") {
+			t.Fatalf("GOMAXPROCS %d: %v", n, err)
+		}
+	}
+}

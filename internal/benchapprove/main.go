@@ -61,8 +61,8 @@ func main() {
 	r := netlab.NewRunner("benchapprove")
 	defer r.Done()
 	l := setup(r, *clients, 2**latency)
-	fmt.Printf("benchapprove: real core and front (pids %d, %d), %d clients (distinct users, RSA-4096 keys), token TTL %s, GOMAXPROCS=%d\n\n",
-		l.g.PID(), l.g.FrontPID, *clients, dynfw.DefaultTokenTTL, runtime.GOMAXPROCS(0))
+	fmt.Printf("benchapprove: real core and front (pids %d, %d), %d clients (distinct users, RSA-4096 keys), token TTL %s, GOMAXPROCS=%d (the front's: %s)\n\n",
+		l.g.PID(), l.g.FrontPID, *clients, dynfw.DefaultTokenTTL, runtime.GOMAXPROCS(0), frontProcs(l.g.Logs()))
 
 	// Each round is followed by a measurement of the floor, so that every
 	// ratio compares the gateway's CPU with a floor measured moments apart
@@ -285,4 +285,20 @@ func durMedian(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// frontProcs returns the GOMAXPROCS the front says it runs with when it
+// starts (its "front starting" line), or "not logged".
+func frontProcs(logs string) string {
+	for l := range strings.Lines(logs) {
+		if !strings.Contains(l, "front starting") {
+			continue
+		}
+		for f := range strings.FieldsSeq(l) {
+			if v, ok := strings.CutPrefix(f, "gomaxprocs="); ok {
+				return v
+			}
+		}
+	}
+	return "not logged"
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"sync"
 	"syscall"
@@ -58,6 +59,11 @@ func runChild(mode string, args []string) error {
 	case "proxy":
 		return serveProxy(ctx, ln, boot, cf)
 	case "front-profile":
+		// As the real front sets it (cmd/portcullis-web).
+		if _, inEnv := os.LookupEnv("GOMAXPROCS"); !inEnv {
+			n, _ := web.Procs(boot.GOMAXPROCS, runtime.GOMAXPROCS(0), false)
+			runtime.GOMAXPROCS(n)
+		}
 		return serveFrontProfiled(ctx, ln, boot, cf, logger)
 	}
 	return fmt.Errorf("unknown child mode %q", mode)

@@ -6,10 +6,13 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/testenv"
 )
@@ -166,4 +169,41 @@ func TestCoreSocketServesOnlyTheFrontProcess(t *testing.T) {
 	if !g.LogsContain(want) {
 		t.Fatalf("no log line %q:\n%s", want, g.Logs())
 	}
+}
+
+// TestFrontGOMAXPROCS: the front started by the core runs its Go code on
+// half of the CPUs Go would give it (at least one), or on web.gomaxprocs
+// when the config sets it, and says so when it starts.
+func TestFrontGOMAXPROCS(t *testing.T) {
+	g := startGateway(t)
+	line := frontStartLine(t, g)
+	m := regexp.MustCompile(`gomaxprocs=(\d+) gomaxprocs_from="half of the (\d+) CPUs Go would use"`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("default: front's start line %q", line)
+	}
+	n, _ := strconv.Atoi(m[1])
+	cpus, _ := strconv.Atoi(m[2])
+	if cpus < 1 || cpus > runtime.NumCPU() || n != max(1, cpus/2) {
+		t.Fatalf("default: GOMAXPROCS %d of %d CPUs (this machine has %d)", n, cpus, runtime.NumCPU())
+	}
+
+	g = startGatewayWith(t, gwOpts{Extra: "gomaxprocs = 3\n[firewall]\nenabled = false\n"})
+	if line := frontStartLine(t, g); !strings.Contains(line, "gomaxprocs=3 gomaxprocs_from=web.gomaxprocs") {
+		t.Fatalf("web.gomaxprocs = 3: front's start line %q", line)
+	}
+}
+
+// frontStartLine returns the front's "front starting" log line, waiting
+// up to 10 s for it (the gateway is ready before the front has logged).
+func frontStartLine(t *testing.T, g *gateway) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for l := range strings.Lines(g.Logs()) {
+			if strings.Contains(l, "front starting") {
+				return strings.TrimSpace(l)
+			}
+		}
+	}
+	t.Fatalf("no \"front starting\" line in 10 s")
+	return ""
 }
