@@ -95,10 +95,21 @@ func run() error {
 		ignored = append(ignored, "log-format")
 	}
 	logger := logging.Auto(os.Stderr, format, level, "portcullis-web")
-	_, inEnv := os.LookupEnv("GOMAXPROCS")
-	procs, procsFrom := web.Procs(boot.GOMAXPROCS, runtime.GOMAXPROCS(0), inEnv)
-	if !inEnv {
+	// Once, here: Go no longer follows a change of the CPUs or of the
+	// cgroup's quota (docs/config.md, web.gomaxprocs).
+	goProcs := runtime.GOMAXPROCS(0)
+	procs, procsFrom, setProcs := web.Procs(boot.GOMAXPROCS, goProcs, os.Getenv("GOMAXPROCS"))
+	if setProcs {
 		runtime.GOMAXPROCS(procs)
+	}
+	switch {
+	case boot.GOMAXPROCS > 0 && !setProcs:
+		logger.Warn("web.gomaxprocs ignored: GOMAXPROCS in the front's environment wins", "web.gomaxprocs", boot.GOMAXPROCS, "gomaxprocs", procs)
+	case boot.GOMAXPROCS > goProcs:
+		logger.Warn("web.gomaxprocs is more than the CPUs Go would use", "web.gomaxprocs", boot.GOMAXPROCS, "cpus", goProcs)
+	}
+	if v, set := os.LookupEnv("GOMAXPROCS"); set && setProcs {
+		logger.Warn("GOMAXPROCS in the environment is not a positive number: Go and the front ignore it", "GOMAXPROCS", v)
 	}
 	flag.Visit(func(f *flag.Flag) {
 		if slices.Contains(ignored, f.Name) {

@@ -60,8 +60,7 @@ func runChild(mode string, args []string) error {
 		return serveProxy(ctx, ln, boot, cf)
 	case "front-profile":
 		// As the real front sets it (cmd/portcullis-web).
-		if _, inEnv := os.LookupEnv("GOMAXPROCS"); !inEnv {
-			n, _ := web.Procs(boot.GOMAXPROCS, runtime.GOMAXPROCS(0), false)
+		if n, _, set := web.Procs(boot.GOMAXPROCS, runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS")); set {
 			runtime.GOMAXPROCS(n)
 		}
 		return serveFrontProfiled(ctx, ln, boot, cf, logger)

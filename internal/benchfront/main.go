@@ -201,9 +201,14 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 		benchPath, benchRoute.Name, len(benchBody), len(be.answer))
 	fmt.Fprintf(out, "  %d workers on kept-alive TLS 1.3 connections (%s), %s per round, %d rounds alternating, backend pool %d, GOMAXPROCS=%d, %d CPUs, load average before: %s\n",
 		cfg.workers, group, cfg.dur, cfg.rounds, cfg.pool, runtime.GOMAXPROCS(0), runtime.NumCPU(), loadavg())
-	_, inEnv := os.LookupEnv("GOMAXPROCS")
-	frontProcs, _ := web.Procs(0, runtime.GOMAXPROCS(0), inEnv)
-	fmt.Fprintf(out, "  the front at its default GOMAXPROCS=%d (web.gomaxprocs unset: half the CPUs), the proxy at Go's, %d\n", frontProcs, runtime.GOMAXPROCS(0))
+	// The targets get a fixed environment (startTarget): Go's default
+	// GOMAXPROCS, which benchfront's own is unless its environment sets it.
+	if v := os.Getenv("GOMAXPROCS"); v == "" {
+		n, from, _ := web.Procs(0, runtime.GOMAXPROCS(0), "")
+		fmt.Fprintf(out, "  GOMAXPROCS of this tree's front %d (%s; web.gomaxprocs unset), of the proxy %d (Go's default)\n", n, from, runtime.GOMAXPROCS(0))
+	} else {
+		fmt.Fprintf(out, "  GOMAXPROCS=%s is benchfront's alone: the targets get a fixed environment, this tree's front half of Go's default, the proxy Go's default\n", v)
+	}
 	fmt.Fprintf(out, "  CPU: utime+stime of the target's process (all threads) from /proc/<pid>/stat, %d ticks/s, over the timed phase only; the load generator and the backend run in benchfront's own process, not counted\n", procstat.ClockTicks)
 
 	res := map[string]*result{}

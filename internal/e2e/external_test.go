@@ -31,7 +31,7 @@ func TestExternalFront(t *testing.T) {
 	}
 	defer ln.Close()
 	// The core would fail to start had it bound web.listen: the test holds it.
-	g := startGatewayWith(t, gwOpts{Listen: ln.Addr().String(), Extra: "external = true\n[firewall]\nenabled = false\n"})
+	g := startGatewayWith(t, gwOpts{Listen: ln.Addr().String(), Extra: "external = true\ngomaxprocs = 3\n[firewall]\nenabled = false\n"})
 	if st := g.status(); st.FrontPID != 0 || st.HTTPS != ln.Addr().String() {
 		t.Fatalf("status before the front: %+v", st)
 	}
@@ -50,7 +50,9 @@ func TestExternalFront(t *testing.T) {
 	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, filepath.Join(binDir, "portcullis-web"),
 		"--bootstrap-from-core", "--core-socket", filepath.Join(g.RuntimeDir, "core.sock"))
 	cmd.ExtraFiles = []*os.File{lnFile}
-	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LISTEN_FDS=1", "LISTEN_FDNAMES=https"}, sock.Env(0)...)
+	// GOMAXPROCS as a unit's Environment= sets it: it wins over
+	// web.gomaxprocs, which the front says it ignores.
+	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LISTEN_FDS=1", "LISTEN_FDNAMES=https", "GOMAXPROCS=2"}, sock.Env(0)...)
 	if os.Geteuid() == 0 {
 		// The front's own account (the core made it), as User= in the unit;
 		// it must reach the notify socket as systemd's is reachable.
@@ -91,6 +93,15 @@ func TestExternalFront(t *testing.T) {
 	}
 	if ready.PID != cmd.Process.Pid {
 		t.Fatalf("READY from pid %d, the front is %d", ready.PID, cmd.Process.Pid)
+	}
+	// The bootstrap fetched from the core carries web.gomaxprocs = 3,
+	// which the environment's GOMAXPROCS=2 overrides; the front logged
+	// both before READY.
+	for _, want := range []string{`msg="web.gomaxprocs ignored: GOMAXPROCS in the front's environment wins" process=portcullis-web web.gomaxprocs=3 gomaxprocs=2`,
+		`gomaxprocs=2 gomaxprocs_from="GOMAXPROCS in the environment"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("no %q in the front's output", want)
+		}
 	}
 	c := g.Client()
 	c.Login(g.AdminPW)
