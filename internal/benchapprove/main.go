@@ -43,6 +43,7 @@ import (
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/floor"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 )
 
 func main() {
@@ -62,7 +63,7 @@ func main() {
 	defer r.Done()
 	l := setup(r, *clients, 2**latency)
 	fmt.Printf("benchapprove: real core and front (pids %d, %d), %d clients (distinct users, RSA-4096 keys), token TTL %s, GOMAXPROCS=%d (the front's: %s)\n\n",
-		l.g.PID(), l.g.FrontPID, *clients, dynfw.DefaultTokenTTL, runtime.GOMAXPROCS(0), frontProcs(l.g.Logs()))
+		l.g.PID(), l.g.FrontPID, *clients, dynfw.DefaultTokenTTL, runtime.GOMAXPROCS(0), frontProcs(l.g))
 
 	// Each round is followed by a measurement of the floor, so that every
 	// ratio compares the gateway's CPU with a floor measured moments apart
@@ -289,15 +290,11 @@ func durMedian(ds []time.Duration) time.Duration {
 
 // frontProcs returns the GOMAXPROCS the front says it runs with when it
 // starts (its "front starting" line), or "not logged".
-func frontProcs(logs string) string {
-	for l := range strings.Lines(logs) {
-		if !strings.Contains(l, "front starting") {
-			continue
-		}
-		for f := range strings.FieldsSeq(l) {
-			if v, ok := strings.CutPrefix(f, "gomaxprocs="); ok {
-				return v
-			}
+func frontProcs(g *vpnlab.Gateway) string {
+	line, _ := g.LogLine("front starting")
+	for f := range strings.FieldsSeq(line) {
+		if v, ok := strings.CutPrefix(f, "gomaxprocs="); ok {
+			return v
 		}
 	}
 	return "not logged"

@@ -282,6 +282,22 @@ func (g *Gateway) LogsContain(s string) bool {
 	}
 }
 
+// LogLine waits up to 5s, as LogsContain does, for a line of the core's
+// or the front's output that contains s, and returns the first one,
+// trimmed; ok is false when none came.
+func (g *Gateway) LogLine(s string) (line string, ok bool) {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		for l := range strings.Lines(g.Logs()) {
+			if strings.Contains(l, s) {
+				return strings.TrimSpace(l), true
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", false
+		}
+	}
+}
+
 // Stop stops the core (SIGINT, SIGKILL after 20 s) unless it is stopped.
 func (g *Gateway) Stop() {
 	if g.cmd == nil || g.cmd.ProcessState != nil {
