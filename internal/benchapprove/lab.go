@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/clientsdk"
@@ -42,7 +43,7 @@ max_elements_per_user = 64
 reported_addresses = false
 `
 
-func setup(r *netlab.Runner, clients, latencyAddrs int) *lab {
+func setup(r *netlab.Runner, clients, latencyAddrs int, slack time.Duration) *lab {
 	netlab.Require(r)
 	dir, bin := vpnlab.BuildGatewayDir(r, "benchapprove")
 	gwDir := filepath.Join(dir, "gw")
@@ -57,7 +58,8 @@ func setup(r *netlab.Runner, clients, latencyAddrs int) *lab {
 		l.cl.MustIP("addr", "add", a+"/16", "dev", clIf)
 		l.srcs = append(l.srcs, a)
 	}
-	l.g = vpnlab.StartGateway(r, vpnlab.Options{Dir: gwDir, BinDir: bin, NS: l.gw, Listen: front, Extra: approvalConfig})
+	l.g = vpnlab.StartGateway(r, vpnlab.Options{Dir: gwDir, BinDir: bin, NS: l.gw, Listen: front, Extra: approvalConfig,
+		TimerSlack: slack})
 	// Something listens behind the guarded port, for the latency runs'
 	// connects (no OpenVPN worker is needed to see the port open).
 	netlab.ServeTCP(r, l.gw, net.JoinHostPort(gwAddr, strconv.Itoa(vpnPort)))

@@ -43,6 +43,8 @@ import (
 	"github.com/portcullis-gw/portcullis/dynfw"
 	"github.com/portcullis-gw/portcullis/internal/floor"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/procstat"
+	"github.com/portcullis-gw/portcullis/internal/timerslack"
 	"github.com/portcullis-gw/portcullis/internal/vpnlab"
 )
 
@@ -54,16 +56,19 @@ func main() {
 	execs := flag.Int("nft-ops", 200, "element adds in the nft-binary comparison")
 	floorOps := flag.Int("floor-ops", 300, "operations for each part of the floor")
 	perfDir := flag.String("perf", "", "record the core and the front with perf in one extra round of each kind; reports go to this directory")
+	slack := flag.Duration("timer-slack", timerslack.Unit, "start the core with this timer slack, as its systemd unit does (TimerSlackNSec=); 0: this process's")
 	flag.Parse()
-	if *clients < 1 || *clients > 200 || *requests < *clients || *rounds < 1 || *latency < 1 || *latency > 1000 || *execs < 1 || *floorOps < 1 {
-		fmt.Fprintln(os.Stderr, "benchapprove: -clients 1..200, -requests ≥ -clients, -rounds ≥ 1, -latency 1..1000, -nft-ops and -floor-ops ≥ 1")
+	if *clients < 1 || *clients > 200 || *requests < *clients || *rounds < 1 || *latency < 1 || *latency > 1000 || *execs < 1 || *floorOps < 1 ||
+		*slack < 0 || *slack > timerslack.Max {
+		fmt.Fprintf(os.Stderr, "benchapprove: -clients 1..200, -requests ≥ -clients, -rounds ≥ 1, -latency 1..1000, -nft-ops and -floor-ops ≥ 1, -timer-slack 0..%v\n", timerslack.Max)
 		os.Exit(2)
 	}
 	r := netlab.NewRunner("benchapprove")
 	defer r.Done()
-	l := setup(r, *clients, 2**latency)
-	fmt.Printf("benchapprove: real core and front (pids %d, %d), %d clients (distinct users, RSA-4096 keys), token TTL %s, GOMAXPROCS=%d (the front's: %s)\n\n",
+	l := setup(r, *clients, 2**latency, *slack)
+	fmt.Printf("benchapprove: real core and front (pids %d, %d), %d clients (distinct users, RSA-4096 keys), token TTL %s, GOMAXPROCS=%d (the front's: %s)\n",
 		l.g.PID(), l.g.FrontPID, *clients, dynfw.DefaultTokenTTL, runtime.GOMAXPROCS(0), frontProcs(l.g))
+	fmt.Printf("benchapprove: timer slack %s\n\n", slackLine(l.g, *slack))
 
 	// Each round is followed by a measurement of the floor, so that every
 	// ratio compares the gateway's CPU with a floor measured moments apart
@@ -290,6 +295,37 @@ func durMedian(ds []time.Duration) time.Duration {
 
 // frontProcs returns the GOMAXPROCS the front says it runs with when it
 // starts (its "front starting" line), or "not logged".
+// slackLine says which timer slack the core's and the front's threads
+// have, read from /proc, and where it comes from.
+func slackLine(g *vpnlab.Gateway, set time.Duration) string {
+	from := fmt.Sprintf("set by -timer-slack, as the systemd units' TimerSlackNSec=%v", timerslack.Unit)
+	if set == 0 {
+		from = "this process's, inherited (-timer-slack 0)"
+	}
+	var parts []string
+	for _, p := range []struct {
+		name string
+		pid  int
+	}{{"core", g.PID()}, {"front", g.FrontPID}} {
+		m, err := procstat.TimerSlack(p.pid)
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("the %s's: %v", p.name, err))
+			continue
+		}
+		n := map[time.Duration]int{}
+		for _, s := range m {
+			n[s]++
+		}
+		var vals []string
+		for s, c := range n {
+			vals = append(vals, fmt.Sprintf("%v on %d", s, c))
+		}
+		slices.Sort(vals)
+		parts = append(parts, fmt.Sprintf("the %s's threads: %s", p.name, strings.Join(vals, ", ")))
+	}
+	return strings.Join(parts, "; ") + " (" + from + ")"
+}
+
 func frontProcs(g *vpnlab.Gateway) string {
 	line, _ := g.LogLine("front starting")
 	for f := range strings.FieldsSeq(line) {

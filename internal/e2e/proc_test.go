@@ -13,7 +13,9 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/portcullis-gw/portcullis/internal/procstat"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/timerslack"
 )
 
 // frontUser is the account the front runs as when the core is root.
@@ -207,4 +209,42 @@ func frontStartLine(t *testing.T, g *gateway) string {
 		t.Fatalf("no \"front starting\" line")
 	}
 	return line
+}
+
+// TestTimerSlackInherited starts the core as its systemd unit does, with
+// the unit's timer slack (TimerSlackNSec=), and reads the slack of every
+// thread of the core and of the front: the front gets it from the core,
+// which sets nothing itself, so this checks that the core starts the
+// front in a way that keeps it. The slack differs from this test's own,
+// so that threads which merely inherited the test's would fail.
+func TestTimerSlackInherited(t *testing.T) {
+	testenv.NeedRoot(t, "another process's timer slack is shown only with CAP_SYS_NICE")
+	want := timerslack.Unit
+	own, err := procstat.TimerSlack(os.Getpid())
+	if err != nil {
+		t.Fatalf("this test's slack: %v", err)
+	}
+	for _, s := range own {
+		if s == want {
+			want = 2 * timerslack.Unit
+		}
+	}
+	g := startGatewayWith(t, gwOpts{Extra: "[firewall]\nenabled = false\n", TimerSlack: want})
+	for _, p := range []struct {
+		name string
+		pid  int
+	}{{"core", g.PID()}, {"front", g.FrontPID}} {
+		slack, err := procstat.TimerSlack(p.pid)
+		if err != nil {
+			t.Fatalf("the %s's slack: %v", p.name, err)
+		}
+		if len(slack) < 2 {
+			t.Fatalf("the %s: %d threads read, want Go's several", p.name, len(slack))
+		}
+		for tid, s := range slack {
+			if s != want {
+				t.Errorf("the %s's thread %d: timer slack %v, want %v", p.name, tid, s, want)
+			}
+		}
+	}
 }

@@ -1,16 +1,19 @@
 // Package procstat is the one reader of a process's /proc files: its CPU
 // (utime + stime, all threads) and memory lines, which the benchmarks
-// divide over a timed phase, and the fields of /proc/<pid>/status that the
+// divide over a timed phase, the fields of /proc/<pid>/status that the
 // end-to-end tests check (a worker's credentials and capabilities, the
-// front's memory). Nothing in `make test` times anything with them.
+// front's memory), and its threads' timer slack. Nothing in `make test` times anything with them.
 package procstat
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ClockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat:
@@ -108,4 +111,46 @@ func ParseMemory(pid int, st map[string]string) (Mem, error) {
 		return m, fmt.Errorf("/proc/%d/status: %d of the %d memory lines", pid, found, len(fields))
 	}
 	return m, nil
+}
+
+// ThreadTimerSlack is the timer slack of thread tid (a process's main
+// thread has the process's ID), from /proc/<tid>/timerslack_ns. The kernel
+// shows another thread's, even one of the caller's own process, only to a
+// caller with CAP_SYS_NICE.
+func ThreadTimerSlack(tid int) (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/timerslack_ns", tid))
+	if err != nil {
+		return 0, err
+	}
+	ns, err := strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 63)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/timerslack_ns: %w", tid, err)
+	}
+	return time.Duration(ns), nil
+}
+
+// TimerSlack is the timer slack of every thread of process pid, by thread
+// ID (see ThreadTimerSlack). A thread that ends while it is read is left
+// out.
+func TimerSlack(pid int) (map[int]time.Duration, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]time.Duration, len(ents))
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		s, err := ThreadTimerSlack(tid)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[tid] = s
+	}
+	return out, nil
 }

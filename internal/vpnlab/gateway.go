@@ -25,6 +25,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
+	"github.com/portcullis-gw/portcullis/internal/timerslack"
 )
 
 // Commands are the gateway's commands, by import path.
@@ -73,6 +74,10 @@ type Options struct {
 	Cred *syscall.Credential
 	// Env is added to the core's environment.
 	Env []string
+	// TimerSlack, when set, starts the core with that timer slack, as its
+	// systemd unit does (timerslack.Unit); its threads, the front and the
+	// workers inherit it. Unset: this process's.
+	TimerSlack time.Duration
 	// RelativeDirs names data_dir and runtime_dir as var/data and var/run,
 	// relative to the core's working directory (Dir), as deploy/dev.toml
 	// does; they do not exist before the start.
@@ -90,6 +95,7 @@ type Gateway struct {
 	NS         *netlab.NS
 	cred       *syscall.Credential
 	env        []string
+	slack      time.Duration
 	// CertPEM is the front's self-signed certificate.
 	CertPEM []byte
 
@@ -113,7 +119,7 @@ func StartGateway(t netlab.T, o Options) *Gateway {
 		o.Listen = "127.0.0.1:0"
 	}
 	g := &Gateway{t: t, Dir: o.Dir, BinDir: o.BinDir, DataDir: filepath.Join(o.Dir, "data"),
-		RuntimeDir: filepath.Join(o.Dir, "run"), NS: o.NS, cred: o.Cred, env: o.Env}
+		RuntimeDir: filepath.Join(o.Dir, "run"), NS: o.NS, cred: o.Cred, env: o.Env, slack: o.TimerSlack}
 	dataKey, runtimeKey := g.DataDir, g.RuntimeDir
 	if o.RelativeDirs {
 		g.DataDir, g.RuntimeDir = filepath.Join(o.Dir, "var", "data"), filepath.Join(o.Dir, "var", "run")
@@ -180,7 +186,12 @@ func (g *Gateway) Begin() (awaitReady func()) {
 	g.done = make(chan error, 1)
 	pr, pw := io.Pipe()
 	g.cmd.Stdout, g.cmd.Stderr = pw, pw
-	if err := g.cmd.Start(); err != nil {
+	if g.slack > 0 {
+		err = timerslack.Start(g.cmd, g.slack)
+	} else {
+		err = g.cmd.Start()
+	}
+	if err != nil {
 		t.Fatalf("%v", err)
 	}
 	readyW.Close()
