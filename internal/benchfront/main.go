@@ -35,6 +35,7 @@ import (
 	"github.com/portcullis-gw/portcullis/core/pki"
 	"github.com/portcullis-gw/portcullis/internal/procstat"
 	"github.com/portcullis-gw/portcullis/internal/random"
+	"github.com/portcullis-gw/portcullis/internal/timerslack"
 	"github.com/portcullis-gw/portcullis/web"
 )
 
@@ -60,8 +61,9 @@ func main() {
 	flag.IntVar(&cfg.pool, "pool", 64, "idle connections each target keeps to the backend")
 	flag.StringVar(&cfg.profile, "cpuprofile", "", "after the rounds, run the front's code in a process under the CPU profiler for one round and write the profile `file`")
 	flag.StringVar(&cfg.baseline, "baseline", "", "also measure this prebuilt portcullis-web `binary` (an older tree's, say) in the same alternating rounds, as \"baseline front\"")
+	flag.DurationVar(&cfg.slack, "timer-slack", timerslack.Unit, "start every target with this timer slack, the front's systemd unit's (TimerSlackNSec=); 0: this process's")
 	flag.Parse()
-	if flag.NArg() > 0 || cfg.dur <= 0 || cfg.rounds <= 0 || cfg.workers <= 0 || cfg.pool <= 0 {
+	if flag.NArg() > 0 || cfg.dur <= 0 || cfg.rounds <= 0 || cfg.workers <= 0 || cfg.pool <= 0 || cfg.slack < 0 || cfg.slack > timerslack.Max {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -81,6 +83,8 @@ type config struct {
 	// baseline, when set, is a prebuilt portcullis-web measured as a
 	// third target: before and after a change, in the same rounds.
 	baseline string
+	// slack, when above 0, is every target's timer slack.
+	slack time.Duration
 }
 
 // result is the medians of one target's rounds.
@@ -165,7 +169,7 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s: listener address %v", name, ln.Addr())
 		}
-		p, err := startTarget(binary, args, ln, boot(addr.Port), env...)
+		p, err := startTarget(binary, args, ln, boot(addr.Port), cfg.slack, env...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -208,6 +212,11 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 		fmt.Fprintf(out, "  GOMAXPROCS of this tree's front %d (%s; web.gomaxprocs unset), of the proxy %d (Go's default)\n", n, from, runtime.GOMAXPROCS(0))
 	} else {
 		fmt.Fprintf(out, "  GOMAXPROCS=%s is benchfront's alone: the targets get a fixed environment, this tree's front half of Go's default, the proxy Go's default\n", v)
+	}
+	if cfg.slack > 0 {
+		fmt.Fprintf(out, "  timer slack of every target %v (-timer-slack; the front's systemd unit sets TimerSlackNSec=%v)\n", cfg.slack, timerslack.Unit)
+	} else {
+		fmt.Fprintf(out, "  timer slack of every target: this process's (-timer-slack 0)\n")
 	}
 	fmt.Fprintf(out, "  CPU: utime+stime of the target's process (all threads) from /proc/<pid>/stat, %d ticks/s, over the timed phase only; the load generator and the backend run in benchfront's own process, not counted\n", procstat.ClockTicks)
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/testenv"
+	"github.com/portcullis-gw/portcullis/internal/timerslack"
 )
 
 // TestMain runs the hidden child modes: run re-executes this test binary
@@ -38,7 +39,7 @@ func TestSmoke(t *testing.T) {
 	defer cancel()
 	var out bytes.Buffer
 	prof := filepath.Join(t.TempDir(), "front.pprof")
-	res, err := run(ctx, config{dur: 300 * time.Millisecond, rounds: 1, workers: 4, pool: 4, profile: prof}, &out)
+	res, err := run(ctx, config{dur: 300 * time.Millisecond, rounds: 1, workers: 4, pool: 4, profile: prof, slack: timerslack.Unit}, &out)
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +55,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: %v req/s, %v µs", r.name, r.rps, r.micros)
 		}
 	}
-	for _, want := range []string{"reverse proxy", "front", "ratio front/proxy", "/proc/<pid>/stat", "X25519MLKEM768"} {
+	for _, want := range []string{"reverse proxy", "front", "ratio front/proxy", "/proc/<pid>/stat", "X25519MLKEM768", "timer slack of every target 1ms"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/api"
+	"github.com/portcullis-gw/portcullis/internal/timerslack"
 )
 
 // childEnv names the hidden mode of a re-executed benchfront: "proxy" (the
@@ -52,8 +53,9 @@ func buildFront(ctx context.Context, dir string) (string, error) {
 // named "https", accepted because this process is the parent named by
 // PORTCULLIS_LISTEN_PARENT), the bootstrap pipe descriptor 4
 // (PORTCULLIS_BOOTSTRAP_FD). Secrets travel in the pipe only. extraEnv is
-// added to the child's small environment.
-func startTarget(binary string, args []string, ln *net.TCPListener, boot *api.Bootstrap, extraEnv ...string) (*process, error) {
+// added to the child's small environment. A slack above 0 is the child's
+// timer slack (timerslack.Start), as its systemd unit would set it.
+func startTarget(binary string, args []string, ln *net.TCPListener, boot *api.Bootstrap, slack time.Duration, extraEnv ...string) (*process, error) {
 	payload, err := json.Marshal(boot)
 	if err != nil {
 		return nil, fmt.Errorf("encode bootstrap: %w", err)
@@ -85,7 +87,12 @@ func startTarget(binary string, args []string, ln *net.TCPListener, boot *api.Bo
 	}, extraEnv...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	if slack > 0 {
+		err = timerslack.Start(cmd, slack)
+	} else {
+		err = cmd.Start()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", filepath.Base(binary), err)
 	}
 	p := &process{cmd: cmd, done: make(chan error, 1)}
