@@ -51,7 +51,7 @@ import (
 func main() {
 	clients := flag.Int("clients", 32, "concurrent clients (distinct users, one RSA-4096 profile each)")
 	requests := flag.Int("requests", 1500, "approvals in each throughput round")
-	rounds := flag.Int("rounds", 3, "throughput rounds of each kind, alternating (the figures are medians)")
+	rounds := flag.Int("rounds", 5, "throughput rounds of each kind, alternating (the figures are medians)")
 	latency := flag.Int("latency", 200, "approvals in each latency run")
 	execs := flag.Int("nft-ops", 200, "element adds in the nft-binary comparison")
 	floorOps := flag.Int("floor-ops", 300, "operations for each part of the floor")
