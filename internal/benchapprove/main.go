@@ -293,8 +293,6 @@ func durMedian(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// frontProcs returns the GOMAXPROCS the front says it runs with when it
-// starts (its "front starting" line), or "not logged".
 // slackLine says which timer slack the core's and the front's threads
 // have, read from /proc, and where it comes from.
 func slackLine(g *vpnlab.Gateway, set time.Duration) string {
@@ -312,20 +310,13 @@ func slackLine(g *vpnlab.Gateway, set time.Duration) string {
 			parts = append(parts, fmt.Sprintf("the %s's: %v", p.name, err))
 			continue
 		}
-		n := map[time.Duration]int{}
-		for _, s := range m {
-			n[s]++
-		}
-		var vals []string
-		for s, c := range n {
-			vals = append(vals, fmt.Sprintf("%v on %d", s, c))
-		}
-		slices.Sort(vals)
-		parts = append(parts, fmt.Sprintf("the %s's threads: %s", p.name, strings.Join(vals, ", ")))
+		parts = append(parts, fmt.Sprintf("the %s's %s", p.name, procstat.TimerSlackSummary(m)))
 	}
 	return strings.Join(parts, "; ") + " (" + from + ")"
 }
 
+// frontProcs returns the GOMAXPROCS the front says it runs with when it
+// starts (its "front starting" line), or "not logged".
 func frontProcs(g *vpnlab.Gateway) string {
 	line, _ := g.LogLine("front starting")
 	for f := range strings.FieldsSeq(line) {

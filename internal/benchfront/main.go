@@ -213,11 +213,19 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 	} else {
 		fmt.Fprintf(out, "  GOMAXPROCS=%s is benchfront's alone: the targets get a fixed environment, this tree's front half of Go's default, the proxy Go's default\n", v)
 	}
-	if cfg.slack > 0 {
-		fmt.Fprintf(out, "  timer slack of every target %v (-timer-slack; the front's systemd unit sets TimerSlackNSec=%v)\n", cfg.slack, timerslack.Unit)
-	} else {
-		fmt.Fprintf(out, "  timer slack of every target: this process's (-timer-slack 0)\n")
+	from := fmt.Sprintf("set by -timer-slack, as the front's systemd unit's TimerSlackNSec=%v", timerslack.Unit)
+	if cfg.slack == 0 {
+		from = "this process's, inherited (-timer-slack 0)"
 	}
+	var slack []string
+	for _, tg := range targets {
+		if m, err := procstat.TimerSlack(tg.proc.cmd.Process.Pid); err != nil {
+			slack = append(slack, fmt.Sprintf("%s: %v", tg.name, err))
+		} else {
+			slack = append(slack, tg.name+": "+procstat.TimerSlackSummary(m))
+		}
+	}
+	fmt.Fprintf(out, "  timer slack (%s): %s\n", from, strings.Join(slack, "; "))
 	fmt.Fprintf(out, "  CPU: utime+stime of the target's process (all threads) from /proc/<pid>/stat, %d ticks/s, over the timed phase only; the load generator and the backend run in benchfront's own process, not counted\n", procstat.ClockTicks)
 
 	res := map[string]*result{}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/procstat"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
@@ -215,21 +216,14 @@ func frontStartLine(t *testing.T, g *gateway) string {
 // the unit's timer slack (TimerSlackNSec=), and reads the slack of every
 // thread of the core and of the front: the front gets it from the core,
 // which sets nothing itself, so this checks that the core starts the
-// front in a way that keeps it. The slack differs from this test's own,
-// so that threads which merely inherited the test's would fail.
+// front in a way that keeps it. (TestVPNWorkersAreIsolatedFromEachOther
+// checks the workers'.)
 func TestTimerSlackInherited(t *testing.T) {
 	testenv.NeedRoot(t, "another process's timer slack is shown only with CAP_SYS_NICE")
-	want := timerslack.Unit
-	own, err := procstat.TimerSlack(os.Getpid())
-	if err != nil {
-		t.Fatalf("this test's slack: %v", err)
-	}
-	for _, s := range own {
-		if s == want {
-			want = 2 * timerslack.Unit
-		}
-	}
+	want := slackUnlikeOurs(t)
 	g := startGatewayWith(t, gwOpts{Extra: "[firewall]\nenabled = false\n", TimerSlack: want})
+	// Once the front has logged its start, its runtime has its threads.
+	frontStartLine(t, g)
 	for _, p := range []struct {
 		name string
 		pid  int
@@ -247,4 +241,22 @@ func TestTimerSlackInherited(t *testing.T) {
 			}
 		}
 	}
+}
+
+// slackUnlikeOurs is the systemd units' timer slack, or twice it when a
+// thread of this test process has it already: a process that merely
+// inherited the test's slack must not pass for one started with it.
+func slackUnlikeOurs(t *testing.T) time.Duration {
+	t.Helper()
+	testenv.NeedRoot(t, "another thread's timer slack is shown only with CAP_SYS_NICE")
+	own, err := procstat.TimerSlack(os.Getpid())
+	if err != nil {
+		t.Fatalf("this test's timer slack: %v", err)
+	}
+	for _, s := range own {
+		if s == timerslack.Unit {
+			return 2 * timerslack.Unit
+		}
+	}
+	return timerslack.Unit
 }

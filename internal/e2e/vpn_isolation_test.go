@@ -116,6 +116,17 @@ func TestVPNWorkersAreIsolatedFromEachOther(t *testing.T) {
 		if ps["CapEff"] != "0000000000000000" || ps["CapPrm"] != "0000000000000000" || ps["NoNewPrivs"] != "1" || ps["Groups"] != "" {
 			t.Fatalf("worker %d: CapEff %s CapPrm %s NoNewPrivs %s Groups %q", i+1, ps["CapEff"], ps["CapPrm"], ps["NoNewPrivs"], ps["Groups"])
 		}
+		// The core's timer slack, inherited: the kernel's rule, kept
+		// through the core's start of the worker under its own uid.
+		slack, err := procstat.TimerSlack(st[i].PID)
+		if err != nil || len(slack) == 0 {
+			t.Fatalf("worker %d's timer slack: %v (%d threads)", i+1, err, len(slack))
+		}
+		for tid, s := range slack {
+			if s != l.slack {
+				t.Errorf("worker %d's thread %d: timer slack %v, want the core's %v", i+1, tid, s, l.slack)
+			}
+		}
 		if _, err := user.LookupId(strconv.Itoa(uid[i])); err == nil {
 			t.Errorf("worker %d's uid %d has a passwd entry", i+1, uid[i])
 		}

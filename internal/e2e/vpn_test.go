@@ -38,6 +38,9 @@ type vpnLab struct {
 	s1, s2     api.Server
 	ovpn       *vpnlab.Clients
 	n          int // profile counter (file names)
+	// slack is the core's timer slack, as its unit gives it, which the
+	// workers inherit (slackUnlikeOurs).
+	slack time.Duration
 }
 
 const (
@@ -58,8 +61,9 @@ func newVPNLab(t *testing.T) *vpnLab {
 	l.gw, l.cl = netlab.NewNS(t, "vgw"), netlab.NewNS(t, "vcl")
 	_, clIf := netlab.Veth(t, l.gw, vGW+"/24", l.cl, vCl+"/24")
 	l.cl.MustIP("addr", "add", vClOther+"/24", "dev", clIf)
+	l.slack = slackUnlikeOurs(t)
 	l.g = startGatewayWith(t, gwOpts{NS: l.gw, Listen: vGW + ":8443",
-		Extra: "[approval]\ntoken_ttl = \"60s\"\n"})
+		Extra: "[approval]\ntoken_ttl = \"60s\"\n", TimerSlack: l.slack})
 	l.ovpn = &vpnlab.Clients{T: t, NS: l.cl, Binary: l.openvpn, Dir: l.g.Dir}
 	l.admin = l.g.ClientFrom(l.cl)
 	l.admin.Login(l.g.AdminPW)

@@ -2,7 +2,8 @@
 // (utime + stime, all threads) and memory lines, which the benchmarks
 // divide over a timed phase, the fields of /proc/<pid>/status that the
 // end-to-end tests check (a worker's credentials and capabilities, the
-// front's memory), and its threads' timer slack. Nothing in `make test` times anything with them.
+// front's memory), and its threads' timer slack. Nothing in `make test`
+// times anything with them.
 package procstat
 
 import (
@@ -11,8 +12,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -144,8 +147,8 @@ func TimerSlack(pid int) (map[int]time.Duration, error) {
 			continue
 		}
 		s, err := ThreadTimerSlack(tid)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+			continue // the thread ended
 		}
 		if err != nil {
 			return nil, err
@@ -153,4 +156,29 @@ func TimerSlack(pid int) (map[int]time.Duration, error) {
 		out[tid] = s
 	}
 	return out, nil
+}
+
+// TimerSlackSummary says what TimerSlack read: each slack and on how
+// many threads ("1ms on 9 threads"; "50µs on 1 thread, 1ms on 8 threads").
+func TimerSlackSummary(slack map[int]time.Duration) string {
+	n := map[time.Duration]int{}
+	for _, s := range slack {
+		n[s]++
+	}
+	vals := make([]time.Duration, 0, len(n))
+	for s := range n {
+		vals = append(vals, s)
+	}
+	slices.Sort(vals)
+	parts := make([]string, len(vals))
+	for i, s := range vals {
+		parts[i] = fmt.Sprintf("%v on %d thread", s, n[s])
+		if n[s] != 1 {
+			parts[i] += "s"
+		}
+	}
+	if len(parts) == 0 {
+		return "no thread"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestStatTicks reads utime and stime (fields 14 and 15) after a command
@@ -93,5 +94,20 @@ VmFlags: rd sh mr mw me ms sd
 	mine, err := FileRss(os.Getpid())
 	if err != nil || mine[exe] <= 0 {
 		t.Fatalf("this process: %s not among %v (%v)", exe, mine, err)
+	}
+}
+
+func TestTimerSlackSummary(t *testing.T) {
+	for _, c := range []struct {
+		in   map[int]time.Duration
+		want string
+	}{
+		{nil, "no thread"},
+		{map[int]time.Duration{7: time.Millisecond}, "1ms on 1 thread"},
+		{map[int]time.Duration{1: time.Millisecond, 2: 50 * time.Microsecond, 3: time.Millisecond}, "50µs on 1 thread, 1ms on 2 threads"},
+	} {
+		if got := TimerSlackSummary(c.in); got != c.want {
+			t.Errorf("TimerSlackSummary(%v) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }

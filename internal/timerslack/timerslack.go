@@ -2,18 +2,19 @@
 //
 // A thread's timer slack is how late the kernel may end its timed waits
 // (nanosleep, and the timeouts of epoll_pwait and futex), so that it can
-// end several with one timer interrupt. Linux gives every thread 50 µs by
-// default; a child inherits its creator's and keeps it across execve.
+// end several with one timer interrupt. A thread starts with its
+// creator's (50 µs from boot, unless something changed it); a child keeps
+// it across execve. A realtime thread (SCHED_FIFO, SCHED_RR) has none.
 //
-// The Go runtime's sysmon thread sleeps 20 µs at a time while any P is
-// busy: at the default slack it woke about every 70 µs in the core and in
-// the front under approvals, one context switch and one hrtimer each. With
-// 1 ms it wakes about every millisecond. The core's and the front's
-// systemd units set TimerSlackNSec= to Unit for that (deploy/, measured in
-// README.md, "Sixth round"); the slack must be in place before the runtime
-// starts its threads, so the process's starter sets it, not the process.
-// The test harness and the benchmarks start the core the same way with
-// Start. The core's threads, and the front and the VPN workers it starts,
+// The Go runtime's sysmon thread sleeps 20 µs at a time while a process is
+// busy, and each sleep may last up to the slack longer: in the core and
+// the front under approvals it slept, and woke, 2,600–3,700 times a
+// second at 50 µs. The core's and the front's systemd units set
+// TimerSlackNSec= to Unit (deploy/; measured in README.md, benchmarks,
+// "Sixth round"); the slack must be in place before the runtime starts
+// its threads, so the process's starter sets it, not the process. The
+// benchmarks and a system test start the core the same way with Start.
+// The core's threads, and the front and the VPN workers it starts,
 // inherit it.
 package timerslack
 
@@ -28,8 +29,9 @@ import (
 
 // Unit is the timer slack the systemd units give the core and the front:
 // TimerSlackNSec=1ms in deploy/portcullis.service and
-// deploy/portcullis-web.service. Nothing in the gateway waits on a timer
-// shorter than a second, so none is noticeably late.
+// deploy/portcullis-web.service. The gateway's shortest timed waits are
+// polls of 5 to 250 ms (a worker's exit, a netlink watch, a management
+// socket); each may end up to Unit later.
 const Unit = time.Millisecond
 
 // Max is the largest slack Start sets: the slack is meant to let timers
@@ -37,10 +39,13 @@ const Unit = time.Millisecond
 const Max = time.Second
 
 // Start starts cmd from an OS thread whose timer slack is slack, which
-// the child inherits, and so do all its threads and children. The thread's
-// own slack is then reset to its default; were that to fail, the thread
-// would not be given back to the Go runtime (its goroutine ends locked to
-// it, and the runtime retires it).
+// the child inherits, and so do all its threads and children. The
+// thread's own slack is then put back as it was and the thread given back
+// to the Go runtime. (Were that to fail, which the first change
+// succeeding rules out short of a seccomp filter on the value, the thread
+// would be retired: its goroutine ends locked to it. A child started with
+// SysProcAttr.Pdeathsig would then get its signal, as it does whenever
+// the thread that started it ends.)
 func Start(cmd *exec.Cmd, slack time.Duration) error {
 	if slack <= 0 || slack > Max {
 		return fmt.Errorf("timer slack %v: want more than 0 and at most %v", slack, Max)
@@ -48,16 +53,30 @@ func Start(cmd *exec.Cmd, slack time.Duration) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		if err := unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(slack.Nanoseconds()), 0, 0, 0); err != nil {
-			errc <- fmt.Errorf("set the timer slack to %v: %w", slack, err)
-			return
-		}
-		err := cmd.Start()
-		// 0: the thread's default, the slack it was created with.
-		if unix.Prctl(unix.PR_SET_TIMERSLACK, 0, 0, 0, 0) == nil {
+		restored, err := startLocked(cmd, slack)
+		if restored {
 			runtime.UnlockOSThread()
 		}
 		errc <- err
 	}()
 	return <-errc
+}
+
+// startLocked is Start on the calling goroutine, which must be locked to
+// its thread. restored reports that the thread's slack is what it was.
+func startLocked(cmd *exec.Cmd, slack time.Duration) (restored bool, err error) {
+	old, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+	if err != nil {
+		return true, fmt.Errorf("read the thread's timer slack: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(slack.Nanoseconds()), 0, 0, 0); err != nil {
+		return true, fmt.Errorf("set the timer slack to %v: %w", slack, err)
+	}
+	err = cmd.Start()
+	// The value read, not 0: 0 would give the thread the slack it was
+	// created with, which need not be the one it had.
+	if old > 0 && unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(old), 0, 0, 0) == nil {
+		return true, err
+	}
+	return false, err
 }

@@ -5,9 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/portcullis-gw/portcullis/internal/procstat"
 	"github.com/portcullis-gw/portcullis/internal/testenv"
@@ -56,6 +60,50 @@ func TestStartChildInherits(t *testing.T) {
 	}
 }
 
+// TestStartPutsBackTheThreadsSlack gives a thread a slack other than the
+// one it was created with (as a process started by systemd with
+// TimerSlackNSec= has on its main thread), starts a child from it, and
+// checks that the thread has that slack again, not its creation default.
+func TestStartPutsBackTheThreadsSlack(t *testing.T) {
+	type result struct {
+		restored bool
+		before   int
+		after    int
+		err      error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		// Not unlocked: the thread is retired when the goroutine ends.
+		var r result
+		created, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+		if err != nil {
+			r.err = err
+			done <- r
+			return
+		}
+		r.before = created + 1_234_000
+		if r.err = unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(r.before), 0, 0, 0); r.err != nil {
+			done <- r
+			return
+		}
+		cmd := exec.Command("true")
+		r.restored, r.err = startLocked(cmd, 3*time.Millisecond)
+		if r.err == nil {
+			r.err = cmd.Wait()
+		}
+		r.after, _ = unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+		done <- r
+	}()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !r.restored || r.after != r.before {
+		t.Errorf("thread's slack %d ns before, %d ns after (restored %v), want it back", r.before, r.after, r.restored)
+	}
+}
+
 func TestStartRefusesBadSlack(t *testing.T) {
 	for _, s := range []time.Duration{0, -time.Millisecond, Max + 1} {
 		cmd := exec.Command("true")
@@ -91,9 +139,38 @@ func TestUnitsCarryUnit(t *testing.T) {
 			t.Errorf("%s: %d TimerSlackNSec= lines, want 1", unit, len(vals))
 			continue
 		}
-		d, err := time.ParseDuration(vals[0])
+		d, err := systemdNSec(vals[0])
 		if err != nil || d != Unit {
 			t.Errorf("%s: TimerSlackNSec=%s (%v), want %v", unit, vals[0], err, Unit)
+		}
+	}
+}
+
+// systemdNSec parses a value of an NSec= setting as systemd does for the
+// forms a unit would use: a plain number of nanoseconds, or a time span
+// in ns/nsec, us/usec, ms/msec or s/sec, parts written together or apart
+// ("1ms", "1 msec", "1s 500ms").
+func systemdNSec(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if n, err := strconv.ParseUint(v, 10, 63); err == nil {
+		return time.Duration(n), nil
+	}
+	v = strings.NewReplacer(" ", "", "nsec", "ns", "usec", "us", "msec", "ms", "sec", "s").Replace(v)
+	return time.ParseDuration(v)
+}
+
+func TestSystemdNSec(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"1000000": time.Millisecond, "1ms": time.Millisecond, "1msec": time.Millisecond, "1 ms": time.Millisecond,
+		"50us": 50 * time.Microsecond, "50usec": 50 * time.Microsecond, "1s 500ms": 1500 * time.Millisecond, "2sec": 2 * time.Second,
+	} {
+		if got, err := systemdNSec(in); err != nil || got != want {
+			t.Errorf("systemdNSec(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "ms", "1 lightyear", "-1ms"} {
+		if got, err := systemdNSec(in); err == nil && got >= 0 {
+			t.Errorf("systemdNSec(%q) = %v, no error", in, got)
 		}
 	}
 }
