@@ -296,10 +296,6 @@ func durMedian(ds []time.Duration) time.Duration {
 // slackLine says which timer slack the core's and the front's threads
 // have, read from /proc, and where it comes from.
 func slackLine(g *vpnlab.Gateway, set time.Duration) string {
-	from := fmt.Sprintf("set by -timer-slack, as the systemd units' TimerSlackNSec=%v", timerslack.Unit)
-	if set == 0 {
-		from = "this process's, inherited (-timer-slack 0)"
-	}
 	var parts []string
 	for _, p := range []struct {
 		name string
@@ -312,7 +308,7 @@ func slackLine(g *vpnlab.Gateway, set time.Duration) string {
 		}
 		parts = append(parts, fmt.Sprintf("the %s's %s", p.name, procstat.TimerSlackSummary(m)))
 	}
-	return strings.Join(parts, "; ") + " (" + from + ")"
+	return strings.Join(parts, "; ") + " (" + timerslack.Origin(set) + ")"
 }
 
 // frontProcs returns the GOMAXPROCS the front says it runs with when it

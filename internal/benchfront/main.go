@@ -213,10 +213,6 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 	} else {
 		fmt.Fprintf(out, "  GOMAXPROCS=%s is benchfront's alone: the targets get a fixed environment, this tree's front half of Go's default, the proxy Go's default\n", v)
 	}
-	from := fmt.Sprintf("set by -timer-slack, as the front's systemd unit's TimerSlackNSec=%v", timerslack.Unit)
-	if cfg.slack == 0 {
-		from = "this process's, inherited (-timer-slack 0)"
-	}
 	var slack []string
 	for _, tg := range targets {
 		if m, err := procstat.TimerSlack(tg.proc.cmd.Process.Pid); err != nil {
@@ -225,7 +221,7 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 			slack = append(slack, tg.name+": "+procstat.TimerSlackSummary(m))
 		}
 	}
-	fmt.Fprintf(out, "  timer slack (%s): %s\n", from, strings.Join(slack, "; "))
+	fmt.Fprintf(out, "  timer slack (%s): %s\n", timerslack.Origin(cfg.slack), strings.Join(slack, "; "))
 	fmt.Fprintf(out, "  CPU: utime+stime of the target's process (all threads) from /proc/<pid>/stat, %d ticks/s, over the timed phase only; the load generator and the backend run in benchfront's own process, not counted\n", procstat.ClockTicks)
 
 	res := map[string]*result{}

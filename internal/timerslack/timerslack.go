@@ -38,6 +38,15 @@ const Unit = time.Millisecond
 // coalesce, not to delay them.
 const Max = time.Second
 
+// Origin says where the timer slack a benchmark's -timer-slack flag gave
+// its targets comes from: set (above 0), or inherited from the benchmark.
+func Origin(set time.Duration) string {
+	if set <= 0 {
+		return "this process's, inherited (-timer-slack 0)"
+	}
+	return fmt.Sprintf("set by -timer-slack, as the systemd units' TimerSlackNSec=%v", Unit)
+}
+
 // Start starts cmd from an OS thread whose timer slack is slack, which
 // the child inherits, and so do all its threads and children. The
 // thread's own slack is then put back as it was and the thread given back

@@ -104,6 +104,15 @@ func TestStartPutsBackTheThreadsSlack(t *testing.T) {
 	}
 }
 
+func TestOrigin(t *testing.T) {
+	if got := Origin(0); !strings.Contains(got, "inherited") {
+		t.Errorf("Origin(0) = %q", got)
+	}
+	if got := Origin(Unit); !strings.Contains(got, "TimerSlackNSec=1ms") {
+		t.Errorf("Origin(Unit) = %q", got)
+	}
+}
+
 func TestStartRefusesBadSlack(t *testing.T) {
 	for _, s := range []time.Duration{0, -time.Millisecond, Max + 1} {
 		cmd := exec.Command("true")
