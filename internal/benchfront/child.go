@@ -58,14 +58,21 @@ func runChild(mode string, args []string) error {
 	switch mode {
 	case "proxy":
 		return serveProxy(ctx, ln, boot, cf)
+	case "relay":
+		frontProcs(boot)
+		return serveRelay(ctx, ln, boot, cf)
 	case "front-profile":
-		// As the real front sets it (cmd/portcullis-web).
-		if n, _, set := web.Procs(boot.GOMAXPROCS, runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS")); set {
-			runtime.GOMAXPROCS(n)
-		}
+		frontProcs(boot)
 		return serveFrontProfiled(ctx, ln, boot, cf, logger)
 	}
 	return fmt.Errorf("unknown child mode %q", mode)
+}
+
+// frontProcs sets GOMAXPROCS as the real front sets it (cmd/portcullis-web).
+func frontProcs(boot *web.Boot) {
+	if n, _, set := web.Procs(boot.GOMAXPROCS, runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS")); set {
+		runtime.GOMAXPROCS(n)
+	}
 }
 
 // serveProxy is the baseline: a plain httputil.ReverseProxy with a pooled

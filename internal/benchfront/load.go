@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/api"
 	"github.com/portcullis-gw/portcullis/internal/procstat"
 )
 
@@ -25,11 +26,17 @@ import (
 const maxRequests = 10_000_000
 
 // requestBytes is the benchmark request as an admin's browser sends it:
-// session cookie, CSRF header, JSON content type, the 338-byte body.
-func requestBytes(addr, sid, csrf string) []byte {
+// session cookie, CSRF header, JSON content type, the 338-byte body. A
+// token (hex) adds the internal token's header, for the relay, which
+// passes the request on as it is.
+func requestBytes(addr, sid, csrf, token string) []byte {
+	var tok string
+	if token != "" {
+		tok = api.HeaderToken + ": " + token + "\r\n"
+	}
 	return fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: benchfront\r\nAccept: application/json\r\n"+
-		"Content-Type: application/json\r\nContent-Length: %d\r\nCookie: portcullis_session=%s\r\nX-CSRF-Token: %s\r\n\r\n%s",
-		benchPath, addr, len(benchBody), sid, csrf, benchBody)
+		"Content-Type: application/json\r\nContent-Length: %d\r\nCookie: portcullis_session=%s\r\nX-CSRF-Token: %s\r\n%s\r\n%s",
+		benchPath, addr, len(benchBody), sid, csrf, tok, benchBody)
 }
 
 // conn is one worker's kept-alive connection.

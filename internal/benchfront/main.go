@@ -8,7 +8,10 @@
 // 338-byte JSON body, a session cookie and a CSRF header. It prints, as
 // medians, requests per second and each target's CPU per request, read
 // from /proc/<pid>/stat (utime + stime of all its threads) over the timed
-// phase only. `make bench` runs it.
+// phase only. A third target, a TLS relay (the front's TLS settings and a
+// byte copy to and from the core socket, nothing parsed), is the front's
+// floor: what the front spends above it is its own HTTP and JSON work.
+// `make bench` runs it.
 package main
 
 import (
@@ -99,6 +102,8 @@ type target struct {
 	name string
 	addr string
 	proc *process
+	// req is the request the load generator sends it.
+	req []byte
 }
 
 func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
@@ -173,7 +178,7 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		return &target{name: name, addr: ln.Addr().String(), proc: p}, nil
+		return &target{name: name, addr: ln.Addr().String(), proc: p, req: requestBytes(ln.Addr().String(), sid, csrf, "")}, nil
 	}
 	proxy, err := start("reverse proxy", self, []string{sock, poolArg}, childEnv+"=proxy")
 	if err != nil {
@@ -185,7 +190,13 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 		return nil, err
 	}
 	defer front.proc.stop()
-	targets := []*target{proxy, front}
+	relay, err := start("TLS relay", self, []string{sock, poolArg}, childEnv+"=relay")
+	if err != nil {
+		return nil, err
+	}
+	defer relay.proc.stop()
+	relay.req = requestBytes(relay.addr, sid, csrf, hex.EncodeToString(token))
+	targets := []*target{proxy, front, relay}
 	var base *target
 	if cfg.baseline != "" {
 		if base, err = start("baseline front", cfg.baseline, []string{"--core-socket", sock, "--core-pool", poolArg}); err != nil {
@@ -196,7 +207,7 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 	}
 	var group string
 	for _, tg := range targets {
-		if group, err = probe(ctx, tg, clientTLS, requestBytes(tg.addr, sid, csrf)); err != nil {
+		if group, err = probe(ctx, tg, clientTLS); err != nil {
 			return nil, err
 		}
 	}
@@ -209,9 +220,9 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 	// GOMAXPROCS, which benchfront's own is unless its environment sets it.
 	if v := os.Getenv("GOMAXPROCS"); v == "" {
 		n, from, _ := web.Procs(0, runtime.GOMAXPROCS(0), "")
-		fmt.Fprintf(out, "  GOMAXPROCS of this tree's front %d (%s; web.gomaxprocs unset), of the proxy %d (Go's default)\n", n, from, runtime.GOMAXPROCS(0))
+		fmt.Fprintf(out, "  GOMAXPROCS of this tree's front and of the relay %d (%s; web.gomaxprocs unset), of the proxy %d (Go's default)\n", n, from, runtime.GOMAXPROCS(0))
 	} else {
-		fmt.Fprintf(out, "  GOMAXPROCS=%s is benchfront's alone: the targets get a fixed environment, this tree's front half of Go's default, the proxy Go's default\n", v)
+		fmt.Fprintf(out, "  GOMAXPROCS=%s is benchfront's alone: the targets get a fixed environment, this tree's front and the relay half of Go's default, the proxy Go's default\n", v)
 	}
 	var slack []string
 	for _, tg := range targets {
@@ -239,7 +250,7 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 			if err := tg.proc.exited(); err != nil {
 				return nil, err
 			}
-			m, err := measure(ctx, tg.addr, clientTLS, requestBytes(tg.addr, sid, csrf), cfg.workers, cfg.dur, tg.proc.cmd.Process.Pid)
+			m, err := measure(ctx, tg.addr, clientTLS, tg.req, cfg.workers, cfg.dur, tg.proc.cmd.Process.Pid)
 			if err != nil {
 				return nil, fmt.Errorf("%s, round %d: %w", tg.name, r+1, err)
 			}
@@ -269,6 +280,10 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 	}
 	fmt.Fprintf(out, "  ratio front/proxy req/s = %.2f (goal >= %.2f; median of the per-round pairs %.2f); front CPU per validated POST = %.1f µs (goal <= %.0f), proxy %.1f µs, front/proxy CPU = %.2f\n",
 		f.rps/p.rps, goalRatio, median(paired), f.micros, goalMicros, p.micros, f.micros/p.micros)
+	rl := res[relay.name]
+	fmt.Fprintf(out, "  the front's floor, a TLS relay (the front's TLS settings, then bytes copied to and from the core socket, nothing parsed): %.1f µs; "+
+		"the front above it %.1f µs per POST (HTTP both sides, strict JSON both ways), the proxy above it %.1f µs; front/relay CPU = %.2f\n",
+		rl.micros, f.micros-rl.micros, p.micros-rl.micros, f.micros/rl.micros)
 	if base != nil {
 		b := res[base.name]
 		var cpu []float64
@@ -281,7 +296,7 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 	fmt.Fprintf(out, "  load average after: %s\n", loadavg())
 
 	if cfg.profile != "" {
-		if err := profileFront(ctx, cfg, self, sock, poolArg, start, clientTLS, sid, csrf); err != nil {
+		if err := profileFront(ctx, cfg, self, sock, poolArg, start, clientTLS); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(out, "  CPU profile of the front's code (web.NewHandler + web.Serve in a benchfront process, one round): %s\n", cfg.profile)
@@ -292,7 +307,7 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 // probe sends one request to the target and checks the answer (200, a
 // valid api.Server) and the connection (TLS 1.3, X25519MLKEM768); it
 // returns the group's name.
-func probe(ctx context.Context, tg *target, conf *tls.Config, req []byte) (string, error) {
+func probe(ctx context.Context, tg *target, conf *tls.Config) (string, error) {
 	c := &conn{addr: tg.addr, conf: conf}
 	defer c.close()
 	var status int
@@ -300,7 +315,7 @@ func probe(ctx context.Context, tg *target, conf *tls.Config, req []byte) (strin
 	var err error
 	// The front answers 503 until it has the core's state: a few tries.
 	for try := 0; try < 50; try++ {
-		if status, body, err = c.do(ctx, req, true); err == nil && status == http.StatusOK {
+		if status, body, err = c.do(ctx, tg.req, true); err == nil && status == http.StatusOK {
 			break
 		}
 		if perr := tg.proc.exited(); perr != nil {
@@ -329,7 +344,7 @@ func probe(ctx context.Context, tg *target, conf *tls.Config, req []byte) (strin
 // benchfront under the CPU profiler.
 func profileFront(ctx context.Context, cfg config, self, sock, poolArg string,
 	start func(name, binary string, args []string, env ...string) (*target, error),
-	conf *tls.Config, sid, csrf string) error {
+	conf *tls.Config) error {
 	path, err := filepath.Abs(cfg.profile)
 	if err != nil {
 		return err
@@ -338,11 +353,11 @@ func profileFront(ctx context.Context, cfg config, self, sock, poolArg string,
 	if err != nil {
 		return err
 	}
-	if _, err := probe(ctx, tg, conf, requestBytes(tg.addr, sid, csrf)); err != nil {
+	if _, err := probe(ctx, tg, conf); err != nil {
 		_ = tg.proc.stop()
 		return err
 	}
-	_, merr := measure(ctx, tg.addr, conf, requestBytes(tg.addr, sid, csrf), cfg.workers, cfg.dur, tg.proc.cmd.Process.Pid)
+	_, merr := measure(ctx, tg.addr, conf, tg.req, cfg.workers, cfg.dur, tg.proc.cmd.Process.Pid)
 	if err := errors.Join(merr, tg.proc.stop()); err != nil {
 		return fmt.Errorf("profiled front: %w", err)
 	}

@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 }
 
 // TestSmoke runs the benchmark at a tiny size, with a profiling round, and
-// checks that it produced its figures for both targets. Nothing is timed
+// checks that it produced its figures for the three targets. Nothing is timed
 // against a limit and no speed is asserted.
 func TestSmoke(t *testing.T) {
 	testenv.System(t, "builds portcullis-web and runs it and a reverse proxy as processes")
@@ -43,8 +43,8 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res) != 2 {
-		t.Fatalf("%d results, want 2", len(res))
+	if len(res) != 3 {
+		t.Fatalf("%d results, want 3 (proxy, front, relay)", len(res))
 	}
 	for _, r := range res {
 		if len(r.rounds) != 1 || r.rounds[0].requests <= 0 || r.rounds[0].failures != 0 {
@@ -54,7 +54,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: %v req/s, %v µs", r.name, r.rps, r.micros)
 		}
 	}
-	for _, want := range []string{"reverse proxy", "front", "ratio front/proxy", "/proc/<pid>/stat", "X25519MLKEM768"} {
+	for _, want := range []string{"reverse proxy", "front", "TLS relay", "ratio front/proxy", "the front above it", "/proc/<pid>/stat", "X25519MLKEM768"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -62,7 +62,7 @@ func TestSmoke(t *testing.T) {
 	// The targets' slack as read back from /proc (another process's is
 	// shown only with CAP_SYS_NICE).
 	if testenv.IsRoot() {
-		for _, want := range []string{"reverse proxy: 3ms on", "front: 3ms on"} {
+		for _, want := range []string{"reverse proxy: 3ms on", "front: 3ms on", "TLS relay: 3ms on"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("output lacks %q", want)
 			}

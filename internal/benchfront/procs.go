@@ -18,8 +18,9 @@ import (
 )
 
 // childEnv names the hidden mode of a re-executed benchfront: "proxy" (the
-// baseline reverse proxy) or "front-profile" (web.Handler in process under
-// the CPU profiler). It is not a flag, so -h does not list it.
+// baseline reverse proxy), "relay" (the front's floor: TLS and a byte
+// relay) or "front-profile" (web.Handler in process under the CPU
+// profiler). It is not a flag, so -h does not list it.
 const childEnv = "PORTCULLIS_BENCHFRONT_CHILD"
 
 // profileEnv carries the CPU profile's path to a "front-profile" child.
