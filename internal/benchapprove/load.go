@@ -82,15 +82,23 @@ func send(c *http.Client, s sealed) error {
 	return nil
 }
 
-// phase is one timed throughput round: its rate, and the gateway's CPU and
-// store writes over it.
+// phase is one timed throughput round, or the sum of its slices: its rate,
+// and the gateway's CPU and store writes over it.
 type phase struct {
 	n                     int
-	rate                  float64
+	elapsed               time.Duration
 	frontTicks, coreTicks uint64
 	store                 storeDelta
 }
 
+// add is p and q together: a round of slices.
+func (p phase) add(q phase) phase {
+	return phase{n: p.n + q.n, elapsed: p.elapsed + q.elapsed,
+		frontTicks: p.frontTicks + q.frontTicks, coreTicks: p.coreTicks + q.coreTicks,
+		store: storeDelta{txns: p.store.txns + q.store.txns, calls: p.store.calls + q.store.calls}}
+}
+
+func (p phase) rate() float64      { return float64(p.n) / p.elapsed.Seconds() }
 func (p phase) frontUS() float64   { return procstat.TicksMicros(p.frontTicks) / float64(p.n) }
 func (p phase) coreUS() float64    { return procstat.TicksMicros(p.coreTicks) / float64(p.n) }
 func (p phase) gatewayUS() float64 { return p.frontUS() + p.coreUS() }
@@ -101,19 +109,41 @@ func (p phase) batch() float64 {
 	return float64(p.store.calls) / float64(p.store.txns)
 }
 
-// throughput fires n pre-signed approvals from as many workers as there are
-// profiles, each worker using its own user's requests, and reads the
-// front's and the core's CPU and the store's counters before and after.
-// Any failed or denied approval ends the run: the figures would not be
-// those of n approvals. With perfOut set, the core and the front are
-// recorded with perf during the round (perfOut.data, report perfOut.txt).
+// clients makes one HTTP client per profile (a worker each). Kept-alive
+// clients keep their connections from one slice of a round to the next:
+// a slice does not pay handshakes a whole round would not.
+func (l *lab) clients(keepAlive bool) []*http.Client {
+	cs := make([]*http.Client, len(l.profiles))
+	for w := range cs {
+		cs[w] = l.httpClient("", keepAlive)
+	}
+	return cs
+}
+
+func closeIdle(cs []*http.Client) {
+	for _, c := range cs {
+		c.CloseIdleConnections()
+	}
+}
+
+// throughput fires n pre-signed approvals in one phase with clients of
+// its own (the -perf round).
 func (l *lab) throughput(r *netlab.Runner, n int, keepAlive bool, perfOut string) phase {
 	reqs := l.seal(r, n)
-	workers := len(l.profiles)
-	clients := make([]*http.Client, workers)
-	for w := range clients {
-		clients[w] = l.httpClient("", keepAlive)
-	}
+	cs := l.clients(keepAlive)
+	defer closeIdle(cs)
+	return l.fire(r, reqs, 0, n, cs, keepAlive, perfOut)
+}
+
+// fire sends the pre-signed approvals reqs[lo:hi] from one worker per
+// client, each worker sending its own user's requests (reqs[i] is
+// profile i mod the workers' count, as seal makes them), and reads the
+// front's and the core's CPU and the store's counters before and after.
+// Any failed or denied approval ends the run: the figures would not be
+// those of hi−lo approvals. With perfOut set, the core and the front are
+// recorded with perf during the phase (perfOut.data, report perfOut.txt).
+func (l *lab) fire(r *netlab.Runner, reqs []sealed, lo, hi int, clients []*http.Client, keepAlive bool, perfOut string) phase {
+	workers := len(clients)
 	var stopPerf func() error
 	if perfOut != "" {
 		var err error
@@ -127,16 +157,15 @@ func (l *lab) throughput(r *netlab.Runner, n int, keepAlive bool, perfOut string
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
+		wg.Go(func() {
+			// The first of this worker's requests at or after lo.
+			for i := lo + ((w-lo)%workers+workers)%workers; i < hi; i += workers {
 				if err := send(clients[w], reqs[i]); err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -146,13 +175,10 @@ func (l *lab) throughput(r *netlab.Runner, n int, keepAlive bool, perfOut string
 			r.Fatalf("%v", err)
 		}
 	}
-	for _, c := range clients {
-		c.CloseIdleConnections()
-	}
 	if f := failed.Load(); f > 0 {
-		r.Fatalf("%d of %d approvals failed (%s), the first: %v\n%s", f, n, kind(keepAlive), firstErr.Load(), l.g.Logs())
+		r.Fatalf("%d of %d approvals failed (%s), the first: %v\n%s", f, hi-lo, kind(keepAlive), firstErr.Load(), l.g.Logs())
 	}
-	return phase{n: n, rate: float64(n) / elapsed.Seconds(),
+	return phase{n: hi - lo, elapsed: elapsed,
 		frontTicks: after.front - before.front, coreTicks: after.core - before.core,
 		store: storeDelta{txns: after.txns - before.txns, calls: after.calls - before.calls}}
 }

@@ -13,11 +13,14 @@
 //     timed phase, the load generator (this process) excluded;
 //   - the group commit's size in that phase (the core's store counters,
 //     from its control socket: Batch calls ÷ write transactions);
-//   - the floor, measured after each round (internal/floor) with the store
-//     part at that round's group size, and the ratio gateway CPU ÷ floor
-//     for both kinds of approval (a kept-alive approval's floor has no
-//     handshake): each round's CPU over the floor measured right after it,
-//     and the median of those ratios;
+//   - the floor (internal/floor), measured in each round: the round's
+//     approvals go in slices, each kind's slice followed by a slice of the
+//     floor's operations (a floor.Lab), so that both are measured over the
+//     same stretch of time; the store part after the round, at that
+//     round's group size. And the ratio gateway CPU ÷ floor for both kinds
+//     of approval (a kept-alive approval's floor has no handshake): each
+//     round's CPU over the floor measured in it, and the median of those
+//     ratios;
 //   - approval-to-port-open latency p50/p99: request sent → first
 //     successful TCP connect to the guarded port from the approved address;
 //   - the cost of one element add by netlink against the same add by
@@ -32,6 +35,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -55,12 +59,13 @@ func main() {
 	latency := flag.Int("latency", 200, "approvals in each latency run")
 	execs := flag.Int("nft-ops", 200, "element adds in the nft-binary comparison")
 	floorOps := flag.Int("floor-ops", 300, "operations for each part of the floor")
+	nslices := flag.Int("slices", 5, "slices of each round: the approvals' and the floor's alternate, so that both are measured over the same stretch of time")
 	perfDir := flag.String("perf", "", "record the core and the front with perf in one extra round of each kind; reports go to this directory")
 	slack := flag.Duration("timer-slack", timerslack.Unit, "start the core with this timer slack, as its systemd unit does (TimerSlackNSec=); 0: this process's")
 	flag.Parse()
 	if *clients < 1 || *clients > 200 || *requests < *clients || *rounds < 1 || *latency < 1 || *latency > 1000 || *execs < 1 || *floorOps < 1 ||
-		*slack < 0 || *slack > timerslack.Max {
-		fmt.Fprintf(os.Stderr, "benchapprove: -clients 1..200, -requests ≥ -clients, -rounds ≥ 1, -latency 1..1000, -nft-ops and -floor-ops ≥ 1, -timer-slack 0..%v\n", timerslack.Max)
+		*nslices < 1 || *requests < *nslices**clients || *floorOps < *nslices || *slack < 0 || *slack > timerslack.Max {
+		fmt.Fprintf(os.Stderr, "benchapprove: -clients 1..200, -requests ≥ -clients × -slices, -rounds ≥ 1, -slices ≥ 1, -latency 1..1000, -nft-ops ≥ 1, -floor-ops ≥ -slices, -timer-slack 0..%v\n", timerslack.Max)
 		os.Exit(2)
 	}
 	r := netlab.NewRunner("benchapprove")
@@ -70,11 +75,15 @@ func main() {
 		l.g.PID(), l.g.FrontPID, *clients, dynfw.DefaultTokenTTL, runtime.GOMAXPROCS(0), frontProcs(l.g))
 	fmt.Printf("benchapprove: timer slack %s\n\n", slackLine(l.g, *slack))
 
-	// Each round is followed by a measurement of the floor, so that every
-	// ratio compares the gateway's CPU with a floor measured moments apart
-	// on the same machine: on this shared 2-core VM a part of the floor
-	// moves by up to a third between runs (the TLS handshake 333–472 µs,
-	// the store 130–165 µs), as much as the ratio's distance to its goal.
+	// In each round the load's slices and the floor's alternate: a slice
+	// of approvals of each kind, then a slice of the floor's operations,
+	// so that the gateway's CPU and the floor are measured over the same
+	// stretch of time. On this shared 2-core VM the machine's speed moves
+	// over a tenth of a second and more: a floor measured after the round,
+	// in a window of its own, moved by up to a third between rounds (the
+	// RSA verify 284–465 µs in one run), as much as the ratio's distance
+	// to its goal. The store part, which depends on the round's group
+	// size, is measured after the round.
 	netlab.Require(r)
 	fdir, err := os.MkdirTemp("", "portcullis-benchapprove-floor-")
 	if err != nil {
@@ -84,16 +93,46 @@ func main() {
 	runs := map[bool][]phase{}
 	var floors []roundFloor
 	for i := 0; i < *rounds; i++ {
-		batch := map[bool]float64{}
-		for _, keep := range []bool{false, true} {
-			p := l.throughput(r, *requests, keep, "")
-			runs[keep] = append(runs[keep], p)
-			batch[keep] = p.batch()
-			fmt.Fprintf(os.Stderr, "benchapprove: round %d, %s: %.0f approvals/s, %.0f µs CPU per approval (front %.0f + core %.0f), %.2f Batch calls per write transaction\n",
-				i+1, kind(keep), p.rate, p.gatewayUS(), p.frontUS(), p.coreUS(), p.batch())
+		lab, err := floor.NewLab(netlab.NewNS(r, fmt.Sprintf("bfloor%d", i+1)).Path())
+		if err != nil {
+			r.Fatalf("floor: %v", err)
 		}
-		fmt.Fprintf(os.Stderr, "benchapprove: round %d, measuring the floor...\n", i+1)
-		f, err := measureFloor(r, filepath.Join(fdir, strconv.Itoa(i+1)), i+1, *floorOps, 2*(i+1)**requests, batch)
+		reqs := map[bool][]sealed{}
+		clients := map[bool][]*http.Client{}
+		for _, keep := range []bool{false, true} {
+			reqs[keep] = l.seal(r, *requests)
+			clients[keep] = l.clients(keep)
+		}
+		fmt.Fprintf(os.Stderr, "benchapprove: round %d, %d slices of approvals of each kind and of the floor...\n", i+1, *nslices)
+		round := map[bool]phase{}
+		for sl := 0; sl < *nslices; sl++ {
+			lo, hi := sl**requests / *nslices, (sl+1)**requests / *nslices
+			kinds := []bool{false, true}
+			if sl%2 == 1 {
+				kinds = []bool{true, false}
+			}
+			for _, keep := range kinds {
+				round[keep] = round[keep].add(l.fire(r, reqs[keep], lo, hi, clients[keep], keep, ""))
+			}
+			ops := (sl+1)**floorOps / *nslices - sl**floorOps / *nslices
+			if err := lab.Run(ops, ops); err != nil {
+				r.Fatalf("floor: %v", err)
+			}
+		}
+		for _, keep := range []bool{false, true} {
+			closeIdle(clients[keep])
+			p := round[keep]
+			runs[keep] = append(runs[keep], p)
+			fmt.Fprintf(os.Stderr, "benchapprove: round %d, %s: %.0f approvals/s, %.0f µs CPU per approval (front %.0f + core %.0f), %.2f Batch calls per write transaction\n",
+				i+1, kind(keep), p.rate(), p.gatewayUS(), p.frontUS(), p.coreUS(), p.batch())
+		}
+		parts, err := lab.Parts()
+		lab.Close()
+		if err != nil {
+			r.Fatalf("floor: %v", err)
+		}
+		f, err := storeFloor(filepath.Join(fdir, strconv.Itoa(i+1)), parts, *floorOps, 2*(i+1)**requests,
+			map[bool]float64{false: round[false].batch(), true: round[true].batch()})
 		if err != nil {
 			r.Fatalf("floor: %v", err)
 		}
@@ -149,34 +188,27 @@ type roundFloor struct {
 	batch map[bool]float64
 }
 
-// measureFloor measures the floor after round n: every part in a
-// namespace and a directory of their own (the nftables set grows from
-// empty; the store holds prefill approvals, as many as the gateway's does
-// by then: every approval of the rounds is still live, token TTL 3 min),
-// and the store part again at the kept-alive rounds' group size.
-func measureFloor(r *netlab.Runner, dir string, n, ops, prefill int, batch map[bool]float64) (roundFloor, error) {
+// storeFloor completes a round's floor: the Lab's parts measured in its
+// slices, and the store part for each kind of approval at its group size
+// in the round, in a store file of its own in dir holding prefill
+// approvals, as many as the gateway's does by then (every approval of the
+// rounds is still live, token TTL 3 min).
+func storeFloor(dir string, parts []floor.Part, ops, prefill int, batch map[bool]float64) (roundFloor, error) {
 	f := roundFloor{parts: map[bool][]floor.Part{}, batch: batch}
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return f, err
 	}
-	parts, err := floor.Measure(floor.Options{Handshakes: ops, Ops: ops, Batch: max(1, batch[false]), StorePrefill: prefill,
-		NSPath: netlab.NewNS(r, fmt.Sprintf("bfloor%d", n)).Path(), Dir: dir})
-	if err != nil {
-		return f, err
-	}
-	kept := slices.Clone(parts)
-	for i, p := range kept {
-		if p.Name == "store commit" {
-			kdir := filepath.Join(dir, "kept")
-			if err := os.Mkdir(kdir, 0o700); err != nil {
-				return f, err
-			}
-			if kept[i], err = floor.StoreCommitAt(kdir, ops, max(1, batch[true]), prefill); err != nil {
-				return f, fmt.Errorf("store commit at the kept-alive group size: %w", err)
-			}
+	for _, keep := range []bool{false, true} {
+		kdir := filepath.Join(dir, map[bool]string{false: "new", true: "kept"}[keep])
+		if err := os.Mkdir(kdir, 0o700); err != nil {
+			return f, err
 		}
+		st, err := floor.StoreCommitAt(kdir, ops, max(1, batch[keep]), prefill)
+		if err != nil {
+			return f, fmt.Errorf("store commit at the %s group size: %w", kind(keep), err)
+		}
+		f.parts[keep] = append(slices.Clone(parts), st)
 	}
-	f.parts[false], f.parts[true] = parts, kept
 	return f, nil
 }
 
@@ -190,7 +222,7 @@ func report(runs map[bool][]phase, floors []roundFloor, requests int) {
 	for _, keep := range []bool{false, true} {
 		var rate, front, core []float64
 		for _, p := range runs[keep] {
-			rate = append(rate, p.rate)
+			rate = append(rate, p.rate())
 			front = append(front, p.frontUS())
 			core = append(core, p.coreUS())
 			cpu[keep] = append(cpu[keep], p.gatewayUS())
@@ -207,7 +239,7 @@ func report(runs map[bool][]phase, floors []roundFloor, requests int) {
 	fmt.Printf("  store group commit: %.2f (new connection) and %.2f (kept-alive) Batch calls per write transaction (medians of the rounds; an approval makes one: its three nonces and its record)\n",
 		median(batches[false]), median(batches[true]))
 
-	fmt.Printf("\nthe floor, measured after each round (internal/floor: CPU per operation on a locked thread); median and the rounds:\n")
+	fmt.Printf("\nthe floor, measured in each round's slices between the approvals' (the store part after the round) (internal/floor: CPU per operation on a locked thread); median and the rounds:\n")
 	line := func(name string, us []float64, method string) {
 		fmt.Printf("  %-24s %7.1f µs   %-22s %s\n", name, median(us), fmt.Sprint(rounded(us)), method)
 	}
@@ -238,7 +270,7 @@ func report(runs map[bool][]phase, floors []roundFloor, requests int) {
 	}
 	line("floor", sums[false], "new TLS connection per approval (every part)")
 	line("floor", sums[true], "kept-alive (no handshake; the store at its group size)")
-	fmt.Printf("\ngateway CPU ÷ floor (goal ≤ 1.50x): each round's CPU over the floor measured after it; the median of the rounds\n")
+	fmt.Printf("\ngateway CPU ÷ floor (goal ≤ 1.50x): each round's CPU over the floor measured in the same round; the median of the rounds\n")
 	for _, keep := range []bool{false, true} {
 		var ratios, ours []float64
 		for i, c := range cpu[keep] {
