@@ -30,15 +30,23 @@ type snap struct {
 }
 
 // snapshot reads the front's and the core's CPU, and the store's write
-// counters from the core's control socket (`portcullis status`).
-func (l *lab) snapshot(r *netlab.Runner) snap {
+// counters from the core's control socket (`portcullis status`). The
+// status call costs the core some CPU of its own: a snapshot before a
+// phase (before set) makes it first and reads the CPU after it, one after
+// a phase reads the CPU first, so that it is never inside the phase.
+func (l *lab) snapshot(r *netlab.Runner, before bool) snap {
 	var s snap
-	var err error
-	if s.front, err = procstat.CPUTicks(l.g.FrontPID); err != nil {
-		r.Fatalf("front: %v", err)
+	readCPU := func() {
+		var err error
+		if s.front, err = procstat.CPUTicks(l.g.FrontPID); err != nil {
+			r.Fatalf("front: %v", err)
+		}
+		if s.core, err = procstat.CPUTicks(l.g.PID()); err != nil {
+			r.Fatalf("core: %v", err)
+		}
 	}
-	if s.core, err = procstat.CPUTicks(l.g.PID()); err != nil {
-		r.Fatalf("core: %v", err)
+	if !before {
+		readCPU()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -53,6 +61,9 @@ func (l *lab) snapshot(r *netlab.Runner) snap {
 		r.Fatalf("the front was restarted (pid %d, was %d): its CPU cannot be followed", st.FrontPID, l.g.FrontPID)
 	}
 	s.txns, s.calls = st.Store.Transactions, st.Store.BatchCalls
+	if before {
+		readCPU()
+	}
 	return s
 }
 

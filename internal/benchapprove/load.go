@@ -109,6 +109,9 @@ func (p phase) batch() float64 {
 	return float64(p.store.calls) / float64(p.store.txns)
 }
 
+// settle is how long after a phase's last answer its CPU is still read.
+const settle = 50 * time.Millisecond
+
 // clients makes one HTTP client per profile (a worker each). Kept-alive
 // clients keep their connections from one slice of a round to the next:
 // a slice does not pay handshakes a whole round would not.
@@ -151,7 +154,7 @@ func (l *lab) fire(r *netlab.Runner, reqs []sealed, lo, hi int, clients []*http.
 			r.Fatalf("%v", err)
 		}
 	}
-	before := l.snapshot(r)
+	before := l.snapshot(r, true)
 	var failed atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
@@ -169,7 +172,12 @@ func (l *lab) fire(r *netlab.Runner, reqs []sealed, lo, hi int, clients []*http.
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	after := l.snapshot(r)
+	// What the gateway does after its last answer (a closed connection's
+	// end, a collection under way) belongs to the phase: it is counted
+	// over a short settle, outside the rate's time. A round of slices has
+	// a gap like this after each slice, where the floor runs.
+	time.Sleep(settle)
+	after := l.snapshot(r, false)
 	if stopPerf != nil {
 		if err := stopPerf(); err != nil {
 			r.Fatalf("%v", err)

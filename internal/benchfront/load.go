@@ -125,8 +125,11 @@ func (m measurement) cpuMicros() float64 {
 
 // measure opens workers connections to addr, warms each up with a few
 // requests, then runs all of them for dur (the timed phase) and reads the
-// CPU of pid around that phase only.
-func measure(ctx context.Context, addr string, conf *tls.Config, req []byte, workers int, dur time.Duration, pid int) (measurement, error) {
+// CPU of pid around that phase only. With pace above 0 the requests are
+// sent at that rate (per second, all workers together, on a fixed
+// schedule: the k-th not before k/pace seconds into the phase), not as
+// fast as the workers go.
+func measure(ctx context.Context, addr string, conf *tls.Config, req []byte, workers int, dur time.Duration, pid int, pace float64) (measurement, error) {
 	conns := make([]*conn, workers)
 	defer func() {
 		for _, c := range conns {
@@ -144,16 +147,23 @@ func measure(ctx context.Context, addr string, conf *tls.Config, req []byte, wor
 			}
 		}
 	}
-	var done, failed atomic.Int64
+	var done, failed, slots atomic.Int64
 	var errOnce sync.Once
 	var firstErr error
 	start := make(chan struct{})
 	var wg sync.WaitGroup
-	var deadline time.Time
+	var began, deadline time.Time
 	for _, c := range conns {
 		wg.Go(func() {
 			<-start
 			for done.Load() < maxRequests && time.Now().Before(deadline) && ctx.Err() == nil {
+				if pace > 0 {
+					at := began.Add(time.Duration(float64(slots.Add(1)-1) / pace * float64(time.Second)))
+					if !at.Before(deadline) {
+						return
+					}
+					time.Sleep(time.Until(at))
+				}
 				status, _, err := c.do(ctx, req, false)
 				if err != nil || status != http.StatusOK {
 					if err == nil {
@@ -173,7 +183,7 @@ func measure(ctx context.Context, addr string, conf *tls.Config, req []byte, wor
 		wg.Wait()
 		return measurement{}, err
 	}
-	began := time.Now()
+	began = time.Now()
 	deadline = began.Add(dur)
 	close(start)
 	wg.Wait()

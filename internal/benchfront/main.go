@@ -83,8 +83,8 @@ type config struct {
 	rounds, workers int
 	pool            int
 	profile         string
-	// baseline, when set, is a prebuilt portcullis-web measured as a
-	// third target: before and after a change, in the same rounds.
+	// baseline, when set, is a prebuilt portcullis-web measured as one
+	// more target: before and after a change, in the same rounds.
 	baseline string
 	// slack, when above 0, is every target's timer slack.
 	slack time.Duration
@@ -95,6 +95,15 @@ type result struct {
 	name        string
 	rounds      []measurement
 	rps, micros float64
+}
+
+// busy is the median of the rounds' CPU time over their wall time.
+func (r *result) busy() float64 {
+	var b []float64
+	for _, m := range r.rounds {
+		b = append(b, procstat.TicksMicros(m.cpuTicks)/float64(m.elapsed.Microseconds()))
+	}
+	return median(b)
 }
 
 // target is one process under measurement.
@@ -239,18 +248,35 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 	for _, tg := range targets {
 		res[tg.name] = &result{name: tg.name}
 	}
+	rotating := []*target{proxy, front}
+	if base != nil {
+		rotating = append(rotating, base)
+	}
 	for r := range cfg.rounds {
 		// Each round in another order (alternating, for two): the first
 		// target of a round is the one after the previous round's first.
+		// The relay comes right after the front, sent requests at the
+		// rate the front served in that round: at a higher rate a
+		// process shares more of its wakeups between requests, and the
+		// floor would come out lower than it is at the front's load.
 		order := make([]*target, 0, len(targets))
-		for i := range targets {
-			order = append(order, targets[(r+i)%len(targets)])
+		for i := range rotating {
+			tg := rotating[(r+i)%len(rotating)]
+			order = append(order, tg)
+			if tg == front {
+				order = append(order, relay)
+			}
 		}
 		for _, tg := range order {
 			if err := tg.proc.exited(); err != nil {
 				return nil, err
 			}
-			m, err := measure(ctx, tg.addr, clientTLS, tg.req, cfg.workers, cfg.dur, tg.proc.cmd.Process.Pid)
+			var pace float64
+			if tg == relay {
+				fr := res[front.name].rounds
+				pace = fr[len(fr)-1].rps()
+			}
+			m, err := measure(ctx, tg.addr, clientTLS, tg.req, cfg.workers, cfg.dur, tg.proc.cmd.Process.Pid, pace)
 			if err != nil {
 				return nil, fmt.Errorf("%s, round %d: %w", tg.name, r+1, err)
 			}
@@ -280,10 +306,20 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 	}
 	fmt.Fprintf(out, "  ratio front/proxy req/s = %.2f (goal >= %.2f; median of the per-round pairs %.2f); front CPU per validated POST = %.1f µs (goal <= %.0f), proxy %.1f µs, front/proxy CPU = %.2f\n",
 		f.rps/p.rps, goalRatio, median(paired), f.micros, goalMicros, p.micros, f.micros/p.micros)
+	// The front against the relay round by round, as against the proxy.
 	rl := res[relay.name]
-	fmt.Fprintf(out, "  the front's floor, a TLS relay (the front's TLS settings, then bytes copied to and from the core socket, nothing parsed): %.1f µs; "+
-		"the front above it %.1f µs per POST (HTTP both sides, strict JSON both ways), the proxy above it %.1f µs; front/relay CPU = %.2f\n",
-		rl.micros, f.micros-rl.micros, p.micros-rl.micros, f.micros/rl.micros)
+	var above, over []float64
+	for i := range f.rounds {
+		fu, ru := f.rounds[i].cpuMicros(), rl.rounds[i].cpuMicros()
+		above = append(above, fu-ru)
+		if ru > 0 {
+			over = append(over, fu/ru)
+		}
+	}
+	fmt.Fprintf(out, "  the front's floor, a TLS relay (the front's TLS settings and GOMAXPROCS, then bytes copied to and from the core socket, nothing parsed), "+
+		"sent requests at the front's rate of the same round: %.1f µs per request; the front above it %.1f µs per POST (HTTP on both sides, strict JSON both ways; "+
+		"median of the per-round pairs), front/relay CPU %.2f; CPU busy (CPU time ÷ wall time): proxy %.2f, front %.2f, relay %.2f\n",
+		rl.micros, median(above), median(over), p.busy(), f.busy(), rl.busy())
 	if base != nil {
 		b := res[base.name]
 		var cpu []float64
@@ -357,7 +393,7 @@ func profileFront(ctx context.Context, cfg config, self, sock, poolArg string,
 		_ = tg.proc.stop()
 		return err
 	}
-	_, merr := measure(ctx, tg.addr, conf, tg.req, cfg.workers, cfg.dur, tg.proc.cmd.Process.Pid)
+	_, merr := measure(ctx, tg.addr, conf, tg.req, cfg.workers, cfg.dur, tg.proc.cmd.Process.Pid, 0)
 	if err := errors.Join(merr, tg.proc.stop()); err != nil {
 		return fmt.Errorf("profiled front: %w", err)
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 // TestMain runs the hidden child modes: run re-executes this test binary
-// as the reverse proxy (and the profiled front).
+// as the reverse proxy, the TLS relay (and the profiled front).
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(childEnv); mode != "" {
 		os.Unsetenv(childEnv)
@@ -54,7 +54,12 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: %v req/s, %v µs", r.name, r.rps, r.micros)
 		}
 	}
-	for _, want := range []string{"reverse proxy", "front", "TLS relay", "ratio front/proxy", "the front above it", "/proc/<pid>/stat", "X25519MLKEM768"} {
+	// The relay is paced at the front's rate of its round: it is sent no
+	// more requests than that rate's schedule holds over the phase.
+	if slots := int64(res[1].rounds[0].rps()*0.3) + 1; res[2].rounds[0].requests > slots {
+		t.Errorf("relay: %d requests in a round paced at the front's %.0f/s over 300 ms (at most %d)", res[2].rounds[0].requests, res[1].rounds[0].rps(), slots)
+	}
+	for _, want := range []string{"reverse proxy", "front", "TLS relay", "ratio front/proxy", "the front above it", "CPU busy", "/proc/<pid>/stat", "X25519MLKEM768"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}

@@ -15,10 +15,12 @@ import (
 // serveRelay is the front's floor: TLS termination with the front's
 // settings and a byte relay to the core socket, one socket per client
 // connection, copying in both directions with no look at the bytes (no
-// HTTP, no JSON, no pool). What the front spends above it is its HTTP
-// handling, its strict decoding and re-encoding both ways, and its hop to
-// the core. The load generator's request to it carries the internal token
-// itself, so the stand-in backend does the same work for it.
+// HTTP, no JSON, no pool). It makes the same socket calls a request needs
+// through the front: a read from the client, a write to the core, a read
+// of the answer, a write to the client. What the front spends above it is
+// its HTTP handling on both sides and its strict decoding and re-encoding
+// both ways. The load generator's request to it carries the internal
+// token itself, so the stand-in backend does the same work for it.
 func serveRelay(ctx context.Context, ln net.Listener, boot *web.Boot, cf childFlags) error {
 	conf := web.TLSConfig(boot.Cert)
 	var (
@@ -39,24 +41,34 @@ func serveRelay(ctx context.Context, ln net.Listener, boot *web.Boot, cf childFl
 		}
 		return true
 	}
-	stopped := context.AfterFunc(ctx, func() {
+	closeAll := func() {
 		_ = ln.Close()
 		mu.Lock()
 		defer mu.Unlock()
 		for c := range open {
 			_ = c.Close()
 		}
-	})
+	}
+	stopped := context.AfterFunc(ctx, closeAll)
 	defer stopped()
 	defer conns.Wait()
-	for {
+	for failures := 0; ; {
 		c, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
+			// A passing shortage (descriptors, a connection reset
+			// before its accept) is waited out, as net/http does; a
+			// lasting failure ends the relay and every connection.
+			if failures++; failures <= maxAcceptFailures {
+				time.Sleep(time.Duration(failures) * 10 * time.Millisecond)
+				continue
+			}
+			closeAll()
 			return fmt.Errorf("relay: %w", err)
 		}
+		failures = 0
 		if !track(c, true) {
 			_ = c.Close()
 			return nil
@@ -70,6 +82,10 @@ func serveRelay(ctx context.Context, ln net.Listener, boot *web.Boot, cf childFl
 		})
 	}
 }
+
+// maxAcceptFailures is how many failed accepts in a row the relay waits
+// out before it gives up.
+const maxAcceptFailures = 20
 
 // relay runs one client connection: the handshake, a connection to the
 // core socket, and a copy each way until either side ends.

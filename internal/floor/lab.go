@@ -52,6 +52,9 @@ type Lab struct {
 	added  int // elements added to the gate so far: the next one's address
 	cpu    [labParts]time.Duration
 	ops    [labParts]int
+	// clock reads the measuring thread's CPU: ThreadCPU, or a test's
+	// stand-in.
+	clock func() time.Duration
 }
 
 // NewLab prepares the parts: a TLS listener on loopback and the client's
@@ -62,7 +65,7 @@ func NewLab(nsPath string) (*Lab, error) {
 	if nsPath == "" {
 		return nil, errors.New("floor: no network namespace for the nftables part")
 	}
-	l := &Lab{}
+	l := &Lab{clock: ThreadCPU}
 	var err error
 	if l.tls, err = newTLSLab(); err != nil {
 		return nil, fmt.Errorf("floor: TLS: %w", err)
@@ -71,7 +74,7 @@ func NewLab(nsPath string) (*Lab, error) {
 		l.Close()
 		return nil, fmt.Errorf("floor: crypto: %w", err)
 	}
-	if l.bk, err = approval.NewBoxKey(&l.crypto.serverPriv); err != nil {
+	if l.bk, err = newBoxKey(l.crypto); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("floor: box key: %w", err)
 	}
@@ -109,58 +112,67 @@ func (l *Lab) Run(handshakes, ops int) error {
 	if handshakes < 0 || ops < 0 {
 		return fmt.Errorf("floor: %d handshakes, %d operations", handshakes, ops)
 	}
-	add := func(part, n int, fn func(i int) error) error {
-		if n == 0 {
-			return nil
-		}
-		d, err := cpuOf(n, fn)
-		if err != nil {
-			return fmt.Errorf("%s: %w", labInfo[part].name, err)
-		}
-		l.cpu[part] += d
-		l.ops[part] += n
-		return nil
-	}
 	if handshakes > 0 {
-		d, err := l.tls.run(handshakes)
+		d, err := l.tls.run(l.clock, handshakes)
 		if err != nil {
 			return fmt.Errorf("%s: %w", labInfo[partTLS].name, err)
 		}
 		l.cpu[partTLS] += d
 		l.ops[partTLS] += handshakes
 	}
-	c := l.crypto
-	if err := add(partRSA, ops, func(int) error { return approval.VerifyUserSignature(c.userPub, &c.req.Body) }); err != nil {
-		return err
-	}
-	if err := add(partBox, ops, func(int) error {
-		shared, err := l.bk.SharedKey(&c.req.Body)
-		if err != nil {
-			return err
-		}
-		if _, err := approval.OpenRequestShared(&c.req.Body, shared); err != nil {
-			return err
-		}
-		_, err = approval.SealResponseShared(rand.Reader, c.plainResp, c.syncSecret, shared)
-		return err
-	}); err != nil {
-		return err
-	}
-	if err := add(partHMAC, ops, func(int) error {
-		msg := approval.RequestHMACMessage(c.req.Headers, "POST", "/key/wg/x/y/z", &c.req.Body)
-		if !approval.HMACCheck(c.syncSecret, msg, c.req.Headers.Signature) {
-			return approval.ErrBadHMAC
-		}
+	if ops == 0 {
 		return nil
-	}); err != nil {
+	}
+	for _, m := range []struct {
+		part int
+		op   func(int) error
+	}{{partRSA, l.rsaOp}, {partBox, l.boxOp}, {partHMAC, l.hmacOp}, {partNFT, l.nftOp}} {
+		d, err := cpuOf(l.clock, ops, m.op)
+		if err != nil {
+			return fmt.Errorf("%s: %w", labInfo[m.part].name, err)
+		}
+		l.cpu[m.part] += d
+		l.ops[m.part] += ops
+	}
+	return nil
+}
+
+// rsaOp is one RSA-4096 PSS verify of the request's signature.
+func (l *Lab) rsaOp(int) error {
+	return approval.VerifyUserSignature(l.crypto.userPub, &l.crypto.req.Body)
+}
+
+// boxOp is the X25519 shared key, the request's box opened and the
+// answer's sealed.
+func (l *Lab) boxOp(int) error {
+	c := l.crypto
+	shared, err := l.bk.SharedKey(&c.req.Body)
+	if err != nil {
 		return err
 	}
-	return add(partNFT, ops, func(int) error {
-		i := l.added
-		l.added++
-		a := netip.AddrFrom4([4]byte{100, 72 + byte(i>>16), byte(i >> 8), byte(i)})
-		return l.gate.Allow([]dynfw.Element{{Addr: a, Proto: "udp", Port: 1194, Timeout: time.Minute}})
-	})
+	if _, err := approval.OpenRequestShared(&c.req.Body, shared); err != nil {
+		return err
+	}
+	_, err = approval.SealResponseShared(rand.Reader, c.plainResp, c.syncSecret, shared)
+	return err
+}
+
+// hmacOp is the HMAC-SHA512 check of the request.
+func (l *Lab) hmacOp(int) error {
+	c := l.crypto
+	msg := approval.RequestHMACMessage(c.req.Headers, "POST", "/key/wg/x/y/z", &c.req.Body)
+	if !approval.HMACCheck(c.syncSecret, msg, c.req.Headers.Signature) {
+		return approval.ErrBadHMAC
+	}
+	return nil
+}
+
+// nftOp adds one element to the gate's set, as an approval does.
+func (l *Lab) nftOp(int) error {
+	i := l.added
+	l.added++
+	a := netip.AddrFrom4([4]byte{100, 72 + byte(i>>16), byte(i >> 8), byte(i)})
+	return l.gate.Allow([]dynfw.Element{{Addr: a, Proto: "udp", Port: 1194, Timeout: time.Minute}})
 }
 
 // labInfo names the parts and says how each is measured.
@@ -223,7 +235,7 @@ func newTLSLab() (*tlsLab, error) {
 // run measures the server side of n TLS 1.3 handshakes against an
 // in-process client on loopback: only the server's Handshake call is
 // timed, on its locked thread.
-func (t *tlsLab) run(n int) (time.Duration, error) {
+func (t *tlsLab) run(clock func() time.Duration, n int) (time.Duration, error) {
 	cliErr := make(chan error, 1)
 	go func() {
 		for i := 0; i < n; i++ {
@@ -239,7 +251,7 @@ func (t *tlsLab) run(n int) (time.Duration, error) {
 		}
 		cliErr <- nil
 	}()
-	d, err := cpuOf(n, func(int) error {
+	d, err := cpuOf(clock, n, func(int) error {
 		raw, err := t.ln.Accept()
 		if err != nil {
 			return err
@@ -265,6 +277,9 @@ func (t *tlsLab) run(n int) (time.Duration, error) {
 	}
 	return d, err
 }
+
+// newBoxKey prepares the server's box key as the approver does, once.
+func newBoxKey(c *cryptoLab) (*approval.BoxKey, error) { return approval.NewBoxKey(&c.serverPriv) }
 
 // cryptoLab holds one sealed approval request, made as a client makes it.
 type cryptoLab struct {

@@ -119,7 +119,7 @@ func ThreadCPU() time.Duration {
 
 // perOp runs fn n times on a locked thread and returns its CPU µs per call.
 func perOp(n int, fn func(i int) error) (float64, error) {
-	d, err := cpuOf(n, fn)
+	d, err := cpuOf(ThreadCPU, n, fn)
 	if err != nil {
 		return 0, err
 	}
@@ -131,8 +131,9 @@ func perOp(n int, fn func(i int) error) (float64, error) {
 }
 
 // cpuOf runs fn n times (n ≥ 1) on a goroutine locked to its OS thread and
-// returns the CPU the calls took, read around each call.
-func cpuOf(n int, fn func(i int) error) (time.Duration, error) {
+// returns the CPU the calls took, read with clock (ThreadCPU; a test's
+// stand-in) around each call.
+func cpuOf(clock func() time.Duration, n int, fn func(i int) error) (time.Duration, error) {
 	type result struct {
 		d   time.Duration
 		err error
@@ -143,9 +144,9 @@ func cpuOf(n int, fn func(i int) error) (time.Duration, error) {
 		defer runtime.UnlockOSThread()
 		var total time.Duration
 		for i := 0; i < n; i++ {
-			start := ThreadCPU()
+			start := clock()
 			err := fn(i)
-			total += ThreadCPU() - start
+			total += clock() - start
 			if err != nil {
 				ch <- result{err: err}
 				return
