@@ -9,9 +9,10 @@
 // medians, requests per second and each target's CPU per request, read
 // from /proc/<pid>/stat (utime + stime of all its threads) over the timed
 // phase only. A third target, a TLS relay (the front's TLS settings and a
-// byte copy to and from the core socket, nothing parsed), is the front's
-// floor: what the front spends above it is its own HTTP and JSON work.
-// `make bench` runs it.
+// byte copy to and from the core socket, nothing parsed), sent requests at
+// the rate the front served in the same round, is the front's floor: what
+// the front spends above it is its own HTTP and JSON work. `make bench`
+// runs it.
 package main
 
 import (
