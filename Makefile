@@ -35,7 +35,7 @@ FUZZTIME ?= 10m
 fuzz:
 	./scripts/fuzz-smoke.sh $(FUZZTIME)
 
-# Decoder micro-benchmark, front vs reverse proxy, and (as root: network
+# Decoder micro-benchmark, front vs reverse proxy and its TLS-relay floor, and (as root: network
 # namespaces and nftables) approvals end to end, approval to first ping
 # through an OpenVPN tunnel, and bbolt against a cluster on etcd (approvals/s,
 # approval -> port-open latency, across gateways). See README "Benchmarks".
