@@ -111,6 +111,9 @@ type measurement struct {
 	requests, failures int64
 	elapsed            time.Duration
 	cpuTicks           uint64
+	// pace is the rate the requests were sent at (0: as fast as the
+	// workers went).
+	pace float64
 }
 
 func (m measurement) rps() float64 { return float64(m.requests) / m.elapsed.Seconds() }
@@ -127,8 +130,10 @@ func (m measurement) cpuMicros() float64 {
 // requests, then runs all of them for dur (the timed phase) and reads the
 // CPU of pid around that phase only. With pace above 0 the requests are
 // sent at that rate (per second, all workers together, on a fixed
-// schedule: the k-th not before k/pace seconds into the phase), not as
-// fast as the workers go.
+// schedule: request k, counting from 0, no earlier than k/pace seconds
+// into the phase; the runtime's timers release them in clumps of up to
+// about a millisecond), not as fast as the workers go: an open loop, where
+// the unpaced load is a closed one.
 func measure(ctx context.Context, addr string, conf *tls.Config, req []byte, workers int, dur time.Duration, pid int, pace float64) (measurement, error) {
 	conns := make([]*conn, workers)
 	defer func() {
@@ -192,7 +197,7 @@ func measure(ctx context.Context, addr string, conf *tls.Config, req []byte, wor
 	if err != nil {
 		return measurement{}, err
 	}
-	m := measurement{requests: done.Load(), failures: failed.Load(), elapsed: elapsed, cpuTicks: t1 - t0}
+	m := measurement{requests: done.Load(), failures: failed.Load(), elapsed: elapsed, cpuTicks: t1 - t0, pace: pace}
 	if m.failures > 0 {
 		return m, fmt.Errorf("%d failed requests, first: %w", m.failures, firstErr)
 	}

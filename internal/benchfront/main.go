@@ -9,10 +9,11 @@
 // medians, requests per second and each target's CPU per request, read
 // from /proc/<pid>/stat (utime + stime of all its threads) over the timed
 // phase only. A third target, a TLS relay (the front's TLS settings and a
-// byte copy to and from the core socket, nothing parsed), sent requests at
-// the rate the front served in the same round, is the front's floor: what
-// the front spends above it is its own HTTP and JSON work. `make bench`
-// runs it.
+// byte copy to and from the core socket, nothing parsed), measured right
+// after the front in every round and sent requests at the rate the front
+// served in it, is the front's floor: what the front spends above it is
+// its own HTTP and JSON work, and the difference between a closed loop of
+// workers and a paced open one. `make bench` runs it.
 package main
 
 import (
@@ -256,10 +257,12 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 	for r := range cfg.rounds {
 		// Each round in another order (alternating, for two): the first
 		// target of a round is the one after the previous round's first.
-		// The relay comes right after the front, sent requests at the
-		// rate the front served in that round: at a higher rate a
+		// The relay comes right after the front, always, sent requests at
+		// the rate the front served in that round: at a higher rate a
 		// process shares more of its wakeups between requests, and the
-		// floor would come out lower than it is at the front's load.
+		// floor would come out lower than it is at the front's rate. The
+		// load's shape still differs: the front's a closed loop of the
+		// workers, always a request waiting, the relay's an open one.
 		order := make([]*target, 0, len(targets))
 		for i := range rotating {
 			tg := rotating[(r+i)%len(rotating)]
@@ -299,8 +302,8 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]result, error) {
 		out2 = append(out2, *rs)
 	}
 	p, f := res[proxy.name], res[front.name]
-	// Each front round against the proxy round next to it: the machine's
-	// other load drifts less within a pair than across the run.
+	// Each front round against the proxy's of the same round: the
+	// machine's other load drifts less within a round than across the run.
 	var paired []float64
 	for i := range f.rounds {
 		paired = append(paired, f.rounds[i].rps()/p.rounds[i].rps())

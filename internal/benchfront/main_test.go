@@ -38,7 +38,8 @@ func TestSmoke(t *testing.T) {
 	defer cancel()
 	var out bytes.Buffer
 	prof := filepath.Join(t.TempDir(), "front.pprof")
-	res, err := run(ctx, config{dur: 300 * time.Millisecond, rounds: 1, workers: 4, pool: 4, profile: prof, slack: 3 * time.Millisecond}, &out)
+	cfg := config{dur: 300 * time.Millisecond, rounds: 1, workers: 4, pool: 4, profile: prof, slack: 3 * time.Millisecond}
+	res, err := run(ctx, cfg, &out)
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -54,10 +55,16 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: %v req/s, %v µs", r.name, r.rps, r.micros)
 		}
 	}
-	// The relay is paced at the front's rate of its round: it is sent no
-	// more requests than that rate's schedule holds over the phase.
-	if slots := int64(res[1].rounds[0].rps()*0.3) + 1; res[2].rounds[0].requests > slots {
-		t.Errorf("relay: %d requests in a round paced at the front's %.0f/s over 300 ms (at most %d)", res[2].rounds[0].requests, res[1].rounds[0].rps(), slots)
+	// The relay is paced at the front's rate of its round (exactly that
+	// rate asked for, and no more requests sent than its schedule holds
+	// over the phase); the others go as fast as the workers go.
+	front, relay := res[1].rounds[0], res[2].rounds[0]
+	if relay.pace != front.rps() || front.pace != 0 || res[0].rounds[0].pace != 0 {
+		t.Errorf("paces: relay %v (want the front's %v/s), front %v, proxy %v (want 0)", relay.pace, front.rps(), front.pace, res[0].rounds[0].pace)
+	}
+	// (One more for a slot's time rounded down to the nanosecond.)
+	if slots := int64(math.Ceil(front.rps()*cfg.dur.Seconds())) + 1; relay.requests > slots {
+		t.Errorf("relay: %d requests in a round paced at the front's %.0f/s over %v (at most %d)", relay.requests, front.rps(), cfg.dur, slots)
 	}
 	for _, want := range []string{"reverse proxy", "front", "TLS relay", "ratio front/proxy", "the front above it", "CPU busy", "/proc/<pid>/stat", "X25519MLKEM768"} {
 		if !strings.Contains(out.String(), want) {

@@ -59,7 +59,8 @@ func serveRelay(ctx context.Context, ln net.Listener, boot *web.Boot, cf childFl
 				return nil
 			}
 			// A passing shortage (descriptors, a connection reset
-			// before its accept) is waited out, as net/http does; a
+			// before its accept) is waited out, up to
+			// maxAcceptFailures tries in a row (2.1 s in all); a
 			// lasting failure ends the relay and every connection.
 			if failures++; failures <= maxAcceptFailures {
 				time.Sleep(time.Duration(failures) * 10 * time.Millisecond)
