@@ -13,14 +13,13 @@
 //     timed phase, the load generator (this process) excluded;
 //   - the group commit's size in that phase (the core's store counters,
 //     from its control socket: Batch calls ÷ write transactions);
-//   - the floor (internal/floor), measured in each round: the round's
-//     approvals go in slices, each kind's slice followed by a slice of the
-//     floor's operations (a floor.Lab), so that both are measured over the
-//     same stretch of time; the store part after the round, at that
-//     round's group size. And the ratio gateway CPU ÷ floor for both kinds
-//     of approval (a kept-alive approval's floor has no handshake): each
-//     round's CPU over the floor measured in it, and the median of those
-//     ratios;
+//   - the floor (internal/floor), measured in each round right after its
+//     approvals (which go in slices, the kinds alternating; with
+//     -floor-between a slice of the floor follows each slice of
+//     approvals), the store part at that round's group size. And the ratio
+//     gateway CPU ÷ floor for both kinds of approval (a kept-alive
+//     approval's floor has no handshake): each round's CPU over the floor
+//     measured in it, and the median of those ratios;
 //   - approval-to-port-open latency p50/p99: request sent → first
 //     successful TCP connect to the guarded port from the approved address;
 //   - the cost of one element add by netlink against the same add by
@@ -59,7 +58,8 @@ func main() {
 	latency := flag.Int("latency", 200, "approvals in each latency run")
 	execs := flag.Int("nft-ops", 200, "element adds in the nft-binary comparison")
 	floorOps := flag.Int("floor-ops", 300, "operations for each part of the floor")
-	nslices := flag.Int("slices", 5, "slices of each round: the approvals' and the floor's alternate, so that both are measured over the same stretch of time")
+	nslices := flag.Int("slices", 5, "slices of each round's approvals, the kinds alternating (the rounds' figures came out steadier than from one phase of each kind)")
+	floorBetween := flag.Bool("floor-between", false, "measure the floor's parts in slices between the round's slices of approvals instead of after them (for comparing the two: it made the gateway's CPU read 8–14% higher)")
 	perfDir := flag.String("perf", "", "record the core and the front with perf in one extra round of each kind; reports go to this directory")
 	slack := flag.Duration("timer-slack", timerslack.Unit, "start the core with this timer slack, as its systemd unit does (TimerSlackNSec=); 0: this process's")
 	flag.Parse()
@@ -75,15 +75,16 @@ func main() {
 		l.g.PID(), l.g.FrontPID, *clients, dynfw.DefaultTokenTTL, runtime.GOMAXPROCS(0), frontProcs(l.g))
 	fmt.Printf("benchapprove: timer slack %s\n\n", slackLine(l.g, *slack))
 
-	// In each round the load's slices and the floor's alternate: a slice
-	// of approvals of each kind, then a slice of the floor's operations,
-	// so that the gateway's CPU and the floor are measured over the same
-	// stretch of time. On this shared 2-core VM the machine's speed moves
-	// over a tenth of a second and more: a floor measured after the round,
-	// in a window of its own, moved by up to a third between rounds (the
-	// RSA verify 284–465 µs in one run), as much as the ratio's distance
-	// to its goal. The store part, which depends on the round's group
-	// size, is measured after the round.
+	// Each round sends its approvals in slices, the kinds alternating
+	// (one phase of each kind gave rounds twice as spread, on this shared
+	// 2-core VM whose speed moves over a tenth of a second and more), and
+	// measures the floor right after them; every ratio compares the
+	// gateway's CPU with a floor measured moments apart. -floor-between
+	// puts a slice of the floor after each slice of approvals instead: the
+	// same stretch of time for both, but the floor's bursts of
+	// cryptography between the slices made the gateway's CPU read 8–14%
+	// higher (README, seventh round). The store part, which depends on the
+	// round's group size, is measured after the round.
 	netlab.Require(r)
 	fdir, err := os.MkdirTemp("", "portcullis-benchapprove-floor-")
 	if err != nil {
@@ -103,7 +104,7 @@ func main() {
 			reqs[keep] = l.seal(r, *requests)
 			hc[keep] = l.clients(keep)
 		}
-		fmt.Fprintf(os.Stderr, "benchapprove: round %d, %d slices of approvals of each kind and of the floor...\n", i+1, *nslices)
+		fmt.Fprintf(os.Stderr, "benchapprove: round %d, %d slices of approvals of each kind (floor between them: %v)...\n", i+1, *nslices, *floorBetween)
 		round := map[bool]phase{}
 		for sl := 0; sl < *nslices; sl++ {
 			lo, hi := sliceBounds(*requests, len(l.profiles), *nslices, sl)
@@ -117,6 +118,12 @@ func main() {
 				round[keep] = round[keep].add(l.fire(r, reqs[keep], lo, hi, hc[keep], keep, ""))
 			}
 			ops := (sl+1)**floorOps / *nslices - sl**floorOps / *nslices
+			if !*floorBetween {
+				if sl < *nslices-1 {
+					continue
+				}
+				ops = *floorOps
+			}
 			if err := lab.Run(ops, ops); err != nil {
 				r.Fatalf("floor: %v", err)
 			}
@@ -142,7 +149,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "benchapprove: round %d, floor %.0f µs (new connection), %.0f µs (kept-alive)\n",
 			i+1, floor.Sum(f.parts[false], false), floor.Sum(f.parts[true], true))
 	}
-	report(runs, floors, *requests)
+	report(runs, floors, *requests, *floorBetween)
 
 	fmt.Printf("\napproval-to-port-open latency over %d approvals each (request sent -> first TCP connect accepted, new source address each time):\n", *latency)
 	for _, keep := range []bool{false, true} {
@@ -238,7 +245,7 @@ func storeFloor(dir string, parts []floor.Part, ops, prefill int, batch map[bool
 // report prints the throughput, the CPU per approval, the floors and the
 // ratios: each round's gateway CPU over the floor measured right after
 // it, and their median.
-func report(runs map[bool][]phase, floors []roundFloor, requests int) {
+func report(runs map[bool][]phase, floors []roundFloor, requests int, between bool) {
 	fmt.Printf("approvals/s and the gateway's own CPU per approval, median of %d rounds of %d approvals each\n", len(runs[false]), requests)
 	fmt.Printf("(front + core: utime+stime of each process from /proc/<pid>/stat over the timed phase, in ticks of 10 ms; the load generator excluded)\n")
 	cpu := map[bool][]float64{}
@@ -262,7 +269,11 @@ func report(runs map[bool][]phase, floors []roundFloor, requests int) {
 	fmt.Printf("  store group commit: %.2f (new connection) and %.2f (kept-alive) Batch calls per write transaction (medians of the rounds; an approval makes one: its three nonces and its record)\n",
 		median(batches[false]), median(batches[true]))
 
-	fmt.Printf("\nthe floor, measured in each round's slices between the approvals' (the store part after the round) (internal/floor: CPU per operation on a locked thread); median and the rounds:\n")
+	when := "right after each round's approvals"
+	if between {
+		when = "in each round, in slices between its slices of approvals (the store part after the round)"
+	}
+	fmt.Printf("\nthe floor, measured %s (internal/floor: CPU per operation on a locked thread); median and the rounds:\n", when)
 	line := func(name string, us []float64, method string) {
 		fmt.Printf("  %-24s %7.1f µs   %-22s %s\n", name, median(us), fmt.Sprint(rounded(us)), method)
 	}

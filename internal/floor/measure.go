@@ -29,8 +29,9 @@
 // client's side of the handshake), and time spent waiting (the disk).
 //
 // internal/benchapprove compares the gateway's CPU per approval with the
-// sum, measuring the parts but the store's in slices between slices of its
-// load (Lab); internal/benchfloor prints the parts alone (Measure).
+// sum, measuring the parts but the store's with a Lab after each round's
+// approvals (or, with -floor-between, in slices between them);
+// internal/benchfloor prints the parts alone (Measure).
 package floor
 
 import (
