@@ -76,7 +76,7 @@ func main() {
 	fmt.Printf("benchapprove: timer slack %s\n\n", slackLine(l.g, *slack))
 
 	// Each round sends its approvals in slices, the kinds alternating
-	// (one phase of each kind gave rounds twice as spread, on this shared
+	// (one phase of each kind gave more spread rounds, on this shared
 	// 2-core VM whose speed moves over a tenth of a second and more), and
 	// measures the floor right after them; every ratio compares the
 	// gateway's CPU with a floor measured moments apart. -floor-between
