@@ -38,9 +38,12 @@ const (
 // Run adds operations of every part, and Parts gives each part's CPU per
 // operation over all the slices so far. A caller that runs a slice between
 // slices of its own load measures the floor over the same stretch of time
-// as that load, not in a window of its own: on a shared machine whose
+// as that load, not in a window of its own (on a shared machine whose
 // speed moves over a tenth of a second and more, a part measured in one
-// window (300 RSA verifies take 0.1 s) carries that window's speed.
+// window carries that window's speed); but the floor's bursts then
+// disturb the load: benchapprove's gateway CPU read 8–14% higher with
+// them (its -floor-between), so by default it runs one slice after the
+// round.
 //
 // A Lab is used from one goroutine; Close releases it.
 type Lab struct {

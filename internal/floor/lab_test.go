@@ -16,8 +16,8 @@ type steppedClock struct{ now, step atomic.Int64 }
 
 func (c *steppedClock) read() time.Duration { return time.Duration(c.now.Add(c.step.Load())) }
 
-// TestLabSlices runs a Lab in two slices, as benchapprove runs it between
-// slices of its load, with a clock that makes every operation of the
+// TestLabSlices runs a Lab in two slices, as benchapprove -floor-between
+// runs it between slices of its load, with a clock that makes every operation of the
 // first slice cost 1 µs and of the second 4 µs: each part's figure must be
 // the CPU of both slices over all their operations. A Lab that kept only
 // the last slice, or averaged the slices' figures, fails. The parts do
