@@ -25,11 +25,12 @@ type storeDelta struct{ txns, calls uint64 }
 
 // snap is the gateway's CPU and store counters at one moment.
 type snap struct {
-	front, core uint64
-	txns, calls uint64
+	front, core     uint64
+	frontSw, coreSw procstat.Switches
+	txns, calls     uint64
 }
 
-// snapshot reads the front's and the core's CPU, and the store's write
+// snapshot reads the front's and the core's CPU and context switches, and the store's write
 // counters from the core's control socket (`portcullis status`). The
 // status call costs the core some CPU of its own: a snapshot before a
 // phase (before set) makes it first and reads the CPU after it, one after
@@ -42,6 +43,12 @@ func (l *lab) snapshot(r *netlab.Runner, before bool) snap {
 			r.Fatalf("front: %v", err)
 		}
 		if s.core, err = procstat.CPUTicks(l.g.PID()); err != nil {
+			r.Fatalf("core: %v", err)
+		}
+		if s.frontSw, err = procstat.ContextSwitches(l.g.FrontPID); err != nil {
+			r.Fatalf("front: %v", err)
+		}
+		if s.coreSw, err = procstat.ContextSwitches(l.g.PID()); err != nil {
 			r.Fatalf("core: %v", err)
 		}
 	}

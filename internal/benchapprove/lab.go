@@ -31,6 +31,9 @@ type lab struct {
 	g        *vpnlab.Gateway
 	profiles []*clientsdk.Profile
 	srcs     []string // distinct client addresses for the latency runs
+	// loadBatch runs this process's threads as SCHED_BATCH during the
+	// timed phases (policy.go).
+	loadBatch bool
 }
 
 // approvalConfig lets every client approve as often as the runs need: the

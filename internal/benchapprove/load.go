@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/portcullis-gw/portcullis/clientsdk"
 	"github.com/portcullis-gw/portcullis/internal/netlab"
 	"github.com/portcullis-gw/portcullis/internal/procstat"
@@ -88,6 +90,7 @@ type phase struct {
 	n                     int
 	elapsed               time.Duration
 	frontTicks, coreTicks uint64
+	frontSw, coreSw       procstat.Switches
 	store                 storeDelta
 }
 
@@ -95,6 +98,7 @@ type phase struct {
 func (p phase) add(q phase) phase {
 	return phase{n: p.n + q.n, elapsed: p.elapsed + q.elapsed,
 		frontTicks: p.frontTicks + q.frontTicks, coreTicks: p.coreTicks + q.coreTicks,
+		frontSw: p.frontSw.Add(q.frontSw), coreSw: p.coreSw.Add(q.coreSw),
 		store: storeDelta{txns: p.store.txns + q.store.txns, calls: p.store.calls + q.store.calls}}
 }
 
@@ -102,6 +106,9 @@ func (p phase) rate() float64      { return float64(p.n) / p.elapsed.Seconds() }
 func (p phase) frontUS() float64   { return procstat.TicksMicros(p.frontTicks) / float64(p.n) }
 func (p phase) coreUS() float64    { return procstat.TicksMicros(p.coreTicks) / float64(p.n) }
 func (p phase) gatewayUS() float64 { return p.frontUS() + p.coreUS() }
+
+// perApproval is a count per approval of the phase.
+func (p phase) perApproval(n uint64) float64 { return float64(n) / float64(p.n) }
 func (p phase) batch() float64 {
 	if p.store.txns == 0 {
 		return 0
@@ -154,6 +161,11 @@ func (l *lab) fire(r *netlab.Runner, reqs []sealed, lo, hi int, clients []*http.
 			r.Fatalf("%v", err)
 		}
 	}
+	if l.loadBatch {
+		if err := setThreadsPolicy(unix.SCHED_BATCH); err != nil {
+			r.Fatalf("load generator: %v", err)
+		}
+	}
 	before := l.snapshot(r, true)
 	var failed atomic.Int64
 	var firstErr atomic.Value
@@ -178,6 +190,11 @@ func (l *lab) fire(r *netlab.Runner, reqs []sealed, lo, hi int, clients []*http.
 	// a gap like this after each slice, where the floor runs.
 	time.Sleep(settle)
 	after := l.snapshot(r, false)
+	if l.loadBatch {
+		if err := setThreadsPolicy(unix.SCHED_NORMAL); err != nil {
+			r.Fatalf("load generator: %v", err)
+		}
+	}
 	if stopPerf != nil {
 		if err := stopPerf(); err != nil {
 			r.Fatalf("%v", err)
@@ -188,6 +205,7 @@ func (l *lab) fire(r *netlab.Runner, reqs []sealed, lo, hi int, clients []*http.
 	}
 	return phase{n: hi - lo, elapsed: elapsed,
 		frontTicks: after.front - before.front, coreTicks: after.core - before.core,
+		frontSw: after.frontSw.Sub(before.frontSw), coreSw: after.coreSw.Sub(before.coreSw),
 		store: storeDelta{txns: after.txns - before.txns, calls: after.calls - before.calls}}
 }
 
