@@ -26,7 +26,7 @@ type storeDelta struct{ txns, calls uint64 }
 // snap is the gateway's CPU and store counters at one moment.
 type snap struct {
 	front, core     uint64
-	frontSw, coreSw procstat.Switches
+	frontSw, coreSw map[int]procstat.Switches
 	txns, calls     uint64
 }
 
@@ -45,10 +45,10 @@ func (l *lab) snapshot(r *netlab.Runner, before bool) snap {
 		if s.core, err = procstat.CPUTicks(l.g.PID()); err != nil {
 			r.Fatalf("core: %v", err)
 		}
-		if s.frontSw, err = procstat.ContextSwitches(l.g.FrontPID); err != nil {
+		if s.frontSw, err = procstat.ThreadSwitches(l.g.FrontPID); err != nil {
 			r.Fatalf("front: %v", err)
 		}
-		if s.coreSw, err = procstat.ContextSwitches(l.g.PID()); err != nil {
+		if s.coreSw, err = procstat.ThreadSwitches(l.g.PID()); err != nil {
 			r.Fatalf("core: %v", err)
 		}
 	}

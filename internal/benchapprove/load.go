@@ -161,8 +161,15 @@ func (l *lab) fire(r *netlab.Runner, reqs []sealed, lo, hi int, clients []*http.
 			r.Fatalf("%v", err)
 		}
 	}
+	// With -load-batch the clients' threads are SCHED_BATCH until the
+	// phase's last snapshot (policy.go). A Fatalf on the way ends this
+	// process: the policy is its threads' own, nothing outlives it.
+	orig, err := threadAttr()
+	if err != nil {
+		r.Fatalf("load generator: %v", err)
+	}
 	if l.loadBatch {
-		if err := setThreadsPolicy(unix.SCHED_BATCH); err != nil {
+		if err := setThreadsPolicy(schedAttr{unix.SCHED_BATCH, orig.nice}); err != nil {
 			r.Fatalf("load generator: %v", err)
 		}
 	}
@@ -191,7 +198,7 @@ func (l *lab) fire(r *netlab.Runner, reqs []sealed, lo, hi int, clients []*http.
 	time.Sleep(settle)
 	after := l.snapshot(r, false)
 	if l.loadBatch {
-		if err := setThreadsPolicy(unix.SCHED_NORMAL); err != nil {
+		if err := setThreadsPolicy(orig); err != nil {
 			r.Fatalf("load generator: %v", err)
 		}
 	}
@@ -205,7 +212,7 @@ func (l *lab) fire(r *netlab.Runner, reqs []sealed, lo, hi int, clients []*http.
 	}
 	return phase{n: hi - lo, elapsed: elapsed,
 		frontTicks: after.front - before.front, coreTicks: after.core - before.core,
-		frontSw: after.frontSw.Sub(before.frontSw), coreSw: after.coreSw.Sub(before.coreSw),
+		frontSw: procstat.SwitchesBetween(before.frontSw, after.frontSw), coreSw: procstat.SwitchesBetween(before.coreSw, after.coreSw),
 		store: storeDelta{txns: after.txns - before.txns, calls: after.calls - before.calls}}
 }
 

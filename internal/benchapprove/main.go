@@ -60,7 +60,7 @@ func main() {
 	floorOps := flag.Int("floor-ops", 300, "operations for each part of the floor")
 	nslices := flag.Int("slices", 5, "slices of each round's approvals, the kinds alternating (the rounds' figures came out steadier than from one phase of each kind)")
 	floorBetween := flag.Bool("floor-between", false, "measure the floor's parts in slices between the round's slices of approvals instead of after them (for comparing the two: it made the gateway's CPU read 8–14% higher)")
-	loadBatch := flag.Bool("load-batch", true, "run this process's threads (the clients) as SCHED_BATCH during the timed phases, so that their wakeups do not preempt the gateway's threads on the CPUs they share, as remote clients never do; false: SCHED_OTHER throughout, for comparing")
+	loadBatch := flag.Bool("load-batch", false, "run this process's threads (the clients) as SCHED_BATCH during the timed phases: their wakeups then do not preempt the gateway's threads on the CPUs they share, as remote clients never do, but their requests come bunched (README, eighth round)")
 	perfDir := flag.String("perf", "", "record the core and the front with perf in one extra round of each kind; reports go to this directory")
 	slack := flag.Duration("timer-slack", timerslack.Unit, "start the core with this timer slack, as its systemd unit does (TimerSlackNSec=); 0: this process's")
 	flag.Parse()
@@ -76,9 +76,15 @@ func main() {
 	fmt.Printf("benchapprove: real core and front (pids %d, %d), %d clients (distinct users, RSA-4096 keys), token TTL %s, GOMAXPROCS=%d (the front's: %s)\n",
 		l.g.PID(), l.g.FrontPID, *clients, dynfw.DefaultTokenTTL, runtime.GOMAXPROCS(0), frontProcs(l.g))
 	fmt.Printf("benchapprove: timer slack %s\n", slackLine(l.g, *slack))
-	fmt.Printf("benchapprove: the clients' threads in the timed phases %s\n\n", map[bool]string{
-		true:  "SCHED_BATCH (-load-batch: their wakeups do not preempt the gateway's threads)",
-		false: "SCHED_OTHER (-load-batch=false: their wakeups may preempt the gateway's threads)"}[*loadBatch])
+	own, err := threadAttr()
+	if err != nil {
+		r.Fatalf("%v", err)
+	}
+	phases := "the same (their wakeups may preempt the gateway's threads; -load-batch sets SCHED_BATCH)"
+	if *loadBatch {
+		phases = "SCHED_BATCH (-load-batch: their wakeups do not preempt the gateway's threads)"
+	}
+	fmt.Printf("benchapprove: the clients' threads %s at nice %d, in the timed phases %s\n\n", policyName(own.policy), own.nice, phases)
 
 	// Each round sends its approvals in slices, the kinds alternating
 	// (one phase of each kind gave more spread rounds, on this shared
@@ -265,7 +271,7 @@ func report(runs map[bool][]phase, floors []roundFloor, requests int, between bo
 		fmt.Printf("  %-34s %7.0f approvals/s   front %5.0f µs + core %5.0f µs = %5.0f µs per approval   (rounds: %v µs)\n",
 			kind(keep)+":", median(rate), median(front), median(core), median(cpu[keep]), rounded(cpu[keep]))
 	}
-	fmt.Printf("  context switches per approval, voluntary + involuntary (preempted), all threads (/proc/<pid>/task/*/status), medians of the rounds:\n")
+	fmt.Printf("  context switches per approval, voluntary and involuntary (preempted), of the threads alive at each phase's end (/proc/<pid>/task/*/status), medians of the rounds:\n")
 	for _, keep := range []bool{false, true} {
 		var fv, fi, cv, ci []float64
 		for _, p := range runs[keep] {
@@ -274,7 +280,7 @@ func report(runs map[bool][]phase, floors []roundFloor, requests int, between bo
 			cv = append(cv, p.perApproval(p.coreSw.Voluntary))
 			ci = append(ci, p.perApproval(p.coreSw.Involuntary))
 		}
-		fmt.Printf("    %-32s front %.2f + %.2f   core %.2f + %.2f\n", kind(keep)+":", median(fv), median(fi), median(cv), median(ci))
+		fmt.Printf("    %-32s front %.2f and %.2f   core %.2f and %.2f\n", kind(keep)+":", median(fv), median(fi), median(cv), median(ci))
 	}
 	batches := map[bool][]float64{}
 	for _, f := range floors {

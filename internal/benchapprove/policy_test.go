@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"strconv"
 	"testing"
@@ -8,48 +9,57 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// policies reads the scheduling policy of every thread of this process.
-func policies(t *testing.T) map[int]uint32 {
+// threadAttrs reads the policy and nice value of every thread of this
+// process.
+func threadAttrs(t *testing.T) map[int]schedAttr {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[int]uint32{}
+	out := map[int]schedAttr{}
 	for _, e := range ents {
 		tid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		attr, err := unix.SchedGetAttr(tid, 0)
-		if err != nil {
+		a, err := unix.SchedGetAttr(tid, 0)
+		if errors.Is(err, unix.ESRCH) {
 			continue // the thread ended
 		}
-		out[tid] = attr.Policy
+		if err != nil {
+			t.Fatalf("thread %d: %v", tid, err)
+		}
+		out[tid] = schedAttr{a.Policy, a.Nice}
 	}
 	return out
 }
 
 // TestThreadsPolicy switches every thread of this process to SCHED_BATCH
-// and back to SCHED_NORMAL, as the timed phases do, and reads each thread's
-// policy back from the kernel after each.
+// and back to the policy it started with, as a timed phase with
+// -load-batch does, keeping the nice value, and reads each thread's back
+// from the kernel after each.
 func TestThreadsPolicy(t *testing.T) {
+	orig, err := threadAttr()
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer func() {
-		if err := setThreadsPolicy(unix.SCHED_NORMAL); err != nil {
+		if err := setThreadsPolicy(orig); err != nil {
 			t.Errorf("restore: %v", err)
 		}
 	}()
-	for _, want := range []uint32{unix.SCHED_BATCH, unix.SCHED_NORMAL} {
+	for _, want := range []schedAttr{{unix.SCHED_BATCH, orig.nice}, orig} {
 		if err := setThreadsPolicy(want); err != nil {
 			t.Fatal(err)
 		}
-		got := policies(t)
-		if len(got) == 0 {
-			t.Fatal("no threads read")
+		got := threadAttrs(t)
+		if len(got) < 2 {
+			t.Fatalf("%d threads read", len(got))
 		}
-		for tid, p := range got {
-			if p != want {
-				t.Errorf("thread %d: policy %d, want %d (%d threads)", tid, p, want, len(got))
+		for tid, a := range got {
+			if a != want {
+				t.Errorf("thread %d: %s at nice %d, want %s at nice %d (%d threads)", tid, policyName(a.policy), a.nice, policyName(want.policy), want.nice, len(got))
 			}
 		}
 	}

@@ -9,33 +9,25 @@ import (
 	"syscall"
 )
 
-// Switches counts a process's context switches: voluntary ones (a thread
-// blocked or slept) and involuntary ones (a thread was preempted).
+// Switches counts context switches: voluntary ones (a thread blocked or
+// slept) and involuntary ones (a thread was preempted).
 type Switches struct{ Voluntary, Involuntary uint64 }
-
-// Sub is s − t, the switches between two readings.
-func (s Switches) Sub(t Switches) Switches {
-	return Switches{Voluntary: s.Voluntary - t.Voluntary, Involuntary: s.Involuntary - t.Involuntary}
-}
 
 // Add is s + t.
 func (s Switches) Add(t Switches) Switches {
 	return Switches{Voluntary: s.Voluntary + t.Voluntary, Involuntary: s.Involuntary + t.Involuntary}
 }
 
-// ContextSwitches sums the voluntary_ctxt_switches and
-// nonvoluntary_ctxt_switches of every thread of process pid, from
-// /proc/<pid>/task/<tid>/status (/proc/<pid>/status counts the main thread
-// alone). A thread that ends while it is read is left out, and so are the
-// switches of every thread that ended before: a difference of two
-// readings counts too few when threads end between them (the Go runtime
-// seldom ends one).
-func ContextSwitches(pid int) (Switches, error) {
-	var sum Switches
+// ThreadSwitches reads the voluntary_ctxt_switches and
+// nonvoluntary_ctxt_switches of every thread of process pid, by thread ID,
+// from /proc/<pid>/task/<tid>/status (/proc/<pid>/status counts the main
+// thread alone). A thread that ends while it is read is left out.
+func ThreadSwitches(pid int) (map[int]Switches, error) {
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
-		return sum, err
+		return nil, err
 	}
+	out := make(map[int]Switches, len(ents))
 	for _, e := range ents {
 		tid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -46,15 +38,32 @@ func ContextSwitches(pid int) (Switches, error) {
 			continue // the thread ended
 		}
 		if err != nil {
-			return sum, err
+			return nil, err
 		}
 		s, err := ParseSwitches(ParseStatus(raw))
 		if err != nil {
-			return sum, fmt.Errorf("/proc/%d/task/%d/status: %w", pid, tid, err)
+			return nil, fmt.Errorf("/proc/%d/task/%d/status: %w", pid, tid, err)
 		}
-		sum = sum.Add(s)
+		out[tid] = s
 	}
-	return sum, nil
+	return out, nil
+}
+
+// SwitchesBetween is the switches made between two readings of
+// ThreadSwitches, by the threads alive at the second: each one's count
+// then less its count at the first, all of it for a thread that was not
+// there (or, its ID reused, counts fewer). The switches of a thread that
+// ended between the readings are not counted.
+func SwitchesBetween(before, after map[int]Switches) Switches {
+	var sum Switches
+	for tid, a := range after {
+		b := before[tid]
+		if a.Voluntary < b.Voluntary || a.Involuntary < b.Involuntary {
+			b = Switches{} // another thread with the same ID
+		}
+		sum = sum.Add(Switches{Voluntary: a.Voluntary - b.Voluntary, Involuntary: a.Involuntary - b.Involuntary})
+	}
+	return sum
 }
 
 // ParseSwitches reads the two context switch lines of a Status.
