@@ -23,18 +23,20 @@ func numCPU() int { return runtime.GOMAXPROCS(0) }
 // storeDelta is the store's write counters over a phase.
 type storeDelta struct{ txns, calls uint64 }
 
-// snap is the gateway's CPU and store counters at one moment.
+// snap is the gateway's CPU, context switches and store counters at one
+// moment.
 type snap struct {
 	front, core     uint64
 	frontSw, coreSw map[int]procstat.Switches
 	txns, calls     uint64
 }
 
-// snapshot reads the front's and the core's CPU and context switches, and the store's write
-// counters from the core's control socket (`portcullis status`). The
-// status call costs the core some CPU of its own: a snapshot before a
-// phase (before set) makes it first and reads the CPU after it, one after
-// a phase reads the CPU first, so that it is never inside the phase.
+// snapshot reads the front's and the core's CPU and their threads'
+// context switches, and the store's write counters from the core's
+// control socket (`portcullis status`). The status call costs the core
+// some CPU of its own: a snapshot before a phase (before set) makes it
+// first and reads the CPU after it, one after a phase reads the CPU
+// first, so that it is never inside the phase.
 func (l *lab) snapshot(r *netlab.Runner, before bool) snap {
 	var s snap
 	readCPU := func() {

@@ -109,6 +109,7 @@ func (p phase) gatewayUS() float64 { return p.frontUS() + p.coreUS() }
 
 // perApproval is a count per approval of the phase.
 func (p phase) perApproval(n uint64) float64 { return float64(n) / float64(p.n) }
+
 func (p phase) batch() float64 {
 	if p.store.txns == 0 {
 		return 0

@@ -2,8 +2,8 @@
 // (utime + stime, all threads) and memory lines, which the benchmarks
 // divide over a timed phase, the fields of /proc/<pid>/status that the
 // end-to-end tests check (a worker's credentials and capabilities, the
-// front's memory), and its threads' timer slack. Nothing in `make test`
-// times anything with them.
+// front's memory), and its threads' timer slack and context switches
+// (switches.go). Nothing in `make test` times anything with them.
 package procstat
 
 import (
