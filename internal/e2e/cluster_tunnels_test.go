@@ -128,6 +128,7 @@ func (p *countingPing) result(t *testing.T, d time.Duration) (sent, received int
 func TestClusterTunnelsSurviveGatewayDeath(t *testing.T) {
 	netlab.Require(t)
 	testenv.NeedFile(t, charonBin, "strongswan-charon")
+	testenv.NeedFile(t, viciPlugin, "strongswan-swanctl")
 	testenv.NeedBinary(t, "ping", "iputils-ping")
 	testenv.NeedBinary(t, "unshare", "util-linux")
 	etcd := etcdlab.Start(t, 3)

@@ -26,6 +26,10 @@ import (
 
 const charonBin = "/usr/lib/ipsec/charon"
 
+// viciPlugin is charon's VICI plugin, its control socket: Debian ships it
+// with swanctl, not with charon.
+const viciPlugin = "/usr/lib/ipsec/plugins/libstrongswan-vici.so"
+
 // siteHost is one link host: its namespace, its charon and its agent.
 type siteHost struct {
 	t      *testing.T
@@ -259,6 +263,7 @@ func (p *pinger) failover(t *testing.T, at time.Time, how string, goal, limit ti
 func TestIPsecLinkFailover(t *testing.T) {
 	netlab.Require(t)
 	testenv.NeedFile(t, charonBin, "strongswan-charon")
+	testenv.NeedFile(t, viciPlugin, "strongswan-swanctl")
 	testenv.NeedBinary(t, "ping", "iputils-ping")
 	testenv.NeedBinary(t, "unshare", "util-linux")
 	lab := newLinkLab(t, "l", "10.250.0")

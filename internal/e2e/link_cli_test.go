@@ -24,6 +24,7 @@ import (
 func TestLinkHostCLI(t *testing.T) {
 	netlab.Require(t)
 	testenv.NeedFile(t, charonBin, "strongswan-charon")
+	testenv.NeedFile(t, viciPlugin, "strongswan-swanctl")
 	testenv.NeedBinary(t, "unshare", "util-linux")
 	lab := newLinkLab(t, "c", "10.248.0")
 	_, a1, b1 := lab.twoSiteLink(t, api.LinkCreate{Name: "corp"})

@@ -120,6 +120,7 @@ func (h *siteHost) terminate(name string) {
 func TestLinkDiagnosis(t *testing.T) {
 	netlab.Require(t)
 	testenv.NeedFile(t, charonBin, "strongswan-charon")
+	testenv.NeedFile(t, viciPlugin, "strongswan-swanctl")
 	testenv.NeedBinary(t, "unshare", "util-linux")
 	testenv.NeedBinary(t, "nft", "nftables")
 	lab := newLinkLab(t, "d", "10.249.0")

@@ -92,6 +92,7 @@ func loadRouterConfig(t *testing.T, r *siteHost, cfg *api.RouterConfig) string {
 func TestIPsecRouterLocation(t *testing.T) {
 	netlab.Require(t)
 	testenv.NeedFile(t, charonBin, "strongswan-charon")
+	testenv.NeedFile(t, viciPlugin, "strongswan-swanctl")
 	testenv.NeedBinary(t, "swanctl", "strongswan-swanctl")
 	testenv.NeedBinary(t, "ping", "iputils-ping")
 	testenv.NeedBinary(t, "unshare", "util-linux")

@@ -16,6 +16,10 @@ import (
 
 const charonBin = "/usr/lib/ipsec/charon"
 
+// viciPlugin is charon's VICI plugin, its control socket: Debian ships it
+// with swanctl, not with charon.
+const viciPlugin = "/usr/lib/ipsec/plugins/libstrongswan-vici.so"
+
 // startTestCharon runs a charon in ns with its own /run (its pid file is
 // fixed) and its VICI socket at sock; the returned func stops it.
 func startTestCharon(t *testing.T, ns *netlab.NS, dir, sock string) func() {
@@ -67,6 +71,7 @@ func startTestCharon(t *testing.T, ns *netlab.NS, dir, sock string) func() {
 func TestVICIAgainstCharon(t *testing.T) {
 	netlab.Require(t)
 	testenv.NeedFile(t, charonBin, "strongswan-charon")
+	testenv.NeedFile(t, viciPlugin, "strongswan-swanctl")
 	testenv.NeedBinary(t, "unshare", "util-linux")
 	ns := netlab.NewNS(t, "vici")
 	ns.MustIP("addr", "add", "10.196.0.1/24", "dev", "lo")

@@ -25,6 +25,7 @@ import (
 func TestEventsAgainstCharon(t *testing.T) {
 	netlab.Require(t)
 	testenv.NeedFile(t, charonBin, "strongswan-charon")
+	testenv.NeedFile(t, viciPlugin, "strongswan-swanctl")
 	testenv.NeedBinary(t, "unshare", "util-linux")
 	ns := netlab.NewNS(t, "viev")
 	ns.MustIP("addr", "add", "10.197.0.1/24", "dev", "lo")
