@@ -11,6 +11,11 @@
 //     approvals per second and the gateway's own CPU per approval — the
 //     front's and the core's utime+stime from /proc/<pid>/stat over the
 //     timed phase, the load generator (this process) excluded;
+//   - the front's and the core's context switches per approval, voluntary
+//     and preempted, of every thread (/proc/<pid>/task/*/status); with
+//     -load-batch the clients' threads run as SCHED_BATCH in the timed
+//     phases, so that their wakeups do not preempt the gateway's
+//     (policy.go);
 //   - the group commit's size in that phase (the core's store counters,
 //     from its control socket: Batch calls ÷ write transactions);
 //   - the floor (internal/floor), measured in each round right after its

@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/portcullis-gw/portcullis/internal/procstat"
 )
 
 // The load generator shares the gateway's CPUs (two here). A client
@@ -57,22 +59,18 @@ func threadAttr() (schedAttr, error) {
 // setThreadsPolicy gives every thread of this process the policy and nice
 // value of want. Threads the runtime starts meanwhile inherit their
 // creator's, and one being created is not yet listed in /proc/self/task:
-// it goes over the threads until two passes in a row change none (at most
+// it goes over the threads (procstat.Threads) until two passes in a row change none (at most
 // maxPolicyPasses). An unprivileged process may switch between
 // SCHED_OTHER and SCHED_BATCH at a nice value it may set.
 func setThreadsPolicy(want schedAttr) error {
 	clean := 0
 	for range maxPolicyPasses {
-		ents, err := os.ReadDir("/proc/self/task")
+		tids, err := procstat.Threads(os.Getpid())
 		if err != nil {
 			return fmt.Errorf("threads: %w", err)
 		}
 		changed := 0
-		for _, e := range ents {
-			tid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
+		for _, tid := range tids {
 			attr, err := unix.SchedGetAttr(tid, 0)
 			if errors.Is(err, unix.ESRCH) {
 				continue // the thread ended

@@ -3,26 +3,23 @@ package main
 import (
 	"errors"
 	"os"
-	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/portcullis-gw/portcullis/internal/procstat"
 )
 
 // threadAttrs reads the policy and nice value of every thread of this
 // process.
 func threadAttrs(t *testing.T) map[int]schedAttr {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/task")
+	tids, err := procstat.Threads(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[int]schedAttr{}
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, tid := range tids {
 		a, err := unix.SchedGetAttr(tid, 0)
 		if errors.Is(err, unix.ESRCH) {
 			continue // the thread ended

@@ -116,6 +116,23 @@ func ParseMemory(pid int, st map[string]string) (Mem, error) {
 	return m, nil
 }
 
+// Threads lists the thread IDs of process pid, from /proc/<pid>/task.
+// Threads start and end meanwhile: a caller reading each one's files skips
+// those that ended (fs.ErrNotExist, ESRCH).
+func Threads(pid int) ([]int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil, err
+	}
+	tids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
+}
+
 // ThreadTimerSlack is the timer slack of thread tid (a process's main
 // thread has the process's ID), from /proc/<tid>/timerslack_ns. The kernel
 // shows another thread's, even one of the caller's own process, only to a
@@ -136,16 +153,12 @@ func ThreadTimerSlack(tid int) (time.Duration, error) {
 // ID (see ThreadTimerSlack). A thread that ends while it is read is left
 // out.
 func TimerSlack(pid int) (map[int]time.Duration, error) {
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	tids, err := Threads(pid)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[int]time.Duration, len(ents))
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	out := make(map[int]time.Duration, len(tids))
+	for _, tid := range tids {
 		s, err := ThreadTimerSlack(tid)
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
 			continue // the thread ended

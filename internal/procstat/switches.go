@@ -23,16 +23,12 @@ func (s Switches) Add(t Switches) Switches {
 // from /proc/<pid>/task/<tid>/status (/proc/<pid>/status counts the main
 // thread alone). A thread that ends while it is read is left out.
 func ThreadSwitches(pid int) (map[int]Switches, error) {
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	tids, err := Threads(pid)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[int]Switches, len(ents))
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	out := make(map[int]Switches, len(tids))
+	for _, tid := range tids {
 		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
 			continue // the thread ended
