@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -96,12 +97,14 @@ func TestExternalFront(t *testing.T) {
 	}
 	// The bootstrap fetched from the core carries web.gomaxprocs = 3,
 	// which the environment's GOMAXPROCS=2 overrides; the front logged
-	// both before READY.
+	// both before READY. Its output reaches out through a pipe that
+	// exec's goroutine copies: a line written just before READY may not be
+	// there yet when READY arrives.
 	for _, want := range []string{`msg="web.gomaxprocs ignored: GOMAXPROCS in the front's environment wins" process=portcullis-web web.gomaxprocs=3 gomaxprocs=2`,
 		`gomaxprocs=2 gomaxprocs_from="GOMAXPROCS in the environment"`} {
-		if !strings.Contains(out.String(), want) {
-			t.Fatalf("no %q in the front's output", want)
-		}
+		testkit.WaitFor(t, 5*time.Second, 10*time.Millisecond, fmt.Sprintf("%q in the front's output", want), func() bool {
+			return strings.Contains(out.String(), want)
+		})
 	}
 	c := g.Client()
 	c.Login(g.AdminPW)
