@@ -78,7 +78,14 @@ func (h *siteHost) startCharon() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	h.t.Fatalf("%s: charon did not open its VICI socket", h.name)
+	// The callers register h.stop only once charon is up: it is ended
+	// here, or it would outlive the test (seen when the VICI plugin was
+	// missing).
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	h.charon = nil
+	clog, _ := os.ReadFile(filepath.Join(h.dir, "charon.log"))
+	h.t.Fatalf("%s: charon did not open its VICI socket; its log ends:\n%s", h.name, clog[max(0, len(clog)-1500):])
 }
 
 // startCharonOnly restarts charon after stop (the agent stays down).
